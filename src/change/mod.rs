@@ -1,0 +1,1 @@
+//! The ChangeRequest lifecycle: phase transitions and the hash-chained history.

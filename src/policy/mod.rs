@@ -1,0 +1,1 @@
+//! Approval policy: which approvals a change needs and which it has received.
