@@ -61,6 +61,7 @@ pub struct ChangePolicySpec {
     /// A change not approved within this time expires, e.g. `72h`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("approvalTimeout must be greater than zero"))]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"))]
     pub approval_timeout: Option<kube::core::Duration>,
     /// Extra spec paths (besides `spec.replicas`) whose changes admission
     /// ignores, e.g. `spec.template.metadata.annotations`.
@@ -108,6 +109,7 @@ pub struct Retrospective {
     pub rules: Vec<GroupCount>,
     /// Deadline after implementation, e.g. `24h`.
     #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("retrospective.within must be greater than zero"))]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"))]
     pub within: kube::core::Duration,
 }
 

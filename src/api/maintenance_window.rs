@@ -96,6 +96,7 @@ pub struct Schedule {
     /// How long each window stays open (wall-clock), e.g. `4h` or `90m`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("schedule.duration must be greater than zero"))]
+    #[schemars(regex(pattern = r"^([0-9]+(\.[0-9]+)?(ns|us|ms|s|m|h))+$"))]
     pub duration: Option<kube::core::Duration>,
     /// Explicit windows, each `[start, end)` in RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]

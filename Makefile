@@ -1,0 +1,49 @@
+# changegate — developer entry points. `make help` lists them.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
+
+.PHONY: help build test test-unit test-e2e demo bench lint fmt crds cluster-build cluster-up cluster-down cluster-reset
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+build: ## build both binaries (debug)
+	$(CARGO) build --bins
+
+test: test-unit test-e2e ## every test tier: unit first, then end-to-end on the local control plane
+
+test-unit: ## pure and in-process tests (no cluster)
+	$(CARGO) test --lib --bins --test crds_in_sync
+
+test-e2e: cluster-up ## end-to-end tests against the local control plane
+	$(CARGO) test --test e2e -- --test-threads=4
+
+demo: cluster-up build ## the walkthrough against the local control plane
+	./demo/run.sh
+
+bench: ## benchmarks that print figures (see README)
+	$(CARGO) bench --bench admission_decision
+
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt
+
+crds: ## regenerate crds/ from the Rust types
+	$(CARGO) run -q --bin changegate -- crd > crds/changegate.dev.yaml
+
+cluster-build: ## build the pinned control plane from Go modules into ~/.cache/changegate (only what is missing)
+	localcluster/build.sh >/dev/null
+
+cluster-up: ## start (or reuse) etcd, kube-apiserver, controller-manager, scheduler and kwok on loopback
+	localcluster/up.sh
+
+cluster-down: ## stop the local control plane (data is kept)
+	localcluster/down.sh
+
+cluster-reset: ## stop the local control plane and wipe its data
+	localcluster/reset.sh

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Stops every process of the local control plane and leaves none behind.
+# The cluster's data stays in .cluster/data until cluster-reset.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+quiet=0; [[ "${1:-}" == "--quiet" ]] && quiet=1
+
+for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
+  c="${COMPONENTS[i]}"
+  pid="$(pid_of "$c")"
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    ((quiet)) || log "stopping $c ($pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$RUN/$c.pid"
+done
+# Strays (a lost pid file): every component's command line names this cluster's directory.
+if pgrep -f -- "$CLUSTER_DIR/" >/dev/null 2>&1; then
+  pkill -KILL -f -- "$CLUSTER_DIR/" || true
+fi
+((quiet)) || log "stopped (data kept in $DATA; make cluster-reset wipes it)"

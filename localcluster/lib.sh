@@ -1,0 +1,47 @@
+# Shared settings for the local control-plane scripts. Sourced, not run.
+# shellcheck shell=bash
+
+LC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$LC_DIR/.." && pwd)"
+CLUSTER_DIR="${CHANGEGATE_CLUSTER_DIR:-$REPO_ROOT/.cluster}"
+PKI="$CLUSTER_DIR/pki"
+LOGS="$CLUSTER_DIR/logs"
+RUN="$CLUSTER_DIR/run"
+DATA="$CLUSTER_DIR/data"
+KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig"
+
+# Loopback ports; override to run two clusters side by side.
+ETCD_PORT="${CHANGEGATE_ETCD_PORT:-23790}"
+ETCD_PEER_PORT="${CHANGEGATE_ETCD_PEER_PORT:-23800}"
+APISERVER_PORT="${CHANGEGATE_APISERVER_PORT:-16443}"
+KCM_PORT="${CHANGEGATE_KCM_PORT:-10357}"
+SCHEDULER_PORT="${CHANGEGATE_SCHEDULER_PORT:-10359}"
+KWOK_PORT="${CHANGEGATE_KWOK_PORT:-10347}"
+NODE_COUNT="${CHANGEGATE_NODES:-3}"
+
+# Start order; cluster-down stops them in reverse.
+COMPONENTS=(etcd kube-apiserver kube-controller-manager kube-scheduler kwok)
+
+log() { printf '[cluster] %s\n' "$*" >&2; }
+die() { printf '[cluster] error: %s\n' "$*" >&2; exit 1; }
+
+pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
+running() {
+  local pid; pid="$(pid_of "$1")"
+  [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+}
+
+# wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND...: polls COMMAND until it
+# succeeds; on time-out prints what the last attempt said.
+wait_for() {
+  local what="$1" timeout="$2"; shift 2
+  local deadline=$((SECONDS + timeout)) out
+  until out="$("$@" 2>&1)"; do
+    if ((SECONDS >= deadline)); then
+      die "timed out after ${timeout}s waiting for $what; last output: $out"
+    fi
+    sleep 0.5
+  done
+}
+
+kubectl_admin() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }

@@ -1,0 +1,6 @@
+//! End-to-end tests against the local control plane (`make test-e2e`).
+//! Each test uses its own namespace and cleans up after itself.
+
+mod api;
+mod smoke;
+mod support;
