@@ -4,7 +4,9 @@
 //! `change`, `admission`) are pure functions over them; Kubernetes I/O lives
 //! only at the edges.
 
+pub mod admission;
 pub mod api;
 pub mod change;
 pub mod policy;
+pub mod time;
 pub mod window;

@@ -12,7 +12,8 @@ pub fn repo_root() -> PathBuf {
 }
 
 pub fn kubeconfig_path() -> PathBuf {
-    std::env::var_os("CHANGEGATE_KUBECONFIG").map_or_else(|| repo_root().join(".cluster/kubeconfig"), PathBuf::from)
+    std::env::var_os("CHANGEGATE_KUBECONFIG")
+        .map_or_else(|| repo_root().join(".cluster/kubeconfig"), PathBuf::from)
 }
 
 /// Starts the cluster once per test process; `up.sh` reuses a healthy one.
@@ -26,8 +27,13 @@ fn ensure_cluster() {
             .output()
             .is_ok_and(|o| o.status.success());
         if !ready {
-            let status = Command::new(repo_root().join("localcluster/up.sh")).status().expect("run localcluster/up.sh");
-            assert!(status.success(), "localcluster/up.sh failed; see .cluster/logs/");
+            let status = Command::new(repo_root().join("localcluster/up.sh"))
+                .status()
+                .expect("run localcluster/up.sh");
+            assert!(
+                status.success(),
+                "localcluster/up.sh failed; see .cluster/logs/"
+            );
         }
     });
 }
@@ -35,9 +41,10 @@ fn ensure_cluster() {
 async fn client_with(auth: impl FnOnce(&mut AuthInfo)) -> Client {
     ensure_cluster();
     let kubeconfig = Kubeconfig::read_from(kubeconfig_path()).expect("read the local kubeconfig");
-    let mut config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .expect("load the local kubeconfig");
+    let mut config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+            .await
+            .expect("load the local kubeconfig");
     let mut info = AuthInfo {
         impersonate: config.auth_info.impersonate.take(),
         impersonate_groups: config.auth_info.impersonate_groups.take(),
@@ -66,7 +73,12 @@ pub async fn client_as(user: &str, groups: &[&str]) -> Client {
 /// Runs kubectl against the local cluster; returns its output whatever the exit code.
 pub fn kubectl(args: &[&str]) -> Output {
     ensure_cluster();
-    Command::new("kubectl").arg("--kubeconfig").arg(kubeconfig_path()).args(args).output().expect("run kubectl")
+    Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path())
+        .args(args)
+        .output()
+        .expect("run kubectl")
 }
 
 /// Installs the committed CRDs once per test process and waits until the
@@ -76,9 +88,30 @@ pub fn ensure_crds() {
     CRDS.get_or_init(|| {
         let crds = repo_root().join("crds/changegate.dev.yaml");
         let crds = crds.to_str().expect("utf-8 path");
-        let out = kubectl(&["apply", "--server-side", "--force-conflicts", "--field-manager=changegate-e2e", "-f", crds]);
-        assert!(out.status.success(), "installing the CRDs failed: {}", String::from_utf8_lossy(&out.stderr));
-        let out = kubectl(&["wait", "--for=condition=Established", "--timeout=60s", "-f", crds]);
-        assert!(out.status.success(), "the CRDs never became Established: {}", String::from_utf8_lossy(&out.stderr));
+        let out = kubectl(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=changegate-e2e",
+            "-f",
+            crds,
+        ]);
+        assert!(
+            out.status.success(),
+            "installing the CRDs failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = kubectl(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "-f",
+            crds,
+        ]);
+        assert!(
+            out.status.success(),
+            "the CRDs never became Established: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
 }

@@ -11,7 +11,13 @@ use std::time::Duration;
 
 /// Waits until `condition` holds for the object `name`, watching it; on
 /// time-out panics with `what` and the object as last seen.
-pub async fn wait_for<K>(api: &Api<K>, name: &str, what: &str, timeout: Duration, condition: impl Fn(&K) -> bool) -> K
+pub async fn wait_for<K>(
+    api: &Api<K>,
+    name: &str,
+    what: &str,
+    timeout: Duration,
+    condition: impl Fn(&K) -> bool,
+) -> K
 where
     K: Resource + Clone + Debug + DeserializeOwned + serde::Serialize + Send + 'static,
 {
@@ -21,12 +27,10 @@ where
         Ok(Ok(None)) => panic!("waiting for {what}: {name} was deleted"),
         Ok(Err(e)) => panic!("waiting for {what}: watch failed: {e}"),
         Err(_) => {
-            let seen = api
-                .get_opt(name)
-                .await
-                .ok()
-                .flatten()
-                .map_or_else(|| "<absent>".to_string(), |o| serde_json::to_string_pretty(&o).unwrap_or_default());
+            let seen = api.get_opt(name).await.ok().flatten().map_or_else(
+                || "<absent>".to_string(),
+                |o| serde_json::to_string_pretty(&o).unwrap_or_default(),
+            );
             panic!("timed out after {timeout:?} waiting for {what}; last seen {name}: {seen}")
         }
     }

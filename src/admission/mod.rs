@@ -1,0 +1,16 @@
+//! Admission decisions, as pure functions: whether a workload change is
+//! covered by an approved change in an open window (DESIGN §4), and the
+//! pieces that decision is built from (spec diffs, path patterns, selectors).
+
+pub mod candidates;
+pub mod change_state;
+pub mod decision;
+pub mod diff;
+pub mod paths;
+pub mod selector;
+pub mod workload;
+
+pub use decision::{Decision, Operation, Reason, TenantView, WorkloadRequest, decide};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,32 @@
+//! The one place where Kubernetes time (k8s-openapi's `Time`, which wraps
+//! `jiff::Timestamp`) meets the chrono types the domain uses.
+
+use chrono::{DateTime, Utc};
+
+/// A Kubernetes timestamp as chrono; out-of-range values clamp to the epoch.
+pub fn to_chrono(t: &jiff::Timestamp) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().try_into().unwrap_or(0))
+        .unwrap_or_default()
+}
+
+/// A chrono instant as a Kubernetes timestamp.
+pub fn to_kube(t: DateTime<Utc>) -> jiff::Timestamp {
+    jiff::Timestamp::new(
+        t.timestamp(),
+        t.timestamp_subsec_nanos().try_into().unwrap_or(0),
+    )
+    .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_to_the_nanosecond() {
+        let t = DateTime::parse_from_rfc3339("2026-11-28T01:00:00.123456789Z")
+            .expect("valid")
+            .with_timezone(&Utc);
+        assert_eq!(to_chrono(&to_kube(t)), t);
+    }
+}
