@@ -4,7 +4,7 @@ SHELL := bash
 CARGO ?= cargo
 export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
-.PHONY: help build test test-unit test-e2e demo bench lint fmt crds cluster-build cluster-up cluster-down cluster-reset
+.PHONY: help build test test-unit test-e2e demo bench lint fmt crds up down cluster-build cluster-up cluster-down cluster-reset
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -17,10 +17,10 @@ test: test-unit test-e2e ## every test tier: unit first, then end-to-end on the 
 test-unit: ## pure and in-process tests (no cluster)
 	$(CARGO) test --lib --bins --test crds_in_sync
 
-test-e2e: cluster-up ## end-to-end tests against the local control plane
+test-e2e: up ## end-to-end tests against the local control plane and the running operator
 	$(CARGO) test --test e2e -- --test-threads=4
 
-demo: cluster-up build ## the walkthrough against the local control plane
+demo: up ## the walkthrough against the local control plane
 	./demo/run.sh
 
 bench: ## benchmarks that print figures (see README)
@@ -35,6 +35,12 @@ fmt: ## format the code
 
 crds: ## regenerate crds/ from the Rust types
 	$(CARGO) run -q --bin changegate -- crd > crds/changegate.dev.yaml
+
+up: cluster-up build ## control plane + CRDs + the operator as a local process (restarted on the current build)
+	localcluster/operator-up.sh
+
+down: ## stop the operator and the local control plane
+	localcluster/down.sh
 
 cluster-build: ## build the pinned control plane from Go modules into ~/.cache/changegate (only what is missing)
 	localcluster/build.sh >/dev/null

@@ -18,7 +18,7 @@ const NS: &str = "client-a-prod";
 
 struct Fixture {
     policy: ChangePolicySpec,
-    windows: Vec<CompiledWindow>,
+    windows: Vec<Arc<CompiledWindow>>,
     changes: Vec<Arc<ChangeRequest>>,
     releases: Vec<Arc<Release>>,
     old: Value,
@@ -54,9 +54,11 @@ fn fixture(now: DateTime<Utc>) -> Fixture {
                 spec["schedule"] = json!({"ranges": [{"start": "2027-06-01T00:00:00Z", "end": "2027-06-02T00:00:00Z"}]});
             }
             let spec: MaintenanceWindowSpec = serde_json::from_value(spec).expect("window");
-            CompiledWindow::compile(&format!("window-{i}"), &spec)
-                .expect("compiles")
-                .prepared(now - Duration::days(2), now + Duration::days(400))
+            Arc::new(
+                CompiledWindow::compile(&format!("window-{i}"), &spec)
+                    .expect("compiles")
+                    .prepared(now - Duration::days(2), now + Duration::days(400)),
+            )
         })
         .collect();
     let changes = (0..1000)

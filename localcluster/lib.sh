@@ -45,3 +45,20 @@ wait_for() {
 }
 
 kubectl_admin() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }
+
+# The operator as a local process (make up / make down).
+OPERATOR_PID_FILE="$CLUSTER_DIR/operator.pid"
+OPERATOR_NAMESPACE="${CHANGEGATE_NAMESPACE:-changegate-system}"
+WEBHOOK_PORT="${CHANGEGATE_WEBHOOK_PORT:-9443}"
+HEALTH_PORT="${CHANGEGATE_HEALTH_PORT:-9080}"
+
+stop_operator() {
+  local pid; pid="$(cat "$OPERATOR_PID_FILE" 2>/dev/null || true)"
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    log "stopping the operator ($pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$OPERATOR_PID_FILE"
+}

@@ -40,7 +40,7 @@ pub struct TenantView<'a> {
     /// The tenant's policy (see `policy::select_policy`); `None`: not governed.
     pub policy: Option<&'a ChangePolicySpec>,
     /// Every window; those that do not apply to the tenant are skipped.
-    pub windows: &'a [CompiledWindow],
+    pub windows: &'a [Arc<CompiledWindow>],
     /// ChangeRequests in the workload's namespace.
     pub changes: &'a [Arc<ChangeRequest>],
     /// Releases that may bind the workload: its namespace's and the operations namespace's.
@@ -311,7 +311,7 @@ fn covers(
         }
     }
     match evaluate(
-        view.windows.iter(),
+        view.windows.iter().map(Arc::as_ref),
         view.tenant,
         change_type,
         policy.requires_window(change_type),
@@ -456,7 +456,7 @@ fn explain(
             let mut msg = format!("{head} {}", r.detail);
             if r.reason == Reason::ChangeNotApproved && policy.requires_window(r.change_type) {
                 if let WindowVerdict::Closed { next } =
-                    evaluate(view.windows.iter(), view.tenant, r.change_type, true, now)
+                    evaluate(view.windows.iter().map(Arc::as_ref), view.tenant, r.change_type, true, now)
                 {
                     msg.push(' ');
                     msg.push_str(&next_opening(next.as_ref()));

@@ -97,7 +97,7 @@ fn deployment(image: &str, annotations: Value) -> Value {
 
 struct Scenario {
     policy: Option<ChangePolicySpec>,
-    windows: Vec<CompiledWindow>,
+    windows: Vec<Arc<CompiledWindow>>,
     changes: Vec<Arc<ChangeRequest>>,
     releases: Vec<Arc<Release>>,
 }
@@ -106,7 +106,7 @@ impl Scenario {
     fn new(changes: Vec<Arc<ChangeRequest>>) -> Self {
         Self {
             policy: Some(policy(json!({}))),
-            windows: vec![weekly()],
+            windows: vec![Arc::new(weekly())],
             changes,
             releases: Vec::new(),
         }
@@ -357,7 +357,7 @@ fn a_blackout_admits_only_the_types_it_allows() {
         json!({}),
     );
     let mut s = Scenario::new(vec![emergency]);
-    s.windows.push(freeze());
+    s.windows.push(Arc::new(freeze()));
     let d = s.update(&v1(), &v2(), saturday_in_window());
     assert!(
         d.allowed,
@@ -366,7 +366,7 @@ fn a_blackout_admits_only_the_types_it_allows() {
     );
 
     let mut s = Scenario::new(vec![normal("chg-0142", approved_by_alice())]);
-    s.windows.push(freeze());
+    s.windows.push(Arc::new(freeze()));
     let d = s.update(&v1(), &v2(), saturday_in_window());
     assert_eq!(d.reason, Reason::Blackout);
     assert!(

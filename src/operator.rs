@@ -1,0 +1,177 @@
+//! Wiring of the `changegate run` process: Kubernetes client, reflector
+//! stores, the self-managed certificate, the HTTPS admission server, the
+//! health server, webhook registration and certificate rotation.
+
+use crate::webhook::certs::Lifetimes;
+use crate::webhook::registration::{self, Endpoint, Registration};
+use crate::webhook::server::{self, App};
+use crate::webhook::tls_secret::{self, TlsSettings};
+use crate::webhook::{metrics::Metrics, stores};
+use axum_server::tls_rustls::RustlsConfig;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorError {
+    #[error("cannot reach the Kubernetes API: {0}")]
+    Client(#[source] kube::Error),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] tls_secret::TlsError),
+    #[error("cannot load the serving certificate: {0}")]
+    Certificate(#[source] std::io::Error),
+    #[error("the reflector stores stopped before they synced")]
+    Stores,
+    #[error("cannot register the webhook configurations: {0}")]
+    Register(#[source] kube::Error),
+    #[error("server error: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// Settings of one operator process (flags of `changegate run`).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub namespace: String,
+    pub operations_namespace: String,
+    pub webhook_addr: SocketAddr,
+    pub health_addr: SocketAddr,
+    pub endpoint: Endpoint,
+    pub tls_secret: String,
+    pub sans: Vec<String>,
+    pub lifetimes: Lifetimes,
+    pub cert_check_interval: Duration,
+    pub controller_user: String,
+    pub register_webhooks: bool,
+    pub webhook_timeout_seconds: i32,
+}
+
+pub async fn run(settings: Settings) -> Result<(), OperatorError> {
+    // rustls needs one process-wide crypto provider; kube uses ring too.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = kube::Client::try_default().await.map_err(OperatorError::Client)?;
+
+    let (stores, reflectors) = stores::start(&client);
+    tokio::spawn(reflectors);
+    let app = Arc::new(App {
+        stores: stores.clone(),
+        operator_namespace: settings.namespace.clone(),
+        operations_namespace: settings.operations_namespace.clone(),
+        controller_user: settings.controller_user.clone(),
+        metrics: Metrics::default(),
+        caches_synced: AtomicBool::new(false),
+        certificate_loaded: AtomicBool::new(false),
+    });
+
+    let health = tokio::net::TcpListener::bind(settings.health_addr)
+        .await
+        .map_err(|source| OperatorError::Listen { addr: settings.health_addr, source })?;
+    let health_app = server::health_router(app.clone());
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(health, health_app).await {
+            tracing::error!(error = %e, "health server stopped");
+        }
+    });
+
+    let tls = TlsSettings {
+        namespace: settings.namespace.clone(),
+        secret_name: settings.tls_secret.clone(),
+        sans: settings.sans.clone(),
+        lifetimes: settings.lifetimes,
+    };
+    let mut bundle = tls_secret::ensure(&client, &tls).await?;
+    let rustls = RustlsConfig::from_pem(bundle.serving.cert_pem.clone().into_bytes(), bundle.serving.key_pem.clone().into_bytes())
+        .await
+        .map_err(OperatorError::Certificate)?;
+    app.certificate_loaded.store(true, Ordering::Relaxed);
+
+    // Listen before registering, so the API server never calls a webhook
+    // that is not there yet.
+    let listener = std::net::TcpListener::bind(settings.webhook_addr)
+        .map_err(|source| OperatorError::Listen { addr: settings.webhook_addr, source })?;
+    let handle = axum_server::Handle::new();
+    let https = axum_server::from_tcp_rustls(listener, rustls.clone())
+        .map_err(|source| OperatorError::Listen { addr: settings.webhook_addr, source })?
+        .handle(handle.clone())
+        .serve(server::admission_router(app.clone()).into_make_service());
+    let mut https = tokio::spawn(https);
+    tracing::info!(addr = %settings.webhook_addr, "admission webhook listening");
+
+    stores.wait_until_ready().await.map_err(|_| OperatorError::Stores)?;
+    app.caches_synced.store(true, Ordering::Relaxed);
+    tracing::info!("caches synced");
+
+    let register = |ca_pem: String| {
+        let client = client.clone();
+        let settings = settings.clone();
+        async move {
+            if !settings.register_webhooks {
+                return Ok(());
+            }
+            let registration = Registration {
+                endpoint: &settings.endpoint,
+                ca_pem: &ca_pem,
+                operator_namespace: &settings.namespace,
+                timeout_seconds: settings.webhook_timeout_seconds,
+            };
+            registration::register(&client, &registration).await.map_err(OperatorError::Register)
+        }
+    };
+    register(bundle.ca.cert_pem.clone()).await?;
+    tracing::info!("webhook configurations registered");
+
+    let mut rotation = tokio::time::interval(settings.cert_check_interval);
+    rotation.tick().await;
+    loop {
+        tokio::select! {
+            _ = rotation.tick() => match tls_secret::ensure(&client, &tls).await {
+                Ok(current) if current != bundle => {
+                    if let Err(e) = rustls.reload_from_pem(current.serving.cert_pem.clone().into_bytes(), current.serving.key_pem.clone().into_bytes()).await {
+                        tracing::error!(error = %e, "cannot load the renewed certificate; still serving the previous one");
+                        continue;
+                    }
+                    tracing::info!("serving the renewed certificate");
+                    if current.ca != bundle.ca {
+                        if let Err(e) = register(current.ca.cert_pem.clone()).await {
+                            tracing::error!(error = %e, "cannot inject the new CA bundle");
+                        }
+                    }
+                    bundle = current;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "certificate check failed; retrying at the next interval"),
+            },
+            result = &mut https => {
+                return match result {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(OperatorError::Serve(e)),
+                    Err(e) => Err(OperatorError::Serve(std::io::Error::other(e))),
+                };
+            }
+            () = shutdown_signal() => {
+                tracing::info!("shutting down");
+                handle.graceful_shutdown(Some(Duration::from_secs(10)));
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return ctrl_c.await.unwrap_or_default(),
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    ctrl_c.await.unwrap_or_default();
+}

@@ -1,0 +1,210 @@
+//! Integrity of changegate's own request objects (DESIGN §4): approvals and
+//! history are append-only, decisions come only from eligible people, the
+//! spec freezes after the first decision, `requested-by` never changes, and
+//! no Release ships another tenant's change. Pure functions; the handler
+//! supplies the old and new objects, the caller and the tenant's policy.
+
+use super::stamp::Identity;
+use crate::api::{ChangePolicySpec, ChangeRequest, REQUESTED_BY, Release};
+use crate::change::history::is_append_only;
+use crate::policy::{Caller, check_decision};
+
+/// UPDATE of a ChangeRequest (main resource or status subresource).
+pub fn check_change_update(
+    old: &ChangeRequest,
+    new: &ChangeRequest,
+    who: &Identity,
+    policy: Option<&ChangePolicySpec>,
+    controller_user: &str,
+) -> Result<(), String> {
+    if old.requested_by() != new.requested_by() {
+        return Err(format!(
+            "changegate: the {REQUESTED_BY} annotation is immutable (it is {:?}); it records who created the change",
+            old.requested_by().unwrap_or_default()
+        ));
+    }
+    let (old_approvals, new_approvals) = (old.approvals(), new.approvals());
+    if !is_append_only(old_approvals, new_approvals) {
+        return Err(format!(
+            "changegate: status.approvals is append-only: the {} existing entr{} must stay exactly as they are. \
+             Add a decision with `kubectl changegate approve` or a JSON patch that adds to /status/approvals/-",
+            old_approvals.len(),
+            if old_approvals.len() == 1 { "y" } else { "ies" }
+        ));
+    }
+    let history = |c: &ChangeRequest| c.status.as_ref().map(|s| s.history.clone()).unwrap_or_default();
+    let (old_history, new_history) = (history(old), history(new));
+    if !is_append_only(&old_history, &new_history) {
+        return Err("changegate: status.history is append-only and hash-chained; existing entries cannot be edited or removed".into());
+    }
+    // The chain has no secret: only the controller may extend it.
+    if new_history.len() > old_history.len() && who.username != controller_user {
+        return Err(format!("changegate: only the changegate controller appends to status.history, not {}", who.username));
+    }
+    let old_review = old.status.as_ref().and_then(|s| s.review.as_ref());
+    let new_review = new.status.as_ref().and_then(|s| s.review.as_ref());
+    if old_review.is_some() && old_review != new_review {
+        return Err("changegate: status.review is written once; the post-implementation review cannot be changed".into());
+    }
+    let added = &new_approvals[old_approvals.len()..];
+    if added.len() > 1 {
+        return Err("changegate: record one decision per request".into());
+    }
+    if let Some(decision) = added.first() {
+        // The mutating webhook stamped these from userInfo; anything else
+        // means it did not run, and an unstamped decision is refused.
+        if decision.approver.as_deref() != Some(who.username.as_str()) || decision.groups != who.groups {
+            return Err("changegate: the decision is not stamped with the caller's identity; is the changegate mutating webhook installed?".into());
+        }
+        let Some(policy) = policy else {
+            return Err("changegate: no ChangePolicy governs this tenant, so nobody can approve its changes; ask the platform team to create one".into());
+        };
+        let caller = Caller { username: &who.username, groups: &who.groups };
+        check_decision(policy, &new.spec, new.requested_by(), caller, decision.decision).map_err(|e| e.to_string())?;
+    }
+    let decided = !old_approvals.is_empty() || old.phase() != crate::api::ChangePhase::PendingApproval;
+    if decided && !same_spec_except_cancel(old, new) {
+        return Err(
+            "changegate: the spec of a ChangeRequest is frozen after its first decision (only spec.cancel may change): \
+             a changed change is a new ChangeRequest"
+                .into(),
+        );
+    }
+    if old.spec.cancel == Some(true) && new.spec.cancel != Some(true) {
+        return Err("changegate: a cancelled change cannot be revived; create a new ChangeRequest".into());
+    }
+    Ok(())
+}
+
+fn same_spec_except_cancel(old: &ChangeRequest, new: &ChangeRequest) -> bool {
+    let mut a = old.spec.clone();
+    let mut b = new.spec.clone();
+    a.cancel = None;
+    b.cancel = None;
+    a == b
+}
+
+/// CREATE or UPDATE of a Release in `namespace`: cross-namespace change
+/// references only from the operations namespace.
+pub fn check_release(release: &Release, namespace: &str, operations_namespace: &str) -> Result<(), String> {
+    if namespace == operations_namespace {
+        return Ok(());
+    }
+    match release.spec.changes.iter().find(|c| c.namespace.as_deref().is_some_and(|ns| ns != namespace)) {
+        Some(c) => Err(format!(
+            "changegate: spec.changes references ChangeRequest {}/{}, but a Release outside the operations namespace {operations_namespace} \
+             may only reference changes in its own namespace {namespace}",
+            c.namespace.as_deref().unwrap_or_default(),
+            c.name
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn policy() -> ChangePolicySpec {
+        serde_json::from_value(json!({"tenants": ["client-a"], "approvals": {"normal": [{"group": "client-a:approvers", "count": 1}]}}))
+            .expect("policy")
+    }
+
+    fn change(status: Value) -> ChangeRequest {
+        serde_json::from_value(json!({
+            "apiVersion": "changegate.dev/v1alpha1", "kind": "ChangeRequest",
+            "metadata": {"name": "chg-1", "namespace": "client-a-prod", "annotations": {REQUESTED_BY: "bob"}},
+            "spec": {"type": "Normal", "title": "t", "targets": [{"kind": "Deployment", "name": "web"}]},
+            "status": status
+        }))
+        .expect("valid change")
+    }
+
+    const CONTROLLER: &str = "system:serviceaccount:changegate-system:changegate";
+
+    fn who(user: &str, groups: &[&str]) -> Identity {
+        Identity { username: user.into(), groups: groups.iter().map(ToString::to_string).collect() }
+    }
+
+    fn approval(user: &str, groups: &[&str]) -> Value {
+        json!({"decision": "Approved", "approver": user, "groups": groups, "at": "2026-11-22T10:00:00Z"})
+    }
+
+    #[test]
+    fn an_eligible_approval_is_accepted() {
+        let new = change(json!({"approvals": [approval("alice", &["client-a:approvers"])]}));
+        check_change_update(&change(json!({})), &new, &who("alice", &["client-a:approvers"]), Some(&policy()), CONTROLLER).expect("accepted");
+    }
+
+    #[test]
+    fn self_approval_is_refused() {
+        let new = change(json!({"approvals": [approval("bob", &["client-a:approvers"])]}));
+        let err = check_change_update(&change(json!({})), &new, &who("bob", &["client-a:approvers"]), Some(&policy()), CONTROLLER).expect_err("refused");
+        assert!(err.contains("separation of duties"), "{err}");
+    }
+
+    #[test]
+    fn another_tenants_approver_is_refused() {
+        let new = change(json!({"approvals": [approval("zoe", &["client-b:approvers"])]}));
+        let err = check_change_update(&change(json!({})), &new, &who("zoe", &["client-b:approvers"]), Some(&policy()), CONTROLLER).expect_err("refused");
+        assert!(err.contains("not a member of any group"), "{err}");
+    }
+
+    #[test]
+    fn removing_or_editing_an_approval_is_refused() {
+        let old = change(json!({"approvals": [approval("alice", &["client-a:approvers"])]}));
+        let removed = change(json!({}));
+        assert!(check_change_update(&old, &removed, &who("alice", &[]), Some(&policy()), CONTROLLER).is_err());
+        let edited = change(json!({"approvals": [{"decision": "Approved", "approver": "mallory", "groups": ["client-a:approvers"], "at": "2026-11-22T10:00:00Z"}]}));
+        let err = check_change_update(&old, &edited, &who("mallory", &[]), Some(&policy()), CONTROLLER).expect_err("refused");
+        assert!(err.contains("append-only"), "{err}");
+    }
+
+    #[test]
+    fn an_unstamped_decision_is_refused() {
+        let new = change(json!({"approvals": [approval("carol", &["client-a:approvers"])]}));
+        assert!(check_change_update(&change(json!({})), &new, &who("alice", &["client-a:approvers"]), Some(&policy()), CONTROLLER).is_err());
+    }
+
+    #[test]
+    fn the_spec_freezes_after_the_first_decision_except_cancel() {
+        let old = change(json!({"approvals": [approval("alice", &["client-a:approvers"])]}));
+        let mut edited = old.clone();
+        edited.spec.title = "something else".into();
+        let err = check_change_update(&old, &edited, &who("bob", &[]), Some(&policy()), CONTROLLER).expect_err("frozen");
+        assert!(err.contains("frozen"), "{err}");
+        let mut cancelled = old.clone();
+        cancelled.spec.cancel = Some(true);
+        check_change_update(&old, &cancelled, &who("bob", &[]), Some(&policy()), CONTROLLER).expect("cancel is allowed");
+    }
+
+    #[test]
+    fn requested_by_is_immutable() {
+        let old = change(json!({}));
+        let mut new = old.clone();
+        new.metadata.annotations.as_mut().expect("annotations").insert(REQUESTED_BY.into(), "mallory".into());
+        assert!(check_change_update(&old, &new, &who("mallory", &[]), Some(&policy()), CONTROLLER).is_err());
+    }
+
+    #[test]
+    fn only_the_controller_extends_history() {
+        let entry = json!({"phase": "Approved", "at": "2026-11-22T10:00:00Z", "by": "x", "reason": "r", "hash": "h"});
+        let new = change(json!({"history": [entry]}));
+        let err = check_change_update(&change(json!({})), &new, &who("mallory", &[]), Some(&policy()), CONTROLLER).expect_err("refused");
+        assert!(err.contains("only the changegate controller"), "{err}");
+        check_change_update(&change(json!({})), &new, &who(CONTROLLER, &[]), Some(&policy()), CONTROLLER).expect("controller may");
+    }
+
+    #[test]
+    fn only_the_operations_namespace_references_other_namespaces() {
+        let release: Release = serde_json::from_value(json!({
+            "apiVersion": "changegate.dev/v1alpha1", "kind": "Release", "metadata": {"name": "r"},
+            "spec": {"changes": [{"name": "chg-9", "namespace": "client-b-prod"}]}
+        }))
+        .expect("release");
+        let err = check_release(&release, "client-a-prod", "changegate-system").expect_err("cross-tenant");
+        assert!(err.contains("client-b-prod/chg-9"), "{err}");
+        check_release(&release, "changegate-system", "changegate-system").expect("operations namespace may");
+    }
+}

@@ -1,0 +1,267 @@
+//! The HTTPS admission routes and the plain-HTTP health and metrics routes.
+//! Handlers parse the AdmissionReview, read the in-memory stores, call the
+//! pure decision and answer; they make no API call.
+
+use super::integrity;
+use super::metrics::Metrics;
+use super::stamp::{self, Identity};
+use super::stores::Stores;
+use crate::admission::{self, Operation, TenantView, WorkloadRequest};
+use crate::api::{ChangePolicy, ChangeRequest, MaintenanceWindow, REQUESTED_BY, Release, WorkloadKind};
+use crate::policy::select_policy;
+use crate::window::CompiledWindow;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Json, Response};
+use axum::routing::{get, post};
+use chrono::Utc;
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation as KubeOperation};
+use kube::core::DynamicObject;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Shared by every handler.
+pub struct App {
+    pub stores: Stores,
+    pub operator_namespace: String,
+    pub operations_namespace: String,
+    /// The identity the controller writes status with; only it may append history.
+    pub controller_user: String,
+    pub metrics: Metrics,
+    pub caches_synced: AtomicBool,
+    pub certificate_loaded: AtomicBool,
+}
+
+pub fn admission_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/mutate/changerequests", post(mutate_changerequests))
+        .route("/validate/changerequests", post(validate_changerequests))
+        .route("/validate/releases", post(validate_releases))
+        .route("/validate/governance", post(validate_governance))
+        .route("/validate/workloads", post(validate_workloads))
+        .with_state(app)
+}
+
+pub fn health_router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    let synced = app.caches_synced.load(Ordering::Relaxed);
+    let cert = app.certificate_loaded.load(Ordering::Relaxed);
+    if synced && cert {
+        (StatusCode::OK, "ready").into_response()
+    } else {
+        let why = format!("not ready: caches synced={synced}, certificate loaded={cert}");
+        (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    match app.metrics.encode() {
+        Ok(text) => ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+    }
+}
+
+/// A malformed AdmissionReview is a client error: HTTP 400 with a message.
+fn parse(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Response> {
+    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
+        .map_err(|e| (StatusCode::BAD_REQUEST, format!("changegate: malformed AdmissionReview: {e}")).into_response())?;
+    review
+        .try_into()
+        .map_err(|_| (StatusCode::BAD_REQUEST, "changegate: the AdmissionReview has no request".to_string()).into_response())
+}
+
+fn respond(response: AdmissionResponse) -> Response {
+    Json(response.into_review()).into_response()
+}
+
+fn identity(req: &AdmissionRequest<DynamicObject>) -> Identity {
+    Identity {
+        username: req.user_info.username.clone().unwrap_or_default(),
+        groups: req.user_info.groups.clone().unwrap_or_default(),
+    }
+}
+
+fn typed<K: serde::de::DeserializeOwned>(obj: Option<&DynamicObject>, what: &str) -> Result<K, String> {
+    let obj = obj.ok_or_else(|| format!("changegate: the request carries no {what}"))?;
+    let value = serde_json::to_value(obj).map_err(|e| format!("changegate: cannot read the {what}: {e}"))?;
+    serde_json::from_value(value).map_err(|e| format!("changegate: cannot read the {what}: {e}"))
+}
+
+/// Runs a handler body with timing and the decision metric.
+async fn handle(
+    app: &App,
+    webhook: &'static str,
+    body: Bytes,
+    decide: impl FnOnce(&App, &AdmissionRequest<DynamicObject>) -> (AdmissionResponse, &'static str),
+) -> Response {
+    let started = Instant::now();
+    let req = match parse(&body) {
+        Ok(req) => req,
+        Err(bad) => {
+            app.metrics.record(webhook, "MalformedReview", false, started.elapsed());
+            return bad;
+        }
+    };
+    let span = tracing::info_span!("admission", webhook, uid = %req.uid, op = ?req.operation, ns = ?req.namespace, name = %req.name);
+    let _guard = span.enter();
+    let (response, reason) = decide(app, &req);
+    tracing::debug!(allowed = response.allowed, reason, "decided");
+    app.metrics.record(webhook, reason, response.allowed, started.elapsed());
+    respond(response)
+}
+
+fn policy_for_namespace(app: &App, namespace: Option<&str>) -> Option<ChangePolicy> {
+    let tenant = app.stores.tenant_of(namespace?)?;
+    let policies = app.stores.policies();
+    select_policy(&policies, &tenant).map(|s| s.policy.clone())
+}
+
+async fn mutate_changerequests(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    handle(&app, "mutate-changerequests", body, |_, req| {
+        let response = AdmissionResponse::from(req);
+        let who = identity(req);
+        let patch = match (&req.operation, req.sub_resource.as_deref()) {
+            (KubeOperation::Create, None) => {
+                let value = req.object.as_ref().and_then(|o| serde_json::to_value(o).ok()).unwrap_or_default();
+                Ok(stamp::on_create(&value, &who))
+            }
+            (KubeOperation::Update, Some("status")) => {
+                match (typed::<ChangeRequest>(req.old_object.as_ref(), "old ChangeRequest"), typed::<ChangeRequest>(req.object.as_ref(), "ChangeRequest")) {
+                    (Ok(old), Ok(new)) => Ok(stamp::on_status_update(&old, &new, &who, Utc::now())),
+                    (Err(e), _) | (_, Err(e)) => Err(e),
+                }
+            }
+            _ => Ok(json_patch::Patch(Vec::new())),
+        };
+        match patch.and_then(|p| response.clone().with_patch(p).map_err(|e| e.to_string())) {
+            Ok(r) => (r, "Stamped"),
+            Err(e) => (response.deny(e), "Unreadable"),
+        }
+    })
+    .await
+}
+
+async fn validate_changerequests(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    handle(&app, "validate-changerequests", body, |app, req| {
+        let response = AdmissionResponse::from(req);
+        let who = identity(req);
+        let new = match typed::<ChangeRequest>(req.object.as_ref(), "ChangeRequest") {
+            Ok(c) => c,
+            Err(e) => return (response.deny(e), "Unreadable"),
+        };
+        let verdict = match req.operation {
+            KubeOperation::Create => match new.requested_by() {
+                Some(by) if by == who.username => Ok(()),
+                _ => Err(format!(
+                    "changegate: the {REQUESTED_BY} annotation must name the creator ({}); is the changegate mutating webhook installed?",
+                    who.username
+                )),
+            },
+            KubeOperation::Update => match typed::<ChangeRequest>(req.old_object.as_ref(), "old ChangeRequest") {
+                Ok(old) => {
+                    let policy = policy_for_namespace(app, req.namespace.as_deref());
+                    integrity::check_change_update(&old, &new, &who, policy.as_ref().map(|p| &p.spec), &app.controller_user)
+                }
+                Err(e) => Err(e),
+            },
+            _ => Ok(()),
+        };
+        match verdict {
+            Ok(()) => (response, "Accepted"),
+            Err(e) => (response.deny(e), "Refused"),
+        }
+    })
+    .await
+}
+
+async fn validate_releases(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    handle(&app, "validate-releases", body, |app, req| {
+        let response = AdmissionResponse::from(req);
+        let release = match typed::<Release>(req.object.as_ref(), "Release") {
+            Ok(r) => r,
+            Err(e) => return (response.deny(e), "Unreadable"),
+        };
+        let namespace = req.namespace.as_deref().unwrap_or_default();
+        match integrity::check_release(&release, namespace, &app.operations_namespace) {
+            Ok(()) => (response, "Accepted"),
+            Err(e) => (response.deny(e), "CrossTenantReference"),
+        }
+    })
+    .await
+}
+
+async fn validate_governance(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    handle(&app, "validate-governance", body, |_, req| {
+        let response = AdmissionResponse::from(req);
+        let verdict = match req.kind.kind.as_str() {
+            "MaintenanceWindow" => typed::<MaintenanceWindow>(req.object.as_ref(), "MaintenanceWindow")
+                .and_then(|w| CompiledWindow::compile(&req.name, &w.spec).map(|_| ()).map_err(|e| format!("changegate: {e}"))),
+            "ChangePolicy" => typed::<ChangePolicy>(req.object.as_ref(), "ChangePolicy").and_then(|p| super::governance::check_policy(&p.spec)),
+            _ => Ok(()),
+        };
+        match verdict {
+            Ok(()) => (response, "Accepted"),
+            Err(e) => (response.deny(e), "Invalid"),
+        }
+    })
+    .await
+}
+
+async fn validate_workloads(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    handle(&app, "validate-workloads", body, |app, req| decide_workload(app, req)).await
+}
+
+fn decide_workload(app: &App, req: &AdmissionRequest<DynamicObject>) -> (AdmissionResponse, &'static str) {
+    let response = AdmissionResponse::from(req);
+    let Some(kind) = WorkloadKind::from_kind(&req.kind.kind) else { return (response, "NotGated") };
+    let Some(namespace) = req.namespace.as_deref() else { return (response, "NotGated") };
+    // Subresources (status, scale) are never changes; the configuration
+    // does not send them, and this holds if it ever did.
+    if req.sub_resource.is_some() || namespace == app.operator_namespace {
+        return (response, "NotGated");
+    }
+    let operation = match req.operation {
+        KubeOperation::Create => Operation::Create,
+        KubeOperation::Update => Operation::Update,
+        KubeOperation::Delete => Operation::Delete,
+        KubeOperation::Connect => return (response, "NotGated"),
+    };
+    let Some(tenant) = app.stores.tenant_of(namespace) else { return (response, "NotGoverned") };
+    let to_value = |o: Option<&DynamicObject>| o.map(serde_json::to_value).transpose();
+    let (old, new) = match (to_value(req.old_object.as_ref()), to_value(req.object.as_ref())) {
+        (Ok(old), Ok(new)) => (old, new),
+        (Err(e), _) | (_, Err(e)) => {
+            return (response.deny(format!("changegate: cannot read the {} {namespace}/{}: {e}", req.kind.kind, req.name)), "Unreadable");
+        }
+    };
+    let now = Utc::now();
+    let policies = app.stores.policies();
+    let selected = select_policy(&policies, &tenant);
+    let windows = app.stores.compiled_windows(now);
+    let changes = app.stores.changes_in(namespace);
+    let releases = app.stores.releases_for(namespace, &app.operations_namespace);
+    let view = TenantView {
+        tenant: &tenant,
+        policy: selected.as_ref().map(|s| &s.policy.spec),
+        windows: &windows,
+        changes: &changes,
+        releases: &releases,
+    };
+    let request = WorkloadRequest { operation, kind, namespace, name: &req.name, old: old.as_ref(), new: new.as_ref() };
+    let decision = admission::decide(&request, &view, now);
+    let mut response = if decision.allowed { response } else { response.deny(&decision.message) };
+    if !decision.warnings.is_empty() {
+        response.warnings = Some(decision.warnings);
+    }
+    (response, decision.reason.as_str())
+}
