@@ -7,8 +7,8 @@
 pub mod admission;
 pub mod api;
 pub mod change;
-pub mod policy;
 pub mod operator;
+pub mod policy;
 pub mod time;
 pub mod webhook;
 pub mod window;

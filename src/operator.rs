@@ -18,7 +18,10 @@ pub enum OperatorError {
     #[error("cannot reach the Kubernetes API: {0}")]
     Client(#[source] kube::Error),
     #[error("cannot listen on {addr}: {source}")]
-    Listen { addr: SocketAddr, source: std::io::Error },
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tls(#[from] tls_secret::TlsError),
     #[error("cannot load the serving certificate: {0}")]
@@ -51,7 +54,9 @@ pub struct Settings {
 pub async fn run(settings: Settings) -> Result<(), OperatorError> {
     // rustls needs one process-wide crypto provider; kube uses ring too.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = kube::Client::try_default().await.map_err(OperatorError::Client)?;
+    let client = kube::Client::try_default()
+        .await
+        .map_err(OperatorError::Client)?;
 
     let (stores, reflectors) = stores::start(&client);
     tokio::spawn(reflectors);
@@ -67,7 +72,10 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
 
     let health = tokio::net::TcpListener::bind(settings.health_addr)
         .await
-        .map_err(|source| OperatorError::Listen { addr: settings.health_addr, source })?;
+        .map_err(|source| OperatorError::Listen {
+            addr: settings.health_addr,
+            source,
+        })?;
     let health_app = server::health_router(app.clone());
     tokio::spawn(async move {
         if let Err(e) = axum::serve(health, health_app).await {
@@ -82,24 +90,37 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
         lifetimes: settings.lifetimes,
     };
     let mut bundle = tls_secret::ensure(&client, &tls).await?;
-    let rustls = RustlsConfig::from_pem(bundle.serving.cert_pem.clone().into_bytes(), bundle.serving.key_pem.clone().into_bytes())
-        .await
-        .map_err(OperatorError::Certificate)?;
+    let rustls = RustlsConfig::from_pem(
+        bundle.serving.cert_pem.clone().into_bytes(),
+        bundle.serving.key_pem.clone().into_bytes(),
+    )
+    .await
+    .map_err(OperatorError::Certificate)?;
     app.certificate_loaded.store(true, Ordering::Relaxed);
 
     // Listen before registering, so the API server never calls a webhook
     // that is not there yet.
-    let listener = std::net::TcpListener::bind(settings.webhook_addr)
-        .map_err(|source| OperatorError::Listen { addr: settings.webhook_addr, source })?;
+    let listener = std::net::TcpListener::bind(settings.webhook_addr).map_err(|source| {
+        OperatorError::Listen {
+            addr: settings.webhook_addr,
+            source,
+        }
+    })?;
     let handle = axum_server::Handle::new();
     let https = axum_server::from_tcp_rustls(listener, rustls.clone())
-        .map_err(|source| OperatorError::Listen { addr: settings.webhook_addr, source })?
+        .map_err(|source| OperatorError::Listen {
+            addr: settings.webhook_addr,
+            source,
+        })?
         .handle(handle.clone())
         .serve(server::admission_router(app.clone()).into_make_service());
     let mut https = tokio::spawn(https);
     tracing::info!(addr = %settings.webhook_addr, "admission webhook listening");
 
-    stores.wait_until_ready().await.map_err(|_| OperatorError::Stores)?;
+    stores
+        .wait_until_ready()
+        .await
+        .map_err(|_| OperatorError::Stores)?;
     app.caches_synced.store(true, Ordering::Relaxed);
     tracing::info!("caches synced");
 
@@ -116,7 +137,9 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
                 operator_namespace: &settings.namespace,
                 timeout_seconds: settings.webhook_timeout_seconds,
             };
-            registration::register(&client, &registration).await.map_err(OperatorError::Register)
+            registration::register(&client, &registration)
+                .await
+                .map_err(OperatorError::Register)
         }
     };
     register(bundle.ca.cert_pem.clone()).await?;
@@ -163,10 +186,11 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return ctrl_c.await.unwrap_or_default(),
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return ctrl_c.await.unwrap_or_default(),
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

@@ -9,7 +9,11 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "changegate", version, about = "ITIL change and release management for Kubernetes")]
+#[command(
+    name = "changegate",
+    version,
+    about = "ITIL change and release management for Kubernetes"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -20,7 +24,7 @@ enum Command {
     /// Print the CustomResourceDefinitions generated from the Rust types.
     Crd,
     /// Run the operator: admission webhooks (and, later, the controller).
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[derive(Args)]
@@ -55,7 +59,10 @@ struct RunArgs {
     #[arg(long, default_value = "1h")]
     cert_check_interval: kube::core::Duration,
     /// The user the controller writes status as; only it may append history.
-    #[arg(long, default_value = "system:serviceaccount:changegate-system:changegate")]
+    #[arg(
+        long,
+        default_value = "system:serviceaccount:changegate-system:changegate"
+    )]
     controller_user: String,
     /// Do not create or update the webhook configurations (the chart owns them).
     #[arg(long)]
@@ -68,19 +75,30 @@ impl RunArgs {
     fn into_settings(self) -> Settings {
         let (endpoint, sans) = match &self.webhook_url {
             Some(url) => {
-                let host = url.trim_start_matches("https://").split(['/', ':']).next().unwrap_or("127.0.0.1").to_string();
+                let host = url
+                    .trim_start_matches("https://")
+                    .split(['/', ':'])
+                    .next()
+                    .unwrap_or("127.0.0.1")
+                    .to_string();
                 (Endpoint::Url(url.clone()), vec![host])
             }
             None => {
                 let svc = format!("{}.{}.svc", self.service_name, self.namespace);
                 (
-                    Endpoint::Service { namespace: self.namespace.clone(), name: self.service_name.clone(), port: self.service_port },
+                    Endpoint::Service {
+                        namespace: self.namespace.clone(),
+                        name: self.service_name.clone(),
+                        port: self.service_port,
+                    },
                     vec![svc.clone(), format!("{svc}.cluster.local")],
                 )
             }
         };
         Settings {
-            operations_namespace: self.operations_namespace.unwrap_or_else(|| self.namespace.clone()),
+            operations_namespace: self
+                .operations_namespace
+                .unwrap_or_else(|| self.namespace.clone()),
             namespace: self.namespace,
             webhook_addr: self.webhook_addr,
             health_addr: self.health_addr,
@@ -116,7 +134,8 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             tracing_subscriber::fmt()
                 .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into()),
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info,kube=warn".into()),
                 )
                 .init();
             let runtime = match tokio::runtime::Runtime::new() {
@@ -126,7 +145,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(operator::run(args.into_settings())) {
+            match runtime.block_on(operator::run((*args).into_settings())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = %e, "changegate stopped");

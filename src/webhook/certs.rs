@@ -3,8 +3,8 @@
 //! rotation live in `tls_secret`.
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -48,42 +48,68 @@ pub fn generate_ca(now: OffsetDateTime, lifetimes: &Lifetimes) -> Result<Pair, C
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::default();
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     params.distinguished_name = name("changegate webhook CA");
     params.not_before = now - time::Duration::minutes(5);
     params.not_after = now + lifetimes.ca_validity;
     let cert = params.self_signed(&key)?;
-    Ok(Pair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(Pair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 /// A serving certificate for `sans` (DNS names or IP addresses), signed by `ca`.
-pub fn issue_serving(ca: &Pair, sans: &[String], now: OffsetDateTime, lifetimes: &Lifetimes) -> Result<Pair, CertError> {
+pub fn issue_serving(
+    ca: &Pair,
+    sans: &[String],
+    now: OffsetDateTime,
+    lifetimes: &Lifetimes,
+) -> Result<Pair, CertError> {
     let ca_key = KeyPair::from_pem(&ca.key_pem)?;
     let issuer = Issuer::from_ca_cert_pem(&ca.cert_pem, ca_key)?;
     let key = KeyPair::generate()?;
     let mut params = CertificateParams::new(sans.to_vec())?;
     params.distinguished_name = name(sans.first().map_or("changegate-webhook", String::as_str));
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.not_before = now - time::Duration::minutes(5);
     params.not_after = now + lifetimes.serving_validity;
     let cert = params.signed_by(&key, &issuer)?;
-    Ok(Pair { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    Ok(Pair {
+        cert_pem: cert.pem(),
+        key_pem: key.serialize_pem(),
+    })
 }
 
 /// When a PEM certificate expires.
 pub fn not_after(cert_pem: &str) -> Result<OffsetDateTime, CertError> {
-    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).map_err(|e| CertError::Parse(e.to_string()))?;
-    let cert = pem.parse_x509().map_err(|e| CertError::Parse(e.to_string()))?;
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+        .map_err(|e| CertError::Parse(e.to_string()))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| CertError::Parse(e.to_string()))?;
     Ok(cert.validity().not_after.to_datetime())
 }
 
 /// The DNS and IP subject alternative names of a PEM certificate.
 pub fn subject_alt_names(cert_pem: &str) -> Result<Vec<String>, CertError> {
     use x509_parser::extensions::GeneralName;
-    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).map_err(|e| CertError::Parse(e.to_string()))?;
-    let cert = pem.parse_x509().map_err(|e| CertError::Parse(e.to_string()))?;
-    let Ok(Some(san)) = cert.subject_alternative_name() else { return Ok(Vec::new()) };
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+        .map_err(|e| CertError::Parse(e.to_string()))?;
+    let cert = pem
+        .parse_x509()
+        .map_err(|e| CertError::Parse(e.to_string()))?;
+    let Ok(Some(san)) = cert.subject_alternative_name() else {
+        return Ok(Vec::new());
+    };
     Ok(san
         .value
         .general_names
@@ -92,7 +118,9 @@ pub fn subject_alt_names(cert_pem: &str) -> Result<Vec<String>, CertError> {
             GeneralName::DNSName(d) => Some((*d).to_string()),
             GeneralName::IPAddress(ip) => match ip.len() {
                 4 => Some(std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).to_string()),
-                16 => <[u8; 16]>::try_from(*ip).ok().map(|b| std::net::Ipv6Addr::from(b).to_string()),
+                16 => <[u8; 16]>::try_from(*ip)
+                    .ok()
+                    .map(|b| std::net::Ipv6Addr::from(b).to_string()),
                 _ => None,
             },
             _ => None,
@@ -102,9 +130,18 @@ pub fn subject_alt_names(cert_pem: &str) -> Result<Vec<String>, CertError> {
 
 /// A serving certificate must be replaced when it cannot be read, expires
 /// within `renew_before`, or does not name every wanted SAN.
-pub fn needs_renewal(serving: &Pair, sans: &[String], now: OffsetDateTime, lifetimes: &Lifetimes) -> bool {
-    let Ok(expiry) = not_after(&serving.cert_pem) else { return true };
-    let Ok(names) = subject_alt_names(&serving.cert_pem) else { return true };
+pub fn needs_renewal(
+    serving: &Pair,
+    sans: &[String],
+    now: OffsetDateTime,
+    lifetimes: &Lifetimes,
+) -> bool {
+    let Ok(expiry) = not_after(&serving.cert_pem) else {
+        return true;
+    };
+    let Ok(names) = subject_alt_names(&serving.cert_pem) else {
+        return true;
+    };
     expiry - lifetimes.renew_before <= now || !sans.iter().all(|s| names.contains(s))
 }
 
@@ -119,7 +156,10 @@ mod tests {
     use super::*;
 
     fn sans() -> Vec<String> {
-        vec!["changegate-webhook.changegate-system.svc".into(), "127.0.0.1".into()]
+        vec![
+            "changegate-webhook.changegate-system.svc".into(),
+            "127.0.0.1".into(),
+        ]
     }
 
     #[test]
@@ -140,9 +180,22 @@ mod tests {
         let lifetimes = Lifetimes::default();
         let ca = generate_ca(now, &lifetimes).expect("ca");
         let serving = issue_serving(&ca, &sans(), now, &lifetimes).expect("serving");
-        assert!(needs_renewal(&serving, &sans(), now + time::Duration::days(61), &lifetimes));
-        assert!(needs_renewal(&serving, &["other.example".to_string()], now, &lifetimes));
-        let garbage = Pair { cert_pem: "not a cert".into(), key_pem: String::new() };
+        assert!(needs_renewal(
+            &serving,
+            &sans(),
+            now + time::Duration::days(61),
+            &lifetimes
+        ));
+        assert!(needs_renewal(
+            &serving,
+            &["other.example".to_string()],
+            now,
+            &lifetimes
+        ));
+        let garbage = Pair {
+            cert_pem: "not a cert".into(),
+            key_pem: String::new(),
+        };
         assert!(needs_renewal(&garbage, &sans(), now, &lifetimes));
     }
 }

@@ -8,7 +8,9 @@ use crate::api::ChangePolicySpec;
 pub fn check_policy(spec: &ChangePolicySpec) -> Result<(), String> {
     for (i, entry) in spec.standard_changes.iter().enumerate() {
         for (j, path) in entry.allowed_paths.iter().enumerate() {
-            PathPattern::parse(path).map_err(|e| format!("changegate: spec.standardChanges[{i}].allowedPaths[{j}]: {e}"))?;
+            PathPattern::parse(path).map_err(|e| {
+                format!("changegate: spec.standardChanges[{i}].allowedPaths[{j}]: {e}")
+            })?;
         }
     }
     for (i, path) in spec.ignore_paths.iter().enumerate() {

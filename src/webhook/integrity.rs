@@ -32,14 +32,22 @@ pub fn check_change_update(
             if old_approvals.len() == 1 { "y" } else { "ies" }
         ));
     }
-    let history = |c: &ChangeRequest| c.status.as_ref().map(|s| s.history.clone()).unwrap_or_default();
+    let history = |c: &ChangeRequest| {
+        c.status
+            .as_ref()
+            .map(|s| s.history.clone())
+            .unwrap_or_default()
+    };
     let (old_history, new_history) = (history(old), history(new));
     if !is_append_only(&old_history, &new_history) {
         return Err("changegate: status.history is append-only and hash-chained; existing entries cannot be edited or removed".into());
     }
     // The chain has no secret: only the controller may extend it.
     if new_history.len() > old_history.len() && who.username != controller_user {
-        return Err(format!("changegate: only the changegate controller appends to status.history, not {}", who.username));
+        return Err(format!(
+            "changegate: only the changegate controller appends to status.history, not {}",
+            who.username
+        ));
     }
     let old_review = old.status.as_ref().and_then(|s| s.review.as_ref());
     let new_review = new.status.as_ref().and_then(|s| s.review.as_ref());
@@ -53,16 +61,29 @@ pub fn check_change_update(
     if let Some(decision) = added.first() {
         // The mutating webhook stamped these from userInfo; anything else
         // means it did not run, and an unstamped decision is refused.
-        if decision.approver.as_deref() != Some(who.username.as_str()) || decision.groups != who.groups {
+        if decision.approver.as_deref() != Some(who.username.as_str())
+            || decision.groups != who.groups
+        {
             return Err("changegate: the decision is not stamped with the caller's identity; is the changegate mutating webhook installed?".into());
         }
         let Some(policy) = policy else {
             return Err("changegate: no ChangePolicy governs this tenant, so nobody can approve its changes; ask the platform team to create one".into());
         };
-        let caller = Caller { username: &who.username, groups: &who.groups };
-        check_decision(policy, &new.spec, new.requested_by(), caller, decision.decision).map_err(|e| e.to_string())?;
+        let caller = Caller {
+            username: &who.username,
+            groups: &who.groups,
+        };
+        check_decision(
+            policy,
+            &new.spec,
+            new.requested_by(),
+            caller,
+            decision.decision,
+        )
+        .map_err(|e| e.to_string())?;
     }
-    let decided = !old_approvals.is_empty() || old.phase() != crate::api::ChangePhase::PendingApproval;
+    let decided =
+        !old_approvals.is_empty() || old.phase() != crate::api::ChangePhase::PendingApproval;
     if decided && !same_spec_except_cancel(old, new) {
         return Err(
             "changegate: the spec of a ChangeRequest is frozen after its first decision (only spec.cancel may change): \
@@ -71,7 +92,9 @@ pub fn check_change_update(
         );
     }
     if old.spec.cancel == Some(true) && new.spec.cancel != Some(true) {
-        return Err("changegate: a cancelled change cannot be revived; create a new ChangeRequest".into());
+        return Err(
+            "changegate: a cancelled change cannot be revived; create a new ChangeRequest".into(),
+        );
     }
     Ok(())
 }
@@ -86,11 +109,20 @@ fn same_spec_except_cancel(old: &ChangeRequest, new: &ChangeRequest) -> bool {
 
 /// CREATE or UPDATE of a Release in `namespace`: cross-namespace change
 /// references only from the operations namespace.
-pub fn check_release(release: &Release, namespace: &str, operations_namespace: &str) -> Result<(), String> {
+pub fn check_release(
+    release: &Release,
+    namespace: &str,
+    operations_namespace: &str,
+) -> Result<(), String> {
     if namespace == operations_namespace {
         return Ok(());
     }
-    match release.spec.changes.iter().find(|c| c.namespace.as_deref().is_some_and(|ns| ns != namespace)) {
+    match release
+        .spec
+        .changes
+        .iter()
+        .find(|c| c.namespace.as_deref().is_some_and(|ns| ns != namespace))
+    {
         Some(c) => Err(format!(
             "changegate: spec.changes references ChangeRequest {}/{}, but a Release outside the operations namespace {operations_namespace} \
              may only reference changes in its own namespace {namespace}",
@@ -124,7 +156,10 @@ mod tests {
     const CONTROLLER: &str = "system:serviceaccount:changegate-system:changegate";
 
     fn who(user: &str, groups: &[&str]) -> Identity {
-        Identity { username: user.into(), groups: groups.iter().map(ToString::to_string).collect() }
+        Identity {
+            username: user.into(),
+            groups: groups.iter().map(ToString::to_string).collect(),
+        }
     }
 
     fn approval(user: &str, groups: &[&str]) -> Value {
@@ -134,20 +169,41 @@ mod tests {
     #[test]
     fn an_eligible_approval_is_accepted() {
         let new = change(json!({"approvals": [approval("alice", &["client-a:approvers"])]}));
-        check_change_update(&change(json!({})), &new, &who("alice", &["client-a:approvers"]), Some(&policy()), CONTROLLER).expect("accepted");
+        check_change_update(
+            &change(json!({})),
+            &new,
+            &who("alice", &["client-a:approvers"]),
+            Some(&policy()),
+            CONTROLLER,
+        )
+        .expect("accepted");
     }
 
     #[test]
     fn self_approval_is_refused() {
         let new = change(json!({"approvals": [approval("bob", &["client-a:approvers"])]}));
-        let err = check_change_update(&change(json!({})), &new, &who("bob", &["client-a:approvers"]), Some(&policy()), CONTROLLER).expect_err("refused");
+        let err = check_change_update(
+            &change(json!({})),
+            &new,
+            &who("bob", &["client-a:approvers"]),
+            Some(&policy()),
+            CONTROLLER,
+        )
+        .expect_err("refused");
         assert!(err.contains("separation of duties"), "{err}");
     }
 
     #[test]
     fn another_tenants_approver_is_refused() {
         let new = change(json!({"approvals": [approval("zoe", &["client-b:approvers"])]}));
-        let err = check_change_update(&change(json!({})), &new, &who("zoe", &["client-b:approvers"]), Some(&policy()), CONTROLLER).expect_err("refused");
+        let err = check_change_update(
+            &change(json!({})),
+            &new,
+            &who("zoe", &["client-b:approvers"]),
+            Some(&policy()),
+            CONTROLLER,
+        )
+        .expect_err("refused");
         assert!(err.contains("not a member of any group"), "{err}");
     }
 
@@ -155,16 +211,43 @@ mod tests {
     fn removing_or_editing_an_approval_is_refused() {
         let old = change(json!({"approvals": [approval("alice", &["client-a:approvers"])]}));
         let removed = change(json!({}));
-        assert!(check_change_update(&old, &removed, &who("alice", &[]), Some(&policy()), CONTROLLER).is_err());
-        let edited = change(json!({"approvals": [{"decision": "Approved", "approver": "mallory", "groups": ["client-a:approvers"], "at": "2026-11-22T10:00:00Z"}]}));
-        let err = check_change_update(&old, &edited, &who("mallory", &[]), Some(&policy()), CONTROLLER).expect_err("refused");
+        assert!(
+            check_change_update(
+                &old,
+                &removed,
+                &who("alice", &[]),
+                Some(&policy()),
+                CONTROLLER
+            )
+            .is_err()
+        );
+        let edited = change(
+            json!({"approvals": [{"decision": "Approved", "approver": "mallory", "groups": ["client-a:approvers"], "at": "2026-11-22T10:00:00Z"}]}),
+        );
+        let err = check_change_update(
+            &old,
+            &edited,
+            &who("mallory", &[]),
+            Some(&policy()),
+            CONTROLLER,
+        )
+        .expect_err("refused");
         assert!(err.contains("append-only"), "{err}");
     }
 
     #[test]
     fn an_unstamped_decision_is_refused() {
         let new = change(json!({"approvals": [approval("carol", &["client-a:approvers"])]}));
-        assert!(check_change_update(&change(json!({})), &new, &who("alice", &["client-a:approvers"]), Some(&policy()), CONTROLLER).is_err());
+        assert!(
+            check_change_update(
+                &change(json!({})),
+                &new,
+                &who("alice", &["client-a:approvers"]),
+                Some(&policy()),
+                CONTROLLER
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -172,28 +255,63 @@ mod tests {
         let old = change(json!({"approvals": [approval("alice", &["client-a:approvers"])]}));
         let mut edited = old.clone();
         edited.spec.title = "something else".into();
-        let err = check_change_update(&old, &edited, &who("bob", &[]), Some(&policy()), CONTROLLER).expect_err("frozen");
+        let err = check_change_update(&old, &edited, &who("bob", &[]), Some(&policy()), CONTROLLER)
+            .expect_err("frozen");
         assert!(err.contains("frozen"), "{err}");
         let mut cancelled = old.clone();
         cancelled.spec.cancel = Some(true);
-        check_change_update(&old, &cancelled, &who("bob", &[]), Some(&policy()), CONTROLLER).expect("cancel is allowed");
+        check_change_update(
+            &old,
+            &cancelled,
+            &who("bob", &[]),
+            Some(&policy()),
+            CONTROLLER,
+        )
+        .expect("cancel is allowed");
     }
 
     #[test]
     fn requested_by_is_immutable() {
         let old = change(json!({}));
         let mut new = old.clone();
-        new.metadata.annotations.as_mut().expect("annotations").insert(REQUESTED_BY.into(), "mallory".into());
-        assert!(check_change_update(&old, &new, &who("mallory", &[]), Some(&policy()), CONTROLLER).is_err());
+        new.metadata
+            .annotations
+            .as_mut()
+            .expect("annotations")
+            .insert(REQUESTED_BY.into(), "mallory".into());
+        assert!(
+            check_change_update(
+                &old,
+                &new,
+                &who("mallory", &[]),
+                Some(&policy()),
+                CONTROLLER
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn only_the_controller_extends_history() {
         let entry = json!({"phase": "Approved", "at": "2026-11-22T10:00:00Z", "by": "x", "reason": "r", "hash": "h"});
         let new = change(json!({"history": [entry]}));
-        let err = check_change_update(&change(json!({})), &new, &who("mallory", &[]), Some(&policy()), CONTROLLER).expect_err("refused");
+        let err = check_change_update(
+            &change(json!({})),
+            &new,
+            &who("mallory", &[]),
+            Some(&policy()),
+            CONTROLLER,
+        )
+        .expect_err("refused");
         assert!(err.contains("only the changegate controller"), "{err}");
-        check_change_update(&change(json!({})), &new, &who(CONTROLLER, &[]), Some(&policy()), CONTROLLER).expect("controller may");
+        check_change_update(
+            &change(json!({})),
+            &new,
+            &who(CONTROLLER, &[]),
+            Some(&policy()),
+            CONTROLLER,
+        )
+        .expect("controller may");
     }
 
     #[test]
@@ -203,8 +321,10 @@ mod tests {
             "spec": {"changes": [{"name": "chg-9", "namespace": "client-b-prod"}]}
         }))
         .expect("release");
-        let err = check_release(&release, "client-a-prod", "changegate-system").expect_err("cross-tenant");
+        let err = check_release(&release, "client-a-prod", "changegate-system")
+            .expect_err("cross-tenant");
         assert!(err.contains("client-b-prod/chg-9"), "{err}");
-        check_release(&release, "changegate-system", "changegate-system").expect("operations namespace may");
+        check_release(&release, "changegate-system", "changegate-system")
+            .expect("operations namespace may");
     }
 }

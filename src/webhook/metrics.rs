@@ -31,24 +31,55 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("changegate");
         let decisions = Family::<DecisionLabels, Counter>::default();
-        registry.register("webhook_decisions", "Admission decisions by webhook, reason and outcome", decisions.clone());
+        registry.register(
+            "webhook_decisions",
+            "Admission decisions by webhook, reason and outcome",
+            decisions.clone(),
+        );
         let latency = Family::<WebhookLabel, Histogram>::new_with_constructor(|| {
-            Histogram::new([0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1])
+            Histogram::new([
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
+            ])
         });
-        registry.register("webhook_decision_seconds", "Time to decide an admission request", latency.clone());
-        Self { registry: Mutex::new(registry), decisions, latency }
+        registry.register(
+            "webhook_decision_seconds",
+            "Time to decide an admission request",
+            latency.clone(),
+        );
+        Self {
+            registry: Mutex::new(registry),
+            decisions,
+            latency,
+        }
     }
 }
 
 impl Metrics {
-    pub fn record(&self, webhook: &'static str, reason: &'static str, allowed: bool, elapsed: Duration) {
-        self.decisions.get_or_create(&DecisionLabels { webhook, reason, allowed }).inc();
-        self.latency.get_or_create(&WebhookLabel { webhook }).observe(elapsed.as_secs_f64());
+    pub fn record(
+        &self,
+        webhook: &'static str,
+        reason: &'static str,
+        allowed: bool,
+        elapsed: Duration,
+    ) {
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                webhook,
+                reason,
+                allowed,
+            })
+            .inc();
+        self.latency
+            .get_or_create(&WebhookLabel { webhook })
+            .observe(elapsed.as_secs_f64());
     }
 
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
-        let registry = self.registry.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let registry = self
+            .registry
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         prometheus_client::encoding::text::encode(&mut out, &registry)?;
         Ok(out)
     }

@@ -4,8 +4,8 @@
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference, ValidatingWebhook,
-    ValidatingWebhookConfiguration, WebhookClientConfig,
+    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
+    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::api::{ObjectMeta, Patch, PatchParams};
@@ -20,7 +20,11 @@ pub enum Endpoint {
     /// Local development: an `https://host:port` URL (loopback).
     Url(String),
     /// In-cluster: a Service.
-    Service { namespace: String, name: String, port: i32 },
+    Service {
+        namespace: String,
+        name: String,
+        port: i32,
+    },
 }
 
 pub struct Registration<'a> {
@@ -34,8 +38,16 @@ impl Registration<'_> {
     fn client_config(&self, path: &str) -> WebhookClientConfig {
         let ca_bundle = Some(ByteString(self.ca_pem.as_bytes().to_vec()));
         match self.endpoint {
-            Endpoint::Url(base) => WebhookClientConfig { url: Some(format!("{}{path}", base.trim_end_matches('/'))), ca_bundle, service: None },
-            Endpoint::Service { namespace, name, port } => WebhookClientConfig {
+            Endpoint::Url(base) => WebhookClientConfig {
+                url: Some(format!("{}{path}", base.trim_end_matches('/'))),
+                ca_bundle,
+                service: None,
+            },
+            Endpoint::Service {
+                namespace,
+                name,
+                port,
+            } => WebhookClientConfig {
                 service: Some(ServiceReference {
                     namespace: namespace.clone(),
                     name: name.clone(),
@@ -56,7 +68,11 @@ impl Registration<'_> {
         if with_operator {
             names.push(self.operator_namespace.to_string());
         }
-        LabelSelectorRequirement { key: "kubernetes.io/metadata.name".into(), operator: "NotIn".into(), values: Some(names) }
+        LabelSelectorRequirement {
+            key: "kubernetes.io/metadata.name".into(),
+            operator: "NotIn".into(),
+            values: Some(names),
+        }
     }
 
     pub fn mutating(&self) -> MutatingWebhookConfiguration {
@@ -66,10 +82,25 @@ impl Registration<'_> {
                 name: "changerequests.mutate.changegate.dev".into(),
                 client_config: self.client_config("/mutate/changerequests"),
                 rules: Some(vec![
-                    rule(&["CREATE"], "changegate.dev", "v1alpha1", &["changerequests"], "Namespaced"),
-                    rule(&["UPDATE"], "changegate.dev", "v1alpha1", &["changerequests/status"], "Namespaced"),
+                    rule(
+                        &["CREATE"],
+                        "changegate.dev",
+                        "v1alpha1",
+                        &["changerequests"],
+                        "Namespaced",
+                    ),
+                    rule(
+                        &["UPDATE"],
+                        "changegate.dev",
+                        "v1alpha1",
+                        &["changerequests/status"],
+                        "Namespaced",
+                    ),
                 ]),
-                namespace_selector: Some(LabelSelector { match_expressions: Some(vec![self.never_gated(false)]), ..Default::default() }),
+                namespace_selector: Some(LabelSelector {
+                    match_expressions: Some(vec![self.never_gated(false)]),
+                    ..Default::default()
+                }),
                 failure_policy: Some("Fail".into()),
                 side_effects: "None".into(),
                 admission_review_versions: vec!["v1".into()],
@@ -84,13 +115,23 @@ impl Registration<'_> {
     pub fn validating(&self) -> ValidatingWebhookConfiguration {
         let governed = LabelSelector {
             match_expressions: Some(vec![
-                LabelSelectorRequirement { key: crate::api::TENANT_LABEL.into(), operator: "Exists".into(), values: None },
+                LabelSelectorRequirement {
+                    key: crate::api::TENANT_LABEL.into(),
+                    operator: "Exists".into(),
+                    values: None,
+                },
                 self.never_gated(true),
             ]),
             ..Default::default()
         };
-        let anywhere = LabelSelector { match_expressions: Some(vec![self.never_gated(false)]), ..Default::default() };
-        let webhook = |name: &str, path: &str, rules: Vec<RuleWithOperations>, selector: Option<LabelSelector>| ValidatingWebhook {
+        let anywhere = LabelSelector {
+            match_expressions: Some(vec![self.never_gated(false)]),
+            ..Default::default()
+        };
+        let webhook = |name: &str,
+                       path: &str,
+                       rules: Vec<RuleWithOperations>,
+                       selector: Option<LabelSelector>| ValidatingWebhook {
             name: name.into(),
             client_config: self.client_config(path),
             rules: Some(rules),
@@ -112,7 +153,13 @@ impl Registration<'_> {
                     "workloads.validate.changegate.dev",
                     "/validate/workloads",
                     vec![
-                        rule(ops, "apps", "v1", &["deployments", "statefulsets", "daemonsets"], "Namespaced"),
+                        rule(
+                            ops,
+                            "apps",
+                            "v1",
+                            &["deployments", "statefulsets", "daemonsets"],
+                            "Namespaced",
+                        ),
                         rule(ops, "batch", "v1", &["cronjobs"], "Namespaced"),
                     ],
                     Some(governed),
@@ -120,19 +167,37 @@ impl Registration<'_> {
                 webhook(
                     "changerequests.validate.changegate.dev",
                     "/validate/changerequests",
-                    vec![rule(&["CREATE", "UPDATE"], "changegate.dev", "v1alpha1", &["changerequests", "changerequests/status"], "Namespaced")],
+                    vec![rule(
+                        &["CREATE", "UPDATE"],
+                        "changegate.dev",
+                        "v1alpha1",
+                        &["changerequests", "changerequests/status"],
+                        "Namespaced",
+                    )],
                     Some(anywhere.clone()),
                 ),
                 webhook(
                     "releases.validate.changegate.dev",
                     "/validate/releases",
-                    vec![rule(&["CREATE", "UPDATE"], "changegate.dev", "v1alpha1", &["releases"], "Namespaced")],
+                    vec![rule(
+                        &["CREATE", "UPDATE"],
+                        "changegate.dev",
+                        "v1alpha1",
+                        &["releases"],
+                        "Namespaced",
+                    )],
                     Some(anywhere),
                 ),
                 webhook(
                     "governance.validate.changegate.dev",
                     "/validate/governance",
-                    vec![rule(&["CREATE", "UPDATE"], "changegate.dev", "v1alpha1", &["maintenancewindows", "changepolicies"], "Cluster")],
+                    vec![rule(
+                        &["CREATE", "UPDATE"],
+                        "changegate.dev",
+                        "v1alpha1",
+                        &["maintenancewindows", "changepolicies"],
+                        "Cluster",
+                    )],
                     None,
                 ),
             ]),
@@ -143,12 +208,24 @@ impl Registration<'_> {
 fn meta() -> ObjectMeta {
     ObjectMeta {
         name: Some(CONFIGURATION_NAME.into()),
-        labels: Some([("app.kubernetes.io/name".to_string(), "changegate".to_string())].into()),
+        labels: Some(
+            [(
+                "app.kubernetes.io/name".to_string(),
+                "changegate".to_string(),
+            )]
+            .into(),
+        ),
         ..ObjectMeta::default()
     }
 }
 
-fn rule(ops: &[&str], group: &str, version: &str, resources: &[&str], scope: &str) -> RuleWithOperations {
+fn rule(
+    ops: &[&str],
+    group: &str,
+    version: &str,
+    resources: &[&str],
+    scope: &str,
+) -> RuleWithOperations {
     RuleWithOperations {
         operations: Some(ops.iter().map(ToString::to_string).collect()),
         api_groups: Some(vec![group.into()]),
@@ -164,10 +241,22 @@ pub async fn register(client: &Client, registration: &Registration<'_>) -> Resul
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
     let mut m = registration.mutating();
     m.metadata.managed_fields = None;
-    mutating.patch(CONFIGURATION_NAME, &params, &Patch::Apply(with_types(&m, "MutatingWebhookConfiguration"))).await?;
+    mutating
+        .patch(
+            CONFIGURATION_NAME,
+            &params,
+            &Patch::Apply(with_types(&m, "MutatingWebhookConfiguration")),
+        )
+        .await?;
     let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     let v = registration.validating();
-    validating.patch(CONFIGURATION_NAME, &params, &Patch::Apply(with_types(&v, "ValidatingWebhookConfiguration"))).await?;
+    validating
+        .patch(
+            CONFIGURATION_NAME,
+            &params,
+            &Patch::Apply(with_types(&v, "ValidatingWebhookConfiguration")),
+        )
+        .await?;
     Ok(())
 }
 
@@ -183,7 +272,12 @@ mod tests {
     use super::*;
 
     fn registration(endpoint: &Endpoint) -> Registration<'_> {
-        Registration { endpoint, ca_pem: "PEM", operator_namespace: "changegate-system", timeout_seconds: 5 }
+        Registration {
+            endpoint,
+            ca_pem: "PEM",
+            operator_namespace: "changegate-system",
+            timeout_seconds: 5,
+        }
     }
 
     #[test]
@@ -194,24 +288,59 @@ mod tests {
         let workloads = &webhooks[0];
         assert_eq!(workloads.failure_policy.as_deref(), Some("Fail"));
         assert_eq!(workloads.side_effects, "None");
-        let exprs = workloads.namespace_selector.as_ref().and_then(|s| s.match_expressions.clone()).expect("selector");
+        let exprs = workloads
+            .namespace_selector
+            .as_ref()
+            .and_then(|s| s.match_expressions.clone())
+            .expect("selector");
         assert_eq!(exprs[0].key, "changegate.dev/tenant");
         assert_eq!(
             exprs[1].values.as_deref(),
-            Some(&["kube-system".to_string(), "kube-node-lease".into(), "changegate-system".into()][..])
+            Some(
+                &[
+                    "kube-system".to_string(),
+                    "kube-node-lease".into(),
+                    "changegate-system".into()
+                ][..]
+            )
         );
-        let resources: Vec<String> =
-            workloads.rules.iter().flatten().flat_map(|r| r.resources.clone().unwrap_or_default()).collect();
-        assert!(resources.iter().all(|r| !r.contains('/')), "no subresources: {resources:?}");
-        assert_eq!(workloads.client_config.url.as_deref(), Some("https://127.0.0.1:9443/validate/workloads"));
-        assert_eq!(workloads.client_config.ca_bundle.as_ref().map(|b| b.0.clone()), Some(b"PEM".to_vec()));
+        let resources: Vec<String> = workloads
+            .rules
+            .iter()
+            .flatten()
+            .flat_map(|r| r.resources.clone().unwrap_or_default())
+            .collect();
+        assert!(
+            resources.iter().all(|r| !r.contains('/')),
+            "no subresources: {resources:?}"
+        );
+        assert_eq!(
+            workloads.client_config.url.as_deref(),
+            Some("https://127.0.0.1:9443/validate/workloads")
+        );
+        assert_eq!(
+            workloads
+                .client_config
+                .ca_bundle
+                .as_ref()
+                .map(|b| b.0.clone()),
+            Some(b"PEM".to_vec())
+        );
     }
 
     #[test]
     fn in_cluster_mode_uses_the_service() {
-        let endpoint = Endpoint::Service { namespace: "changegate-system".into(), name: "changegate-webhook".into(), port: 443 };
+        let endpoint = Endpoint::Service {
+            namespace: "changegate-system".into(),
+            name: "changegate-webhook".into(),
+            port: 443,
+        };
         let m = registration(&endpoint).mutating();
-        let service = m.webhooks.expect("webhooks")[0].client_config.service.clone().expect("service");
+        let service = m.webhooks.expect("webhooks")[0]
+            .client_config
+            .service
+            .clone()
+            .expect("service");
         assert_eq!(service.path.as_deref(), Some("/mutate/changerequests"));
     }
 }

@@ -7,7 +7,9 @@ use super::metrics::Metrics;
 use super::stamp::{self, Identity};
 use super::stores::Stores;
 use crate::admission::{self, Operation, TenantView, WorkloadRequest};
-use crate::api::{ChangePolicy, ChangeRequest, MaintenanceWindow, REQUESTED_BY, Release, WorkloadKind};
+use crate::api::{
+    ChangePolicy, ChangeRequest, MaintenanceWindow, REQUESTED_BY, Release, WorkloadKind,
+};
 use crate::policy::select_policy;
 use crate::window::CompiledWindow;
 use axum::Router;
@@ -17,8 +19,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
-use kube::core::admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation as KubeOperation};
 use kube::core::DynamicObject;
+use kube::core::admission::{
+    AdmissionRequest, AdmissionResponse, AdmissionReview, Operation as KubeOperation,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -66,18 +70,26 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
 
 async fn metrics(State(app): State<Arc<App>>) -> Response {
     match app.metrics.encode() {
-        Ok(text) => ([("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response(),
+        Ok(text) => (
+            [(
+                "content-type",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
 }
 
 /// A malformed AdmissionReview is a client error: HTTP 400 with a message.
-fn parse(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Response> {
+fn parse(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Box<Response>> {
+    let bad = |msg: String| Box::new((StatusCode::BAD_REQUEST, msg).into_response());
     let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
-        .map_err(|e| (StatusCode::BAD_REQUEST, format!("changegate: malformed AdmissionReview: {e}")).into_response())?;
+        .map_err(|e| bad(format!("changegate: malformed AdmissionReview: {e}")))?;
     review
         .try_into()
-        .map_err(|_| (StatusCode::BAD_REQUEST, "changegate: the AdmissionReview has no request".to_string()).into_response())
+        .map_err(|_| bad("changegate: the AdmissionReview has no request".to_string()))
 }
 
 fn respond(response: AdmissionResponse) -> Response {
@@ -91,9 +103,13 @@ fn identity(req: &AdmissionRequest<DynamicObject>) -> Identity {
     }
 }
 
-fn typed<K: serde::de::DeserializeOwned>(obj: Option<&DynamicObject>, what: &str) -> Result<K, String> {
+fn typed<K: serde::de::DeserializeOwned>(
+    obj: Option<&DynamicObject>,
+    what: &str,
+) -> Result<K, String> {
     let obj = obj.ok_or_else(|| format!("changegate: the request carries no {what}"))?;
-    let value = serde_json::to_value(obj).map_err(|e| format!("changegate: cannot read the {what}: {e}"))?;
+    let value = serde_json::to_value(obj)
+        .map_err(|e| format!("changegate: cannot read the {what}: {e}"))?;
     serde_json::from_value(value).map_err(|e| format!("changegate: cannot read the {what}: {e}"))
 }
 
@@ -108,15 +124,17 @@ async fn handle(
     let req = match parse(&body) {
         Ok(req) => req,
         Err(bad) => {
-            app.metrics.record(webhook, "MalformedReview", false, started.elapsed());
-            return bad;
+            app.metrics
+                .record(webhook, "MalformedReview", false, started.elapsed());
+            return *bad;
         }
     };
     let span = tracing::info_span!("admission", webhook, uid = %req.uid, op = ?req.operation, ns = ?req.namespace, name = %req.name);
     let _guard = span.enter();
     let (response, reason) = decide(app, &req);
     tracing::debug!(allowed = response.allowed, reason, "decided");
-    app.metrics.record(webhook, reason, response.allowed, started.elapsed());
+    app.metrics
+        .record(webhook, reason, response.allowed, started.elapsed());
     respond(response)
 }
 
@@ -132,11 +150,18 @@ async fn mutate_changerequests(State(app): State<Arc<App>>, body: Bytes) -> Resp
         let who = identity(req);
         let patch = match (&req.operation, req.sub_resource.as_deref()) {
             (KubeOperation::Create, None) => {
-                let value = req.object.as_ref().and_then(|o| serde_json::to_value(o).ok()).unwrap_or_default();
+                let value = req
+                    .object
+                    .as_ref()
+                    .and_then(|o| serde_json::to_value(o).ok())
+                    .unwrap_or_default();
                 Ok(stamp::on_create(&value, &who))
             }
             (KubeOperation::Update, Some("status")) => {
-                match (typed::<ChangeRequest>(req.old_object.as_ref(), "old ChangeRequest"), typed::<ChangeRequest>(req.object.as_ref(), "ChangeRequest")) {
+                match (
+                    typed::<ChangeRequest>(req.old_object.as_ref(), "old ChangeRequest"),
+                    typed::<ChangeRequest>(req.object.as_ref(), "ChangeRequest"),
+                ) {
                     (Ok(old), Ok(new)) => Ok(stamp::on_status_update(&old, &new, &who, Utc::now())),
                     (Err(e), _) | (_, Err(e)) => Err(e),
                 }
@@ -204,9 +229,15 @@ async fn validate_governance(State(app): State<Arc<App>>, body: Bytes) -> Respon
     handle(&app, "validate-governance", body, |_, req| {
         let response = AdmissionResponse::from(req);
         let verdict = match req.kind.kind.as_str() {
-            "MaintenanceWindow" => typed::<MaintenanceWindow>(req.object.as_ref(), "MaintenanceWindow")
-                .and_then(|w| CompiledWindow::compile(&req.name, &w.spec).map(|_| ()).map_err(|e| format!("changegate: {e}"))),
-            "ChangePolicy" => typed::<ChangePolicy>(req.object.as_ref(), "ChangePolicy").and_then(|p| super::governance::check_policy(&p.spec)),
+            "MaintenanceWindow" => {
+                typed::<MaintenanceWindow>(req.object.as_ref(), "MaintenanceWindow").and_then(|w| {
+                    CompiledWindow::compile(&req.name, &w.spec)
+                        .map(|_| ())
+                        .map_err(|e| format!("changegate: {e}"))
+                })
+            }
+            "ChangePolicy" => typed::<ChangePolicy>(req.object.as_ref(), "ChangePolicy")
+                .and_then(|p| super::governance::check_policy(&p.spec)),
             _ => Ok(()),
         };
         match verdict {
@@ -218,13 +249,23 @@ async fn validate_governance(State(app): State<Arc<App>>, body: Bytes) -> Respon
 }
 
 async fn validate_workloads(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    handle(&app, "validate-workloads", body, |app, req| decide_workload(app, req)).await
+    handle(&app, "validate-workloads", body, |app, req| {
+        decide_workload(app, req)
+    })
+    .await
 }
 
-fn decide_workload(app: &App, req: &AdmissionRequest<DynamicObject>) -> (AdmissionResponse, &'static str) {
+fn decide_workload(
+    app: &App,
+    req: &AdmissionRequest<DynamicObject>,
+) -> (AdmissionResponse, &'static str) {
     let response = AdmissionResponse::from(req);
-    let Some(kind) = WorkloadKind::from_kind(&req.kind.kind) else { return (response, "NotGated") };
-    let Some(namespace) = req.namespace.as_deref() else { return (response, "NotGated") };
+    let Some(kind) = WorkloadKind::from_kind(&req.kind.kind) else {
+        return (response, "NotGated");
+    };
+    let Some(namespace) = req.namespace.as_deref() else {
+        return (response, "NotGated");
+    };
     // Subresources (status, scale) are never changes; the configuration
     // does not send them, and this holds if it ever did.
     if req.sub_resource.is_some() || namespace == app.operator_namespace {
@@ -236,12 +277,23 @@ fn decide_workload(app: &App, req: &AdmissionRequest<DynamicObject>) -> (Admissi
         KubeOperation::Delete => Operation::Delete,
         KubeOperation::Connect => return (response, "NotGated"),
     };
-    let Some(tenant) = app.stores.tenant_of(namespace) else { return (response, "NotGoverned") };
+    let Some(tenant) = app.stores.tenant_of(namespace) else {
+        return (response, "NotGoverned");
+    };
     let to_value = |o: Option<&DynamicObject>| o.map(serde_json::to_value).transpose();
-    let (old, new) = match (to_value(req.old_object.as_ref()), to_value(req.object.as_ref())) {
+    let (old, new) = match (
+        to_value(req.old_object.as_ref()),
+        to_value(req.object.as_ref()),
+    ) {
         (Ok(old), Ok(new)) => (old, new),
         (Err(e), _) | (_, Err(e)) => {
-            return (response.deny(format!("changegate: cannot read the {} {namespace}/{}: {e}", req.kind.kind, req.name)), "Unreadable");
+            return (
+                response.deny(format!(
+                    "changegate: cannot read the {} {namespace}/{}: {e}",
+                    req.kind.kind, req.name
+                )),
+                "Unreadable",
+            );
         }
     };
     let now = Utc::now();
@@ -249,7 +301,9 @@ fn decide_workload(app: &App, req: &AdmissionRequest<DynamicObject>) -> (Admissi
     let selected = select_policy(&policies, &tenant);
     let windows = app.stores.compiled_windows(now);
     let changes = app.stores.changes_in(namespace);
-    let releases = app.stores.releases_for(namespace, &app.operations_namespace);
+    let releases = app
+        .stores
+        .releases_for(namespace, &app.operations_namespace);
     let view = TenantView {
         tenant: &tenant,
         policy: selected.as_ref().map(|s| &s.policy.spec),
@@ -257,9 +311,20 @@ fn decide_workload(app: &App, req: &AdmissionRequest<DynamicObject>) -> (Admissi
         changes: &changes,
         releases: &releases,
     };
-    let request = WorkloadRequest { operation, kind, namespace, name: &req.name, old: old.as_ref(), new: new.as_ref() };
+    let request = WorkloadRequest {
+        operation,
+        kind,
+        namespace,
+        name: &req.name,
+        old: old.as_ref(),
+        new: new.as_ref(),
+    };
     let decision = admission::decide(&request, &view, now);
-    let mut response = if decision.allowed { response } else { response.deny(&decision.message) };
+    let mut response = if decision.allowed {
+        response
+    } else {
+        response.deny(&decision.message)
+    };
     if !decision.warnings.is_empty() {
         response.warnings = Some(decision.warnings);
     }

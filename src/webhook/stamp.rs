@@ -21,7 +21,10 @@ pub fn on_create(change: &Value, who: &Identity) -> Patch {
         Some(Value::Object(_)) => {}
         _ => ops.push(add(&["metadata", "annotations"], json!({}))),
     }
-    ops.push(add(&["metadata", "annotations", REQUESTED_BY], json!(who.username)));
+    ops.push(add(
+        &["metadata", "annotations", REQUESTED_BY],
+        json!(who.username),
+    ));
     Patch(ops)
 }
 
@@ -29,13 +32,22 @@ pub fn on_create(change: &Value, who: &Identity) -> Patch {
 /// request, and a newly written review, carry the caller's identity and the
 /// time. Entries that already existed are left alone (the validating
 /// webhook refuses edits to them).
-pub fn on_status_update(old: &ChangeRequest, new: &ChangeRequest, who: &Identity, now: DateTime<Utc>) -> Patch {
+pub fn on_status_update(
+    old: &ChangeRequest,
+    new: &ChangeRequest,
+    who: &Identity,
+    now: DateTime<Utc>,
+) -> Patch {
     let at = json!(now.to_rfc3339_opts(SecondsFormat::Secs, true));
     let mut ops = Vec::new();
     let old_len = old.approvals().len();
     for (i, _) in new.approvals().iter().enumerate().skip(old_len) {
         let base = ["status".to_string(), "approvals".to_string(), i.to_string()];
-        for (field, value) in [("approver", json!(who.username)), ("groups", json!(who.groups)), ("at", at.clone())] {
+        for (field, value) in [
+            ("approver", json!(who.username)),
+            ("groups", json!(who.groups)),
+            ("at", at.clone()),
+        ] {
             let path: Vec<String> = base.iter().cloned().chain([field.to_string()]).collect();
             ops.push(add_owned(&path, value));
         }
@@ -50,13 +62,19 @@ pub fn on_status_update(old: &ChangeRequest, new: &ChangeRequest, who: &Identity
 }
 
 fn add(path: &[&str], value: Value) -> PatchOperation {
-    PatchOperation::Add(AddOperation { path: PointerBuf::from_tokens(path.iter().copied()), value })
+    PatchOperation::Add(AddOperation {
+        path: PointerBuf::from_tokens(path.iter().copied()),
+        value,
+    })
 }
 
 fn add_owned(path: &[String], value: Value) -> PatchOperation {
     // `add` on an existing member replaces it (RFC 6902 §4.1): a client's
     // own `approver` is overwritten.
-    PatchOperation::Add(AddOperation { path: PointerBuf::from_tokens(path.iter().map(String::as_str)), value })
+    PatchOperation::Add(AddOperation {
+        path: PointerBuf::from_tokens(path.iter().map(String::as_str)),
+        value,
+    })
 }
 
 #[cfg(test)]
@@ -64,7 +82,10 @@ mod tests {
     use super::*;
 
     fn alice() -> Identity {
-        Identity { username: "alice".into(), groups: vec!["client-a:approvers".into(), "system:authenticated".into()] }
+        Identity {
+            username: "alice".into(),
+            groups: vec!["client-a:approvers".into(), "system:authenticated".into()],
+        }
     }
 
     fn change(status: Value) -> ChangeRequest {
@@ -98,11 +119,18 @@ mod tests {
     #[test]
     fn an_approval_sent_in_someone_elses_name_is_stamped_with_the_real_identity() {
         let old = change(json!({}));
-        let new = change(json!({"approvals": [{"decision": "Approved", "approver": "carol", "groups": ["msp:cab"], "at": "2020-01-01T00:00:00Z"}]}));
-        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z").expect("time").with_timezone(&Utc);
+        let new = change(
+            json!({"approvals": [{"decision": "Approved", "approver": "carol", "groups": ["msp:cab"], "at": "2020-01-01T00:00:00Z"}]}),
+        );
+        let now = DateTime::parse_from_rfc3339("2026-11-22T10:00:00Z")
+            .expect("time")
+            .with_timezone(&Utc);
         let doc = apply(&new, &on_status_update(&old, &new, &alice(), now));
         assert_eq!(doc["status"]["approvals"][0]["approver"], "alice");
-        assert_eq!(doc["status"]["approvals"][0]["groups"], json!(["client-a:approvers", "system:authenticated"]));
+        assert_eq!(
+            doc["status"]["approvals"][0]["groups"],
+            json!(["client-a:approvers", "system:authenticated"])
+        );
         assert_eq!(doc["status"]["approvals"][0]["at"], "2026-11-22T10:00:00Z");
     }
 

@@ -23,6 +23,9 @@ const PREPARE_BEHIND: Duration = Duration::days(2);
 const PREPARE_AHEAD: Duration = Duration::days(400);
 const REPREPARE_WHEN_LEFT: Duration = Duration::days(300);
 
+/// Compiled windows by name, with the resourceVersion they were compiled from.
+type CompiledCache = HashMap<String, (String, Arc<CompiledWindow>)>;
+
 #[derive(Clone)]
 pub struct Stores {
     pub changes: Store<ChangeRequest>,
@@ -30,7 +33,7 @@ pub struct Stores {
     pub windows: Store<MaintenanceWindow>,
     pub policies: Store<ChangePolicy>,
     pub namespaces: Store<Namespace>,
-    compiled: Arc<Mutex<HashMap<String, (String, Arc<CompiledWindow>)>>>,
+    compiled: Arc<Mutex<CompiledCache>>,
 }
 
 /// Starts a reflector per kind; the returned future runs them until the
@@ -48,10 +51,20 @@ pub fn start(client: &Client) -> (Stores, BoxFuture<'static, ()>) {
         reflect(Api::<ChangePolicy>::all(client.clone()), w4),
         reflect(Api::<Namespace>::all(client.clone()), w5),
     );
-    let stores = Stores { changes, releases, windows, policies, namespaces, compiled: Arc::default() };
-    (stores, Box::pin(async move {
-        run.await;
-    }))
+    let stores = Stores {
+        changes,
+        releases,
+        windows,
+        policies,
+        namespaces,
+        compiled: Arc::default(),
+    };
+    (
+        stores,
+        Box::pin(async move {
+            run.await;
+        }),
+    )
 }
 
 async fn reflect<K>(api: Api<K>, writer: reflector::store::Writer<K>)
@@ -114,15 +127,23 @@ impl Stores {
     /// The tenant a namespace belongs to, from its `changegate.dev/tenant` label.
     pub fn tenant_of(&self, namespace: &str) -> Option<String> {
         let ns = self.namespaces.get(&reflector::ObjectRef::new(namespace))?;
-        ns.labels().get(TENANT_LABEL).filter(|t| !t.is_empty()).cloned()
+        ns.labels()
+            .get(TENANT_LABEL)
+            .filter(|t| !t.is_empty())
+            .cloned()
     }
 
     pub fn policies(&self) -> Vec<ChangePolicy> {
-        self.policies.state().iter().map(|p| (**p).clone()).collect()
+        self.policies
+            .state()
+            .iter()
+            .map(|p| (**p).clone())
+            .collect()
     }
 
     pub fn changes_in(&self, namespace: &str) -> Vec<Arc<ChangeRequest>> {
-        self.changes.state_filter(|c| c.namespace().as_deref() == Some(namespace))
+        self.changes
+            .state_filter(|c| c.namespace().as_deref() == Some(namespace))
     }
 
     pub fn releases_for(&self, namespace: &str, operations_namespace: &str) -> Vec<Arc<Release>> {
@@ -133,7 +154,10 @@ impl Stores {
     /// does not compile (it predates the webhook) is skipped with a log
     /// line: admission then treats it as absent.
     pub fn compiled_windows(&self, now: DateTime<Utc>) -> Vec<Arc<CompiledWindow>> {
-        let mut cache = self.compiled.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut cache = self
+            .compiled
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let current = self.windows.state();
         cache.retain(|name, _| current.iter().any(|w| &w.name_any() == name));
         current

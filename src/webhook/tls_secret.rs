@@ -22,8 +22,15 @@ pub enum TlsError {
     #[error(transparent)]
     Cert(#[from] CertError),
     #[error("Kubernetes API error on Secret {namespace}/{name}: {source}")]
-    Api { namespace: String, name: String, source: kube::Error },
-    #[error("Secret {namespace}/{name} kept changing under us; giving up after {0} attempts", ATTEMPTS)]
+    Api {
+        namespace: String,
+        name: String,
+        source: kube::Error,
+    },
+    #[error(
+        "Secret {namespace}/{name} kept changing under us; giving up after {0} attempts",
+        ATTEMPTS
+    )]
     Contended { namespace: String, name: String },
 }
 
@@ -48,20 +55,39 @@ pub struct Bundle {
 /// returns what is stored afterwards.
 pub async fn ensure(client: &Client, settings: &TlsSettings) -> Result<Bundle, TlsError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
-    let api_err = |source| TlsError::Api { namespace: settings.namespace.clone(), name: settings.secret_name.clone(), source };
+    let api_err = |source| TlsError::Api {
+        namespace: settings.namespace.clone(),
+        name: settings.secret_name.clone(),
+        source,
+    };
     for _ in 0..ATTEMPTS {
         let now = OffsetDateTime::now_utc();
         let existing = api.get_opt(&settings.secret_name).await.map_err(api_err)?;
         let stored = existing.as_ref().and_then(read_bundle);
         let result = match (existing, stored) {
-            (Some(_), Some(bundle)) if !certs::needs_renewal(&bundle.serving, &settings.sans, now, &settings.lifetimes) => {
+            (Some(_), Some(bundle))
+                if !certs::needs_renewal(
+                    &bundle.serving,
+                    &settings.sans,
+                    now,
+                    &settings.lifetimes,
+                ) =>
+            {
                 return Ok(bundle);
             }
             (Some(secret), Some(bundle)) => {
                 tracing::info!(secret = %settings.secret_name, "renewing the webhook serving certificate");
-                let serving = certs::issue_serving(&bundle.ca, &settings.sans, now, &settings.lifetimes)?;
-                let updated = with_bundle(secret, &Bundle { ca: bundle.ca, serving });
-                api.replace(&settings.secret_name, &PostParams::default(), &updated).await
+                let serving =
+                    certs::issue_serving(&bundle.ca, &settings.sans, now, &settings.lifetimes)?;
+                let updated = with_bundle(
+                    secret,
+                    &Bundle {
+                        ca: bundle.ca,
+                        serving,
+                    },
+                );
+                api.replace(&settings.secret_name, &PostParams::default(), &updated)
+                    .await
             }
             (existing, _) => {
                 tracing::info!(secret = %settings.secret_name, "creating the webhook CA and serving certificate");
@@ -70,8 +96,18 @@ pub async fn ensure(client: &Client, settings: &TlsSettings) -> Result<Bundle, T
                 let bundle = Bundle { ca, serving };
                 match existing {
                     // Unreadable contents are replaced, guarded by resourceVersion.
-                    Some(secret) => api.replace(&settings.secret_name, &PostParams::default(), &with_bundle(secret, &bundle)).await,
-                    None => api.create(&PostParams::default(), &new_secret(settings, &bundle)).await,
+                    Some(secret) => {
+                        api.replace(
+                            &settings.secret_name,
+                            &PostParams::default(),
+                            &with_bundle(secret, &bundle),
+                        )
+                        .await
+                    }
+                    None => {
+                        api.create(&PostParams::default(), &new_secret(settings, &bundle))
+                            .await
+                    }
                 }
             }
         };
@@ -86,15 +122,28 @@ pub async fn ensure(client: &Client, settings: &TlsSettings) -> Result<Bundle, T
             Err(e) => return Err(api_err(e)),
         }
     }
-    Err(TlsError::Contended { namespace: settings.namespace.clone(), name: settings.secret_name.clone() })
+    Err(TlsError::Contended {
+        namespace: settings.namespace.clone(),
+        name: settings.secret_name.clone(),
+    })
 }
 
 fn read_bundle(secret: &Secret) -> Option<Bundle> {
     let data = secret.data.as_ref()?;
-    let text = |k: &str| data.get(k).and_then(|b| String::from_utf8(b.0.clone()).ok()).filter(|s| !s.is_empty());
+    let text = |k: &str| {
+        data.get(k)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .filter(|s| !s.is_empty())
+    };
     Some(Bundle {
-        ca: Pair { cert_pem: text(CA_CERT)?, key_pem: text(CA_KEY)? },
-        serving: Pair { cert_pem: text(TLS_CERT)?, key_pem: text(TLS_KEY)? },
+        ca: Pair {
+            cert_pem: text(CA_CERT)?,
+            key_pem: text(CA_KEY)?,
+        },
+        serving: Pair {
+            cert_pem: text(TLS_CERT)?,
+            key_pem: text(TLS_KEY)?,
+        },
     })
 }
 
@@ -121,7 +170,10 @@ fn new_secret(settings: &TlsSettings, bundle: &Bundle) -> Secret {
         metadata: ObjectMeta {
             name: Some(settings.secret_name.clone()),
             namespace: Some(settings.namespace.clone()),
-            labels: Some(BTreeMap::from([("app.kubernetes.io/name".into(), "changegate".into())])),
+            labels: Some(BTreeMap::from([(
+                "app.kubernetes.io/name".into(),
+                "changegate".into(),
+            )])),
             ..ObjectMeta::default()
         },
         type_: Some("kubernetes.io/tls".into()),
