@@ -4,3 +4,5 @@
 mod api;
 mod smoke;
 mod support;
+mod tls;
+mod webhook;

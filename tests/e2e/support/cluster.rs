@@ -2,7 +2,7 @@
 //! with `localcluster/up.sh` the first time a test needs it.
 
 use kube::Client;
-use kube::config::{AuthInfo, KubeConfigOptions, Kubeconfig};
+use kube::config::{KubeConfigOptions, Kubeconfig};
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -38,36 +38,14 @@ fn ensure_cluster() {
     });
 }
 
-async fn client_with(auth: impl FnOnce(&mut AuthInfo)) -> Client {
-    ensure_cluster();
-    let kubeconfig = Kubeconfig::read_from(kubeconfig_path()).expect("read the local kubeconfig");
-    let mut config =
-        kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-            .await
-            .expect("load the local kubeconfig");
-    let mut info = AuthInfo {
-        impersonate: config.auth_info.impersonate.take(),
-        impersonate_groups: config.auth_info.impersonate_groups.take(),
-        ..AuthInfo::default()
-    };
-    auth(&mut info);
-    config.auth_info.impersonate = info.impersonate;
-    config.auth_info.impersonate_groups = info.impersonate_groups;
-    Client::try_from(config).expect("build a client")
-}
-
 /// The cluster admin (`system:masters`).
 pub async fn admin() -> Client {
-    client_with(|_| {}).await
-}
-
-/// A client impersonating `user` in `groups`, as `kubectl --as --as-group` does.
-pub async fn client_as(user: &str, groups: &[&str]) -> Client {
-    client_with(|info| {
-        info.impersonate = Some(user.to_string());
-        info.impersonate_groups = Some(groups.iter().map(ToString::to_string).collect());
-    })
-    .await
+    ensure_cluster();
+    let kubeconfig = Kubeconfig::read_from(kubeconfig_path()).expect("read the local kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .expect("load the local kubeconfig");
+    Client::try_from(config).expect("build a client")
 }
 
 /// Runs kubectl against the local cluster; returns its output whatever the exit code.
@@ -113,5 +91,56 @@ pub fn ensure_crds() {
             "the CRDs never became Established: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+    });
+}
+
+/// kubectl with `input` on its standard input.
+pub fn kubectl_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    ensure_cluster();
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path())
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    child.wait_with_output().expect("kubectl output")
+}
+
+/// kubectl impersonating `user` in `groups` (`--as`, `--as-group`).
+pub fn kubectl_as(user: &str, groups: &[&str], args: &[&str], input: Option<&str>) -> Output {
+    let mut full = vec![format!("--as={user}")];
+    full.extend(groups.iter().map(|g| format!("--as-group={g}")));
+    full.extend(args.iter().map(ToString::to_string));
+    let full: Vec<&str> = full.iter().map(String::as_str).collect();
+    match input {
+        Some(input) => kubectl_stdin(&full, input),
+        None => kubectl(&full),
+    }
+}
+
+/// The operator must be running (`make up`, which `make test-e2e` runs first).
+pub fn ensure_operator() {
+    static OPERATOR: OnceLock<()> = OnceLock::new();
+    OPERATOR.get_or_init(|| {
+        ensure_crds();
+        let port = std::env::var("CHANGEGATE_HEALTH_PORT").unwrap_or_else(|_| "9080".into());
+        let ready = Command::new("curl")
+            .args(["-fsS", &format!("http://127.0.0.1:{port}/readyz")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        assert!(ready, "the changegate operator is not running on this cluster: run `make up` (make test-e2e does)");
+        let rbac = repo_root().join("tests/fixtures/rbac.yaml");
+        let out = kubectl(&["apply", "-f", rbac.to_str().expect("utf-8 path")]);
+        assert!(out.status.success(), "test RBAC: {}", String::from_utf8_lossy(&out.stderr));
     });
 }

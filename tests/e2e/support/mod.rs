@@ -1,11 +1,13 @@
 //! Test support for end-to-end tests against the local control plane:
-//! attach (starting it when needed), a fresh namespace per test, impersonated
-//! clients, and waits that fail with what they last saw.
+//! attach (starting it when needed), a fresh namespace or tenant per test,
+//! impersonated kubectl, and waits that fail with what they last saw.
 
 pub mod cluster;
 pub mod namespace;
+pub mod tenant;
 pub mod wait;
 
-pub use cluster::{admin, client_as, ensure_crds, kubectl};
+pub use cluster::{admin, ensure_crds, kubectl, kubectl_as, kubectl_stdin};
 pub use namespace::TestNamespace;
+pub use tenant::Tenant;
 pub use wait::{wait_for, wait_until};

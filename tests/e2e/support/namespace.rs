@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 pub struct TestNamespace {
     pub name: String,
-    pub tenant: Option<String>,
 }
 
 impl TestNamespace {
@@ -53,10 +52,7 @@ impl TestNamespace {
         api.create(&PostParams::default(), &ns)
             .await
             .expect("create the test namespace");
-        Self {
-            name,
-            tenant: tenant.map(str::to_string),
-        }
+        Self { name }
     }
 }
 

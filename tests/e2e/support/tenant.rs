@@ -1,0 +1,140 @@
+//! A tenant for a webhook test: a governed namespace with requester and
+//! approver RoleBindings, plus the cluster-scoped policy and windows the
+//! test creates, all removed when the test ends.
+
+use super::cluster::{ensure_operator, kubectl, kubectl_stdin};
+use super::namespace::TestNamespace;
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde_json::{Value, json};
+use std::sync::Mutex;
+
+pub struct Tenant {
+    pub name: String,
+    pub ns: TestNamespace,
+    cluster_objects: Mutex<Vec<String>>,
+}
+
+impl Tenant {
+    /// A fresh tenant `t-<unique>` owning one namespace. No policy yet: the
+    /// tenant is not governed until the test applies one.
+    pub async fn new(prefix: &str) -> Self {
+        ensure_operator();
+        let probe = TestNamespace::new(prefix).await;
+        let name = format!("t-{}", probe.name.rsplit('-').next().unwrap_or("x"));
+        drop(probe);
+        let ns = TestNamespace::for_tenant(prefix, &name).await;
+        let tenant = Self {
+            name,
+            ns,
+            cluster_objects: Mutex::new(Vec::new()),
+        };
+        tenant.bind("requester", &format!("{}:requesters", tenant.name));
+        tenant.bind("approver", &format!("{}:approvers", tenant.name));
+        tenant.bind("approver", "msp:cab");
+        tenant
+    }
+
+    /// Lets `group` act as `role` (requester or approver) in this tenant's namespace.
+    pub fn bind(&self, role: &str, group: &str) {
+        let binding = json!({
+            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": {"name": format!("{role}-{}", group.replace(':', "-")), "namespace": self.ns.name},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": format!("changegate-e2e-{role}")},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]
+        });
+        let out = kubectl_stdin(&["apply", "-f", "-"], &binding.to_string());
+        assert!(
+            out.status.success(),
+            "binding {group}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn requesters(&self) -> String {
+        format!("{}:requesters", self.name)
+    }
+
+    pub fn approvers(&self) -> String {
+        format!("{}:approvers", self.name)
+    }
+
+    /// Applies this tenant's ChangePolicy; `spec` is merged over a default
+    /// asking one approval from `<tenant>:approvers` for normal changes.
+    pub fn policy(&self, spec: Value) {
+        let mut full = json!({"tenants": [self.name], "approvals": {"normal": [{"group": self.approvers(), "count": 1}]}});
+        if let (Value::Object(base), Value::Object(extra)) = (&mut full, spec) {
+            base.extend(extra);
+        }
+        self.apply_cluster("ChangePolicy", &format!("policy-{}", self.name), full);
+    }
+
+    /// Applies a MaintenanceWindow for this tenant named `<tenant>-<suffix>`; returns its name.
+    pub fn window(&self, suffix: &str, spec: Value) -> String {
+        let name = format!("{}-{suffix}", self.name);
+        let mut full = json!({"tenants": [self.name], "timeZone": "Europe/Berlin"});
+        if let (Value::Object(base), Value::Object(extra)) = (&mut full, spec) {
+            base.extend(extra);
+        }
+        self.apply_cluster("MaintenanceWindow", &name, full);
+        name
+    }
+
+    fn apply_cluster(&self, kind: &str, name: &str, spec: Value) {
+        let obj = json!({"apiVersion": "changegate.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec});
+        let out = kubectl_stdin(&["apply", "-f", "-"], &obj.to_string());
+        assert!(
+            out.status.success(),
+            "applying {kind} {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let key = format!("{}/{name}", kind.to_lowercase());
+        let mut objects = self
+            .cluster_objects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !objects.contains(&key) {
+            objects.push(key);
+        }
+    }
+}
+
+impl Drop for Tenant {
+    fn drop(&mut self) {
+        let objects = self
+            .cluster_objects
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for object in objects.iter() {
+            kubectl(&["delete", object, "--ignore-not-found", "--wait=false"]);
+        }
+    }
+}
+
+/// A window schedule that is open from an hour ago for `hours` more hours.
+pub fn open_now(hours: i64) -> Value {
+    ranges(
+        Utc::now() - Duration::hours(1),
+        Utc::now() + Duration::hours(hours),
+    )
+}
+
+/// A window schedule that opens in two days.
+pub fn opens_later() -> Value {
+    ranges(
+        Utc::now() + Duration::days(2),
+        Utc::now() + Duration::days(2) + Duration::hours(4),
+    )
+}
+
+/// A window schedule that closed an hour ago.
+pub fn closed_already() -> Value {
+    ranges(
+        Utc::now() - Duration::hours(5),
+        Utc::now() - Duration::hours(1),
+    )
+}
+
+fn ranges(start: DateTime<Utc>, end: DateTime<Utc>) -> Value {
+    let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    json!({"schedule": {"ranges": [{"start": fmt(start), "end": fmt(end)}]}})
+}

@@ -1,0 +1,171 @@
+//! The webhook's self-managed certificate: created once into a Secret,
+//! reused across restarts, renewed before expiry and served without a
+//! restart. Runs a second operator process on free loopback ports that
+//! does not register webhooks, with lifetimes of seconds.
+
+use crate::support::{TestNamespace, kubectl, wait_until};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Operator(Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+fn start(ns: &str, webhook: u16, health: u16) -> Operator {
+    let kubeconfig = concat!(env!("CARGO_MANIFEST_DIR"), "/.cluster/kubeconfig");
+    let child = Command::new(env!("CARGO_BIN_EXE_changegate"))
+        .args([
+            "run",
+            "--namespace",
+            ns,
+            "--no-register-webhooks",
+            "--tls-secret",
+            "webhook-tls",
+        ])
+        .args([
+            "--webhook-addr",
+            &format!("127.0.0.1:{webhook}"),
+            "--health-addr",
+            &format!("127.0.0.1:{health}"),
+        ])
+        .args(["--webhook-url", &format!("https://127.0.0.1:{webhook}")])
+        .args([
+            "--cert-validity",
+            "40s",
+            "--cert-renew-before",
+            "30s",
+            "--cert-check-interval",
+            "1s",
+        ])
+        .env("KUBECONFIG", kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start a second operator");
+    Operator(child)
+}
+
+fn shell(script: &str) -> String {
+    let out = Command::new("bash")
+        .args(["-c", script])
+        .output()
+        .expect("bash");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The serial number of the certificate the server presents.
+fn served_serial(port: u16) -> String {
+    shell(&format!(
+        "openssl s_client -connect 127.0.0.1:{port} </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null"
+    ))
+}
+
+fn stored_serial(ns: &str) -> String {
+    let out = kubectl(&[
+        "get",
+        "secret",
+        "webhook-tls",
+        "-n",
+        ns,
+        "-o",
+        "jsonpath={.data.tls\\.crt}",
+    ]);
+    let b64 = String::from_utf8_lossy(&out.stdout).to_string();
+    shell(&format!(
+        "echo '{b64}' | base64 -d | openssl x509 -noout -serial 2>/dev/null"
+    ))
+}
+
+fn stored_ca(ns: &str) -> String {
+    String::from_utf8_lossy(
+        &kubectl(&[
+            "get",
+            "secret",
+            "webhook-tls",
+            "-n",
+            ns,
+            "-o",
+            "jsonpath={.data.ca\\.crt}",
+        ])
+        .stdout,
+    )
+    .to_string()
+}
+
+async fn ready(health: u16) {
+    wait_until(
+        "the second operator to be ready",
+        Duration::from_secs(60),
+        || async move {
+            let out = shell(&format!("curl -fsS http://127.0.0.1:{health}/readyz"));
+            if out == "ready" { Ok(()) } else { Err(out) }
+        },
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn the_certificate_is_kept_reused_and_renewed_without_a_restart() {
+    let ns = TestNamespace::new("tls").await;
+    let (webhook, health) = (free_port(), free_port());
+    let mut operator = start(&ns.name, webhook, health);
+    ready(health).await;
+    let first = served_serial(webhook);
+    assert!(
+        first.starts_with("serial="),
+        "no certificate served: {first:?}"
+    );
+    assert_eq!(
+        first,
+        stored_serial(&ns.name),
+        "the served certificate is the stored one"
+    );
+    let ca = stored_ca(&ns.name);
+
+    // A restart before renewal is due reuses the stored certificate.
+    drop(operator);
+    operator = start(&ns.name, webhook, health);
+    ready(health).await;
+    assert_eq!(served_serial(webhook), first, "a restart reuses the Secret");
+    let pid = operator.0.id();
+
+    // 40s certificates renewed 30s before expiry: a new one within ~10s,
+    // served by the same process, signed by the same CA.
+    let renewed = wait_until(
+        "a renewed certificate to be served",
+        Duration::from_secs(60),
+        || async {
+            let served = served_serial(webhook);
+            if served.starts_with("serial=") && served != first && served == stored_serial(&ns.name)
+            {
+                Ok(served)
+            } else {
+                Err(served)
+            }
+        },
+    )
+    .await;
+    assert_ne!(renewed, first);
+    assert_eq!(operator.0.id(), pid);
+    assert!(
+        operator.0.try_wait().expect("status").is_none(),
+        "the operator kept running"
+    );
+    assert_eq!(
+        stored_ca(&ns.name),
+        ca,
+        "renewal keeps the CA, so the caBundle stays valid"
+    );
+}
