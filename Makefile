@@ -15,7 +15,7 @@ build: ## build both binaries (debug)
 test: test-unit test-e2e ## every test tier: unit first, then end-to-end on the local control plane
 
 test-unit: ## pure and in-process tests (no cluster)
-	$(CARGO) test --lib --bins --test crds_in_sync
+	$(CARGO) test --lib --bins --test crds_in_sync --test webhook_router
 
 test-e2e: up ## end-to-end tests against the local control plane and the running operator
 	$(CARGO) test --test e2e -- --test-threads=4
@@ -23,8 +23,11 @@ test-e2e: up ## end-to-end tests against the local control plane and the running
 demo: up ## the walkthrough against the local control plane
 	./demo/run.sh
 
-bench: ## benchmarks that print figures (see README)
+bench: cluster-up ## benchmarks that print figures (see README); runs a release build of the operator
+	$(CARGO) build --release --bins
+	CHANGEGATE_BIN=$(CURDIR)/target/release/changegate localcluster/operator-up.sh
 	$(CARGO) bench --bench admission_decision
+	$(CARGO) bench --bench webhook_load
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --check

@@ -90,12 +90,8 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
         lifetimes: settings.lifetimes,
     };
     let mut bundle = tls_secret::ensure(&client, &tls).await?;
-    let rustls = RustlsConfig::from_pem(
-        bundle.serving.cert_pem.clone().into_bytes(),
-        bundle.serving.key_pem.clone().into_bytes(),
-    )
-    .await
-    .map_err(OperatorError::Certificate)?;
+    let rustls =
+        RustlsConfig::from_config(tls_config(&bundle.serving).map_err(OperatorError::Certificate)?);
     app.certificate_loaded.store(true, Ordering::Relaxed);
 
     // Listen before registering, so the API server never calls a webhook
@@ -151,9 +147,12 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
         tokio::select! {
             _ = rotation.tick() => match tls_secret::ensure(&client, &tls).await {
                 Ok(current) if current != bundle => {
-                    if let Err(e) = rustls.reload_from_pem(current.serving.cert_pem.clone().into_bytes(), current.serving.key_pem.clone().into_bytes()).await {
-                        tracing::error!(error = %e, "cannot load the renewed certificate; still serving the previous one");
-                        continue;
+                    match tls_config(&current.serving) {
+                        Ok(config) => rustls.reload_from_config(config),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot load the renewed certificate; still serving the previous one");
+                            continue;
+                        }
                     }
                     tracing::info!("serving the renewed certificate");
                     if current.ca != bundle.ca {
@@ -180,6 +179,25 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
             }
         }
     }
+}
+
+/// The TLS server configuration for a serving certificate; ALPN offers
+/// HTTP/2 (what the API server prefers) and HTTP/1.1.
+fn tls_config(
+    serving: &crate::webhook::certs::Pair,
+) -> Result<Arc<rustls::ServerConfig>, std::io::Error> {
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
+    let certs = CertificateDer::pem_slice_iter(serving.cert_pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(std::io::Error::other)?;
+    let key =
+        PrivateKeyDer::from_pem_slice(serving.key_pem.as_bytes()).map_err(std::io::Error::other)?;
+    let mut config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(std::io::Error::other)?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
 }
 
 async fn shutdown_signal() {

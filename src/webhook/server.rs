@@ -21,7 +21,8 @@ use axum::routing::{get, post};
 use chrono::Utc;
 use kube::core::DynamicObject;
 use kube::core::admission::{
-    AdmissionRequest, AdmissionResponse, AdmissionReview, Operation as KubeOperation,
+    AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND,
+    Operation as KubeOperation,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,6 +88,14 @@ fn parse(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Box<Response>> 
     let bad = |msg: String| Box::new((StatusCode::BAD_REQUEST, msg).into_response());
     let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
         .map_err(|e| bad(format!("changegate: malformed AdmissionReview: {e}")))?;
+    // Registered for v1 only; the answer echoes the request's apiVersion and
+    // kind, so anything else would be answered as something that is not a review.
+    if review.types.api_version != META_API_VERSION_V1 || review.types.kind != META_KIND {
+        return Err(bad(format!(
+            "changegate: expected an {META_API_VERSION_V1} {META_KIND}, got apiVersion {:?} kind {:?}",
+            review.types.api_version, review.types.kind
+        )));
+    }
     review
         .try_into()
         .map_err(|_| bad("changegate: the AdmissionReview has no request".to_string()))
@@ -149,13 +158,11 @@ async fn mutate_changerequests(State(app): State<Arc<App>>, body: Bytes) -> Resp
         let response = AdmissionResponse::from(req);
         let who = identity(req);
         let patch = match (&req.operation, req.sub_resource.as_deref()) {
+            // Without an object there is nothing to stamp: a patch computed
+            // against `null` would not apply.
             (KubeOperation::Create, None) => {
-                let value = req
-                    .object
-                    .as_ref()
-                    .and_then(|o| serde_json::to_value(o).ok())
-                    .unwrap_or_default();
-                Ok(stamp::on_create(&value, &who))
+                typed::<serde_json::Value>(req.object.as_ref(), "ChangeRequest")
+                    .map(|value| stamp::on_create(&value, &who))
             }
             (KubeOperation::Update, Some("status")) => {
                 match (

@@ -1,0 +1,486 @@
+//! `make bench`, webhook part. Prints figures; asserts nothing about speed.
+//!
+//! 1. AdmissionReviews over HTTPS on loopback to an in-process webhook
+//!    server (the real router and TLS stack, fixture stores): p50/p99 and
+//!    errors at 1,000 requests/s for 60 s (CHANGEGATE_BENCH_SECONDS), then
+//!    the highest rate held with p99 <= 25 ms.
+//! 2. Through the real API server (needs `make up`, run with a release
+//!    operator by `make bench`): p99 and throughput of Deployment updates in
+//!    a gated namespace against an ungated one, interleaved in one run.
+
+use changegate::api::{ChangePolicy, ChangeRequest, MaintenanceWindow};
+use changegate::webhook::certs::{self, Lifetimes};
+use changegate::webhook::metrics::Metrics;
+use changegate::webhook::server::{self, App};
+use changegate::webhook::stores::Stores;
+use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::rt::TokioExecutor;
+use k8s_openapi::api::core::v1::Namespace;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+type Https = HttpClient<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+>;
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let seconds: u64 = std::env::var("CHANGEGATE_BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        if std::env::var("CHANGEGATE_BENCH_ONLY").is_err() {
+            webhook_over_https(seconds).await;
+        }
+        through_the_api_server(seconds).await;
+    });
+}
+
+// ---------------------------------------------------------------- part 1
+
+fn fixture_app() -> Arc<App> {
+    let now = Utc::now();
+    let fmt = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "client-a-prod", "labels": {"changegate.dev/tenant": "client-a"}}})).expect("ns");
+    let policy: ChangePolicy = serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "ChangePolicy", "metadata": {"name": "client-a"},
+        "spec": {"tenants": ["client-a"], "approvals": {"normal": [{"group": "client-a:approvers", "count": 1}]}}})).expect("policy");
+    let mut windows: Vec<MaintenanceWindow> = (0..99)
+        .map(|i| serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "MaintenanceWindow", "metadata": {"name": format!("w{i}"), "resourceVersion": "1"},
+            "spec": {"tenants": ["client-a"], "timeZone": "Europe/Berlin", "schedule": {"cron": format!("{} {} * * SAT", i % 60, i % 24), "duration": "1h"}}})).expect("window"))
+        .collect();
+    windows.push(serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "MaintenanceWindow", "metadata": {"name": "open-now", "resourceVersion": "1"},
+        "spec": {"tenants": ["client-a"], "timeZone": "UTC", "schedule": {"ranges": [{"start": fmt(now - ChronoDuration::hours(1)), "end": fmt(now + ChronoDuration::hours(6))}]}}})).expect("window"));
+    let changes: Vec<ChangeRequest> = (0..1000)
+        .map(|i| {
+            let target = if i == 500 { "payments-api".to_string() } else { format!("svc-{i}") };
+            serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "ChangeRequest",
+                "metadata": {"name": format!("chg-{i:04}"), "namespace": "client-a-prod", "annotations": {"changegate.dev/requested-by": "bob"}},
+                "spec": {"type": "Normal", "title": "t", "targets": [{"kind": "Deployment", "name": target}]},
+                "status": {"approvals": [{"decision": "Approved", "approver": "alice", "groups": ["client-a:approvers"], "at": fmt(now)}]}}))
+            .expect("change")
+        })
+        .collect();
+    Arc::new(App {
+        stores: Stores::from_objects(changes, Vec::new(), windows, vec![policy], vec![ns]),
+        operator_namespace: "changegate-system".into(),
+        operations_namespace: "changegate-system".into(),
+        controller_user: "changegate".into(),
+        metrics: Metrics::default(),
+        caches_synced: AtomicBool::new(true),
+        certificate_loaded: AtomicBool::new(true),
+    })
+}
+
+fn review_body() -> Bytes {
+    let deployment = |image: &str| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "payments-api", "namespace": "client-a-prod", "labels": {"app": "payments"}},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "payments"}},
+                 "template": {"metadata": {"labels": {"app": "payments"}}, "spec": {"containers": [{"name": "app", "image": image}]}}}})
+    };
+    let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+        "uid": "bench", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+        "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+        "name": "payments-api", "namespace": "client-a-prod", "operation": "UPDATE",
+        "userInfo": {"username": "deployer", "groups": ["system:authenticated"]},
+        "object": deployment("r/p:2"), "oldObject": deployment("r/p:1"), "dryRun": false}});
+    Bytes::from(review.to_string())
+}
+
+async fn serve(app: Arc<App>) -> (u16, String) {
+    let now = time::OffsetDateTime::now_utc();
+    let lifetimes = Lifetimes::default();
+    let ca = certs::generate_ca(now, &lifetimes).expect("ca");
+    let serving =
+        certs::issue_serving(&ca, &["127.0.0.1".to_string()], now, &lifetimes).expect("serving");
+    let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+        serving.cert_pem.into_bytes(),
+        serving.key_pem.into_bytes(),
+    )
+    .await
+    .expect("tls");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let server = axum_server::from_tcp_rustls(listener, tls)
+        .expect("server")
+        .serve(server::admission_router(app).into_make_service());
+    tokio::spawn(server);
+    (port, ca.cert_pem)
+}
+
+fn client(ca_pem: &str) -> Https {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(ca_pem.as_bytes()).expect("pem");
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(rustls::pki_types::CertificateDer::from(pem.contents))
+        .expect("root");
+    let tls = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_only()
+        .enable_http1()
+        .build();
+    HttpClient::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(256)
+        .build(https)
+}
+
+struct Run {
+    latencies: Vec<Duration>,
+    errors: usize,
+    elapsed: Duration,
+}
+
+impl Run {
+    fn pct(&self, p: f64) -> f64 {
+        let mut l = self.latencies.clone();
+        l.sort_unstable();
+        l.get(((l.len().max(1) - 1) as f64 * p) as usize)
+            .map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    }
+
+    fn throughput(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Open-loop load: one request every 1/rate seconds, whatever the answers.
+async fn load(client: &Https, port: u16, body: &Bytes, rate: u64, seconds: u64) -> Run {
+    let uri: hyper::Uri = format!("https://127.0.0.1:{port}/validate/workloads")
+        .parse()
+        .expect("uri");
+    let mut tick = tokio::time::interval(Duration::from_nanos(1_000_000_000 / rate));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for _ in 0..rate * seconds {
+        tick.tick().await;
+        let (client, uri, body) = (client.clone(), uri.clone(), body.clone());
+        tasks.spawn(async move {
+            let sent = Instant::now();
+            let req = hyper::Request::post(uri)
+                .header("content-type", "application/json")
+                .body(Full::new(body))
+                .expect("request");
+            let ok = match client.request(req).await {
+                Ok(resp) if resp.status() == 200 => {
+                    resp.into_body().collect().await.is_ok_and(|b| {
+                        let text = b.to_bytes();
+                        text.windows(14).any(|w| w == b"\"allowed\":true")
+                    })
+                }
+                _ => false,
+            };
+            (sent.elapsed(), ok)
+        });
+    }
+    let mut run = Run {
+        latencies: Vec::new(),
+        errors: 0,
+        elapsed: Duration::ZERO,
+    };
+    while let Some(result) = tasks.join_next().await {
+        match result {
+            Ok((latency, true)) => run.latencies.push(latency),
+            _ => run.errors += 1,
+        }
+    }
+    run.elapsed = started.elapsed();
+    run
+}
+
+async fn webhook_over_https(seconds: u64) {
+    let (port, ca) = serve(fixture_app()).await;
+    let client = client(&ca);
+    let body = review_body();
+    load(&client, port, &body, 200, 2).await; // warm the connection pool
+    println!(
+        "== webhook over HTTPS on loopback (1,000 changes and 100 windows in the tenant; every request admitted after the full decision)"
+    );
+    let run = load(&client, port, &body, 1000, seconds).await;
+    println!(
+        "1000 req/s for {seconds}s: p50 {:.2} ms, p99 {:.2} ms, errors {}, achieved {:.0} req/s   (target: p99 <= 5 ms, zero errors)",
+        run.pct(0.50),
+        run.pct(0.99),
+        run.errors,
+        run.throughput()
+    );
+    let step = seconds.clamp(2, 10);
+    let mut best = None;
+    for rate in [1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000] {
+        let run = load(&client, port, &body, rate, step).await;
+        let held =
+            run.errors == 0 && run.pct(0.99) <= 25.0 && run.throughput() >= rate as f64 * 0.9;
+        println!(
+            "  {rate:>5} req/s for {step}s: p50 {:.2} ms, p99 {:.2} ms, errors {}, achieved {:.0} req/s{}",
+            run.pct(0.5),
+            run.pct(0.99),
+            run.errors,
+            run.throughput(),
+            if held { "" } else { "  <- not held" }
+        );
+        if !held {
+            break;
+        }
+        best = Some(rate);
+    }
+    match best {
+        Some(rate) => println!("highest rate held with p99 <= 25 ms and no errors: {rate} req/s"),
+        None => println!("highest rate held with p99 <= 25 ms and no errors: below 1000 req/s"),
+    }
+}
+
+// ---------------------------------------------------------------- part 2
+
+async fn through_the_api_server(seconds: u64) {
+    use kube::api::{Api, Patch, PatchParams, PostParams};
+    println!(
+        "\n== Deployment updates through the real API server, with the webhook against without it"
+    );
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/.cluster/kubeconfig");
+    let health = std::process::Command::new("curl")
+        .args(["-fsS", "http://127.0.0.1:9080/readyz"])
+        .output();
+    if !std::path::Path::new(path).exists() || !health.is_ok_and(|o| o.status.success()) {
+        println!(
+            "skipped: the local cluster and operator are not running (make bench runs make up first)"
+        );
+        return;
+    }
+    let kubeconfig = kube::config::Kubeconfig::read_from(path).expect("kubeconfig");
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+        .await
+        .expect("config");
+    let client = kube::Client::try_from(config.clone()).expect("client");
+    let mut approver_config = config;
+    approver_config.auth_info.impersonate = Some("bench-approver".into());
+    approver_config.auth_info.impersonate_groups = Some(vec!["bench:approvers".into()]);
+    let approver = kube::Client::try_from(approver_config).expect("approver client");
+
+    let now = Utc::now();
+    let fmt = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let apply = |v: Value| async move {
+        let out = std::process::Command::new("kubectl")
+            .args(["--kubeconfig", path, "apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .and_then(|mut c| {
+                use std::io::Write;
+                c.stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(v.to_string().as_bytes())?;
+                c.wait()
+            });
+        assert!(out.is_ok_and(|s| s.success()), "kubectl apply failed");
+    };
+    apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench-gated", "labels": {"changegate.dev/tenant": "bench"}}})).await;
+    apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench-ungated"}}))
+        .await;
+    apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "bench-approver", "namespace": "bench-gated"},
+        "rules": [{"apiGroups": ["changegate.dev"], "resources": ["changerequests", "changerequests/status"], "verbs": ["get", "patch", "update"]}]})).await;
+    apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "bench-approver", "namespace": "bench-gated"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "bench-approver"},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "bench:approvers"}]})).await;
+    apply(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "ChangePolicy", "metadata": {"name": "bench"},
+        "spec": {"tenants": ["bench"], "enforcement": std::env::var("CHANGEGATE_BENCH_ENFORCEMENT").unwrap_or_else(|_| "Enforce".into()), "approvals": {"normal": [{"group": "bench:approvers", "count": 1}]}}})).await;
+    apply(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "MaintenanceWindow", "metadata": {"name": "bench-open"},
+        "spec": {"tenants": ["bench"], "timeZone": "UTC", "schedule": {"ranges": [{"start": fmt(now - ChronoDuration::hours(1)), "end": fmt(now + ChronoDuration::hours(3))}]}}})).await;
+    let changes: Api<ChangeRequest> = Api::namespaced(client.clone(), "bench-gated");
+    let change: ChangeRequest = serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "ChangeRequest", "metadata": {"name": "bench-change"},
+        "spec": {"type": "Normal", "title": "benchmark", "targets": [{"kind": "Deployment", "name": "bench"}]}})).expect("change");
+    let _ = changes.create(&PostParams::default(), &change).await;
+    let approvals: Api<ChangeRequest> = Api::namespaced(approver, "bench-gated");
+    let approved = approvals
+        .get_status("bench-change")
+        .await
+        .expect("change")
+        .approvals()
+        .iter()
+        .any(|a| a.approver.as_deref() == Some("bench-approver"));
+    if !approved {
+        let patch =
+            json!({"status": {"approvals": [{"decision": "Approved", "comment": "benchmark"}]}});
+        approvals
+            .patch_status(
+                "bench-change",
+                &PatchParams::default(),
+                &Patch::Merge(patch),
+            )
+            .await
+            .expect("approve");
+    }
+    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench"},
+        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "bench"}}, "template": {"metadata": {"labels": {"app": "bench"}}, "spec": {"containers": [{"name": "app", "image": "example.com/bench:1"}]}}}});
+    for ns in ["bench-gated", "bench-ungated"] {
+        let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), ns);
+        let mut created = false;
+        for _ in 0..100 {
+            match api
+                .patch(
+                    "bench",
+                    &PatchParams::apply("bench").force(),
+                    &Patch::Apply(deployment.clone()),
+                )
+                .await
+            {
+                Ok(_) => {
+                    created = true;
+                    break;
+                }
+                // The webhook's stores may not have seen the approval yet.
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        assert!(created, "cannot create the benchmark Deployment in {ns}");
+    }
+
+    // Diagnostic: CHANGEGATE_BENCH_ONLY=<namespace> runs one closed loop and stops.
+    if let Ok(ns) = std::env::var("CHANGEGATE_BENCH_ONLY") {
+        let tp = closed_loop_throughput(&client, &ns, seconds).await;
+        println!("{ns}: {tp:.0} updates/s");
+        return;
+    }
+    // Latency at a steady 20 updates/s (below saturation), then throughput
+    // with 4 closed-loop workers; baseline and webhook rounds interleave so
+    // drift in the shared machine hits both alike.
+    let round = seconds.clamp(3, 20);
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    let (mut with_tp, mut without_tp) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        without.extend(steady_updates(&client, "bench-ungated", 20, round).await);
+        with.extend(steady_updates(&client, "bench-gated", 20, round).await);
+        without_tp.push(closed_loop_throughput(&client, "bench-ungated", round).await);
+        with_tp.push(closed_loop_throughput(&client, "bench-gated", round).await);
+    }
+    let pct = |l: &mut Vec<Duration>, p: f64| {
+        l.sort_unstable();
+        l[((l.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0
+    };
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (b50, b99) = (pct(&mut without, 0.5), pct(&mut without, 0.99));
+    let (w50, w99) = (pct(&mut with, 0.5), pct(&mut with, 0.99));
+    let (btp, wtp) = (median(&mut without_tp), median(&mut with_tp));
+    println!(
+        "at 20 updates/s, without webhook: p50 {b50:.2} ms, p99 {b99:.2} ms ({} updates)",
+        without.len()
+    );
+    println!(
+        "at 20 updates/s, with webhook:    p50 {w50:.2} ms, p99 {w99:.2} ms ({} updates)",
+        with.len()
+    );
+    println!(
+        "4 closed-loop workers, median of 3 rounds: without {btp:.0} updates/s, with {wtp:.0} updates/s"
+    );
+    println!(
+        "added at p99: {:.2} ms (target <= 5 ms); throughput {:.1}% of baseline (target >= 95%)",
+        w99 - b99,
+        100.0 * wtp / btp
+    );
+    for (kind, name) in [
+        ("namespace", "bench-gated"),
+        ("namespace", "bench-ungated"),
+        ("changepolicy", "bench"),
+        ("maintenancewindow", "bench-open"),
+    ] {
+        let _ = std::process::Command::new("kubectl")
+            .args([
+                "--kubeconfig",
+                path,
+                "delete",
+                kind,
+                name,
+                "--wait=false",
+                "--ignore-not-found",
+            ])
+            .output();
+    }
+}
+
+fn patch_for(i: u32) -> Value {
+    // `spec.revisionHistoryLimit`: a real spec change the webhook fully
+    // decides, without starting a rollout.
+    json!({"spec": {"revisionHistoryLimit": 1 + i % 50}})
+}
+
+/// Open-loop updates at `rate` per second for `seconds`; their latencies.
+async fn steady_updates(client: &kube::Client, ns: &str, rate: u64, seconds: u64) -> Vec<Duration> {
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), ns);
+    let mut tick = tokio::time::interval(Duration::from_millis(1000 / rate));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..u32::try_from(rate * seconds).unwrap_or(u32::MAX) {
+        tick.tick().await;
+        let api = api.clone();
+        tasks.spawn(async move {
+            let sent = Instant::now();
+            api.patch(
+                "bench",
+                &PatchParams::default(),
+                &Patch::Merge(patch_for(i)),
+            )
+            .await
+            .ok()
+            .map(|_| sent.elapsed())
+        });
+    }
+    let mut latencies = Vec::new();
+    while let Some(result) = tasks.join_next().await {
+        if let Ok(Some(l)) = result {
+            latencies.push(l);
+        }
+    }
+    latencies
+}
+
+/// Updates per second that 4 workers sustain, each sending the next update
+/// as soon as the last one returns.
+async fn closed_loop_throughput(client: &kube::Client, ns: &str, seconds: u64) -> f64 {
+    use kube::api::{Api, Patch, PatchParams};
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..4u32 {
+        let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), ns);
+        tasks.spawn(async move {
+            let (mut done, mut i) = (0u32, worker);
+            while started.elapsed() < Duration::from_secs(seconds) {
+                i += 4;
+                if api
+                    .patch(
+                        "bench",
+                        &PatchParams::default(),
+                        &Patch::Merge(patch_for(i)),
+                    )
+                    .await
+                    .is_ok()
+                {
+                    done += 1;
+                }
+            }
+            done
+        });
+    }
+    let mut total = 0;
+    while let Some(Ok(done)) = tasks.join_next().await {
+        total += done;
+    }
+    f64::from(total) / started.elapsed().as_secs_f64()
+}
