@@ -75,6 +75,9 @@ fn quote_yaml11_booleans(yaml: &str) -> String {
 }
 
 #[cfg(test)]
+mod cel_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
