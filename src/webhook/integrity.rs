@@ -26,10 +26,9 @@ pub fn check_change_update(
     let (old_approvals, new_approvals) = (old.approvals(), new.approvals());
     if !is_append_only(old_approvals, new_approvals) {
         return Err(format!(
-            "changegate: status.approvals is append-only: the {} existing entr{} must stay exactly as they are. \
-             Add a decision with `kubectl changegate approve` or a JSON patch that adds to /status/approvals/-",
-            old_approvals.len(),
-            if old_approvals.len() == 1 { "y" } else { "ies" }
+            "changegate: status.approvals is append-only: keep all {} existing entries exactly as they are and add yours \
+             after them (a JSON patch that adds to /status/approvals/-, or a merge patch listing every entry)",
+            old_approvals.len()
         ));
     }
     let history = |c: &ChangeRequest| {

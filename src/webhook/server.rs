@@ -28,6 +28,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+const GARBAGE_COLLECTOR: &str = "system:serviceaccount:kube-system:generic-garbage-collector";
+
 /// Shared by every handler.
 pub struct App {
     pub stores: Stores,
@@ -284,6 +286,18 @@ fn decide_workload(
         KubeOperation::Delete => Operation::Delete,
         KubeOperation::Connect => return (response, "NotGated"),
     };
+    // Deleting a tenant's namespace removes its workloads; refusing those
+    // deletions would leave the namespace Terminating forever. The same
+    // holds for the garbage collector removing dependents of an owner
+    // whose own deletion was already judged.
+    if operation == Operation::Delete {
+        if app.stores.namespace_terminating(namespace) {
+            return (response, "NamespaceTerminating");
+        }
+        if req.user_info.username.as_deref() == Some(GARBAGE_COLLECTOR) {
+            return (response, "GarbageCollection");
+        }
+    }
     let Some(tenant) = app.stores.tenant_of(namespace) else {
         return (response, "NotGoverned");
     };

@@ -133,6 +133,13 @@ impl Stores {
             .cloned()
     }
 
+    /// The namespace is being deleted: its workloads go with it.
+    pub fn namespace_terminating(&self, namespace: &str) -> bool {
+        self.namespaces
+            .get(&reflector::ObjectRef::new(namespace))
+            .is_some_and(|ns| ns.metadata.deletion_timestamp.is_some())
+    }
+
     pub fn policies(&self) -> Vec<ChangePolicy> {
         self.policies
             .state()

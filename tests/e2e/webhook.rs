@@ -672,3 +672,39 @@ async fn server_dry_run_gets_the_same_answer_and_changes_nothing() {
     assert_eq!(stdout(&out), "example.com/web:1.0");
     let _ = ADMIN;
 }
+
+#[tokio::test]
+async fn deleting_a_governed_namespace_is_never_blocked() {
+    let t = Tenant::new("wh-nsdelete").await;
+    seed_deployment(&t, "web", "example.com/web:1.0");
+    t.policy(json!({}));
+    eventually_refused(
+        "a governed delete",
+        "is not covered by an approved change",
+        || kubectl(&["delete", "-n", &t.ns.name, "deployment/web", "--wait=false"]),
+    )
+    .await;
+    let out = kubectl(&["delete", "namespace", &t.ns.name, "--wait=false"]);
+    assert!(ok(&out), "{}", stderr(&out));
+    wait_until(
+        "the namespace and its workloads to be gone",
+        Duration::from_secs(90),
+        || {
+            let out = kubectl(&[
+                "get",
+                "namespace",
+                &t.ns.name,
+                "-o",
+                "jsonpath={.status.conditions}",
+            ]);
+            async move {
+                if stderr(&out).contains("NotFound") {
+                    Ok(())
+                } else {
+                    Err(stdout(&out))
+                }
+            }
+        },
+    )
+    .await;
+}
