@@ -174,7 +174,7 @@ pub fn review_required(f: &Facts<'_>) -> ConditionState {
             true,
             REASON_REVIEW_MISSING,
             "a post-implementation review is required before the change closes; \
-             record it with kubectl changegate review"
+             record it in status.review through the status subresource"
                 .into(),
         )
     } else {
