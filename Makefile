@@ -15,7 +15,7 @@ build: ## build both binaries (debug)
 test: test-unit test-e2e ## every test tier: unit first, then end-to-end on the local control plane
 
 test-unit: ## pure and in-process tests (no cluster)
-	$(CARGO) test --lib --bins --test crds_in_sync --test webhook_router
+	$(CARGO) test --lib --bins --test crds_in_sync --test chart_in_sync --test webhook_router
 
 test-e2e: up ## end-to-end tests against the local control plane and the running operator
 	$(CARGO) test --test e2e -- --test-threads=4
@@ -36,8 +36,10 @@ lint: ## rustfmt and clippy, warnings are errors
 fmt: ## format the code
 	$(CARGO) fmt
 
-crds: ## regenerate crds/ from the Rust types
+crds: ## regenerate crds/ and the chart's generated files from the Rust types
 	$(CARGO) run -q --bin changegate -- crd > crds/changegate.dev.yaml
+	cp crds/changegate.dev.yaml charts/changegate/crds/changegate.dev.yaml
+	$(CARGO) run -q --bin changegate -- webhooks > charts/changegate/templates/webhooks.yaml
 
 up: cluster-up build ## control plane + CRDs + the operator as a local process (restarted on the current build)
 	localcluster/operator-up.sh

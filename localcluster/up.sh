@@ -115,12 +115,16 @@ start kube-apiserver --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
   --allow-privileged=true --profiling=false --v=1
 wait_for "kube-apiserver /readyz" 120 kubectl_admin get --raw /readyz
 
+# kwok renews node leases from one process; on a busy 2-core machine a
+# renewal can come late, and with the default 50s grace the node lifecycle
+# controller would mark every node NotReady and every fake pod unready.
 start kube-controller-manager --kubeconfig "$PKI/controller-manager.kubeconfig" \
   --authentication-kubeconfig "$PKI/controller-manager.kubeconfig" \
   --authorization-kubeconfig "$PKI/controller-manager.kubeconfig" \
   --bind-address 127.0.0.1 --secure-port "$KCM_PORT" --leader-elect=false \
   --service-account-private-key-file "$PKI/sa.key" --root-ca-file "$PKI/ca.crt" \
-  --use-service-account-credentials=true --controllers '*' --profiling=false --v=1
+  --use-service-account-credentials=true --controllers '*' --profiling=false --v=1 \
+  --node-monitor-grace-period 10m
 
 start kube-scheduler --kubeconfig "$PKI/scheduler.kubeconfig" \
   --authentication-kubeconfig "$PKI/scheduler.kubeconfig" \

@@ -49,6 +49,10 @@ pub struct Settings {
     pub controller_user: String,
     pub register_webhooks: bool,
     pub webhook_timeout_seconds: i32,
+    /// The serving certificate is issued by cert-manager into `tls_secret`;
+    /// the chart owns the webhook configurations and cert-manager injects
+    /// their CA bundle.
+    pub external_tls: bool,
 }
 
 pub async fn run(settings: Settings) -> Result<(), OperatorError> {
@@ -88,8 +92,9 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
         secret_name: settings.tls_secret.clone(),
         sans: settings.sans.clone(),
         lifetimes: settings.lifetimes,
+        external: settings.external_tls,
     };
-    let mut bundle = tls_secret::ensure(&client, &tls).await?;
+    let mut bundle = tls_secret::load(&client, &tls).await?;
     let rustls =
         RustlsConfig::from_config(tls_config(&bundle.serving).map_err(OperatorError::Certificate)?);
     app.certificate_loaded.store(true, Ordering::Relaxed);
@@ -124,7 +129,7 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
         let client = client.clone();
         let settings = settings.clone();
         async move {
-            if !settings.register_webhooks {
+            if !settings.register_webhooks || settings.external_tls {
                 return Ok(());
             }
             let registration = Registration {
@@ -138,14 +143,16 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
                 .map_err(OperatorError::Register)
         }
     };
-    register(bundle.ca.cert_pem.clone()).await?;
-    tracing::info!("webhook configurations registered");
+    if settings.register_webhooks && !settings.external_tls {
+        register(bundle.ca.cert_pem.clone()).await?;
+        tracing::info!("webhook configurations registered");
+    }
 
     let mut rotation = tokio::time::interval(settings.cert_check_interval);
     rotation.tick().await;
     loop {
         tokio::select! {
-            _ = rotation.tick() => match tls_secret::ensure(&client, &tls).await {
+            _ = rotation.tick() => match tls_secret::load(&client, &tls).await {
                 Ok(current) if current != bundle => {
                     match tls_config(&current.serving) {
                         Ok(config) => rustls.reload_from_config(config),

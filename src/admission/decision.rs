@@ -181,7 +181,7 @@ pub fn decide(req: &WorkloadRequest<'_>, view: &TenantView<'_>, now: DateTime<Ut
             Err(r) => refusals.push((change.name_any(), r)),
         }
     }
-    let (reason, message) = explain(&subject, &found, refusals, view, policy, now);
+    let (reason, message) = explain(req.namespace, &subject, &found, refusals, view, policy, now);
     deny(policy, reason, message)
 }
 
@@ -426,7 +426,9 @@ fn next_opening(next: Option<&crate::window::NextOpening>) -> String {
 }
 
 /// The denial message when no candidate covers the request.
+#[allow(clippy::too_many_arguments)]
 fn explain(
+    namespace: &str,
     subject: &str,
     found: &Candidates<'_>,
     refusals: Vec<(String, Refusal)>,
@@ -444,7 +446,7 @@ fn explain(
             Reason::BindingNotFound,
             format!(
                 "{head} {missing}, named by {how}, does not exist in namespace {}.",
-                view_namespace(found, subject)
+                namespace
             ),
         );
     }
@@ -475,13 +477,6 @@ fn explain(
             ),
         ),
     }
-}
-
-fn view_namespace<'a>(_found: &Candidates<'_>, subject: &'a str) -> &'a str {
-    subject
-        .split_once(' ')
-        .and_then(|(_, rest)| rest.split_once('/'))
-        .map_or("", |(ns, _)| ns)
 }
 
 fn rank(reason: Reason) -> u8 {

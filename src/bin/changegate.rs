@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Print the CustomResourceDefinitions generated from the Rust types.
     Crd,
+    /// Print the chart's webhook configurations (cert-manager mode) as a Helm template.
+    Webhooks,
     /// Run the operator: admission webhooks (and, later, the controller).
     Run(Box<RunArgs>),
 }
@@ -67,6 +69,10 @@ struct RunArgs {
     /// Do not create or update the webhook configurations (the chart owns them).
     #[arg(long)]
     no_register_webhooks: bool,
+    /// Serve the certificate cert-manager issues into --tls-secret instead of
+    /// managing one; implies --no-register-webhooks (cert-manager injects the CA bundle).
+    #[arg(long)]
+    cert_manager: bool,
     #[arg(long, default_value_t = 5)]
     webhook_timeout_seconds: i32,
 }
@@ -112,7 +118,8 @@ impl RunArgs {
             },
             cert_check_interval: self.cert_check_interval.into(),
             controller_user: self.controller_user,
-            register_webhooks: !self.no_register_webhooks,
+            register_webhooks: !self.no_register_webhooks && !self.cert_manager,
+            external_tls: self.cert_manager,
             webhook_timeout_seconds: self.webhook_timeout_seconds,
         }
     }
@@ -128,6 +135,16 @@ fn main() -> ExitCode {
             }
             Err(e) => {
                 eprintln!("changegate: cannot render CRDs: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Webhooks => match changegate::webhook::registration::chart_template() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("changegate: cannot render the webhook configurations: {e}");
                 ExitCode::FAILURE
             }
         },

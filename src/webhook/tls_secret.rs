@@ -32,6 +32,11 @@ pub enum TlsError {
         ATTEMPTS
     )]
     Contended { namespace: String, name: String },
+    #[error(
+        "Secret {namespace}/{name} has no readable tls.crt and tls.key yet; is cert-manager issuing it \
+         (kubectl describe certificate -n {namespace})?"
+    )]
+    NotIssued { namespace: String, name: String },
 }
 
 const ATTEMPTS: usize = 5;
@@ -42,6 +47,8 @@ pub struct TlsSettings {
     pub secret_name: String,
     pub sans: Vec<String>,
     pub lifetimes: Lifetimes,
+    /// Someone else (cert-manager) issues the Secret: read it, never write it.
+    pub external: bool,
 }
 
 /// The CA and the serving certificate currently stored.
@@ -49,6 +56,56 @@ pub struct TlsSettings {
 pub struct Bundle {
     pub ca: Pair,
     pub serving: Pair,
+}
+
+/// The certificate to serve: the externally issued Secret as it is, or the
+/// self-managed one after creating or renewing what is missing or due.
+pub async fn load(client: &Client, settings: &TlsSettings) -> Result<Bundle, TlsError> {
+    if settings.external {
+        read_external(client, settings).await
+    } else {
+        ensure(client, settings).await
+    }
+}
+
+/// Reads a Secret issued by cert-manager (`tls.crt`, `tls.key`, and
+/// `ca.crt` when the issuer provides it; the CA bundle is then injected by
+/// cert-manager's cainjector, not by changegate).
+async fn read_external(client: &Client, settings: &TlsSettings) -> Result<Bundle, TlsError> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
+    let not_issued = || TlsError::NotIssued {
+        namespace: settings.namespace.clone(),
+        name: settings.secret_name.clone(),
+    };
+    let secret = api
+        .get_opt(&settings.secret_name)
+        .await
+        .map_err(|source| TlsError::Api {
+            namespace: settings.namespace.clone(),
+            name: settings.secret_name.clone(),
+            source,
+        })?
+        .ok_or_else(not_issued)?;
+    let data = secret.data.unwrap_or_default();
+    let text = |k: &str| {
+        data.get(k)
+            .and_then(|b| String::from_utf8(b.0.clone()).ok())
+            .unwrap_or_default()
+    };
+    let serving = Pair {
+        cert_pem: text(TLS_CERT),
+        key_pem: text(TLS_KEY),
+    };
+    if serving.cert_pem.is_empty() || serving.key_pem.is_empty() {
+        return Err(not_issued());
+    }
+    Ok(Bundle {
+        ca: Pair {
+            cert_pem: text(CA_CERT),
+            key_pem: String::new(),
+        },
+        serving,
+    })
 }
 
 /// Reads the Secret, creating or renewing what is missing or due, and

@@ -2,6 +2,7 @@
 //! Each test uses its own namespace and cleans up after itself.
 
 mod api;
+mod chart;
 mod smoke;
 mod support;
 mod tls;

@@ -24,6 +24,15 @@ fn free_port() -> u16 {
 }
 
 fn start(ns: &str, webhook: u16, health: u16) -> Operator {
+    start_with(
+        ns,
+        webhook,
+        health,
+        &["--cert-validity", "40s", "--cert-renew-before", "30s"],
+    )
+}
+
+fn start_with(ns: &str, webhook: u16, health: u16, extra: &[&str]) -> Operator {
     let kubeconfig = concat!(env!("CARGO_MANIFEST_DIR"), "/.cluster/kubeconfig");
     let child = Command::new(env!("CARGO_BIN_EXE_changegate"))
         .args([
@@ -41,14 +50,8 @@ fn start(ns: &str, webhook: u16, health: u16) -> Operator {
             &format!("127.0.0.1:{health}"),
         ])
         .args(["--webhook-url", &format!("https://127.0.0.1:{webhook}")])
-        .args([
-            "--cert-validity",
-            "40s",
-            "--cert-renew-before",
-            "30s",
-            "--cert-check-interval",
-            "1s",
-        ])
+        .args(["--cert-check-interval", "1s"])
+        .args(extra)
         .env("KUBECONFIG", kubeconfig)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -168,4 +171,74 @@ async fn the_certificate_is_kept_reused_and_renewed_without_a_restart() {
         ca,
         "renewal keeps the CA, so the caBundle stays valid"
     );
+}
+
+/// A certificate as cert-manager would issue it, stored in the Secret.
+fn issue_with_openssl(ns: &str, dir: &std::path::Path, name: &str) {
+    let d = dir.display();
+    shell(&format!(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=127.0.0.1 \
+         -addext subjectAltName=IP:127.0.0.1 -keyout {d}/{name}.key -out {d}/{name}.crt 2>/dev/null"
+    ));
+    let out = kubectl(&[
+        "create",
+        "secret",
+        "tls",
+        "webhook-tls",
+        "-n",
+        ns,
+        "--dry-run=client",
+        "-o",
+        "yaml",
+        &format!("--cert={d}/{name}.crt"),
+        &format!("--key={d}/{name}.key"),
+    ]);
+    let applied =
+        crate::support::kubectl_stdin(&["apply", "-f", "-"], &String::from_utf8_lossy(&out.stdout));
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+}
+
+#[tokio::test]
+async fn in_cert_manager_mode_the_issued_secret_is_served_and_followed() {
+    let ns = TestNamespace::new("tls-cm").await;
+    let dir = std::env::temp_dir().join(format!("changegate-{}", ns.name));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (webhook, health) = (free_port(), free_port());
+    issue_with_openssl(&ns.name, &dir, "first");
+    let operator = start_with(&ns.name, webhook, health, &["--cert-manager"]);
+    ready(health).await;
+    let first = served_serial(webhook);
+    assert_eq!(
+        first,
+        stored_serial(&ns.name),
+        "serves what cert-manager issued"
+    );
+    let ca = stored_ca(&ns.name);
+    assert!(
+        ca.is_empty(),
+        "never writes its own CA into the Secret: {ca:?}"
+    );
+
+    issue_with_openssl(&ns.name, &dir, "second");
+    let reissued = stored_serial(&ns.name);
+    assert_ne!(reissued, first);
+    wait_until(
+        "the reissued certificate to be served",
+        Duration::from_secs(30),
+        || async {
+            let served = served_serial(webhook);
+            if served == reissued {
+                Ok(())
+            } else {
+                Err(served)
+            }
+        },
+    )
+    .await;
+    drop(operator);
+    let _ = std::fs::remove_dir_all(dir);
 }

@@ -292,6 +292,29 @@ async fn approvals_are_append_only() {
     t.policy(json!({}));
     file_change(&t, "chg-1", normal_change("web"));
     assert!(ok(&approve(&t, "chg-1", "alice", &[&t.approvers()])));
+    // A later decision appends with a JSON patch, as the README shows.
+    let append = r#"[{"op":"add","path":"/status/approvals/-","value":{"decision":"Approved","comment":"second look"}}]"#;
+    let out = kubectl_as(
+        "carol",
+        &[&t.approvers()],
+        &[
+            "patch",
+            "chg",
+            "chg-1",
+            "-n",
+            &t.ns.name,
+            "--subresource=status",
+            "--type=json",
+            "-p",
+            append,
+        ],
+        None,
+    );
+    assert!(ok(&out), "{}", stderr(&out));
+    assert_eq!(
+        change_json(&t, "chg-1")["status"]["approvals"][1]["approver"],
+        "carol"
+    );
 
     let removed = kubectl(&[
         "patch",

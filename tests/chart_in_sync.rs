@@ -1,0 +1,37 @@
+//! The chart carries generated files: its CRDs and its webhook
+//! configurations. Both must match what the binary generates.
+
+use std::process::Command;
+
+fn generated(subcommand: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_changegate"))
+        .arg(subcommand)
+        .output()
+        .expect("run changegate");
+    assert!(
+        out.status.success(),
+        "changegate {subcommand}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+fn committed(path: &str) -> String {
+    std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).expect(path)
+}
+
+#[test]
+fn the_charts_crds_match_the_generated_ones() {
+    assert!(
+        generated("crd") == committed("charts/changegate/crds/changegate.dev.yaml"),
+        "charts/changegate/crds/ is out of date: run `make crds` and commit the result"
+    );
+}
+
+#[test]
+fn the_charts_webhook_configurations_match_what_the_operator_registers() {
+    assert!(
+        generated("webhooks") == committed("charts/changegate/templates/webhooks.yaml"),
+        "charts/changegate/templates/webhooks.yaml is out of date: run `make crds` and commit the result"
+    );
+}
