@@ -143,6 +143,19 @@ pub enum ChangePhase {
 }
 
 impl ChangePhase {
+    pub const ALL: [ChangePhase; 10] = [
+        Self::PendingApproval,
+        Self::Approved,
+        Self::Implementing,
+        Self::Implemented,
+        Self::Failed,
+        Self::RolledBack,
+        Self::Closed,
+        Self::Rejected,
+        Self::Expired,
+        Self::Cancelled,
+    ];
+
     /// No further transition is possible.
     pub fn is_terminal(self) -> bool {
         matches!(

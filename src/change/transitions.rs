@@ -91,18 +91,7 @@ pub(crate) mod tests {
     use super::*;
     use ChangePhase::*;
 
-    pub(crate) const ALL: [ChangePhase; 10] = [
-        PendingApproval,
-        Approved,
-        Implementing,
-        Implemented,
-        Failed,
-        RolledBack,
-        Closed,
-        Rejected,
-        Expired,
-        Cancelled,
-    ];
+    pub(crate) const ALL: [ChangePhase; 10] = ChangePhase::ALL;
 
     #[test]
     fn the_happy_path_is_allowed() {

@@ -219,10 +219,6 @@ fn union(mut intervals: Vec<Interval>) -> Vec<Interval> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::expect_used,
-    reason = "a test fails loudly on a broken fixture"
-)]
 mod tests {
     use super::*;
     use crate::window::fixtures::{at, window};

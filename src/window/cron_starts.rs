@@ -56,16 +56,9 @@ impl CronStarts {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::expect_used,
-    reason = "a test fails loudly on a broken fixture"
-)]
 mod tests {
     use super::*;
-
-    fn local(s: &str) -> NaiveDateTime {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").expect("test literal")
-    }
+    use crate::window::fixtures::local;
 
     #[test]
     fn starts_are_wall_clock_matches_in_order() {

@@ -19,6 +19,11 @@ fn spec(yaml: &str) -> MaintenanceWindowSpec {
     serde_yaml_ng::from_str(yaml).expect("the spec is well-formed YAML")
 }
 
+/// A naive local date-time written `YYYY-MM-DD HH:MM`.
+pub(crate) fn local(s: &str) -> chrono::NaiveDateTime {
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").expect("test literal")
+}
+
 pub(crate) fn at(rfc3339: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(rfc3339)
         .expect("an RFC 3339 test instant")

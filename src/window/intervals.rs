@@ -65,10 +65,6 @@ pub(crate) fn containing(set: &[Interval], t: DateTime<Utc>) -> Option<Interval>
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::expect_used,
-    reason = "a test fails loudly on a broken fixture"
-)]
 mod tests {
     use super::*;
     use chrono::TimeZone;

@@ -66,17 +66,10 @@ pub(crate) fn shift(t: DateTime<Utc>, span: TimeDelta) -> DateTime<Utc> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::expect_used,
-    reason = "a test fails loudly on a broken fixture"
-)]
 mod tests {
     use super::*;
+    use crate::window::fixtures::local;
     use chrono_tz::{America::New_York, Europe::Berlin};
-
-    fn local(s: &str) -> NaiveDateTime {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").expect("test literal")
-    }
 
     fn utc(s: &str) -> DateTime<Utc> {
         s.parse().expect("test literal")

@@ -22,20 +22,8 @@ pub use local_time::format_instant;
 pub use schedule::CompiledWindow;
 
 #[cfg(test)]
-#[allow(
-    clippy::expect_used,
-    reason = "a test fails loudly on a broken fixture"
-)]
 mod fixtures;
 #[cfg(test)]
-#[allow(
-    clippy::expect_used,
-    reason = "a test fails loudly on a broken fixture"
-)]
 mod properties;
 #[cfg(test)]
-#[allow(
-    clippy::expect_used,
-    reason = "a test fails loudly on a broken fixture"
-)]
 mod scenarios;

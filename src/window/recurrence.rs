@@ -79,10 +79,6 @@ impl Recurrence {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::expect_used,
-    reason = "a test fails loudly on a broken fixture"
-)]
 mod tests {
     use super::*;
 

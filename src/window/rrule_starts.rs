@@ -313,18 +313,11 @@ fn floor_to_minute(t: NaiveDateTime) -> NaiveDateTime {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::expect_used,
-    reason = "a test fails loudly on a broken fixture"
-)]
 mod tests {
     use super::*;
+    use crate::window::fixtures::local;
     use chrono_tz::{America::New_York, UTC};
     use proptest::prelude::*;
-
-    fn local(s: &str) -> NaiveDateTime {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").expect("test literal")
-    }
 
     fn first(rule: &str, from: &str, n: usize) -> Vec<NaiveDateTime> {
         RuleStarts::parse(rule, UTC)
