@@ -398,11 +398,12 @@ fn not_approved(name: &str, state: &ChangeState) -> String {
         },
         ChangePhase::Rejected => format!(
             "{name} was {}; open a new ChangeRequest.",
-            state.rejection.as_deref().unwrap_or("rejected")
+            state.reason.as_deref().unwrap_or("rejected")
         ),
-        ChangePhase::Expired => {
-            format!("{name} expired before it was approved; open a new ChangeRequest.")
-        }
+        ChangePhase::Expired => format!(
+            "{name} expired ({}); open a new ChangeRequest.",
+            state.reason.as_deref().unwrap_or("its deadline passed")
+        ),
         ChangePhase::Cancelled => format!("{name} was cancelled; open a new ChangeRequest."),
         ChangePhase::RolledBack | ChangePhase::Failed => format!(
             "{name} is {}: its content was rolled back or failed, and may not be re-applied until a new change is approved.",

@@ -445,3 +445,30 @@ fn an_expired_or_rejected_change_says_so() {
         d.message
     );
 }
+
+#[test]
+fn admission_agrees_with_the_lifecycle_on_late_approvals_and_cancels() {
+    // Approved only after the 24h timeout (created 2026-11-20 09:00): the
+    // lifecycle expires it, so admission must not treat it as approved.
+    let late = json!({"approvals": [{"decision": "Approved", "approver": "alice", "groups": ["client-a:approvers"], "at": "2026-11-22T10:00:00Z"}]});
+    let mut s = Scenario::new(vec![normal("chg-0142", late)]);
+    s.policy = Some(policy(json!({"approvalTimeout": "24h"})));
+    let d = s.update(&v1(), &v2(), saturday_in_window());
+    assert_eq!(d.reason, Reason::ChangeNotApproved);
+    assert!(
+        d.message.contains("chg-0142 expired (not approved by"),
+        "{}",
+        d.message
+    );
+
+    // Recorded Approved by the controller, then cancelled by its requester.
+    let mut status = approved_by_alice();
+    status["phase"] = json!("Approved");
+    let cancelled = change(
+        "chg-7",
+        json!({"type": "Normal", "title": "t", "cancel": true, "targets": [{"kind": "Deployment", "name": "payments-api"}]}),
+        status,
+    );
+    let d = Scenario::new(vec![cancelled]).update(&v1(), &v2(), saturday_in_window());
+    assert!(d.message.contains("chg-7 was cancelled"), "{}", d.message);
+}
