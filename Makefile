@@ -2,7 +2,6 @@
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 CARGO ?= cargo
-export KUBECONFIG_LOCAL := $(CURDIR)/.cluster/kubeconfig
 
 .PHONY: help build test test-unit test-e2e demo bench lint fmt crds up down cluster-build cluster-up cluster-down cluster-reset
 

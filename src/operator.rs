@@ -129,9 +129,6 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
         let client = client.clone();
         let settings = settings.clone();
         async move {
-            if !settings.register_webhooks || settings.external_tls {
-                return Ok(());
-            }
             let registration = Registration {
                 endpoint: &settings.endpoint,
                 ca_pem: &ca_pem,
@@ -143,7 +140,9 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
                 .map_err(OperatorError::Register)
         }
     };
-    if settings.register_webhooks && !settings.external_tls {
+    // In cert-manager mode the chart owns the configurations (the CLI turns
+    // registration off), so a CA change there is not ours to inject.
+    if settings.register_webhooks {
         register(bundle.ca.cert_pem.clone()).await?;
         tracing::info!("webhook configurations registered");
     }
@@ -162,7 +161,7 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
                         }
                     }
                     tracing::info!("serving the renewed certificate");
-                    if current.ca != bundle.ca {
+                    if settings.register_webhooks && current.ca != bundle.ca {
                         if let Err(e) = register(current.ca.cert_pem.clone()).await {
                             tracing::error!(error = %e, "cannot inject the new CA bundle");
                         }

@@ -49,7 +49,7 @@ pub fn on_status_update(
             ("at", at.clone()),
         ] {
             let path: Vec<String> = base.iter().cloned().chain([field.to_string()]).collect();
-            ops.push(add_owned(&path, value));
+            ops.push(add(&path, value));
         }
     }
     let old_review = old.status.as_ref().and_then(|s| s.review.as_ref());
@@ -61,18 +61,11 @@ pub fn on_status_update(
     Patch(ops)
 }
 
-fn add(path: &[&str], value: Value) -> PatchOperation {
+/// `add` on an existing member replaces it (RFC 6902 §4.1): whatever the
+/// client sent for a stamped field is overwritten.
+fn add<S: AsRef<str>>(path: &[S], value: Value) -> PatchOperation {
     PatchOperation::Add(AddOperation {
-        path: PointerBuf::from_tokens(path.iter().copied()),
-        value,
-    })
-}
-
-fn add_owned(path: &[String], value: Value) -> PatchOperation {
-    // `add` on an existing member replaces it (RFC 6902 §4.1): a client's
-    // own `approver` is overwritten.
-    PatchOperation::Add(AddOperation {
-        path: PointerBuf::from_tokens(path.iter().map(String::as_str)),
+        path: PointerBuf::from_tokens(path.iter().map(AsRef::as_ref)),
         value,
     })
 }

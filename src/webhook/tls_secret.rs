@@ -87,21 +87,13 @@ async fn read_external(client: &Client, settings: &TlsSettings) -> Result<Bundle
         })?
         .ok_or_else(not_issued)?;
     let data = secret.data.unwrap_or_default();
-    let text = |k: &str| {
-        data.get(k)
-            .and_then(|b| String::from_utf8(b.0.clone()).ok())
-            .unwrap_or_default()
-    };
-    let serving = Pair {
-        cert_pem: text(TLS_CERT),
-        key_pem: text(TLS_KEY),
-    };
-    if serving.cert_pem.is_empty() || serving.key_pem.is_empty() {
+    let (Some(cert_pem), Some(key_pem)) = (pem(&data, TLS_CERT), pem(&data, TLS_KEY)) else {
         return Err(not_issued());
-    }
+    };
+    let serving = Pair { cert_pem, key_pem };
     Ok(Bundle {
         ca: Pair {
-            cert_pem: text(CA_CERT),
+            cert_pem: pem(&data, CA_CERT).unwrap_or_default(),
             key_pem: String::new(),
         },
         serving,
@@ -185,13 +177,16 @@ pub async fn ensure(client: &Client, settings: &TlsSettings) -> Result<Bundle, T
     })
 }
 
+/// A non-empty UTF-8 value of the Secret's `key`.
+fn pem(data: &BTreeMap<String, ByteString>, key: &str) -> Option<String> {
+    data.get(key)
+        .and_then(|b| String::from_utf8(b.0.clone()).ok())
+        .filter(|s| !s.is_empty())
+}
+
 fn read_bundle(secret: &Secret) -> Option<Bundle> {
     let data = secret.data.as_ref()?;
-    let text = |k: &str| {
-        data.get(k)
-            .and_then(|b| String::from_utf8(b.0.clone()).ok())
-            .filter(|s| !s.is_empty())
-    };
+    let text = |k: &str| pem(data, k);
     Some(Bundle {
         ca: Pair {
             cert_pem: text(CA_CERT)?,

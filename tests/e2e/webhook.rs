@@ -8,7 +8,6 @@ use std::process::Output;
 use std::time::Duration;
 
 const SETTLE: Duration = Duration::from_secs(20);
-const ADMIN: &str = "changegate-admin";
 
 fn ok(out: &Output) -> bool {
     out.status.success()
@@ -526,15 +525,25 @@ async fn warn_mode_admits_with_a_warning_kubectl_prints() {
     let t = Tenant::new("wh-warn").await;
     seed_deployment(&t, "web", "example.com/web:1.0");
     t.policy(json!({"enforcement": "Warn"}));
-    let out = eventually_admitted("an update in Warn mode", || {
-        let out = set_image(&t, "web", "example.com/web:2.0");
-        // Until the webhook sees the policy it admits silently; wait for the warning.
-        if ok(&out) && !stderr(&out).contains("Warning: changegate:") {
-            kubectl(&["get", "ns", "does-not-exist-wait"])
-        } else {
-            out
-        }
-    })
+    // Until the webhook's stores see the policy it admits silently; wait
+    // for the admission that carries the warning.
+    // Each attempt sets a new tag, so every one is a real spec change.
+    let attempt = std::sync::atomic::AtomicU32::new(0);
+    let out = wait_until(
+        "an update admitted with a Warn-mode warning",
+        SETTLE,
+        || {
+            let n = attempt.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let out = set_image(&t, "web", &format!("example.com/web:2.{n}"));
+            async move {
+                if ok(&out) && stderr(&out).contains("Warning: changegate:") {
+                    Ok(out)
+                } else {
+                    Err(stderr(&out))
+                }
+            }
+        },
+    )
     .await;
     assert!(
         stderr(&out).contains("is not covered by an approved change")
@@ -693,7 +702,6 @@ async fn server_dry_run_gets_the_same_answer_and_changes_nothing() {
         "jsonpath={.spec.template.spec.containers[0].image}",
     ]);
     assert_eq!(stdout(&out), "example.com/web:1.0");
-    let _ = ADMIN;
 }
 
 #[tokio::test]
