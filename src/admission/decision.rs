@@ -311,7 +311,7 @@ fn covers(
         }
     }
     match evaluate(
-        view.windows.iter().map(Arc::as_ref),
+        view.windows,
         view.tenant,
         change_type,
         policy.requires_window(change_type),
@@ -458,13 +458,9 @@ fn explain(
         Some((_, r)) => {
             let mut msg = format!("{head} {}", r.detail);
             if r.reason == Reason::ChangeNotApproved && policy.requires_window(r.change_type) {
-                if let WindowVerdict::Closed { next } = evaluate(
-                    view.windows.iter().map(Arc::as_ref),
-                    view.tenant,
-                    r.change_type,
-                    true,
-                    now,
-                ) {
+                if let WindowVerdict::Closed { next } =
+                    evaluate(view.windows, view.tenant, r.change_type, true, now)
+                {
                     msg.push(' ');
                     msg.push_str(&next_opening(next.as_ref()));
                 }

@@ -151,6 +151,14 @@ pub struct ChangePolicyStatus {
     pub conditions: Vec<Condition>,
 }
 
+/// Lets code that selects among policies take owned objects or the `Arc`s
+/// of a reflector store alike.
+impl AsRef<ChangePolicy> for ChangePolicy {
+    fn as_ref(&self) -> &ChangePolicy {
+        self
+    }
+}
+
 impl ChangePolicySpec {
     pub fn separation_of_duties(&self) -> bool {
         self.separation_of_duties.unwrap_or(true)

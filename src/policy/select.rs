@@ -48,13 +48,21 @@ pub struct Selection<'a> {
 /// Enforcement is not considered here: a selected policy with
 /// `enforcement: Off` still governs the tenant, and the caller decides what
 /// `Off` means for its request.
-pub fn select_policy<'a>(policies: &'a [ChangePolicy], tenant: &str) -> Option<Selection<'a>> {
+/// `policies` may be owned objects or the `Arc`s a reflector store holds.
+pub fn select_policy<'a, P: AsRef<ChangePolicy>>(
+    policies: &'a [P],
+    tenant: &str,
+) -> Option<Selection<'a>> {
     let naming: Vec<&ChangePolicy> = policies
         .iter()
+        .map(AsRef::as_ref)
         .filter(|p| p.spec.tenants.iter().any(|t| t == tenant))
         .collect();
     let (scope, mut candidates) = if naming.is_empty() {
-        let defaults = policies.iter().filter(|p| p.spec.tenants.is_empty());
+        let defaults = policies
+            .iter()
+            .map(AsRef::as_ref)
+            .filter(|p| p.spec.tenants.is_empty());
         (Scope::Default, defaults.collect::<Vec<_>>())
     } else {
         (Scope::Tenant, naming)
@@ -133,7 +141,7 @@ mod tests {
 
     #[test]
     fn no_policy_means_not_governed() {
-        assert!(select_policy(&[], "client-a").is_none());
+        assert!(select_policy::<ChangePolicy>(&[], "client-a").is_none());
         let policies = [policy("client-a", &["client-a"])];
         assert!(select_policy(&policies, "client-b").is_none());
     }

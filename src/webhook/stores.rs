@@ -140,12 +140,8 @@ impl Stores {
             .is_some_and(|ns| ns.metadata.deletion_timestamp.is_some())
     }
 
-    pub fn policies(&self) -> Vec<ChangePolicy> {
-        self.policies
-            .state()
-            .iter()
-            .map(|p| (**p).clone())
-            .collect()
+    pub fn policies(&self) -> Vec<Arc<ChangePolicy>> {
+        self.policies.state()
     }
 
     pub fn changes_in(&self, namespace: &str) -> Vec<Arc<ChangeRequest>> {
