@@ -5,7 +5,7 @@ use crate::support::{ensure_crds, kubectl_stdin};
 use std::path::PathBuf;
 use std::process::Command;
 
-fn helm() -> PathBuf {
+pub fn helm() -> PathBuf {
     let cache = std::env::var_os("CHANGEGATE_CACHE").map_or_else(
         || PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/changegate"),
         PathBuf::from,

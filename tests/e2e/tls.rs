@@ -33,7 +33,24 @@ fn start(ns: &str, webhook: u16, health: u16) -> Operator {
 }
 
 fn start_with(ns: &str, webhook: u16, health: u16, extra: &[&str]) -> Operator {
-    let kubeconfig = concat!(env!("CARGO_MANIFEST_DIR"), "/.cluster/kubeconfig");
+    start_as(
+        ns,
+        webhook,
+        health,
+        extra,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/.cluster/kubeconfig"),
+        "webhook-tls",
+    )
+}
+
+fn start_as(
+    ns: &str,
+    webhook: u16,
+    health: u16,
+    extra: &[&str],
+    kubeconfig: &str,
+    secret: &str,
+) -> Operator {
     let child = Command::new(env!("CARGO_BIN_EXE_changegate"))
         .args([
             "run",
@@ -41,7 +58,7 @@ fn start_with(ns: &str, webhook: u16, health: u16, extra: &[&str]) -> Operator {
             ns,
             "--no-register-webhooks",
             "--tls-secret",
-            "webhook-tls",
+            secret,
         ])
         .args([
             "--webhook-addr",
@@ -76,10 +93,14 @@ fn served_serial(port: u16) -> String {
 }
 
 fn stored_serial(ns: &str) -> String {
+    stored_serial_in(ns, "webhook-tls")
+}
+
+fn stored_serial_in(ns: &str, secret: &str) -> String {
     let out = kubectl(&[
         "get",
         "secret",
-        "webhook-tls",
+        secret,
         "-n",
         ns,
         "-o",
@@ -151,7 +172,9 @@ async fn the_certificate_is_kept_reused_and_renewed_without_a_restart() {
         Duration::from_secs(60),
         || async {
             let served = served_serial(webhook);
-            if served.starts_with("serial=") && served != first && served == stored_serial(&ns.name)
+            if served.starts_with("serial=")
+                && served != first
+                && served == stored_serial(&ns.name)
             {
                 Ok(served)
             } else {
@@ -241,4 +264,103 @@ async fn in_cert_manager_mode_the_issued_secret_is_served_and_followed() {
     .await;
     drop(operator);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Deletes the chart's cluster-scoped RBAC when the test ends.
+struct ClusterRbac;
+
+impl Drop for ClusterRbac {
+    fn drop(&mut self) {
+        kubectl(&[
+            "delete",
+            "clusterrole,clusterrolebinding",
+            "changegate-operator",
+            "--ignore-not-found",
+            "--wait=false",
+        ]);
+    }
+}
+
+#[tokio::test]
+async fn the_charts_rbac_is_enough_for_the_operator() {
+    let ns = TestNamespace::new("chart-rbac").await;
+    let helm = crate::chart::helm();
+    let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/changegate");
+    let rendered = Command::new(&helm)
+        .args(["template", "changegate", chart, "--namespace", &ns.name])
+        .args([
+            "--show-only",
+            "templates/serviceaccount.yaml",
+            "--show-only",
+            "templates/rbac.yaml",
+        ])
+        .output()
+        .expect("helm template");
+    assert!(
+        rendered.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let _rbac = ClusterRbac;
+    let applied = crate::support::kubectl_stdin(
+        &["apply", "-f", "-"],
+        &String::from_utf8_lossy(&rendered.stdout),
+    );
+    assert!(
+        applied.status.success(),
+        "{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+
+    // The admin kubeconfig, impersonating the chart's service account.
+    let admin =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/.cluster/kubeconfig"))
+            .expect("kubeconfig");
+    let user = format!(
+        "  user:\n    as: system:serviceaccount:{}:changegate\n",
+        ns.name
+    );
+    let impersonating = admin.replacen("  user:\n", &user, 1);
+    assert_ne!(
+        impersonating, admin,
+        "the kubeconfig has a user entry to extend"
+    );
+    let path = std::env::temp_dir().join(format!("changegate-{}.kubeconfig", ns.name));
+    std::fs::write(&path, impersonating).expect("write kubeconfig");
+
+    // Lists and watches every store, creates its TLS Secret, and (with
+    // 40-second certificates) renews it: all under the chart's Roles.
+    let (webhook, health) = (free_port(), free_port());
+    let operator = start_as(
+        &ns.name,
+        webhook,
+        health,
+        &["--cert-validity", "40s", "--cert-renew-before", "30s"],
+        path.to_str().expect("utf-8 path"),
+        "changegate-webhook-tls",
+    );
+    ready(health).await;
+    let first = served_serial(webhook);
+    assert!(
+        first.starts_with("serial="),
+        "no certificate served: {first:?}"
+    );
+    wait_until(
+        "a renewal written under the chart's Role",
+        Duration::from_secs(60),
+        || async {
+            let served = served_serial(webhook);
+            if served.starts_with("serial=")
+                && served != first
+                && served == stored_serial_in(&ns.name, "changegate-webhook-tls")
+            {
+                Ok(())
+            } else {
+                Err(served)
+            }
+        },
+    )
+    .await;
+    drop(operator);
+    let _ = std::fs::remove_file(path);
 }
