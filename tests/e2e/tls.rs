@@ -172,9 +172,7 @@ async fn the_certificate_is_kept_reused_and_renewed_without_a_restart() {
         Duration::from_secs(60),
         || async {
             let served = served_serial(webhook);
-            if served.starts_with("serial=")
-                && served != first
-                && served == stored_serial(&ns.name)
+            if served.starts_with("serial=") && served != first && served == stored_serial(&ns.name)
             {
                 Ok(served)
             } else {
