@@ -23,8 +23,9 @@ const PREPARE_BEHIND: Duration = Duration::days(2);
 const PREPARE_AHEAD: Duration = Duration::days(400);
 const REPREPARE_WHEN_LEFT: Duration = Duration::days(300);
 
-/// Compiled windows by name, with the resourceVersion they were compiled from.
-type CompiledCache = HashMap<String, (String, Arc<CompiledWindow>)>;
+/// Compiled windows by name, with the resourceVersion they were compiled
+/// from; `None` for a version that does not compile, so it is reported once.
+type CompiledCache = HashMap<String, (String, Option<Arc<CompiledWindow>>)>;
 
 #[derive(Clone)]
 pub struct Stores {
@@ -146,46 +147,171 @@ impl Stores {
 
     pub fn changes_in(&self, namespace: &str) -> Vec<Arc<ChangeRequest>> {
         self.changes
-            .state_filter(|c| c.namespace().as_deref() == Some(namespace))
+            .state_filter(|c| c.metadata.namespace.as_deref() == Some(namespace))
     }
 
     pub fn releases_for(&self, namespace: &str, operations_namespace: &str) -> Vec<Arc<Release>> {
-        self.releases.state_filter(|r| matches!(r.namespace().as_deref(), Some(ns) if ns == namespace || ns == operations_namespace))
+        self.releases.state_filter(|r| matches!(r.metadata.namespace.as_deref(), Some(ns) if ns == namespace || ns == operations_namespace))
     }
 
     /// Every window that compiles, prepared around `now`. A window that
-    /// does not compile (it predates the webhook) is skipped with a log
-    /// line: admission then treats it as absent.
+    /// does not compile (it predates the webhook) is skipped with one log
+    /// line per resourceVersion: admission then treats it as absent.
     pub fn compiled_windows(&self, now: DateTime<Utc>) -> Vec<Arc<CompiledWindow>> {
         let mut cache = self
             .compiled
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let current = self.windows.state();
-        cache.retain(|name, _| current.iter().any(|w| &w.name_any() == name));
-        current
+        // The cache is rebuilt from the store's current windows on every
+        // call, taking over the entries still valid: deleted windows drop
+        // out, and nothing is compared more than once.
+        let mut previous = std::mem::take(&mut *cache);
+        let windows = self.windows.state();
+        let mut compiled = Vec::with_capacity(windows.len());
+        for w in &windows {
+            let name = w.metadata.name.as_deref().unwrap_or_default();
+            let version = w.metadata.resource_version.as_deref().unwrap_or_default();
+            let reusable = previous.remove_entry(name).filter(|(_, (v, c))| {
+                v == version
+                    && c.as_ref().is_none_or(|c| {
+                        c.prepared_horizon()
+                            .is_some_and(|h| h.start <= now && h.end - now > REPREPARE_WHEN_LEFT)
+                    })
+            });
+            let (name, (version, window)) = match reusable {
+                Some(entry) => entry,
+                None => {
+                    let window = match CompiledWindow::compile(name, &w.spec) {
+                        Ok(c) => Some(Arc::new(
+                            c.prepared(now - PREPARE_BEHIND, now + PREPARE_AHEAD),
+                        )),
+                        Err(e) => {
+                            tracing::warn!(window = %name, resource_version = %version, error = %e, "skipping a MaintenanceWindow that does not compile");
+                            None
+                        }
+                    };
+                    (name.to_string(), (version.to_string(), window))
+                }
+            };
+            compiled.extend(window.clone());
+            cache.insert(name, (version, window));
+        }
+        compiled
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::watcher::Event;
+    use serde_json::json;
+
+    fn window(tenant: &str, version: &str, timezone: &str) -> MaintenanceWindow {
+        serde_json::from_value(
+            json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "MaintenanceWindow",
+            "metadata": {"name": "nightly", "resourceVersion": version},
+            "spec": {"tenants": [tenant], "timeZone": timezone,
+                     "schedule": {"cron": "0 2 * * *", "duration": "4h"}}}),
+        )
+        .expect("window")
+    }
+
+    fn stores_over(windows: Store<MaintenanceWindow>) -> Stores {
+        let empty = Stores::from_objects(vec![], vec![], vec![], vec![], vec![]);
+        Stores { windows, ..empty }
+    }
+
+    #[test]
+    fn compiled_windows_are_reused_recompiled_on_change_and_dropped_on_delete() {
+        let now = Utc::now();
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitApply(window("client-a", "1", "UTC")));
+        writer.apply_watcher_event(&Event::InitDone);
+        let stores = stores_over(store);
+
+        let first = stores.compiled_windows(now);
+        let again = stores.compiled_windows(now);
+        assert_eq!(first.len(), 1);
+        assert!(
+            Arc::ptr_eq(&first[0], &again[0]),
+            "compiled once, then reused"
+        );
+
+        writer.apply_watcher_event(&Event::Apply(window("client-b", "2", "Asia/Tokyo")));
+        let updated = stores.compiled_windows(now);
+        assert_eq!(updated.len(), 1);
+        assert!(
+            !Arc::ptr_eq(&first[0], &updated[0]),
+            "a new resourceVersion recompiles"
+        );
+        assert!(updated[0].applies_to("client-b") && !updated[0].applies_to("client-a"));
+        assert_eq!(updated[0].time_zone(), chrono_tz::Asia::Tokyo);
+
+        writer.apply_watcher_event(&Event::Delete(window("client-b", "2", "Asia/Tokyo")));
+        assert!(stores.compiled_windows(now).is_empty());
+        assert!(
+            stores.compiled.lock().expect("cache").is_empty(),
+            "the deleted window left the cache"
+        );
+    }
+
+    #[test]
+    fn a_window_that_does_not_compile_is_skipped() {
+        let now = Utc::now();
+        let (store, mut writer) = reflector::store();
+        writer.apply_watcher_event(&Event::Init);
+        writer.apply_watcher_event(&Event::InitApply(window("client-a", "1", "Mars/Olympus")));
+        writer.apply_watcher_event(&Event::InitDone);
+        let stores = stores_over(store);
+        assert!(stores.compiled_windows(now).is_empty());
+        writer.apply_watcher_event(&Event::Apply(window("client-a", "2", "Europe/Berlin")));
+        assert_eq!(stores.compiled_windows(now).len(), 1, "fixed, it compiles");
+    }
+
+    #[test]
+    fn changes_and_releases_are_read_by_namespace() {
+        let change = |ns: &str, name: &str| -> ChangeRequest {
+            serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "ChangeRequest",
+                "metadata": {"name": name, "namespace": ns},
+                "spec": {"type": "Normal", "title": "t", "targets": [{"kind": "Deployment", "name": "web"}]}}))
+            .expect("change")
+        };
+        let release = |ns: &str, name: &str| -> Release {
+            serde_json::from_value(
+                json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "Release",
+                "metadata": {"name": name, "namespace": ns}, "spec": {"changes": []}}),
+            )
+            .expect("release")
+        };
+        let stores = Stores::from_objects(
+            vec![
+                change("shop", "a"),
+                change("shop", "b"),
+                change("other", "c"),
+            ],
+            vec![
+                release("shop", "r1"),
+                release("ops", "r2"),
+                release("other", "r3"),
+            ],
+            vec![],
+            vec![],
+            vec![],
+        );
+        let mut names: Vec<_> = stores
+            .changes_in("shop")
             .iter()
-            .filter_map(|w| {
-                let name = w.name_any();
-                let version = w.resource_version().unwrap_or_default();
-                if let Some((v, compiled)) = cache.get(&name) {
-                    let fresh = compiled.prepared_horizon().is_some_and(|h| h.start <= now && h.end - now > REPREPARE_WHEN_LEFT);
-                    if *v == version && fresh {
-                        return Some(compiled.clone());
-                    }
-                }
-                match CompiledWindow::compile(&name, &w.spec) {
-                    Ok(c) => {
-                        let c = Arc::new(c.prepared(now - PREPARE_BEHIND, now + PREPARE_AHEAD));
-                        cache.insert(name, (version, c.clone()));
-                        Some(c)
-                    }
-                    Err(e) => {
-                        tracing::warn!(window = %name, error = %e, "skipping a MaintenanceWindow that does not compile");
-                        None
-                    }
-                }
-            })
-            .collect()
+            .map(|c| c.name_any())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["a", "b"]);
+        let mut names: Vec<_> = stores
+            .releases_for("shop", "ops")
+            .iter()
+            .map(|r| r.name_any())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["r1", "r2"]);
     }
 }
