@@ -7,6 +7,7 @@ pub mod governance;
 pub mod integrity;
 pub mod metrics;
 pub mod registration;
+pub mod review;
 pub mod server;
 pub mod stamp;
 pub mod stores;

@@ -4,6 +4,7 @@
 
 use super::integrity;
 use super::metrics::Metrics;
+use super::review::{self, WorkloadObject};
 use super::stamp::{self, Identity};
 use super::stores::Stores;
 use crate::admission::{self, Operation, TenantView, WorkloadRequest};
@@ -19,11 +20,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
+use kube::Resource;
 use kube::core::DynamicObject;
-use kube::core::admission::{
-    AdmissionRequest, AdmissionResponse, AdmissionReview, META_API_VERSION_V1, META_KIND,
-    Operation as KubeOperation,
-};
+use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation as KubeOperation};
+use serde::de::DeserializeOwned;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
@@ -85,29 +85,11 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-/// A malformed AdmissionReview is a client error: HTTP 400 with a message.
-fn parse(body: &[u8]) -> Result<AdmissionRequest<DynamicObject>, Box<Response>> {
-    let bad = |msg: String| Box::new((StatusCode::BAD_REQUEST, msg).into_response());
-    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
-        .map_err(|e| bad(format!("changegate: malformed AdmissionReview: {e}")))?;
-    // Registered for v1 only; the answer echoes the request's apiVersion and
-    // kind, so anything else would be answered as something that is not a review.
-    if review.types.api_version != META_API_VERSION_V1 || review.types.kind != META_KIND {
-        return Err(bad(format!(
-            "changegate: expected an {META_API_VERSION_V1} {META_KIND}, got apiVersion {:?} kind {:?}",
-            review.types.api_version, review.types.kind
-        )));
-    }
-    review
-        .try_into()
-        .map_err(|_| bad("changegate: the AdmissionReview has no request".to_string()))
-}
-
 fn respond(response: AdmissionResponse) -> Response {
     Json(response.into_review()).into_response()
 }
 
-fn identity(req: &AdmissionRequest<DynamicObject>) -> Identity {
+fn identity<T: Resource>(req: &AdmissionRequest<T>) -> Identity {
     Identity {
         username: req.user_info.username.clone().unwrap_or_default(),
         groups: req.user_info.groups.clone().unwrap_or_default(),
@@ -124,20 +106,21 @@ fn typed<K: serde::de::DeserializeOwned>(
     serde_json::from_value(value).map_err(|e| format!("changegate: cannot read the {what}: {e}"))
 }
 
-/// Runs a handler body with timing and the decision metric.
-async fn handle(
+/// Runs a handler body with timing and the decision metric. A malformed
+/// AdmissionReview is a client error: HTTP 400 with a message.
+async fn handle<T: Resource + DeserializeOwned>(
     app: &App,
     webhook: &'static str,
     body: Bytes,
-    decide: impl FnOnce(&App, &AdmissionRequest<DynamicObject>) -> (AdmissionResponse, &'static str),
+    decide: impl FnOnce(&App, &AdmissionRequest<T>) -> (AdmissionResponse, &'static str),
 ) -> Response {
     let started = Instant::now();
-    let req = match parse(&body) {
+    let req = match review::parse::<T>(&body) {
         Ok(req) => req,
-        Err(bad) => {
+        Err(message) => {
             app.metrics
                 .record(webhook, "MalformedReview", false, started.elapsed());
-            return *bad;
+            return (StatusCode::BAD_REQUEST, message).into_response();
         }
     };
     let span = tracing::info_span!("admission", webhook, uid = %req.uid, op = ?req.operation, ns = ?req.namespace, name = %req.name);
@@ -156,7 +139,7 @@ fn policy_for_namespace(app: &App, namespace: Option<&str>) -> Option<ChangePoli
 }
 
 async fn mutate_changerequests(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    handle(&app, "mutate-changerequests", body, |_, req| {
+    handle::<DynamicObject>(&app, "mutate-changerequests", body, |_, req| {
         let response = AdmissionResponse::from(req);
         let who = identity(req);
         let patch = match (&req.operation, req.sub_resource.as_deref()) {
@@ -186,7 +169,7 @@ async fn mutate_changerequests(State(app): State<Arc<App>>, body: Bytes) -> Resp
 }
 
 async fn validate_changerequests(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    handle(&app, "validate-changerequests", body, |app, req| {
+    handle::<DynamicObject>(&app, "validate-changerequests", body, |app, req| {
         let response = AdmissionResponse::from(req);
         let who = identity(req);
         let new = match typed::<ChangeRequest>(req.object.as_ref(), "ChangeRequest") {
@@ -219,7 +202,7 @@ async fn validate_changerequests(State(app): State<Arc<App>>, body: Bytes) -> Re
 }
 
 async fn validate_releases(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    handle(&app, "validate-releases", body, |app, req| {
+    handle::<DynamicObject>(&app, "validate-releases", body, |app, req| {
         let response = AdmissionResponse::from(req);
         let release = match typed::<Release>(req.object.as_ref(), "Release") {
             Ok(r) => r,
@@ -235,7 +218,7 @@ async fn validate_releases(State(app): State<Arc<App>>, body: Bytes) -> Response
 }
 
 async fn validate_governance(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    handle(&app, "validate-governance", body, |_, req| {
+    handle::<DynamicObject>(&app, "validate-governance", body, |_, req| {
         let response = AdmissionResponse::from(req);
         let verdict = match req.kind.kind.as_str() {
             "MaintenanceWindow" => {
@@ -258,7 +241,7 @@ async fn validate_governance(State(app): State<Arc<App>>, body: Bytes) -> Respon
 }
 
 async fn validate_workloads(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    handle(&app, "validate-workloads", body, |app, req| {
+    handle::<WorkloadObject>(&app, "validate-workloads", body, |app, req| {
         decide_workload(app, req)
     })
     .await
@@ -266,7 +249,7 @@ async fn validate_workloads(State(app): State<Arc<App>>, body: Bytes) -> Respons
 
 fn decide_workload(
     app: &App,
-    req: &AdmissionRequest<DynamicObject>,
+    req: &AdmissionRequest<WorkloadObject>,
 ) -> (AdmissionResponse, &'static str) {
     let response = AdmissionResponse::from(req);
     let Some(kind) = WorkloadKind::from_kind(&req.kind.kind) else {
@@ -301,22 +284,6 @@ fn decide_workload(
     let Some(tenant) = app.stores.tenant_of(namespace) else {
         return (response, "NotGoverned");
     };
-    let to_value = |o: Option<&DynamicObject>| o.map(serde_json::to_value).transpose();
-    let (old, new) = match (
-        to_value(req.old_object.as_ref()),
-        to_value(req.object.as_ref()),
-    ) {
-        (Ok(old), Ok(new)) => (old, new),
-        (Err(e), _) | (_, Err(e)) => {
-            return (
-                response.deny(format!(
-                    "changegate: cannot read the {} {namespace}/{}: {e}",
-                    req.kind.kind, req.name
-                )),
-                "Unreadable",
-            );
-        }
-    };
     let now = Utc::now();
     let policies = app.stores.policies();
     let selected = select_policy(&policies, &tenant);
@@ -337,8 +304,8 @@ fn decide_workload(
         kind,
         namespace,
         name: &req.name,
-        old: old.as_ref(),
-        new: new.as_ref(),
+        old: req.old_object.as_ref().map(|o| &o.object),
+        new: req.object.as_ref().map(|o| &o.object),
     };
     let decision = admission::decide(&request, &view, now);
     let mut response = if decision.allowed {
