@@ -40,31 +40,40 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
+    let only = std::env::var("CHANGEGATE_BENCH_ONLY").ok();
     runtime.block_on(async {
-        if std::env::var("CHANGEGATE_BENCH_ONLY").is_err() {
-            webhook_over_https(seconds).await;
+        match only.as_deref() {
+            Some("handler") => handler_in_process().await,
+            Some(_) => through_the_api_server(seconds).await,
+            None => {
+                handler_in_process().await;
+                webhook_over_https(seconds).await;
+                through_the_api_server(seconds).await;
+            }
         }
-        through_the_api_server(seconds).await;
     });
 }
 
 // ---------------------------------------------------------------- part 1
 
-fn fixture_app() -> Arc<App> {
+/// A tenant with `changes` ChangeRequests (the one covering payments-api
+/// among them) and `windows` MaintenanceWindows (one open now).
+fn fixture_app(changes: usize, windows: usize) -> Arc<App> {
     let now = Utc::now();
     let fmt = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "client-a-prod", "labels": {"changegate.dev/tenant": "client-a"}}})).expect("ns");
     let policy: ChangePolicy = serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "ChangePolicy", "metadata": {"name": "client-a"},
         "spec": {"tenants": ["client-a"], "approvals": {"normal": [{"group": "client-a:approvers", "count": 1}]}}})).expect("policy");
-    let mut windows: Vec<MaintenanceWindow> = (0..99)
+    let mut windows: Vec<MaintenanceWindow> = (0..windows - 1)
         .map(|i| serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "MaintenanceWindow", "metadata": {"name": format!("w{i}"), "resourceVersion": "1"},
             "spec": {"tenants": ["client-a"], "timeZone": "Europe/Berlin", "schedule": {"cron": format!("{} {} * * SAT", i % 60, i % 24), "duration": "1h"}}})).expect("window"))
         .collect();
     windows.push(serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "MaintenanceWindow", "metadata": {"name": "open-now", "resourceVersion": "1"},
         "spec": {"tenants": ["client-a"], "timeZone": "UTC", "schedule": {"ranges": [{"start": fmt(now - ChronoDuration::hours(1)), "end": fmt(now + ChronoDuration::hours(6))}]}}})).expect("window"));
-    let changes: Vec<ChangeRequest> = (0..1000)
+    let covering = changes / 2;
+    let changes: Vec<ChangeRequest> = (0..changes)
         .map(|i| {
-            let target = if i == 500 { "payments-api".to_string() } else { format!("svc-{i}") };
+            let target = if i == covering { "payments-api".to_string() } else { format!("svc-{i}") };
             serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "ChangeRequest",
                 "metadata": {"name": format!("chg-{i:04}"), "namespace": "client-a-prod", "annotations": {"changegate.dev/requested-by": "bob"}},
                 "spec": {"type": "Normal", "title": "t", "targets": [{"kind": "Deployment", "name": target}]},
@@ -83,12 +92,15 @@ fn fixture_app() -> Arc<App> {
     })
 }
 
+/// An image update of a Deployment as the API server sends it: defaulted
+/// spec, managedFields and status included (`deployment.json`, read from the
+/// local control plane).
 fn review_body() -> Bytes {
     let deployment = |image: &str| {
-        json!({"apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": "payments-api", "namespace": "client-a-prod", "labels": {"app": "payments"}},
-        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "payments"}},
-                 "template": {"metadata": {"labels": {"app": "payments"}}, "spec": {"containers": [{"name": "app", "image": image}]}}}})
+        let mut d: Value =
+            serde_json::from_str(include_str!("deployment.json")).expect("deployment.json");
+        d["spec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+        d
     };
     let review = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
         "uid": "bench", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
@@ -99,7 +111,84 @@ fn review_body() -> Bytes {
     Bytes::from(review.to_string())
 }
 
+/// The workload route called in process, one request at a time: the
+/// operator's own cost per request (routing, parsing, the decision, the
+/// answer), without TLS and HTTP/2.
+async fn handler_in_process() {
+    for (changes, windows) in [(1000, 100), (1, 1)] {
+        handler_calls(changes, windows).await;
+    }
+}
+
+async fn handler_calls(changes: usize, windows: usize) {
+    use tower::ServiceExt;
+    let router = server::admission_router(fixture_app(changes, windows));
+    let body = review_body();
+    let call = || async {
+        let req = hyper::Request::post("/validate/workloads")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.clone()))
+            .expect("request");
+        let resp = router.clone().oneshot(req).await.expect("infallible");
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        assert!(
+            bytes.windows(14).any(|w| w == b"\"allowed\":true"),
+            "not admitted: {}",
+            String::from_utf8_lossy(&bytes)
+        );
+    };
+    for _ in 0..2_000 {
+        call().await;
+    }
+    let mut timings = Vec::with_capacity(20_000);
+    let started = Instant::now();
+    for _ in 0..20_000 {
+        let t = Instant::now();
+        call().await;
+        timings.push(t.elapsed());
+    }
+    let mean = started.elapsed() / 20_000;
+    timings.sort_unstable();
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!(
+        "== workload handler in process ({} byte AdmissionReview, {changes} changes and {windows} windows): mean {:.1} µs, p50 {:.1} µs, p99 {:.1} µs",
+        body.len(),
+        us(mean),
+        us(timings[10_000]),
+        us(timings[19_800])
+    );
+}
+
+/// A webhook that admits everything after reading only the request's uid:
+/// the least any admission webhook costs, served on the same TLS stack.
+async fn serve_null() -> (u16, String) {
+    #[derive(serde::Deserialize)]
+    struct Review {
+        request: Request,
+    }
+    #[derive(serde::Deserialize)]
+    struct Request {
+        uid: String,
+    }
+    async fn admit(body: Bytes) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        match serde_json::from_slice::<Review>(&body) {
+            Ok(review) => axum::Json(
+                json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                "response": {"uid": review.request.uid, "allowed": true}}),
+            )
+            .into_response(),
+            Err(e) => (axum::http::StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        }
+    }
+    tls_server(axum::Router::new().route("/", axum::routing::post(admit))).await
+}
+
 async fn serve(app: Arc<App>) -> (u16, String) {
+    tls_server(server::admission_router(app)).await
+}
+
+async fn tls_server(router: axum::Router) -> (u16, String) {
     let now = time::OffsetDateTime::now_utc();
     let lifetimes = Lifetimes::default();
     let ca = certs::generate_ca(now, &lifetimes).expect("ca");
@@ -115,7 +204,7 @@ async fn serve(app: Arc<App>) -> (u16, String) {
     let port = listener.local_addr().expect("addr").port();
     let server = axum_server::from_tcp_rustls(listener, tls)
         .expect("server")
-        .serve(server::admission_router(app).into_make_service());
+        .serve(router.into_make_service());
     tokio::spawn(server);
     (port, ca.cert_pem)
 }
@@ -204,7 +293,7 @@ async fn load(client: &Https, port: u16, body: &Bytes, rate: u64, seconds: u64) 
 }
 
 async fn webhook_over_https(seconds: u64) {
-    let (port, ca) = serve(fixture_app()).await;
+    let (port, ca) = serve(fixture_app(1000, 100)).await;
     let client = client(&ca);
     let body = review_body();
     load(&client, port, &body, 200, 2).await; // warm the connection pool
@@ -292,6 +381,34 @@ async fn through_the_api_server(seconds: u64) {
     apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench-gated", "labels": {"changegate.dev/tenant": "bench"}}})).await;
     apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench-ungated"}}))
         .await;
+    apply(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench-null"}}))
+        .await;
+    // The reference point: a webhook that admits everything unread, served
+    // from this process, for the same updates in `bench-null`.
+    let (null_port, null_ca) = serve_null().await;
+    {
+        use k8s_openapi::ByteString;
+        use k8s_openapi::api::admissionregistration::v1::ValidatingWebhookConfiguration;
+        let mut config: ValidatingWebhookConfiguration = serde_json::from_value(json!({
+            "metadata": {"name": "changegate-bench-null"},
+            "webhooks": [{"name": "null.bench.changegate.dev", "admissionReviewVersions": ["v1"],
+                "sideEffects": "None", "failurePolicy": "Fail", "timeoutSeconds": 5,
+                "clientConfig": {"url": format!("https://127.0.0.1:{null_port}/")},
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "bench-null"}},
+                "rules": [{"apiGroups": ["apps"], "apiVersions": ["v1"], "operations": ["CREATE", "UPDATE"], "resources": ["deployments"]}]}]}))
+        .expect("webhook configuration");
+        config.webhooks.as_mut().expect("webhooks")[0]
+            .client_config
+            .ca_bundle = Some(ByteString(null_ca.into_bytes()));
+        let api: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
+        api.patch(
+            "changegate-bench-null",
+            &PatchParams::apply("bench").force(),
+            &Patch::Apply(config),
+        )
+        .await
+        .expect("register the null webhook");
+    }
     apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "bench-approver", "namespace": "bench-gated"},
         "rules": [{"apiGroups": ["changegate.dev"], "resources": ["changerequests", "changerequests/status"], "verbs": ["get", "patch", "update"]}]})).await;
     apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "bench-approver", "namespace": "bench-gated"},
@@ -303,7 +420,7 @@ async fn through_the_api_server(seconds: u64) {
         "spec": {"tenants": ["bench"], "timeZone": "UTC", "schedule": {"ranges": [{"start": fmt(now - ChronoDuration::hours(1)), "end": fmt(now + ChronoDuration::hours(3))}]}}})).await;
     let changes: Api<ChangeRequest> = Api::namespaced(client.clone(), "bench-gated");
     let change: ChangeRequest = serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "ChangeRequest", "metadata": {"name": "bench-change"},
-        "spec": {"type": "Normal", "title": "benchmark", "targets": [{"kind": "Deployment", "name": "bench"}]}})).expect("change");
+        "spec": {"type": "Normal", "title": "benchmark", "targets": [{"kind": "Deployment", "selector": {"matchLabels": {"app": "bench"}}}]}})).expect("change");
     let _ = changes.create(&PostParams::default(), &change).await;
     let approvals: Api<ChangeRequest> = Api::namespaced(approver, "bench-gated");
     let approved = approvals
@@ -325,35 +442,50 @@ async fn through_the_api_server(seconds: u64) {
             .await
             .expect("approve");
     }
-    let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench"},
-        "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "bench"}}, "template": {"metadata": {"labels": {"app": "bench"}}, "spec": {"containers": [{"name": "app", "image": "example.com/bench:1"}]}}}});
-    for ns in ["bench-gated", "bench-ungated"] {
+    for ns in ["bench-gated", "bench-ungated", "bench-null"] {
         let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), ns);
-        let mut created = false;
-        for _ in 0..100 {
-            match api
-                .patch(
-                    "bench",
-                    &PatchParams::apply("bench").force(),
-                    &Patch::Apply(deployment.clone()),
-                )
-                .await
-            {
-                Ok(_) => {
-                    created = true;
-                    break;
+        for d in 0..DEPLOYMENTS {
+            let name = deployment_name(d);
+            let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name, "labels": {"app": "bench"}},
+                "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}}, "template": {"metadata": {"labels": {"app": name}}, "spec": {"containers": [{"name": "app", "image": "example.com/bench:1"}]}}}});
+            let mut created = false;
+            for _ in 0..100 {
+                match api
+                    .patch(
+                        &name,
+                        &PatchParams::apply("bench").force(),
+                        &Patch::Apply(deployment.clone()),
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        created = true;
+                        break;
+                    }
+                    // The webhook's stores may not have seen the approval
+                    // yet, nor the API server the null webhook.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                 }
-                // The webhook's stores may not have seen the approval yet.
-                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
+            assert!(
+                created,
+                "cannot create the benchmark Deployment {name} in {ns}"
+            );
         }
-        assert!(created, "cannot create the benchmark Deployment in {ns}");
     }
 
-    // Diagnostic: CHANGEGATE_BENCH_ONLY=<namespace> runs one closed loop and stops.
+    let delete = |kind: &str, name: &str| {
+        let _ = std::process::Command::new("kubectl")
+            .args(["--kubeconfig", path, "delete", kind, name])
+            .args(["--wait=false", "--ignore-not-found"])
+            .output();
+    };
+    // Diagnostic: CHANGEGATE_BENCH_ONLY=<namespace> runs one closed loop and
+    // stops, keeping the namespaces for the next run.
     if let Ok(ns) = std::env::var("CHANGEGATE_BENCH_ONLY") {
         let tp = closed_loop_throughput(&client, &ns, seconds).await;
         println!("{ns}: {tp:.0} updates/s");
+        delete("validatingwebhookconfiguration", "changegate-bench-null");
         return;
     }
     // Latency at a steady 20 updates/s (below saturation), then throughput
@@ -361,7 +493,7 @@ async fn through_the_api_server(seconds: u64) {
     // drift in the shared machine hits both alike.
     let round = seconds.clamp(3, 20);
     let (mut with, mut without) = (Vec::new(), Vec::new());
-    let (mut with_tp, mut without_tp) = (Vec::new(), Vec::new());
+    let (mut with_tp, mut without_tp, mut null_tp) = (Vec::new(), Vec::new(), Vec::new());
     let (mut with_held, mut without_held) = (0usize, 0usize);
     for _ in 0..3 {
         // A second view of throughput: whether an offered 100 updates/s is held.
@@ -375,6 +507,7 @@ async fn through_the_api_server(seconds: u64) {
         with.extend(steady_updates(&client, "bench-gated", 20, round).await);
         without_tp.push(closed_loop_throughput(&client, "bench-ungated", round).await);
         with_tp.push(closed_loop_throughput(&client, "bench-gated", round).await);
+        null_tp.push(closed_loop_throughput(&client, "bench-null", round).await);
     }
     let pct = |l: &mut Vec<Duration>, p: f64| {
         l.sort_unstable();
@@ -386,7 +519,11 @@ async fn through_the_api_server(seconds: u64) {
     };
     let (b50, b99) = (pct(&mut without, 0.5), pct(&mut without, 0.99));
     let (w50, w99) = (pct(&mut with, 0.5), pct(&mut with, 0.99));
-    let (btp, wtp) = (median(&mut without_tp), median(&mut with_tp));
+    let (btp, wtp, ntp) = (
+        median(&mut without_tp),
+        median(&mut with_tp),
+        median(&mut null_tp),
+    );
     println!(
         "at 20 updates/s, without webhook: p50 {b50:.2} ms, p99 {b99:.2} ms ({} updates)",
         without.len()
@@ -396,7 +533,9 @@ async fn through_the_api_server(seconds: u64) {
         with.len()
     );
     println!(
-        "4 closed-loop workers, median of 3 rounds: without {btp:.0} updates/s, with {wtp:.0} updates/s"
+        "4 closed-loop workers, median of 3 rounds: without {btp:.0} updates/s, with {wtp:.0} updates/s; \
+         with a webhook that admits unread {ntp:.0} updates/s ({:.1}% of baseline)",
+        100.0 * ntp / btp
     );
     let offered = (3 * 100 * round) as f64;
     println!(
@@ -410,23 +549,25 @@ async fn through_the_api_server(seconds: u64) {
         100.0 * wtp / btp
     );
     for (kind, name) in [
+        ("validatingwebhookconfiguration", "changegate-bench-null"),
         ("namespace", "bench-gated"),
         ("namespace", "bench-ungated"),
+        ("namespace", "bench-null"),
         ("changepolicy", "bench"),
         ("maintenancewindow", "bench-open"),
     ] {
-        let _ = std::process::Command::new("kubectl")
-            .args([
-                "--kubeconfig",
-                path,
-                "delete",
-                kind,
-                name,
-                "--wait=false",
-                "--ignore-not-found",
-            ])
-            .output();
+        delete(kind, name);
     }
+}
+
+/// Deployments per namespace; update `i` goes to deployment `i % DEPLOYMENTS`,
+/// so concurrent updates rarely touch the same object (a conflict makes the
+/// API server retry the update, admission included, and would measure
+/// contention on one object rather than the cost of an update).
+const DEPLOYMENTS: u32 = 4;
+
+fn deployment_name(i: u32) -> String {
+    format!("bench-{}", i % DEPLOYMENTS)
 }
 
 fn patch_for(i: u32) -> Value {
@@ -447,7 +588,7 @@ async fn steady_updates(client: &kube::Client, ns: &str, rate: u64, seconds: u64
         tasks.spawn(async move {
             let sent = Instant::now();
             api.patch(
-                "bench",
+                &deployment_name(i),
                 &PatchParams::default(),
                 &Patch::Merge(patch_for(i)),
             )
@@ -465,24 +606,26 @@ async fn steady_updates(client: &kube::Client, ns: &str, rate: u64, seconds: u64
     latencies
 }
 
-/// Updates per second that 4 workers sustain, each sending the next update
-/// as soon as the last one returns.
+/// Updates per second that the workers (4, or CHANGEGATE_BENCH_WORKERS) sustain,
+/// each sending the next update to its own Deployment as soon as the last
+/// one returns.
 async fn closed_loop_throughput(client: &kube::Client, ns: &str, seconds: u64) -> f64 {
     use kube::api::{Api, Patch, PatchParams};
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    for worker in 0..4u32 {
+    let workers: u32 = std::env::var("CHANGEGATE_BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(4);
+    for worker in 0..workers {
         let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), ns);
+        let name = deployment_name(worker);
         tasks.spawn(async move {
             let (mut done, mut i) = (0u32, worker);
             while started.elapsed() < Duration::from_secs(seconds) {
-                i += 4;
+                i += workers;
                 if api
-                    .patch(
-                        "bench",
-                        &PatchParams::default(),
-                        &Patch::Merge(patch_for(i)),
-                    )
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(patch_for(i)))
                     .await
                     .is_ok()
                 {

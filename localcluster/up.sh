@@ -112,7 +112,7 @@ start kube-apiserver --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
   --requestheader-extra-headers-prefix X-Remote-Extra- \
   --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
   --endpoint-reconciler-type none \
-  --allow-privileged=true --profiling=false --v=1
+  --allow-privileged=true --profiling=true --v=1
 wait_for "kube-apiserver /readyz" 120 kubectl_admin get --raw /readyz
 
 # kwok renews node leases from one process; on a busy 2-core machine a
