@@ -1,12 +1,15 @@
 //! `make bench`, webhook part. Prints figures; asserts nothing about speed.
 //!
-//! 1. AdmissionReviews over HTTPS on loopback to an in-process webhook
+//! 1. The workload handler called in process on a Deployment as the API
+//!    server sends it: the operator's own cost per request, without TLS.
+//! 2. AdmissionReviews over HTTPS on loopback to an in-process webhook
 //!    server (the real router and TLS stack, fixture stores): p50/p99 and
 //!    errors at 1,000 requests/s for 60 s (CHANGEGATE_BENCH_SECONDS), then
 //!    the highest rate held with p99 <= 25 ms.
-//! 2. Through the real API server (needs `make up`, run with a release
+//! 3. Through the real API server (needs `make up`, run with a release
 //!    operator by `make bench`): p99 and throughput of Deployment updates in
-//!    a gated namespace against an ungated one, interleaved in one run.
+//!    a gated namespace against an ungated one, and against one behind a
+//!    reference webhook that admits unread, interleaved in one run.
 
 use changegate::api::{ChangePolicy, ChangeRequest, MaintenanceWindow};
 use changegate::webhook::certs::{self, Lifetimes};
