@@ -140,12 +140,14 @@ impl PathPattern {
 mod tests {
     use super::*;
 
-    fn path(segs: &[&str]) -> FieldPath {
+    /// A path from dotted segments; numeric segments are list indexes.
+    fn path(dotted: &str) -> FieldPath {
         FieldPath(
-            segs.iter()
+            dotted
+                .split('.')
                 .map(|s| {
                     s.parse::<usize>()
-                        .map_or_else(|_| Segment::Key((*s).to_string()), Segment::Index)
+                        .map_or_else(|_| Segment::Key(s.to_string()), Segment::Index)
                 })
                 .collect(),
         )
@@ -154,32 +156,11 @@ mod tests {
     #[test]
     fn a_wildcard_pattern_covers_every_container_image() {
         let p = PathPattern::parse("spec.template.spec.containers[*].image").expect("valid");
-        assert!(p.covers(&path(&[
-            "spec",
-            "template",
-            "spec",
-            "containers",
-            "0",
-            "image"
-        ])));
-        assert!(p.covers(&path(&[
-            "spec",
-            "template",
-            "spec",
-            "containers",
-            "3",
-            "image"
-        ])));
-        assert!(!p.covers(&path(&[
-            "spec",
-            "template",
-            "spec",
-            "containers",
-            "0",
-            "env"
-        ])));
+        assert!(p.covers(&path("spec.template.spec.containers.0.image")));
+        assert!(p.covers(&path("spec.template.spec.containers.3.image")));
+        assert!(!p.covers(&path("spec.template.spec.containers.0.env")));
         assert!(
-            !p.covers(&path(&["spec", "template", "spec", "containers"])),
+            !p.covers(&path("spec.template.spec.containers")),
             "adding a container is not an image change"
         );
     }
@@ -187,35 +168,15 @@ mod tests {
     #[test]
     fn a_pattern_covers_everything_below_it() {
         let p = PathPattern::parse("spec.template.metadata.annotations").expect("valid");
-        assert!(p.covers(&path(&[
-            "spec",
-            "template",
-            "metadata",
-            "annotations",
-            "restartedAt"
-        ])));
-        assert!(!p.covers(&path(&["spec", "template", "metadata", "labels", "app"])));
+        assert!(p.covers(&path("spec.template.metadata.annotations.restartedAt")));
+        assert!(!p.covers(&path("spec.template.metadata.labels.app")));
     }
 
     #[test]
     fn an_index_pattern_covers_only_that_element() {
         let p = PathPattern::parse("spec.template.spec.containers[1].image").expect("valid");
-        assert!(p.covers(&path(&[
-            "spec",
-            "template",
-            "spec",
-            "containers",
-            "1",
-            "image"
-        ])));
-        assert!(!p.covers(&path(&[
-            "spec",
-            "template",
-            "spec",
-            "containers",
-            "0",
-            "image"
-        ])));
+        assert!(p.covers(&path("spec.template.spec.containers.1.image")));
+        assert!(!p.covers(&path("spec.template.spec.containers.0.image")));
     }
 
     #[test]
@@ -236,7 +197,7 @@ mod tests {
     #[test]
     fn paths_print_like_patterns() {
         assert_eq!(
-            path(&["spec", "template", "spec", "containers", "0", "image"]).to_string(),
+            path("spec.template.spec.containers.0.image").to_string(),
             "spec.template.spec.containers[0].image"
         );
     }

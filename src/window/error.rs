@@ -77,31 +77,25 @@ impl WindowError {
 /// A span for people: `8d`, `1d2h`, `4h30m`, `45s`.
 pub(crate) fn format_span(span: TimeDelta) -> String {
     let total = span.num_seconds().max(0);
-    let parts = [
-        (total / 86_400, "d"),
-        (total % 86_400 / 3_600, "h"),
-        (total % 3_600 / 60, "m"),
-        (total % 60, "s"),
-    ];
-    let text: String = parts
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect();
-    if text.is_empty() { "0s".into() } else { text }
+    join_units(
+        &[(total / 86_400, "d"), (total % 86_400 / 3_600, "h")],
+        total,
+    )
 }
 
 /// A span as `schedule.duration` accepts it (Go syntax, no days): `24h`,
 /// `1h30m`, `45s`, so a message can suggest a value the user can paste.
 pub(crate) fn go_duration(span: TimeDelta) -> String {
     let total = span.num_seconds().max(0);
-    let parts = [
-        (total / 3_600, "h"),
-        (total % 3_600 / 60, "m"),
-        (total % 60, "s"),
-    ];
-    let text: String = parts
+    join_units(&[(total / 3_600, "h")], total)
+}
+
+/// The non-zero `larger` units, then minutes and seconds of `total`
+/// seconds; `0s` when all are zero.
+fn join_units(larger: &[(i64, &str)], total: i64) -> String {
+    let text: String = larger
         .iter()
+        .chain(&[(total % 3_600 / 60, "m"), (total % 60, "s")])
         .filter(|(n, _)| *n > 0)
         .map(|(n, unit)| format!("{n}{unit}"))
         .collect();
