@@ -135,21 +135,12 @@ pub fn check_release(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::webhook::fixtures::change;
     use serde_json::{Value, json};
 
     fn policy() -> ChangePolicySpec {
         serde_json::from_value(json!({"tenants": ["client-a"], "approvals": {"normal": [{"group": "client-a:approvers", "count": 1}]}}))
             .expect("policy")
-    }
-
-    fn change(status: Value) -> ChangeRequest {
-        serde_json::from_value(json!({
-            "apiVersion": "changegate.dev/v1alpha1", "kind": "ChangeRequest",
-            "metadata": {"name": "chg-1", "namespace": "client-a-prod", "annotations": {REQUESTED_BY: "bob"}},
-            "spec": {"type": "Normal", "title": "t", "targets": [{"kind": "Deployment", "name": "web"}]},
-            "status": status
-        }))
-        .expect("valid change")
     }
 
     const CONTROLLER: &str = "system:serviceaccount:changegate-system:changegate";

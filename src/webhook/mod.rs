@@ -3,6 +3,8 @@
 //! self-managed TLS certificate and the webhook configurations.
 
 pub mod certs;
+#[cfg(test)]
+mod fixtures;
 pub mod governance;
 pub mod integrity;
 pub mod metrics;

@@ -73,22 +73,13 @@ fn add<S: AsRef<str>>(path: &[S], value: Value) -> PatchOperation {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::webhook::fixtures::change;
 
     fn alice() -> Identity {
         Identity {
             username: "alice".into(),
             groups: vec!["client-a:approvers".into(), "system:authenticated".into()],
         }
-    }
-
-    fn change(status: Value) -> ChangeRequest {
-        serde_json::from_value(json!({
-            "apiVersion": "changegate.dev/v1alpha1", "kind": "ChangeRequest",
-            "metadata": {"name": "chg-1", "namespace": "client-a-prod", "annotations": {REQUESTED_BY: "bob"}},
-            "spec": {"type": "Normal", "title": "t", "targets": [{"kind": "Deployment", "name": "web"}]},
-            "status": status
-        }))
-        .expect("valid change")
     }
 
     fn apply(value: &ChangeRequest, patch: &Patch) -> Value {
