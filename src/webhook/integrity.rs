@@ -53,6 +53,9 @@ pub fn check_change_update(
     if old_review.is_some() && old_review != new_review {
         return Err("changegate: status.review is written once; the post-implementation review cannot be changed".into());
     }
+    if who.username != controller_user {
+        check_status_written_by_people(old, new, who)?;
+    }
     let added = &new_approvals[old_approvals.len()..];
     if added.len() > 1 {
         return Err("changegate: record one decision per request".into());
@@ -94,6 +97,38 @@ pub fn check_change_update(
         return Err(
             "changegate: a cancelled change cannot be revived; create a new ChangeRequest".into(),
         );
+    }
+    Ok(())
+}
+
+/// People add approvals and the review to status; the phase, conditions,
+/// implementations, rollout, rollback and the rest are the controller's.
+/// Admission starts from the recorded phase, so a phase written by an
+/// approver would admit workloads without the approvals it needs.
+fn check_status_written_by_people(
+    old: &ChangeRequest,
+    new: &ChangeRequest,
+    who: &Identity,
+) -> Result<(), String> {
+    let old_review = old.status.as_ref().and_then(|s| s.review.as_ref());
+    let new_review = new.status.as_ref().and_then(|s| s.review.as_ref());
+    if let (None, Some(review)) = (old_review, new_review)
+        && review.reviewer.as_deref() != Some(who.username.as_str())
+    {
+        return Err("changegate: the review is not stamped with the caller's identity; is the changegate mutating webhook installed?".into());
+    }
+    let controllers_part = |c: &ChangeRequest| {
+        let mut status = c.status.clone().unwrap_or_default();
+        status.approvals.clear();
+        status.review = None;
+        status
+    };
+    if controllers_part(old) != controllers_part(new) {
+        return Err(format!(
+            "changegate: {} may add an approval or the review to status; everything else in status \
+             (phase, conditions, implementations, rollout, ...) is written by the changegate controller only",
+            who.username
+        ));
     }
     Ok(())
 }
@@ -302,6 +337,60 @@ mod tests {
             CONTROLLER,
         )
         .expect("controller may");
+    }
+
+    #[test]
+    fn only_the_controller_writes_the_rest_of_status() {
+        let approver = who("alice", &["client-a:approvers"]);
+        for forged in [
+            json!({"phase": "Approved"}),
+            json!({"implementations": [{"kind": "Deployment", "name": "web", "user": "alice", "at": "2026-11-22T10:00:00Z"}]}),
+            json!({"approvalSummary": "1/1", "window": "open"}),
+            // An approval does not carry a phase change along with it.
+            json!({"phase": "Approved", "approvals": [approval("alice", &["client-a:approvers"])]}),
+        ] {
+            let new = change(forged.clone());
+            let err = check_change_update(
+                &change(json!({"phase": "PendingApproval"})),
+                &new,
+                &approver,
+                Some(&policy()),
+                CONTROLLER,
+            )
+            .expect_err(&forged.to_string());
+            assert!(
+                err.contains("written by the changegate controller only"),
+                "{forged}: {err}"
+            );
+            if forged.get("approvals").is_none() {
+                check_change_update(
+                    &change(json!({"phase": "PendingApproval"})),
+                    &new,
+                    &who(CONTROLLER, &[]),
+                    Some(&policy()),
+                    CONTROLLER,
+                )
+                .expect("the controller may");
+            }
+        }
+    }
+
+    #[test]
+    fn a_review_is_accepted_only_in_the_callers_name() {
+        let old = change(json!({"phase": "Implemented"}));
+        let reviewed = |reviewer: &str| {
+            change(json!({"phase": "Implemented",
+                "review": {"outcome": "Successful", "reviewer": reviewer, "at": "2026-11-22T10:00:00Z"}}))
+        };
+        let cab = who("carol", &["msp:cab"]);
+        check_change_update(&old, &reviewed("carol"), &cab, Some(&policy()), CONTROLLER)
+            .expect("her own review");
+        let err = check_change_update(&old, &reviewed("dave"), &cab, Some(&policy()), CONTROLLER)
+            .expect_err("someone else's");
+        assert!(
+            err.contains("not stamped with the caller's identity"),
+            "{err}"
+        );
     }
 
     #[test]

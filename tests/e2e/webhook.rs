@@ -376,6 +376,29 @@ async fn approvals_are_append_only() {
         "{}",
         stderr(&out)
     );
+
+    // Nor writes the phase: admission starts from it.
+    let out = kubectl_as(
+        "alice",
+        &[&t.approvers()],
+        &[
+            "patch",
+            "chg",
+            "chg-1",
+            "-n",
+            &t.ns.name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status": {"phase": "Approved"}}"#,
+        ],
+        None,
+    );
+    assert!(
+        !ok(&out) && stderr(&out).contains("written by the changegate controller only"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test]
