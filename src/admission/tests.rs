@@ -461,6 +461,15 @@ fn admission_agrees_with_the_lifecycle_on_late_approvals_and_cancels() {
         d.message
     );
 
+    // Approved within the timeout but never recorded Approved (no
+    // controller has written the phase): deploying after the timeout is
+    // still admitted.
+    let in_time = json!({"approvals": [{"decision": "Approved", "approver": "alice", "groups": ["client-a:approvers"], "at": "2026-11-20T10:00:00Z"}]});
+    let mut s = Scenario::new(vec![normal("chg-0142", in_time)]);
+    s.policy = Some(policy(json!({"approvalTimeout": "24h"})));
+    let d = s.update(&v1(), &v2(), saturday_in_window());
+    assert!(d.allowed, "{}", d.message);
+
     // Recorded Approved by the controller, then cancelled by its requester.
     let mut status = approved_by_alice();
     status["phase"] = json!("Approved");

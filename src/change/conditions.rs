@@ -288,6 +288,7 @@ mod tests {
         let none = Tally {
             rules: vec![],
             upfront_satisfied: true,
+            upfront_complete_at: None,
             retrospective_satisfied: true,
             rejection: None,
             ignored: vec![],

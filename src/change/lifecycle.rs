@@ -172,7 +172,10 @@ fn go(to: ChangePhase, reason: impl Into<String>) -> Option<Transition> {
 fn expiry(f: &Facts<'_>) -> Option<String> {
     if f.phase == ChangePhase::PendingApproval {
         if let Some(deadline) = approval_expires_at(f.policy, f.created_at) {
-            if f.now >= deadline {
+            // Approvals complete by the deadline count even when the phase
+            // was not recorded in time; later ones do not.
+            let approved_in_time = f.tally.upfront_complete_at.is_some_and(|t| t <= deadline);
+            if f.now >= deadline && !approved_in_time {
                 return Some(format!(
                     "not approved by {} (approvalTimeout)",
                     rfc3339(deadline)
@@ -207,6 +210,11 @@ fn closure(f: &Facts<'_>) -> Option<String> {
     let awaiting_rollback = f.rollback == Rollback::InProgress
         || (f.backout == BackoutStrategy::Automatic && f.rollback == Rollback::None);
     if f.phase == ChangePhase::Failed && awaiting_rollback {
+        return None;
+    }
+    // A rejection recorded after implementation holds the change open,
+    // whatever its type, until that person decides again.
+    if f.tally.rejection.is_some() {
         return None;
     }
     if f.change_type == ChangeType::Emergency && !f.tally.is_ratified() {
@@ -465,6 +473,27 @@ pub(crate) mod tests {
         f.phase = Implemented;
         f.review = Some(ReviewOutcome::Successful);
         assert_eq!(to(&f), None);
+
+        // The same for a Normal change whose approver rejects afterwards.
+        let rejected = Tally {
+            rejection: rejected.rejection.clone(),
+            ..tally_for(
+                &policy,
+                ChangeType::Normal,
+                Risk::Low,
+                &[approve("bob", &["client-a:approvers"])],
+            )
+        };
+        let mut f = facts(Implemented, ChangeType::Normal, &policy, &rejected);
+        f.implemented_at = Some(at(1));
+        f.review = Some(ReviewOutcome::Successful);
+        assert_eq!(to(&f), None);
+        let decided_again = Tally {
+            rejection: None,
+            ..rejected.clone()
+        };
+        f.tally = &decided_again;
+        assert_eq!(to(&f), Some(Closed), "closes once nobody rejects");
     }
 
     #[test]
@@ -590,6 +619,7 @@ pub(crate) mod tests {
         (any::<bool>(), any::<bool>(), any::<bool>()).prop_map(|(upfront, retro, rejected)| Tally {
             rules: vec![],
             upfront_satisfied: upfront,
+            upfront_complete_at: None,
             retrospective_satisfied: retro,
             rejection: rejected.then(|| Rejection {
                 by: "bob".into(),

@@ -81,6 +81,9 @@ pub struct Tally {
     pub rules: Vec<RuleProgress>,
     /// Every up-front rule has its count (rejections not considered).
     pub upfront_satisfied: bool,
+    /// When the up-front count was first complete: the stamped time of the
+    /// decision that completed it (approvals are append-only, so in order).
+    pub upfront_complete_at: Option<DateTime<Utc>>,
     /// Every retrospective rule has its count (rejections not considered).
     pub retrospective_satisfied: bool,
     /// The earliest standing rejection by an eligible person.
@@ -178,6 +181,30 @@ pub fn tally(
     requester: Option<&str>,
     separation_of_duties: bool,
 ) -> Tally {
+    let mut t = count(requirements, approvals, requester, separation_of_duties);
+    if t.upfront_satisfied {
+        // The shortest prefix of the record that already satisfies the rules.
+        t.upfront_complete_at = (1..=approvals.len())
+            .find(|&n| {
+                count(
+                    requirements,
+                    &approvals[..n],
+                    requester,
+                    separation_of_duties,
+                )
+                .upfront_satisfied
+            })
+            .and_then(|n| approvals[n - 1].at);
+    }
+    t
+}
+
+fn count(
+    requirements: &[Requirement],
+    approvals: &[ApprovalRecord],
+    requester: Option<&str>,
+    separation_of_duties: bool,
+) -> Tally {
     let mut ignored = Vec::new();
     let ignore = |index: usize, reason| {
         let record: &ApprovalRecord = &approvals[index];
@@ -252,6 +279,7 @@ pub fn tally(
     };
     Tally {
         upfront_satisfied: satisfied(false),
+        upfront_complete_at: None,
         retrospective_satisfied: satisfied(true),
         rules,
         rejection,
@@ -327,6 +355,31 @@ pub(crate) mod tests {
 
     fn received(t: &Tally) -> Vec<u32> {
         t.rules.iter().map(|r| r.received).collect()
+    }
+
+    #[test]
+    fn the_count_is_complete_when_its_last_needed_decision_was_stamped() {
+        let at = |h: u32| {
+            chrono::DateTime::parse_from_rfc3339(&format!("2026-11-20T{h:02}:00:00Z"))
+                .expect("time")
+                .with_timezone(&Utc)
+        };
+        let stamped = |mut r: ApprovalRecord, h| {
+            r.at = Some(at(h));
+            r
+        };
+        let rules = [req(CLIENT, 1, false), req(CAB, 1, false)];
+        let approvals = [
+            stamped(approve("dave", &[CLIENT]), 10),
+            stamped(approve("erin", &[CLIENT]), 11),
+            stamped(approve("carol", &[CAB]), 12),
+            stamped(approve("frank", &[CAB]), 13),
+        ];
+        let t = tally(&rules, &approvals, None, true);
+        assert_eq!(t.upfront_complete_at, Some(at(12)));
+        let t = tally(&rules, &approvals[..2], None, true);
+        assert!(!t.upfront_satisfied);
+        assert_eq!(t.upfront_complete_at, None);
     }
 
     #[test]
