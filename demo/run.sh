@@ -27,6 +27,15 @@ until_admitted() {
   done
   printf '%s\n' "$out"
 }
+# Waits until a server-side dry run of the command is refused: the webhook's
+# caches show the namespace governed. Runs nothing for real.
+until_gated() {
+  local deadline=$((SECONDS + 20))
+  while "$@" --dry-run=server >/dev/null 2>&1; do
+    ((SECONDS < deadline)) || { echo "changegate does not gate: $*" >&2; exit 1; }
+    sleep 0.5
+  done
+}
 at() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ; }
 
 say "The local control plane: a real kube-apiserver with kwok nodes, changegate running as a local process"
@@ -51,6 +60,7 @@ run kubectl label namespace "$NS" changegate.dev/tenant=client-a
 run kubectl get cpol,mw
 
 say "An unplanned change is refused, with what to do next"
+until_gated kubectl -n "$NS" set image deployment/payments-api payments-api=registry.example.com/client-a/payments-api:2.4.1
 refused kubectl -n "$NS" set image deployment/payments-api payments-api=registry.example.com/client-a/payments-api:2.4.1
 
 say "Bob (MSP engineer) requests the change; changegate records who asked"

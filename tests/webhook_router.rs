@@ -408,13 +408,22 @@ fn warn_mode_admits_with_the_denial_as_a_warning() {
 }
 
 #[test]
-fn a_namespace_without_a_tenant_label_is_not_gated() {
+fn a_namespace_the_cache_shows_without_a_tenant_label_is_refused_until_it_catches_up() {
+    // The webhook configuration selects labelled namespaces only, so this
+    // request means the cache has not seen the label yet: never wave a
+    // change through as ungoverned on stale data.
     let reply = admit(
         VALIDATE_WORKLOADS,
         &fixture("deployment-update-ungoverned-namespace"),
     );
-    assert!(reply.allowed, "{}", reply.message);
-    assert!(reply.warnings.is_empty());
+    assert!(!reply.allowed);
+    assert!(
+        reply.message.contains(
+            "does not yet show namespace sandbox with its changegate.dev/tenant label; retry in a few seconds"
+        ),
+        "{}",
+        reply.message
+    );
 }
 
 #[test]

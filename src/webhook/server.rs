@@ -9,7 +9,8 @@ use super::stamp::{self, Identity};
 use super::stores::Stores;
 use crate::admission::{self, Operation, TenantView, WorkloadRequest};
 use crate::api::{
-    ChangePolicy, ChangeRequest, MaintenanceWindow, REQUESTED_BY, Release, WorkloadKind,
+    ChangePolicy, ChangeRequest, MaintenanceWindow, REQUESTED_BY, Release, TENANT_LABEL,
+    WorkloadKind,
 };
 use crate::policy::select_policy;
 use crate::window::CompiledWindow;
@@ -281,6 +282,25 @@ fn decide_workload(
             return (response, "GarbageCollection");
         }
     }
+    // The API server sends only namespaces labelled for a tenant here.
+    // Stores that have not caught up (start-up, a namespace created or
+    // labelled a moment ago) must not let a change through as ungoverned:
+    // refuse until they have.
+    if !app.caches_synced.load(Ordering::Relaxed) {
+        return (
+            response.deny("changegate: the webhook is starting and has not read the cluster yet; retry in a few seconds"),
+            "CachesNotSynced",
+        );
+    }
+    if !app.stores.labelled_for_a_tenant(namespace) {
+        return (
+            response.deny(format!(
+                "changegate: the webhook's cache does not yet show namespace {namespace} with its {TENANT_LABEL} label; \
+                 retry in a few seconds"
+            )),
+            "NamespaceNotCached",
+        );
+    }
     let Some(tenant) = app.stores.tenant_of(namespace) else {
         return (response, "NotGoverned");
     };
@@ -317,4 +337,67 @@ fn decide_workload(
         response.warnings = Some(decision.warnings);
     }
     (response, decision.reason.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request(namespace: &str) -> AdmissionRequest<WorkloadObject> {
+        let deployment = |image: &str| {
+            json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": namespace},
+                   "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}}})
+        };
+        let body = json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {
+            "uid": "u-1", "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "name": "web", "namespace": namespace, "operation": "UPDATE",
+            "userInfo": {"username": "carol"},
+            "object": deployment("web:2"), "oldObject": deployment("web:1")}});
+        review::parse(body.to_string().as_bytes()).expect("review")
+    }
+
+    fn app(synced: bool) -> App {
+        let ns = serde_json::from_value(
+            json!({"metadata": {"name": "shop", "labels": {"changegate.dev/tenant": "client-a"}}}),
+        )
+        .expect("namespace");
+        App {
+            stores: Stores::from_objects(vec![], vec![], vec![], vec![], vec![ns]),
+            operator_namespace: "changegate-system".into(),
+            operations_namespace: "changegate-system".into(),
+            controller_user: "changegate".into(),
+            metrics: Metrics::default(),
+            caches_synced: AtomicBool::new(synced),
+            certificate_loaded: AtomicBool::new(true),
+        }
+    }
+
+    #[test]
+    fn a_workload_is_refused_until_the_caches_have_synced() {
+        let (response, reason) = decide_workload(&app(false), &request("shop"));
+        assert!(!response.allowed);
+        assert_eq!(reason, "CachesNotSynced");
+        assert!(response.result.message.contains("retry in a few seconds"));
+        // Synced, with no ChangePolicy for the tenant: not governed.
+        let (response, reason) = decide_workload(&app(true), &request("shop"));
+        assert!(response.allowed);
+        assert_eq!(reason, "NotGoverned");
+    }
+
+    #[test]
+    fn a_namespace_the_stores_have_not_seen_is_refused_not_waved_through() {
+        let (response, reason) = decide_workload(&app(true), &request("created-a-moment-ago"));
+        assert!(!response.allowed);
+        assert_eq!(reason, "NamespaceNotCached");
+        assert!(
+            response
+                .result
+                .message
+                .contains("does not yet show namespace created-a-moment-ago with its changegate.dev/tenant label"),
+            "{}",
+            response.result.message
+        );
+    }
 }

@@ -125,6 +125,14 @@ impl Stores {
         self.namespaces.wait_until_ready().await
     }
 
+    /// The store has the namespace with a `changegate.dev/tenant` label,
+    /// whatever its value: what the webhook configurations select on.
+    pub fn labelled_for_a_tenant(&self, namespace: &str) -> bool {
+        self.namespaces
+            .get(&reflector::ObjectRef::new(namespace))
+            .is_some_and(|ns| ns.labels().contains_key(TENANT_LABEL))
+    }
+
     /// The tenant a namespace belongs to, from its `changegate.dev/tenant` label.
     pub fn tenant_of(&self, namespace: &str) -> Option<String> {
         let ns = self.namespaces.get(&reflector::ObjectRef::new(namespace))?;

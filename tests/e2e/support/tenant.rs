@@ -4,6 +4,7 @@
 
 use super::cluster::{ensure_operator, kubectl, kubectl_stdin};
 use super::namespace::TestNamespace;
+use super::wait::wait_until;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 use std::sync::Mutex;
@@ -31,7 +32,34 @@ impl Tenant {
         tenant.bind("requester", &format!("{}:requesters", tenant.name));
         tenant.bind("approver", &format!("{}:approvers", tenant.name));
         tenant.bind("approver", "msp:cab");
+        tenant.until_the_webhook_knows_the_namespace().await;
         tenant
+    }
+
+    /// The webhook refuses workloads in a labelled namespace its cache has
+    /// not seen yet; a server-side dry run is admitted once it has.
+    async fn until_the_webhook_knows_the_namespace(&self) {
+        let probe = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cache-probe"},
+            "spec": {"selector": {"matchLabels": {"app": "probe"}}, "template": {"metadata": {"labels": {"app": "probe"}},
+                     "spec": {"containers": [{"name": "app", "image": "example.com/probe:1"}]}}}})
+        .to_string();
+        let ns = self.ns.name.clone();
+        wait_until(
+            &format!("the webhook to see namespace {ns}"),
+            std::time::Duration::from_secs(30),
+            || {
+                let out =
+                    kubectl_stdin(&["apply", "--dry-run=server", "-n", &ns, "-f", "-"], &probe);
+                async move {
+                    if out.status.success() {
+                        Ok(())
+                    } else {
+                        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+                    }
+                }
+            },
+        )
+        .await;
     }
 
     /// Lets `group` act as `role` (requester or approver) in this tenant's namespace.
