@@ -75,10 +75,17 @@ pub fn find<'a>(
         };
     }
     if let Some(name) = workload.bound_release() {
-        let release = releases
-            .iter()
-            .map(Arc::as_ref)
-            .find(|r| r.name_any() == name);
+        // The workload's own namespace first, then the operations one: the
+        // same name in both always resolves the same way.
+        let named = || {
+            releases
+                .iter()
+                .map(Arc::as_ref)
+                .filter(|r| r.name_any() == name)
+        };
+        let release = named()
+            .find(|r| r.metadata.namespace.as_deref() == Some(workload.namespace))
+            .or_else(|| named().next());
         let changes = release
             .map(|r| {
                 let release_ns = r.namespace().unwrap_or_default();

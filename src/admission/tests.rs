@@ -431,6 +431,40 @@ fn a_release_binds_its_changes_and_its_window() {
 }
 
 #[test]
+fn a_release_name_in_both_namespaces_resolves_to_the_workloads_own() {
+    // The operations namespace's rel-48 has a closed window, the tenant's
+    // has none; whichever order the store lists them in, the tenant's wins.
+    let release = |ns: &str, spec: Value| -> Arc<Release> {
+        Arc::new(
+            serde_json::from_value(
+                json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "Release",
+                "metadata": {"name": "rel-48", "namespace": ns}, "spec": spec}),
+            )
+            .expect("release"),
+        )
+    };
+    let ops = release(
+        "msp-operations",
+        json!({"changes": [{"name": "chg-0142", "namespace": NS}], "window": "client-a-weekly"}),
+    );
+    let own = release(NS, json!({"changes": [{"name": "chg-0142"}]}));
+    let bound = deployment(
+        "registry.example.com/payments-api:2.4.1",
+        json!({"changegate.dev/release": "rel-48"}),
+    );
+    for releases in [vec![ops.clone(), own.clone()], vec![own, ops]] {
+        let mut s = Scenario::new(vec![normal("chg-0142", approved_by_alice())]);
+        s.releases = releases;
+        let d = s.update(&v1(), &bound, sunday());
+        assert!(
+            !d.message.contains("Release window"),
+            "the tenant's own release, without a window, decides: {}",
+            d.message
+        );
+    }
+}
+
+#[test]
 fn an_expired_or_rejected_change_says_so() {
     let mut s = Scenario::new(vec![normal("chg-0142", json!({}))]);
     s.policy = Some(policy(json!({"approvalTimeout": "24h"})));
