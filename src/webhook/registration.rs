@@ -238,33 +238,24 @@ fn rule(
 /// Applies both configurations (server-side apply, one field manager).
 pub async fn register(client: &Client, registration: &Registration<'_>) -> Result<(), kube::Error> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
+    // k8s-openapi serializes apiVersion and kind, as apply needs.
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    let mut m = registration.mutating();
-    m.metadata.managed_fields = None;
     mutating
         .patch(
             CONFIGURATION_NAME,
             &params,
-            &Patch::Apply(with_types(&m, "MutatingWebhookConfiguration")),
+            &Patch::Apply(registration.mutating()),
         )
         .await?;
     let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
-    let v = registration.validating();
     validating
         .patch(
             CONFIGURATION_NAME,
             &params,
-            &Patch::Apply(with_types(&v, "ValidatingWebhookConfiguration")),
+            &Patch::Apply(registration.validating()),
         )
         .await?;
     Ok(())
-}
-
-fn with_types<T: serde::Serialize>(obj: &T, kind: &str) -> serde_json::Value {
-    let mut v = serde_json::to_value(obj).unwrap_or_default();
-    v["apiVersion"] = "admissionregistration.k8s.io/v1".into();
-    v["kind"] = kind.into();
-    v
 }
 
 /// The chart's webhook configurations for cert-manager mode, as a Helm
@@ -306,8 +297,8 @@ pub fn chart_template() -> Result<String, serde_yaml_ng::Error> {
     }
     let body = format!(
         "---\n{}---\n{}",
-        serde_yaml_ng::to_string(&with_types(&mutating, "MutatingWebhookConfiguration"))?,
-        serde_yaml_ng::to_string(&with_types(&validating, "ValidatingWebhookConfiguration"))?
+        serde_yaml_ng::to_string(&mutating)?,
+        serde_yaml_ng::to_string(&validating)?
     );
     let body = body.replace(
         "timeoutSeconds: 5",
