@@ -12,7 +12,6 @@ use crate::api::{
     ChangePolicy, ChangeRequest, MaintenanceWindow, REQUESTED_BY, Release, TENANT_LABEL,
     WorkloadKind,
 };
-use crate::policy::select_policy;
 use crate::window::CompiledWindow;
 use axum::Router;
 use axum::body::Bytes;
@@ -133,10 +132,8 @@ async fn handle<T: Resource + DeserializeOwned>(
     respond(response)
 }
 
-fn policy_for_namespace(app: &App, namespace: Option<&str>) -> Option<ChangePolicy> {
-    let tenant = app.stores.tenant_of(namespace?)?;
-    let policies = app.stores.policies();
-    select_policy(&policies, &tenant).map(|s| s.policy.clone())
+fn policy_for_namespace(app: &App, namespace: Option<&str>) -> Option<Arc<ChangePolicy>> {
+    app.stores.policy_for(&app.stores.tenant_of(namespace?)?)
 }
 
 async fn mutate_changerequests(State(app): State<Arc<App>>, body: Bytes) -> Response {
@@ -305,8 +302,7 @@ fn decide_workload(
         return (response, "NotGoverned");
     };
     let now = Utc::now();
-    let policies = app.stores.policies();
-    let selected = select_policy(&policies, &tenant);
+    let policy = app.stores.policy_for(&tenant);
     let windows = app.stores.compiled_windows(now);
     let changes = app.stores.changes_in(namespace);
     let releases = app
@@ -314,7 +310,7 @@ fn decide_workload(
         .releases_for(namespace, &app.operations_namespace);
     let view = TenantView {
         tenant: &tenant,
-        policy: selected.as_ref().map(|s| &s.policy.spec),
+        policy: policy.as_ref().map(|p| &p.spec),
         windows: &windows,
         changes: &changes,
         releases: &releases,

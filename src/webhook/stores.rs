@@ -4,6 +4,7 @@
 //! Namespaces.
 
 use crate::api::{ChangePolicy, ChangeRequest, MaintenanceWindow, Release, TENANT_LABEL};
+use crate::policy::select_policy;
 use crate::window::CompiledWindow;
 use chrono::{DateTime, Duration, Utc};
 use futures::{StreamExt, future::BoxFuture};
@@ -149,8 +150,14 @@ impl Stores {
             .is_some_and(|ns| ns.metadata.deletion_timestamp.is_some())
     }
 
-    pub fn policies(&self) -> Vec<Arc<ChangePolicy>> {
-        self.policies.state()
+    /// The ChangePolicy governing `tenant` (see `policy::select_policy`).
+    pub fn policy_for(&self, tenant: &str) -> Option<Arc<ChangePolicy>> {
+        let policies = self.policies.state();
+        let selected = select_policy(&policies, tenant)?.policy;
+        policies
+            .iter()
+            .find(|p| std::ptr::eq(p.as_ref(), selected))
+            .cloned()
     }
 
     pub fn changes_in(&self, namespace: &str) -> Vec<Arc<ChangeRequest>> {
