@@ -1,7 +1,8 @@
 //! The one place where Kubernetes time (k8s-openapi's `Time`, which wraps
-//! `jiff::Timestamp`) meets the chrono types the domain uses.
+//! `jiff::Timestamp`, and kube's `Duration`) meets the chrono types the
+//! domain uses.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 /// A Kubernetes timestamp as chrono; out-of-range values clamp to the epoch.
 pub fn to_chrono(t: &jiff::Timestamp) -> DateTime<Utc> {
@@ -9,9 +10,25 @@ pub fn to_chrono(t: &jiff::Timestamp) -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// A Kubernetes duration as chrono; `None` when negative or beyond
+/// chrono's range.
+pub fn to_time_delta(d: kube::core::Duration) -> Option<TimeDelta> {
+    if d.is_negative() {
+        return None;
+    }
+    TimeDelta::from_std(d.into()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_convert_unless_negative() {
+        let d = |s: &str| s.parse::<kube::core::Duration>().expect("valid");
+        assert_eq!(to_time_delta(d("1h30m")), Some(TimeDelta::minutes(90)));
+        assert_eq!(to_time_delta(d("-5m")), None);
+    }
 
     #[test]
     fn converts_to_the_nanosecond() {

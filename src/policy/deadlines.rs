@@ -4,7 +4,7 @@
 
 use super::tally::Tally;
 use crate::api::{ChangePolicySpec, ChangeType};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 /// When a change created at `created` expires unless approved, or `None`
 /// when the policy sets no `approvalTimeout`.
@@ -45,11 +45,7 @@ pub fn retrospective_overdue(
 /// `start + duration`. The schema forbids non-positive durations; a negative
 /// one that slips through, or one beyond chrono's range, sets no deadline.
 fn after(start: DateTime<Utc>, duration: kube::core::Duration) -> Option<DateTime<Utc>> {
-    if duration.is_negative() {
-        return None;
-    }
-    let delta = TimeDelta::from_std(duration.into()).ok()?;
-    start.checked_add_signed(delta)
+    start.checked_add_signed(crate::time::to_time_delta(duration)?)
 }
 
 #[cfg(test)]
@@ -60,7 +56,7 @@ mod tests {
     use crate::policy::tally::tests::approve;
 
     fn at(hours: i64) -> DateTime<Utc> {
-        DateTime::UNIX_EPOCH + TimeDelta::days(20_000) + TimeDelta::hours(hours)
+        DateTime::UNIX_EPOCH + chrono::TimeDelta::days(20_000) + chrono::TimeDelta::hours(hours)
     }
 
     #[test]

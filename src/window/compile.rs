@@ -165,8 +165,8 @@ fn compile_duration(duration: Option<kube::core::Duration>) -> Result<TimeDelta,
     if duration.is_negative() {
         return Err(invalid("must be greater than zero"));
     }
-    let span = TimeDelta::from_std(duration.into())
-        .map_err(|_| invalid("is too long; use schedule.ranges for periods over a year"))?;
+    let span = crate::time::to_time_delta(duration)
+        .ok_or_else(|| invalid("is too long; use schedule.ranges for periods over a year"))?;
     if span <= TimeDelta::zero() {
         return Err(invalid("must be greater than zero"));
     }
