@@ -52,7 +52,6 @@ enum PatternSegment {
 /// A path pattern: dotted keys, `[N]` for one list element, `[*]` for any.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PathPattern {
-    source: String,
     segments: Vec<PatternSegment>,
 }
 
@@ -109,10 +108,7 @@ impl PathPattern {
                 }
             }
         }
-        Ok(Self {
-            source: pattern.to_string(),
-            segments,
-        })
+        Ok(Self { segments })
     }
 
     /// True when `path` is this pattern's location or lies below it.
@@ -129,10 +125,6 @@ impl PathPattern {
                 (PatternSegment::AnyIndex, Segment::Index(_)) => true,
                 _ => false,
             })
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.source
     }
 }
 

@@ -2,7 +2,7 @@
 //! window may deploy only while a Maintenance window for its tenant is open
 //! and no Blackout that forbids its type is open; and when it may deploy next.
 
-use super::intervals::containing;
+use super::intervals::{containing, union};
 use super::local_time::shift;
 use super::schedule::CompiledWindow;
 use crate::api::{ChangeType, Interval, WindowType};
@@ -108,9 +108,11 @@ pub fn evaluate<W: AsRef<CompiledWindow>>(
     }
     if let Some((open, held)) = latest_open(&maintenance, now) {
         let open_until = covered_until(&maintenance, held.end, limit);
+        // No forbidding blackout holds `now` (handled above), so any that
+        // meets the open stretch starts inside it.
         let frozen_from = blackouts
             .iter()
-            .filter_map(|b| b.next_window(now))
+            .flat_map(|b| b.windows_between(now, open_until))
             .map(|w| w.start)
             .min();
         return WindowVerdict::Open {
@@ -139,14 +141,14 @@ fn latest_open<'a>(
 }
 
 /// The end of the stretch, starting at `end`, during which at least one of
-/// `windows` stays open without a break; followed a week at a time up to
-/// `limit`.
+/// `windows` stays open without a break; followed eight days at a time up
+/// to `limit`.
 fn covered_until(
     windows: &[&CompiledWindow],
     mut end: DateTime<Utc>,
     limit: DateTime<Utc>,
 ) -> DateTime<Utc> {
-    while end < limit && windows.iter().any(|w| w.open_at(end)) {
+    while end < limit {
         let chunk_end = shift(end, TimeDelta::days(8));
         let stretches = union(
             windows
@@ -202,20 +204,6 @@ fn first_opening(
         }
     }
     None
-}
-
-/// Sorts and merges intervals that overlap or touch: the stretches during
-/// which at least one of them is open.
-fn union(mut intervals: Vec<Interval>) -> Vec<Interval> {
-    intervals.sort_unstable();
-    let mut out: Vec<Interval> = Vec::with_capacity(intervals.len());
-    for next in intervals {
-        match out.last_mut() {
-            Some(last) if next.start <= last.end => last.end = last.end.max(next.end),
-            _ => out.push(next),
-        }
-    }
-    out
 }
 
 #[cfg(test)]

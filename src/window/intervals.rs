@@ -8,13 +8,25 @@ use chrono::{DateTime, Utc};
 /// Sorts `intervals`, drops empty ones and merges the ones that overlap.
 /// The result has strictly increasing starts and `a.end <= b.start` for
 /// neighbours.
-pub(crate) fn coalesce(mut intervals: Vec<Interval>) -> Vec<Interval> {
+pub(crate) fn coalesce(intervals: Vec<Interval>) -> Vec<Interval> {
+    merge(intervals, false)
+}
+
+/// Like [`coalesce`], but intervals that touch merge too: the stretches
+/// during which at least one of them is open.
+pub(crate) fn union(intervals: Vec<Interval>) -> Vec<Interval> {
+    merge(intervals, true)
+}
+
+fn merge(mut intervals: Vec<Interval>, touching: bool) -> Vec<Interval> {
     intervals.retain(|i| i.start < i.end);
     intervals.sort_unstable();
     let mut out: Vec<Interval> = Vec::with_capacity(intervals.len());
     for next in intervals {
         match out.last_mut() {
-            Some(last) if next.start < last.end => last.end = last.end.max(next.end),
+            Some(last) if next.start < last.end || (touching && next.start == last.end) => {
+                last.end = last.end.max(next.end);
+            }
             _ => out.push(next),
         }
     }

@@ -133,16 +133,6 @@ impl CompiledWindow {
         self.window_type
     }
 
-    /// Tenants the window applies to; empty means every tenant.
-    pub fn tenants(&self) -> &[String] {
-        &self.tenants
-    }
-
-    /// Blackout only: change types still allowed while it is open.
-    pub fn allow_types(&self) -> &[ChangeType] {
-        &self.allow_types
-    }
-
     pub fn applies_to(&self, tenant: &str) -> bool {
         self.tenants.is_empty() || self.tenants.iter().any(|t| t == tenant)
     }
