@@ -3,7 +3,7 @@
 //! restart. Runs a second operator process on free loopback ports that
 //! does not register webhooks, with lifetimes of seconds.
 
-use crate::support::{TestNamespace, kubectl, wait_until};
+use crate::support::{Scratch, TestNamespace, kubectl, wait_until};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -226,10 +226,10 @@ fn issue_with_openssl(ns: &str, dir: &std::path::Path, name: &str) {
 #[tokio::test]
 async fn in_cert_manager_mode_the_issued_secret_is_served_and_followed() {
     let ns = TestNamespace::new("tls-cm").await;
-    let dir = std::env::temp_dir().join(format!("changegate-{}", ns.name));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let scratch = Scratch::new(&ns.name);
+    let dir = scratch.path();
     let (webhook, health) = (free_port(), free_port());
-    issue_with_openssl(&ns.name, &dir, "first");
+    issue_with_openssl(&ns.name, dir, "first");
     let operator = start_with(&ns.name, webhook, health, &["--cert-manager"]);
     ready(health).await;
     let first = served_serial(webhook);
@@ -244,7 +244,7 @@ async fn in_cert_manager_mode_the_issued_secret_is_served_and_followed() {
         "never writes its own CA into the Secret: {ca:?}"
     );
 
-    issue_with_openssl(&ns.name, &dir, "second");
+    issue_with_openssl(&ns.name, dir, "second");
     let reissued = stored_serial(&ns.name);
     assert_ne!(reissued, first);
     wait_until(
@@ -261,7 +261,6 @@ async fn in_cert_manager_mode_the_issued_secret_is_served_and_followed() {
     )
     .await;
     drop(operator);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Deletes the chart's cluster-scoped RBAC when the test ends.
@@ -323,8 +322,8 @@ async fn the_charts_rbac_is_enough_for_the_operator() {
         impersonating, admin,
         "the kubeconfig has a user entry to extend"
     );
-    let path = std::env::temp_dir().join(format!("changegate-{}.kubeconfig", ns.name));
-    std::fs::write(&path, impersonating).expect("write kubeconfig");
+    let scratch = Scratch::new(&ns.name);
+    let path = scratch.write_private("kubeconfig", &impersonating);
 
     // Lists and watches every store, creates its TLS Secret, and (with
     // 40-second certificates) renews it: all under the chart's Roles.
@@ -360,5 +359,4 @@ async fn the_charts_rbac_is_enough_for_the_operator() {
     )
     .await;
     drop(operator);
-    let _ = std::fs::remove_file(path);
 }
