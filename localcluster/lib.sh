@@ -32,16 +32,26 @@ running() {
 }
 
 # wait_for DESCRIPTION TIMEOUT_SECONDS COMMAND...: polls COMMAND until it
-# succeeds; on time-out prints what the last attempt said.
+# succeeds; on time-out prints what the last attempt said. COMMAND exits 3
+# when waiting is pointless (what it waits for has died): fail at once.
 wait_for() {
   local what="$1" timeout="$2"; shift 2
   local deadline=$((SECONDS + timeout)) out
   until out="$("$@" 2>&1)"; do
+    (($? == 3)) && die "gave up waiting for $what: $out"
     if ((SECONDS >= deadline)); then
       die "timed out after ${timeout}s waiting for $what; last output: $out"
     fi
     sleep 0.5
   done
+}
+
+# still_running NAME COMMAND...: COMMAND, unless component NAME has exited
+# (status 3, with the end of its log, for wait_for).
+still_running() {
+  local name="$1"; shift
+  running "$name" || { tail -5 "$LOGS/$name.log"; echo "$name exited; see $LOGS/$name.log"; return 3; }
+  "$@"
 }
 
 kubectl_admin() { kubectl --kubeconfig "$KUBECONFIG_PATH" "$@"; }

@@ -26,7 +26,7 @@ KUBECONFIG="$KUBECONFIG_PATH" RUST_LOG="${RUST_LOG:-info,kube=warn}" setsid nohu
   "$@" >>"$LOGS/operator.log" 2>&1 </dev/null &
 echo $! >"$OPERATOR_PID_FILE"
 
-operator_alive() { kill -0 "$(cat "$OPERATOR_PID_FILE")" 2>/dev/null || { tail -20 "$LOGS/operator.log" >&2; die "the operator exited; see $LOGS/operator.log"; }; }
+operator_alive() { kill -0 "$(cat "$OPERATOR_PID_FILE")" 2>/dev/null || { tail -20 "$LOGS/operator.log"; echo "the operator exited; see $LOGS/operator.log"; return 3; }; }
 ready() { operator_alive && curl -fsS "http://127.0.0.1:$HEALTH_PORT/readyz"; }
 wait_for "the operator to be ready" 60 ready
 # The webhooks answer when the API server relays their verdict: a window

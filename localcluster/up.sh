@@ -97,7 +97,7 @@ start etcd --name changegate-local --data-dir "$DATA/etcd" \
   --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
   --initial-cluster "changegate-local=http://127.0.0.1:$ETCD_PEER_PORT" \
   --listen-metrics-urls "" --quota-backend-bytes 4294967296 --log-level warn
-wait_for "etcd to be healthy" 60 curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
+wait_for "etcd to be healthy" 60 still_running etcd curl -fsS "http://127.0.0.1:$ETCD_PORT/health"
 
 start kube-apiserver --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
   --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
@@ -113,7 +113,7 @@ start kube-apiserver --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
   --proxy-client-cert-file "$PKI/front-proxy-client.crt" --proxy-client-key-file "$PKI/front-proxy-client.key" \
   --endpoint-reconciler-type none \
   --allow-privileged=true --profiling=true --v=1
-wait_for "kube-apiserver /readyz" 120 kubectl_admin get --raw /readyz
+wait_for "kube-apiserver /readyz" 120 still_running kube-apiserver kubectl_admin get --raw /readyz
 
 # kwok renews node leases from one process; on a busy 2-core machine a
 # renewal can come late, and with the default 50s grace the node lifecycle
