@@ -18,8 +18,12 @@ for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
   fi
   rm -f "$RUN/$c.pid"
 done
-# Strays (a lost pid file): every component's command line names this cluster's directory.
-if pgrep -f -- "$CLUSTER_DIR/" >/dev/null 2>&1; then
-  pkill -KILL -f -- "$CLUSTER_DIR/" || true
+# Strays (a lost pid file): a component binary whose command line names
+# this cluster's directory. Other commands naming it (a `tail -f` of a
+# log) are left alone.
+names="$(IFS='|'; echo "${COMPONENTS[*]}")"
+stray="^[^ ]*/($names) .*$CLUSTER_DIR/"
+if pgrep -f -- "$stray" >/dev/null 2>&1; then
+  pkill -KILL -f -- "$stray" || true
 fi
 ((quiet)) || log "stopped (data kept in $DATA; make cluster-reset wipes it)"
