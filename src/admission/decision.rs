@@ -131,7 +131,7 @@ pub fn decide(req: &WorkloadRequest<'_>, view: &TenantView<'_>, now: DateTime<Ut
             policy,
             Reason::NotCovered,
             format!(
-                "changegate: the {:?} request carries no object to judge.",
+                "changegate: the {:?} request carries no object to judge; retry it, and report it to the platform team if it persists.",
                 req.operation
             ),
         );
@@ -294,7 +294,7 @@ fn covers(
             Some(w) if w.open_at(now) => {}
             Some(w) => {
                 let next = w.next_window(now).map_or_else(
-                    || "It has no future opening.".to_string(),
+                    || "It has no future opening: ask the platform team to reschedule it, or bind the workload to a change instead.".to_string(),
                     |i| format!("It opens {}.", format_instant(i.start, w.time_zone())),
                 );
                 return Err(refuse(
@@ -305,7 +305,10 @@ fn covers(
             None => {
                 return Err(refuse(
                     Reason::WindowClosed,
-                    format!("Release window {window} does not exist."),
+                    format!(
+                        "Release window {window} does not exist: fix the Release's spec.window, \
+                         or ask the platform team to create the MaintenanceWindow."
+                    ),
                 ));
             }
         }
@@ -422,7 +425,11 @@ fn next_opening(next: Option<&crate::window::NextOpening>) -> String {
             n.window,
             format_instant(n.at, n.time_zone)
         ),
-        None => "No maintenance window opens in the next 400 days.".to_string(),
+        None => format!(
+            "No maintenance window opens in the next {} days: ask the platform team for a window, \
+             or file an Emergency change if the policy allows one.",
+            crate::window::SEARCH_HORIZON.num_days()
+        ),
     }
 }
 

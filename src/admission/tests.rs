@@ -515,3 +515,18 @@ fn admission_agrees_with_the_lifecycle_on_late_approvals_and_cancels() {
     let d = Scenario::new(vec![cancelled]).update(&v1(), &v2(), saturday_in_window());
     assert!(d.message.contains("chg-7 was cancelled"), "{}", d.message);
 }
+
+#[test]
+fn a_tenant_without_any_window_is_told_what_to_do() {
+    let mut s = Scenario::new(vec![normal("chg-0142", approved_by_alice())]);
+    s.windows.clear();
+    let d = s.update(&v1(), &v2(), sunday());
+    assert!(!d.allowed);
+    assert!(
+        d.message.contains(
+            "No maintenance window opens in the next 400 days: ask the platform team for a window"
+        ),
+        "{}",
+        d.message
+    );
+}

@@ -39,7 +39,7 @@ pub fn check_change_update(
     };
     let (old_history, new_history) = (history(old), history(new));
     if !is_append_only(&old_history, &new_history) {
-        return Err("changegate: status.history is append-only and hash-chained; existing entries cannot be edited or removed".into());
+        return Err("changegate: status.history is append-only and hash-chained; existing entries cannot be edited or removed: leave status.history out of your patch".into());
     }
     // The chain has no secret: only the controller may extend it.
     if new_history.len() > old_history.len() && who.username != controller_user {
