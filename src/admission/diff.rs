@@ -6,7 +6,7 @@ use super::paths::{FieldPath, PathPattern};
 use serde_json::Value;
 
 /// Paths admission always ignores: autoscalers own the replica count.
-pub const ALWAYS_IGNORED: &[&str] = &["spec.replicas"];
+const ALWAYS_IGNORED: &[&str] = &["spec.replicas"];
 
 /// The changed paths between `old.spec` and `new.spec`, minus `ignored`.
 pub fn spec_changes(old: &Value, new: &Value, ignored: &[PathPattern]) -> Vec<FieldPath> {

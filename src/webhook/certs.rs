@@ -90,7 +90,7 @@ pub fn issue_serving(
 }
 
 /// When a PEM certificate expires.
-pub fn not_after(cert_pem: &str) -> Result<OffsetDateTime, CertError> {
+fn not_after(cert_pem: &str) -> Result<OffsetDateTime, CertError> {
     let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
         .map_err(|e| CertError::Parse(e.to_string()))?;
     let cert = pem
@@ -100,7 +100,7 @@ pub fn not_after(cert_pem: &str) -> Result<OffsetDateTime, CertError> {
 }
 
 /// The DNS and IP subject alternative names of a PEM certificate.
-pub fn subject_alt_names(cert_pem: &str) -> Result<Vec<String>, CertError> {
+fn subject_alt_names(cert_pem: &str) -> Result<Vec<String>, CertError> {
     use x509_parser::extensions::GeneralName;
     let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
         .map_err(|e| CertError::Parse(e.to_string()))?;

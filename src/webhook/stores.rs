@@ -30,11 +30,11 @@ type CompiledCache = HashMap<String, (String, Option<Arc<CompiledWindow>>)>;
 
 #[derive(Clone)]
 pub struct Stores {
-    pub changes: Store<ChangeRequest>,
-    pub releases: Store<Release>,
-    pub windows: Store<MaintenanceWindow>,
-    pub policies: Store<ChangePolicy>,
-    pub namespaces: Store<Namespace>,
+    changes: Store<ChangeRequest>,
+    releases: Store<Release>,
+    windows: Store<MaintenanceWindow>,
+    policies: Store<ChangePolicy>,
+    namespaces: Store<Namespace>,
     compiled: Arc<Mutex<CompiledCache>>,
 }
 

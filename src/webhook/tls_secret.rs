@@ -102,7 +102,7 @@ async fn read_external(client: &Client, settings: &TlsSettings) -> Result<Bundle
 
 /// Reads the Secret, creating or renewing what is missing or due, and
 /// returns what is stored afterwards.
-pub async fn ensure(client: &Client, settings: &TlsSettings) -> Result<Bundle, TlsError> {
+async fn ensure(client: &Client, settings: &TlsSettings) -> Result<Bundle, TlsError> {
     let api: Api<Secret> = Api::namespaced(client.clone(), &settings.namespace);
     let api_err = |source| TlsError::Api {
         namespace: settings.namespace.clone(),
