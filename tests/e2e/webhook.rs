@@ -581,6 +581,27 @@ async fn kube_system_is_never_gated_even_when_labelled_as_a_tenant() {
     let t = Tenant::new("wh-system").await;
     t.policy(json!({}));
     let name = format!("probe-{}", t.name);
+    // The control: the same Deployment in the tenant's own namespace is
+    // refused once the webhook sees the policy.
+    let ns = t.ns.name.clone();
+    wait_until(
+        "the tenant's own namespace to be gated",
+        Duration::from_secs(30),
+        || {
+            let out = kubectl_stdin(
+                &["apply", "--dry-run=server", "-n", &ns, "-f", "-"],
+                &deployment(&name, "example.com/probe:1.0"),
+            );
+            async move {
+                if !ok(&out) && stderr(&out).contains("changegate") {
+                    Ok(())
+                } else {
+                    Err(format!("admitted: {}", stderr(&out)))
+                }
+            }
+        },
+    )
+    .await;
     let label = format!("changegate.dev/tenant={}", t.name);
     assert!(ok(&kubectl(&[
         "label",
@@ -602,7 +623,7 @@ async fn kube_system_is_never_gated_even_when_labelled_as_a_tenant() {
         "--ignore-not-found",
         "--wait=false",
     ]);
-    kubectl(&[
+    let unlabel = kubectl(&[
         "label",
         "namespace",
         "kube-system",
@@ -614,6 +635,7 @@ async fn kube_system_is_never_gated_even_when_labelled_as_a_tenant() {
         stderr(&out)
     );
     assert!(ok(&cleanup), "{}", stderr(&cleanup));
+    assert!(ok(&unlabel), "{}", stderr(&unlabel));
 }
 
 #[tokio::test]
