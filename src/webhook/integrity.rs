@@ -5,7 +5,9 @@
 //! supplies the old and new objects, the caller and the tenant's policy.
 
 use super::stamp::Identity;
-use crate::api::{ChangePolicySpec, ChangeRequest, REQUESTED_BY, Release};
+use crate::api::{
+    ApprovalRecord, ChangePolicySpec, ChangeRequest, Decision, REQUESTED_BY, Release,
+};
 use crate::change::history::is_append_only;
 use crate::policy::{Caller, check_decision};
 
@@ -83,6 +85,7 @@ pub fn check_change_update(
             decision.decision,
         )
         .map_err(|e| e.to_string())?;
+        check_redecision(old_approvals, decision.decision, &who.username)?;
     }
     let decided =
         !old_approvals.is_empty() || old.phase() != crate::api::ChangePhase::PendingApproval;
@@ -97,6 +100,36 @@ pub fn check_change_update(
         return Err(
             "changegate: a cancelled change cannot be revived; create a new ChangeRequest".into(),
         );
+    }
+    Ok(())
+}
+
+/// Decisions one person may record on one change: enough to change one's
+/// mind twice, few enough that nobody can fill `status.approvals` (64
+/// entries) and lock everyone else out.
+pub const DECISIONS_PER_PERSON: usize = 3;
+
+/// Deciding again is allowed, within [`DECISIONS_PER_PERSON`]; repeating
+/// one's standing decision records nothing and is refused.
+fn check_redecision(
+    earlier: &[ApprovalRecord],
+    decision: Decision,
+    who: &str,
+) -> Result<(), String> {
+    let mine: Vec<&ApprovalRecord> = earlier
+        .iter()
+        .filter(|a| a.approver.as_deref() == Some(who))
+        .collect();
+    if mine.last().is_some_and(|a| a.decision == decision) {
+        return Err(format!(
+            "changegate: {who} already {decision:?} this change; a decision that changes nothing is not recorded"
+        ));
+    }
+    if mine.len() >= DECISIONS_PER_PERSON {
+        return Err(format!(
+            "changegate: {who} has recorded {DECISIONS_PER_PERSON} decisions on this change, the most one person may; \
+             ask another approver, or file a new ChangeRequest"
+        ));
     }
     Ok(())
 }
@@ -337,6 +370,36 @@ mod tests {
             CONTROLLER,
         )
         .expect("controller may");
+    }
+
+    #[test]
+    fn a_person_may_change_their_mind_but_not_repeat_it_or_flip_without_end() {
+        let alice = who("alice", &["client-a:approvers"]);
+        let decide = |d: &str| json!({"decision": d, "approver": "alice", "groups": ["client-a:approvers"], "at": "2026-11-22T10:00:00Z"});
+        let mut record: Vec<Value> = Vec::new();
+        let mut step = |d: &str| {
+            let old = change(json!({"approvals": record.clone()}));
+            let mut next = record.clone();
+            next.push(decide(d));
+            let verdict = check_change_update(
+                &old,
+                &change(json!({"approvals": next.clone()})),
+                &alice,
+                Some(&policy()),
+                CONTROLLER,
+            );
+            if verdict.is_ok() {
+                record = next;
+            }
+            verdict
+        };
+        step("Approved").expect("first decision");
+        let err = step("Approved").expect_err("the same again");
+        assert!(err.contains("already Approved"), "{err}");
+        step("Rejected").expect("a change of mind");
+        step("Approved").expect("and back");
+        let err = step("Rejected").expect_err("a fourth decision");
+        assert!(err.contains("the most one person may"), "{err}");
     }
 
     #[test]
