@@ -106,6 +106,18 @@ fn typed<K: serde::de::DeserializeOwned>(
     serde_json::from_value(value).map_err(|e| format!("changegate: cannot read the {what}: {e}"))
 }
 
+/// Accepted, or denied with the check's message and the `refused` reason.
+fn answer(
+    response: AdmissionResponse,
+    verdict: Result<(), String>,
+    refused: &'static str,
+) -> (AdmissionResponse, &'static str) {
+    match verdict {
+        Ok(()) => (response, "Accepted"),
+        Err(e) => (response.deny(e), refused),
+    }
+}
+
 /// Runs a handler body with timing and the decision metric. A malformed
 /// AdmissionReview is a client error: HTTP 400 with a message.
 async fn handle<T: Resource + DeserializeOwned>(
@@ -191,10 +203,7 @@ async fn validate_changerequests(State(app): State<Arc<App>>, body: Bytes) -> Re
             },
             _ => Ok(()),
         };
-        match verdict {
-            Ok(()) => (response, "Accepted"),
-            Err(e) => (response.deny(e), "Refused"),
-        }
+        answer(response, verdict, "Refused")
     })
     .await
 }
@@ -207,10 +216,8 @@ async fn validate_releases(State(app): State<Arc<App>>, body: Bytes) -> Response
             Err(e) => return (response.deny(e), "Unreadable"),
         };
         let namespace = req.namespace.as_deref().unwrap_or_default();
-        match integrity::check_release(&release, namespace, &app.operations_namespace) {
-            Ok(()) => (response, "Accepted"),
-            Err(e) => (response.deny(e), "CrossTenantReference"),
-        }
+        let verdict = integrity::check_release(&release, namespace, &app.operations_namespace);
+        answer(response, verdict, "CrossTenantReference")
     })
     .await
 }
@@ -230,19 +237,13 @@ async fn validate_governance(State(app): State<Arc<App>>, body: Bytes) -> Respon
                 .and_then(|p| super::governance::check_policy(&p.spec)),
             _ => Ok(()),
         };
-        match verdict {
-            Ok(()) => (response, "Accepted"),
-            Err(e) => (response.deny(e), "Invalid"),
-        }
+        answer(response, verdict, "Invalid")
     })
     .await
 }
 
 async fn validate_workloads(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    handle::<WorkloadObject>(&app, "validate-workloads", body, |app, req| {
-        decide_workload(app, req)
-    })
-    .await
+    handle::<WorkloadObject>(&app, "validate-workloads", body, decide_workload).await
 }
 
 fn decide_workload(
