@@ -153,7 +153,7 @@ async fn eventually_refused(what: &str, needle: &str, action: impl Fn() -> Outpu
 async fn an_update_waits_for_approval_and_an_open_window_and_stops_when_it_closes() {
     let t = Tenant::new("wh-flow").await;
     seed_deployment(&t, "payments-api", "example.com/payments:1.0");
-    t.policy(json!({}));
+    t.policy(json!({})).await;
     let window = t.window("weekly", opens_later());
     let chg = file_change(&t, "chg-0142", normal_change("payments-api"));
 
@@ -201,7 +201,7 @@ async fn an_update_waits_for_approval_and_an_open_window_and_stops_when_it_close
 #[tokio::test]
 async fn identities_come_from_the_api_server_not_from_the_request() {
     let t = Tenant::new("wh-identity").await;
-    t.policy(json!({}));
+    t.policy(json!({})).await;
     // bob claims the change was requested by mallory.
     let forged = json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "ChangeRequest",
                         "metadata": {"name": "chg-1", "annotations": {"changegate.dev/requested-by": "mallory"}},
@@ -273,8 +273,8 @@ async fn identities_come_from_the_api_server_not_from_the_request() {
 async fn one_tenants_approver_cannot_approve_another_tenants_change() {
     let a = Tenant::new("wh-tenant-a").await;
     let b = Tenant::new("wh-tenant-b").await;
-    a.policy(json!({}));
-    b.policy(json!({}));
+    a.policy(json!({})).await;
+    b.policy(json!({})).await;
     file_change(&b, "chg-b", normal_change("web"));
     // Even with RBAC wrongly letting tenant A's approvers into B's namespace:
     b.bind("approver", &a.approvers());
@@ -288,7 +288,7 @@ async fn one_tenants_approver_cannot_approve_another_tenants_change() {
 #[tokio::test]
 async fn approvals_are_append_only() {
     let t = Tenant::new("wh-append").await;
-    t.policy(json!({}));
+    t.policy(json!({})).await;
     file_change(&t, "chg-1", normal_change("web"));
     assert!(ok(&approve(&t, "chg-1", "alice", &[&t.approvers()])));
     // A later decision appends with a JSON patch, as the README shows.
@@ -404,7 +404,7 @@ async fn approvals_are_append_only() {
 #[tokio::test]
 async fn the_spec_freezes_after_the_first_decision_except_cancel() {
     let t = Tenant::new("wh-freeze").await;
-    t.policy(json!({}));
+    t.policy(json!({})).await;
     file_change(&t, "chg-1", normal_change("web"));
     let retitle = |title: &str| {
         kubectl_as(
@@ -456,7 +456,7 @@ async fn the_spec_freezes_after_the_first_decision_except_cancel() {
 async fn a_standard_change_may_touch_only_its_allowed_paths() {
     let t = Tenant::new("wh-standard").await;
     seed_deployment(&t, "web", "example.com/web:1.0");
-    t.policy(json!({"standardChanges": [{"name": "image-bump", "kinds": ["Deployment"], "allowedPaths": ["spec.template.spec.containers[*].image"]}]}));
+    t.policy(json!({"standardChanges": [{"name": "image-bump", "kinds": ["Deployment"], "allowedPaths": ["spec.template.spec.containers[*].image"]}]})).await;
     t.window("open", open_now(2));
     file_change(
         &t,
@@ -478,7 +478,7 @@ async fn an_emergency_change_passes_a_blackout_that_allows_emergencies() {
     let t = Tenant::new("wh-blackout").await;
     seed_deployment(&t, "checkout", "example.com/checkout:1.0");
     seed_deployment(&t, "search", "example.com/search:1.0");
-    t.policy(json!({}));
+    t.policy(json!({})).await;
     t.window("maintenance", open_now(2));
     let mut freeze = open_now(2);
     freeze["type"] = json!("Blackout");
@@ -510,7 +510,7 @@ async fn an_emergency_change_passes_a_blackout_that_allows_emergencies() {
 async fn only_real_spec_changes_are_gated() {
     let t = Tenant::new("wh-spec").await;
     seed_deployment(&t, "web", "example.com/web:1.0");
-    t.policy(json!({}));
+    t.policy(json!({})).await;
     eventually_refused(
         "an image change without a change",
         "No ChangeRequest in this namespace targets it",
@@ -547,7 +547,7 @@ async fn only_real_spec_changes_are_gated() {
 async fn warn_mode_admits_with_a_warning_kubectl_prints() {
     let t = Tenant::new("wh-warn").await;
     seed_deployment(&t, "web", "example.com/web:1.0");
-    t.policy(json!({"enforcement": "Warn"}));
+    t.policy(json!({"enforcement": "Warn"})).await;
     // Until the webhook's stores see the policy it admits silently; wait
     // for the admission that carries the warning.
     // Each attempt sets a new tag, so every one is a real spec change.
@@ -579,7 +579,7 @@ async fn warn_mode_admits_with_a_warning_kubectl_prints() {
 #[tokio::test]
 async fn kube_system_is_never_gated_even_when_labelled_as_a_tenant() {
     let t = Tenant::new("wh-system").await;
-    t.policy(json!({}));
+    t.policy(json!({})).await;
     let name = format!("probe-{}", t.name);
     // The control: the same Deployment in the tenant's own namespace is
     // refused once the webhook sees the policy.
@@ -719,7 +719,7 @@ async fn windows_and_policies_are_checked_by_the_engines() {
 async fn server_dry_run_gets_the_same_answer_and_changes_nothing() {
     let t = Tenant::new("wh-dryrun").await;
     seed_deployment(&t, "web", "example.com/web:1.0");
-    t.policy(json!({}));
+    t.policy(json!({})).await;
     let dry = || {
         kubectl(&[
             "set",
@@ -753,7 +753,7 @@ async fn server_dry_run_gets_the_same_answer_and_changes_nothing() {
 async fn deleting_a_governed_namespace_is_never_blocked() {
     let t = Tenant::new("wh-nsdelete").await;
     seed_deployment(&t, "web", "example.com/web:1.0");
-    t.policy(json!({}));
+    t.policy(json!({})).await;
     eventually_refused(
         "a governed delete",
         "is not covered by an approved change",

@@ -39,24 +39,34 @@ impl Tenant {
     /// The webhook refuses workloads in a labelled namespace its cache has
     /// not seen yet; a server-side dry run is admitted once it has.
     async fn until_the_webhook_knows_the_namespace(&self) {
+        self.until_the_probe("the webhook to see namespace", |out| out.status.success())
+            .await;
+    }
+
+    /// Server-side dry runs of a Deployment no change covers, until one
+    /// satisfies `seen`.
+    async fn until_the_probe(&self, what: &str, seen: impl Fn(&std::process::Output) -> bool) {
         let probe = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cache-probe"},
             "spec": {"selector": {"matchLabels": {"app": "probe"}}, "template": {"metadata": {"labels": {"app": "probe"}},
                      "spec": {"containers": [{"name": "app", "image": "example.com/probe:1"}]}}}})
         .to_string();
         let ns = self.ns.name.clone();
         wait_until(
-            &format!("the webhook to see namespace {ns}"),
+            &format!("{what} {ns}"),
             std::time::Duration::from_secs(30),
             || {
                 let out =
                     kubectl_stdin(&["apply", "--dry-run=server", "-n", &ns, "-f", "-"], &probe);
-                async move {
-                    if out.status.success() {
-                        Ok(())
-                    } else {
-                        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-                    }
-                }
+                let result = if seen(&out) {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "exit {:?}: {}",
+                        out.status.code(),
+                        String::from_utf8_lossy(&out.stderr)
+                    ))
+                };
+                async move { result }
             },
         )
         .await;
@@ -88,12 +98,29 @@ impl Tenant {
 
     /// Applies this tenant's ChangePolicy; `spec` is merged over a default
     /// asking one approval from `<tenant>:approvers` for normal changes.
-    pub fn policy(&self, spec: Value) {
+    /// Returns once the webhook governs the namespace by it: a Deployment
+    /// no change covers is refused (Enforce) or admitted with a warning
+    /// (Warn). Call it once per tenant, before filing changes.
+    pub async fn policy(&self, spec: Value) {
         let mut full = json!({"tenants": [self.name], "approvals": {"normal": [{"group": self.approvers(), "count": 1}]}});
         if let (Value::Object(base), Value::Object(extra)) = (&mut full, spec) {
             base.extend(extra);
         }
+        let warn = full["enforcement"] == "Warn";
+        assert!(
+            full["enforcement"] != "Off",
+            "an Off policy cannot be told apart from none; test ungoverned namespaces without one"
+        );
         self.apply_cluster("ChangePolicy", &format!("policy-{}", self.name), full);
+        self.until_the_probe("the webhook to govern namespace", |out| {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if warn {
+                out.status.success() && stderr.contains("is not covered by an approved change")
+            } else {
+                !out.status.success() && stderr.contains("is not covered by an approved change")
+            }
+        })
+        .await;
     }
 
     /// Applies a MaintenanceWindow for this tenant named `<tenant>-<suffix>`; returns its name.
