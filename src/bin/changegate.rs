@@ -8,6 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+/// mimalloc: every admission request parses two objects into short-lived
+/// maps; glibc malloc spent a fifth of the operator's CPU on them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "changegate",
