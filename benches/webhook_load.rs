@@ -9,7 +9,9 @@
 //! 3. Through the real API server (needs `make up`, run with a release
 //!    operator by `make bench`): p99 and throughput of Deployment updates in
 //!    a gated namespace against an ungated one, and against one behind a
-//!    reference webhook that admits unread, interleaved in one run.
+//!    reference webhook that admits unread, interleaved in one run, with
+//!    the CPU each update costs the machine, the API server and the
+//!    operator.
 
 use changegate::api::{ChangePolicy, ChangeRequest, MaintenanceWindow};
 use changegate::webhook::certs::{self, Lifetimes};
@@ -26,6 +28,10 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
+
+/// The operator's allocator, so the in-process and HTTPS figures are its own.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 type Https = HttpClient<
     hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
@@ -436,14 +442,30 @@ async fn through_the_api_server(seconds: u64) {
     if !approved {
         let patch =
             json!({"status": {"approvals": [{"decision": "Approved", "comment": "benchmark"}]}});
-        approvals
-            .patch_status(
-                "bench-change",
-                &PatchParams::default(),
-                &Patch::Merge(patch),
-            )
-            .await
-            .expect("approve");
+        // The webhook's stores may not have seen the policy yet.
+        let mut last = None;
+        for _ in 0..100 {
+            match approvals
+                .patch_status(
+                    "bench-change",
+                    &PatchParams::default(),
+                    &Patch::Merge(patch.clone()),
+                )
+                .await
+            {
+                Ok(_) => {
+                    last = None;
+                    break;
+                }
+                Err(e) => {
+                    last = Some(e);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        if let Some(e) = last {
+            panic!("cannot approve the benchmark change: {e}");
+        }
     }
     for ns in ["bench-gated", "bench-ungated", "bench-null"] {
         let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), ns);
@@ -486,8 +508,17 @@ async fn through_the_api_server(seconds: u64) {
     // Diagnostic: CHANGEGATE_BENCH_ONLY=<namespace> runs one closed loop and
     // stops, keeping the namespaces for the next run.
     if let Ok(ns) = std::env::var("CHANGEGATE_BENCH_ONLY") {
-        let tp = closed_loop_throughput(&client, &ns, seconds).await;
-        println!("{ns}: {tp:.0} updates/s");
+        let before = Cpu::now();
+        let done = closed_loop(&client, &ns, seconds).await;
+        let cpu = Cpu::now().since(&before, done.updates);
+        println!(
+            "{ns}: {:.0} updates/s; CPU per update: machine {:.2} ms, kube-apiserver {:.2} ms, operator {:.2} ms; machine idle {:.0}%",
+            done.rate(),
+            cpu.machine_ms,
+            cpu.apiserver_ms,
+            cpu.operator_ms,
+            cpu.idle_pct
+        );
         delete("validatingwebhookconfiguration", "changegate-bench-null");
         return;
     }
@@ -496,7 +527,6 @@ async fn through_the_api_server(seconds: u64) {
     // drift in the shared machine hits both alike.
     let round = seconds.clamp(3, 20);
     let (mut with, mut without) = (Vec::new(), Vec::new());
-    let (mut with_tp, mut without_tp, mut null_tp) = (Vec::new(), Vec::new(), Vec::new());
     let (mut with_held, mut without_held) = (0usize, 0usize);
     for _ in 0..3 {
         // A second view of throughput: whether an offered 100 updates/s is held.
@@ -508,25 +538,36 @@ async fn through_the_api_server(seconds: u64) {
             .len();
         without.extend(steady_updates(&client, "bench-ungated", 20, round).await);
         with.extend(steady_updates(&client, "bench-gated", 20, round).await);
-        without_tp.push(closed_loop_throughput(&client, "bench-ungated", round).await);
-        with_tp.push(closed_loop_throughput(&client, "bench-gated", round).await);
-        null_tp.push(closed_loop_throughput(&client, "bench-null", round).await);
+    }
+    // Closed loops: more, shorter rounds, because the ratio moves with
+    // whatever else the shared machine runs. Each round also reads where
+    // the CPU went, since a closed loop on 2 cores is bound by CPU.
+    let rounds: usize = std::env::var("CHANGEGATE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(7);
+    let loop_seconds = seconds.clamp(3, 10);
+    let variants = ["bench-ungated", "bench-gated", "bench-null"];
+    let mut rates: [Vec<f64>; 3] = Default::default();
+    let mut ratios: [Vec<f64>; 2] = Default::default();
+    let mut cpus: [Vec<CpuPerUpdate>; 3] = Default::default();
+    for _ in 0..rounds {
+        for (v, ns) in variants.iter().enumerate() {
+            let before = Cpu::now();
+            let done = closed_loop(&client, ns, loop_seconds).await;
+            cpus[v].push(Cpu::now().since(&before, done.updates));
+            rates[v].push(done.rate());
+        }
+        let last = |v: usize| rates[v][rates[v].len() - 1];
+        ratios[0].push(100.0 * last(1) / last(0));
+        ratios[1].push(100.0 * last(2) / last(0));
     }
     let pct = |l: &mut Vec<Duration>, p: f64| {
         l.sort_unstable();
         l[((l.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0
     };
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let (b50, b99) = (pct(&mut without, 0.5), pct(&mut without, 0.99));
     let (w50, w99) = (pct(&mut with, 0.5), pct(&mut with, 0.99));
-    let (btp, wtp, ntp) = (
-        median(&mut without_tp),
-        median(&mut with_tp),
-        median(&mut null_tp),
-    );
     println!(
         "at 20 updates/s, without webhook: p50 {b50:.2} ms, p99 {b99:.2} ms ({} updates)",
         without.len()
@@ -535,11 +576,6 @@ async fn through_the_api_server(seconds: u64) {
         "at 20 updates/s, with webhook:    p50 {w50:.2} ms, p99 {w99:.2} ms ({} updates)",
         with.len()
     );
-    println!(
-        "4 closed-loop workers, median of 3 rounds: without {btp:.0} updates/s, with {wtp:.0} updates/s; \
-         with a webhook that admits unread {ntp:.0} updates/s ({:.1}% of baseline)",
-        100.0 * ntp / btp
-    );
     let offered = (3 * 100 * round) as f64;
     println!(
         "offered 100 updates/s for 3x{round}s: without held {:.1}%, with held {:.1}%",
@@ -547,9 +583,43 @@ async fn through_the_api_server(seconds: u64) {
         100.0 * with_held as f64 / offered
     );
     println!(
-        "added at p99: {:.2} ms (target <= 5 ms); throughput {:.1}% of baseline (target >= 95%)",
+        "4 closed-loop workers, {rounds} interleaved rounds of {loop_seconds}s, median (min-max):"
+    );
+    let labels = [
+        "baseline (no webhook)     ",
+        "changegate                ",
+        "reference (admits unread) ",
+    ];
+    for (v, label) in labels.iter().enumerate() {
+        let ratio = match v {
+            0 => String::new(),
+            _ => format!(
+                "; {} of baseline, paired by round",
+                spread(&mut ratios[v - 1], "%")
+            ),
+        };
+        println!("  {label} {} updates/s{ratio}", spread(&mut rates[v], ""));
+    }
+    println!("  CPU per update, median of rounds (machine idle during the loops, median):");
+    for (v, label) in labels.iter().enumerate() {
+        let of = |f: fn(&CpuPerUpdate) -> f64| median(cpus[v].iter().map(f).collect());
+        let operator = match v {
+            1 => format!(", operator {:.2} ms", of(|c| c.operator_ms)),
+            _ => String::new(),
+        };
+        println!(
+            "  {label} machine {:.2} ms, kube-apiserver {:.2} ms{operator} (idle {:.0}%)",
+            of(|c| c.machine_ms),
+            of(|c| c.apiserver_ms),
+            of(|c| c.idle_pct)
+        );
+    }
+    println!(
+        "added at p99: {:.2} ms (target <= 5 ms); throughput {:.1}% of baseline (target >= 95%); \
+         a webhook that admits unread: {:.1}%",
         w99 - b99,
-        100.0 * wtp / btp
+        median(ratios[0].clone()),
+        median(ratios[1].clone())
     );
     for (kind, name) in [
         ("validatingwebhookconfiguration", "changegate-bench-null"),
@@ -609,10 +679,22 @@ async fn steady_updates(client: &kube::Client, ns: &str, rate: u64, seconds: u64
     latencies
 }
 
-/// Updates per second that the workers (4, or CHANGEGATE_BENCH_WORKERS) sustain,
-/// each sending the next update to its own Deployment as soon as the last
-/// one returns.
-async fn closed_loop_throughput(client: &kube::Client, ns: &str, seconds: u64) -> f64 {
+/// What the closed-loop workers got done.
+struct Done {
+    updates: u32,
+    elapsed: Duration,
+}
+
+impl Done {
+    fn rate(&self) -> f64 {
+        f64::from(self.updates) / self.elapsed.as_secs_f64()
+    }
+}
+
+/// Closed-loop updates for `seconds` by 4 workers (or
+/// CHANGEGATE_BENCH_WORKERS), each sending the next update to its own
+/// Deployment as soon as the last one returns.
+async fn closed_loop(client: &kube::Client, ns: &str, seconds: u64) -> Done {
     use kube::api::{Api, Patch, PatchParams};
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -638,9 +720,102 @@ async fn closed_loop_throughput(client: &kube::Client, ns: &str, seconds: u64) -
             done
         });
     }
-    let mut total = 0;
+    let mut updates = 0;
     while let Some(Ok(done)) = tasks.join_next().await {
-        total += done;
+        updates += done;
     }
-    f64::from(total) / started.elapsed().as_secs_f64()
+    Done {
+        updates,
+        elapsed: started.elapsed(),
+    }
+}
+
+/// CPU time so far, in clock ticks: the whole machine (busy and idle, from
+/// /proc/stat), the local kube-apiserver and the operator (from their pid
+/// files under .cluster/).
+struct Cpu {
+    busy: u64,
+    idle: u64,
+    apiserver: u64,
+    operator: u64,
+}
+
+struct CpuPerUpdate {
+    machine_ms: f64,
+    apiserver_ms: f64,
+    operator_ms: f64,
+    idle_pct: f64,
+}
+
+impl Cpu {
+    fn now() -> Cpu {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let ticks: Vec<u64> = stat
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|t| t.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal ...
+        let idle = ticks.get(3).copied().unwrap_or(0) + ticks.get(4).copied().unwrap_or(0);
+        let busy = ticks.iter().take(8).sum::<u64>() - idle;
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/.cluster");
+        Cpu {
+            busy,
+            idle,
+            apiserver: process_ticks(&format!("{dir}/run/kube-apiserver.pid")),
+            operator: process_ticks(&format!("{dir}/operator.pid")),
+        }
+    }
+
+    fn since(&self, before: &Cpu, updates: u32) -> CpuPerUpdate {
+        // Clock ticks are 1/100 s on Linux.
+        let per_update =
+            |a: u64, b: u64| 10.0 * a.saturating_sub(b) as f64 / f64::from(updates.max(1));
+        let (busy, idle) = (self.busy - before.busy, self.idle - before.idle);
+        CpuPerUpdate {
+            machine_ms: per_update(self.busy, before.busy),
+            apiserver_ms: per_update(self.apiserver, before.apiserver),
+            operator_ms: per_update(self.operator, before.operator),
+            idle_pct: 100.0 * idle as f64 / (busy + idle).max(1) as f64,
+        }
+    }
+}
+
+/// utime + stime of the process whose pid is in `pid_file`; 0 if unknown.
+fn process_ticks(pid_file: &str) -> u64 {
+    let Some(pid) = std::fs::read_to_string(pid_file).ok() else {
+        return 0;
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 14th and 15th fields of the whole line.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    field(11) + field(12)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// "median (min-max)" of the values, with a unit.
+fn spread(values: &mut [f64], unit: &str) -> String {
+    values.sort_by(f64::total_cmp);
+    let (Some(min), Some(max)) = (values.first(), values.last()) else {
+        return "none".into();
+    };
+    format!(
+        "{:.1}{unit} ({min:.1}-{max:.1}{unit})",
+        values[values.len() / 2]
+    )
 }
