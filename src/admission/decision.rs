@@ -1,4 +1,4 @@
-//! The admission decision for a gated workload (DESIGN §4): a pure function
+//! The admission decision for a gated workload: a pure function
 //! of the request, the tenant's policy, windows, changes and releases, and
 //! the time. Denials say what to do next.
 

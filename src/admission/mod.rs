@@ -1,5 +1,5 @@
 //! Admission decisions, as pure functions: whether a workload change is
-//! covered by an approved change in an open window (DESIGN §4), and the
+//! covered by an approved change in an open window, and the
 //! pieces that decision is built from (spec diffs, path patterns, selectors).
 
 pub mod candidates;

@@ -1,5 +1,6 @@
-//! Scenario tests for the workload admission decision, one rule of DESIGN §4
-//! each, with an accepted and a rejected case.
+//! Scenario tests for the workload admission decision: one admission rule
+//! of the README's "What changegate does today" each, with an accepted and
+//! a rejected case.
 
 use super::*;
 use crate::api::{ChangePolicySpec, ChangeRequest, MaintenanceWindowSpec, Release};

@@ -1,4 +1,4 @@
-//! The phase graph of DESIGN §3: which moves between `ChangePhase`s exist and,
+//! The ChangeRequest phase graph: which moves between `ChangePhase`s exist and,
 //! for every other pair, a reason a person can act on. `lifecycle` decides
 //! when to move; this module only says whether a move is legal.
 

@@ -1,4 +1,4 @@
-//! Integrity of changegate's own request objects (DESIGN §4): approvals and
+//! Integrity of changegate's own request objects: approvals and
 //! history are append-only, decisions come only from eligible people, the
 //! spec freezes after the first decision, `requested-by` never changes, and
 //! no Release ships another tenant's change. Pure functions; the handler

@@ -1,4 +1,4 @@
-//! The admission webhooks (DESIGN §4): HTTPS routes over in-memory stores,
+//! The admission webhooks: HTTPS routes over in-memory stores,
 //! identity stamping, integrity of changegate's own resources, the
 //! self-managed TLS certificate and the webhook configurations.
 

@@ -1,4 +1,4 @@
-//! The tenant-level window decision (DESIGN §3): a change whose type needs a
+//! The tenant-level window decision: a change whose type needs a
 //! window may deploy only while a Maintenance window for its tenant is open
 //! and no Blackout that forbids its type is open; and when it may deploy next.
 

@@ -1,5 +1,6 @@
 //! The admission webhooks on the local control plane, identities through
-//! impersonation: an accepted and a refused case for each rule of DESIGN §4.
+//! impersonation: an accepted and a refused case for each admission rule
+//! the README lists.
 
 use crate::support::tenant::{closed_already, open_now, opens_later};
 use crate::support::{Tenant, kubectl, kubectl_as, kubectl_stdin, wait_until};
