@@ -75,8 +75,10 @@ where
     K::DynamicType: Default + Eq + Hash + Clone,
 {
     let kind = K::kind(&K::DynamicType::default()).to_string();
-    reflector::reflector(writer, watcher(api, watcher::Config::default()))
+    let events = watcher(api, watcher::Config::default())
         .default_backoff()
+        .modify(drop_managed_fields);
+    reflector::reflector(writer, events)
         .for_each(|event| {
             if let Err(e) = event {
                 tracing::warn!(%kind, error = %e, "watch error; retrying with backoff");
@@ -84,6 +86,12 @@ where
             futures::future::ready(())
         })
         .await;
+}
+
+/// Admission never reads `managedFields`, often the largest part of an
+/// object; the stores keep objects without them.
+fn drop_managed_fields<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
 }
 
 impl Stores {
@@ -234,6 +242,32 @@ mod tests {
     fn stores_over(windows: Store<MaintenanceWindow>) -> Stores {
         let empty = Stores::from_objects(vec![], vec![], vec![], vec![], vec![]);
         Stores { windows, ..empty }
+    }
+
+    #[tokio::test]
+    async fn stored_objects_have_no_managed_fields() {
+        let mut change: ChangeRequest = serde_json::from_value(json!({
+            "apiVersion": "changegate.dev/v1alpha1", "kind": "ChangeRequest",
+            "metadata": {"name": "chg-1", "namespace": "client-a-prod",
+                         "managedFields": [{"manager": "kubectl", "operation": "Update", "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]},
+            "spec": {"type": "Normal", "title": "t", "targets": [{"kind": "Deployment", "name": "web"}]}}))
+        .expect("change");
+        assert!(change.meta().managed_fields.is_some());
+        let (store, writer) = reflector::store();
+        let events = futures::stream::iter([
+            Ok(Event::Init),
+            Ok(Event::InitApply(change.clone())),
+            Ok(Event::InitDone),
+        ])
+        .modify(drop_managed_fields);
+        reflector::reflector(writer, events)
+            .for_each(|_: Result<_, watcher::Error>| futures::future::ready(()))
+            .await;
+        let stored = store.state();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].meta().managed_fields, None);
+        change.meta_mut().managed_fields = None;
+        assert_eq!(stored[0].spec, change.spec, "nothing else changes");
     }
 
     #[test]
