@@ -4,23 +4,32 @@
 //! does not register webhooks, with lifetimes of seconds.
 
 use crate::support::{Scratch, TestNamespace, kubectl, wait_until};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Child, Command};
 use std::time::Duration;
 
-struct Operator(Child);
+/// A second operator process; its output goes to a private log that a
+/// failed start reports.
+struct Operator {
+    child: Child,
+    log: PathBuf,
+    _scratch: Scratch,
+}
 
 impl Drop for Operator {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// Two distinct free loopback ports (webhook, health): both listeners are
+/// held until both ports are known.
+fn free_ports() -> (u16, u16) {
+    let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let (a, b) = (bind(), bind());
+    let port = |l: &std::net::TcpListener| l.local_addr().expect("local address").port();
+    (port(&a), port(&b))
 }
 
 fn start(ns: &str, webhook: u16, health: u16) -> Operator {
@@ -51,6 +60,9 @@ fn start_as(
     kubeconfig: &str,
     secret: &str,
 ) -> Operator {
+    let scratch = Scratch::new(&format!("operator-{ns}-{webhook}"));
+    let log = scratch.path().join("operator.log");
+    let output = std::fs::File::create(&log).expect("operator log");
     let child = Command::new(env!("CARGO_BIN_EXE_changegate"))
         .args([
             "run",
@@ -70,11 +82,15 @@ fn start_as(
         .args(["--cert-check-interval", "1s"])
         .args(extra)
         .env("KUBECONFIG", kubeconfig)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdout(output.try_clone().expect("operator log"))
+        .stderr(output)
         .spawn()
         .expect("start a second operator");
-    Operator(child)
+    Operator {
+        child,
+        log,
+        _scratch: scratch,
+    }
 }
 
 fn shell(script: &str) -> String {
@@ -128,13 +144,19 @@ fn stored_ca(ns: &str) -> String {
     .to_string()
 }
 
-async fn ready(health: u16) {
+/// Waits for the operator's readiness; fails at once, with its log, if it
+/// exits (a port taken meanwhile, a bad flag).
+async fn ready(operator: &mut Operator, health: u16) {
     wait_until(
         "the second operator to be ready",
         Duration::from_secs(60),
-        || async move {
+        || {
+            if let Ok(Some(status)) = operator.child.try_wait() {
+                let log = std::fs::read_to_string(&operator.log).unwrap_or_default();
+                panic!("the second operator exited ({status}):\n{log}");
+            }
             let out = shell(&format!("curl -fsS http://127.0.0.1:{health}/readyz"));
-            if out == "ready" { Ok(()) } else { Err(out) }
+            async move { if out == "ready" { Ok(()) } else { Err(out) } }
         },
     )
     .await;
@@ -143,9 +165,9 @@ async fn ready(health: u16) {
 #[tokio::test]
 async fn the_certificate_is_kept_reused_and_renewed_without_a_restart() {
     let ns = TestNamespace::new("tls").await;
-    let (webhook, health) = (free_port(), free_port());
+    let (webhook, health) = free_ports();
     let mut operator = start(&ns.name, webhook, health);
-    ready(health).await;
+    ready(&mut operator, health).await;
     let first = served_serial(webhook);
     assert!(
         first.starts_with("serial="),
@@ -161,9 +183,9 @@ async fn the_certificate_is_kept_reused_and_renewed_without_a_restart() {
     // A restart before renewal is due reuses the stored certificate.
     drop(operator);
     operator = start(&ns.name, webhook, health);
-    ready(health).await;
+    ready(&mut operator, health).await;
     assert_eq!(served_serial(webhook), first, "a restart reuses the Secret");
-    let pid = operator.0.id();
+    let pid = operator.child.id();
 
     // 40s certificates renewed 30s before expiry: a new one within ~10s,
     // served by the same process, signed by the same CA.
@@ -182,9 +204,9 @@ async fn the_certificate_is_kept_reused_and_renewed_without_a_restart() {
     )
     .await;
     assert_ne!(renewed, first);
-    assert_eq!(operator.0.id(), pid);
+    assert_eq!(operator.child.id(), pid);
     assert!(
-        operator.0.try_wait().expect("status").is_none(),
+        operator.child.try_wait().expect("status").is_none(),
         "the operator kept running"
     );
     assert_eq!(
@@ -228,10 +250,10 @@ async fn in_cert_manager_mode_the_issued_secret_is_served_and_followed() {
     let ns = TestNamespace::new("tls-cm").await;
     let scratch = Scratch::new(&ns.name);
     let dir = scratch.path();
-    let (webhook, health) = (free_port(), free_port());
+    let (webhook, health) = free_ports();
     issue_with_openssl(&ns.name, dir, "first");
-    let operator = start_with(&ns.name, webhook, health, &["--cert-manager"]);
-    ready(health).await;
+    let mut operator = start_with(&ns.name, webhook, health, &["--cert-manager"]);
+    ready(&mut operator, health).await;
     let first = served_serial(webhook);
     assert_eq!(
         first,
@@ -327,8 +349,8 @@ async fn the_charts_rbac_is_enough_for_the_operator() {
 
     // Lists and watches every store, creates its TLS Secret, and (with
     // 40-second certificates) renews it: all under the chart's Roles.
-    let (webhook, health) = (free_port(), free_port());
-    let operator = start_as(
+    let (webhook, health) = free_ports();
+    let mut operator = start_as(
         &ns.name,
         webhook,
         health,
@@ -336,7 +358,7 @@ async fn the_charts_rbac_is_enough_for_the_operator() {
         path.to_str().expect("utf-8 path"),
         "changegate-webhook-tls",
     );
-    ready(health).await;
+    ready(&mut operator, health).await;
     let first = served_serial(webhook);
     assert!(
         first.starts_with("serial="),
