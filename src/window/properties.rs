@@ -224,14 +224,29 @@ proptest! {
         blackout in spec(WindowType::Blackout),
         now in instant(),
         emergency in any::<bool>(),
+        requires in any::<bool>(),
     ) {
         let windows = [compiled(&maintenance, "maintenance"), compiled(&blackout, "blackout")];
         let change_type = if emergency { ChangeType::Emergency } else { ChangeType::Normal };
-        let verdict = evaluate(&windows, "client-a", change_type, true, now);
-        let at = |t| evaluate(&windows, "client-a", change_type, true, t);
+        let verdict = evaluate(&windows, "client-a", change_type, requires, now);
+        let at = |t| evaluate(&windows, "client-a", change_type, requires, t);
+        let frozen = windows[1].open_at(now) && !windows[1].allows_type(change_type);
+        // Only a blackout that forbids the type stops a change that needs
+        // no window, and such a verdict names no next window.
+        if !requires {
+            match &verdict {
+                WindowVerdict::NotRequired => prop_assert!(!frozen, "frozen at {}", now),
+                WindowVerdict::Blackout { next, .. } => {
+                    prop_assert!(frozen, "no blackout holds {}", now);
+                    prop_assert!(next.is_none(), "{:?}", next);
+                }
+                other => prop_assert!(false, "{:?} for a change that needs no window", other),
+            }
+        }
         match verdict {
-            WindowVerdict::NotRequired => prop_assert!(false, "the change requires a window"),
+            WindowVerdict::NotRequired => prop_assert!(!requires, "the change requires a window"),
             WindowVerdict::Open { closes, .. } => {
+                prop_assert!(!frozen);
                 prop_assert!(closes > now);
                 prop_assert!(at(closes - TimeDelta::nanoseconds(1)).permits());
                 // A window open past the horizon is reported closing there.
