@@ -2,6 +2,9 @@
 SHELL := bash
 .SHELLFLAGS := -eu -o pipefail -c
 CARGO ?= cargo
+# kubectl from the local control plane's release (built by cluster-build)
+# comes first, so tests and the demo stay inside the supported skew.
+export PATH := $(or $(CHANGEGATE_CACHE),$(HOME)/.cache/changegate)/bin:$(PATH)
 
 .PHONY: help build test test-unit test-e2e demo bench lint fmt crds up down cluster-build cluster-up cluster-down cluster-reset
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the local control plane (kube-apiserver, kube-controller-manager,
-# kube-scheduler, etcd, kwok, helm) from pinned Go modules through the Go
+# kube-scheduler, etcd, kwok, helm) and a kubectl of the same Kubernetes
+# release (inside the supported client skew) from pinned Go modules through the Go
 # module proxy into a cache outside the repository. Each tool is rebuilt only
 # when its binary is missing or its pinned version changed.
 #
@@ -32,10 +33,11 @@ stamp() { printf '%s\n' "$2" >"$bin/$1.version"; }
 # replaces each staging module with the published v0.Y.Z of the same release;
 # the list is read from that release's own go.mod, fetched through the proxy.
 build_kubernetes() {
-  local v="$KUBERNETES_VERSION" tools=(kube-apiserver kube-controller-manager kube-scheduler)
-  local missing=0
-  for t in "${tools[@]}"; do up_to_date "$t" "$v" || missing=1; done
-  ((missing)) || { log "kubernetes $v: cached"; return; }
+  local v="$KUBERNETES_VERSION" tools=() t
+  for t in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+    up_to_date "$t" "$v" || tools+=("$t")
+  done
+  ((${#tools[@]})) || { log "kubernetes $v: cached"; return; }
 
   local staging="v0.${v#v1.}" dir="$work/kubernetes-$v"
   log "kubernetes $v: building ${tools[*]} (staging modules at $staging)"
@@ -50,7 +52,7 @@ build_kubernetes() {
     sed -n 's#^\s*\(k8s\.io/[a-z0-9-]*\) => \./staging/src/.*#\t\1 => \1 '"$staging"'#p' "$gomod"
     printf ')\n'
   } >go.mod
-  printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler"\n)\n' >tools.go
+  printf 'package tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kube-controller-manager"\n\t_ "k8s.io/kubernetes/cmd/kube-scheduler"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n' >tools.go
   sed -i 's/^package tools/\/\/go:build tools\n\npackage tools/' tools.go
   go mod tidy >&2
 

@@ -9,6 +9,8 @@ LOGS="$CLUSTER_DIR/logs"
 RUN="$CLUSTER_DIR/run"
 DATA="$CLUSTER_DIR/data"
 KUBECONFIG_PATH="$CLUSTER_DIR/kubeconfig"
+# The kubectl built with the control plane (build.sh), when present.
+PATH="${CHANGEGATE_CACHE:-$HOME/.cache/changegate}/bin:$PATH"
 
 # Loopback ports; override to run two clusters side by side.
 ETCD_PORT="${CHANGEGATE_ETCD_PORT:-23790}"
