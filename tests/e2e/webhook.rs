@@ -97,22 +97,34 @@ fn decide(
     }
     approvals.push(entry);
     let patch = json!({"status": {"approvals": approvals}}).to_string();
-    kubectl_as(
-        user,
-        groups,
-        &[
-            "patch",
-            "chg",
-            change,
-            "-n",
-            &t.ns.name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &patch,
-        ],
-        None,
-    )
+    patch_status(t, change, Some((user, groups)), "merge", &patch)
+}
+
+/// `kubectl patch chg <change> --subresource=status --type=<kind>`, as
+/// `user` in `groups`, or as the cluster admin for `None`.
+fn patch_status(
+    t: &Tenant,
+    change: &str,
+    who: Option<(&str, &[&str])>,
+    kind: &str,
+    patch: &str,
+) -> Output {
+    let kind = format!("--type={kind}");
+    let args = [
+        "patch",
+        "chg",
+        change,
+        "-n",
+        &t.ns.name,
+        "--subresource=status",
+        &kind,
+        "-p",
+        patch,
+    ];
+    match who {
+        Some((user, groups)) => kubectl_as(user, groups, &args, None),
+        None => kubectl(&args),
+    }
 }
 
 fn approve(t: &Tenant, change: &str, user: &str, groups: &[&str]) -> Output {
@@ -294,21 +306,12 @@ async fn approvals_are_append_only() {
     assert!(ok(&approve(&t, "chg-1", "alice", &[&t.approvers()])));
     // A later decision appends with a JSON patch, as the README shows.
     let append = r#"[{"op":"add","path":"/status/approvals/-","value":{"decision":"Approved","comment":"second look"}}]"#;
-    let out = kubectl_as(
-        "carol",
-        &[&t.approvers()],
-        &[
-            "patch",
-            "chg",
-            "chg-1",
-            "-n",
-            &t.ns.name,
-            "--subresource=status",
-            "--type=json",
-            "-p",
-            append,
-        ],
-        None,
+    let out = patch_status(
+        &t,
+        "chg-1",
+        Some(("carol", &[&t.approvers()])),
+        "json",
+        append,
     );
     assert!(ok(&out), "{}", stderr(&out));
     assert_eq!(
@@ -316,17 +319,7 @@ async fn approvals_are_append_only() {
         "carol"
     );
 
-    let removed = kubectl(&[
-        "patch",
-        "chg",
-        "chg-1",
-        "-n",
-        &t.ns.name,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"approvals":[]}}"#,
-    ]);
+    let removed = patch_status(&t, "chg-1", None, "merge", r#"{"status":{"approvals":[]}}"#);
     assert!(
         !ok(&removed) && stderr(&removed).contains("status.approvals is append-only"),
         "{}",
@@ -336,17 +329,7 @@ async fn approvals_are_append_only() {
     let mut approvals = change_json(&t, "chg-1")["status"]["approvals"].clone();
     approvals[0]["comment"] = json!("edited later");
     let patch = json!({"status": {"approvals": approvals}}).to_string();
-    let edited = kubectl(&[
-        "patch",
-        "chg",
-        "chg-1",
-        "-n",
-        &t.ns.name,
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        &patch,
-    ]);
+    let edited = patch_status(&t, "chg-1", None, "merge", &patch);
     assert!(
         !ok(&edited) && stderr(&edited).contains("append-only"),
         "{}",
@@ -355,21 +338,12 @@ async fn approvals_are_append_only() {
 
     // Nobody but the controller extends the hash-chained history.
     let history = json!({"status": {"history": [{"phase": "Closed", "at": "2026-01-01T00:00:00Z", "by": "mallory", "reason": "forged", "hash": "00"}]}});
-    let out = kubectl_as(
-        "alice",
-        &[&t.approvers()],
-        &[
-            "patch",
-            "chg",
-            "chg-1",
-            "-n",
-            &t.ns.name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &history.to_string(),
-        ],
-        None,
+    let out = patch_status(
+        &t,
+        "chg-1",
+        Some(("alice", &[&t.approvers()])),
+        "merge",
+        &history.to_string(),
     );
     assert!(
         !ok(&out)
@@ -379,21 +353,12 @@ async fn approvals_are_append_only() {
     );
 
     // Nor writes the phase: admission starts from it.
-    let out = kubectl_as(
-        "alice",
-        &[&t.approvers()],
-        &[
-            "patch",
-            "chg",
-            "chg-1",
-            "-n",
-            &t.ns.name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            r#"{"status": {"phase": "Approved"}}"#,
-        ],
-        None,
+    let out = patch_status(
+        &t,
+        "chg-1",
+        Some(("alice", &[&t.approvers()])),
+        "merge",
+        r#"{"status": {"phase": "Approved"}}"#,
     );
     assert!(
         !ok(&out) && stderr(&out).contains("written by the changegate controller only"),
