@@ -17,7 +17,7 @@ build: ## build both binaries (debug)
 test: test-unit test-e2e ## every test tier: unit first, then end-to-end on the local control plane
 
 test-unit: ## pure and in-process tests (no cluster)
-	$(CARGO) test --lib --bins --test crds_in_sync --test chart_in_sync --test webhook_router
+	$(CARGO) test --lib --bins --test generated_in_sync --test webhook_router
 
 test-e2e: up ## end-to-end tests against the local control plane and the running operator
 	$(CARGO) test --test e2e -- --test-threads=4
