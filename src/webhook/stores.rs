@@ -75,10 +75,8 @@ where
     K::DynamicType: Default + Eq + Hash + Clone,
 {
     let kind = K::kind(&K::DynamicType::default()).to_string();
-    let events = watcher(api, watcher::Config::default())
-        .default_backoff()
-        .modify(drop_managed_fields);
-    reflector::reflector(writer, events)
+    let events = watcher(api, watcher::Config::default()).default_backoff();
+    store_events(writer, events)
         .for_each(|event| {
             if let Err(e) = event {
                 tracing::warn!(%kind, error = %e, "watch error; retrying with backoff");
@@ -88,10 +86,20 @@ where
         .await;
 }
 
-/// Admission never reads `managedFields`, often the largest part of an
-/// object; the stores keep objects without them.
-fn drop_managed_fields<K: Resource>(object: &mut K) {
-    object.meta_mut().managed_fields = None;
+/// Writes watch events into a store. Admission never reads
+/// `managedFields`, often the largest part of an object, so objects are
+/// stored without them.
+fn store_events<K, S>(
+    writer: reflector::store::Writer<K>,
+    events: S,
+) -> impl futures::Stream<Item = S::Item>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+    S: futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>>,
+{
+    let events = events.modify(|object: &mut K| object.meta_mut().managed_fields = None);
+    reflector::reflector(writer, events)
 }
 
 impl Stores {
@@ -258,10 +266,9 @@ mod tests {
             Ok(Event::Init),
             Ok(Event::InitApply(change.clone())),
             Ok(Event::InitDone),
-        ])
-        .modify(drop_managed_fields);
-        reflector::reflector(writer, events)
-            .for_each(|_: Result<_, watcher::Error>| futures::future::ready(()))
+        ]);
+        store_events(writer, events)
+            .for_each(|_| futures::future::ready(()))
             .await;
         let stored = store.state();
         assert_eq!(stored.len(), 1);
