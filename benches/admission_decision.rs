@@ -2,11 +2,11 @@
 //! tenant (target: p99 <= 200 µs on one core). Criterion reports the mean;
 //! a plain loop afterwards prints p50/p99 from per-call timings.
 
-use changegate::admission::{Operation, TenantView, WorkloadRequest, decide};
-use changegate::api::{
+use changegate_agent::admission::{Operation, TenantView, WorkloadRequest, decide};
+use changegate_agent::api::{
     ChangePolicySpec, ChangeRequest, MaintenanceWindowSpec, Release, WorkloadKind,
 };
-use changegate::window::CompiledWindow;
+use changegate_agent::window::CompiledWindow;
 use chrono::{DateTime, Duration, Utc};
 use criterion::Criterion;
 use serde_json::{Value, json};
@@ -55,7 +55,7 @@ fn fixture(now: DateTime<Utc>) -> Fixture {
             }
             let spec: MaintenanceWindowSpec = serde_json::from_value(spec).expect("window");
             Arc::new(
-                CompiledWindow::compile(&format!("window-{i}"), &spec)
+                changegate_agent::window::compile(&format!("window-{i}"), &spec)
                     .expect("compiles")
                     .prepared(now - Duration::days(2), now + Duration::days(400)),
             )

@@ -13,11 +13,11 @@
 //!    the CPU each update costs the machine, the API server and the
 //!    operator.
 
-use changegate::api::{ChangePolicy, ChangeRequest, MaintenanceWindow};
-use changegate::webhook::certs::{self, Lifetimes};
-use changegate::webhook::metrics::Metrics;
-use changegate::webhook::server::{self, App};
-use changegate::webhook::stores::Stores;
+use changegate_agent::api::{ChangePolicy, ChangeRequest, MaintenanceWindow};
+use changegate_agent::webhook::certs::{self, Lifetimes};
+use changegate_agent::webhook::metrics::Metrics;
+use changegate_agent::webhook::server::{self, App};
+use changegate_agent::webhook::stores::Stores;
 use chrono::{Duration as ChronoDuration, SecondsFormat, Utc};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;

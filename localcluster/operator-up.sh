@@ -18,7 +18,7 @@ kubectl_admin create namespace "$OPERATOR_NAMESPACE" --dry-run=client -o yaml | 
 
 log "starting the operator ($BIN)"
 # The admin certificate's user (CN=changegate-admin) is the controller identity locally.
-KUBECONFIG="$KUBECONFIG_PATH" RUST_LOG="${RUST_LOG:-info,kube=warn}" setsid nohup "$BIN" run \
+KUBECONFIG="$KUBECONFIG_PATH" RUST_LOG="${RUST_LOG:-info,kube=warn}" setsid nohup "$BIN" agent \
   --namespace "$OPERATOR_NAMESPACE" \
   --webhook-addr "127.0.0.1:$WEBHOOK_PORT" --health-addr "127.0.0.1:$HEALTH_PORT" \
   --webhook-url "https://127.0.0.1:$WEBHOOK_PORT" \

@@ -47,7 +47,7 @@ fn the_charts_webhook_configurations_match_what_the_operator_registers() {
 
 #[test]
 fn every_resource_has_a_crd_with_status_and_short_name() {
-    let crds = changegate::api::crds();
+    let crds = changegate_agent::api::crds();
     let names: Vec<_> = crds
         .iter()
         .map(|c| c.metadata.name.clone().unwrap_or_default())

@@ -8,10 +8,10 @@
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
 use base64::Engine;
-use changegate::api::{ChangePolicy, ChangeRequest, REQUESTED_BY, Release};
-use changegate::webhook::metrics::Metrics;
-use changegate::webhook::server::{App, admission_router};
-use changegate::webhook::stores::Stores;
+use changegate_agent::api::{ChangePolicy, ChangeRequest, REQUESTED_BY, Release};
+use changegate_agent::webhook::metrics::Metrics;
+use changegate_agent::webhook::server::{App, admission_router};
+use changegate_agent::webhook::stores::Stores;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use chrono_tz::Europe::Berlin;
 use http_body_util::BodyExt;
@@ -360,7 +360,7 @@ fn a_workload_update_without_an_approved_change_is_denied_with_what_to_do_next()
             "changegate: Deployment client-a-prod/payments-api is not covered by an approved change. \
              chg-0142 is PendingApproval: 1 of 1 from group client-a:approvers still needed. \
              Next maintenance window client-a-weekly opens {}.",
-            changegate::window::format_instant(WORLD.client_a_opens, Berlin)
+            changegate_agent::window::format_instant(WORLD.client_a_opens, Berlin)
         )
     );
     assert!(reply.warnings.is_empty());

@@ -65,7 +65,7 @@ fn start_as(
     let output = std::fs::File::create(&log).expect("operator log");
     let child = Command::new(env!("CARGO_BIN_EXE_changegate"))
         .args([
-            "run",
+            "agent",
             "--namespace",
             ns,
             "--no-register-webhooks",

@@ -12,7 +12,7 @@ use crate::api::{
     ChangePolicy, ChangeRequest, MaintenanceWindow, REQUESTED_BY, Release, TENANT_LABEL,
     WorkloadKind,
 };
-use crate::window::CompiledWindow;
+use crate::window;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -228,7 +228,7 @@ async fn validate_governance(State(app): State<Arc<App>>, body: Bytes) -> Respon
         let verdict = match req.kind.kind.as_str() {
             "MaintenanceWindow" => {
                 typed::<MaintenanceWindow>(req.object.as_ref(), "MaintenanceWindow").and_then(|w| {
-                    CompiledWindow::compile(&req.name, &w.spec)
+                    window::compile(&req.name, &w.spec)
                         .map(|_| ())
                         .map_err(|e| format!("changegate: {e}"))
                 })

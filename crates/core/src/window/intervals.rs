@@ -2,7 +2,7 @@
 //! overlap, cutting exclusions out, and finding the ones that meet a range.
 //! Intervals that merely touch stay separate: each is one window occurrence.
 
-use crate::api::Interval;
+use super::spec::Interval;
 use chrono::{DateTime, Utc};
 
 /// Sorts `intervals`, drops empty ones and merges the ones that overlap.

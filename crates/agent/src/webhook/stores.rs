@@ -5,7 +5,7 @@
 
 use crate::api::{ChangePolicy, ChangeRequest, MaintenanceWindow, Release, TENANT_LABEL};
 use crate::policy::select_policy;
-use crate::window::CompiledWindow;
+use crate::window::{self, CompiledWindow};
 use chrono::{DateTime, Duration, Utc};
 use futures::{StreamExt, future::BoxFuture};
 use k8s_openapi::api::core::v1::Namespace;
@@ -212,7 +212,7 @@ impl Stores {
             let (name, (version, window)) = match reusable {
                 Some(entry) => entry,
                 None => {
-                    let window = match CompiledWindow::compile(name, &w.spec) {
+                    let window = match window::compile(name, &w.spec) {
                         Ok(c) => Some(Arc::new(
                             c.prepared(now - PREPARE_BEHIND, now + PREPARE_AHEAD),
                         )),

@@ -5,7 +5,8 @@
 use super::intervals::{containing, union};
 use super::local_time::shift;
 use super::schedule::CompiledWindow;
-use crate::api::{ChangeType, Interval, WindowType};
+use super::spec::{Interval, WindowKind};
+use crate::change::ChangeType;
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
@@ -63,9 +64,10 @@ pub struct NextOpening {
 }
 
 /// Decides whether a change of `change_type` for `tenant` may deploy at
-/// `now`. `requires_window` comes from the tenant's ChangePolicy
-/// (`spec.requireWindow`). Blackouts apply to every change type, even one
-/// that needs no maintenance window, unless they list it in `allowTypes`.
+/// `now`. `requires_window` comes from the tenant's policy: whether
+/// changes of this type must deploy inside a maintenance window. Blackouts
+/// apply to every change type, even one that needs no maintenance window,
+/// unless they list it in `allowTypes`.
 ///
 /// `windows` may yield `&CompiledWindow`, `&Arc<CompiledWindow>` or anything
 /// else that dereferences to a window; those of other tenants are skipped.
@@ -83,10 +85,10 @@ pub fn evaluate<W: AsRef<CompiledWindow>>(
         if !window.applies_to(tenant) {
             continue;
         }
-        match window.window_type() {
-            WindowType::Maintenance => maintenance.push(window),
-            WindowType::Blackout if !window.allows_type(change_type) => blackouts.push(window),
-            WindowType::Blackout => {}
+        match window.kind() {
+            WindowKind::Maintenance => maintenance.push(window),
+            WindowKind::Blackout if !window.allows_type(change_type) => blackouts.push(window),
+            WindowKind::Blackout => {}
         }
     }
     let limit = shift(now, SEARCH_HORIZON);
@@ -220,7 +222,7 @@ mod tests {
             r#"
 tenants: [client-a]
 timeZone: Europe/Berlin
-schedule: {cron: "0 2 * * SAT", duration: 4h}
+schedule: {cron: {expr: "0 2 * * SAT", duration: 4h}}
 exclusions: [{date: "2026-12-26"}]
 "#,
         )
@@ -230,11 +232,11 @@ exclusions: [{date: "2026-12-26"}]
         window(
             "year-end-freeze",
             r#"
-type: Blackout
+kind: blackout
 timeZone: Europe/Berlin
 schedule:
   ranges: [{start: "2026-12-20T00:00:00+01:00", end: "2027-01-04T00:00:00+01:00"}]
-allowTypes: [Emergency]
+allowTypes: [emergency]
 "#,
         )
     }
@@ -334,7 +336,7 @@ allowTypes: [Emergency]
         let total_freeze = window(
             "total-freeze",
             r#"
-type: Blackout
+kind: blackout
 timeZone: Europe/Berlin
 schedule:
   ranges: [{start: "2026-12-20T00:00:00+01:00", end: "2027-01-04T00:00:00+01:00"}]
@@ -363,7 +365,7 @@ schedule:
         let freeze = window(
             "saturday-freeze",
             r#"
-type: Blackout
+kind: blackout
 timeZone: Europe/Berlin
 schedule:
   ranges: [{start: "2026-11-28T04:00:00+01:00", end: "2026-11-29T00:00:00+01:00"}]
@@ -392,7 +394,7 @@ schedule:
         let freeze = window(
             "early-freeze",
             r#"
-type: Blackout
+kind: blackout
 timeZone: Europe/Berlin
 schedule:
   ranges: [{start: "2026-11-27T00:00:00+01:00", end: "2026-11-28T03:30:00+01:00"}]
@@ -493,7 +495,7 @@ schedule:
             r#"
 tenants: [client-a]
 timeZone: Europe/Berlin
-schedule: {cron: "0 5 * * SAT", duration: 3h}
+schedule: {cron: {expr: "0 5 * * SAT", duration: 3h}}
 "#,
         );
         let windows = [client_a_weekly(), late];
@@ -517,7 +519,7 @@ schedule: {cron: "0 5 * * SAT", duration: 3h}
     fn a_far_opening_is_found_within_the_horizon_and_not_beyond() {
         let yearly = window(
             "yearly",
-            r#"{timeZone: Europe/Berlin, schedule: {cron: "0 2 1 6 *", duration: 4h}}"#,
+            r#"{timeZone: Europe/Berlin, schedule: {cron: {expr: "0 2 1 6 *", duration: 4h}}}"#,
         );
         let windows = [yearly];
         assert_eq!(
@@ -534,7 +536,7 @@ schedule: {cron: "0 5 * * SAT", duration: 3h}
         );
         let leap_day = window(
             "leap-day",
-            r#"{timeZone: Europe/Berlin, schedule: {cron: "0 2 29 2 *", duration: 4h}}"#,
+            r#"{timeZone: Europe/Berlin, schedule: {cron: {expr: "0 2 29 2 *", duration: 4h}}}"#,
         );
         let windows = [leap_day];
         assert_eq!(

@@ -1,8 +1,7 @@
-//! Test helpers: windows written as the YAML a platform team applies, and
-//! instants written as RFC 3339, so scenarios read like the resources.
+//! Test helpers: windows written as YAML specs, and instants written as
+//! RFC 3339, so scenarios read like the windows people configure.
 
-use super::{CompiledWindow, WindowError};
-use crate::api::{Interval, MaintenanceWindowSpec};
+use super::{CompiledWindow, Interval, WindowError, WindowSpec};
 use chrono::{DateTime, Utc};
 
 /// Compiles the spec in `yaml` as window `name`.
@@ -15,8 +14,16 @@ pub(crate) fn compile_error(yaml: &str) -> WindowError {
     CompiledWindow::compile("invalid", &spec(yaml)).expect_err("the spec is rejected")
 }
 
-fn spec(yaml: &str) -> MaintenanceWindowSpec {
-    serde_yaml_ng::from_str(yaml).expect("the spec is well-formed YAML")
+pub(crate) fn spec(yaml: &str) -> WindowSpec {
+    from_yaml(yaml).expect("the spec is well-formed YAML")
+}
+
+/// Reads YAML with enums written as one-key maps (`cron: {...}`), as JSON
+/// writes them, rather than serde_yaml's `!cron` tags.
+pub(crate) fn from_yaml(yaml: &str) -> Result<WindowSpec, serde_yaml_ng::Error> {
+    serde_yaml_ng::with::singleton_map_recursive::deserialize(
+        serde_yaml_ng::Deserializer::from_str(yaml),
+    )
 }
 
 /// A naive local date-time written `YYYY-MM-DD HH:MM`.

@@ -2,10 +2,11 @@
 //! (cron, rrule and ranges, in zones with daylight saving, half-hour and
 //! 45-minute offsets) with generated exclusions and query instants.
 
-use super::{CompiledWindow, SEARCH_HORIZON, WindowVerdict, evaluate};
-use crate::api::{
-    ChangeType, Exclusion, Interval, MaintenanceWindowSpec, Schedule, TimeRange, WindowType,
+use super::{
+    CompiledWindow, Exclusion, Interval, SEARCH_HORIZON, Schedule, WindowKind, WindowSpec,
+    WindowVerdict, evaluate,
 };
+use crate::change::ChangeType;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use proptest::prelude::*;
 
@@ -61,45 +62,41 @@ fn range() -> impl Strategy<Value = (DateTime<Utc>, DateTime<Utc>)> {
 
 fn exclusion() -> impl Strategy<Value = Exclusion> {
     prop_oneof![
-        (0i64..3 * 365).prop_map(|d| Exclusion {
-            date: NaiveDate::from_ymd_opt(2025, 1, 1)
-                .and_then(|day| day.checked_add_signed(TimeDelta::days(d))),
-            start: None,
-            end: None,
+        (0i64..3 * 365).prop_map(|d| {
+            let first = NaiveDate::from_ymd_opt(2025, 1, 1).expect("a valid date");
+            Exclusion::Date(first + TimeDelta::days(d))
         }),
-        range().prop_map(|(start, end)| Exclusion {
-            date: None,
-            start: Some(start),
-            end: Some(end),
-        }),
+        range().prop_map(|(start, end)| Exclusion::Range(Interval { start, end })),
     ]
 }
 
 fn schedule() -> impl Strategy<Value = Schedule> {
     let recurring = (0..RECURRING.len(), 1i64..=1_000).prop_map(|(i, per_mille)| {
         let (kind, text, max_minutes) = RECURRING[i];
-        let minutes = (max_minutes * per_mille / 1_000).max(1);
-        let duration = std::time::Duration::from_secs(u64::try_from(minutes * 60).unwrap_or(60));
-        Schedule {
-            cron: (kind == "cron").then(|| text.to_owned()),
-            rrule: (kind == "rrule").then(|| text.to_owned()),
-            duration: Some(duration.into()),
-            ranges: None,
+        let duration = TimeDelta::minutes((max_minutes * per_mille / 1_000).max(1));
+        match kind {
+            "cron" => Schedule::Cron {
+                expr: text.to_owned(),
+                duration,
+            },
+            _ => Schedule::Rrule {
+                rule: text.to_owned(),
+                duration,
+            },
         }
     });
-    let ranges = prop::collection::vec(range(), 1..5).prop_map(|ranges| Schedule {
-        ranges: Some(
+    let ranges = prop::collection::vec(range(), 1..5).prop_map(|ranges| {
+        Schedule::Ranges(
             ranges
                 .into_iter()
-                .map(|(start, end)| TimeRange { start, end })
+                .map(|(start, end)| Interval { start, end })
                 .collect(),
-        ),
-        ..Schedule::default()
+        )
     });
     prop_oneof![4 => recurring, 1 => ranges]
 }
 
-fn spec(window_type: WindowType) -> impl Strategy<Value = MaintenanceWindowSpec> {
+fn spec(kind: WindowKind) -> impl Strategy<Value = WindowSpec> {
     (
         schedule(),
         0..ZONES.len(),
@@ -107,13 +104,13 @@ fn spec(window_type: WindowType) -> impl Strategy<Value = MaintenanceWindowSpec>
         any::<bool>(),
     )
         .prop_map(
-            move |(schedule, zone, exclusions, allow_emergency)| MaintenanceWindowSpec {
+            move |(schedule, zone, exclusions, allow_emergency)| WindowSpec {
                 tenants: Vec::new(),
-                window_type,
+                kind,
                 time_zone: ZONES[zone].to_owned(),
                 schedule,
                 exclusions,
-                allow_types: if window_type == WindowType::Blackout && allow_emergency {
+                allow_types: if kind == WindowKind::Blackout && allow_emergency {
                     vec![ChangeType::Emergency]
                 } else {
                     Vec::new()
@@ -122,7 +119,7 @@ fn spec(window_type: WindowType) -> impl Strategy<Value = MaintenanceWindowSpec>
         )
 }
 
-fn compiled(spec: &MaintenanceWindowSpec, name: &str) -> CompiledWindow {
+fn compiled(spec: &WindowSpec, name: &str) -> CompiledWindow {
     CompiledWindow::compile(name, spec).expect("generated specs are valid")
 }
 
@@ -144,7 +141,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(48))]
 
     #[test]
-    fn next_window_is_never_in_the_past(spec in spec(WindowType::Maintenance), t in instant()) {
+    fn next_window_is_never_in_the_past(spec in spec(WindowKind::Maintenance), t in instant()) {
         let w = compiled(&spec, "w");
         if let Some(next) = w.next_window(t) {
             prop_assert!(next.start > t, "{:?} starts before {}", next, t);
@@ -155,7 +152,7 @@ proptest! {
     }
 
     #[test]
-    fn open_at_agrees_with_current(spec in spec(WindowType::Maintenance), t in instant()) {
+    fn open_at_agrees_with_current(spec in spec(WindowKind::Maintenance), t in instant()) {
         let w = compiled(&spec, "w");
         let current = w.current(t);
         prop_assert_eq!(w.open_at(t), current.is_some());
@@ -166,7 +163,7 @@ proptest! {
 
     #[test]
     fn windows_between_are_ordered_whole_and_disjoint(
-        spec in spec(WindowType::Maintenance),
+        spec in spec(WindowKind::Maintenance),
         from in instant(),
         days in 1i64..60,
     ) {
@@ -185,7 +182,7 @@ proptest! {
     }
 
     #[test]
-    fn next_close_is_an_instant_the_window_closes(spec in spec(WindowType::Maintenance), t in instant()) {
+    fn next_close_is_an_instant_the_window_closes(spec in spec(WindowKind::Maintenance), t in instant()) {
         let w = compiled(&spec, "w");
         if let Some(close) = w.next_close(t) {
             prop_assert!(close > t);
@@ -196,7 +193,7 @@ proptest! {
 
     #[test]
     fn prepared_and_unprepared_answers_agree(
-        spec in spec(WindowType::Maintenance),
+        spec in spec(WindowKind::Maintenance),
         offset_hours in 0i64..(150 * 24),
         days in 1i64..30,
     ) {
@@ -220,8 +217,8 @@ proptest! {
     /// A verdict's promises hold when checked at the instants it names.
     #[test]
     fn verdicts_keep_their_promises(
-        maintenance in spec(WindowType::Maintenance),
-        blackout in spec(WindowType::Blackout),
+        maintenance in spec(WindowKind::Maintenance),
+        blackout in spec(WindowKind::Blackout),
         now in instant(),
         emergency in any::<bool>(),
         requires in any::<bool>(),

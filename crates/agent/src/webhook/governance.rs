@@ -1,6 +1,6 @@
 //! Checks on ChangePolicy that the CRD schema cannot express: every path
 //! pattern (catalogue `allowedPaths`, `ignorePaths`) must parse. Window
-//! checks are `CompiledWindow::compile`'s.
+//! checks are `crate::window::compile`'s.
 
 use crate::admission::paths::PathPattern;
 use crate::api::ChangePolicySpec;

@@ -3,7 +3,7 @@
 //! repeated times mean their first occurrence), local days, and how an
 //! instant is shown to people.
 
-use crate::api::Interval;
+use super::spec::Interval;
 use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, Offset, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 

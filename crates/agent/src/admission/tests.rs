@@ -47,7 +47,7 @@ fn merge(base: &mut Value, extra: Value) {
 
 fn window(name: &str, spec: Value) -> CompiledWindow {
     let spec: MaintenanceWindowSpec = serde_json::from_value(spec).expect("window spec");
-    CompiledWindow::compile(name, &spec).expect("compiles")
+    crate::window::compile(name, &spec).expect("compiles")
 }
 
 fn weekly() -> CompiledWindow {

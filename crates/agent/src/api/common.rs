@@ -34,6 +34,18 @@ impl fmt::Display for ChangeType {
     }
 }
 
+/// The CRDs spell change types in PascalCase, the domain in kebab-case;
+/// the variants are the same three.
+impl From<ChangeType> for changegate_core::change::ChangeType {
+    fn from(change_type: ChangeType) -> Self {
+        match change_type {
+            ChangeType::Standard => Self::Standard,
+            ChangeType::Normal => Self::Normal,
+            ChangeType::Emergency => Self::Emergency,
+        }
+    }
+}
+
 /// Risk of a change, ordered from lowest to highest.
 #[derive(
     Serialize,

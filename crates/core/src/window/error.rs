@@ -1,11 +1,14 @@
-//! Why a MaintenanceWindow spec cannot be compiled. Every message names the
-//! field and the offending value, and says what to do about it, because it
-//! ends up verbatim in an admission denial or a status condition.
+//! Why a window spec cannot be compiled. Every message names the field and
+//! the offending value, and says what to do about it, because it ends up
+//! verbatim in an admission denial, a status condition or a form error.
+//! Field paths are the MaintenanceWindow's (`spec.schedule.cron`), which
+//! the agent reports as they are.
 
+use super::duration::format_duration;
 use chrono::TimeDelta;
 use thiserror::Error;
 
-/// A MaintenanceWindow spec that the schema accepted but the engine cannot use.
+/// A window spec that its schema accepted but the engine cannot use.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum WindowError {
     #[error("spec.timeZone: unknown time zone {value:?} ({hint})")]
@@ -29,7 +32,7 @@ pub enum WindowError {
 
     #[error(
         "spec.schedule.duration: {} exceeds the shortest interval between window starts ({}); set it to at most {} or space the starts further apart",
-        format_span(*.duration), format_span(*.gap), go_duration(*.gap)
+        format_span(*.duration), format_span(*.gap), format_duration(*.gap)
     )]
     DurationExceedsInterval { duration: TimeDelta, gap: TimeDelta },
 
@@ -77,25 +80,14 @@ impl WindowError {
 /// A span for people: `8d`, `1d2h`, `4h30m`, `45s`.
 pub(crate) fn format_span(span: TimeDelta) -> String {
     let total = span.num_seconds().max(0);
-    join_units(
-        &[(total / 86_400, "d"), (total % 86_400 / 3_600, "h")],
-        total,
-    )
-}
-
-/// A span as `schedule.duration` accepts it (Go syntax, no days): `24h`,
-/// `1h30m`, `45s`, so a message can suggest a value the user can paste.
-pub(crate) fn go_duration(span: TimeDelta) -> String {
-    let total = span.num_seconds().max(0);
-    join_units(&[(total / 3_600, "h")], total)
-}
-
-/// The non-zero `larger` units, then minutes and seconds of `total`
-/// seconds; `0s` when all are zero.
-fn join_units(larger: &[(i64, &str)], total: i64) -> String {
-    let text: String = larger
-        .iter()
-        .chain(&[(total % 3_600 / 60, "m"), (total % 60, "s")])
+    let units = [
+        (total / 86_400, "d"),
+        (total % 86_400 / 3_600, "h"),
+        (total % 3_600 / 60, "m"),
+        (total % 60, "s"),
+    ];
+    let text: String = units
+        .into_iter()
         .filter(|(n, _)| *n > 0)
         .map(|(n, unit)| format!("{n}{unit}"))
         .collect();
@@ -117,9 +109,9 @@ mod tests {
 
     #[test]
     fn suggested_durations_use_the_syntax_the_spec_accepts() {
-        assert_eq!(go_duration(TimeDelta::days(1)), "24h");
-        assert_eq!(go_duration(TimeDelta::minutes(90)), "1h30m");
-        assert_eq!(go_duration(TimeDelta::seconds(45)), "45s");
+        assert_eq!(format_duration(TimeDelta::days(1)), "24h");
+        assert_eq!(format_duration(TimeDelta::minutes(90)), "1h30m");
+        assert_eq!(format_duration(TimeDelta::seconds(45)), "45s");
     }
 
     #[test]

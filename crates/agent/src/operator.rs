@@ -161,10 +161,11 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
                         }
                     }
                     tracing::info!("serving the renewed certificate");
-                    if settings.register_webhooks && current.ca != bundle.ca {
-                        if let Err(e) = register(current.ca.cert_pem.clone()).await {
-                            tracing::error!(error = %e, "cannot inject the new CA bundle");
-                        }
+                    if settings.register_webhooks
+                        && current.ca != bundle.ca
+                        && let Err(e) = register(current.ca.cert_pem.clone()).await
+                    {
+                        tracing::error!(error = %e, "cannot inject the new CA bundle");
                     }
                     bundle = current;
                 }

@@ -1,14 +1,15 @@
-//! Scenarios for single windows, written as the MaintenanceWindow specs a
-//! platform team applies: recurrences, daylight saving, exclusions, ranges,
+//! Scenarios for single windows, written as the window specs a
+//! platform team configures: recurrences, daylight saving, exclusions, ranges,
 //! preparation, and the errors a bad spec gets.
 
+use super::WindowError;
 use super::fixtures::{at, compile_error, interval, window};
 use chrono::TimeDelta;
 
 const CLIENT_A_WEEKLY: &str = r#"
 tenants: [client-a]
 timeZone: Europe/Berlin
-schedule: {cron: "0 2 * * SAT", duration: 4h}
+schedule: {cron: {expr: "0 2 * * SAT", duration: 4h}}
 exclusions:
 - date: "2026-12-26"
 "#;
@@ -38,7 +39,7 @@ fn a_weekly_cron_window_is_open_inside_and_closed_outside() {
 fn spring_forward_night_in_berlin_opens_at_three() {
     let w = window(
         "nightly",
-        r#"{timeZone: Europe/Berlin, schedule: {cron: "0 2 * * *", duration: 4h}}"#,
+        r#"{timeZone: Europe/Berlin, schedule: {cron: {expr: "0 2 * * *", duration: 4h}}}"#,
     );
     // 02:00 does not exist on 2026-03-29: read with CET it is 03:00 CEST.
     let night = w.current(at("2026-03-29T02:00:00Z")).expect("open");
@@ -53,7 +54,7 @@ fn spring_forward_night_in_berlin_opens_at_three() {
 fn fall_back_night_in_berlin_lasts_five_hours() {
     let w = window(
         "nightly",
-        r#"{timeZone: Europe/Berlin, schedule: {cron: "0 2 * * *", duration: 4h}}"#,
+        r#"{timeZone: Europe/Berlin, schedule: {cron: {expr: "0 2 * * *", duration: 4h}}}"#,
     );
     // 02:00 happens twice on 2026-10-25; the window starts at the first.
     let night = w.current(at("2026-10-25T02:00:00Z")).expect("open");
@@ -71,8 +72,9 @@ fn patch_tuesday_rrule_opens_on_the_second_tuesday() {
         r#"
 timeZone: America/New_York
 schedule:
-  rrule: "FREQ=MONTHLY;BYDAY=2TU;BYHOUR=22;BYMINUTE=0;BYSECOND=0"
-  duration: 4h
+  rrule:
+    rule: "FREQ=MONTHLY;BYDAY=2TU;BYHOUR=22;BYMINUTE=0;BYSECOND=0"
+    duration: 4h
 "#,
     );
     // Tue 2026-01-13 22:00 EST until 02:00 the next morning.
@@ -94,7 +96,7 @@ schedule:
 fn a_new_york_window_wholly_inside_the_spring_forward_gap_is_dropped() {
     let w = window(
         "nightly",
-        r#"{timeZone: America/New_York, schedule: {cron: "0 2 * * *", duration: 1h}}"#,
+        r#"{timeZone: America/New_York, schedule: {cron: {expr: "0 2 * * *", duration: 1h}}}"#,
     );
     // On 2026-03-08 02:00-03:00 never happens in New York.
     assert_eq!(
@@ -110,7 +112,7 @@ fn a_new_york_window_wholly_inside_the_spring_forward_gap_is_dropped() {
 fn a_new_york_fall_back_window_gains_the_repeated_hour() {
     let w = window(
         "nightly",
-        r#"{timeZone: America/New_York, schedule: {cron: "0 1 * * *", duration: 2h}}"#,
+        r#"{timeZone: America/New_York, schedule: {cron: {expr: "0 1 * * *", duration: 2h}}}"#,
     );
     let night = w.current(at("2026-11-01T06:30:00Z")).expect("open");
     assert_eq!(
@@ -126,7 +128,7 @@ fn an_excluded_date_cuts_the_window() {
         "friday-night",
         r#"
 timeZone: Europe/Berlin
-schedule: {cron: "0 22 * * FRI", duration: 6h}
+schedule: {cron: {expr: "0 22 * * FRI", duration: 6h}}
 exclusions: [{date: "2026-12-26"}]
 "#,
     );
@@ -158,8 +160,8 @@ fn an_excluded_range_splits_a_window_in_two() {
         "weekly",
         r#"
 timeZone: UTC
-schedule: {cron: "0 2 * * SAT", duration: 4h}
-exclusions: [{start: "2026-11-28T03:00:00Z", end: "2026-11-28T04:00:00Z"}]
+schedule: {cron: {expr: "0 2 * * SAT", duration: 4h}}
+exclusions: [{range: {start: "2026-11-28T03:00:00Z", end: "2026-11-28T04:00:00Z"}}]
 "#,
     );
     assert_eq!(
@@ -201,12 +203,12 @@ fn a_range_freeze_with_offsets_is_read_as_instants() {
     let w = window(
         "year-end-freeze",
         r#"
-type: Blackout
+kind: blackout
 timeZone: Europe/Berlin
 schedule:
   ranges:
   - {start: "2026-12-20T00:00:00+01:00", end: "2027-01-04T00:00:00+01:00"}
-allowTypes: [Emergency]
+allowTypes: [emergency]
 "#,
     );
     assert!(w.open_at(at("2026-12-19T23:00:00Z")));
@@ -220,8 +222,9 @@ fn an_rrule_interval_counts_from_its_dtstart() {
         r#"
 timeZone: Europe/Berlin
 schedule:
-  rrule: "DTSTART:20260103T020000\nRRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=SA"
-  duration: 4h
+  rrule:
+    rule: "DTSTART:20260103T020000\nRRULE:FREQ=WEEKLY;INTERVAL=2;BYDAY=SA"
+    duration: 4h
 "#,
     );
     assert!(w.open_at(at("2026-01-17T02:00:00Z")));
@@ -258,7 +261,7 @@ fn windows_between_reports_whole_windows_not_clipped_ones() {
 fn next_close_follows_windows_that_touch() {
     let w = window(
         "weekdays",
-        r#"{timeZone: UTC, schedule: {cron: "0 8 * * MON-FRI", duration: 24h}}"#,
+        r#"{timeZone: UTC, schedule: {cron: {expr: "0 8 * * MON-FRI", duration: 24h}}}"#,
     );
     // Monday 08:00 to Saturday 08:00 without a break.
     assert_eq!(
@@ -275,7 +278,7 @@ fn next_close_follows_windows_that_touch() {
 fn a_window_that_never_closes_has_no_next_close() {
     let w = window(
         "always",
-        r#"{timeZone: Europe/Berlin, schedule: {cron: "0 0 * * *", duration: 24h}}"#,
+        r#"{timeZone: Europe/Berlin, schedule: {cron: {expr: "0 0 * * *", duration: 24h}}}"#,
     );
     assert!(w.open_at(at("2026-03-29T00:30:00Z")));
     assert!(w.open_at(at("2026-10-25T00:30:00Z")));
@@ -286,7 +289,7 @@ fn a_window_that_never_closes_has_no_next_close() {
 fn an_empty_tenant_list_applies_to_every_tenant() {
     let everyone = window(
         "everyone",
-        r#"{timeZone: UTC, schedule: {cron: "0 2 * * SAT", duration: 1h}}"#,
+        r#"{timeZone: UTC, schedule: {cron: {expr: "0 2 * * SAT", duration: 1h}}}"#,
     );
     assert!(everyone.applies_to("client-a"));
     assert!(everyone.applies_to("client-b"));
@@ -331,12 +334,13 @@ fn compiled_windows_can_be_shared_between_threads() {
 
 #[test]
 fn unknown_time_zone_is_an_error_naming_the_field() {
-    let typo = r#"{timeZone: Europe/Berln, schedule: {cron: "0 2 * * SAT", duration: 4h}}"#;
+    let typo = r#"{timeZone: Europe/Berln, schedule: {cron: {expr: "0 2 * * SAT", duration: 4h}}}"#;
     assert_eq!(
         compile_error(typo).to_string(),
         r#"spec.timeZone: unknown time zone "Europe/Berln" (did you mean Europe/Berlin?)"#
     );
-    let unknown = r#"{timeZone: Middle/Earth, schedule: {cron: "0 2 * * SAT", duration: 4h}}"#;
+    let unknown =
+        r#"{timeZone: Middle/Earth, schedule: {cron: {expr: "0 2 * * SAT", duration: 4h}}}"#;
     assert_eq!(
         compile_error(unknown).to_string(),
         r#"spec.timeZone: unknown time zone "Middle/Earth" (use an IANA name such as Europe/Berlin)"#
@@ -346,7 +350,8 @@ fn unknown_time_zone_is_an_error_naming_the_field() {
 
 #[test]
 fn zero_duration_is_an_error() {
-    let err = compile_error(r#"{timeZone: UTC, schedule: {cron: "0 2 * * SAT", duration: 0s}}"#);
+    let err =
+        compile_error(r#"{timeZone: UTC, schedule: {cron: {expr: "0 2 * * SAT", duration: 0s}}}"#);
     assert_eq!(
         err.to_string(),
         "spec.schedule.duration: must be greater than zero"
@@ -355,7 +360,8 @@ fn zero_duration_is_an_error() {
 
 #[test]
 fn negative_duration_is_an_error() {
-    let err = compile_error(r#"{timeZone: UTC, schedule: {cron: "0 2 * * SAT", duration: -1h}}"#);
+    let err =
+        compile_error(r#"{timeZone: UTC, schedule: {cron: {expr: "0 2 * * SAT", duration: -1h}}}"#);
     assert_eq!(
         err.to_string(),
         "spec.schedule.duration: must be greater than zero"
@@ -363,25 +369,16 @@ fn negative_duration_is_an_error() {
 }
 
 #[test]
-fn missing_duration_is_an_error() {
-    let err = compile_error(r#"{timeZone: UTC, schedule: {cron: "0 2 * * SAT"}}"#);
-    assert!(
-        err.to_string()
-            .starts_with("spec.schedule.duration: is required with schedule.cron"),
-        "{err}"
-    );
-}
-
-#[test]
 fn a_duration_longer_than_the_period_is_an_error() {
-    let err = compile_error(r#"{timeZone: UTC, schedule: {cron: "0 2 * * *", duration: 192h}}"#);
+    let err =
+        compile_error(r#"{timeZone: UTC, schedule: {cron: {expr: "0 2 * * *", duration: 192h}}}"#);
     assert_eq!(
         err.to_string(),
         "spec.schedule.duration: 8d exceeds the shortest interval between window starts (1d); \
          set it to at most 24h or space the starts further apart"
     );
     let err = compile_error(
-        r#"{timeZone: UTC, schedule: {rrule: "FREQ=WEEKLY;BYDAY=SA,SU;BYHOUR=2", duration: 25h}}"#,
+        r#"{timeZone: UTC, schedule: {rrule: {rule: "FREQ=WEEKLY;BYDAY=SA,SU;BYHOUR=2", duration: 25h}}}"#,
     );
     assert!(err.to_string().contains("(1d)"), "{err}");
 }
@@ -407,7 +404,8 @@ schedule:
 
 #[test]
 fn invalid_cron_is_an_error() {
-    let err = compile_error(r#"{timeZone: UTC, schedule: {cron: "0 25 * * *", duration: 1h}}"#);
+    let err =
+        compile_error(r#"{timeZone: UTC, schedule: {cron: {expr: "0 25 * * *", duration: 1h}}}"#);
     assert!(
         err.to_string()
             .starts_with(r#"spec.schedule.cron: invalid cron expression "0 25 * * *": "#),
@@ -417,14 +415,15 @@ fn invalid_cron_is_an_error() {
 
 #[test]
 fn a_cron_that_never_matches_is_an_error() {
-    let err = compile_error(r#"{timeZone: UTC, schedule: {cron: "0 0 30 2 *", duration: 1h}}"#);
+    let err =
+        compile_error(r#"{timeZone: UTC, schedule: {cron: {expr: "0 0 30 2 *", duration: 1h}}}"#);
     assert!(err.to_string().contains("never matches a date"), "{err}");
 }
 
 #[test]
 fn invalid_rrule_is_an_error() {
     let err = compile_error(
-        r#"{timeZone: UTC, schedule: {rrule: "FREQ=FORTNIGHTLY;BYDAY=SA", duration: 1h}}"#,
+        r#"{timeZone: UTC, schedule: {rrule: {rule: "FREQ=FORTNIGHTLY;BYDAY=SA", duration: 1h}}}"#,
     );
     assert!(
         err.to_string().starts_with(
@@ -437,7 +436,7 @@ fn invalid_rrule_is_an_error() {
 #[test]
 fn an_rrule_without_starts_is_an_error() {
     let err = compile_error(
-        r#"{timeZone: UTC, schedule: {rrule: "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", duration: 1h}}"#,
+        r#"{timeZone: UTC, schedule: {rrule: {rule: "FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", duration: 1h}}}"#,
     );
     assert!(
         err.to_string().contains("produces no window starts"),
@@ -446,67 +445,34 @@ fn an_rrule_without_starts_is_an_error() {
 }
 
 #[test]
-fn two_schedules_are_an_error() {
-    let err = compile_error(
-        r#"{timeZone: UTC, schedule: {cron: "0 2 * * SAT", rrule: "FREQ=DAILY", duration: 1h}}"#,
-    );
-    assert_eq!(
-        err.to_string(),
-        "spec.schedule: set exactly one of schedule.cron, schedule.rrule or schedule.ranges \
-         (found cron and rrule)"
-    );
-}
-
-#[test]
-fn a_duration_with_ranges_is_an_error() {
-    let err = compile_error(
-        r#"
-timeZone: UTC
-schedule:
-  ranges: [{start: "2026-01-01T00:00:00Z", end: "2026-01-02T00:00:00Z"}]
-  duration: 1h
-"#,
-    );
-    assert_eq!(
-        err.to_string(),
-        "spec.schedule.duration: does not apply to schedule.ranges; remove it"
-    );
-}
-
-#[test]
 fn a_bad_exclusion_is_an_error_naming_its_index() {
     let err = compile_error(
         r#"
 timeZone: UTC
-schedule: {cron: "0 2 * * SAT", duration: 1h}
-exclusions:
-- {start: "2026-01-02T00:00:00Z", end: "2026-01-01T00:00:00Z"}
-"#,
-    );
-    assert!(
-        err.to_string()
-            .starts_with("spec.exclusions[0]: end 2026-01-01T00:00:00Z is not after start"),
-        "{err}"
-    );
-    let err = compile_error(
-        r#"
-timeZone: UTC
-schedule: {cron: "0 2 * * SAT", duration: 1h}
+schedule: {cron: {expr: "0 2 * * SAT", duration: 1h}}
 exclusions:
 - {date: "2026-01-01"}
-- {date: "2026-01-02", start: "2026-01-02T00:00:00Z", end: "2026-01-03T00:00:00Z"}
+- {range: {start: "2026-01-02T00:00:00Z", end: "2026-01-01T00:00:00Z"}}
 "#,
     );
     assert_eq!(
         err.to_string(),
-        "spec.exclusions[1]: set either date (a whole local day) or start and end, not both"
+        "spec.exclusions[1]: end 2026-01-01T00:00:00Z is not after start 2026-01-02T00:00:00Z; \
+         swap them or fix the end"
     );
+    assert_eq!(err.field(), "spec.exclusions[1]");
+}
+
+#[test]
+fn an_empty_list_of_ranges_is_an_error() {
+    let err = compile_error(r#"{timeZone: UTC, schedule: {ranges: []}}"#);
+    assert_eq!(err, WindowError::NoRanges);
 }
 
 #[test]
 fn allow_types_on_a_maintenance_window_is_an_error() {
     let err = compile_error(
-        r#"{timeZone: UTC, schedule: {cron: "0 2 * * SAT", duration: 1h}, allowTypes: [Emergency]}"#,
+        r#"{timeZone: UTC, schedule: {cron: {expr: "0 2 * * SAT", duration: 1h}}, allowTypes: [emergency]}"#,
     );
     assert_eq!(err.field(), "spec.allowTypes");
 }

@@ -316,7 +316,7 @@ fn covers(
     match evaluate(
         view.windows,
         view.tenant,
-        change_type,
+        change_type.into(),
         policy.requires_window(change_type),
         now,
     ) {
@@ -464,13 +464,13 @@ fn explain(
     match best {
         Some((_, r)) => {
             let mut msg = format!("{head} {}", r.detail);
-            if r.reason == Reason::ChangeNotApproved && policy.requires_window(r.change_type) {
-                if let WindowVerdict::Closed { next } =
-                    evaluate(view.windows, view.tenant, r.change_type, true, now)
-                {
-                    msg.push(' ');
-                    msg.push_str(&next_opening(next.as_ref()));
-                }
+            if r.reason == Reason::ChangeNotApproved
+                && policy.requires_window(r.change_type)
+                && let WindowVerdict::Closed { next } =
+                    evaluate(view.windows, view.tenant, r.change_type.into(), true, now)
+            {
+                msg.push(' ');
+                msg.push_str(&next_opening(next.as_ref()));
             }
             (r.reason, msg)
         }

@@ -1,41 +1,16 @@
-//! The changegate operator binary: `changegate run` (controller and
-//! admission webhook) and `changegate crd` (print the CRDs).
+//! `changegate agent`: the Kubernetes enforcement agent (admission
+//! webhooks with self-managed TLS, registration, rotation), as the
+//! operator ran it before the server became the record.
 
-use changegate::operator::{self, Settings};
-use changegate::webhook::certs::Lifetimes;
-use changegate::webhook::registration::Endpoint;
-use clap::{Args, Parser, Subcommand};
+use changegate_agent::operator::{self, Settings};
+use changegate_agent::webhook::certs::Lifetimes;
+use changegate_agent::webhook::registration::Endpoint;
+use clap::Args;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-/// mimalloc: every admission request parses two objects into short-lived
-/// maps; glibc malloc spent a fifth of the operator's CPU on them.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[derive(Parser)]
-#[command(
-    name = "changegate",
-    version,
-    about = "ITIL change and release management for Kubernetes"
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Print the CustomResourceDefinitions generated from the Rust types.
-    Crd,
-    /// Print the chart's webhook configurations (cert-manager mode) as a Helm template.
-    Webhooks,
-    /// Run the operator: admission webhooks (and, later, the controller).
-    Run(Box<RunArgs>),
-}
-
 #[derive(Args)]
-struct RunArgs {
+pub struct AgentArgs {
     /// The operator's own namespace: holds the TLS Secret and is never gated.
     #[arg(long, env = "POD_NAMESPACE", default_value = "changegate-system")]
     namespace: String,
@@ -82,7 +57,7 @@ struct RunArgs {
     webhook_timeout_seconds: i32,
 }
 
-impl RunArgs {
+impl AgentArgs {
     fn into_settings(self) -> Settings {
         let (endpoint, sans) = match &self.webhook_url {
             Some(url) => {
@@ -130,51 +105,21 @@ impl RunArgs {
     }
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.command {
-        Command::Crd => match changegate::api::crds_yaml() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("changegate: cannot render CRDs: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Webhooks => match changegate::webhook::registration::chart_template() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("changegate: cannot render the webhook configurations: {e}");
-                ExitCode::FAILURE
-            }
-        },
-        Command::Run(args) => {
-            tracing_subscriber::fmt()
-                .with_env_filter(
-                    tracing_subscriber::EnvFilter::try_from_default_env()
-                        .unwrap_or_else(|_| "info,kube=warn".into()),
-                )
-                .init();
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("changegate: cannot start the async runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(operator::run((*args).into_settings())) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    tracing::error!(error = %e, "changegate stopped");
-                    eprintln!("changegate: {e}");
-                    ExitCode::FAILURE
-                }
-            }
+pub fn run(args: AgentArgs) -> ExitCode {
+    crate::cli::init_tracing("info,kube=warn");
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("changegate: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(operator::run(args.into_settings())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "changegate agent stopped");
+            eprintln!("changegate: {e}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -1,11 +1,11 @@
-//! A compiled MaintenanceWindow and the questions asked of it: is it open at
+//! A compiled window and the questions asked of it: is it open at
 //! `t`, which window holds `t`, when does the next one open, when does it
-//! close. Pure: no clock reads, no Kubernetes I/O.
+//! close. Pure: no clock reads, no I/O.
 //!
 //! # Semantics
 //!
 //! * **Wall-clock recurrences.** `cron` and `rrule` are evaluated on naive
-//!   local time in `spec.timeZone`; each start `s` gives the nominal local
+//!   local time in the spec's `timeZone`; each start `s` gives the nominal local
 //!   window `[s, s + duration)` (naive arithmetic). Both ends are then mapped
 //!   to instants by RFC 5545 §3.3.5: a local time inside a daylight-saving
 //!   gap is read with the offset in force *before* the gap, and a local time
@@ -35,7 +35,8 @@ use super::error::WindowError;
 use super::intervals::{coalesce, containing, meeting, subtract};
 use super::local_time::{shift, to_instant, to_local};
 use super::recurrence::{DOMAIN_END, DOMAIN_START};
-use crate::api::{ChangeType, Interval, MaintenanceWindowSpec, WindowType};
+use super::spec::{Interval, WindowKind, WindowSpec};
+use crate::change::ChangeType;
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
@@ -49,11 +50,11 @@ const NEXT_WINDOW_SEARCH: TimeDelta = TimeDelta::days(4096);
 /// How far [`CompiledWindow::next_close`] follows occurrences that touch.
 const CLOSE_SEARCH: TimeDelta = TimeDelta::days(400);
 
-/// A validated MaintenanceWindow, ready to answer "is it open?".
+/// A validated window, ready to answer "is it open?".
 #[derive(Debug, Clone)]
 pub struct CompiledWindow {
     name: String,
-    window_type: WindowType,
+    kind: WindowKind,
     tenants: Vec<String>,
     allow_types: Vec<ChangeType>,
     time_zone: Tz,
@@ -78,7 +79,7 @@ struct Prepared {
 
 impl CompiledWindow {
     /// Validates `spec` (everything the CRD schema cannot check) and
-    /// compiles it. `name` is the MaintenanceWindow's name, used in verdicts.
+    /// compiles it. `name` is the window's name, used in verdicts.
     ///
     /// # Errors
     ///
@@ -86,11 +87,11 @@ impl CompiledWindow {
     /// an IANA name, the cron or rrule does not parse or never starts a
     /// window, the duration is not positive or longer than the gap between
     /// starts, or a range or exclusion is empty or malformed.
-    pub fn compile(name: &str, spec: &MaintenanceWindowSpec) -> Result<Self, WindowError> {
+    pub fn compile(name: &str, spec: &WindowSpec) -> Result<Self, WindowError> {
         let parts = compile::compile(spec)?;
         Ok(Self {
             name: name.to_owned(),
-            window_type: spec.window_type,
+            kind: spec.kind,
             tenants: spec.tenants.clone(),
             allow_types: spec.allow_types.clone(),
             time_zone: parts.time_zone,
@@ -129,8 +130,8 @@ impl CompiledWindow {
         &self.name
     }
 
-    pub fn window_type(&self) -> WindowType {
-        self.window_type
+    pub fn kind(&self) -> WindowKind {
+        self.kind
     }
 
     pub fn applies_to(&self, tenant: &str) -> bool {

@@ -1,6 +1,6 @@
-//! Turning a MaintenanceWindow spec into the engine's parts, checking all
-//! the schema cannot: the IANA zone, cron and rrule syntax, durations
-//! against the recurrence, ranges and exclusions.
+//! Turning a [`WindowSpec`] into the engine's parts, checking all its
+//! types cannot: the IANA zone, cron and rrule syntax, durations against
+//! the recurrence, ranges and exclusions.
 
 use super::cron_starts::CronStarts;
 use super::error::WindowError;
@@ -8,7 +8,7 @@ use super::intervals::coalesce;
 use super::local_time::local_day;
 use super::recurrence::{DOMAIN_START, Recurrence};
 use super::rrule_starts::RuleStarts;
-use crate::api::{Exclusion, Interval, MaintenanceWindowSpec, Schedule, WindowType};
+use super::spec::{Exclusion, Interval, Schedule, WindowKind, WindowSpec};
 use chrono::{SecondsFormat, TimeDelta};
 use chrono_tz::Tz;
 
@@ -36,8 +36,8 @@ pub(crate) struct Parts {
     pub(crate) exclusions: Vec<Interval>,
 }
 
-pub(crate) fn compile(spec: &MaintenanceWindowSpec) -> Result<Parts, WindowError> {
-    if spec.window_type == WindowType::Maintenance && !spec.allow_types.is_empty() {
+pub(crate) fn compile(spec: &WindowSpec) -> Result<Parts, WindowError> {
+    if spec.kind == WindowKind::Maintenance && !spec.allow_types.is_empty() {
         return Err(WindowError::AllowTypesOnMaintenance);
     }
     let time_zone = parse_time_zone(&spec.time_zone)?;
@@ -97,41 +97,23 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 fn compile_schedule(schedule: &Schedule, tz: Tz) -> Result<Source, WindowError> {
-    let found: Vec<&str> = [
-        ("cron", schedule.cron.is_some()),
-        ("rrule", schedule.rrule.is_some()),
-        ("ranges", schedule.ranges.is_some()),
-    ]
-    .into_iter()
-    .filter_map(|(name, set)| set.then_some(name))
-    .collect();
-    let starts = match (&schedule.cron, &schedule.rrule, &schedule.ranges) {
-        (Some(cron), None, None) => Recurrence::Cron(CronStarts::parse(cron)?),
-        (None, Some(rule), None) => Recurrence::Rule(RuleStarts::parse(rule, tz)?),
-        (None, None, Some(ranges)) => {
-            if schedule.duration.is_some() {
-                return Err(WindowError::InvalidDuration {
-                    reason: "does not apply to schedule.ranges; remove it".into(),
-                });
-            }
-            return compile_ranges(ranges);
+    let (starts, duration, text) = match schedule {
+        Schedule::Cron { expr, duration } => {
+            (Recurrence::Cron(CronStarts::parse(expr)?), duration, expr)
         }
-        _ => {
-            return Err(WindowError::ScheduleShape {
-                found: if found.is_empty() {
-                    "none".into()
-                } else {
-                    found.join(" and ")
-                },
-            });
-        }
+        Schedule::Rrule { rule, duration } => (
+            Recurrence::Rule(RuleStarts::parse(rule, tz)?),
+            duration,
+            rule,
+        ),
+        Schedule::Ranges(ranges) => return compile_ranges(ranges),
     };
-    let duration = compile_duration(schedule.duration)?;
+    let duration = check_duration(*duration)?;
     if starts
         .first_from(starts.scan_start().max(DOMAIN_START))
         .is_none()
     {
-        return Err(never_starts(schedule, &starts));
+        return Err(never_starts(&starts, text));
     }
     if let Some(gap) = starts.shortest_gap().filter(|gap| duration > *gap) {
         return Err(WindowError::DurationExceedsInterval { duration, gap });
@@ -142,31 +124,24 @@ fn compile_schedule(schedule: &Schedule, tz: Tz) -> Result<Source, WindowError> 
     })
 }
 
-fn never_starts(schedule: &Schedule, starts: &Recurrence) -> WindowError {
+fn never_starts(starts: &Recurrence, text: &str) -> WindowError {
     match starts {
         Recurrence::Cron(_) => WindowError::InvalidCron {
-            value: schedule.cron.clone().unwrap_or_default(),
+            value: text.to_owned(),
             reason: "it never matches a date; check the day of month against the month".into(),
         },
         Recurrence::Rule(_) => WindowError::InvalidRRule {
-            value: schedule.rrule.clone().unwrap_or_default(),
+            value: text.to_owned(),
             reason: "it produces no window starts; check DTSTART, UNTIL, COUNT and the BY parts"
                 .into(),
         },
     }
 }
 
-fn compile_duration(duration: Option<kube::core::Duration>) -> Result<TimeDelta, WindowError> {
+fn check_duration(span: TimeDelta) -> Result<TimeDelta, WindowError> {
     let invalid = |reason: &str| WindowError::InvalidDuration {
         reason: reason.into(),
     };
-    let duration = duration
-        .ok_or_else(|| invalid("is required with schedule.cron and schedule.rrule, e.g. 4h"))?;
-    if duration.is_negative() {
-        return Err(invalid("must be greater than zero"));
-    }
-    let span = crate::time::to_time_delta(duration)
-        .ok_or_else(|| invalid("is too long; use schedule.ranges for periods over a year"))?;
     if span <= TimeDelta::zero() {
         return Err(invalid("must be greater than zero"));
     }
@@ -178,11 +153,10 @@ fn compile_duration(duration: Option<kube::core::Duration>) -> Result<TimeDelta,
     Ok(span)
 }
 
-fn compile_ranges(ranges: &[crate::api::TimeRange]) -> Result<Source, WindowError> {
+fn compile_ranges(ranges: &[Interval]) -> Result<Source, WindowError> {
     if ranges.is_empty() {
         return Err(WindowError::NoRanges);
     }
-    let mut intervals = Vec::with_capacity(ranges.len());
     for (index, range) in ranges.iter().enumerate() {
         if range.end <= range.start {
             return Err(WindowError::EmptyRange {
@@ -191,42 +165,25 @@ fn compile_ranges(ranges: &[crate::api::TimeRange]) -> Result<Source, WindowErro
                 end: rfc3339(range.end),
             });
         }
-        intervals.push(Interval {
-            start: range.start,
-            end: range.end,
-        });
     }
-    Ok(Source::Ranges(coalesce(intervals)))
+    Ok(Source::Ranges(coalesce(ranges.to_vec())))
 }
 
 fn compile_exclusions(exclusions: &[Exclusion], tz: Tz) -> Result<Vec<Interval>, WindowError> {
     let mut cuts = Vec::with_capacity(exclusions.len());
     for (index, exclusion) in exclusions.iter().enumerate() {
-        let invalid = |reason: String| WindowError::InvalidExclusion { index, reason };
-        let cut = match (exclusion.date, exclusion.start, exclusion.end) {
-            (Some(date), None, None) => local_day(tz, date),
-            (None, Some(start), Some(end)) if end > start => Interval { start, end },
-            (None, Some(start), Some(end)) => {
-                return Err(invalid(format!(
-                    "end {} is not after start {}; swap them or fix the end",
-                    rfc3339(end),
-                    rfc3339(start)
-                )));
-            }
-            (None, Some(_), None) | (None, None, Some(_)) => {
-                return Err(invalid(
-                    "an exclusion range needs both start and end".into(),
-                ));
-            }
-            (None, None, None) => {
-                return Err(invalid(
-                    "is empty; set date (a whole local day) or start and end".into(),
-                ));
-            }
-            (Some(_), _, _) => {
-                return Err(invalid(
-                    "set either date (a whole local day) or start and end, not both".into(),
-                ));
+        let cut = match *exclusion {
+            Exclusion::Date(date) => local_day(tz, date),
+            Exclusion::Range(range) if range.end > range.start => range,
+            Exclusion::Range(range) => {
+                return Err(WindowError::InvalidExclusion {
+                    index,
+                    reason: format!(
+                        "end {} is not after start {}; swap them or fix the end",
+                        rfc3339(range.end),
+                        rfc3339(range.start)
+                    ),
+                });
             }
         };
         cuts.push(cut);

@@ -170,17 +170,17 @@ fn go(to: ChangePhase, reason: impl Into<String>) -> Option<Transition> {
 }
 
 fn expiry(f: &Facts<'_>) -> Option<String> {
-    if f.phase == ChangePhase::PendingApproval {
-        if let Some(deadline) = approval_expires_at(f.policy, f.created_at) {
-            // Approvals complete by the deadline count even when the phase
-            // was not recorded in time; later ones do not.
-            let approved_in_time = f.tally.upfront_complete_at.is_some_and(|t| t <= deadline);
-            if f.now >= deadline && !approved_in_time {
-                return Some(format!(
-                    "not approved by {} (approvalTimeout)",
-                    rfc3339(deadline)
-                ));
-            }
+    if f.phase == ChangePhase::PendingApproval
+        && let Some(deadline) = approval_expires_at(f.policy, f.created_at)
+    {
+        // Approvals complete by the deadline count even when the phase
+        // was not recorded in time; later ones do not.
+        let approved_in_time = f.tally.upfront_complete_at.is_some_and(|t| t <= deadline);
+        if f.now >= deadline && !approved_in_time {
+            return Some(format!(
+                "not approved by {} (approvalTimeout)",
+                rfc3339(deadline)
+            ));
         }
     }
     let not_after = f.not_after.filter(|&t| f.now >= t)?;
