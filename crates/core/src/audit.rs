@@ -1,0 +1,249 @@
+//! The audit chain: every decision and transition is an event, and each
+//! event's hash covers the previous event's hash and the event itself,
+//! per tenant. `verify` walks the events in stored order and reports the
+//! first broken link, so an edit, a deletion or a reordering made behind
+//! the application's back is found.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::ids::TenantId;
+
+/// The hash a tenant's first event links to.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What an event says. `detail` is the JSON text exactly as stored, so
+/// the hash never depends on how a database orders JSON keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventBody {
+    pub tenant: TenantId,
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Event {
+    #[serde(flatten)]
+    pub body: EventBody,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Timestamps are hashed at microsecond precision, what both databases keep.
+pub fn normalise(at: DateTime<Utc>) -> DateTime<Utc> {
+    let micros = at.timestamp_micros();
+    DateTime::from_timestamp_micros(micros).unwrap_or(at)
+}
+
+/// sha256(prev_hash || 0x1f || each field separated by 0x1f), hex.
+pub fn link_hash(prev_hash: &str, body: &EventBody) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        prev_hash,
+        &body.tenant.0.to_string(),
+        &body.seq.to_string(),
+        &normalise(body.at).to_rfc3339_opts(SecondsFormat::Micros, true),
+        &body.actor,
+        &body.action,
+        &body.subject,
+        &body.detail,
+    ] {
+        h.update(part.as_bytes());
+        h.update([0x1f]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Append `body` after the chain head `(seq, hash)`; the body's seq must be head + 1.
+pub fn seal(prev_hash: &str, body: EventBody) -> Event {
+    let hash = link_hash(prev_hash, &body);
+    Event {
+        body,
+        prev_hash: prev_hash.to_string(),
+        hash,
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Break {
+    /// The event's content no longer matches its hash.
+    Edited { seq: i64 },
+    /// An event is missing before this one (sequence gap or dangling link).
+    Missing { expected_seq: i64, found_seq: i64 },
+    /// The event does not link to the one before it: that one was
+    /// replaced (edited and re-hashed) or the chain was spliced.
+    Unlinked { seq: i64 },
+    /// Events are stored out of sequence.
+    Reordered { seq: i64, after: i64 },
+    /// The chain ends before the recorded head: trailing events were removed.
+    Truncated { last_seq: i64, head_seq: i64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub events: usize,
+    pub intact: bool,
+    pub first_break: Option<Break>,
+    pub head_hash: String,
+}
+
+/// Verify a tenant's events in stored (insertion) order against the head
+/// recorded when the last event was appended.
+pub fn verify(events: &[Event], head_seq: i64) -> Report {
+    let mut prev_hash = GENESIS.to_string();
+    let mut prev_seq = 0i64;
+    let report = |first_break: Option<Break>, head_hash: &str| Report {
+        events: events.len(),
+        intact: first_break.is_none(),
+        first_break,
+        head_hash: head_hash.to_string(),
+    };
+    for (i, e) in events.iter().enumerate() {
+        let seq = e.body.seq;
+        if seq <= prev_seq {
+            return report(
+                Some(Break::Reordered {
+                    seq,
+                    after: prev_seq,
+                }),
+                &prev_hash,
+            );
+        }
+        if link_hash(&e.prev_hash, &e.body) != e.hash {
+            return report(Some(Break::Edited { seq }), &prev_hash);
+        }
+        if seq != prev_seq + 1 {
+            // The expected event stored later means the rows were reordered.
+            if events[i..]
+                .iter()
+                .any(|later| later.body.seq == prev_seq + 1)
+            {
+                return report(
+                    Some(Break::Reordered {
+                        seq,
+                        after: prev_seq,
+                    }),
+                    &prev_hash,
+                );
+            }
+            return report(
+                Some(Break::Missing {
+                    expected_seq: prev_seq + 1,
+                    found_seq: seq,
+                }),
+                &prev_hash,
+            );
+        }
+        if e.prev_hash != prev_hash {
+            return report(Some(Break::Unlinked { seq }), &prev_hash);
+        }
+        prev_hash = e.hash.clone();
+        prev_seq = seq;
+    }
+    if prev_seq < head_seq {
+        return report(
+            Some(Break::Truncated {
+                last_seq: prev_seq,
+                head_seq,
+            }),
+            &prev_hash,
+        );
+    }
+    report(None, &prev_hash)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(n: i64) -> Vec<Event> {
+        let mut prev = GENESIS.to_string();
+        (1..=n)
+            .map(|seq| {
+                let e = seal(
+                    &prev,
+                    EventBody {
+                        tenant: TenantId(1),
+                        seq,
+                        at: DateTime::from_timestamp(1_700_000_000 + seq, 123_456_789)
+                            .expect("valid"),
+                        actor: "alice@msp.example".into(),
+                        action: "change.approved".into(),
+                        subject: format!("CHG-{seq}"),
+                        detail: r#"{"b":1,"a":2}"#.into(),
+                    },
+                );
+                prev = e.hash.clone();
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_untouched_chain_verifies() {
+        let r = verify(&chain(5), 5);
+        assert!(r.intact, "{r:?}");
+        assert_eq!(r.events, 5);
+    }
+
+    #[test]
+    fn an_edit_is_found_at_the_edited_event() {
+        let mut c = chain(5);
+        c[2].body.detail = r#"{"b":1,"a":3}"#.into();
+        assert_eq!(verify(&c, 5).first_break, Some(Break::Edited { seq: 3 }));
+    }
+
+    #[test]
+    fn a_deletion_is_found_where_the_gap_is() {
+        let mut c = chain(5);
+        c.remove(1);
+        assert_eq!(
+            verify(&c, 5).first_break,
+            Some(Break::Missing {
+                expected_seq: 2,
+                found_seq: 3
+            })
+        );
+        let mut tail = chain(5);
+        tail.pop();
+        assert_eq!(
+            verify(&tail, 5).first_break,
+            Some(Break::Truncated {
+                last_seq: 4,
+                head_seq: 5
+            })
+        );
+    }
+
+    #[test]
+    fn a_reordering_is_found() {
+        let mut c = chain(5);
+        c.swap(1, 3);
+        assert_eq!(
+            verify(&c, 5).first_break,
+            Some(Break::Reordered { seq: 4, after: 1 })
+        );
+    }
+
+    #[test]
+    fn a_rehashed_edit_still_breaks_the_next_link() {
+        let mut c = chain(4);
+        c[1].body.actor = "mallory@example.com".into();
+        c[1].hash = link_hash(&c[1].prev_hash, &c[1].body);
+        assert_eq!(verify(&c, 4).first_break, Some(Break::Unlinked { seq: 3 }));
+    }
+
+    #[test]
+    fn sub_microsecond_time_does_not_change_the_hash() {
+        let c = chain(1);
+        let mut body = c[0].body.clone();
+        body.at = normalise(body.at);
+        assert_eq!(link_hash(GENESIS, &body), c[0].hash);
+    }
+}

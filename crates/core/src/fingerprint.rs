@@ -1,0 +1,143 @@
+//! The content fingerprint approvals sign: a SHA-256 over the parts of a
+//! change that define what may ship (scope, configuration items,
+//! artifacts, planned window, backout plan). An edit that changes it after
+//! submission is material: a new revision that re-opens approval.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+/// What the fingerprint covers. Field order and normalisation are part of
+/// the format: lists are sorted and de-duplicated, text is trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Content<'a> {
+    pub description: &'a str,
+    pub implementation_plan: &'a str,
+    pub backout_plan: &'a str,
+    pub configuration_items: &'a [String],
+    pub artifacts: &'a [String],
+    pub planned_start: Option<DateTime<Utc>>,
+    pub planned_end: Option<DateTime<Utc>>,
+}
+
+#[derive(Serialize)]
+struct Canonical<'a> {
+    v: u8,
+    description: &'a str,
+    implementation_plan: &'a str,
+    backout_plan: &'a str,
+    configuration_items: Vec<&'a str>,
+    artifacts: Vec<&'a str>,
+    planned_start: Option<String>,
+    planned_end: Option<String>,
+}
+
+fn sorted(items: &[String]) -> Vec<&str> {
+    let mut v: Vec<&str> = items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// `sha256:<hex>` of the canonical JSON of `content`.
+pub fn fingerprint(content: &Content<'_>) -> String {
+    let at = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+    let canonical = Canonical {
+        v: 1,
+        description: content.description.trim(),
+        implementation_plan: content.implementation_plan.trim(),
+        backout_plan: content.backout_plan.trim(),
+        configuration_items: sorted(content.configuration_items),
+        artifacts: sorted(content.artifacts),
+        planned_start: at(content.planned_start),
+        planned_end: at(content.planned_end),
+    };
+    // Serialising a struct of strings cannot fail.
+    let json = serde_json::to_vec(&canonical).unwrap_or_default();
+    format!("sha256:{}", hex::encode(Sha256::digest(&json)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> (Vec<String>, Vec<String>) {
+        (
+            vec!["payments-api".into(), "db".into()],
+            vec!["registry.example/payments@sha256:aa".into()],
+        )
+    }
+
+    #[test]
+    fn order_and_whitespace_do_not_matter() {
+        let (cis, arts) = base();
+        let mut reversed = cis.clone();
+        reversed.reverse();
+        let a = fingerprint(&Content {
+            description: "x",
+            configuration_items: &cis,
+            artifacts: &arts,
+            ..Default::default()
+        });
+        let b = fingerprint(&Content {
+            description: " x ",
+            configuration_items: &reversed,
+            artifacts: &arts,
+            ..Default::default()
+        });
+        assert_eq!(a, b);
+        assert!(a.starts_with("sha256:") && a.len() == 7 + 64);
+    }
+
+    #[test]
+    fn every_covered_field_changes_it() {
+        let (cis, arts) = base();
+        let other_arts = vec!["registry.example/payments@sha256:bb".to_string()];
+        let c = Content {
+            description: "x",
+            configuration_items: &cis,
+            artifacts: &arts,
+            ..Default::default()
+        };
+        let f = fingerprint(&c);
+        assert_ne!(
+            f,
+            fingerprint(&Content {
+                artifacts: &other_arts,
+                ..c.clone()
+            })
+        );
+        assert_ne!(
+            f,
+            fingerprint(&Content {
+                backout_plan: "roll back",
+                ..c.clone()
+            })
+        );
+        assert_ne!(
+            f,
+            fingerprint(&Content {
+                implementation_plan: "helm upgrade",
+                ..c.clone()
+            })
+        );
+        assert_ne!(
+            f,
+            fingerprint(&Content {
+                configuration_items: &arts,
+                ..c.clone()
+            })
+        );
+        assert_ne!(
+            f,
+            fingerprint(&Content {
+                planned_start: Some(DateTime::UNIX_EPOCH),
+                ..c.clone()
+            })
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! Identifier newtypes and the small validated values (slugs, e-mail
+//! addresses, change numbers) that every other module takes.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+macro_rules! id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id!(
+    /// A tenant: one client company, or the MSP's own internal IT.
+    TenantId
+);
+id!(
+    /// A person (MSP staff or client user) or a service account.
+    UserId
+);
+id!(
+    /// A change request's row; its number (`CHG-<n>`) is the same value.
+    ChangeId
+);
+
+/// `CHG-<n>`, unique per installation (contract).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChangeNumber(pub i64);
+
+impl fmt::Display for ChangeNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CHG-{}", self.0)
+    }
+}
+
+impl FromStr for ChangeNumber {
+    type Err = InvalidValue;
+    /// Accepts `CHG-12`, `chg-12` and `12`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let digits = s
+            .strip_prefix("CHG-")
+            .or_else(|| s.strip_prefix("chg-"))
+            .unwrap_or(s);
+        match digits.parse::<i64>() {
+            Ok(n) if n > 0 => Ok(ChangeNumber(n)),
+            _ => Err(InvalidValue::new(
+                "change",
+                format!("{s:?} is not a change number; write it as CHG-<n>, e.g. CHG-12"),
+            )),
+        }
+    }
+}
+
+/// A value that failed validation, with the field it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct InvalidValue {
+    pub field: String,
+    pub message: String,
+}
+
+impl InvalidValue {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        InvalidValue {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The same error under a parent field (`boards[0].members` ...).
+    pub fn within(mut self, parent: &str) -> Self {
+        self.field = if self.field.is_empty() {
+            parent.to_string()
+        } else {
+            format!("{parent}.{}", self.field)
+        };
+        self
+    }
+}
+
+/// A tenant's short name, used in URLs and files: 1 to 63 characters of
+/// `a-z`, `0-9` and `-`, starting with a letter or digit.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Slug(String);
+
+impl Slug {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        let ok = !s.is_empty()
+            && s.len() <= 63
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-');
+        if ok {
+            Ok(Slug(s.to_string()))
+        } else {
+            Err(InvalidValue::new(
+                "slug",
+                format!(
+                    "{s:?} is not a valid short name: use 1 to 63 lowercase letters, digits and dashes, e.g. client-a"
+                ),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Slug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Slug {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Slug::parse(&s).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+/// An e-mail address, trimmed and lower-cased: the login and the identity
+/// approvals are recorded under.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        let s = s.trim().to_ascii_lowercase();
+        let valid = match s.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !s.chars().any(|c| c.is_whitespace() || c == '<' || c == '>')
+                    && s.len() <= 254
+            }
+            None => false,
+        };
+        if valid {
+            Ok(Email(s))
+        } else {
+            Err(InvalidValue::new(
+                "email",
+                format!("{s:?} is not an e-mail address, e.g. alice@client-a.example"),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Email {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Email::parse(&s).map_err(|e| serde::de::Error::custom(e.message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn change_numbers_parse_with_or_without_prefix() {
+        assert_eq!("CHG-12".parse::<ChangeNumber>(), Ok(ChangeNumber(12)));
+        assert_eq!("12".parse::<ChangeNumber>(), Ok(ChangeNumber(12)));
+        assert!("CHG-0".parse::<ChangeNumber>().is_err());
+        assert!("REL-3".parse::<ChangeNumber>().is_err());
+        assert_eq!(ChangeNumber(7).to_string(), "CHG-7");
+    }
+
+    #[test]
+    fn slugs_are_lowercase_short_names() {
+        assert!(Slug::parse("client-a").is_ok());
+        assert!(Slug::parse("Client-A").is_err());
+        assert!(Slug::parse("").is_err());
+        assert!(Slug::parse("-a").is_err());
+        assert!(Slug::parse("a/b").is_err());
+    }
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(
+            Email::parse(" Alice@Client-A.example ").map(|e| e.0),
+            Ok("alice@client-a.example".into())
+        );
+        assert!(Email::parse("alice").is_err());
+        assert!(Email::parse("alice@localhost").is_err());
+        assert!(Email::parse("a b@x.example").is_err());
+    }
+}

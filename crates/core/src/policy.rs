@@ -1,0 +1,150 @@
+//! A tenant's change policy: routing, risk questionnaire, expiry,
+//! emergency handling, separation of duties, window and review duties and
+//! the enforcement mode. Policies are versioned; every change records the
+//! version it was decided under.
+
+use serde::{Deserialize, Serialize};
+
+use crate::change::ChangeType;
+use crate::ids::InvalidValue;
+use crate::risk::Questionnaire;
+use crate::routing::Routing;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum Enforcement {
+    #[default]
+    Enforce,
+    Warn,
+    Off,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicySpec {
+    #[serde(default)]
+    pub routing: Routing,
+    #[serde(default = "Questionnaire::default_for_msp")]
+    pub questionnaire: Questionnaire,
+    /// Hours an approval stays valid before implementation must start.
+    #[serde(default)]
+    pub approval_expiry_hours: Option<u32>,
+    #[serde(default)]
+    pub emergency: EmergencyPolicy,
+    /// Separation of duties beyond the requester: the named implementer
+    /// may not approve either.
+    #[serde(default)]
+    pub implementer_may_not_approve: bool,
+    /// Types that must be implemented inside a maintenance window.
+    #[serde(default = "default_window_types")]
+    pub window_required: Vec<ChangeType>,
+    /// Types that need a post-implementation review before closing.
+    #[serde(default = "default_review_types")]
+    pub review_required: Vec<ChangeType>,
+    #[serde(default)]
+    pub enforcement: Enforcement,
+}
+
+fn default_window_types() -> Vec<ChangeType> {
+    vec![ChangeType::Normal]
+}
+
+fn default_review_types() -> Vec<ChangeType> {
+    vec![ChangeType::Normal, ChangeType::Emergency]
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct EmergencyPolicy {
+    /// Emergency changes may start before their approvals are in.
+    #[serde(default = "yes")]
+    pub retrospective: bool,
+    /// Hours after implementation starts by which retrospective approvals are owed.
+    #[serde(default = "day")]
+    pub deadline_hours: u32,
+}
+
+fn yes() -> bool {
+    true
+}
+fn day() -> u32 {
+    24
+}
+
+impl Default for EmergencyPolicy {
+    fn default() -> Self {
+        EmergencyPolicy {
+            retrospective: true,
+            deadline_hours: 24,
+        }
+    }
+}
+
+impl Default for PolicySpec {
+    fn default() -> Self {
+        PolicySpec {
+            routing: Routing::default(),
+            questionnaire: Questionnaire::default_for_msp(),
+            approval_expiry_hours: None,
+            emergency: EmergencyPolicy::default(),
+            implementer_may_not_approve: false,
+            window_required: default_window_types(),
+            review_required: default_review_types(),
+            enforcement: Enforcement::Enforce,
+        }
+    }
+}
+
+impl PolicySpec {
+    pub fn validate(&self, board_exists: impl Fn(&str) -> bool) -> Result<(), InvalidValue> {
+        self.routing.validate(board_exists)?;
+        self.questionnaire
+            .validate()
+            .map_err(|e| e.within("questionnaire"))?;
+        if self.approval_expiry_hours == Some(0) {
+            return Err(InvalidValue::new(
+                "approvalExpiryHours",
+                "must be at least 1 hour, or left out for no expiry",
+            ));
+        }
+        if self.emergency.deadline_hours == 0 {
+            return Err(InvalidValue::new(
+                "emergency.deadlineHours",
+                "must be at least 1 hour",
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn needs_review(&self, kind: ChangeType) -> bool {
+        self.review_required.contains(&kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_document_is_the_default_policy() {
+        let p: PolicySpec = serde_json::from_str("{}").expect("parses");
+        assert_eq!(p, PolicySpec::default());
+        assert!(p.validate(|_| false).is_ok());
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(serde_json::from_str::<PolicySpec>(r#"{"approvalExpiry": 3}"#).is_err());
+    }
+
+    #[test]
+    fn zero_expiry_is_refused_with_the_field() {
+        let p = PolicySpec {
+            approval_expiry_hours: Some(0),
+            ..PolicySpec::default()
+        };
+        assert_eq!(
+            p.validate(|_| true).unwrap_err().field,
+            "approvalExpiryHours"
+        );
+    }
+}
