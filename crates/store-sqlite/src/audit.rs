@@ -1,0 +1,108 @@
+//! Appending to and reading a tenant's audit chain. The head (last
+//! sequence number and hash) lives on the tenant's row, updated in the same
+//! transaction as the events.
+
+use changegate_core::TenantId;
+use changegate_core::audit::{self, Event, EventBody};
+use changegate_store::{NewEvent, Result, StoreError};
+use chrono::{DateTime, Utc};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use crate::db;
+
+pub(crate) async fn append(
+    tx: &mut Transaction<'_, Sqlite>,
+    tenant: TenantId,
+    events: &[NewEvent],
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let head = sqlx::query!(
+        "SELECT audit_seq, audit_hash FROM tenants WHERE id = ?",
+        tenant.0
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    let (mut seq, mut hash) = (head.audit_seq, head.audit_hash);
+    for e in events {
+        seq += 1;
+        let detail =
+            serde_json::to_string(&e.detail).map_err(|e| StoreError::corrupt("audit detail", e))?;
+        let sealed = audit::seal(
+            &hash,
+            EventBody {
+                tenant,
+                seq,
+                at: audit::normalise(e.at),
+                actor: e.actor.clone(),
+                action: e.action.clone(),
+                subject: e.subject.clone(),
+                detail,
+            },
+        );
+        let b = &sealed.body;
+        sqlx::query!(
+            "INSERT INTO audit_events (tenant_id, seq, at, actor, action, subject, detail, prev_hash, hash)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            tenant.0,
+            b.seq,
+            b.at,
+            b.actor,
+            b.action,
+            b.subject,
+            b.detail,
+            sealed.prev_hash,
+            sealed.hash
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+        hash = sealed.hash;
+    }
+    sqlx::query!(
+        "UPDATE tenants SET audit_seq = ?, audit_hash = ? WHERE id = ?",
+        seq,
+        hash,
+        tenant.0
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn events(pool: &SqlitePool, tenant: TenantId) -> Result<(Vec<Event>, i64)> {
+    let head = crate::found(
+        "tenant",
+        sqlx::query_scalar!("SELECT audit_seq FROM tenants WHERE id = ?", tenant.0)
+            .fetch_optional(pool)
+            .await,
+    )?;
+    let rows = sqlx::query!(
+        r#"SELECT seq, at AS "at: DateTime<Utc>", actor, action, subject, detail, prev_hash, hash
+           FROM audit_events WHERE tenant_id = ? ORDER BY id"#,
+        tenant.0
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let events = rows
+        .into_iter()
+        .map(|r| Event {
+            body: EventBody {
+                tenant,
+                seq: r.seq,
+                at: r.at,
+                actor: r.actor,
+                action: r.action,
+                subject: r.subject,
+                detail: r.detail,
+            },
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        })
+        .collect();
+    Ok((events, head))
+}

@@ -1,0 +1,327 @@
+//! changegate's store on embedded SQLite: one file under the data
+//! directory, WAL, foreign keys on. Writes take the database's write lock
+//! up front (`BEGIN IMMEDIATE`) so concurrent approvals queue instead of
+//! failing on a lock upgrade; each write is one transaction together with
+//! the audit events it appends.
+
+mod audit;
+mod changes;
+mod objects;
+mod people;
+mod rows;
+
+use async_trait::async_trait;
+use changegate_core::audit::Event;
+use changegate_core::{ChangeNumber, Email, Role, TenantId, UserId};
+use changegate_store::*;
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Open (creating it if missing) `changegate.db` in `dir` and run the migrations.
+    pub async fn open_dir(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Database(format!(
+                "cannot create the data directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let options = SqliteConnectOptions::new()
+            .filename(dir.join("changegate.db"))
+            .create_if_missing(true);
+        Self::connect_with(options).await
+    }
+
+    /// Open a `sqlite:` URL and run the migrations.
+    pub async fn open_url(url: &str) -> Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Database(format!("bad SQLite URL {url:?}: {e}")))?
+            .create_if_missing(true);
+        Self::connect_with(options).await
+    }
+
+    async fn connect_with(options: SqliteConnectOptions) -> Result<Self> {
+        let options = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(db)?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations")
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Database(format!("migrations failed: {e}")))
+    }
+
+    /// The pool, for tests that tamper with the database behind the store's back.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// An online copy of the database into `file` (`VACUUM INTO`).
+    pub async fn backup(&self, file: &Path) -> Result<()> {
+        let path = file.to_string_lossy().to_string();
+        sqlx::query("VACUUM INTO ?")
+            .bind(path)
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    }
+}
+
+/// Map a driver error to the store's: unique violations are conflicts.
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::RowNotFound => StoreError::not_found("record"),
+        // "UNIQUE constraint failed: tenants.slug" names `tenants.slug`.
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict {
+            constraint: d
+                .message()
+                .trim_start_matches("UNIQUE constraint failed: ")
+                .to_string(),
+        },
+        sqlx::Error::Database(d) if d.message().contains("append-only") => {
+            StoreError::AppendOnly("this record")
+        }
+        _ => StoreError::Database(e.to_string()),
+    }
+}
+
+/// `NotFound` for a missing row, the mapped error otherwise.
+pub(crate) fn found<T>(
+    what: &'static str,
+    r: std::result::Result<Option<T>, sqlx::Error>,
+) -> Result<T> {
+    r.map_err(db)?.ok_or(StoreError::not_found(what))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn create_tenant(&self, tenant: NewTenant, actor: &str) -> Result<Tenant> {
+        let mut tx = self.write().await?;
+        let t = people::insert_tenant(&mut tx, &tenant, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(t)
+    }
+
+    async fn apply_tenant(&self, tenant: NewTenant, actor: &str) -> Result<(Tenant, Applied)> {
+        let mut tx = self.write().await?;
+        let r = people::apply_tenant(&mut tx, &tenant, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    async fn tenant(&self, id: TenantId) -> Result<Tenant> {
+        people::tenant(&self.pool, id).await
+    }
+
+    async fn tenant_by_slug(&self, slug: &str) -> Result<Tenant> {
+        people::tenant_by_slug(&self.pool, slug).await
+    }
+
+    async fn tenants(&self, only: Option<&BTreeSet<TenantId>>) -> Result<Vec<Tenant>> {
+        let all = people::tenants(&self.pool).await?;
+        Ok(all
+            .into_iter()
+            .filter(|t| only.is_none_or(|o| o.contains(&t.id)))
+            .collect())
+    }
+
+    async fn create_user(&self, user: NewUser, actor: &str) -> Result<User> {
+        let mut tx = self.write().await?;
+        let u = people::insert_user(&mut tx, &user, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(u)
+    }
+
+    async fn user(&self, id: UserId) -> Result<User> {
+        people::user(&self.pool, id).await
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<User> {
+        people::user_by_email(&self.pool, email).await
+    }
+
+    async fn set_password(&self, user: UserId, password_hash: &str) -> Result<()> {
+        people::set_password(&self.pool, user, password_hash).await
+    }
+
+    async fn users_in_tenant(&self, tenant: TenantId) -> Result<Vec<(User, BTreeSet<Role>)>> {
+        people::users_in_tenant(&self.pool, tenant).await
+    }
+
+    async fn bind_role(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+        role: Role,
+        actor: &str,
+    ) -> Result<Applied> {
+        let mut tx = self.write().await?;
+        let r = people::bind_role(&mut tx, user, tenant, role, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    async fn roles_of(&self, user: UserId) -> Result<BTreeMap<TenantId, BTreeSet<Role>>> {
+        people::roles_of(&self.pool, user).await
+    }
+
+    async fn create_token(&self, user: UserId, name: &str, token_hash: &str) -> Result<ApiToken> {
+        people::create_token(&self.pool, user, name, token_hash).await
+    }
+
+    async fn user_by_token(&self, token_hash: &str) -> Result<User> {
+        people::user_by_token(&self.pool, token_hash).await
+    }
+
+    async fn put_object(
+        &self,
+        tenant: TenantId,
+        kind: ObjectKind,
+        name: &str,
+        spec: &str,
+        actor: &str,
+    ) -> Result<Applied> {
+        let mut tx = self.write().await?;
+        let r = objects::put(&mut tx, tenant, kind, name, spec, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    async fn objects(&self, tenant: TenantId, kind: ObjectKind) -> Result<Vec<TenantObject>> {
+        objects::list(&self.pool, tenant, kind).await
+    }
+
+    async fn delete_object(
+        &self,
+        tenant: TenantId,
+        kind: ObjectKind,
+        name: &str,
+        actor: &str,
+    ) -> Result<()> {
+        let mut tx = self.write().await?;
+        objects::delete(&mut tx, tenant, kind, name, actor).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn put_policy(
+        &self,
+        tenant: TenantId,
+        spec: &str,
+        actor: &str,
+    ) -> Result<(i64, Applied)> {
+        let mut tx = self.write().await?;
+        let r = objects::put_policy(&mut tx, tenant, spec, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    async fn policy(&self, tenant: TenantId) -> Result<(i64, String)> {
+        objects::policy(&self.pool, tenant).await
+    }
+
+    async fn delegation_active(
+        &self,
+        tenant: TenantId,
+        from: UserId,
+        to: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        objects::delegation_active(&self.pool, tenant, from, to, at).await
+    }
+
+    async fn create_delegation(
+        &self,
+        delegation: NewDelegation,
+        actor: &str,
+    ) -> Result<Delegation> {
+        let mut tx = self.write().await?;
+        let d = objects::create_delegation(&mut tx, &delegation, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(d)
+    }
+
+    async fn create_change(&self, change: NewChange, actor: &str) -> Result<Change> {
+        let mut tx = self.write().await?;
+        let c = changes::insert(&mut tx, &change, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(c)
+    }
+
+    async fn change(&self, tenant: TenantId, number: ChangeNumber) -> Result<Change> {
+        changes::get(&self.pool, tenant, number).await
+    }
+
+    async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<Change>> {
+        changes::list(&self.pool, filter).await
+    }
+
+    async fn save_change(
+        &self,
+        change: &Change,
+        expected_version: i64,
+        write: ChangeWrite,
+    ) -> Result<Change> {
+        let mut tx = self.write().await?;
+        let c = changes::save(&mut tx, change, expected_version, write).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(c)
+    }
+
+    async fn approvals(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Approval>> {
+        changes::approvals(&self.pool, tenant, change).await
+    }
+
+    async fn revisions(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Revision>> {
+        changes::revisions(&self.pool, tenant, change).await
+    }
+
+    async fn comments(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Comment>> {
+        changes::comments(&self.pool, tenant, change).await
+    }
+
+    async fn changes_due(&self, now: DateTime<Utc>) -> Result<Vec<Change>> {
+        changes::due(&self.pool, now).await
+    }
+
+    async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)> {
+        audit::events(&self.pool, tenant).await
+    }
+}

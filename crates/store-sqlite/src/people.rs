@@ -1,0 +1,432 @@
+//! Tenants, users, role bindings and API tokens.
+
+use changegate_core::{Email, Role, Slug, TenantId, UserId, UserKind};
+use changegate_store::*;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::rows::parse;
+use crate::{audit, db, found};
+
+fn event(actor: &str, action: &str, subject: String, detail: serde_json::Value) -> NewEvent {
+    NewEvent {
+        actor: actor.to_string(),
+        action: action.to_string(),
+        subject,
+        detail,
+        at: Utc::now(),
+    }
+}
+
+struct TenantRow {
+    id: i64,
+    slug: String,
+    name: String,
+    time_zone: String,
+    created_at: DateTime<Utc>,
+}
+
+impl TenantRow {
+    fn into_tenant(self) -> Result<Tenant> {
+        Ok(Tenant {
+            id: TenantId(self.id),
+            slug: Slug::parse(&self.slug).map_err(|e| StoreError::corrupt("tenant slug", e))?,
+            name: self.name,
+            time_zone: self.time_zone,
+            created_at: self.created_at,
+        })
+    }
+}
+
+pub(crate) async fn insert_tenant(
+    tx: &mut Transaction<'_, Sqlite>,
+    t: &NewTenant,
+    actor: &str,
+) -> Result<Tenant> {
+    let now = Utc::now();
+    let slug = t.slug.as_str();
+    let id = sqlx::query_scalar!(
+        "INSERT INTO tenants (slug, name, time_zone, created_at) VALUES (?, ?, ?, ?) RETURNING id AS \"id!\"",
+        slug,
+        t.name,
+        t.time_zone,
+        now
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    let tenant = Tenant {
+        id: TenantId(id),
+        slug: t.slug.clone(),
+        name: t.name.clone(),
+        time_zone: t.time_zone.clone(),
+        created_at: now,
+    };
+    audit::append(
+        tx,
+        tenant.id,
+        &[event(
+            actor,
+            "tenant.created",
+            t.slug.to_string(),
+            json!({ "name": t.name, "time_zone": t.time_zone }),
+        )],
+    )
+    .await?;
+    Ok(tenant)
+}
+
+pub(crate) async fn apply_tenant(
+    tx: &mut Transaction<'_, Sqlite>,
+    t: &NewTenant,
+    actor: &str,
+) -> Result<(Tenant, Applied)> {
+    let slug = t.slug.as_str();
+    let existing = sqlx::query_as!(
+        TenantRow,
+        r#"SELECT id AS "id!", slug, name, time_zone, created_at AS "created_at: DateTime<Utc>" FROM tenants WHERE slug = ?"#,
+        slug
+    )
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db)?;
+    match existing {
+        None => Ok((insert_tenant(tx, t, actor).await?, Applied::Created)),
+        Some(row) => {
+            let current = row.into_tenant()?;
+            if current.name == t.name && current.time_zone == t.time_zone {
+                return Ok((current, Applied::Unchanged));
+            }
+            sqlx::query!(
+                "UPDATE tenants SET name = ?, time_zone = ? WHERE id = ?",
+                t.name,
+                t.time_zone,
+                current.id.0
+            )
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+            audit::append(
+                tx,
+                current.id,
+                &[event(
+                    actor,
+                    "tenant.updated",
+                    t.slug.to_string(),
+                    json!({ "name": t.name, "time_zone": t.time_zone }),
+                )],
+            )
+            .await?;
+            Ok((
+                Tenant {
+                    name: t.name.clone(),
+                    time_zone: t.time_zone.clone(),
+                    ..current
+                },
+                Applied::Updated,
+            ))
+        }
+    }
+}
+
+pub(crate) async fn tenant(pool: &SqlitePool, id: TenantId) -> Result<Tenant> {
+    found(
+        "tenant",
+        sqlx::query_as!(
+            TenantRow,
+            r#"SELECT id AS "id!", slug, name, time_zone, created_at AS "created_at: DateTime<Utc>" FROM tenants WHERE id = ?"#,
+            id.0
+        )
+        .fetch_optional(pool)
+        .await,
+    )?
+    .into_tenant()
+}
+
+pub(crate) async fn tenant_by_slug(pool: &SqlitePool, slug: &str) -> Result<Tenant> {
+    found(
+        "tenant",
+        sqlx::query_as!(
+            TenantRow,
+            r#"SELECT id AS "id!", slug, name, time_zone, created_at AS "created_at: DateTime<Utc>" FROM tenants WHERE slug = ?"#,
+            slug
+        )
+        .fetch_optional(pool)
+        .await,
+    )?
+    .into_tenant()
+}
+
+pub(crate) async fn tenants(pool: &SqlitePool) -> Result<Vec<Tenant>> {
+    sqlx::query_as!(
+        TenantRow,
+        r#"SELECT id AS "id!", slug, name, time_zone, created_at AS "created_at: DateTime<Utc>" FROM tenants ORDER BY slug"#
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .map(TenantRow::into_tenant)
+    .collect()
+}
+
+struct UserRow {
+    id: i64,
+    email: String,
+    name: String,
+    kind: String,
+    admin: bool,
+    tenant_id: Option<i64>,
+    password_hash: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl UserRow {
+    fn into_user(self) -> Result<User> {
+        Ok(User {
+            id: UserId(self.id),
+            email: Email::parse(&self.email).map_err(|e| StoreError::corrupt("user email", e))?,
+            name: self.name,
+            kind: parse::<UserKind>("user kind", &self.kind)?,
+            admin: self.admin,
+            tenant: self.tenant_id.map(TenantId),
+            password_hash: self.password_hash,
+            created_at: self.created_at,
+        })
+    }
+}
+
+pub(crate) async fn insert_user(
+    tx: &mut Transaction<'_, Sqlite>,
+    u: &NewUser,
+    actor: &str,
+) -> Result<User> {
+    let now = Utc::now();
+    let (email, kind) = (u.email.as_str(), u.kind.as_str());
+    let tenant = u.tenant.map(|t| t.0);
+    let id = sqlx::query_scalar!(
+        "INSERT INTO users (email, name, kind, admin, tenant_id, password_hash, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
+        email,
+        u.name,
+        kind,
+        u.admin,
+        tenant,
+        u.password_hash,
+        now
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    if let Some(t) = u.tenant {
+        audit::append(
+            tx,
+            t,
+            &[event(
+                actor,
+                "user.created",
+                email.to_string(),
+                json!({ "kind": kind }),
+            )],
+        )
+        .await?;
+    }
+    Ok(User {
+        id: UserId(id),
+        email: u.email.clone(),
+        name: u.name.clone(),
+        kind: u.kind,
+        admin: u.admin,
+        tenant: u.tenant,
+        password_hash: u.password_hash.clone(),
+        created_at: now,
+    })
+}
+
+pub(crate) async fn user(pool: &SqlitePool, id: UserId) -> Result<User> {
+    found(
+        "user",
+        sqlx::query_as!(
+            UserRow,
+            r#"SELECT id AS "id!", email, name, kind, admin AS "admin: bool", tenant_id, password_hash,
+                      created_at AS "created_at: DateTime<Utc>" FROM users WHERE id = ?"#,
+            id.0
+        )
+        .fetch_optional(pool)
+        .await,
+    )?
+    .into_user()
+}
+
+pub(crate) async fn user_by_email(pool: &SqlitePool, email: &Email) -> Result<User> {
+    let email = email.as_str();
+    found(
+        "user",
+        sqlx::query_as!(
+            UserRow,
+            r#"SELECT id AS "id!", email, name, kind, admin AS "admin: bool", tenant_id, password_hash,
+                      created_at AS "created_at: DateTime<Utc>" FROM users WHERE email = ?"#,
+            email
+        )
+        .fetch_optional(pool)
+        .await,
+    )?
+    .into_user()
+}
+
+pub(crate) async fn set_password(pool: &SqlitePool, user: UserId, hash: &str) -> Result<()> {
+    let done = sqlx::query!(
+        "UPDATE users SET password_hash = ? WHERE id = ?",
+        hash,
+        user.0
+    )
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("user"));
+    }
+    Ok(())
+}
+
+pub(crate) async fn users_in_tenant(
+    pool: &SqlitePool,
+    tenant: TenantId,
+) -> Result<Vec<(User, BTreeSet<Role>)>> {
+    let rows = sqlx::query!(
+        r#"SELECT u.id AS "id!", u.email, u.name, u.kind, u.admin AS "admin: bool", u.tenant_id, u.password_hash,
+                  u.created_at AS "created_at: DateTime<Utc>", b.role
+           FROM users u JOIN role_bindings b ON b.user_id = u.id
+           WHERE b.tenant_id = ? ORDER BY u.email, b.role"#,
+        tenant.0
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let mut out: Vec<(User, BTreeSet<Role>)> = Vec::new();
+    for r in rows {
+        let role = parse::<Role>("role", &r.role)?;
+        match out.last_mut() {
+            Some((u, roles)) if u.id.0 == r.id => {
+                roles.insert(role);
+            }
+            _ => {
+                let user = UserRow {
+                    id: r.id,
+                    email: r.email,
+                    name: r.name,
+                    kind: r.kind,
+                    admin: r.admin,
+                    tenant_id: r.tenant_id,
+                    password_hash: r.password_hash,
+                    created_at: r.created_at,
+                }
+                .into_user()?;
+                out.push((user, BTreeSet::from([role])));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn bind_role(
+    tx: &mut Transaction<'_, Sqlite>,
+    user: UserId,
+    tenant: TenantId,
+    role: Role,
+    actor: &str,
+) -> Result<Applied> {
+    let role_name = role.as_str();
+    let done = sqlx::query!(
+        "INSERT INTO role_bindings (user_id, tenant_id, role) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        user.0,
+        tenant.0,
+        role_name
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Ok(Applied::Unchanged);
+    }
+    let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = ?", user.0)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
+    audit::append(
+        tx,
+        tenant,
+        &[event(
+            actor,
+            "role.granted",
+            email,
+            json!({ "role": role_name }),
+        )],
+    )
+    .await?;
+    Ok(Applied::Created)
+}
+
+pub(crate) async fn roles_of(
+    pool: &SqlitePool,
+    user: UserId,
+) -> Result<BTreeMap<TenantId, BTreeSet<Role>>> {
+    let rows = sqlx::query!(
+        "SELECT tenant_id, role FROM role_bindings WHERE user_id = ?",
+        user.0
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let mut out: BTreeMap<TenantId, BTreeSet<Role>> = BTreeMap::new();
+    for r in rows {
+        out.entry(TenantId(r.tenant_id))
+            .or_default()
+            .insert(parse("role", &r.role)?);
+    }
+    Ok(out)
+}
+
+pub(crate) async fn create_token(
+    pool: &SqlitePool,
+    user: UserId,
+    name: &str,
+    hash: &str,
+) -> Result<ApiToken> {
+    let now = Utc::now();
+    let id = sqlx::query_scalar!(
+        "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES (?, ?, ?, ?) RETURNING id AS \"id!\"",
+        user.0,
+        name,
+        hash,
+        now
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db)?;
+    Ok(ApiToken {
+        id,
+        user,
+        name: name.to_string(),
+        created_at: now,
+    })
+}
+
+pub(crate) async fn user_by_token(pool: &SqlitePool, hash: &str) -> Result<User> {
+    found(
+        "token",
+        sqlx::query_as!(
+            UserRow,
+            r#"SELECT u.id AS "id!", u.email, u.name, u.kind, u.admin AS "admin: bool", u.tenant_id, u.password_hash,
+                      u.created_at AS "created_at: DateTime<Utc>"
+               FROM api_tokens t JOIN users u ON u.id = t.user_id
+               WHERE t.token_hash = ? AND t.revoked_at IS NULL"#,
+            hash
+        )
+        .fetch_optional(pool)
+        .await,
+    )?
+    .into_user()
+}

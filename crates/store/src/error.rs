@@ -1,0 +1,32 @@
+//! The store's small error: what a caller can act on, not which driver
+//! failed.
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{what} not found")]
+    NotFound { what: &'static str },
+    /// A unique constraint or an optimistic-lock check failed.
+    #[error("conflict on {constraint}")]
+    Conflict { constraint: String },
+    /// An append-only record was asked to change.
+    #[error("{0} is append-only")]
+    AppendOnly(&'static str),
+    /// Stored data no longer parses (hand-edited or written by a newer version).
+    #[error("stored {what} is unreadable: {message}")]
+    Corrupt { what: &'static str, message: String },
+    #[error("database error: {0}")]
+    Database(String),
+}
+
+impl StoreError {
+    pub fn not_found(what: &'static str) -> Self {
+        StoreError::NotFound { what }
+    }
+
+    pub fn corrupt(what: &'static str, e: impl std::fmt::Display) -> Self {
+        StoreError::Corrupt {
+            what,
+            message: e.to_string(),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! The storage port: the `Store` trait every database implements (SQLite
+//! in `changegate-store-sqlite`, PostgreSQL in `changegate-store-postgres`),
+//! the records it returns and its small error. Every method that writes
+//! does so in one transaction, together with the audit events it appends.
+
+mod error;
+mod records;
+
+pub use error::StoreError;
+pub use records::*;
+
+use async_trait::async_trait;
+use changegate_core::audit::Event;
+use changegate_core::{ChangeNumber, Email, Role, TenantId, UserId};
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One database, behind one trait: the server never branches on which.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is, for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+
+    /// Answers when the database does (readiness).
+    async fn ping(&self) -> Result<()>;
+
+    // Tenants
+    async fn create_tenant(&self, tenant: NewTenant, actor: &str) -> Result<Tenant>;
+    /// Create or update by slug; `Unchanged` when nothing differs.
+    async fn apply_tenant(&self, tenant: NewTenant, actor: &str) -> Result<(Tenant, Applied)>;
+    async fn tenant(&self, id: TenantId) -> Result<Tenant>;
+    async fn tenant_by_slug(&self, slug: &str) -> Result<Tenant>;
+    /// All tenants, or only `only` when given.
+    async fn tenants(&self, only: Option<&BTreeSet<TenantId>>) -> Result<Vec<Tenant>>;
+
+    // Users, roles, tokens
+    async fn create_user(&self, user: NewUser, actor: &str) -> Result<User>;
+    async fn user(&self, id: UserId) -> Result<User>;
+    async fn user_by_email(&self, email: &Email) -> Result<User>;
+    async fn set_password(&self, user: UserId, password_hash: &str) -> Result<()>;
+    async fn users_in_tenant(&self, tenant: TenantId) -> Result<Vec<(User, BTreeSet<Role>)>>;
+    /// Grant `role` in `tenant`; `Unchanged` when already held.
+    async fn bind_role(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+        role: Role,
+        actor: &str,
+    ) -> Result<Applied>;
+    async fn roles_of(&self, user: UserId) -> Result<BTreeMap<TenantId, BTreeSet<Role>>>;
+    async fn create_token(&self, user: UserId, name: &str, token_hash: &str) -> Result<ApiToken>;
+    /// The user behind a live token's hash (revoked tokens find nobody).
+    async fn user_by_token(&self, token_hash: &str) -> Result<User>;
+
+    // Policy objects: boards, windows, templates, configuration items, ...
+    /// Create or replace by (kind, name); the spec is JSON text.
+    async fn put_object(
+        &self,
+        tenant: TenantId,
+        kind: ObjectKind,
+        name: &str,
+        spec: &str,
+        actor: &str,
+    ) -> Result<Applied>;
+    async fn objects(&self, tenant: TenantId, kind: ObjectKind) -> Result<Vec<TenantObject>>;
+    async fn delete_object(
+        &self,
+        tenant: TenantId,
+        kind: ObjectKind,
+        name: &str,
+        actor: &str,
+    ) -> Result<()>;
+    /// Store a new policy version when `spec` differs from the current one.
+    async fn put_policy(&self, tenant: TenantId, spec: &str, actor: &str)
+    -> Result<(i64, Applied)>;
+    /// The current version and spec; `NotFound` when the tenant has none yet.
+    async fn policy(&self, tenant: TenantId) -> Result<(i64, String)>;
+    async fn delegation_active(
+        &self,
+        tenant: TenantId,
+        from: UserId,
+        to: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    async fn create_delegation(&self, delegation: NewDelegation, actor: &str)
+    -> Result<Delegation>;
+
+    // Changes
+    async fn create_change(&self, change: NewChange, actor: &str) -> Result<Change>;
+    async fn change(&self, tenant: TenantId, number: ChangeNumber) -> Result<Change>;
+    async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<Change>>;
+    /// Write `change` if its row still has `expected_version` (else
+    /// `Conflict`), with the approval, revision and comment of `write` and
+    /// its audit events, in one transaction. Returns the stored change.
+    async fn save_change(
+        &self,
+        change: &Change,
+        expected_version: i64,
+        write: ChangeWrite,
+    ) -> Result<Change>;
+    async fn approvals(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Approval>>;
+    async fn revisions(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Revision>>;
+    async fn comments(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Comment>>;
+    /// Changes whose approval expiry or retrospective deadline has passed.
+    async fn changes_due(&self, now: DateTime<Utc>) -> Result<Vec<Change>>;
+
+    // Audit
+    /// The tenant's events in stored order and the head sequence number.
+    async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)>;
+}

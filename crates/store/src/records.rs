@@ -1,0 +1,319 @@
+//! The records the store reads and writes. Domain types come from
+//! `changegate-core`; these add ids, timestamps and optimistic versions.
+
+use changegate_core::approval::ApprovalPlan;
+use changegate_core::board::Decision;
+use changegate_core::change::{ChangeState, ChangeType, RiskLevel};
+use changegate_core::{ChangeNumber, Email, Slug, TenantId, UserId, UserKind};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// What an idempotent write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Applied {
+    Created,
+    Updated,
+    Unchanged,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTenant {
+    pub slug: Slug,
+    pub name: String,
+    pub time_zone: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub slug: Slug,
+    pub name: String,
+    pub time_zone: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub email: Email,
+    pub name: String,
+    pub kind: UserKind,
+    pub admin: bool,
+    /// A client user's company; `None` for MSP staff.
+    pub tenant: Option<TenantId>,
+    pub password_hash: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: UserId,
+    pub email: Email,
+    pub name: String,
+    pub kind: UserKind,
+    pub admin: bool,
+    pub tenant: Option<TenantId>,
+    pub password_hash: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiToken {
+    pub id: i64,
+    pub user: UserId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Kinds of named per-tenant policy objects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    Board,
+    Window,
+    Template,
+    ConfigurationItem,
+}
+
+impl ObjectKind {
+    pub const ALL: [ObjectKind; 4] = [
+        ObjectKind::Board,
+        ObjectKind::Window,
+        ObjectKind::Template,
+        ObjectKind::ConfigurationItem,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectKind::Board => "board",
+            ObjectKind::Window => "window",
+            ObjectKind::Template => "template",
+            ObjectKind::ConfigurationItem => "configuration-item",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        ObjectKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for ObjectKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantObject {
+    pub tenant: TenantId,
+    pub kind: ObjectKind,
+    pub name: String,
+    /// JSON text.
+    pub spec: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDelegation {
+    pub tenant: TenantId,
+    pub from: UserId,
+    pub to: UserId,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delegation {
+    pub id: i64,
+    pub tenant: TenantId,
+    pub from: UserId,
+    pub to: UserId,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+}
+
+/// What a requester writes; the fingerprint covers part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ChangeContent {
+    pub title: String,
+    pub description: String,
+    pub justification: String,
+    pub impact: String,
+    pub risk_answers: BTreeMap<String, String>,
+    pub configuration_items: Vec<String>,
+    pub artifacts: Vec<String>,
+    pub planned_start: Option<DateTime<Utc>>,
+    pub planned_end: Option<DateTime<Utc>>,
+    pub implementation_plan: String,
+    pub test_plan: String,
+    pub test_evidence: String,
+    pub backout_plan: String,
+    pub communication_plan: String,
+    pub attachments: Vec<String>,
+    pub template: Option<String>,
+}
+
+impl ChangeContent {
+    pub fn fingerprint(&self) -> String {
+        changegate_core::fingerprint::fingerprint(&changegate_core::fingerprint::Content {
+            description: &self.description,
+            implementation_plan: &self.implementation_plan,
+            backout_plan: &self.backout_plan,
+            configuration_items: &self.configuration_items,
+            artifacts: &self.artifacts,
+            planned_start: self.planned_start,
+            planned_end: self.planned_end,
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewChange {
+    pub tenant: TenantId,
+    pub kind: ChangeType,
+    pub requester: UserId,
+    pub implementer: Option<UserId>,
+    pub content: ChangeContent,
+}
+
+/// A change request as stored. `version` is the optimistic lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub number: ChangeNumber,
+    pub tenant: TenantId,
+    pub kind: ChangeType,
+    pub state: ChangeState,
+    pub requester: UserId,
+    pub implementer: Option<UserId>,
+    pub risk_level: Option<RiskLevel>,
+    pub risk_score: Option<i64>,
+    pub revision: i64,
+    /// Set at submission: what approvals sign.
+    pub fingerprint: Option<String>,
+    pub policy_version: Option<i64>,
+    pub plan: ApprovalPlan,
+    pub content: ChangeContent,
+    pub submitted_at: Option<DateTime<Utc>>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub approval_expires_at: Option<DateTime<Utc>>,
+    pub retrospective_due_at: Option<DateTime<Utc>>,
+    pub retrospective_overdue: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+/// Approval channels (DESIGN §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Channel {
+    Portal,
+    Email,
+    Api,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Portal => "portal",
+            Channel::Email => "email",
+            Channel::Api => "api",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Channel::Portal, Channel::Email, Channel::Api]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewApproval {
+    pub approver: UserId,
+    pub on_behalf_of: Option<UserId>,
+    pub decision: Decision,
+    pub comment: String,
+    pub channel: Channel,
+    pub at: DateTime<Utc>,
+}
+
+/// An approval as recorded: append-only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Approval {
+    pub id: i64,
+    pub change: ChangeNumber,
+    pub revision: i64,
+    pub approver: UserId,
+    pub approver_email: Email,
+    pub on_behalf_of: Option<UserId>,
+    pub decision: Decision,
+    pub comment: String,
+    pub channel: Channel,
+    pub fingerprint: String,
+    pub policy_version: i64,
+    pub at: DateTime<Utc>,
+}
+
+impl Approval {
+    /// Whose vote it counts as.
+    pub fn seat(&self) -> UserId {
+        self.on_behalf_of.unwrap_or(self.approver)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revision {
+    pub change: ChangeNumber,
+    pub revision: i64,
+    pub fingerprint: String,
+    pub content: ChangeContent,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comment {
+    pub id: i64,
+    pub change: ChangeNumber,
+    pub author: UserId,
+    pub author_email: Email,
+    pub body: String,
+    pub at: DateTime<Utc>,
+}
+
+/// An audit event to append (the store seals it into the tenant's chain).
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub actor: String,
+    pub action: String,
+    pub subject: String,
+    pub detail: serde_json::Value,
+    pub at: DateTime<Utc>,
+}
+
+/// Everything written together with a change.
+#[derive(Debug, Clone, Default)]
+pub struct ChangeWrite {
+    pub approval: Option<NewApproval>,
+    /// Record the change's current revision (at submission and on every material edit).
+    pub record_revision: Option<UserId>,
+    pub comment: Option<(UserId, String, DateTime<Utc>)>,
+    pub events: Vec<NewEvent>,
+}
+
+/// List filters (all optional) and keyset pagination (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct ChangeFilter {
+    /// `None`: every tenant (installation admins); else only these.
+    pub tenants: Option<BTreeSet<TenantId>>,
+    pub state: Option<ChangeState>,
+    pub kind: Option<ChangeType>,
+    pub requester: Option<UserId>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    /// Only changes numbered below this (the previous page's last).
+    pub before: Option<ChangeNumber>,
+    pub limit: u32,
+}
