@@ -1,0 +1,127 @@
+//! Appending to and reading a tenant's audit chain. The head (last
+//! sequence number and hash) lives on the tenant's row, updated in the same
+//! transaction as the events, under that row's lock.
+
+use changegate_core::TenantId;
+use changegate_core::audit::{self, Event, EventBody};
+use changegate_store::{NewEvent, Result, StoreError};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::db;
+
+/// Take `tenant`'s row lock for the rest of the transaction (see the crate
+/// comment for why `NO KEY UPDATE`). A tenant that does not exist is not
+/// an error here: the write then fails as it does on SQLite (a foreign
+/// key, or no row to update).
+pub(crate) async fn lock_tenant(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: TenantId,
+) -> Result<()> {
+    sqlx::query_scalar!(
+        "SELECT id FROM tenants WHERE id = $1 FOR NO KEY UPDATE",
+        tenant.0
+    )
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn append(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: TenantId,
+    events: &[NewEvent],
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    // Locking again is free when the write already holds the lock, and
+    // keeps the chain linear should a caller ever forget to take it.
+    let head = sqlx::query!(
+        "SELECT audit_seq, audit_hash FROM tenants WHERE id = $1 FOR NO KEY UPDATE",
+        tenant.0
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    let (mut seq, mut hash) = (head.audit_seq, head.audit_hash);
+    for e in events {
+        seq += 1;
+        let detail =
+            serde_json::to_string(&e.detail).map_err(|e| StoreError::corrupt("audit detail", e))?;
+        let sealed = audit::seal(
+            &hash,
+            EventBody {
+                tenant,
+                seq,
+                at: audit::normalise(e.at),
+                actor: e.actor.clone(),
+                action: e.action.clone(),
+                subject: e.subject.clone(),
+                detail,
+            },
+        );
+        let b = &sealed.body;
+        sqlx::query!(
+            "INSERT INTO audit_events (tenant_id, seq, at, actor, action, subject, detail, prev_hash, hash)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            tenant.0,
+            b.seq,
+            b.at,
+            b.actor,
+            b.action,
+            b.subject,
+            b.detail,
+            sealed.prev_hash,
+            sealed.hash
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+        hash = sealed.hash;
+    }
+    sqlx::query!(
+        "UPDATE tenants SET audit_seq = $1, audit_hash = $2 WHERE id = $3",
+        seq,
+        hash,
+        tenant.0
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn events(pool: &PgPool, tenant: TenantId) -> Result<(Vec<Event>, i64)> {
+    let head = crate::found(
+        "tenant",
+        sqlx::query_scalar!("SELECT audit_seq FROM tenants WHERE id = $1", tenant.0)
+            .fetch_optional(pool)
+            .await,
+    )?;
+    let rows = sqlx::query!(
+        "SELECT seq, at, actor, action, subject, detail, prev_hash, hash
+         FROM audit_events WHERE tenant_id = $1 ORDER BY id",
+        tenant.0
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let events = rows
+        .into_iter()
+        .map(|r| Event {
+            body: EventBody {
+                tenant,
+                seq: r.seq,
+                at: r.at,
+                actor: r.actor,
+                action: r.action,
+                subject: r.subject,
+                detail: r.detail,
+            },
+            prev_hash: r.prev_hash,
+            hash: r.hash,
+        })
+        .collect();
+    Ok((events, head))
+}

@@ -1,0 +1,345 @@
+//! changegate's store on PostgreSQL: the twin of `changegate-store-sqlite`,
+//! with the same tables, the same append-only triggers and the same
+//! behaviour for every `Store` method, so several server replicas can share
+//! one database.
+//!
+//! Concurrency: every write that touches a tenant is one transaction that
+//! first locks the tenant's row (`FOR NO KEY UPDATE`). That is what
+//! `BEGIN IMMEDIATE` is on SQLite, narrowed to one tenant: the tenant's
+//! audit chain stays linear and its policy versions gap-free however many
+//! replicas write. `NO KEY UPDATE` rather than `UPDATE` because it is just
+//! as exclusive between writers but does not wait for, nor deadlock with,
+//! the foreign-key checks (`KEY SHARE`) of transactions that insert rows
+//! referencing the tenant.
+
+mod audit;
+mod changes;
+mod objects;
+mod people;
+mod rows;
+
+use async_trait::async_trait;
+use changegate_core::audit::Event;
+use changegate_core::{ChangeNumber, Email, Role, TenantId, UserId};
+use changegate_store::*;
+use chrono::{DateTime, Utc};
+use sqlx::error::DatabaseError;
+use sqlx::postgres::{PgConnectOptions, PgDatabaseError, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::{BTreeMap, BTreeSet};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connect to a `postgres://` URL and run the migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with_pool_size(url, 16).await
+    }
+
+    /// [`connect`](Self::connect) with at most `max_connections` connections.
+    pub async fn connect_with_pool_size(url: &str, max_connections: u32) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))?
+            .application_name("changegate");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(db)?;
+        let store = PostgresStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Run the migrations (sqlx takes an advisory lock, so replicas
+    /// starting together run them once).
+    pub async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations")
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Database(format!("migrations failed: {e}")))
+    }
+
+    /// The pool, for tests that tamper with the database behind the store's back.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// A write transaction that does not belong to a tenant yet.
+    async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
+        self.pool.begin().await.map_err(db)
+    }
+
+    /// A write transaction holding `tenant`'s row lock (see the module
+    /// comment).
+    async fn write(&self, tenant: TenantId) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.begin().await?;
+        audit::lock_tenant(&mut tx, tenant).await?;
+        Ok(tx)
+    }
+}
+
+/// Map a driver error to the store's: unique violations are conflicts
+/// named like SQLite names them (`table.column`), so callers and their
+/// messages do not depend on the backend.
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::RowNotFound => StoreError::not_found("record"),
+        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict {
+            constraint: unique_columns(d.as_ref()),
+        },
+        sqlx::Error::Database(d) if d.message().contains("append-only") => {
+            StoreError::AppendOnly("this record")
+        }
+        _ => StoreError::Database(e.to_string()),
+    }
+}
+
+/// `policies.tenant_id, policies.version` from the violation's detail
+/// (`Key (tenant_id, version)=(1, 2) already exists.`); the constraint's
+/// name when the detail is not there. The key's values are left out: they
+/// may be someone else's data.
+fn unique_columns(d: &dyn DatabaseError) -> String {
+    let columns = d
+        .try_downcast_ref::<PgDatabaseError>()
+        .and_then(|pg| pg.detail())
+        .and_then(|detail| detail.strip_prefix("Key ("))
+        .and_then(|rest| rest.split_once(")=").map(|(columns, _)| columns));
+    match (d.table(), columns) {
+        (Some(table), Some(columns)) => columns
+            .split(", ")
+            .map(|c| format!("{table}.{c}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => d.constraint().unwrap_or_else(|| d.message()).to_string(),
+    }
+}
+
+/// `NotFound` for a missing row, the mapped error otherwise.
+pub(crate) fn found<T>(
+    what: &'static str,
+    r: std::result::Result<Option<T>, sqlx::Error>,
+) -> Result<T> {
+    r.map_err(db)?.ok_or(StoreError::not_found(what))
+}
+
+/// Now, at the microsecond precision PostgreSQL keeps, so that what a
+/// write returns equals what a later read returns.
+pub(crate) fn now() -> DateTime<Utc> {
+    changegate_core::audit::normalise(Utc::now())
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query_scalar!(r#"SELECT 1 AS "one!""#)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn create_tenant(&self, tenant: NewTenant, actor: &str) -> Result<Tenant> {
+        let mut tx = self.begin().await?;
+        let t = people::insert_tenant(&mut tx, &tenant, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(t)
+    }
+
+    async fn apply_tenant(&self, tenant: NewTenant, actor: &str) -> Result<(Tenant, Applied)> {
+        let mut tx = self.begin().await?;
+        let r = people::apply_tenant(&mut tx, &tenant, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    async fn tenant(&self, id: TenantId) -> Result<Tenant> {
+        people::tenant(&self.pool, id).await
+    }
+
+    async fn tenant_by_slug(&self, slug: &str) -> Result<Tenant> {
+        people::tenant_by_slug(&self.pool, slug).await
+    }
+
+    async fn tenants(&self, only: Option<&BTreeSet<TenantId>>) -> Result<Vec<Tenant>> {
+        let all = people::tenants(&self.pool).await?;
+        Ok(all
+            .into_iter()
+            .filter(|t| only.is_none_or(|o| o.contains(&t.id)))
+            .collect())
+    }
+
+    async fn create_user(&self, user: NewUser, actor: &str) -> Result<User> {
+        let mut tx = match user.tenant {
+            Some(t) => self.write(t).await?,
+            None => self.begin().await?,
+        };
+        let u = people::insert_user(&mut tx, &user, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(u)
+    }
+
+    async fn user(&self, id: UserId) -> Result<User> {
+        people::user(&self.pool, id).await
+    }
+
+    async fn user_by_email(&self, email: &Email) -> Result<User> {
+        people::user_by_email(&self.pool, email).await
+    }
+
+    async fn set_password(&self, user: UserId, password_hash: &str) -> Result<()> {
+        people::set_password(&self.pool, user, password_hash).await
+    }
+
+    async fn users_in_tenant(&self, tenant: TenantId) -> Result<Vec<(User, BTreeSet<Role>)>> {
+        people::users_in_tenant(&self.pool, tenant).await
+    }
+
+    async fn bind_role(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+        role: Role,
+        actor: &str,
+    ) -> Result<Applied> {
+        let mut tx = self.write(tenant).await?;
+        let r = people::bind_role(&mut tx, user, tenant, role, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    async fn roles_of(&self, user: UserId) -> Result<BTreeMap<TenantId, BTreeSet<Role>>> {
+        people::roles_of(&self.pool, user).await
+    }
+
+    async fn create_token(&self, user: UserId, name: &str, token_hash: &str) -> Result<ApiToken> {
+        people::create_token(&self.pool, user, name, token_hash).await
+    }
+
+    async fn user_by_token(&self, token_hash: &str) -> Result<User> {
+        people::user_by_token(&self.pool, token_hash).await
+    }
+
+    async fn put_object(
+        &self,
+        tenant: TenantId,
+        kind: ObjectKind,
+        name: &str,
+        spec: &str,
+        actor: &str,
+    ) -> Result<Applied> {
+        let mut tx = self.write(tenant).await?;
+        let r = objects::put(&mut tx, tenant, kind, name, spec, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    async fn objects(&self, tenant: TenantId, kind: ObjectKind) -> Result<Vec<TenantObject>> {
+        objects::list(&self.pool, tenant, kind).await
+    }
+
+    async fn delete_object(
+        &self,
+        tenant: TenantId,
+        kind: ObjectKind,
+        name: &str,
+        actor: &str,
+    ) -> Result<()> {
+        let mut tx = self.write(tenant).await?;
+        objects::delete(&mut tx, tenant, kind, name, actor).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn put_policy(
+        &self,
+        tenant: TenantId,
+        spec: &str,
+        actor: &str,
+    ) -> Result<(i64, Applied)> {
+        let mut tx = self.write(tenant).await?;
+        let r = objects::put_policy(&mut tx, tenant, spec, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    async fn policy(&self, tenant: TenantId) -> Result<(i64, String)> {
+        objects::policy(&self.pool, tenant).await
+    }
+
+    async fn delegation_active(
+        &self,
+        tenant: TenantId,
+        from: UserId,
+        to: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        objects::delegation_active(&self.pool, tenant, from, to, at).await
+    }
+
+    async fn create_delegation(
+        &self,
+        delegation: NewDelegation,
+        actor: &str,
+    ) -> Result<Delegation> {
+        let mut tx = self.write(delegation.tenant).await?;
+        let d = objects::create_delegation(&mut tx, &delegation, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(d)
+    }
+
+    async fn create_change(&self, change: NewChange, actor: &str) -> Result<Change> {
+        let mut tx = self.write(change.tenant).await?;
+        let c = changes::insert(&mut tx, &change, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(c)
+    }
+
+    async fn change(&self, tenant: TenantId, number: ChangeNumber) -> Result<Change> {
+        changes::get(&self.pool, tenant, number).await
+    }
+
+    async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<Change>> {
+        changes::list(&self.pool, filter).await
+    }
+
+    async fn save_change(
+        &self,
+        change: &Change,
+        expected_version: i64,
+        write: ChangeWrite,
+    ) -> Result<Change> {
+        let mut tx = self.write(change.tenant).await?;
+        let c = changes::save(&mut tx, change, expected_version, write).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(c)
+    }
+
+    async fn approvals(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Approval>> {
+        changes::approvals(&self.pool, tenant, change).await
+    }
+
+    async fn revisions(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Revision>> {
+        changes::revisions(&self.pool, tenant, change).await
+    }
+
+    async fn comments(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Comment>> {
+        changes::comments(&self.pool, tenant, change).await
+    }
+
+    async fn changes_due(&self, now: DateTime<Utc>) -> Result<Vec<Change>> {
+        changes::due(&self.pool, now).await
+    }
+
+    async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)> {
+        audit::events(&self.pool, tenant).await
+    }
+}

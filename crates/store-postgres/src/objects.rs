@@ -1,0 +1,258 @@
+//! Per-tenant policy objects (boards, windows, templates, configuration
+//! items) as JSON specs by name, versioned policies, and delegations.
+
+use changegate_core::{TenantId, UserId};
+use changegate_store::*;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::{audit, db, found, now};
+
+fn event(actor: &str, action: String, subject: String, detail: serde_json::Value) -> NewEvent {
+    NewEvent {
+        actor: actor.to_string(),
+        action,
+        subject,
+        detail,
+        at: now(),
+    }
+}
+
+pub(crate) async fn put(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: TenantId,
+    kind: ObjectKind,
+    name: &str,
+    spec: &str,
+    actor: &str,
+) -> Result<Applied> {
+    let kind_name = kind.as_str();
+    let current = sqlx::query_scalar!(
+        "SELECT spec FROM tenant_objects WHERE tenant_id = $1 AND kind = $2 AND name = $3",
+        tenant.0,
+        kind_name,
+        name
+    )
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db)?;
+    let applied = match current {
+        Some(s) if s == spec => return Ok(Applied::Unchanged),
+        Some(_) => Applied::Updated,
+        None => Applied::Created,
+    };
+    let now = now();
+    sqlx::query!(
+        "INSERT INTO tenant_objects (tenant_id, kind, name, spec, updated_at) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (tenant_id, kind, name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
+        tenant.0,
+        kind_name,
+        name,
+        spec,
+        now
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    let verb = if applied == Applied::Created {
+        "created"
+    } else {
+        "updated"
+    };
+    let spec_json: serde_json::Value =
+        serde_json::from_str(spec).unwrap_or(serde_json::Value::String(spec.to_string()));
+    audit::append(
+        tx,
+        tenant,
+        &[event(
+            actor,
+            format!("{kind_name}.{verb}"),
+            name.to_string(),
+            json!({ "spec": spec_json }),
+        )],
+    )
+    .await?;
+    Ok(applied)
+}
+
+pub(crate) async fn list(
+    pool: &PgPool,
+    tenant: TenantId,
+    kind: ObjectKind,
+) -> Result<Vec<TenantObject>> {
+    let kind_name = kind.as_str();
+    let rows = sqlx::query!(
+        r#"SELECT name, spec, updated_at FROM tenant_objects
+           WHERE tenant_id = $1 AND kind = $2 ORDER BY name COLLATE "C""#,
+        tenant.0,
+        kind_name
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| TenantObject {
+            tenant,
+            kind,
+            name: r.name,
+            spec: r.spec,
+            updated_at: r.updated_at,
+        })
+        .collect())
+}
+
+pub(crate) async fn delete(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: TenantId,
+    kind: ObjectKind,
+    name: &str,
+    actor: &str,
+) -> Result<()> {
+    let kind_name = kind.as_str();
+    let done = sqlx::query!(
+        "DELETE FROM tenant_objects WHERE tenant_id = $1 AND kind = $2 AND name = $3",
+        tenant.0,
+        kind_name,
+        name
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("object"));
+    }
+    audit::append(
+        tx,
+        tenant,
+        &[event(
+            actor,
+            format!("{kind_name}.deleted"),
+            name.to_string(),
+            json!({}),
+        )],
+    )
+    .await
+}
+
+pub(crate) async fn put_policy(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant: TenantId,
+    spec: &str,
+    actor: &str,
+) -> Result<(i64, Applied)> {
+    let current = sqlx::query!(
+        "SELECT version, spec FROM policies WHERE tenant_id = $1 ORDER BY version DESC LIMIT 1",
+        tenant.0
+    )
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db)?;
+    let (version, applied) = match current {
+        Some(c) if c.spec == spec => return Ok((c.version, Applied::Unchanged)),
+        Some(c) => (c.version + 1, Applied::Updated),
+        None => (1, Applied::Created),
+    };
+    let now = now();
+    sqlx::query!(
+        "INSERT INTO policies (tenant_id, version, spec, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
+        tenant.0,
+        version,
+        spec,
+        now,
+        actor
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    let spec_json: serde_json::Value =
+        serde_json::from_str(spec).unwrap_or(serde_json::Value::Null);
+    audit::append(
+        tx,
+        tenant,
+        &[event(
+            actor,
+            "policy.versioned".into(),
+            format!("v{version}"),
+            json!({ "spec": spec_json }),
+        )],
+    )
+    .await?;
+    Ok((version, applied))
+}
+
+pub(crate) async fn policy(pool: &PgPool, tenant: TenantId) -> Result<(i64, String)> {
+    let row = found(
+        "policy",
+        sqlx::query!(
+            "SELECT version, spec FROM policies WHERE tenant_id = $1 ORDER BY version DESC LIMIT 1",
+            tenant.0
+        )
+        .fetch_optional(pool)
+        .await,
+    )?;
+    Ok((row.version, row.spec))
+}
+
+pub(crate) async fn delegation_active(
+    pool: &PgPool,
+    tenant: TenantId,
+    from: UserId,
+    to: UserId,
+    at: DateTime<Utc>,
+) -> Result<bool> {
+    let active = sqlx::query_scalar!(
+        r#"SELECT EXISTS (SELECT 1 FROM delegations
+                          WHERE tenant_id = $1 AND from_user = $2 AND to_user = $3 AND starts_at <= $4 AND ends_at > $4)
+           AS "active!""#,
+        tenant.0,
+        from.0,
+        to.0,
+        at
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db)?;
+    Ok(active)
+}
+
+pub(crate) async fn create_delegation(
+    tx: &mut Transaction<'_, Postgres>,
+    d: &NewDelegation,
+    actor: &str,
+) -> Result<Delegation> {
+    // RETURNING the stored times: PostgreSQL keeps microseconds.
+    let row = sqlx::query!(
+        "INSERT INTO delegations (tenant_id, from_user, to_user, starts_at, ends_at) VALUES ($1, $2, $3, $4, $5)
+         RETURNING id, starts_at, ends_at",
+        d.tenant.0,
+        d.from.0,
+        d.to.0,
+        d.starts_at,
+        d.ends_at
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    let id = row.id;
+    audit::append(
+        tx,
+        d.tenant,
+        &[event(
+            actor,
+            "delegation.created".into(),
+            format!("delegation-{id}"),
+            json!({ "from": d.from, "to": d.to, "starts_at": d.starts_at, "ends_at": d.ends_at }),
+        )],
+    )
+    .await?;
+    Ok(Delegation {
+        id,
+        tenant: d.tenant,
+        from: d.from,
+        to: d.to,
+        starts_at: row.starts_at,
+        ends_at: row.ends_at,
+    })
+}

@@ -1,0 +1,457 @@
+//! Tenants, users, role bindings and API tokens.
+
+use changegate_core::{Email, Role, Slug, TenantId, UserId, UserKind};
+use changegate_store::*;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::rows::parse;
+use crate::{audit, db, found, now};
+
+fn event(actor: &str, action: &str, subject: String, detail: serde_json::Value) -> NewEvent {
+    NewEvent {
+        actor: actor.to_string(),
+        action: action.to_string(),
+        subject,
+        detail,
+        at: now(),
+    }
+}
+
+struct TenantRow {
+    id: i64,
+    slug: String,
+    name: String,
+    time_zone: String,
+    created_at: DateTime<Utc>,
+}
+
+impl TenantRow {
+    fn into_tenant(self) -> Result<Tenant> {
+        Ok(Tenant {
+            id: TenantId(self.id),
+            slug: Slug::parse(&self.slug).map_err(|e| StoreError::corrupt("tenant slug", e))?,
+            name: self.name,
+            time_zone: self.time_zone,
+            created_at: self.created_at,
+        })
+    }
+}
+
+/// The audit event of a tenant just inserted (its first).
+async fn tenant_created(
+    tx: &mut Transaction<'_, Postgres>,
+    t: &NewTenant,
+    id: i64,
+    now: DateTime<Utc>,
+    actor: &str,
+) -> Result<Tenant> {
+    let tenant = Tenant {
+        id: TenantId(id),
+        slug: t.slug.clone(),
+        name: t.name.clone(),
+        time_zone: t.time_zone.clone(),
+        created_at: now,
+    };
+    audit::append(
+        tx,
+        tenant.id,
+        &[event(
+            actor,
+            "tenant.created",
+            t.slug.to_string(),
+            json!({ "name": t.name, "time_zone": t.time_zone }),
+        )],
+    )
+    .await?;
+    Ok(tenant)
+}
+
+pub(crate) async fn insert_tenant(
+    tx: &mut Transaction<'_, Postgres>,
+    t: &NewTenant,
+    actor: &str,
+) -> Result<Tenant> {
+    let now = now();
+    let slug = t.slug.as_str();
+    let id = sqlx::query_scalar!(
+        "INSERT INTO tenants (slug, name, time_zone, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        slug,
+        t.name,
+        t.time_zone,
+        now
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    tenant_created(tx, t, id, now, actor).await
+}
+
+pub(crate) async fn apply_tenant(
+    tx: &mut Transaction<'_, Postgres>,
+    t: &NewTenant,
+    actor: &str,
+) -> Result<(Tenant, Applied)> {
+    let now = now();
+    let slug = t.slug.as_str();
+    // Insert unless the slug exists. A concurrent apply of the same new
+    // slug waits here for ours to commit and then finds it, as it would
+    // behind SQLite's single writer, instead of failing on the unique key.
+    let inserted = sqlx::query_scalar!(
+        "INSERT INTO tenants (slug, name, time_zone, created_at) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (slug) DO NOTHING RETURNING id",
+        slug,
+        t.name,
+        t.time_zone,
+        now
+    )
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db)?;
+    if let Some(id) = inserted {
+        return Ok((
+            tenant_created(tx, t, id, now, actor).await?,
+            Applied::Created,
+        ));
+    }
+    let current = sqlx::query_as!(
+        TenantRow,
+        "SELECT id, slug, name, time_zone, created_at FROM tenants WHERE slug = $1 FOR NO KEY UPDATE",
+        slug
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?
+    .into_tenant()?;
+    if current.name == t.name && current.time_zone == t.time_zone {
+        return Ok((current, Applied::Unchanged));
+    }
+    sqlx::query!(
+        "UPDATE tenants SET name = $1, time_zone = $2 WHERE id = $3",
+        t.name,
+        t.time_zone,
+        current.id.0
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    audit::append(
+        tx,
+        current.id,
+        &[event(
+            actor,
+            "tenant.updated",
+            t.slug.to_string(),
+            json!({ "name": t.name, "time_zone": t.time_zone }),
+        )],
+    )
+    .await?;
+    Ok((
+        Tenant {
+            name: t.name.clone(),
+            time_zone: t.time_zone.clone(),
+            ..current
+        },
+        Applied::Updated,
+    ))
+}
+
+pub(crate) async fn tenant(pool: &PgPool, id: TenantId) -> Result<Tenant> {
+    found(
+        "tenant",
+        sqlx::query_as!(
+            TenantRow,
+            "SELECT id, slug, name, time_zone, created_at FROM tenants WHERE id = $1",
+            id.0
+        )
+        .fetch_optional(pool)
+        .await,
+    )?
+    .into_tenant()
+}
+
+pub(crate) async fn tenant_by_slug(pool: &PgPool, slug: &str) -> Result<Tenant> {
+    found(
+        "tenant",
+        sqlx::query_as!(
+            TenantRow,
+            "SELECT id, slug, name, time_zone, created_at FROM tenants WHERE slug = $1",
+            slug
+        )
+        .fetch_optional(pool)
+        .await,
+    )?
+    .into_tenant()
+}
+
+pub(crate) async fn tenants(pool: &PgPool) -> Result<Vec<Tenant>> {
+    // COLLATE "C": byte order, as SQLite sorts, whatever the database's locale.
+    sqlx::query_as!(
+        TenantRow,
+        r#"SELECT id, slug, name, time_zone, created_at FROM tenants ORDER BY slug COLLATE "C""#
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .map(TenantRow::into_tenant)
+    .collect()
+}
+
+struct UserRow {
+    id: i64,
+    email: String,
+    name: String,
+    kind: String,
+    admin: bool,
+    tenant_id: Option<i64>,
+    password_hash: Option<String>,
+    created_at: DateTime<Utc>,
+}
+
+impl UserRow {
+    fn into_user(self) -> Result<User> {
+        Ok(User {
+            id: UserId(self.id),
+            email: Email::parse(&self.email).map_err(|e| StoreError::corrupt("user email", e))?,
+            name: self.name,
+            kind: parse::<UserKind>("user kind", &self.kind)?,
+            admin: self.admin,
+            tenant: self.tenant_id.map(TenantId),
+            password_hash: self.password_hash,
+            created_at: self.created_at,
+        })
+    }
+}
+
+pub(crate) async fn insert_user(
+    tx: &mut Transaction<'_, Postgres>,
+    u: &NewUser,
+    actor: &str,
+) -> Result<User> {
+    let now = now();
+    let (email, kind) = (u.email.as_str(), u.kind.as_str());
+    let tenant = u.tenant.map(|t| t.0);
+    let id = sqlx::query_scalar!(
+        "INSERT INTO users (email, name, kind, admin, tenant_id, password_hash, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+        email,
+        u.name,
+        kind,
+        u.admin,
+        tenant,
+        u.password_hash,
+        now
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    if let Some(t) = u.tenant {
+        audit::append(
+            tx,
+            t,
+            &[event(
+                actor,
+                "user.created",
+                email.to_string(),
+                json!({ "kind": kind }),
+            )],
+        )
+        .await?;
+    }
+    Ok(User {
+        id: UserId(id),
+        email: u.email.clone(),
+        name: u.name.clone(),
+        kind: u.kind,
+        admin: u.admin,
+        tenant: u.tenant,
+        password_hash: u.password_hash.clone(),
+        created_at: now,
+    })
+}
+
+pub(crate) async fn user(pool: &PgPool, id: UserId) -> Result<User> {
+    found(
+        "user",
+        sqlx::query_as!(
+            UserRow,
+            "SELECT id, email, name, kind, admin, tenant_id, password_hash, created_at FROM users WHERE id = $1",
+            id.0
+        )
+        .fetch_optional(pool)
+        .await,
+    )?
+    .into_user()
+}
+
+pub(crate) async fn user_by_email(pool: &PgPool, email: &Email) -> Result<User> {
+    let email = email.as_str();
+    found(
+        "user",
+        sqlx::query_as!(
+            UserRow,
+            "SELECT id, email, name, kind, admin, tenant_id, password_hash, created_at FROM users WHERE email = $1",
+            email
+        )
+        .fetch_optional(pool)
+        .await,
+    )?
+    .into_user()
+}
+
+pub(crate) async fn set_password(pool: &PgPool, user: UserId, hash: &str) -> Result<()> {
+    let done = sqlx::query!(
+        "UPDATE users SET password_hash = $1 WHERE id = $2",
+        hash,
+        user.0
+    )
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("user"));
+    }
+    Ok(())
+}
+
+pub(crate) async fn users_in_tenant(
+    pool: &PgPool,
+    tenant: TenantId,
+) -> Result<Vec<(User, BTreeSet<Role>)>> {
+    // Ordered by e-mail, so each user's rows are adjacent; byte order as on SQLite.
+    let rows = sqlx::query!(
+        r#"SELECT u.id, u.email, u.name, u.kind, u.admin, u.tenant_id, u.password_hash, u.created_at, b.role
+           FROM users u JOIN role_bindings b ON b.user_id = u.id
+           WHERE b.tenant_id = $1 ORDER BY u.email COLLATE "C", b.role COLLATE "C""#,
+        tenant.0
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let mut out: Vec<(User, BTreeSet<Role>)> = Vec::new();
+    for r in rows {
+        let role = parse::<Role>("role", &r.role)?;
+        match out.last_mut() {
+            Some((u, roles)) if u.id.0 == r.id => {
+                roles.insert(role);
+            }
+            _ => {
+                let user = UserRow {
+                    id: r.id,
+                    email: r.email,
+                    name: r.name,
+                    kind: r.kind,
+                    admin: r.admin,
+                    tenant_id: r.tenant_id,
+                    password_hash: r.password_hash,
+                    created_at: r.created_at,
+                }
+                .into_user()?;
+                out.push((user, BTreeSet::from([role])));
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(crate) async fn bind_role(
+    tx: &mut Transaction<'_, Postgres>,
+    user: UserId,
+    tenant: TenantId,
+    role: Role,
+    actor: &str,
+) -> Result<Applied> {
+    let role_name = role.as_str();
+    let done = sqlx::query!(
+        "INSERT INTO role_bindings (user_id, tenant_id, role) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        user.0,
+        tenant.0,
+        role_name
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Ok(Applied::Unchanged);
+    }
+    let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user.0)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
+    audit::append(
+        tx,
+        tenant,
+        &[event(
+            actor,
+            "role.granted",
+            email,
+            json!({ "role": role_name }),
+        )],
+    )
+    .await?;
+    Ok(Applied::Created)
+}
+
+pub(crate) async fn roles_of(
+    pool: &PgPool,
+    user: UserId,
+) -> Result<BTreeMap<TenantId, BTreeSet<Role>>> {
+    let rows = sqlx::query!(
+        "SELECT tenant_id, role FROM role_bindings WHERE user_id = $1",
+        user.0
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let mut out: BTreeMap<TenantId, BTreeSet<Role>> = BTreeMap::new();
+    for r in rows {
+        out.entry(TenantId(r.tenant_id))
+            .or_default()
+            .insert(parse("role", &r.role)?);
+    }
+    Ok(out)
+}
+
+pub(crate) async fn create_token(
+    pool: &PgPool,
+    user: UserId,
+    name: &str,
+    hash: &str,
+) -> Result<ApiToken> {
+    let now = now();
+    let id = sqlx::query_scalar!(
+        "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        user.0,
+        name,
+        hash,
+        now
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(db)?;
+    Ok(ApiToken {
+        id,
+        user,
+        name: name.to_string(),
+        created_at: now,
+    })
+}
+
+pub(crate) async fn user_by_token(pool: &PgPool, hash: &str) -> Result<User> {
+    found(
+        "token",
+        sqlx::query_as!(
+            UserRow,
+            "SELECT u.id, u.email, u.name, u.kind, u.admin, u.tenant_id, u.password_hash, u.created_at
+             FROM api_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+            hash
+        )
+        .fetch_optional(pool)
+        .await,
+    )?
+    .into_user()
+}
