@@ -1,0 +1,114 @@
+//! Background jobs of the server: approvals that expired before
+//! implementation started, and emergency changes whose retrospective
+//! approval is overdue. `run_due` does one pass at a given time (tests
+//! call it with a pinned clock); `run` repeats it every second until shut down.
+
+use changegate_core::ChangeNumber;
+use changegate_core::change::{self, ChangeState};
+use changegate_store::{Change, ChangeWrite, NewEvent, Store, StoreError};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a pass did to one change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Expired(ChangeNumber),
+    RetrospectiveOverdue(ChangeNumber),
+}
+
+const ACTOR: &str = "changegate-scheduler";
+
+fn apply(c: &mut Change, now: DateTime<Utc>) -> Option<(Outcome, NewEvent)> {
+    let event = |action: &str, detail| NewEvent {
+        actor: ACTOR.into(),
+        action: action.into(),
+        subject: c.number.to_string(),
+        detail,
+        at: now,
+    };
+    if c.state.is_approved()
+        && c.approval_expires_at.is_some_and(|e| e <= now)
+        && change::allowed(c.state, ChangeState::Expired)
+    {
+        let e = event(
+            "change.expired",
+            json!({ "approval_expired_at": c.approval_expires_at }),
+        );
+        c.state = ChangeState::Expired;
+        return Some((Outcome::Expired(c.number), e));
+    }
+    if !c.retrospective_overdue
+        && c.decided_at.is_none()
+        && c.retrospective_due_at.is_some_and(|d| d <= now)
+    {
+        let e = event(
+            "change.retrospective-overdue",
+            json!({ "due": c.retrospective_due_at }),
+        );
+        c.retrospective_overdue = true;
+        return Some((Outcome::RetrospectiveOverdue(c.number), e));
+    }
+    None
+}
+
+/// One pass over the changes due at `now`. Each change is written in its
+/// own transaction under its optimistic lock; a change that moved
+/// meanwhile is re-read and re-judged, so an action is never doubled.
+pub async fn run_due(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec<Outcome>, StoreError> {
+    let mut done = Vec::new();
+    for due in store.changes_due(now).await? {
+        let mut current = due;
+        for _ in 0..10 {
+            let expected = current.version;
+            let mut next = current.clone();
+            let Some((outcome, event)) = apply(&mut next, now) else {
+                break;
+            };
+            match store
+                .save_change(
+                    &next,
+                    expected,
+                    ChangeWrite {
+                        events: vec![event],
+                        ..Default::default()
+                    },
+                )
+                .await
+            {
+                Ok(_) => {
+                    done.push(outcome);
+                    break;
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    current = store.change(current.tenant, current.number).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Run a pass every second until `shutdown` resolves.
+pub async fn run(store: Arc<dyn Store>, shutdown: impl std::future::Future<Output = ()>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tick.tick() => {
+                match run_due(store.as_ref(), Utc::now()).await {
+                    Ok(done) => {
+                        for o in done {
+                            tracing::info!(outcome = ?o, "scheduler");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "scheduler pass failed; retrying next second"),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! `TestApp`: the real router over a fresh database, with a pinned clock,
+//! actors that send requests in-process with their own API token, and
+//! helpers that set up tenants, people and policy through the store.
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Method, Request, StatusCode};
+use changegate_core::{Email, Role, Slug, UserKind};
+use changegate_store::{NewTenant, NewUser, Store, Tenant};
+use changegate_web::{AppState, auth};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
+use std::any::Any;
+use std::sync::{Arc, Mutex};
+use tower::ServiceExt;
+
+pub struct TestApp {
+    pub store: Arc<dyn Store>,
+    router: Router,
+    clock: Arc<Mutex<DateTime<Utc>>>,
+    _guard: Box<dyn Any + Send + Sync>,
+}
+
+/// A response: status and JSON body (`Value::Null` when empty or not JSON).
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: StatusCode,
+    pub json: Value,
+    pub text: String,
+}
+
+impl Resp {
+    /// The stable error code of an error response.
+    pub fn code(&self) -> &str {
+        self.json["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn field(&self) -> &str {
+        self.json["error"]["field"].as_str().unwrap_or("")
+    }
+
+    #[track_caller]
+    pub fn ok(self) -> Value {
+        assert!(
+            self.status.is_success(),
+            "expected success, got {}: {}",
+            self.status,
+            self.text
+        );
+        self.json
+    }
+
+    #[track_caller]
+    pub fn status(self, expected: u16) -> Self {
+        assert_eq!(self.status.as_u16(), expected, "body: {}", self.text);
+        self
+    }
+}
+
+/// Someone calling the API with their own token.
+#[derive(Clone)]
+pub struct Actor {
+    pub email: String,
+    pub token: Option<String>,
+    router: Router,
+}
+
+impl Actor {
+    pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        };
+        let req = req.expect("request builds");
+        let res = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router answers");
+        let status = res.status();
+        let bytes = axum::body::to_bytes(res.into_body(), 16 << 20)
+            .await
+            .expect("body reads");
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        Resp { status, json, text }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.call(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::PUT, path, Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Resp {
+        self.call(Method::PATCH, path, Some(body)).await
+    }
+
+    pub async fn delete(&self, path: &str) -> Resp {
+        self.call(Method::DELETE, path, None).await
+    }
+}
+
+/// 2026-11-25 10:00 UTC, a Wednesday: where every test's clock starts.
+pub fn start_of_tests() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 25, 10, 0, 0)
+        .single()
+        .expect("valid time")
+}
+
+impl TestApp {
+    /// The app over `store`; `guard` keeps the database alive (temp dir, PostgreSQL database).
+    pub fn new(store: Arc<dyn Store>, guard: Box<dyn Any + Send + Sync>) -> Self {
+        let clock = Arc::new(Mutex::new(start_of_tests()));
+        let reader = clock.clone();
+        let state = AppState::new(store.clone()).with_clock(Arc::new(move || {
+            *reader.lock().unwrap_or_else(|p| p.into_inner())
+        }));
+        TestApp {
+            store,
+            router: changegate_web::router(state),
+            clock,
+            _guard: guard,
+        }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        *self.clock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn set_now(&self, t: DateTime<Utc>) {
+        *self.clock.lock().unwrap_or_else(|p| p.into_inner()) = t;
+    }
+
+    pub fn anonymous(&self) -> Actor {
+        Actor {
+            email: String::new(),
+            token: None,
+            router: self.router.clone(),
+        }
+    }
+
+    async fn actor_for(&self, user: changegate_store::User) -> Actor {
+        let (token, hash) = auth::new_token();
+        self.store
+            .create_token(user.id, "test", &hash)
+            .await
+            .expect("token stored");
+        Actor {
+            email: user.email.to_string(),
+            token: Some(token),
+            router: self.router.clone(),
+        }
+    }
+
+    /// An installation admin.
+    pub async fn admin(&self) -> Actor {
+        let user = self
+            .store
+            .create_user(
+                NewUser {
+                    email: Email::parse("admin@msp.example").expect("valid"),
+                    name: "Ada Admin".into(),
+                    kind: UserKind::Msp,
+                    admin: true,
+                    tenant: None,
+                    password_hash: None,
+                },
+                "test",
+            )
+            .await
+            .expect("admin created");
+        self.actor_for(user).await
+    }
+
+    pub async fn tenant(&self, slug: &str) -> Tenant {
+        self.store
+            .create_tenant(
+                NewTenant {
+                    slug: Slug::parse(slug).expect("valid slug"),
+                    name: format!("{slug} Ltd"),
+                    time_zone: "Europe/Berlin".into(),
+                },
+                "test",
+            )
+            .await
+            .expect("tenant created")
+    }
+
+    /// A person with `roles` in tenants (by slug). A client user belongs to
+    /// the first tenant named; MSP staff to none.
+    pub async fn person(&self, email: &str, kind: UserKind, roles: &[(&str, Role)]) -> Actor {
+        let mut home = None;
+        if kind == UserKind::Client {
+            let slug = roles
+                .first()
+                .map(|r| r.0)
+                .expect("a client user needs a tenant");
+            home = Some(
+                self.store
+                    .tenant_by_slug(slug)
+                    .await
+                    .expect("tenant exists")
+                    .id,
+            );
+        }
+        let user = self
+            .store
+            .create_user(
+                NewUser {
+                    email: Email::parse(email).expect("valid email"),
+                    name: email.split('@').next().unwrap_or(email).to_string(),
+                    kind,
+                    admin: false,
+                    tenant: home,
+                    password_hash: None,
+                },
+                "test",
+            )
+            .await
+            .expect("user created");
+        for (slug, role) in roles {
+            let t = self
+                .store
+                .tenant_by_slug(slug)
+                .await
+                .expect("tenant exists");
+            self.store
+                .bind_role(user.id, t.id, *role, "test")
+                .await
+                .expect("role bound");
+        }
+        self.actor_for(user).await
+    }
+
+    pub async fn msp(&self, email: &str, roles: &[(&str, Role)]) -> Actor {
+        self.person(email, UserKind::Msp, roles).await
+    }
+
+    pub async fn client(&self, email: &str, roles: &[(&str, Role)]) -> Actor {
+        self.person(email, UserKind::Client, roles).await
+    }
+}
+
+impl TestApp {
+    /// On a fresh SQLite database in a temporary directory.
+    pub async fn sqlite() -> Self {
+        Self::on(crate::db::TestDb::sqlite().await)
+    }
+
+    /// On a fresh database of the process's private PostgreSQL.
+    pub async fn postgres() -> Self {
+        Self::on(crate::db::TestDb::postgres().await)
+    }
+
+    pub fn on(db: crate::db::TestDb) -> Self {
+        let store = db.store();
+        TestApp::new(store, Box::new(db))
+    }
+}
