@@ -1,0 +1,524 @@
+//! Change requests: raise, list (filtered, paginated), show, edit (a
+//! material edit after submission is a new revision that re-opens
+//! approval), revisions with what changed, and comments.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use changegate_core::authz::Action;
+use changegate_core::change::{ChangeState, ChangeType};
+use changegate_core::{ChangeNumber, TenantId};
+use changegate_store::{
+    Change, ChangeContent, ChangeFilter, ChangeWrite, NewChange, NewEvent, Store, StoreError,
+};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use utoipa::IntoParams;
+
+use super::{Body, ChangePath};
+use crate::AppState;
+use crate::auth::Caller;
+use crate::dto::{
+    self, ChangePage, ChangeView, CommentBody, CommentView, EditChangeBody, NewChangeBody,
+    RevisionView, email_field,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::tenant::InTenant;
+use crate::workflow::{self, Emails};
+
+/// Filters and pagination of change lists.
+#[derive(Deserialize, IntoParams, Default)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Only this tenant (slug); cross-tenant list only.
+    pub tenant: Option<String>,
+    pub state: Option<String>,
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub kind: Option<String>,
+    /// Requester's e-mail.
+    pub requester: Option<String>,
+    /// Created at or after (RFC 3339).
+    pub from: Option<DateTime<Utc>>,
+    /// Created before (RFC 3339).
+    pub to: Option<DateTime<Utc>>,
+    /// The previous page's `next_before`.
+    pub before: Option<String>,
+    /// Page size, 1 to 500 (default 50).
+    pub limit: Option<u32>,
+}
+
+pub(crate) fn number(s: &str) -> ApiResult<ChangeNumber> {
+    s.parse::<ChangeNumber>()
+        .map_err(|_| ApiError::not_found("change"))
+}
+
+pub(crate) async fn load(store: &dyn Store, tenant: TenantId, n: &str) -> ApiResult<Change> {
+    store
+        .change(tenant, number(n)?)
+        .await
+        .map_err(ApiError::from)
+}
+
+async fn filter(state: &AppState, q: &ListQuery) -> ApiResult<ChangeFilter> {
+    let mut f = ChangeFilter {
+        limit: q.limit.unwrap_or(50),
+        ..ChangeFilter::default()
+    };
+    if q.limit.is_some_and(|l| l == 0 || l > 500) {
+        return Err(ApiError::invalid("limit", "use a page size from 1 to 500"));
+    }
+    f.state = q
+        .state
+        .as_deref()
+        .map(str::parse::<ChangeState>)
+        .transpose()
+        .map_err(|e| ApiError::invalid("state", e.message))?;
+    f.kind = q
+        .kind
+        .as_deref()
+        .map(str::parse::<ChangeType>)
+        .transpose()
+        .map_err(|e| ApiError::invalid("type", e.message))?;
+    if let Some(r) = &q.requester {
+        let email = email_field("requester", r)?;
+        f.requester = match state.store.user_by_email(&email).await {
+            Ok(u) => Some(u.id),
+            // Nobody by that address: an empty page, not an error that tells who exists.
+            Err(StoreError::NotFound { .. }) => Some(changegate_core::UserId(-1)),
+            Err(e) => return Err(e.into()),
+        };
+    }
+    f.created_from = q.from;
+    f.created_to = q.to;
+    f.before = q
+        .before
+        .as_deref()
+        .map(|b| {
+            b.parse::<ChangeNumber>()
+                .map_err(|e| ApiError::invalid("before", e.message))
+        })
+        .transpose()?;
+    Ok(f)
+}
+
+async fn page(state: &AppState, f: &ChangeFilter) -> ApiResult<Json<ChangePage>> {
+    let changes = state.store.list_changes(f).await?;
+    let emails = Emails::load(
+        state.store.as_ref(),
+        changes
+            .iter()
+            .flat_map(|c| [c.requester].into_iter().chain(c.implementer)),
+    )
+    .await?;
+    let mut slugs: BTreeMap<TenantId, String> = BTreeMap::new();
+    let mut items = Vec::with_capacity(changes.len());
+    for c in &changes {
+        let slug = match slugs.get(&c.tenant) {
+            Some(s) => s.clone(),
+            None => {
+                let s = state.store.tenant(c.tenant).await?.slug.to_string();
+                slugs.insert(c.tenant, s.clone());
+                s
+            }
+        };
+        items.push(dto::change_view(c, &slug, &|u| emails.of(u), None));
+    }
+    let full = changes.len() as u32 == f.limit.clamp(1, 500);
+    let next_before = if full {
+        changes.last().map(|c| c.number.to_string())
+    } else {
+        None
+    };
+    Ok(Json(ChangePage { items, next_before }))
+}
+
+/// Changes across every tenant the caller may see.
+#[utoipa::path(get, path = "/api/v1/changes", tag = "changes", params(ListQuery),
+    responses((status = 200, body = ChangePage)))]
+pub async fn list_all(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<ChangePage>> {
+    let mut f = filter(&state, &q).await?;
+    f.tenants = caller.visible_tenants();
+    if let Some(slug) = &q.tenant {
+        let tenant = match state.store.tenant_by_slug(slug).await {
+            Ok(t) if caller.sees(t.id) => t,
+            Ok(_) | Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found("tenant")),
+            Err(e) => return Err(e.into()),
+        };
+        f.tenants = Some([tenant.id].into());
+    }
+    page(&state, &f).await
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/changes", tag = "changes",
+    params(("tenant" = String, Path), ListQuery), responses((status = 200, body = ChangePage)))]
+pub async fn list(
+    State(state): State<AppState>,
+    t: InTenant,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<ChangePage>> {
+    t.authorize(Action::Read)?;
+    if q.tenant.is_some() {
+        return Err(ApiError::invalid(
+            "tenant",
+            "the tenant is in the URL here; use /api/v1/changes?tenant= to filter across tenants",
+        ));
+    }
+    let mut f = filter(&state, &q).await?;
+    f.tenants = Some([t.tenant.id].into());
+    page(&state, &f).await
+}
+
+/// Raise a change as a draft.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/changes", tag = "changes",
+    params(("tenant" = String, Path)), request_body = NewChangeBody, responses((status = 201, body = ChangeView)))]
+pub async fn create(
+    State(state): State<AppState>,
+    t: InTenant,
+    Body(body): Body<serde_json::Value>,
+) -> ApiResult<(StatusCode, Json<ChangeView>)> {
+    t.authorize(Action::RequestChange)?;
+    let body = new_change_body(body)?;
+    let kind: ChangeType = body
+        .kind
+        .parse()
+        .map_err(|e: changegate_core::ids::InvalidValue| ApiError::invalid("type", e.message))?;
+    let content = body.content;
+    if content.title.trim().is_empty() {
+        return Err(ApiError::invalid("title", "give the change a title"));
+    }
+    check_planned(&content)?;
+    let implementer = match &body.implementer {
+        None => None,
+        Some(e) => {
+            let email = email_field("implementer", e)?;
+            let people = workflow::People::load(state.store.as_ref(), t.tenant.id).await?;
+            Some(people.id_of(email.as_str()).ok_or_else(|| {
+                ApiError::invalid(
+                    "implementer",
+                    format!("{email} is not a user of this tenant"),
+                )
+            })?)
+        }
+    };
+    let change = state
+        .store
+        .create_change(
+            NewChange {
+                tenant: t.tenant.id,
+                kind,
+                requester: t.caller.user,
+                implementer,
+                content,
+            },
+            &t.actor(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(&state, &t, &change).await?)))
+}
+
+/// `type` and `implementer` beside the content fields; an unknown field
+/// is refused by name (serde's `flatten` would let it through).
+fn new_change_body(body: serde_json::Value) -> ApiResult<NewChangeBody> {
+    let serde_json::Value::Object(mut fields) = body else {
+        return Err(ApiError::invalid("", "send the change as a JSON object"));
+    };
+    let kind = match fields.remove("type") {
+        Some(serde_json::Value::String(s)) => s,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "type",
+                "use standard, normal or emergency",
+            ));
+        }
+        None => {
+            return Err(ApiError::invalid(
+                "type",
+                "say which type of change: standard, normal or emergency",
+            ));
+        }
+    };
+    let implementer = match fields.remove("implementer") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "implementer",
+                "give the implementer's e-mail address",
+            ));
+        }
+    };
+    let content: ChangeContent =
+        serde_path_to_error::deserialize(serde_json::Value::Object(fields)).map_err(|e| {
+            ApiError::invalid(
+                e.path().to_string().trim_start_matches('.').to_string(),
+                e.into_inner().to_string(),
+            )
+        })?;
+    Ok(NewChangeBody {
+        kind,
+        implementer,
+        content,
+    })
+}
+
+pub(crate) fn check_planned(c: &ChangeContent) -> ApiResult<()> {
+    if let (Some(s), Some(e)) = (c.planned_start, c.planned_end)
+        && e <= s
+    {
+        return Err(ApiError::invalid(
+            "planned_end",
+            "the planned end must be after the planned start",
+        ));
+    }
+    Ok(())
+}
+
+/// A change with its approval status, approvers shown by e-mail.
+pub(crate) async fn view(state: &AppState, t: &InTenant, c: &Change) -> ApiResult<ChangeView> {
+    let emails = Emails::load(state.store.as_ref(), workflow::ids_in(c)).await?;
+    let approval = if c.plan.is_empty() {
+        None
+    } else {
+        let approvals = state.store.approvals(t.tenant.id, c.number).await?;
+        let votes: Vec<_> = approvals
+            .iter()
+            .filter(|a| a.revision == c.revision)
+            .map(|a| changegate_core::approval::Vote {
+                seat: a.seat(),
+                decision: a.decision,
+            })
+            .collect();
+        let status = dto::PlanStatusView::from(c.plan.status(&votes), &|u| emails.of(u));
+        let boards = c
+            .plan
+            .boards
+            .iter()
+            .map(|b| dto::FrozenBoardView {
+                name: b.name.clone(),
+                rule: b.rule.to_string(),
+                members: b.members.iter().map(|u| emails.of(*u)).collect(),
+                mandatory: b.mandatory.iter().map(|u| emails.of(*u)).collect(),
+                chair: b.chair.map(|u| emails.of(u)),
+            })
+            .collect();
+        serde_json::to_value(dto::ApprovalStatusView { status, boards }).ok()
+    };
+    Ok(dto::change_view(
+        c,
+        t.tenant.slug.as_str(),
+        &|u| emails.of(u),
+        approval,
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/changes/{number}", tag = "changes",
+    params(("tenant" = String, Path), ("number" = String, Path, description = "CHG-<n>")),
+    responses((status = 200, body = ChangeView), (status = 404, body = crate::error::ErrorBody)))]
+pub async fn show(
+    State(state): State<AppState>,
+    t: InTenant,
+    Path(p): Path<ChangePath>,
+) -> ApiResult<Json<ChangeView>> {
+    let n = p.number;
+    t.authorize(Action::Read)?;
+    let c = load(state.store.as_ref(), t.tenant.id, &n).await?;
+    Ok(Json(view(&state, &t, &c).await?))
+}
+
+/// Edit the content. After submission, an edit that changes what the
+/// fingerprint covers is a new revision: approval re-opens with approvers
+/// frozen anew, and earlier approvals no longer count.
+#[utoipa::path(patch, path = "/api/v1/tenants/{tenant}/changes/{number}", tag = "changes",
+    params(("tenant" = String, Path), ("number" = String, Path)), request_body = EditChangeBody,
+    responses((status = 200, body = ChangeView)))]
+pub async fn edit(
+    State(state): State<AppState>,
+    t: InTenant,
+    Path(p): Path<ChangePath>,
+    Body(body): Body<EditChangeBody>,
+) -> ApiResult<Json<ChangeView>> {
+    let n = p.number;
+    t.authorize(Action::RequestChange)?;
+    let store = state.store.as_ref();
+    let mut c = load(store, t.tenant.id, &n).await?;
+    if c.requester != t.caller.user
+        && !t
+            .caller
+            .has_role(t.tenant.id, changegate_core::Role::ChangeManager)
+    {
+        return Err(ApiError::forbidden(
+            "only the requester or a change manager edits a change",
+        ));
+    }
+    if !c.state.editable() {
+        return Err(ApiError::state(format!(
+            "{} is {}; it can no longer be edited",
+            c.number, c.state
+        )));
+    }
+    let mut content = serde_json::to_value(&c.content).map_err(|_| ApiError::internal())?;
+    if let Some(obj) = content.as_object_mut() {
+        for (k, v) in body.fields {
+            obj.insert(k, v);
+        }
+    }
+    let new: ChangeContent = serde_path_to_error::deserialize(content)
+        .map_err(|e| ApiError::invalid(e.path().to_string(), e.into_inner().to_string()))?;
+    if new.title.trim().is_empty() {
+        return Err(ApiError::invalid("title", "give the change a title"));
+    }
+    check_planned(&new)?;
+    let expected = c.version;
+    let now = state.now();
+    let submitted = c.fingerprint.is_some()
+        && c.state != ChangeState::Draft
+        && c.state != ChangeState::Rejected;
+    let material = submitted && c.fingerprint.as_deref() != Some(new.fingerprint().as_str());
+    c.content = new;
+    let mut write = ChangeWrite::default();
+    let mut events = vec![NewEvent {
+        actor: t.actor(),
+        action: "change.edited".into(),
+        subject: c.number.to_string(),
+        detail: json!({ "material": material }),
+        at: now,
+    }];
+    if material {
+        let (version, policy) = workflow::policy(store, t.tenant.id).await?;
+        let routed = policy.routing.boards_for(
+            c.kind,
+            c.risk_level
+                .unwrap_or(changegate_core::change::RiskLevel::Low),
+        );
+        let boards = workflow::boards(store, t.tenant.id).await?;
+        let people = workflow::People::load(store, t.tenant.id).await?;
+        c.plan = workflow::freeze(&c, &policy, &routed, &boards, &people)?;
+        c.revision += 1;
+        c.fingerprint = Some(c.content.fingerprint());
+        c.policy_version = Some(version);
+        c.decided_at = None;
+        c.approval_expires_at = None;
+        c.state = if c.plan.is_empty() {
+            ChangeState::Approved
+        } else {
+            ChangeState::AwaitingApproval
+        };
+        if c.state == ChangeState::Approved {
+            c.decided_at = Some(now);
+        }
+        write.record_revision = Some(t.caller.user);
+        events.push(NewEvent {
+            actor: t.actor(),
+            action: "change.revised".into(),
+            subject: c.number.to_string(),
+            detail: json!({ "revision": c.revision, "fingerprint": c.fingerprint, "state": c.state.as_str() }),
+            at: now,
+        });
+    }
+    write.events = events;
+    let saved = state
+        .store
+        .save_change(&c, expected, write)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => ApiError::conflict(format!(
+                "{} changed while you edited it; reload and retry",
+                c.number
+            )),
+            other => other.into(),
+        })?;
+    Ok(Json(view(&state, &t, &saved).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/changes/{number}/revisions", tag = "changes",
+    params(("tenant" = String, Path), ("number" = String, Path)), responses((status = 200, body = [RevisionView])))]
+pub async fn revisions(
+    State(state): State<AppState>,
+    t: InTenant,
+    Path(p): Path<ChangePath>,
+) -> ApiResult<Json<Vec<RevisionView>>> {
+    let n = p.number;
+    t.authorize(Action::Read)?;
+    let c = load(state.store.as_ref(), t.tenant.id, &n).await?;
+    let revs = state.store.revisions(t.tenant.id, c.number).await?;
+    let emails = Emails::load(state.store.as_ref(), revs.iter().map(|r| r.created_by)).await?;
+    Ok(Json(
+        revs.iter()
+            .enumerate()
+            .map(|(i, r)| {
+                RevisionView::from(r, i.checked_sub(1).and_then(|p| revs.get(p)), &|u| {
+                    emails.of(u)
+                })
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/changes/{number}/comments", tag = "changes",
+    params(("tenant" = String, Path), ("number" = String, Path)), responses((status = 200, body = [CommentView])))]
+pub async fn comments(
+    State(state): State<AppState>,
+    t: InTenant,
+    Path(p): Path<ChangePath>,
+) -> ApiResult<Json<Vec<CommentView>>> {
+    let n = p.number;
+    t.authorize(Action::Read)?;
+    let c = load(state.store.as_ref(), t.tenant.id, &n).await?;
+    let comments = state.store.comments(t.tenant.id, c.number).await?;
+    Ok(Json(comments.iter().map(CommentView::from).collect()))
+}
+
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/changes/{number}/comments", tag = "changes",
+    params(("tenant" = String, Path), ("number" = String, Path)), request_body = CommentBody,
+    responses((status = 201, body = CommentView)))]
+pub async fn comment(
+    State(state): State<AppState>,
+    t: InTenant,
+    Path(p): Path<ChangePath>,
+    Body(body): Body<CommentBody>,
+) -> ApiResult<(StatusCode, Json<CommentView>)> {
+    let n = p.number;
+    t.authorize(Action::Comment)?;
+    let text = body.body.trim().to_string();
+    if text.is_empty() {
+        return Err(ApiError::invalid("body", "write something"));
+    }
+    let now = state.now();
+    for _ in 0..20 {
+        let c = load(state.store.as_ref(), t.tenant.id, &n).await?;
+        let write = ChangeWrite {
+            comment: Some((t.caller.user, text.clone(), now)),
+            events: vec![NewEvent {
+                actor: t.actor(),
+                action: "change.commented".into(),
+                subject: c.number.to_string(),
+                detail: json!({ "body": text }),
+                at: now,
+            }],
+            ..ChangeWrite::default()
+        };
+        match state.store.save_change(&c, c.version, write).await {
+            Ok(_) => {
+                return Ok((
+                    StatusCode::CREATED,
+                    Json(CommentView {
+                        author: t.actor(),
+                        body: text,
+                        at: now,
+                    }),
+                ));
+            }
+            Err(StoreError::Conflict { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict("the change is busy; retry"))
+}

@@ -1,0 +1,67 @@
+//! The handlers, one module per resource. Each handler parses, makes its
+//! one authorization call, calls the domain and the store, and answers.
+
+pub mod audit;
+pub mod changes;
+pub mod lifecycle;
+pub mod meta;
+pub mod people;
+pub mod policy;
+pub mod tenants;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+
+use crate::error::ApiError;
+
+/// A JSON body, with a parse failure reported as a 422 naming the field.
+pub struct Body<T>(pub T);
+
+impl<S, T> axum::extract::FromRequest<S> for Body<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(Json(value)) => {
+                let de = serde_path_to_error::deserialize(value);
+                de.map(Body).map_err(|e| {
+                    let path = e.path().to_string();
+                    let field = if path == "." { String::new() } else { path };
+                    ApiError::invalid(field, e.into_inner().to_string())
+                })
+            }
+            Err(rejection) => Err(match rejection {
+                JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                    axum::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported-media-type",
+                    "send the body as JSON with `Content-Type: application/json`",
+                ),
+                other => ApiError::new(
+                    axum::http::StatusCode::BAD_REQUEST,
+                    "bad-json",
+                    other.body_text(),
+                ),
+            }),
+        }
+    }
+}
+
+/// `/tenants/{tenant}/changes/{number}/...`
+#[derive(serde::Deserialize)]
+pub struct ChangePath {
+    #[allow(dead_code)]
+    pub tenant: String,
+    pub number: String,
+}
+
+/// `/tenants/{tenant}/<kind>/{name}`
+#[derive(serde::Deserialize)]
+pub struct NamePath {
+    #[allow(dead_code)]
+    pub tenant: String,
+    pub name: String,
+}

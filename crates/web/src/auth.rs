@@ -1,0 +1,120 @@
+//! Who is calling: API tokens (`Authorization: Bearer cg_...`, stored as
+//! SHA-256 hashes, shown once) and argon2id password hashes for local
+//! accounts. The principal is always built from the store, never from a
+//! field in the request.
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use changegate_core::authz::Principal;
+use changegate_store::{Store, StoreError, User};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+pub const TOKEN_PREFIX: &str = "cg_";
+
+/// A new random API token (256 bits) and the hash the store keeps.
+pub fn new_token() -> (String, String) {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let token = format!("{TOKEN_PREFIX}{}", hex::encode(bytes));
+    let hash = token_hash(&token);
+    (token, hash)
+}
+
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+pub fn hash_password(password: &str) -> Result<String, ApiError> {
+    if password.chars().count() < 12 {
+        return Err(ApiError::invalid("password", "use at least 12 characters"));
+    }
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|_| ApiError::internal())?;
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|_| ApiError::internal())
+}
+
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash)
+        .map(|parsed| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok()
+        })
+        .unwrap_or(false)
+}
+
+/// The principal behind a user: their roles per tenant.
+pub async fn principal_of(store: &dyn Store, user: User) -> Result<Principal, ApiError> {
+    let roles = store.roles_of(user.id).await?;
+    Ok(Principal {
+        user: user.id,
+        email: user.email,
+        name: user.name,
+        kind: user.kind,
+        admin: user.admin,
+        roles,
+    })
+}
+
+/// The authenticated caller of an API route.
+pub struct Caller(pub Principal);
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(ApiError::unauthenticated)?;
+        let token = header
+            .strip_prefix("Bearer ")
+            .map(str::trim)
+            .filter(|t| t.starts_with(TOKEN_PREFIX))
+            .ok_or_else(ApiError::unauthenticated)?;
+        let user = match state.store.user_by_token(&token_hash(token)).await {
+            Ok(u) => u,
+            Err(StoreError::NotFound { .. }) => return Err(ApiError::unauthenticated()),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Caller(principal_of(state.store.as_ref(), user).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_random_and_hashed() {
+        let (a, ha) = new_token();
+        let (b, _) = new_token();
+        assert_ne!(a, b);
+        assert!(a.starts_with(TOKEN_PREFIX) && a.len() == 3 + 64);
+        assert_eq!(ha, token_hash(&a));
+        assert!(!ha.contains(&a[3..]));
+    }
+
+    #[test]
+    fn passwords_verify_only_themselves() {
+        let h = hash_password("correct horse battery").expect("hashes");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("wrong horse battery", &h));
+        assert!(hash_password("short").is_err());
+    }
+}

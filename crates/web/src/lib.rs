@@ -1,0 +1,302 @@
+//! changegate's HTTP layer: the REST API under `/api/v1` (JSON, API
+//! tokens), its OpenAPI document, and health. Every route is declared once
+//! in `routes()` with the access it requires; the router and the
+//! authorization-matrix tests are both built from that table.
+
+pub mod api;
+pub mod auth;
+pub mod dto;
+pub mod error;
+pub mod openapi;
+pub mod tenant;
+mod workflow;
+
+use axum::Router;
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use changegate_core::authz::Action;
+use changegate_store::Store;
+use chrono::{DateTime, Utc};
+use std::sync::Arc;
+
+/// The clock handlers read; tests pin it.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Clock,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        AppState {
+            store,
+            clock: Arc::new(Utc::now),
+        }
+    }
+
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+}
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone (health, the OpenAPI document).
+    Public,
+    /// Any authenticated caller; the handler scopes the answer to them.
+    Caller,
+    /// A caller bound to the `{tenant}` of the path, holding a role that grants the action.
+    Tenant(Action),
+    /// Installation administrators.
+    Admin,
+}
+
+/// One row of the route table.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteInfo {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+/// Every route, once: method, path, access and handler.
+fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
+    use Access::*;
+    use Action::*;
+    use api::*;
+    let r = |method, path, access, handler| {
+        (
+            RouteInfo {
+                method,
+                path,
+                access,
+            },
+            handler,
+        )
+    };
+    vec![
+        r("GET", "/healthz", Public, get(meta::healthz)),
+        r("GET", "/readyz", Public, get(meta::readyz)),
+        r("GET", "/api/v1/openapi.json", Public, get(meta::openapi)),
+        r("GET", "/api/v1/me", Caller, get(people::me)),
+        r("POST", "/api/v1/tokens", Caller, post(people::create_token)),
+        r("GET", "/api/v1/tenants", Caller, get(tenants::list)),
+        r("POST", "/api/v1/tenants", Admin, post(tenants::create)),
+        r("GET", "/api/v1/changes", Caller, get(changes::list_all)),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}",
+            Tenant(Read),
+            get(tenants::show),
+        ),
+        r(
+            "PUT",
+            "/api/v1/tenants/{tenant}",
+            Admin,
+            put(tenants::apply),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/users",
+            Tenant(Read),
+            get(people::list),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/users",
+            Tenant(AdministerTenant),
+            post(people::add),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/policy",
+            Tenant(Read),
+            get(policy::show),
+        ),
+        r(
+            "PUT",
+            "/api/v1/tenants/{tenant}/policy",
+            Tenant(ManagePolicy),
+            put(policy::replace),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/boards",
+            Tenant(Read),
+            get(policy::list_boards),
+        ),
+        r(
+            "PUT",
+            "/api/v1/tenants/{tenant}/boards/{name}",
+            Tenant(ManagePolicy),
+            put(policy::put_board),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/windows",
+            Tenant(Read),
+            get(policy::list_windows),
+        ),
+        r(
+            "PUT",
+            "/api/v1/tenants/{tenant}/windows/{name}",
+            Tenant(ManageBlackouts),
+            put(policy::put_window),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/tenants/{tenant}/windows/{name}",
+            Tenant(ManageBlackouts),
+            delete(policy::delete_window),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/templates",
+            Tenant(Read),
+            get(policy::list_templates),
+        ),
+        r(
+            "PUT",
+            "/api/v1/tenants/{tenant}/templates/{name}",
+            Tenant(ManagePolicy),
+            put(policy::put_template),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/configuration-items",
+            Tenant(Read),
+            get(policy::list_cis),
+        ),
+        r(
+            "PUT",
+            "/api/v1/tenants/{tenant}/configuration-items/{name}",
+            Tenant(ManagePolicy),
+            put(policy::put_ci),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/delegations",
+            Tenant(Decide),
+            post(policy::delegate),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/changes",
+            Tenant(Read),
+            get(changes::list),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/changes",
+            Tenant(RequestChange),
+            post(changes::create),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/changes/{number}",
+            Tenant(Read),
+            get(changes::show),
+        ),
+        r(
+            "PATCH",
+            "/api/v1/tenants/{tenant}/changes/{number}",
+            Tenant(RequestChange),
+            patch(changes::edit),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/changes/{number}/submit",
+            Tenant(RequestChange),
+            post(lifecycle::submit),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/changes/{number}/cancel",
+            Tenant(RequestChange),
+            post(lifecycle::cancel),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/changes/{number}/approvals",
+            Tenant(Read),
+            get(lifecycle::approvals),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/changes/{number}/decisions",
+            Tenant(Decide),
+            post(lifecycle::decide),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/changes/{number}/start",
+            Tenant(Implement),
+            post(lifecycle::start),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/changes/{number}/complete",
+            Tenant(Implement),
+            post(lifecycle::complete),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/changes/{number}/fail",
+            Tenant(Implement),
+            post(lifecycle::fail),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/changes/{number}/review",
+            Tenant(Implement),
+            post(lifecycle::review),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/changes/{number}/revisions",
+            Tenant(Read),
+            get(changes::revisions),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/changes/{number}/comments",
+            Tenant(Read),
+            get(changes::comments),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/changes/{number}/comments",
+            Tenant(Comment),
+            post(changes::comment),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/audit",
+            Tenant(Read),
+            get(audit::verify),
+        ),
+    ]
+}
+
+/// The route table without handlers: what the authorization matrix walks.
+pub fn route_table() -> Vec<RouteInfo> {
+    routes().into_iter().map(|(info, _)| info).collect()
+}
+
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (info, handler) in routes() {
+        router = router.route(info.path, handler);
+    }
+    router
+        .fallback(api::meta::not_found)
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

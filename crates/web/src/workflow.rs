@@ -1,0 +1,142 @@
+//! The steps shared by change handlers: the tenant's current policy,
+//! resolving board members to people, freezing approvers at submission,
+//! and showing user ids as e-mail addresses.
+
+use changegate_core::approval::{self, ApprovalPlan, FreezeError};
+use changegate_core::board::{BoardSpec, Member};
+use changegate_core::policy::PolicySpec;
+use changegate_core::{Role, TenantId, UserId};
+use changegate_store::{Change, ObjectKind, Store, StoreError};
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::error::ApiError;
+
+/// The tenant's current policy and its version. A tenant whose change
+/// manager has not written one yet works under the built-in default,
+/// recorded as version 0; reading never writes.
+pub async fn policy(store: &dyn Store, tenant: TenantId) -> Result<(i64, PolicySpec), ApiError> {
+    match store.policy(tenant).await {
+        Ok((version, text)) => {
+            let spec = serde_json::from_str(&text).map_err(|e| {
+                tracing::error!(error = %e, "stored policy does not parse");
+                ApiError::internal()
+            })?;
+            Ok((version, spec))
+        }
+        Err(StoreError::NotFound { .. }) => Ok((0, PolicySpec::default())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn boards(store: &dyn Store, tenant: TenantId) -> Result<Vec<BoardSpec>, ApiError> {
+    store
+        .objects(tenant, ObjectKind::Board)
+        .await?
+        .into_iter()
+        .map(|o| {
+            serde_json::from_str(&o.spec).map_err(|e| {
+                tracing::error!(board = %o.name, error = %e, "stored board does not parse");
+                ApiError::internal()
+            })
+        })
+        .collect()
+}
+
+/// The tenant's people: e-mail → id, and role → holders.
+pub struct People {
+    by_email: BTreeMap<String, UserId>,
+    by_role: BTreeMap<Role, Vec<UserId>>,
+    emails: BTreeMap<UserId, String>,
+}
+
+impl People {
+    pub async fn load(store: &dyn Store, tenant: TenantId) -> Result<Self, ApiError> {
+        let mut p = People {
+            by_email: BTreeMap::new(),
+            by_role: BTreeMap::new(),
+            emails: BTreeMap::new(),
+        };
+        for (user, roles) in store.users_in_tenant(tenant).await? {
+            p.by_email.insert(user.email.to_string(), user.id);
+            p.emails.insert(user.id, user.email.to_string());
+            for r in roles {
+                p.by_role.entry(r).or_default().push(user.id);
+            }
+        }
+        Ok(p)
+    }
+
+    /// The people behind a board member. Only people bound to the tenant
+    /// count: a board cannot name someone outside it.
+    pub fn resolve(&self, m: &Member) -> Vec<UserId> {
+        match m {
+            Member::Person(e) => self.by_email.get(e.as_str()).copied().into_iter().collect(),
+            Member::Role(r) => self.by_role.get(r).cloned().unwrap_or_default(),
+        }
+    }
+
+    pub fn id_of(&self, email: &str) -> Option<UserId> {
+        self.by_email.get(email).copied()
+    }
+}
+
+/// Maps ids to e-mails, asking the store for people it has not seen.
+#[derive(Default)]
+pub struct Emails(BTreeMap<UserId, String>);
+
+impl Emails {
+    pub async fn load(
+        store: &dyn Store,
+        ids: impl IntoIterator<Item = UserId>,
+    ) -> Result<Self, ApiError> {
+        let mut map = BTreeMap::new();
+        let wanted: BTreeSet<UserId> = ids.into_iter().collect();
+        for id in wanted {
+            match store.user(id).await {
+                Ok(u) => {
+                    map.insert(id, u.email.to_string());
+                }
+                Err(StoreError::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(Emails(map))
+    }
+
+    pub fn of(&self, id: UserId) -> String {
+        self.0
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("user-{id}"))
+    }
+}
+
+pub fn ids_in(c: &Change) -> Vec<UserId> {
+    let mut ids = vec![c.requester];
+    ids.extend(c.implementer);
+    ids.extend(c.plan.seats());
+    ids
+}
+
+/// Freeze the approvers a change needs now, under `policy`.
+pub fn freeze(
+    change: &Change,
+    policy: &PolicySpec,
+    routed: &[String],
+    boards: &[BoardSpec],
+    people: &People,
+) -> Result<ApprovalPlan, ApiError> {
+    let mut excluded = vec![change.requester];
+    if policy.implementer_may_not_approve {
+        excluded.extend(change.implementer);
+    }
+    approval::freeze(routed, boards, |m| people.resolve(m), &excluded).map_err(|e| match e {
+        FreezeError::UnknownBoard { .. } => {
+            ApiError::invalid("routing", format!("{e}; fix the tenant's policy"))
+        }
+        _ => ApiError::invalid(
+            "approvers",
+            format!("{e}; ask the change manager to fix the board"),
+        ),
+    })
+}
