@@ -6,47 +6,61 @@ CARGO ?= cargo
 # comes first, so tests and the demo stay inside the supported skew.
 export PATH := $(or $(CHANGEGATE_CACHE),$(HOME)/.cache/changegate)/bin:$(PATH)
 
-.PHONY: help build test test-unit test-e2e demo bench lint fmt crds up down cluster-build cluster-up cluster-down cluster-reset
+.PHONY: help build test test-unit test-api test-e2e demo demo-agent bench lint fmt crds openapi sqlx-prepare up down cluster-build cluster-up cluster-down cluster-reset
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
 
-build: ## build both binaries (debug)
-	$(CARGO) build --bins
+build: ## build the changegate binary (debug)
+	$(CARGO) build --bin changegate
 
-test: test-unit test-e2e ## every test tier: unit first, then end-to-end on the local control plane
+test: test-unit test-api test-e2e ## every tier: unit, API on SQLite and PostgreSQL, agent end-to-end on the local control plane
 
-test-unit: ## pure and in-process tests (no cluster)
-	$(CARGO) test --lib --bins --test generated_in_sync --test webhook_router
+test-unit: ## pure unit and property tests of every crate, the agent's router tests, generated-file drift
+	$(CARGO) test --workspace --lib --bins
+	$(CARGO) test -p changegate --test generated_in_sync --test webhook_router --test cli
 
-test-e2e: up ## end-to-end tests against the local control plane and the running operator
+test-api: ## the API and the stores on SQLite and on a private PostgreSQL the harness starts
+	$(CARGO) test -p changegate-testkit -p changegate-web --tests
+
+test-e2e: up ## the agent's end-to-end tests against the local control plane
 	$(CARGO) test --test e2e -- --test-threads=4
 
-demo: up ## the walkthrough against the local control plane
+demo: build ## the MSP story on a fresh embedded database; leaves the server running on 127.0.0.1:8080
 	./demo/run.sh
 
-bench: cluster-up ## benchmarks that print figures (see README); runs a release build of the operator
+demo-agent: up ## the agent's walkthrough against the local control plane (custom resources)
+	./demo/cluster.sh
+
+bench: cluster-up ## benchmarks that print figures (see README); runs a release build of the agent
 	$(CARGO) build --release --bins
+	$(CARGO) bench --bench server_load
 	CHANGEGATE_BIN=$(CURDIR)/target/release/changegate localcluster/operator-up.sh
 	$(CARGO) bench --bench admission_decision
 	$(CARGO) bench --bench webhook_load
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt: ## format the code
 	$(CARGO) fmt
 
-crds: ## regenerate crds/ and the chart's generated files from the Rust types
+crds: ## regenerate crds/ and the chart's generated files from the agent's Rust types
 	$(CARGO) run -q --bin changegate -- crd > crds/changegate.dev.yaml
 	cp crds/changegate.dev.yaml charts/changegate/crds/changegate.dev.yaml
 	$(CARGO) run -q --bin changegate -- webhooks > charts/changegate/templates/webhooks.yaml
 
-up: cluster-up build ## control plane + CRDs + the operator as a local process (restarted on the current build)
+openapi: ## regenerate docs/openapi.json from the API's code
+	CHANGEGATE_WRITE_OPENAPI=1 $(CARGO) test -q -p changegate-web --test api openapi
+
+sqlx-prepare: ## regenerate the stores' compile-time query data after a query or migration changed
+	scripts/sqlx-prepare.sh sqlite postgres
+
+up: cluster-up build ## control plane + CRDs + the agent as a local process (restarted on the current build)
 	localcluster/operator-up.sh
 
-down: ## stop the operator and the local control plane
+down: ## stop the agent and the local control plane
 	localcluster/down.sh
 
 cluster-build: ## build the pinned control plane from Go modules into ~/.cache/changegate (only what is missing)

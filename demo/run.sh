@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# `make demo`: the MSP story on a fresh embedded database, driven through
+# the CLI and the API. Every command is printed with the server's answer;
+# at the end the server keeps running and the logins are printed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+BIN=${CHANGEGATE_BIN:-target/debug/changegate}
+LISTEN=${CHANGEGATE_DEMO_LISTEN:-127.0.0.1:8080}
+DATA=${CHANGEGATE_DEMO_DATA:-.demo}
+export CHANGEGATE_SERVER="http://$LISTEN"
+export CHANGEGATE_DATA_DIR="$DATA"
+PASSWORD=${CHANGEGATE_DEMO_PASSWORD:-changegate-demo}
+
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+run() { printf '$ %s\n' "$*"; "$@"; }
+# A command changegate must refuse; the demo fails if it is accepted.
+refused() {
+  printf '$ %s\n' "$*"
+  if out="$("$@" 2>&1)"; then echo "unexpected: accepted: $out" >&2; exit 1; fi
+  printf '%s\n' "$out"
+}
+as() { local who=$1; shift; CHANGEGATE_TOKEN=${TOKENS[$who]} "$@"; }
+number() { sed -n 's/^\(CHG-[0-9]*\) .*/\1/p' | head -1; }
+
+rm -rf "$DATA"
+say "Start the server on a fresh embedded database ($DATA)"
+"$BIN" serve --listen "$LISTEN" > "$DATA.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  curl -fsS "$CHANGEGATE_SERVER/readyz" >/dev/null 2>&1 && break
+  kill -0 $SERVER 2>/dev/null || { cat "$DATA.log" >&2; exit 1; }
+  sleep 0.1
+done
+run curl -fsS "$CHANGEGATE_SERVER/readyz"; echo
+
+say "Bootstrap: the MSP's administrator and staff (admin create-user works on the database directly)"
+export CHANGEGATE_DEMO_PASSWORD=$PASSWORD
+run "$BIN" admin create-user --email admin@msp.example --name "Ada (MSP admin)" --admin --password-env CHANGEGATE_DEMO_PASSWORD
+declare -A TOKENS
+TOKENS[admin]=$("$BIN" admin token admin@msp.example --name demo)
+
+say "Policy as code: tenants, people, boards, policies, windows, templates, configuration items"
+run as admin "$BIN" apply -f demo/msp.yaml
+say "Applying the same file again changes nothing"
+run as admin "$BIN" apply -f demo/msp.yaml
+say "A bad file is refused whole, with the document, line and field"
+printf 'kind: Tenant\nslug: client-c\nname: C\n---\nkind: Window\ntenant: client-c\nname: w\nspec:\n  timeZone: Mars/Olympus\n  schedule: { cron: { expr: "0 2 * * SAT", duration: 4h } }\n' > "$DATA/bad.yaml"
+refused as admin "$BIN" apply -f "$DATA/bad.yaml"
+run as admin "$BIN" change list --tenant client-c 2>&1 || true
+
+for who in eve:"Eve (MSP engineer)":requester ian:"Ian (MSP implementer)":implementer \
+           tom:"Tom (MSP technical approver)":technical-approver tina:"Tina (MSP technical approver)":technical-approver \
+           cm:"Cody (change manager)":change-manager audrey:"Audrey (auditor)":auditor; do
+  IFS=: read -r id name role <<<"$who"
+  roles=(--role "client-a:$role")
+  # Eve also reviews her peers' changes: she shows separation of duties.
+  [[ $id == eve ]] && roles+=(--role client-a:technical-approver)
+  [[ $role == auditor || $id == tina ]] || roles+=(--role "client-b:$role")
+  "$BIN" admin create-user --email "$id@msp.example" --name "$name" "${roles[@]}" --password-env CHANGEGATE_DEMO_PASSWORD >/dev/null
+  TOKENS[$id]=$("$BIN" admin token "$id@msp.example" --name demo)
+done
+for who in carol@client-a.example alice@client-a.example bob@client-b.example; do
+  TOKENS[${who%%@*}]=$("$BIN" admin token "$who" --name demo)
+done
+echo "MSP staff created: eve, ian, tom, tina, cm (change manager), audrey (auditor); client users carol, alice, bob"
+
+say "1. Client A, normal change: Eve raises a high-risk upgrade of the payments API"
+out=$(as eve "$BIN" change create --tenant client-a --type normal --title "Upgrade payments API to 2.4.1" \
+  --description "New settlement rules for the 2027 tariff" --ci payments-api \
+  --artifact "registry.example/payments@sha256:4f1c9a" --risk production=yes --risk outage=yes --risk untested=no --risk no-backout=no \
+  --implementation-plan "helm upgrade payments 2.4.1" --backout-plan "helm rollback payments" --test-plan "staging smoke tests")
+echo "$out"; A1=$(number <<<"$out")
+run as eve "$BIN" change submit "$A1" --tenant client-a
+say "Eve cannot approve her own change (separation of duties), and Bob (client B) cannot even see it"
+refused as eve "$BIN" change approve "$A1" --tenant client-a
+refused as bob "$BIN" change show "$A1" --tenant client-a
+say "Tom reviews it technically, Carol approves as Client A's business owner"
+run as tom "$BIN" change approve "$A1" --tenant client-a -m "rollout plan reviewed"
+run as carol "$BIN" change approve "$A1" --tenant client-a -m "OK for the weekend"
+say "Ian may implement it only inside Client A's window (weekly, Saturday 02:00 Berlin) and outside the freeze"
+printf '$ %s\n' "changegate change start $A1 --tenant client-a"
+as ian "$BIN" change start "$A1" --tenant client-a 2>&1 || true
+
+say "2. Client B, standard change from the pre-approved template: approved at submission, done, closed"
+out=$(as eve "$BIN" change create --tenant client-b --type standard --title "Shared mailbox for accounting" --template add-mailbox --ci m365-tenant)
+echo "$out"; B1=$(number <<<"$out")
+run as eve "$BIN" change submit "$B1" --tenant client-b
+run as ian "$BIN" change start "$B1" --tenant client-b
+run as ian "$BIN" change complete "$B1" --tenant client-b --documentation "mailbox list in the client runbook"
+
+say "3. Client A, emergency in the year-end freeze: implemented first, approved retrospectively"
+out=$(as eve "$BIN" change create --tenant client-a --type emergency --title "Block exploited VPN endpoint" \
+  --risk production=yes --risk outage=no --risk untested=yes --risk no-backout=no --backout-plan "re-enable the endpoint")
+echo "$out"; A2=$(number <<<"$out")
+run as eve "$BIN" change submit "$A2" --tenant client-a
+run as ian "$BIN" change start "$A2" --tenant client-a --note "active exploitation"
+run as tom "$BIN" change approve "$A2" --tenant client-a -m "retrospective: correct call"
+run as ian "$BIN" change complete "$A2" --tenant client-a --note "endpoint blocked"
+run as ian "$BIN" change review "$A2" --tenant client-a --outcome succeeded --notes "contained in 20 minutes" --lessons "keep the ECAB on call"
+
+say "4. Client B, a failed deployment rolled back, and its post-implementation review"
+out=$(as eve "$BIN" change create --tenant client-b --type normal --title "Firewall rule set 2026.11" --ci edge-firewall \
+  --risk production=yes --risk outage=no --risk untested=no --risk no-backout=no --backout-plan "restore rule set 2026.10")
+echo "$out"; B2=$(number <<<"$out")
+run as eve "$BIN" change submit "$B2" --tenant client-b
+run as bob "$BIN" change approve "$B2" --tenant client-b -m "approved for tonight"
+run as ian "$BIN" change start "$B2" --tenant client-b
+run as ian "$BIN" change fail "$B2" --tenant client-b --note "VPN tunnels dropped" --rolled-back "rule set 2026.10"
+run as ian "$BIN" change review "$B2" --tenant client-b --outcome rolled-back --notes "tunnel MTU changed" --lessons "test VPN paths in staging"
+
+say "Every change, across both clients (the change manager's view)"
+run as cm "$BIN" change list
+say "The audit chains verify"
+run as audrey "$BIN" audit verify --tenant client-a
+run as cm "$BIN" audit verify --tenant client-b
+
+say "changegate keeps running on $CHANGEGATE_SERVER (Ctrl-C stops it; log in $DATA.log)"
+cat <<INFO
+API tokens of the demo (use with: CHANGEGATE_TOKEN=<token> $BIN change list):
+$(for k in admin eve ian tom cm audrey carol bob; do printf '  %-7s %s\n' "$k" "${TOKENS[$k]}"; done)
+Passwords (for the portal, coming next): admin@msp.example and every MSP user above: $PASSWORD
+The OpenAPI document: $CHANGEGATE_SERVER/api/v1/openapi.json
+INFO
+if [[ -n "${CHANGEGATE_DEMO_EXIT:-}" ]]; then exit 0; fi
+wait $SERVER

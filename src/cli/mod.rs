@@ -1,0 +1,111 @@
+//! Command-line parsing and dispatch. Every command has `--help`; errors
+//! say what to do next; exit codes: 0 done, 1 refused by the server or
+//! invalid input, 2 cannot run (connection, database, usage).
+
+mod admin;
+mod agent;
+mod apply;
+mod change;
+mod client;
+mod database;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "changegate",
+    version,
+    about = "Change and release management for managed service providers",
+    long_about = "Change and release management for managed service providers: every client's changes requested, \
+assessed, approved by the MSP and the client, scheduled in windows and kept as tamper-evident evidence.\n\n\
+Start with `changegate serve`, create the first administrator with `changegate admin create-user --admin`, \
+get a token with `changegate admin token <email>`, then use the client commands with --server and --token \
+(or CHANGEGATE_SERVER and CHANGEGATE_TOKEN)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server: API, scheduler, on SQLite (default) or PostgreSQL.
+    Serve(serve::ServeArgs),
+    /// Run the Kubernetes enforcement agent.
+    Agent(Box<agent::AgentArgs>),
+    /// Bootstrap and recovery on the database directly.
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Apply tenants, users, boards, policies, windows, templates and configuration items from YAML.
+    Apply(apply::ApplyArgs),
+    /// Raise, submit, decide and implement changes.
+    Change(change::ChangeArgs),
+    /// Verify a tenant's audit chain.
+    #[command(subcommand)]
+    Audit(change::AuditCommand),
+    /// Print the agent's CustomResourceDefinitions (development).
+    #[command(hide = true)]
+    Crd,
+    /// Print the chart's webhook configurations (development).
+    #[command(hide = true)]
+    Webhooks,
+}
+
+pub fn init_tracing(default: &str) {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default.into()),
+        )
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A tokio runtime for the async commands.
+fn block_on<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
+    match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("changegate: cannot start the async runtime: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub fn main() -> ExitCode {
+    // One TLS provider for every client in the process (kube, reqwest, sqlx).
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => block_on(serve::run(args)),
+        Command::Agent(args) => agent::run(*args),
+        Command::Admin(cmd) => block_on(admin::run(cmd)),
+        Command::Apply(args) => block_on(apply::run(args)),
+        Command::Change(args) => block_on(change::run(args)),
+        Command::Audit(cmd) => block_on(change::audit(cmd)),
+        Command::Crd => match changegate_agent::api::crds_yaml() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("changegate: cannot render CRDs: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Webhooks => match changegate_agent::webhook::registration::chart_template() {
+            Ok(yaml) => {
+                print!("{yaml}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("changegate: cannot render the webhook configurations: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -1,0 +1,315 @@
+//! The `changegate` binary as people and scripts use it: a real server
+//! on a free loopback port over a fresh embedded database, driven by the
+//! admin and client commands.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_changegate");
+
+struct Server {
+    child: Child,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// `changegate serve` on port 0; the URL is read from its first line.
+    fn start() -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path().join("data"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("server starts");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("first line");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("no URL in {line:?}"))
+            .to_string();
+        Server { child, url, dir }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Run a command against this server (and its database, for `admin`).
+    fn run(&self, token: Option<&str>, args: &[&str]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("CHANGEGATE_SERVER", &self.url)
+            .env("CHANGEGATE_DATA_DIR", self.data());
+        cmd.env_remove("CHANGEGATE_TOKEN")
+            .env_remove("CHANGEGATE_DATABASE")
+            .env_remove("CHANGEGATE_TENANT");
+        if let Some(t) = token {
+            cmd.env("CHANGEGATE_TOKEN", t);
+        }
+        cmd.output().expect("command runs")
+    }
+
+    fn ok(&self, token: Option<&str>, args: &[&str]) -> String {
+        let out = self.run(token, args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn refused(&self, token: Option<&str>, args: &[&str]) -> String {
+        let out = self.run(token, args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{args:?} should be refused: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).to_string()
+    }
+
+    fn admin_token(&self) -> String {
+        self.ok(
+            None,
+            &[
+                "admin",
+                "create-user",
+                "--email",
+                "admin@msp.example",
+                "--name",
+                "Ada",
+                "--admin",
+            ],
+        );
+        self.ok(None, &["admin", "token", "admin@msp.example"])
+            .trim()
+            .to_string()
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    let mut f = std::fs::File::create(&p).expect("file");
+    f.write_all(text.as_bytes()).expect("written");
+    p.to_string_lossy().to_string()
+}
+
+const MSP: &str = "\
+kind: Tenant
+slug: client-a
+name: Client A
+timeZone: Europe/Berlin
+---
+kind: User
+tenant: client-a
+email: carol@client-a.example
+name: Carol
+roles: [business-approver]
+---
+kind: Board
+tenant: client-a
+name: client
+spec: { members: [role:business-approver], rule: any }
+---
+kind: Policy
+tenant: client-a
+spec:
+  routing: { normal: [ { from: low, boards: [client] } ] }
+  windowRequired: []
+";
+
+#[test]
+fn apply_is_idempotent_and_a_bad_file_is_refused_whole() {
+    let s = Server::start();
+    let admin = s.admin_token();
+    let file = write(s.dir.path(), "msp.yaml", MSP);
+    let first = s.ok(Some(&admin), &["apply", "-f", &file]);
+    assert!(
+        first.contains("tenant client-a: created")
+            && first.contains("policy of client-a: created (version 1)"),
+        "{first}"
+    );
+    let second = s.ok(Some(&admin), &["apply", "-f", &file]);
+    assert_eq!(second.matches("unchanged").count(), 4, "{second}");
+    // The second document is bad: nothing of the first is applied.
+    let bad = write(
+        s.dir.path(),
+        "bad.yaml",
+        "kind: Tenant\nslug: client-z\nname: Z\n---\nkind: Board\ntenant: client-z\nname: b\nspec: { members: [role:boss], rule: any }\n",
+    );
+    let err = s.refused(Some(&admin), &["apply", "-f", &bad]);
+    assert!(
+        err.contains("document 2 (line 5)")
+            && err.contains("spec.members")
+            && err.contains("nothing was applied"),
+        "{err}"
+    );
+    let listed = s.run(Some(&admin), &["change", "list", "--tenant", "client-z"]);
+    assert_eq!(listed.status.code(), Some(1), "client-z must not exist");
+    // A policy routing to a board that exists nowhere is refused before anything is written.
+    let dangling = write(
+        s.dir.path(),
+        "dangling.yaml",
+        "kind: Tenant\nslug: client-y\nname: Y\n---\nkind: Policy\ntenant: client-y\nspec: { routing: { emergency: [ecab] } }\n",
+    );
+    let err = s.refused(Some(&admin), &["apply", "-f", &dangling]);
+    assert!(err.contains("routing.emergency"), "{err}");
+    assert_eq!(
+        s.run(Some(&admin), &["change", "list", "--tenant", "client-y"])
+            .status
+            .code(),
+        Some(1)
+    );
+}
+
+#[test]
+fn a_change_goes_from_draft_to_approved_through_the_cli_and_the_chain_verifies() {
+    let s = Server::start();
+    let admin = s.admin_token();
+    let file = write(s.dir.path(), "msp.yaml", MSP);
+    s.ok(Some(&admin), &["apply", "-f", &file]);
+    s.ok(
+        None,
+        &[
+            "admin",
+            "create-user",
+            "--email",
+            "eve@msp.example",
+            "--name",
+            "Eve",
+            "--role",
+            "client-a:requester",
+        ],
+    );
+    let eve = s
+        .ok(None, &["admin", "token", "eve@msp.example"])
+        .trim()
+        .to_string();
+    let carol = s
+        .ok(None, &["admin", "token", "carol@client-a.example"])
+        .trim()
+        .to_string();
+    let created = s.ok(
+        Some(&eve),
+        &[
+            "change",
+            "create",
+            "--tenant",
+            "client-a",
+            "--title",
+            "Rotate certificates",
+            "--risk",
+            "production=no",
+            "--risk",
+            "outage=no",
+            "--risk",
+            "untested=no",
+            "--risk",
+            "no-backout=no",
+        ],
+    );
+    let number = created
+        .split_whitespace()
+        .next()
+        .expect("number")
+        .to_string();
+    assert!(number.starts_with("CHG-"), "{created}");
+    let submitted = s.ok(
+        Some(&eve),
+        &["change", "submit", &number, "--tenant", "client-a"],
+    );
+    assert!(
+        submitted.contains("awaiting-approval") && submitted.contains("carol@client-a.example"),
+        "{submitted}"
+    );
+    let own = s.refused(
+        Some(&eve),
+        &["change", "approve", &number, "--tenant", "client-a"],
+    );
+    assert!(own.contains("403"), "{own}");
+    let approved = s.ok(
+        Some(&carol),
+        &[
+            "change", "approve", &number, "--tenant", "client-a", "-m", "fine",
+        ],
+    );
+    assert!(approved.contains("approved"), "{approved}");
+    let json = s.ok(
+        Some(&carol),
+        &["change", "show", &number, "--tenant", "client-a", "--json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["state"], "approved");
+    let audit = s.ok(Some(&carol), &["audit", "verify", "--tenant", "client-a"]);
+    assert!(audit.contains("intact"), "{audit}");
+}
+
+#[test]
+fn commands_say_what_to_do_when_something_is_missing() {
+    let s = Server::start();
+    let no_token = s.run(None, &["change", "list"]);
+    assert_eq!(no_token.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&no_token.stderr).contains("changegate admin token"));
+    let unknown = s.run(None, &["admin", "token", "nobody@msp.example"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("admin create-user"));
+    let bad_token = s.run(Some("cg_0000"), &["change", "list"]);
+    assert_eq!(bad_token.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad_token.stderr).contains("401"));
+    let nowhere = Command::new(BIN)
+        .args([
+            "change",
+            "list",
+            "--server",
+            "http://127.0.0.1:9",
+            "--token",
+            "cg_x",
+        ])
+        .output()
+        .expect("runs");
+    assert_eq!(nowhere.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&nowhere.stderr).contains("changegate serve"));
+}
+
+#[test]
+fn an_online_backup_is_a_database_the_server_can_open() {
+    let s = Server::start();
+    let admin = s.admin_token();
+    let file = write(s.dir.path(), "msp.yaml", MSP);
+    s.ok(Some(&admin), &["apply", "-f", &file]);
+    let backup = s.dir.path().join("backup.db");
+    s.ok(None, &["admin", "backup", &backup.to_string_lossy()]);
+    // Restore: a server on a directory holding the copy sees the same tenants.
+    let restored = tempfile::tempdir().expect("dir");
+    std::fs::copy(&backup, restored.path().join("changegate.db")).expect("copied");
+    let out = Command::new(BIN)
+        .args(["admin", "token", "carol@client-a.example", "--data-dir"])
+        .arg(restored.path())
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("cg_"));
+    // Refuses to overwrite.
+    s.refused(None, &["admin", "backup", &backup.to_string_lossy()]);
+}
