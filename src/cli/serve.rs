@@ -12,6 +12,10 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "CHANGEGATE_LISTEN", default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
+    /// Send session cookies without `Secure`, for a portal reached over plain
+    /// HTTP on a host other than localhost (development only).
+    #[arg(long)]
+    insecure_cookies: bool,
     #[command(flatten)]
     db: DatabaseArgs,
 }
@@ -67,7 +71,8 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             let _ = rx.changed().await;
         }
     }));
-    let app = changegate_web::router(changegate_web::AppState::new(store));
+    let state = changegate_web::AppState::new(store).with_secure_cookies(!args.insecure_cookies);
+    let app = changegate_web::router(state);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -455,3 +455,52 @@ pub(crate) async fn user_by_token(pool: &PgPool, hash: &str) -> Result<User> {
     )?
     .into_user()
 }
+
+pub(crate) async fn create_session(
+    pool: &PgPool,
+    user: UserId,
+    id_hash: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    let now = now();
+    sqlx::query!(
+        "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        id_hash,
+        user.0,
+        now,
+        expires_at
+    )
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn user_by_session(
+    pool: &PgPool,
+    id_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<User> {
+    found(
+        "session",
+        sqlx::query_as!(
+            UserRow,
+            "SELECT u.id, u.email, u.name, u.kind, u.admin, u.tenant_id, u.password_hash, u.created_at
+             FROM sessions s JOIN users u ON u.id = s.user_id
+             WHERE s.id_hash = $1 AND s.expires_at > $2",
+            id_hash,
+            now
+        )
+        .fetch_optional(pool)
+        .await,
+    )?
+    .into_user()
+}
+
+pub(crate) async fn delete_session(pool: &PgPool, id_hash: &str) -> Result<()> {
+    sqlx::query!("DELETE FROM sessions WHERE id_hash = $1", id_hash)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    Ok(())
+}

@@ -211,6 +211,23 @@ impl Store for SqliteStore {
         people::user_by_token(&self.pool, token_hash).await
     }
 
+    async fn create_session(
+        &self,
+        user: UserId,
+        id_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()> {
+        people::create_session(&self.pool, user, id_hash, expires_at).await
+    }
+
+    async fn user_by_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<User> {
+        people::user_by_session(&self.pool, id_hash, now).await
+    }
+
+    async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        people::delete_session(&self.pool, id_hash).await
+    }
+
     async fn put_object(
         &self,
         tenant: TenantId,

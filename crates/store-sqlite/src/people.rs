@@ -430,3 +430,53 @@ pub(crate) async fn user_by_token(pool: &SqlitePool, hash: &str) -> Result<User>
     )?
     .into_user()
 }
+
+pub(crate) async fn create_session(
+    pool: &SqlitePool,
+    user: UserId,
+    id_hash: &str,
+    expires_at: DateTime<Utc>,
+) -> Result<()> {
+    let now = Utc::now();
+    sqlx::query!(
+        "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        id_hash,
+        user.0,
+        now,
+        expires_at
+    )
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn user_by_session(
+    pool: &SqlitePool,
+    id_hash: &str,
+    now: DateTime<Utc>,
+) -> Result<User> {
+    found(
+        "session",
+        sqlx::query_as!(
+            UserRow,
+            r#"SELECT u.id AS "id!", u.email, u.name, u.kind, u.admin AS "admin: bool", u.tenant_id, u.password_hash,
+                      u.created_at AS "created_at: DateTime<Utc>"
+               FROM sessions s JOIN users u ON u.id = s.user_id
+               WHERE s.id_hash = ? AND s.expires_at > ?"#,
+            id_hash,
+            now
+        )
+        .fetch_optional(pool)
+        .await,
+    )?
+    .into_user()
+}
+
+pub(crate) async fn delete_session(pool: &SqlitePool, id_hash: &str) -> Result<()> {
+    sqlx::query!("DELETE FROM sessions WHERE id_hash = ?", id_hash)
+        .execute(pool)
+        .await
+        .map_err(db)?;
+    Ok(())
+}

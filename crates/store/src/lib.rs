@@ -53,6 +53,17 @@ pub trait Store: Send + Sync + 'static {
     async fn create_token(&self, user: UserId, name: &str, token_hash: &str) -> Result<ApiToken>;
     /// The user behind a live token's hash (revoked tokens find nobody).
     async fn user_by_token(&self, token_hash: &str) -> Result<User>;
+    /// Record a signed-in session by the hash of its id.
+    async fn create_session(
+        &self,
+        user: UserId,
+        id_hash: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// The user of a session that has not expired at `now`.
+    async fn user_by_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<User>;
+    /// Sign out: the session is gone (no error when it already was).
+    async fn delete_session(&self, id_hash: &str) -> Result<()>;
 
     // Policy objects: boards, windows, templates, configuration items, ...
     /// Create or replace by (kind, name); the spec is JSON text.

@@ -27,6 +27,7 @@ pub struct Resp {
     pub status: StatusCode,
     pub json: Value,
     pub text: String,
+    pub headers: axum::http::HeaderMap,
 }
 
 impl Resp {
@@ -62,6 +63,8 @@ impl Resp {
 pub struct Actor {
     pub email: String,
     pub token: Option<String>,
+    /// A `Cookie` header to send (a signed-in browser).
+    pub cookie: Option<String>,
     router: Router,
 }
 
@@ -70,6 +73,9 @@ impl Actor {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = &self.token {
             req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
         }
         let req = match body {
             Some(b) => req
@@ -85,12 +91,18 @@ impl Actor {
             .await
             .expect("router answers");
         let status = res.status();
+        let headers = res.headers().clone();
         let bytes = axum::body::to_bytes(res.into_body(), 16 << 20)
             .await
             .expect("body reads");
         let text = String::from_utf8_lossy(&bytes).to_string();
         let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-        Resp { status, json, text }
+        Resp {
+            status,
+            json,
+            text,
+            headers,
+        }
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -149,6 +161,7 @@ impl TestApp {
         Actor {
             email: String::new(),
             token: None,
+            cookie: None,
             router: self.router.clone(),
         }
     }
@@ -162,6 +175,7 @@ impl TestApp {
         Actor {
             email: user.email.to_string(),
             token: Some(token),
+            cookie: None,
             router: self.router.clone(),
         }
     }
@@ -244,6 +258,30 @@ impl TestApp {
                 .expect("role bound");
         }
         self.actor_for(user).await
+    }
+
+    /// Give a user a password (for signing in).
+    pub async fn set_password(&self, email: &str, password: &str) {
+        let user = self
+            .store
+            .user_by_email(&Email::parse(email).expect("valid email"))
+            .await
+            .expect("user exists");
+        let hash = auth::hash_password(password).expect("password long enough");
+        self.store
+            .set_password(user.id, &hash)
+            .await
+            .expect("password stored");
+    }
+
+    /// A browser carrying `cookie` (e.g. `changegate_session=...`) and no token.
+    pub fn browser(&self, cookie: Option<String>) -> Actor {
+        Actor {
+            email: String::new(),
+            token: None,
+            cookie,
+            router: self.router.clone(),
+        }
     }
 
     pub async fn msp(&self, email: &str, roles: &[(&str, Role)]) -> Actor {

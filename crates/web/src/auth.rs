@@ -16,6 +16,20 @@ use crate::AppState;
 use crate::error::ApiError;
 
 pub const TOKEN_PREFIX: &str = "cg_";
+/// The session cookie of local accounts (HttpOnly, SameSite=Strict).
+pub const SESSION_COOKIE: &str = "changegate_session";
+
+/// The value of a cookie in the request, if sent.
+pub fn cookie<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
 
 /// A new random API token (256 bits) and the hash the store keeps.
 pub fn new_token() -> (String, String) {
@@ -79,8 +93,24 @@ impl FromRequestParts<AppState> for Caller {
         let header = parts
             .headers
             .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or_else(ApiError::unauthenticated)?;
+            .and_then(|v| v.to_str().ok());
+        let Some(header) = header else {
+            // A signed-in session. Other sites cannot send it
+            // (SameSite=Strict), and every write needs a JSON body, which a
+            // cross-site form cannot send.
+            let session =
+                cookie(&parts.headers, SESSION_COOKIE).ok_or_else(ApiError::unauthenticated)?;
+            let user = match state
+                .store
+                .user_by_session(&token_hash(session), state.now())
+                .await
+            {
+                Ok(u) => u,
+                Err(StoreError::NotFound { .. }) => return Err(ApiError::unauthenticated()),
+                Err(e) => return Err(e.into()),
+            };
+            return Ok(Caller(principal_of(state.store.as_ref(), user).await?));
+        };
         let token = header
             .strip_prefix("Bearer ")
             .map(str::trim)

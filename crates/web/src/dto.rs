@@ -44,6 +44,13 @@ fn utc() -> String {
     "UTC".into()
 }
 
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignInBody {
+    pub email: String,
+    pub password: String,
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct MeView {
     pub email: String,

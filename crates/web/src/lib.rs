@@ -25,6 +25,8 @@ pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Clock,
+    /// Mark session cookies `Secure` (off only for plain-HTTP development).
+    pub secure_cookies: bool,
 }
 
 impl AppState {
@@ -32,7 +34,13 @@ impl AppState {
         AppState {
             store,
             clock: Arc::new(Utc::now),
+            secure_cookies: true,
         }
+    }
+
+    pub fn with_secure_cookies(mut self, secure: bool) -> Self {
+        self.secure_cookies = secure;
+        self
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {
@@ -85,6 +93,13 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         r("GET", "/healthz", Public, get(meta::healthz)),
         r("GET", "/readyz", Public, get(meta::readyz)),
         r("GET", "/api/v1/openapi.json", Public, get(meta::openapi)),
+        r("POST", "/api/v1/session", Public, post(session::sign_in)),
+        r(
+            "DELETE",
+            "/api/v1/session",
+            Caller,
+            delete(session::sign_out),
+        ),
         r("GET", "/api/v1/me", Caller, get(people::me)),
         r("POST", "/api/v1/tokens", Caller, post(people::create_token)),
         r("GET", "/api/v1/tenants", Caller, get(tenants::list)),

@@ -10,6 +10,7 @@ use crate::api::*;
 #[openapi(
     info(title = "changegate", description = "Change and release management for managed service providers. Authenticate with `Authorization: Bearer <token>`; errors are `{\"error\": {\"code\", \"message\", \"field\"}}`."),
     paths(
+        session::sign_in, session::sign_out,
         people::me, people::create_token, people::list, people::add,
         tenants::list, tenants::create, tenants::show, tenants::apply,
         policy::show, policy::replace, policy::list_boards, policy::put_board,

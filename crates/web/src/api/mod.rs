@@ -7,6 +7,7 @@ pub mod lifecycle;
 pub mod meta;
 pub mod people;
 pub mod policy;
+pub mod session;
 pub mod tenants;
 
 use axum::Json;

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use changegate_core::authz::Action;
+use changegate_core::authz::{Action, Principal};
 use changegate_core::{Role, UserKind};
 use changegate_store::{NewUser, StoreError};
 use std::collections::BTreeMap;
@@ -17,6 +17,10 @@ use crate::tenant::InTenant;
 
 #[utoipa::path(get, path = "/api/v1/me", tag = "people", responses((status = 200, body = MeView)))]
 pub async fn me(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult<Json<MeView>> {
+    Ok(Json(me_view(&state, &caller).await?))
+}
+
+pub(crate) async fn me_view(state: &AppState, caller: &Principal) -> ApiResult<MeView> {
     let mut roles = BTreeMap::new();
     for (tenant, rs) in &caller.roles {
         let t = state.store.tenant(*tenant).await?;
@@ -25,13 +29,13 @@ pub async fn me(State(state): State<AppState>, Caller(caller): Caller) -> ApiRes
             rs.iter().map(|r| r.as_str().to_string()).collect(),
         );
     }
-    Ok(Json(MeView {
+    Ok(MeView {
         email: caller.email.to_string(),
         name: caller.name.clone(),
         kind: caller.kind.as_str().to_string(),
         admin: caller.admin,
         roles,
-    }))
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/tokens", tag = "people", request_body = NewTokenBody,

@@ -7,6 +7,7 @@ mod concurrency;
 mod matrix;
 mod openapi;
 mod policy;
+mod session;
 
 /// Run an async scenario `fn(TestApp)` on both databases.
 #[macro_export]

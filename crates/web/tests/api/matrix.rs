@@ -101,6 +101,9 @@ fn a_ci() -> Value {
     json!({ "kind": "application", "criticality": "high" })
 }
 
+/// The admin signs in with it (the sign-in route is public).
+const ADMIN_PASSWORD: &str = "matrix admin password";
+
 /// A plausible, valid body for every route that takes one, keyed by
 /// method and path; `me` is the caller's e-mail.
 fn body_for(method: &str, path: &str, me: &str) -> Option<Value> {
@@ -109,6 +112,9 @@ fn body_for(method: &str, path: &str, me: &str) -> Option<Value> {
     let p = path;
     let body = match method {
         "POST" if p == "/api/v1/tokens" => json!({ "name": "matrix-token" }),
+        "POST" if p == "/api/v1/session" => {
+            json!({ "email": "admin@msp.example", "password": ADMIN_PASSWORD })
+        }
         "POST" if p == "/api/v1/tenants" => json!({ "slug": "client-c", "name": "Client C" }),
         "PUT" if p == T => json!({ "name": "Matrix Tenant", "time_zone": "Europe/Berlin" }),
         "POST" if p == format!("{T}/users") => {
@@ -185,6 +191,7 @@ impl World {
             .await
             .expect("client-b created");
         let admin = app.admin().await;
+        app.set_password("admin@msp.example", ADMIN_PASSWORD).await;
         let mut cast = vec![(Who::Admin, admin.clone())];
         for who in Who::all() {
             let actor = match who {

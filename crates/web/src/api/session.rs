@@ -1,0 +1,92 @@
+//! Signing in and out with a local account: an argon2id password check,
+//! then a random session id in an HttpOnly, SameSite=Strict cookie (Secure
+//! unless the server runs with `--insecure-cookies`); the store keeps only
+//! the id's hash. The portal builds on these sessions.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use changegate_core::Email;
+use chrono::TimeDelta;
+
+use super::Body;
+use crate::AppState;
+use crate::auth::{
+    Caller, SESSION_COOKIE, cookie, new_token, principal_of, token_hash, verify_password,
+};
+use crate::dto::SignInBody;
+use crate::error::{ApiError, ApiResult};
+
+/// How long a session lasts.
+const LIFETIME: TimeDelta = TimeDelta::hours(12);
+
+fn wrong() -> ApiError {
+    // The same answer whether the account exists or not.
+    ApiError::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthenticated",
+        "wrong e-mail address or password",
+    )
+}
+
+fn set_cookie(state: &AppState, value: &str, max_age: i64) -> Result<HeaderValue, ApiError> {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .map_err(|_| ApiError::internal())
+}
+
+/// Sign in with e-mail and password; the answer sets the session cookie.
+#[utoipa::path(post, path = "/api/v1/session", tag = "session", request_body = SignInBody, security(()),
+    responses((status = 200, body = crate::dto::MeView), (status = 401, body = crate::error::ErrorBody)))]
+pub async fn sign_in(
+    State(state): State<AppState>,
+    Body(body): Body<SignInBody>,
+) -> ApiResult<Response> {
+    let email = Email::parse(&body.email).map_err(|_| wrong())?;
+    let user = state
+        .store
+        .user_by_email(&email)
+        .await
+        .map_err(|_| wrong())?;
+    let hash = user.password_hash.clone().ok_or_else(wrong)?;
+    // argon2 is deliberately slow: keep it off the async workers.
+    let password = body.password;
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    if !ok {
+        tracing::info!(email = %email, "sign-in refused");
+        return Err(wrong());
+    }
+    let (id, id_hash) = new_token();
+    state
+        .store
+        .create_session(user.id, &id_hash, state.now() + LIFETIME)
+        .await?;
+    let principal = principal_of(state.store.as_ref(), user).await?;
+    let me = super::people::me_view(&state, &principal).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::SET_COOKIE,
+        set_cookie(&state, &id, LIFETIME.num_seconds())?,
+    );
+    Ok((headers, Json(me)).into_response())
+}
+
+/// Sign out: the session ends on the server and the cookie is cleared.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "session", responses((status = 204)))]
+pub async fn sign_out(
+    State(state): State<AppState>,
+    _caller: Caller,
+    request_headers: HeaderMap,
+) -> ApiResult<Response> {
+    if let Some(id) = cookie(&request_headers, SESSION_COOKIE) {
+        state.store.delete_session(&token_hash(id)).await?;
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(header::SET_COOKIE, set_cookie(&state, "", 0)?);
+    Ok((StatusCode::NO_CONTENT, headers).into_response())
+}

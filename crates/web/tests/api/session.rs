@@ -1,0 +1,120 @@
+//! Signing in with a local account: argon2id passwords, a session cookie
+//! that scripts cannot read and other sites cannot send, and sign-out.
+
+use changegate_testkit::TestApp;
+use changegate_testkit::msp::Msp;
+use chrono::TimeDelta;
+use serde_json::json;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn session_cookie(set_cookie: &str) -> String {
+    set_cookie
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_string()
+}
+
+async fn a_signed_in_user_is_known_by_the_session_cookie_until_signing_out(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    app.set_password("carol@client-a.example", PASSWORD).await;
+    let r = app
+        .anonymous()
+        .post(
+            "/api/v1/session",
+            json!({ "email": "Carol@Client-A.example", "password": PASSWORD }),
+        )
+        .await
+        .status(200);
+    assert_eq!(r.json["email"], "carol@client-a.example");
+    let set = r
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie")
+        .to_string();
+    for flag in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+        assert!(set.contains(flag), "{flag} missing from {set}");
+    }
+    let browser = app.browser(Some(session_cookie(&set)));
+    let me = browser.get("/api/v1/me").await.ok();
+    assert_eq!(me["roles"], json!({ "client-a": ["business-approver"] }));
+    // The session acts with the user's own rights only.
+    browser.get("/api/v1/tenants/client-b").await.status(404);
+    let _ = m;
+    let out = browser.delete("/api/v1/session").await.status(204);
+    let cleared = out
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+    browser.get("/api/v1/me").await.status(401);
+}
+
+async fn a_wrong_password_and_an_unknown_account_get_the_same_answer(app: TestApp) {
+    Msp::setup(&app).await;
+    app.set_password("carol@client-a.example", PASSWORD).await;
+    let anon = app.anonymous();
+    let wrong = anon
+        .post(
+            "/api/v1/session",
+            json!({ "email": "carol@client-a.example", "password": "not it at all" }),
+        )
+        .await
+        .status(401);
+    let unknown = anon
+        .post(
+            "/api/v1/session",
+            json!({ "email": "nobody@client-a.example", "password": PASSWORD }),
+        )
+        .await
+        .status(401);
+    // An account without a password (approves by e-mail link) cannot sign in with one.
+    let no_password = anon
+        .post(
+            "/api/v1/session",
+            json!({ "email": "dan@client-a.example", "password": "" }),
+        )
+        .await
+        .status(401);
+    assert_eq!(wrong.json, unknown.json);
+    assert_eq!(wrong.json, no_password.json);
+    assert!(wrong.headers.get("set-cookie").is_none());
+}
+
+async fn a_session_expires_after_twelve_hours(app: TestApp) {
+    Msp::setup(&app).await;
+    app.set_password("carol@client-a.example", PASSWORD).await;
+    let r = app
+        .anonymous()
+        .post(
+            "/api/v1/session",
+            json!({ "email": "carol@client-a.example", "password": PASSWORD }),
+        )
+        .await
+        .status(200);
+    let set = r
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("cookie")
+        .to_string();
+    let browser = app.browser(Some(session_cookie(&set)));
+    app.set_now(app.now() + TimeDelta::hours(11));
+    browser.get("/api/v1/me").await.status(200);
+    app.set_now(app.now() + TimeDelta::hours(2));
+    browser.get("/api/v1/me").await.status(401);
+    // A made-up session id is nobody.
+    app.browser(Some("changegate_session=cg_forged".into()))
+        .get("/api/v1/me")
+        .await
+        .status(401);
+}
+
+crate::on_both!(
+    a_signed_in_user_is_known_by_the_session_cookie_until_signing_out,
+    a_wrong_password_and_an_unknown_account_get_the_same_answer,
+    a_session_expires_after_twelve_hours,
+);
