@@ -523,6 +523,80 @@ async fn apply_one(client: &Client, doc: &Doc) -> Result<String, super::client::
 mod tests {
     use super::*;
 
+    const KINDS: [&str; 8] = [
+        "Tenant",
+        "User",
+        "Board",
+        "Policy",
+        "Window",
+        "Template",
+        "ConfigurationItem",
+        "Bogus",
+    ];
+    const KEYS: [&str; 12] = [
+        "kind", "slug", "name", "tenant", "email", "roles", "spec", "timeZone", "members", "rule",
+        "schedule", "x",
+    ];
+
+    fn scalar() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::prop_oneof![
+            proptest::string::string_regex("[a-z@:. -]{0,12}").expect("regex"),
+            proptest::num::i64::ANY.prop_map(|n| n.to_string()),
+            proptest::sample::select(vec![
+                "null".to_string(),
+                "[]".into(),
+                "{}".into(),
+                "~".into(),
+                "'0 2 * * SAT'".into()
+            ]),
+        ]
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever the file holds, apply answers with documents or a
+        /// refusal naming a document: it never panics.
+        #[test]
+        fn any_text_is_parsed_or_refused(text in "\\PC{0,300}") {
+            if let Ok(docs) = documents(&text) {
+                for (_, d) in &docs {
+                    let _ = validate(d);
+                }
+            }
+        }
+
+        /// Documents of known kinds with random fields and values are
+        /// validated or refused with a document and line, never a panic.
+        #[test]
+        fn random_documents_are_validated_or_refused(
+            docs in proptest::collection::vec(
+                (proptest::sample::select(KINDS.to_vec()),
+                 proptest::collection::vec((proptest::sample::select(KEYS.to_vec()), scalar()), 0..6)),
+                1..4)
+        ) {
+            let text: Vec<String> = docs
+                .iter()
+                .map(|(kind, fields)| {
+                    let mut d = format!("kind: {kind}\n");
+                    for (k, v) in fields {
+                        d.push_str(&format!("{k}: {v}\n"));
+                    }
+                    d
+                })
+                .collect();
+            let text = text.join("---\n");
+            match documents(&text) {
+                Ok(parsed) => {
+                    for (_, d) in &parsed {
+                        let _ = validate(d);
+                    }
+                }
+                Err(r) => prop_assert!(r.doc >= 1 && r.line >= 1, "{r:?}"),
+            }
+        }
+    }
+
     #[test]
     fn documents_carry_their_first_line() {
         let docs =

@@ -142,6 +142,14 @@ pub(crate) async fn get(pool: &PgPool, tenant: TenantId, number: ChangeNumber) -
     .into_change()
 }
 
+/// The tenant of a filter that names exactly one.
+fn single(f: &ChangeFilter) -> Option<i64> {
+    match &f.tenants {
+        Some(ts) if ts.len() == 1 => ts.iter().next().map(|t| t.0),
+        _ => None,
+    }
+}
+
 pub(crate) async fn list(pool: &PgPool, f: &ChangeFilter) -> Result<Vec<Change>> {
     // `None` (every tenant) is a NULL array; an empty set matches nothing.
     let tenants: Option<Vec<i64>> = f
@@ -153,6 +161,32 @@ pub(crate) async fn list(pool: &PgPool, f: &ChangeFilter) -> Result<Vec<Change>>
     let requester = f.requester.map(|u| u.0);
     let before = f.before.map(|n| n.0);
     let limit = i64::from(f.limit.clamp(1, 500));
+    // One tenant (every tenant-scoped list): `tenant_id = $1` lets the
+    // planner walk the (tenant_id, id DESC) index; `= ANY` cannot.
+    if let Some(only) = single(f) {
+        return select_change!(
+            "WHERE tenant_id = $1
+               AND ($2::TEXT IS NULL OR state = $2) AND ($3::TEXT IS NULL OR kind = $3)
+               AND ($4::BIGINT IS NULL OR requester_id = $4)
+               AND ($5::TIMESTAMPTZ IS NULL OR created_at >= $5) AND ($6::TIMESTAMPTZ IS NULL OR created_at < $6)
+               AND ($7::BIGINT IS NULL OR id < $7)
+             ORDER BY id DESC LIMIT $8",
+            only,
+            state,
+            kind,
+            requester,
+            f.created_from,
+            f.created_to,
+            before,
+            limit
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(ChangeRow::into_change)
+        .collect();
+    }
     select_change!(
         "WHERE ($1::BIGINT[] IS NULL OR tenant_id = ANY($1))
            AND ($2::TEXT IS NULL OR state = $2) AND ($3::TEXT IS NULL OR kind = $3)

@@ -151,6 +151,14 @@ pub(crate) async fn get(
     .into_change()
 }
 
+/// The tenant of a filter that names exactly one.
+fn single(f: &ChangeFilter) -> Option<i64> {
+    match &f.tenants {
+        Some(ts) if ts.len() == 1 => ts.iter().next().map(|t| t.0),
+        _ => None,
+    }
+}
+
 pub(crate) async fn list(pool: &SqlitePool, f: &ChangeFilter) -> Result<Vec<Change>> {
     let all_tenants = f.tenants.is_none();
     let tenants = to_json(
@@ -162,6 +170,36 @@ pub(crate) async fn list(pool: &SqlitePool, f: &ChangeFilter) -> Result<Vec<Chan
     let requester = f.requester.map(|u| u.0);
     let before = f.before.map(|n| n.0);
     let limit = i64::from(f.limit.clamp(1, 500));
+    // One tenant (every tenant-scoped list): `tenant_id = ?` lets SQLite
+    // walk the (tenant_id, id DESC) index instead of scanning every change.
+    if let Some(only) = single(f) {
+        return select_change!(
+            "WHERE tenant_id = ?
+               AND (? IS NULL OR state = ?) AND (? IS NULL OR kind = ?) AND (? IS NULL OR requester_id = ?)
+               AND (? IS NULL OR created_at >= ?) AND (? IS NULL OR created_at < ?) AND (? IS NULL OR id < ?)
+             ORDER BY id DESC LIMIT ?",
+            only,
+            state,
+            state,
+            kind,
+            kind,
+            requester,
+            requester,
+            f.created_from,
+            f.created_from,
+            f.created_to,
+            f.created_to,
+            before,
+            before,
+            limit
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(ChangeRow::into_change)
+        .collect();
+    }
     select_change!(
         "WHERE (? OR tenant_id IN (SELECT value FROM json_each(?)))
            AND (? IS NULL OR state = ?) AND (? IS NULL OR kind = ?) AND (? IS NULL OR requester_id = ?)
