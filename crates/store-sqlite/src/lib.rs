@@ -24,6 +24,11 @@ use std::time::Duration;
 
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Writers of this process queue here, in order, before taking
+    /// SQLite's write lock: waiting in SQLite's busy handler instead means
+    /// sleeping in growing steps (a p99 of 150 ms for approvals under 16
+    /// concurrent clients, against 20 ms at p50).
+    writer: tokio::sync::Mutex<()>,
 }
 
 impl SqliteStore {
@@ -60,7 +65,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(db)?;
-        let store = SqliteStore { pool };
+        let store = SqliteStore {
+            pool,
+            writer: tokio::sync::Mutex::new(()),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -88,8 +96,16 @@ impl SqliteStore {
         Ok(())
     }
 
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)
+    /// A write transaction, holding this process's writer turn until dropped.
+    async fn write(
+        &self,
+    ) -> Result<(
+        tokio::sync::MutexGuard<'_, ()>,
+        Transaction<'static, Sqlite>,
+    )> {
+        let turn = self.writer.lock().await;
+        let tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
+        Ok((turn, tx))
     }
 }
 
@@ -134,14 +150,14 @@ impl Store for SqliteStore {
     }
 
     async fn create_tenant(&self, tenant: NewTenant, actor: &str) -> Result<Tenant> {
-        let mut tx = self.write().await?;
+        let (_turn, mut tx) = self.write().await?;
         let t = people::insert_tenant(&mut tx, &tenant, actor).await?;
         tx.commit().await.map_err(db)?;
         Ok(t)
     }
 
     async fn apply_tenant(&self, tenant: NewTenant, actor: &str) -> Result<(Tenant, Applied)> {
-        let mut tx = self.write().await?;
+        let (_turn, mut tx) = self.write().await?;
         let r = people::apply_tenant(&mut tx, &tenant, actor).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
@@ -164,7 +180,7 @@ impl Store for SqliteStore {
     }
 
     async fn create_user(&self, user: NewUser, actor: &str) -> Result<User> {
-        let mut tx = self.write().await?;
+        let (_turn, mut tx) = self.write().await?;
         let u = people::insert_user(&mut tx, &user, actor).await?;
         tx.commit().await.map_err(db)?;
         Ok(u)
@@ -193,7 +209,7 @@ impl Store for SqliteStore {
         role: Role,
         actor: &str,
     ) -> Result<Applied> {
-        let mut tx = self.write().await?;
+        let (_turn, mut tx) = self.write().await?;
         let r = people::bind_role(&mut tx, user, tenant, role, actor).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
@@ -236,7 +252,7 @@ impl Store for SqliteStore {
         spec: &str,
         actor: &str,
     ) -> Result<Applied> {
-        let mut tx = self.write().await?;
+        let (_turn, mut tx) = self.write().await?;
         let r = objects::put(&mut tx, tenant, kind, name, spec, actor).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
@@ -253,7 +269,7 @@ impl Store for SqliteStore {
         name: &str,
         actor: &str,
     ) -> Result<()> {
-        let mut tx = self.write().await?;
+        let (_turn, mut tx) = self.write().await?;
         objects::delete(&mut tx, tenant, kind, name, actor).await?;
         tx.commit().await.map_err(db)
     }
@@ -264,7 +280,7 @@ impl Store for SqliteStore {
         spec: &str,
         actor: &str,
     ) -> Result<(i64, Applied)> {
-        let mut tx = self.write().await?;
+        let (_turn, mut tx) = self.write().await?;
         let r = objects::put_policy(&mut tx, tenant, spec, actor).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
@@ -289,14 +305,14 @@ impl Store for SqliteStore {
         delegation: NewDelegation,
         actor: &str,
     ) -> Result<Delegation> {
-        let mut tx = self.write().await?;
+        let (_turn, mut tx) = self.write().await?;
         let d = objects::create_delegation(&mut tx, &delegation, actor).await?;
         tx.commit().await.map_err(db)?;
         Ok(d)
     }
 
     async fn create_change(&self, change: NewChange, actor: &str) -> Result<Change> {
-        let mut tx = self.write().await?;
+        let (_turn, mut tx) = self.write().await?;
         let c = changes::insert(&mut tx, &change, actor).await?;
         tx.commit().await.map_err(db)?;
         Ok(c)
@@ -316,7 +332,7 @@ impl Store for SqliteStore {
         expected_version: i64,
         write: ChangeWrite,
     ) -> Result<Change> {
-        let mut tx = self.write().await?;
+        let (_turn, mut tx) = self.write().await?;
         let c = changes::save(&mut tx, change, expected_version, write).await?;
         tx.commit().await.map_err(db)?;
         Ok(c)
