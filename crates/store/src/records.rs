@@ -91,10 +91,6 @@ impl ObjectKind {
             ObjectKind::ConfigurationItem => "configuration-item",
         }
     }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        ObjectKind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
 }
 
 impl fmt::Display for ObjectKind {

@@ -7,8 +7,7 @@ use serde_json::{Value, json};
 
 const A: &str = "/api/v1/tenants/client-a";
 
-async fn raise(app: &TestApp, m: &Msp, body: Value) -> String {
-    let _ = app;
+async fn raise(m: &Msp, body: Value) -> String {
     let c = m
         .eve
         .post(&format!("{A}/changes"), body)
@@ -40,7 +39,7 @@ async fn audit_intact(who: &changegate_testkit::Actor, tenant: &str) -> Value {
 
 async fn a_high_risk_change_needs_the_technical_board_and_the_client(app: TestApp) {
     let m = Msp::setup(&app).await;
-    let n = raise(&app, &m, normal_change("Upgrade payments", high_risk())).await;
+    let n = raise(&m, normal_change("Upgrade payments", high_risk())).await;
     let c = submit(&m, &n).await;
     assert_eq!(c["state"], "awaiting-approval");
     assert_eq!(c["risk"]["level"], "high");
@@ -106,7 +105,7 @@ async fn a_high_risk_change_needs_the_technical_board_and_the_client(app: TestAp
 
 async fn a_low_risk_change_needs_only_the_technical_board(app: TestApp) {
     let m = Msp::setup(&app).await;
-    let n = raise(&app, &m, normal_change("Rotate logs", low_risk())).await;
+    let n = raise(&m, normal_change("Rotate logs", low_risk())).await;
     let c = submit(&m, &n).await;
     assert_eq!(c["risk"]["level"], "low");
     assert_eq!(c["approval"]["boards"].as_array().map(Vec::len), Some(1));
@@ -122,7 +121,7 @@ async fn a_board_that_can_no_longer_approve_rejects_and_the_change_can_be_resubm
     app: TestApp,
 ) {
     let m = Msp::setup(&app).await;
-    let n = raise(&app, &m, normal_change("Upgrade payments", high_risk())).await;
+    let n = raise(&m, normal_change("Upgrade payments", high_risk())).await;
     submit(&m, &n).await;
     // client-a-business approves on any one approval: one rejection leaves dan.
     let c = m
@@ -192,12 +191,7 @@ async fn the_requester_cannot_approve_their_own_change(app: TestApp) {
 
 async fn a_client_approver_cannot_see_or_decide_another_clients_change(app: TestApp) {
     let m = Msp::setup(&app).await;
-    let n = raise(
-        &app,
-        &m,
-        normal_change("Client A secret project", high_risk()),
-    )
-    .await;
+    let n = raise(&m, normal_change("Client A secret project", high_risk())).await;
     submit(&m, &n).await;
     let hidden: [Resp; 5] = [
         m.bob.get(&format!("{A}/changes/{n}")).await,
@@ -238,7 +232,7 @@ async fn a_client_approver_cannot_see_or_decide_another_clients_change(app: Test
 
 async fn approvers_are_frozen_at_submission(app: TestApp) {
     let m = Msp::setup(&app).await;
-    let n = raise(&app, &m, normal_change("Upgrade payments", low_risk())).await;
+    let n = raise(&m, normal_change("Upgrade payments", low_risk())).await;
     submit(&m, &n).await;
     // The board now names only tina; the pending change still has tom and tina.
     let r =
@@ -262,7 +256,7 @@ async fn approvers_are_frozen_at_submission(app: TestApp) {
         .ok();
     assert_eq!(c["state"], "approved", "tom's seat was frozen in");
     // A change submitted now gets the new board.
-    let n2 = raise(&app, &m, normal_change("Second", low_risk())).await;
+    let n2 = raise(&m, normal_change("Second", low_risk())).await;
     let c2 = submit(&m, &n2).await;
     assert_eq!(
         c2["approval"]["boards"][0]["members"],
@@ -276,7 +270,7 @@ async fn approvers_are_frozen_at_submission(app: TestApp) {
 
 async fn a_material_edit_after_submission_reopens_approval(app: TestApp) {
     let m = Msp::setup(&app).await;
-    let n = raise(&app, &m, normal_change("Upgrade payments", low_risk())).await;
+    let n = raise(&m, normal_change("Upgrade payments", low_risk())).await;
     let c = submit(&m, &n).await;
     let first = c["fingerprint"].clone();
     m.tom
@@ -347,7 +341,7 @@ async fn an_approval_expires_when_implementation_does_not_start_in_time(app: Tes
         json!({ "approvalExpiryHours": 24, "windowRequired": [], "routing": { "normal": [ { "from": "low", "boards": ["msp-tech"] } ] } }),
     )
     .await;
-    let n = raise(&app, &m, normal_change("Upgrade", low_risk())).await;
+    let n = raise(&m, normal_change("Upgrade", low_risk())).await;
     submit(&m, &n).await;
     let c = m
         .tom
@@ -385,7 +379,7 @@ async fn an_emergency_change_may_start_first_and_owes_its_approval_by_the_deadli
     let m = Msp::setup(&app).await;
     let mut body = normal_change("Patch zero-day", high_risk());
     body["type"] = json!("emergency");
-    let n = raise(&app, &m, body.clone()).await;
+    let n = raise(&m, body.clone()).await;
     let c = submit(&m, &n).await;
     assert_eq!(c["state"], "awaiting-approval");
     let c = m
@@ -399,7 +393,7 @@ async fn an_emergency_change_may_start_first_and_owes_its_approval_by_the_deadli
     assert_eq!(c["state"], "implementing");
     assert!(c["retrospective_due_at"].is_string());
     // A second emergency is approved in time.
-    let n2 = raise(&app, &m, body).await;
+    let n2 = raise(&m, body).await;
     submit(&m, &n2).await;
     m.ian
         .post(&format!("{A}/changes/{n2}/start"), json!({}))
@@ -439,7 +433,7 @@ async fn a_normal_change_starts_only_inside_an_open_window(app: TestApp) {
     )
     .await
     .ok();
-    let n = raise(&app, &m, normal_change("Upgrade", low_risk())).await;
+    let n = raise(&m, normal_change("Upgrade", low_risk())).await;
     submit(&m, &n).await;
     m.tom
         .post(&format!("{A}/changes/{n}/decisions"), decide("approve"))
@@ -528,7 +522,6 @@ async fn a_standard_change_from_a_current_template_is_approved_at_submission(app
         .await
         .ok();
     let n = raise(
-        &app,
         &m,
         json!({ "type": "standard", "title": "Restart pool", "template": "restart-app-pool" }),
     )
@@ -536,12 +529,7 @@ async fn a_standard_change_from_a_current_template_is_approved_at_submission(app
     let c = submit(&m, &n).await;
     assert_eq!(c["state"], "approved");
     // Without a template, or with one past its review date: refused, with the field.
-    let n2 = raise(
-        &app,
-        &m,
-        json!({ "type": "standard", "title": "Restart pool" }),
-    )
-    .await;
+    let n2 = raise(&m, json!({ "type": "standard", "title": "Restart pool" })).await;
     let r = m
         .eve
         .post(&format!("{A}/changes/{n2}/submit"), json!({}))
@@ -552,7 +540,6 @@ async fn a_standard_change_from_a_current_template_is_approved_at_submission(app
     stale["reviewDue"] = json!("2026-06-01");
     m.cm.put(&format!("{A}/templates/old"), stale).await.ok();
     let n3 = raise(
-        &app,
         &m,
         json!({ "type": "standard", "title": "Restart pool", "template": "old" }),
     )
@@ -576,7 +563,7 @@ async fn a_chair_veto_and_a_mandatory_member_decide_a_board(app: TestApp) {
     )
     .await;
     // dan, mandatory, sits on the board too: 4 members, a majority is 3.
-    let n = raise(&app, &m, normal_change("One", low_risk())).await;
+    let n = raise(&m, normal_change("One", low_risk())).await;
     let c = submit(&m, &n).await;
     assert_eq!(
         c["approval"]["boards"][0]["members"]
@@ -605,7 +592,7 @@ async fn a_chair_veto_and_a_mandatory_member_decide_a_board(app: TestApp) {
         .ok();
     assert_eq!(c["state"], "approved");
     // The chair's rejection vetoes whatever the majority says.
-    let n2 = raise(&app, &m, normal_change("Two", low_risk())).await;
+    let n2 = raise(&m, normal_change("Two", low_risk())).await;
     submit(&m, &n2).await;
     m.tom
         .post(&format!("{A}/changes/{n2}/decisions"), decide("approve"))
@@ -625,7 +612,7 @@ async fn a_chair_veto_and_a_mandatory_member_decide_a_board(app: TestApp) {
 
 async fn a_delegate_decides_in_the_seat_of_an_absent_approver(app: TestApp) {
     let m = Msp::setup(&app).await;
-    let n = raise(&app, &m, normal_change("Upgrade", high_risk())).await;
+    let n = raise(&m, normal_change("Upgrade", high_risk())).await;
     submit(&m, &n).await;
     let week = json!({ "from": "carol@client-a.example", "to": "tina@msp.example",
         "starts_at": app.now() - TimeDelta::hours(1), "ends_at": app.now() + TimeDelta::days(7) });
@@ -666,12 +653,7 @@ async fn a_delegate_decides_in_the_seat_of_an_absent_approver(app: TestApp) {
 
 async fn risk_answers_are_checked_at_submission_and_name_the_field(app: TestApp) {
     let m = Msp::setup(&app).await;
-    let n = raise(
-        &app,
-        &m,
-        normal_change("Upgrade", json!({ "production": "yes" })),
-    )
-    .await;
+    let n = raise(&m, normal_change("Upgrade", json!({ "production": "yes" }))).await;
     let r = m
         .eve
         .post(&format!("{A}/changes/{n}/submit"), json!({}))
@@ -688,7 +670,7 @@ async fn risk_answers_are_checked_at_submission_and_name_the_field(app: TestApp)
 async fn lists_filter_and_paginate_within_the_callers_tenants(app: TestApp) {
     let m = Msp::setup(&app).await;
     for i in 0..5 {
-        raise(&app, &m, normal_change(&format!("A{i}"), low_risk())).await;
+        raise(&m, normal_change(&format!("A{i}"), low_risk())).await;
     }
     let b = m
         .eve

@@ -17,7 +17,7 @@ fn session_cookie(set_cookie: &str) -> String {
 }
 
 async fn a_signed_in_user_is_known_by_the_session_cookie_until_signing_out(app: TestApp) {
-    let m = Msp::setup(&app).await;
+    Msp::setup(&app).await;
     app.set_password("carol@client-a.example", PASSWORD).await;
     let r = app
         .anonymous()
@@ -42,7 +42,6 @@ async fn a_signed_in_user_is_known_by_the_session_cookie_until_signing_out(app: 
     assert_eq!(me["roles"], json!({ "client-a": ["business-approver"] }));
     // The session acts with the user's own rights only.
     browser.get("/api/v1/tenants/client-b").await.status(404);
-    let _ = m;
     let out = browser.delete("/api/v1/session").await.status(204);
     let cleared = out
         .headers
