@@ -342,14 +342,11 @@ async fn setup_tenant(store: &dyn Store, i: usize) -> TenantSetup {
                     tenant: None,
                     password_hash: None,
                 },
+                &[(tenant.id, role)],
                 "bench",
             )
             .await
             .expect("user created");
-        store
-            .bind_role(user.id, tenant.id, role, "bench")
-            .await
-            .expect("role bound");
         ids.push((email, user.id));
     }
     let (requester, approver) = (ids[0].1, ids[1].1);

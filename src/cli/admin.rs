@@ -170,26 +170,7 @@ async fn create_user(a: CreateUserArgs) -> ExitCode {
     } else {
         UserKind::Msp
     };
-    let user = match store
-        .create_user(
-            NewUser {
-                email: email.clone(),
-                name: a.name,
-                kind,
-                admin: a.admin,
-                tenant: home,
-                password_hash,
-            },
-            "changegate-admin",
-        )
-        .await
-    {
-        Ok(u) => u,
-        Err(StoreError::Conflict { .. }) => {
-            return fail(1, format!("a user {email} exists already"));
-        }
-        Err(e) => return fail(2, e),
-    };
+    let mut roles = Vec::new();
     for (slug, role) in grants {
         let t = match tenant_of(slug).await {
             Ok(t) => t,
@@ -204,12 +185,28 @@ async fn create_user(a: CreateUserArgs) -> ExitCode {
                 ),
             );
         }
-        if let Err(e) = store
-            .bind_role(user.id, t.id, role, "changegate-admin")
-            .await
-        {
-            return fail(2, e);
+        roles.push((t.id, role));
+    }
+    match store
+        .create_user(
+            NewUser {
+                email: email.clone(),
+                name: a.name,
+                kind,
+                admin: a.admin,
+                tenant: home,
+                password_hash,
+            },
+            &roles,
+            "changegate-admin",
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(StoreError::Conflict { .. }) => {
+            return fail(1, format!("a user {email} exists already"));
         }
+        Err(e) => return fail(2, e),
     }
     println!(
         "created {} user {email}{}",

@@ -178,12 +178,27 @@ impl Store for PostgresStore {
             .collect())
     }
 
-    async fn create_user(&self, user: NewUser, actor: &str) -> Result<User> {
-        let mut tx = match user.tenant {
-            Some(t) => self.write(t).await?,
-            None => self.begin().await?,
-        };
+    async fn create_user(
+        &self,
+        user: NewUser,
+        roles: &[(TenantId, Role)],
+        actor: &str,
+    ) -> Result<User> {
+        // Lock every tenant written to, in id order so that two such
+        // writes cannot wait on each other.
+        let locked: BTreeSet<TenantId> = user
+            .tenant
+            .into_iter()
+            .chain(roles.iter().map(|(t, _)| *t))
+            .collect();
+        let mut tx = self.begin().await?;
+        for tenant in &locked {
+            audit::lock_tenant(&mut tx, *tenant).await?;
+        }
         let u = people::insert_user(&mut tx, &user, actor).await?;
+        for (tenant, role) in roles {
+            people::bind_role(&mut tx, u.id, *tenant, *role, actor).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(u)
     }

@@ -179,9 +179,17 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn create_user(&self, user: NewUser, actor: &str) -> Result<User> {
+    async fn create_user(
+        &self,
+        user: NewUser,
+        roles: &[(TenantId, Role)],
+        actor: &str,
+    ) -> Result<User> {
         let (_turn, mut tx) = self.write().await?;
         let u = people::insert_user(&mut tx, &user, actor).await?;
+        for (tenant, role) in roles {
+            people::bind_role(&mut tx, u.id, *tenant, *role, actor).await?;
+        }
         tx.commit().await.map_err(db)?;
         Ok(u)
     }

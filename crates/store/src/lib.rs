@@ -36,7 +36,14 @@ pub trait Store: Send + Sync + 'static {
     async fn tenants(&self, only: Option<&BTreeSet<TenantId>>) -> Result<Vec<Tenant>>;
 
     // Users, roles, tokens
-    async fn create_user(&self, user: NewUser, actor: &str) -> Result<User>;
+    /// Create a user and grant `roles` in one transaction: a refused
+    /// grant leaves no user behind.
+    async fn create_user(
+        &self,
+        user: NewUser,
+        roles: &[(TenantId, Role)],
+        actor: &str,
+    ) -> Result<User>;
     async fn user(&self, id: UserId) -> Result<User>;
     async fn user_by_email(&self, email: &Email) -> Result<User>;
     async fn set_password(&self, user: UserId, password_hash: &str) -> Result<()>;

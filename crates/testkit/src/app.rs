@@ -193,6 +193,7 @@ impl TestApp {
                     tenant: None,
                     password_hash: None,
                 },
+                &[],
                 "test",
             )
             .await
@@ -231,6 +232,15 @@ impl TestApp {
                     .id,
             );
         }
+        let mut grants = Vec::new();
+        for (slug, role) in roles {
+            let t = self
+                .store
+                .tenant_by_slug(slug)
+                .await
+                .expect("tenant exists");
+            grants.push((t.id, *role));
+        }
         let user = self
             .store
             .create_user(
@@ -242,21 +252,11 @@ impl TestApp {
                     tenant: home,
                     password_hash: None,
                 },
+                &grants,
                 "test",
             )
             .await
             .expect("user created");
-        for (slug, role) in roles {
-            let t = self
-                .store
-                .tenant_by_slug(slug)
-                .await
-                .expect("tenant exists");
-            self.store
-                .bind_role(user.id, t.id, *role, "test")
-                .await
-                .expect("role bound");
-        }
         self.actor_for(user).await
     }
 

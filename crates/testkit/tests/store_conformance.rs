@@ -28,6 +28,7 @@ store_tests!(
     writes_for_a_tenant_that_does_not_exist_fail_and_leave_nothing_behind,
     users_are_found_by_id_and_by_email_as_created,
     a_second_user_with_the_same_email_is_a_conflict_on_the_email,
+    a_user_is_created_with_its_roles_or_not_at_all,
     setting_a_password_replaces_the_hash_of_an_existing_user_only,
     a_role_bound_twice_is_unchanged_and_roles_are_listed_per_tenant,
     a_live_token_finds_its_user_and_a_revoked_or_unknown_one_finds_nobody,
@@ -103,7 +104,7 @@ fn new_user(address: &str, tenant: Option<TenantId>) -> NewUser {
 
 async fn msp_user(store: &dyn Store, address: &str) -> User {
     store
-        .create_user(new_user(address, None), "test")
+        .create_user(new_user(address, None), &[], "test")
         .await
         .expect("user created")
 }
@@ -372,6 +373,7 @@ async fn users_are_found_by_id_and_by_email_as_created(db: TestDb) {
                 password_hash: Some("argon2id$x".into()),
                 ..new_user("Tom@MSP.example", None)
             },
+            &[],
             "admin",
         )
         .await
@@ -381,7 +383,7 @@ async fn users_are_found_by_id_and_by_email_as_created(db: TestDb) {
         ("tom@msp.example", UserKind::Msp, true, None)
     );
     let client = store
-        .create_user(new_user("carol@client-a.example", Some(t.id)), "admin")
+        .create_user(new_user("carol@client-a.example", Some(t.id)), &[], "admin")
         .await
         .expect("created");
     assert_eq!((client.kind, client.tenant), (UserKind::Client, Some(t.id)));
@@ -403,10 +405,51 @@ async fn a_second_user_with_the_same_email_is_a_conflict_on_the_email(db: TestDb
     msp_user(&*store, "tom@msp.example").await;
     assert_conflict_on(
         store
-            .create_user(new_user("TOM@msp.example", None), "admin")
+            .create_user(new_user("TOM@msp.example", None), &[], "admin")
             .await,
         "users.email",
     );
+}
+
+async fn a_user_is_created_with_its_roles_or_not_at_all(db: TestDb) {
+    let store = db.store();
+    let a = tenant(&*store, "client-a").await;
+    let carol = store
+        .create_user(
+            new_user("carol@client-a.example", Some(a.id)),
+            &[(a.id, Role::BusinessApprover), (a.id, Role::Requester)],
+            "admin",
+        )
+        .await
+        .expect("created");
+    let held = store.roles_of(carol.id).await.expect("roles");
+    assert_eq!(
+        held.get(&a.id).cloned().unwrap_or_default(),
+        BTreeSet::from([Role::BusinessApprover, Role::Requester])
+    );
+    assert_eq!(
+        actions(&*store, a.id).await,
+        [
+            "tenant.created",
+            "user.created",
+            "role.granted",
+            "role.granted"
+        ]
+    );
+    // A grant in a tenant that does not exist fails the whole write.
+    let refused = store
+        .create_user(
+            new_user("dan@msp.example", None),
+            &[
+                (a.id, Role::Implementer),
+                (TenantId(404), Role::Implementer),
+            ],
+            "admin",
+        )
+        .await;
+    assert!(refused.is_err(), "a grant in a missing tenant is refused");
+    assert_not_found(store.user_by_email(&email("dan@msp.example")).await);
+    assert_eq!(actions(&*store, a.id).await.len(), 4, "no event was kept");
 }
 
 async fn setting_a_password_replaces_the_hash_of_an_existing_user_only(db: TestDb) {
@@ -437,7 +480,7 @@ async fn a_role_bound_twice_is_unchanged_and_roles_are_listed_per_tenant(db: Tes
     let tom = msp_user(&*store, "tom@msp.example").await;
     let eve = msp_user(&*store, "eve@msp.example").await;
     let carol = store
-        .create_user(new_user("carol@client-a.example", Some(a.id)), "admin")
+        .create_user(new_user("carol@client-a.example", Some(a.id)), &[], "admin")
         .await
         .expect("created");
     assert_eq!(
@@ -1427,7 +1470,7 @@ async fn every_write_appends_to_the_tenants_intact_audit_chain(db: TestDb) {
     let t = tenant(&*store, "client-a").await;
     let other = tenant(&*store, "client-b").await;
     store
-        .create_user(new_user("carol@client-a.example", Some(t.id)), "admin")
+        .create_user(new_user("carol@client-a.example", Some(t.id)), &[], "admin")
         .await
         .expect("user");
     let tom = msp_user(&*store, "tom@msp.example").await;

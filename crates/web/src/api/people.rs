@@ -131,6 +131,7 @@ pub async fn add(
                 .ok_or_else(|| ApiError::invalid("name", "a new user needs a name"))?;
             let tenant = (kind == UserKind::Client).then_some(t.tenant.id);
             applied = "created";
+            let grants: Vec<_> = roles.iter().map(|r| (t.tenant.id, *r)).collect();
             state
                 .store
                 .create_user(
@@ -142,6 +143,7 @@ pub async fn add(
                         tenant,
                         password_hash: None,
                     },
+                    &grants,
                     &t.actor(),
                 )
                 .await?
@@ -162,7 +164,9 @@ pub async fn add(
         }
         _ => {}
     }
-    for role in &roles {
+    // A user created just now holds the roles already.
+    let created = applied == "created";
+    for role in roles.iter().filter(|_| !created) {
         let granted = state
             .store
             .bind_role(user.id, t.tenant.id, *role, &t.actor())
