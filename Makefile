@@ -34,6 +34,7 @@ demo-agent: up ## the agent's walkthrough against the local control plane (custo
 
 bench: cluster-up ## benchmarks that print figures (see README); runs a release build of the agent
 	$(CARGO) build --release --bins
+	$(CARGO) bench --bench gate_decision
 	$(CARGO) bench --bench server_load
 	CHANGEGATE_BIN=$(CURDIR)/target/release/changegate localcluster/operator-up.sh
 	$(CARGO) bench --bench admission_decision

@@ -61,6 +61,21 @@ impl FromStr for ChangeNumber {
     }
 }
 
+/// Written `CHG-<n>` in JSON, as everywhere else.
+impl serde::Serialize for ChangeNumber {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ChangeNumber {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse()
+            .map_err(|e: InvalidValue| serde::de::Error::custom(e.message))
+    }
+}
+
 /// A value that failed validation, with the field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {message}")]

@@ -12,6 +12,7 @@ pub mod board;
 pub mod catalogue;
 pub mod change;
 pub mod fingerprint;
+pub mod gate;
 pub mod ids;
 pub mod policy;
 pub mod risk;

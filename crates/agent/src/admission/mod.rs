@@ -5,10 +5,11 @@
 pub mod candidates;
 pub mod change_state;
 pub mod decision;
-pub mod diff;
-pub mod paths;
 pub mod selector;
 pub mod workload;
+
+/// Spec diffs and path patterns are the domain's (`changegate_core::gate`).
+pub use changegate_core::gate::{diff, paths};
 
 pub use decision::{Decision, Operation, Reason, TenantView, WorkloadRequest, decide};
 

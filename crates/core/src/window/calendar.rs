@@ -3,7 +3,7 @@
 //! and no Blackout that forbids its type is open; and when it may deploy next.
 
 use super::intervals::{containing, union};
-use super::local_time::shift;
+use super::local_time::{format_instant, shift};
 use super::schedule::CompiledWindow;
 use super::spec::{Interval, WindowKind};
 use crate::change::ChangeType;
@@ -51,6 +51,34 @@ impl WindowVerdict {
     /// Whether the windows let the change deploy now.
     pub fn permits(&self) -> bool {
         matches!(self, Self::NotRequired | Self::Open { .. })
+    }
+
+    /// Why the windows forbid deploying now and when they next allow it,
+    /// e.g. `no maintenance window is open; next window client-a-weekly
+    /// opens Sat 2026-11-28 02:00 Europe/Berlin`. Empty when they permit.
+    pub fn explain(&self) -> String {
+        let next = |n: &Option<NextOpening>| match n {
+            Some(n) => format!(
+                "; next window {} opens {}",
+                n.window,
+                format_instant(n.at, n.time_zone)
+            ),
+            None => "; no window opens within the next 400 days".into(),
+        };
+        match self {
+            Self::Closed { next: n } => format!("no maintenance window is open{}", next(n)),
+            Self::Blackout {
+                window,
+                until,
+                time_zone,
+                next: n,
+            } => format!(
+                "blackout {window} is in force until {}{}",
+                format_instant(*until, *time_zone),
+                if n.is_some() { next(n) } else { String::new() }
+            ),
+            Self::NotRequired | Self::Open { .. } => String::new(),
+        }
     }
 }
 

@@ -428,31 +428,6 @@ async fn window_verdict(
     ))
 }
 
-fn verdict_message(v: &WindowVerdict) -> String {
-    let next = |n: &Option<window::NextOpening>| match n {
-        Some(n) => format!(
-            "; next window {} opens {}",
-            n.window,
-            window::format_instant(n.at, n.time_zone)
-        ),
-        None => "; no window opens within the next 400 days".into(),
-    };
-    match v {
-        WindowVerdict::Closed { next: n } => format!("no maintenance window is open{}", next(n)),
-        WindowVerdict::Blackout {
-            window: w,
-            until,
-            time_zone,
-            next: n,
-        } => format!(
-            "blackout {w} is in force until {}{}",
-            window::format_instant(*until, *time_zone),
-            if n.is_some() { next(n) } else { String::new() }
-        ),
-        _ => String::new(),
-    }
-}
-
 /// Start implementing: the change is approved (or an emergency whose
 /// policy allows retrospective approval), its approval has not expired,
 /// and the tenant's windows allow it now. The caller is recorded as the
@@ -508,7 +483,7 @@ pub async fn start(
         return Err(ApiError::state(format!(
             "{} cannot start now: {}",
             c.number,
-            verdict_message(&verdict)
+            verdict.explain()
         )));
     }
     move_to(&mut c, ChangeState::Implementing)?;
