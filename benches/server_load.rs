@@ -389,7 +389,7 @@ async fn setup_tenant(store: &dyn Store, i: usize) -> TenantSetup {
     .expect("the plan freezes");
     let (token, hash) = changegate_web::auth::new_token();
     store
-        .create_token(approver, "bench", &hash)
+        .create_token(approver, "bench", &hash, None)
         .await
         .expect("token stored");
     TenantSetup {

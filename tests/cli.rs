@@ -262,6 +262,151 @@ fn a_change_goes_from_draft_to_approved_through_the_cli_and_the_chain_verifies()
 }
 
 #[test]
+fn a_pipeline_gate_check_exits_by_verdict_and_records_the_deployment() {
+    let s = Server::start();
+    let admin = s.admin_token();
+    let catalogue = format!(
+        "{MSP}---\nkind: ConfigurationItem\ntenant: client-a\nname: web-shop\n\
+         spec: {{ kind: application, enforcement: {{ pipeline: {{ environment: production }} }} }}\n"
+    );
+    let file = write(s.dir.path(), "msp.yaml", &catalogue);
+    s.ok(Some(&admin), &["apply", "-f", &file]);
+    for (email, role) in [
+        ("eve@msp.example", "client-a:requester"),
+        ("ian@msp.example", "client-a:implementer"),
+    ] {
+        s.ok(
+            None,
+            &[
+                "admin",
+                "create-user",
+                "--email",
+                email,
+                "--name",
+                email,
+                "--role",
+                role,
+            ],
+        );
+    }
+    let token = |email: &str| s.ok(None, &["admin", "token", email]).trim().to_string();
+    let (eve, ian, carol) = (
+        token("eve@msp.example"),
+        token("ian@msp.example"),
+        token("carol@client-a.example"),
+    );
+    let created = s.ok(
+        Some(&eve),
+        &[
+            "change",
+            "create",
+            "--tenant",
+            "client-a",
+            "--title",
+            "Shop 2.0",
+            "--ci",
+            "web-shop",
+            "--artifact",
+            "shop@sha256:aa",
+            "--risk",
+            "production=no",
+            "--risk",
+            "outage=no",
+            "--risk",
+            "untested=no",
+            "--risk",
+            "no-backout=no",
+        ],
+    );
+    let number = created
+        .split_whitespace()
+        .next()
+        .expect("number")
+        .to_string();
+    s.ok(
+        Some(&eve),
+        &["change", "submit", &number, "--tenant", "client-a"],
+    );
+
+    let pipeline = s.ok(
+        Some(&ian),
+        &[
+            "gate",
+            "token",
+            "--tenant",
+            "client-a",
+            "--name",
+            "github-actions",
+        ],
+    );
+    let pipeline = pipeline.trim();
+    let gate = |artifact: &str, extra: &[&str]| {
+        let mut args = vec![
+            "gate",
+            "check",
+            "--tenant",
+            "client-a",
+            "--environment",
+            "production",
+            "--artifact",
+            artifact,
+        ];
+        args.extend_from_slice(extra);
+        s.run(Some(pipeline), &args)
+    };
+    let out = gate("shop@sha256:aa", &[]);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.starts_with(&format!("deny: {number} awaits 1 approval from client")),
+        "{said}"
+    );
+    s.ok(
+        Some(&carol),
+        &["change", "approve", &number, "--tenant", "client-a"],
+    );
+    assert_eq!(
+        gate("shop@sha256:bb", &[]).status.code(),
+        Some(1),
+        "other content"
+    );
+    let out = gate(
+        "shop@sha256:aa",
+        &[
+            "--record",
+            "--run",
+            "https://ci.example/1",
+            "--status",
+            "succeeded",
+        ],
+    );
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("recorded deployment.recorded"), "{said}");
+    let json = s.ok(
+        Some(&carol),
+        &["change", "show", &number, "--tenant", "client-a", "--json"],
+    );
+    let v: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(v["state"], "implemented");
+    // Errors are 2, not a deny: a bad target, and the token outside the gate.
+    let bad = s.run(
+        Some(pipeline),
+        &[
+            "gate",
+            "check",
+            "--tenant",
+            "client-a",
+            "--workload",
+            "prod/pay",
+        ],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let outside = s.run(Some(pipeline), &["change", "list", "--tenant", "client-a"]);
+    assert_eq!(outside.status.code(), Some(1), "a gate token lists nothing");
+}
+
+#[test]
 fn commands_say_what_to_do_when_something_is_missing() {
     let s = Server::start();
     let no_token = s.run(None, &["change", "list"]);

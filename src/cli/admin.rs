@@ -237,7 +237,7 @@ async fn token(a: TokenArgs) -> ExitCode {
         Err(e) => return fail(2, e),
     };
     let (token, hash) = changegate_web::auth::new_token();
-    if let Err(e) = store.create_token(user.id, &a.name, &hash).await {
+    if let Err(e) = store.create_token(user.id, &a.name, &hash, None).await {
         return fail(2, e);
     }
     println!("{token}");

@@ -8,6 +8,7 @@ mod apply;
 mod change;
 mod client;
 mod database;
+mod gate;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,9 @@ enum Command {
     Apply(apply::ApplyArgs),
     /// Raise, submit, decide and implement changes.
     Change(change::ChangeArgs),
+    /// Ask the gate from a pipeline: may this ship now? (exit 0 allow, 1 deny, 2 error)
+    #[command(subcommand)]
+    Gate(gate::GateCommand),
     /// Verify a tenant's audit chain.
     #[command(subcommand)]
     Audit(change::AuditCommand),
@@ -87,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => block_on(apply::run(args)),
         Command::Change(args) => block_on(change::run(args)),
         Command::Audit(cmd) => block_on(change::audit(cmd)),
+        Command::Gate(cmd) => block_on(gate::run(cmd)),
         Command::Crd => match changegate_agent::api::crds_yaml() {
             Ok(yaml) => {
                 print!("{yaml}");

@@ -24,9 +24,11 @@ use crate::ids::ChangeNumber;
 use crate::policy::{Enforcement, PolicySpec};
 use crate::window::{self, CompiledWindow, WindowVerdict};
 
-/// Where content is about to ship.
+/// Where content is about to ship. In JSON: `{"configuration_item":
+/// "edge-firewall"}`, `{"pipeline": {"environment": "production"}}` or
+/// `{"workload": {"cluster", "namespace", "kind", "name", "labels"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Target {
     /// A configuration item named directly, e.g. `core-firewall`.
     ConfigurationItem(String),
@@ -64,7 +66,7 @@ impl std::fmt::Display for Target {
 
 impl Target {
     /// Does `item` (named `name`) stand for this target?
-    fn is_bound_to(&self, name: &str, item: &ConfigurationItem) -> bool {
+    pub fn is_bound_to(&self, name: &str, item: &ConfigurationItem) -> bool {
         match (self, &item.enforcement) {
             (Target::ConfigurationItem(wanted), _) => wanted == name,
             (Target::Pipeline { environment }, Some(Binding::Pipeline { environment: bound })) => {

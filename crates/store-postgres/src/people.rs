@@ -420,14 +420,17 @@ pub(crate) async fn create_token(
     user: UserId,
     name: &str,
     hash: &str,
+    gate_tenant: Option<TenantId>,
 ) -> Result<ApiToken> {
+    let gate_tenant = gate_tenant.map(|t| t.0);
     let now = now();
     let id = sqlx::query_scalar!(
-        "INSERT INTO api_tokens (user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
+        "INSERT INTO api_tokens (user_id, name, token_hash, created_at, gate_tenant_id) VALUES ($1, $2, $3, $4, $5) RETURNING id",
         user.0,
         name,
         hash,
-        now
+        now,
+        gate_tenant
     )
     .fetch_one(pool)
     .await
@@ -436,24 +439,51 @@ pub(crate) async fn create_token(
         id,
         user,
         name: name.to_string(),
+        gate_tenant: gate_tenant.map(TenantId),
         created_at: now,
     })
 }
 
-pub(crate) async fn user_by_token(pool: &PgPool, hash: &str) -> Result<User> {
-    found(
+/// A user row with the token's scope.
+struct TokenUserRow {
+    id: i64,
+    email: String,
+    name: String,
+    kind: String,
+    admin: bool,
+    tenant_id: Option<i64>,
+    password_hash: Option<String>,
+    created_at: DateTime<Utc>,
+    gate_tenant_id: Option<i64>,
+}
+
+pub(crate) async fn user_by_token(pool: &PgPool, hash: &str) -> Result<(User, Option<TenantId>)> {
+    let row = found(
         "token",
         sqlx::query_as!(
-            UserRow,
-            "SELECT u.id, u.email, u.name, u.kind, u.admin, u.tenant_id, u.password_hash, u.created_at
+            TokenUserRow,
+            "SELECT u.id, u.email, u.name, u.kind, u.admin, u.tenant_id, u.password_hash, u.created_at,
+                    t.gate_tenant_id
              FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
             hash
         )
         .fetch_optional(pool)
         .await,
-    )?
-    .into_user()
+    )?;
+    let gate_tenant = row.gate_tenant_id.map(TenantId);
+    let user = UserRow {
+        id: row.id,
+        email: row.email,
+        name: row.name,
+        kind: row.kind,
+        admin: row.admin,
+        tenant_id: row.tenant_id,
+        password_hash: row.password_hash,
+        created_at: row.created_at,
+    }
+    .into_user()?;
+    Ok((user, gate_tenant))
 }
 
 pub(crate) async fn create_session(

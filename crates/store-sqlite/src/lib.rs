@@ -227,11 +227,17 @@ impl Store for SqliteStore {
         people::roles_of(&self.pool, user).await
     }
 
-    async fn create_token(&self, user: UserId, name: &str, token_hash: &str) -> Result<ApiToken> {
-        people::create_token(&self.pool, user, name, token_hash).await
+    async fn create_token(
+        &self,
+        user: UserId,
+        name: &str,
+        token_hash: &str,
+        gate_tenant: Option<TenantId>,
+    ) -> Result<ApiToken> {
+        people::create_token(&self.pool, user, name, token_hash, gate_tenant).await
     }
 
-    async fn user_by_token(&self, token_hash: &str) -> Result<User> {
+    async fn user_by_token(&self, token_hash: &str) -> Result<(User, Option<TenantId>)> {
         people::user_by_token(&self.pool, token_hash).await
     }
 
@@ -364,5 +370,11 @@ impl Store for SqliteStore {
 
     async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)> {
         audit::events(&self.pool, tenant).await
+    }
+
+    async fn record_events(&self, tenant: TenantId, events: Vec<NewEvent>) -> Result<()> {
+        let (_turn, mut tx) = self.write().await?;
+        audit::append(&mut tx, tenant, &events).await?;
+        tx.commit().await.map_err(db)
     }
 }

@@ -57,9 +57,18 @@ pub trait Store: Send + Sync + 'static {
         actor: &str,
     ) -> Result<Applied>;
     async fn roles_of(&self, user: UserId) -> Result<BTreeMap<TenantId, BTreeSet<Role>>>;
-    async fn create_token(&self, user: UserId, name: &str, token_hash: &str) -> Result<ApiToken>;
-    /// The user behind a live token's hash (revoked tokens find nobody).
-    async fn user_by_token(&self, token_hash: &str) -> Result<User>;
+    /// A token of `user`; with `gate_tenant`, one that only reaches the
+    /// gate API of that tenant (for pipelines).
+    async fn create_token(
+        &self,
+        user: UserId,
+        name: &str,
+        token_hash: &str,
+        gate_tenant: Option<TenantId>,
+    ) -> Result<ApiToken>;
+    /// The user behind a live token's hash and, for a gate token, its
+    /// tenant (revoked tokens find nobody).
+    async fn user_by_token(&self, token_hash: &str) -> Result<(User, Option<TenantId>)>;
     /// Record a signed-in session by the hash of its id.
     async fn create_session(
         &self,
@@ -127,4 +136,7 @@ pub trait Store: Send + Sync + 'static {
     // Audit
     /// The tenant's events in stored order and the head sequence number.
     async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)>;
+    /// Append events that belong to no change (e.g. a deployment no
+    /// approved change covers) to the tenant's chain, in one transaction.
+    async fn record_events(&self, tenant: TenantId, events: Vec<NewEvent>) -> Result<()>;
 }

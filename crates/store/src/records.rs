@@ -63,6 +63,8 @@ pub struct ApiToken {
     pub id: i64,
     pub user: UserId,
     pub name: String,
+    /// Set for a token that only reaches this tenant's gate API.
+    pub gate_tenant: Option<TenantId>,
     pub created_at: DateTime<Utc>,
 }
 

@@ -169,7 +169,7 @@ impl TestApp {
     async fn actor_for(&self, user: changegate_store::User) -> Actor {
         let (token, hash) = auth::new_token();
         self.store
-            .create_token(user.id, "test", &hash)
+            .create_token(user.id, "test", &hash, None)
             .await
             .expect("token stored");
         Actor {
@@ -272,6 +272,16 @@ impl TestApp {
             .set_password(user.id, &hash)
             .await
             .expect("password stored");
+    }
+
+    /// A caller presenting `token` (e.g. a pipeline's gate token).
+    pub fn bearer(&self, token: &str) -> Actor {
+        Actor {
+            email: "pipeline".into(),
+            token: Some(token.to_string()),
+            cookie: None,
+            router: self.router.clone(),
+        }
     }
 
     /// A browser carrying `cookie` (e.g. `changegate_session=...`) and no token.

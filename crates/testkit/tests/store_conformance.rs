@@ -33,6 +33,7 @@ store_tests!(
     a_role_bound_twice_is_unchanged_and_roles_are_listed_per_tenant,
     a_live_token_finds_its_user_and_a_revoked_or_unknown_one_finds_nobody,
     a_token_hash_is_unique,
+    events_of_no_change_join_the_tenant_chain,
     putting_an_object_creates_then_updates_then_leaves_it_unchanged,
     objects_are_listed_per_kind_by_name_with_their_spec_text_unchanged,
     deleting_an_object_removes_it_and_deleting_a_missing_one_is_not_found,
@@ -557,16 +558,30 @@ async fn a_live_token_finds_its_user_and_a_revoked_or_unknown_one_finds_nobody(d
     let store = db.store();
     let tom = msp_user(&*store, "tom@msp.example").await;
     let live = store
-        .create_token(tom.id, "laptop", "hash-live")
+        .create_token(tom.id, "laptop", "hash-live", None)
         .await
         .expect("token");
     assert_eq!((live.user, live.name.as_str()), (tom.id, "laptop"));
     let revoked = store
-        .create_token(tom.id, "old", "hash-revoked")
+        .create_token(tom.id, "old", "hash-revoked", None)
         .await
         .expect("token");
-    assert_eq!(store.user_by_token("hash-live").await.expect("found"), tom);
+    assert_eq!(
+        store.user_by_token("hash-live").await.expect("found"),
+        (tom.clone(), None)
+    );
     assert_not_found(store.user_by_token("hash-unknown").await);
+    // A gate token carries its tenant.
+    let t = tenant(&*store, "client-a").await;
+    let gate = store
+        .create_token(tom.id, "pipeline", "hash-gate", Some(t.id))
+        .await
+        .expect("token");
+    assert_eq!(gate.gate_tenant, Some(t.id));
+    assert_eq!(
+        store.user_by_token("hash-gate").await.expect("found"),
+        (tom.clone(), Some(t.id))
+    );
     // No store method revokes yet; the column is what the lookup honours.
     db.exec(&format!(
         "UPDATE api_tokens SET revoked_at = created_at WHERE id = {}",
@@ -581,12 +596,38 @@ async fn a_token_hash_is_unique(db: TestDb) {
     let store = db.store();
     let tom = msp_user(&*store, "tom@msp.example").await;
     store
-        .create_token(tom.id, "one", "same-hash")
+        .create_token(tom.id, "one", "same-hash", None)
         .await
         .expect("token");
     assert_conflict_on(
-        store.create_token(tom.id, "two", "same-hash").await,
+        store.create_token(tom.id, "two", "same-hash", None).await,
         "api_tokens.token_hash",
+    );
+}
+
+async fn events_of_no_change_join_the_tenant_chain(db: TestDb) {
+    let store = db.store();
+    let t = tenant(&*store, "client-a").await;
+    store
+        .record_events(
+            t.id,
+            vec![NewEvent {
+                actor: "pipeline".into(),
+                action: "deployment.unauthorized".into(),
+                subject: "web-shop".into(),
+                detail: serde_json::json!({ "artifacts": ["app@sha256:1"] }),
+                at: chrono::Utc::now(),
+            }],
+        )
+        .await
+        .expect("recorded");
+    assert_eq!(
+        actions(&*store, t.id).await,
+        ["tenant.created", "deployment.unauthorized"]
+    );
+    assert!(
+        verify(&*store, t.id).await.intact,
+        "the chain still verifies"
     );
 }
 

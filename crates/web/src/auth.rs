@@ -80,6 +80,9 @@ pub async fn principal_of(store: &dyn Store, user: User) -> Result<Principal, Ap
     })
 }
 
+/// The routes a gate token (`POST /api/v1/tenants/{tenant}/gate-tokens`) reaches.
+pub const GATE_PATH: &str = "/api/v1/gate/";
+
 /// The authenticated caller of an API route.
 pub struct Caller(pub Principal);
 
@@ -116,12 +119,24 @@ impl FromRequestParts<AppState> for Caller {
             .map(str::trim)
             .filter(|t| t.starts_with(TOKEN_PREFIX))
             .ok_or_else(ApiError::unauthenticated)?;
-        let user = match state.store.user_by_token(&token_hash(token)).await {
-            Ok(u) => u,
+        let (user, gate_tenant) = match state.store.user_by_token(&token_hash(token)).await {
+            Ok(found) => found,
             Err(StoreError::NotFound { .. }) => return Err(ApiError::unauthenticated()),
             Err(e) => return Err(e.into()),
         };
-        Ok(Caller(principal_of(state.store.as_ref(), user).await?))
+        let mut principal = principal_of(state.store.as_ref(), user).await?;
+        if let Some(tenant) = gate_tenant {
+            // A pipeline's token: the gate API of one tenant, with its
+            // creator's roles there and nothing else.
+            if !parts.uri.path().starts_with(GATE_PATH) {
+                return Err(ApiError::forbidden(format!(
+                    "this token only reaches the gate API ({GATE_PATH}check) of its tenant; use a personal API token for anything else"
+                )));
+            }
+            principal.admin = false;
+            principal.roles.retain(|t, _| *t == tenant);
+        }
+        Ok(Caller(principal))
     }
 }
 

@@ -62,6 +62,9 @@ pub enum Access {
     Caller,
     /// A caller bound to the `{tenant}` of the path, holding a role that grants the action.
     Tenant(Action),
+    /// Like `Tenant`, for the tenant named in the JSON body's `tenant`
+    /// (the gate API, whose path is fixed).
+    TenantInBody(Action),
     /// Installation administrators.
     Admin,
 }
@@ -206,6 +209,24 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             "/api/v1/tenants/{tenant}/changes",
             Tenant(Read),
             get(changes::list),
+        ),
+        r(
+            "POST",
+            "/api/v1/gate/check",
+            TenantInBody(Read),
+            post(gate::check),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/gate-tokens",
+            Tenant(Implement),
+            post(gate::create_token),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/deployments",
+            Tenant(Read),
+            get(gate::deployments),
         ),
         r(
             "POST",

@@ -20,6 +20,7 @@ use crate::api::*;
         changes::revisions, changes::comments, changes::comment,
         lifecycle::submit, lifecycle::cancel, lifecycle::approvals, lifecycle::decide,
         lifecycle::start, lifecycle::complete, lifecycle::fail, lifecycle::review,
+        gate::check, gate::create_token, gate::deployments,
         audit::verify,
     ),
     modifiers(&BearerAuth),

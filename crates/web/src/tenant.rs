@@ -26,6 +26,25 @@ impl InTenant {
     pub fn actor(&self) -> String {
         self.caller.email.to_string()
     }
+
+    /// The tenant `slug` for `caller`: 404 alike when it does not exist
+    /// and when the caller is not bound to it. For routes that take the
+    /// tenant from the body rather than the path.
+    pub async fn resolve(
+        state: &AppState,
+        caller: Principal,
+        slug: &str,
+    ) -> Result<Self, ApiError> {
+        let tenant = match state.store.tenant_by_slug(slug).await {
+            Ok(t) => t,
+            Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found("tenant")),
+            Err(e) => return Err(e.into()),
+        };
+        if !caller.sees(tenant.id) {
+            return Err(ApiError::not_found("tenant"));
+        }
+        Ok(InTenant { caller, tenant })
+    }
 }
 
 impl FromRequestParts<AppState> for InTenant {
@@ -44,14 +63,6 @@ impl FromRequestParts<AppState> for InTenant {
             .find(|(k, _)| *k == "tenant")
             .map(|(_, v)| v.to_string())
             .ok_or_else(|| ApiError::not_found("tenant"))?;
-        let tenant = match state.store.tenant_by_slug(&slug).await {
-            Ok(t) => t,
-            Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found("tenant")),
-            Err(e) => return Err(e.into()),
-        };
-        if !caller.sees(tenant.id) {
-            return Err(ApiError::not_found("tenant"));
-        }
-        Ok(InTenant { caller, tenant })
+        InTenant::resolve(state, caller, &slug).await
     }
 }

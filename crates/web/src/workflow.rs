@@ -4,10 +4,13 @@
 
 use changegate_core::approval::{self, ApprovalPlan, FreezeError};
 use changegate_core::board::{BoardSpec, Member};
+use changegate_core::catalogue::ConfigurationItem;
 use changegate_core::policy::PolicySpec;
+use changegate_core::window::{CompiledWindow, WindowSpec};
 use changegate_core::{Role, TenantId, UserId};
 use changegate_store::{Change, ObjectKind, Store, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::error::ApiError;
 
@@ -26,6 +29,45 @@ pub async fn policy(store: &dyn Store, tenant: TenantId) -> Result<(i64, PolicyS
         Err(StoreError::NotFound { .. }) => Ok((0, PolicySpec::default())),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The tenant's maintenance windows and blackouts, compiled.
+pub async fn windows(
+    store: &dyn Store,
+    tenant: TenantId,
+) -> Result<Vec<Arc<CompiledWindow>>, ApiError> {
+    let mut compiled = Vec::new();
+    for o in store.objects(tenant, ObjectKind::Window).await? {
+        let spec: WindowSpec = serde_json::from_str(&o.spec).map_err(|e| {
+            tracing::error!(window = %o.name, error = %e, "stored window does not parse");
+            ApiError::internal()
+        })?;
+        let window = CompiledWindow::compile(&o.name, &spec).map_err(|e| {
+            tracing::error!(window = %o.name, error = %e, "stored window does not compile");
+            ApiError::internal()
+        })?;
+        compiled.push(Arc::new(window));
+    }
+    Ok(compiled)
+}
+
+/// The tenant's configuration items by name.
+pub async fn configuration_items(
+    store: &dyn Store,
+    tenant: TenantId,
+) -> Result<Vec<(String, ConfigurationItem)>, ApiError> {
+    store
+        .objects(tenant, ObjectKind::ConfigurationItem)
+        .await?
+        .into_iter()
+        .map(|o| {
+            let item = serde_json::from_str(&o.spec).map_err(|e| {
+                tracing::error!(item = %o.name, error = %e, "stored configuration item does not parse");
+                ApiError::internal()
+            })?;
+            Ok((o.name, item))
+        })
+        .collect()
 }
 
 pub async fn boards(store: &dyn Store, tenant: TenantId) -> Result<Vec<BoardSpec>, ApiError> {

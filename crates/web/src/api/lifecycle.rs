@@ -11,7 +11,7 @@ use changegate_core::authz::Action;
 use changegate_core::board::Decision;
 use changegate_core::catalogue::Template;
 use changegate_core::change::{self, ChangeState, ChangeType, RiskLevel};
-use changegate_core::window::{self, CompiledWindow, WindowSpec, WindowVerdict};
+use changegate_core::window::{self, WindowVerdict};
 use changegate_store::{
     Change, ChangeWrite, Channel, NewApproval, NewEvent, ObjectKind, StoreError,
 };
@@ -26,7 +26,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::tenant::InTenant;
 use crate::workflow::{self, Emails};
 
-fn event(
+pub(crate) fn event(
     t: &InTenant,
     c: &Change,
     action: &str,
@@ -42,7 +42,7 @@ fn event(
     }
 }
 
-fn move_to(c: &mut Change, to: ChangeState) -> ApiResult<()> {
+pub(crate) fn move_to(c: &mut Change, to: ChangeState) -> ApiResult<()> {
     if !change::allowed(c.state, to) {
         return Err(ApiError::state(format!(
             "{} is {}; it cannot become {to}",
@@ -54,7 +54,7 @@ fn move_to(c: &mut Change, to: ChangeState) -> ApiResult<()> {
 }
 
 /// Save, turning a lost optimistic race into a clear 409.
-async fn save(
+pub(crate) async fn save(
     state: &AppState,
     c: &Change,
     expected: i64,
@@ -413,12 +413,7 @@ async fn window_verdict(
     requires_window: bool,
     now: DateTime<Utc>,
 ) -> ApiResult<WindowVerdict> {
-    let stored = state.store.objects(t.tenant.id, ObjectKind::Window).await?;
-    let mut compiled = Vec::with_capacity(stored.len());
-    for o in stored {
-        let spec: WindowSpec = serde_json::from_str(&o.spec).map_err(|_| ApiError::internal())?;
-        compiled.push(CompiledWindow::compile(&o.name, &spec).map_err(|_| ApiError::internal())?);
-    }
+    let compiled = workflow::windows(state.store.as_ref(), t.tenant.id).await?;
     Ok(window::evaluate(
         &compiled,
         t.tenant.slug.as_str(),

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod changes;
+pub mod gate;
 pub mod lifecycle;
 pub mod meta;
 pub mod people;

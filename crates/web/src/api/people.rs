@@ -54,7 +54,7 @@ pub async fn create_token(
     let (token, hash) = new_token();
     state
         .store
-        .create_token(caller.user, body.name.trim(), &hash)
+        .create_token(caller.user, body.name.trim(), &hash, None)
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -4,6 +4,7 @@
 mod bad_input;
 mod changes;
 mod concurrency;
+mod gate;
 mod matrix;
 mod openapi;
 mod policy;

@@ -106,12 +106,15 @@ const ADMIN_PASSWORD: &str = "matrix admin password";
 
 /// A plausible, valid body for every route that takes one, keyed by
 /// method and path; `me` is the caller's e-mail.
-fn body_for(method: &str, path: &str, me: &str) -> Option<Value> {
+fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
     const T: &str = "/api/v1/tenants/{tenant}";
     const C: &str = "/api/v1/tenants/{tenant}/changes/{number}";
     let p = path;
     let body = match method {
         "POST" if p == "/api/v1/tokens" => json!({ "name": "matrix-token" }),
+        "POST" if p == format!("{T}/gate-tokens") => json!({ "name": "matrix-pipeline" }),
+        "POST" if p == "/api/v1/gate/check" => json!({ "tenant": tenant,
+            "target": { "configuration_item": "payments-api" }, "artifacts": ["app@sha256:1"] }),
         "POST" if p == "/api/v1/session" => {
             json!({ "email": "admin@msp.example", "password": ADMIN_PASSWORD })
         }
@@ -406,9 +409,9 @@ fn expect(route: &RouteInfo, who: Who, tenant: &str) -> Expect {
         (Access::Caller, _) => Expect::Success,
         (Access::Admin, Who::Admin) => Expect::Allowed,
         (Access::Admin, _) => Expect::Forbidden,
-        (Access::Tenant(_), Who::Admin) => Expect::AllowedForAdmin,
-        (Access::Tenant(_), _) if tenant != OWN => Expect::Hidden,
-        (Access::Tenant(action), w) => {
+        (Access::Tenant(_) | Access::TenantInBody(_), Who::Admin) => Expect::AllowedForAdmin,
+        (Access::Tenant(_) | Access::TenantInBody(_), _) if tenant != OWN => Expect::Hidden,
+        (Access::Tenant(action) | Access::TenantInBody(action), w) => {
             let role = w.role().expect("a role");
             if action.granted_by().contains(&role) {
                 Expect::Allowed
@@ -458,15 +461,16 @@ struct Tally {
 
 async fn ask_everything(world: &World, who: Who, tally: &mut Tally) {
     for route in changegate_web::route_table() {
-        let tenants: &[&str] = if route.path.contains("{tenant}") {
-            &[OWN, OTHER]
-        } else {
-            &[OWN]
-        };
+        let tenants: &[&str] =
+            if route.path.contains("{tenant}") || matches!(route.access, Access::TenantInBody(_)) {
+                &[OWN, OTHER]
+            } else {
+                &[OWN]
+            };
         for &tenant in tenants {
             let path = world.fill(route.path, tenant);
             let body = if takes_body(&route) {
-                body_for(route.method, route.path, &who.email())
+                body_for(route.method, route.path, &who.email(), tenant)
             } else {
                 None
             };
@@ -516,7 +520,7 @@ where
     let routes = changegate_web::route_table();
     let missing: Vec<String> = routes
         .iter()
-        .filter(|r| takes_body(r) && body_for(r.method, r.path, "me@msp.example").is_none())
+        .filter(|r| takes_body(r) && body_for(r.method, r.path, "me@msp.example", OWN).is_none())
         .map(|r| {
             format!(
                 "add a body for {} {} to the matrix (body_for in crates/web/tests/api/matrix.rs)",

@@ -1,0 +1,289 @@
+//! The gate API: a pipeline with a gate token ships only what an approved
+//! change covers, in the tenant's window; recording a deployment moves the
+//! change or, uncovered, records an unauthorized deployment; a gate token
+//! reaches nothing else.
+
+use changegate_testkit::msp::{Msp, low_risk, normal_change};
+use changegate_testkit::{Actor, TestApp};
+use chrono::{TimeDelta, TimeZone, Utc};
+use serde_json::{Value, json};
+
+const A: &str = "/api/v1/tenants/client-a";
+const APPROVED: &str = "registry.example/payments@sha256:aaaa";
+const OTHER: &str = "registry.example/payments@sha256:ffff";
+
+/// payments-api is bound to the `production` pipeline environment;
+/// client-a's maintenance window is Wednesdays 08:00–12:00 Berlin (the
+/// test clock starts Wed 2026-11-25 10:00 UTC, inside it).
+async fn governed(app: &TestApp) -> Msp {
+    let m = Msp::setup(app).await;
+    m.cm.put(
+        &format!("{A}/configuration-items/payments-api"),
+        json!({ "kind": "application", "enforcement": { "pipeline": { "environment": "production" } } }),
+    )
+    .await
+    .ok();
+    m.cm.put(
+        &format!("{A}/windows/wednesday-morning"),
+        json!({ "timeZone": "Europe/Berlin", "schedule": { "cron": { "expr": "0 8 * * WED", "duration": "4h" } } }),
+    )
+    .await
+    .ok();
+    m
+}
+
+async fn pipeline_of(app: &TestApp, owner: &Actor) -> Actor {
+    let t = owner
+        .post(
+            &format!("{A}/gate-tokens"),
+            json!({ "name": "github-actions-production" }),
+        )
+        .await
+        .status(201)
+        .json;
+    app.bearer(t["token"].as_str().expect("a token"))
+}
+
+fn ask(artifact: &str) -> Value {
+    json!({ "tenant": "client-a", "target": { "pipeline": { "environment": "production" } },
+            "artifacts": [artifact] })
+}
+
+fn record(artifact: &str, status: &str) -> Value {
+    let mut body = ask(artifact);
+    body["record"] = json!({ "run": "https://ci.example/runs/42", "status": status });
+    body
+}
+
+async fn check(who: &Actor, body: Value) -> Value {
+    who.post("/api/v1/gate/check", body).await.ok()
+}
+
+async fn approved_change(m: &Msp) -> String {
+    let c = m
+        .eve
+        .post(
+            &format!("{A}/changes"),
+            normal_change("Upgrade payments", low_risk()),
+        )
+        .await
+        .status(201)
+        .json;
+    let n = c["number"].as_str().expect("number").to_string();
+    let submitted = m
+        .eve
+        .post(&format!("{A}/changes/{n}/submit"), json!({}))
+        .await
+        .ok();
+    assert_eq!(submitted["state"], "awaiting-approval");
+    n
+}
+
+async fn a_pipeline_ships_only_approved_content_in_the_window_and_records_it(app: TestApp) {
+    let m = governed(&app).await;
+    let pipeline = pipeline_of(&app, &m.ian).await;
+
+    let d = check(&pipeline, ask(APPROVED)).await;
+    assert_eq!(
+        (d["verdict"].as_str(), d["reason"].as_str()),
+        (Some("deny"), Some("no-change")),
+        "{d}"
+    );
+    assert_eq!(d["configuration_items"], json!(["payments-api"]));
+
+    let n = approved_change(&m).await;
+    let d = check(&pipeline, ask(APPROVED)).await;
+    assert_eq!(d["reason"], "not-approved", "{d}");
+    assert_eq!(
+        d["message"],
+        format!("{n} awaits 1 approval from msp-tech"),
+        "says whom it waits for"
+    );
+
+    let c = m
+        .tom
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve", "comment": "fine" }),
+        )
+        .await
+        .ok();
+    assert_eq!(c["state"], "approved");
+
+    let d = check(&pipeline, ask(OTHER)).await;
+    assert_eq!(
+        (d["verdict"].as_str(), d["reason"].as_str()),
+        (Some("deny"), Some("content-not-approved")),
+        "{d}"
+    );
+    let d = check(&pipeline, ask(APPROVED)).await;
+    assert_eq!(
+        (d["verdict"].as_str(), d["reason"].as_str()),
+        (Some("allow"), Some("covered")),
+        "{d}"
+    );
+    assert_eq!(d["change"], n.as_str());
+    assert_eq!(
+        d["fingerprint"], c["fingerprint"],
+        "the approved fingerprint"
+    );
+
+    // Wednesday 12:00 UTC is 13:00 in Berlin: the window has closed.
+    let noon = Utc
+        .with_ymd_and_hms(2026, 11, 25, 12, 0, 0)
+        .single()
+        .expect("time");
+    app.set_now(noon);
+    let d = check(&pipeline, ask(APPROVED)).await;
+    assert_eq!(d["reason"], "window-closed", "{d}");
+    assert!(
+        d["message"].as_str().is_some_and(|m| m
+            .ends_with("next window wednesday-morning opens Wed 2026-12-02 08:00 Europe/Berlin")),
+        "{d}"
+    );
+    app.set_now(noon - TimeDelta::hours(2));
+
+    let r = check(&pipeline, record(APPROVED, "started")).await;
+    assert_eq!(
+        r["recorded"],
+        json!({ "event": "deployment.recorded", "change_state": "implementing" })
+    );
+    let r = check(&pipeline, record(APPROVED, "succeeded")).await;
+    assert_eq!(r["recorded"]["change_state"], "implemented", "{r}");
+    let change = m.audrey.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(change["state"], "implemented");
+    assert_eq!(
+        change["implementer"], "ian@msp.example",
+        "the token's owner implemented it"
+    );
+
+    let deployments = m.audrey.get(&format!("{A}/deployments")).await.ok();
+    let rows = deployments.as_array().expect("a list");
+    assert_eq!(rows.len(), 2, "{deployments}");
+    for row in rows {
+        assert_eq!(row["event"], "deployment.recorded");
+        assert_eq!(row["subject"], n.as_str());
+        assert_eq!(row["actor"], "ian@msp.example");
+        assert_eq!(row["detail"]["run"], "https://ci.example/runs/42");
+        assert_eq!(row["detail"]["artifacts"], json!([APPROVED]));
+    }
+    let audit = m.audrey.get(&format!("{A}/audit")).await.ok();
+    assert_eq!(audit["intact"], json!(true), "{audit}");
+}
+
+async fn a_deployment_no_approved_change_covers_is_recorded_as_unauthorized(app: TestApp) {
+    let m = governed(&app).await;
+    let pipeline = pipeline_of(&app, &m.ian).await;
+    let n = approved_change(&m).await; // awaiting approval
+    let r = check(&pipeline, record(APPROVED, "succeeded")).await;
+    assert_eq!(r["verdict"], "deny");
+    assert_eq!(
+        r["recorded"],
+        json!({ "event": "deployment.unauthorized", "change_state": null })
+    );
+    let change = m.audrey.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(
+        change["state"], "awaiting-approval",
+        "the change is untouched"
+    );
+    let deployments = m.audrey.get(&format!("{A}/deployments")).await.ok();
+    assert_eq!(
+        deployments[0]["event"], "deployment.unauthorized",
+        "{deployments}"
+    );
+    assert_eq!(deployments[0]["subject"], "pipeline environment production");
+    assert_eq!(deployments[0]["detail"]["reason"], "not-approved");
+    let audit = m.audrey.get(&format!("{A}/audit")).await.ok();
+    assert_eq!(audit["intact"], json!(true), "{audit}");
+}
+
+async fn a_gate_token_reaches_only_its_tenants_gate(app: TestApp) {
+    let m = governed(&app).await;
+    // ian implements for client-a and client-b; the token is client-a's.
+    let pipeline = pipeline_of(&app, &m.ian).await;
+    let r = pipeline.get(&format!("{A}/changes")).await.status(403);
+    assert!(r.text.contains("only reaches the gate API"), "{}", r.text);
+    pipeline
+        .post("/api/v1/tokens", json!({ "name": "escalate" }))
+        .await
+        .status(403);
+    pipeline
+        .post(&format!("{A}/gate-tokens"), json!({ "name": "another" }))
+        .await
+        .status(403);
+    let mut other = ask(APPROVED);
+    other["tenant"] = json!("client-b");
+    let r = pipeline
+        .post("/api/v1/gate/check", other.clone())
+        .await
+        .status(404);
+    assert_eq!(r.code(), "not-found");
+    // A person of client-b cannot ask client-a's gate either.
+    m.bob
+        .post("/api/v1/gate/check", ask(APPROVED))
+        .await
+        .status(404);
+    // The auditor may ask but not record; a requester may not mint gate tokens.
+    check(&m.audrey, ask(APPROVED)).await;
+    m.audrey
+        .post("/api/v1/gate/check", record(APPROVED, "started"))
+        .await
+        .status(403);
+    m.eve
+        .post(&format!("{A}/gate-tokens"), json!({ "name": "mine" }))
+        .await
+        .status(403);
+    // Identity comes from the token, never from the body.
+    let mut forged = record(APPROVED, "started");
+    forged["actor"] = json!("cm@msp.example");
+    let r = pipeline
+        .post("/api/v1/gate/check", forged)
+        .await
+        .status(422);
+    assert_eq!(r.field(), "actor");
+}
+
+async fn an_ungoverned_target_is_allowed_and_bad_input_is_refused_with_the_field(app: TestApp) {
+    let m = governed(&app).await;
+    let pipeline = pipeline_of(&app, &m.ian).await;
+    let d = check(
+        &pipeline,
+        json!({ "tenant": "client-a", "target": { "pipeline": { "environment": "staging" } }, "artifacts": [] }),
+    )
+    .await;
+    assert_eq!(
+        (d["verdict"].as_str(), d["reason"].as_str()),
+        (Some("allow"), Some("not-governed")),
+        "{d}"
+    );
+    let r = pipeline
+        .post(
+            "/api/v1/gate/check",
+            json!({ "tenant": "client-a", "target": { "pipeline": { "environment": "production" } }, "artifacts": [" "] }),
+        )
+        .await
+        .status(422);
+    assert_eq!(r.field(), "artifacts[0]");
+    let mut no_run = record(APPROVED, "started");
+    no_run["record"]["run"] = json!("");
+    let r = pipeline
+        .post("/api/v1/gate/check", no_run)
+        .await
+        .status(422);
+    assert_eq!(r.field(), "record.run");
+    let r = pipeline
+        .post(
+            "/api/v1/gate/check",
+            json!({ "tenant": "client-a", "target": { "namespace": "x" } }),
+        )
+        .await
+        .status(422);
+    assert_eq!(r.field(), "target");
+}
+
+crate::on_both!(
+    a_pipeline_ships_only_approved_content_in_the_window_and_records_it,
+    a_deployment_no_approved_change_covers_is_recorded_as_unauthorized,
+    a_gate_token_reaches_only_its_tenants_gate,
+    an_ungoverned_target_is_allowed_and_bad_input_is_refused_with_the_field,
+);
