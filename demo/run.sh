@@ -110,6 +110,20 @@ run as ian "$BIN" change start "$B2" --tenant client-b
 run as ian "$BIN" change fail "$B2" --tenant client-b --note "VPN tunnels dropped" --rolled-back "rule set 2026.10"
 run as ian "$BIN" change review "$B2" --tenant client-b --outcome rolled-back --notes "tunnel MTU changed" --lessons "test VPN paths in staging"
 
+say "5. The gate: a pipeline asks before it ships client A's payments API (docs/gate.md)"
+PIPELINE=$(as ian "$BIN" gate token --tenant client-a --name demo-pipeline)
+echo "Ian minted a gate token for client A's pipeline: it reaches nothing but client A's gate"
+GATE=(gate check --tenant client-a --workload prod-eu/payments/Deployment/payments-api)
+echo "An image other than the one approved in $A1 is denied (exit 1):"
+refused env CHANGEGATE_TOKEN="$PIPELINE" "$BIN" "${GATE[@]}" --artifact registry.example/payments@sha256:0bad
+echo "The approved image ships only inside client A's window (exit 0 inside it, 1 with the next opening outside):"
+printf '$ %s\n' "changegate ${GATE[*]} --artifact registry.example/payments@sha256:4f1c9a"
+CHANGEGATE_TOKEN="$PIPELINE" "$BIN" "${GATE[@]}" --artifact registry.example/payments@sha256:4f1c9a || true
+echo "A deployment reported without an approved change is recorded as unauthorized, for the auditor:"
+refused env CHANGEGATE_TOKEN="$PIPELINE" "$BIN" "${GATE[@]}" --artifact registry.example/payments@sha256:0bad \
+  --record --run https://ci.msp.example/runs/7
+run curl -fsS -H "Authorization: Bearer ${TOKENS[audrey]}" "$CHANGEGATE_SERVER/api/v1/tenants/client-a/deployments"; echo
+
 say "Every change, across both clients (the change manager's view)"
 run as cm "$BIN" change list
 say "The audit chains verify"
