@@ -21,6 +21,7 @@ use changegate_core::policy::PolicySpec;
 use changegate_core::{ChangeNumber, Email, Role, Slug, TenantId, UserId, UserKind};
 use changegate_store::{
     ChangeContent, ChangeWrite, NewChange, NewEvent, NewTenant, NewUser, ObjectKind, Store,
+    TokenScope,
 };
 use changegate_store_sqlite::SqliteStore;
 use changegate_testkit::db::TestDb;
@@ -389,7 +390,7 @@ async fn setup_tenant(store: &dyn Store, i: usize) -> TenantSetup {
     .expect("the plan freezes");
     let (token, hash) = changegate_web::auth::new_token();
     store
-        .create_token(approver, "bench", &hash, None)
+        .create_token(approver, "bench", &hash, &TokenScope::Full)
         .await
         .expect("token stored");
     TenantSetup {

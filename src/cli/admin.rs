@@ -2,7 +2,7 @@
 //! directly (no server needed): users, tokens, backups, migrations.
 
 use changegate_core::{Email, Role, UserKind};
-use changegate_store::{NewUser, StoreError};
+use changegate_store::{NewUser, StoreError, TokenScope};
 use clap::{Args, Subcommand};
 use std::io::BufRead;
 use std::path::PathBuf;
@@ -237,7 +237,10 @@ async fn token(a: TokenArgs) -> ExitCode {
         Err(e) => return fail(2, e),
     };
     let (token, hash) = changegate_web::auth::new_token();
-    if let Err(e) = store.create_token(user.id, &a.name, &hash, None).await {
+    if let Err(e) = store
+        .create_token(user.id, &a.name, &hash, &TokenScope::Full)
+        .await
+    {
         return fail(2, e);
     }
     println!("{token}");

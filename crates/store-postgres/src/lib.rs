@@ -241,12 +241,12 @@ impl Store for PostgresStore {
         user: UserId,
         name: &str,
         token_hash: &str,
-        gate_tenant: Option<TenantId>,
+        scope: &TokenScope,
     ) -> Result<ApiToken> {
-        people::create_token(&self.pool, user, name, token_hash, gate_tenant).await
+        people::create_token(&self.pool, user, name, token_hash, scope).await
     }
 
-    async fn user_by_token(&self, token_hash: &str) -> Result<(User, Option<TenantId>)> {
+    async fn user_by_token(&self, token_hash: &str) -> Result<(User, TokenScope)> {
         people::user_by_token(&self.pool, token_hash).await
     }
 

@@ -420,17 +420,18 @@ pub(crate) async fn create_token(
     user: UserId,
     name: &str,
     hash: &str,
-    gate_tenant: Option<TenantId>,
+    scope: &TokenScope,
 ) -> Result<ApiToken> {
-    let gate_tenant = gate_tenant.map(|t| t.0);
+    let (gate_tenant, agent_cluster) = scope.columns();
     let now = now();
     let id = sqlx::query_scalar!(
-        "INSERT INTO api_tokens (user_id, name, token_hash, created_at, gate_tenant_id) VALUES ($1, $2, $3, $4, $5) RETURNING id",
+        "INSERT INTO api_tokens (user_id, name, token_hash, created_at, gate_tenant_id, agent_cluster) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         user.0,
         name,
         hash,
         now,
-        gate_tenant
+        gate_tenant,
+        agent_cluster
     )
     .fetch_one(pool)
     .await
@@ -439,7 +440,7 @@ pub(crate) async fn create_token(
         id,
         user,
         name: name.to_string(),
-        gate_tenant: gate_tenant.map(TenantId),
+        scope: scope.clone(),
         created_at: now,
     })
 }
@@ -455,15 +456,16 @@ struct TokenUserRow {
     password_hash: Option<String>,
     created_at: DateTime<Utc>,
     gate_tenant_id: Option<i64>,
+    agent_cluster: Option<String>,
 }
 
-pub(crate) async fn user_by_token(pool: &PgPool, hash: &str) -> Result<(User, Option<TenantId>)> {
+pub(crate) async fn user_by_token(pool: &PgPool, hash: &str) -> Result<(User, TokenScope)> {
     let row = found(
         "token",
         sqlx::query_as!(
             TokenUserRow,
             "SELECT u.id, u.email, u.name, u.kind, u.admin, u.tenant_id, u.password_hash, u.created_at,
-                    t.gate_tenant_id
+                    t.gate_tenant_id, t.agent_cluster
              FROM api_tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
             hash
@@ -471,7 +473,7 @@ pub(crate) async fn user_by_token(pool: &PgPool, hash: &str) -> Result<(User, Op
         .fetch_optional(pool)
         .await,
     )?;
-    let gate_tenant = row.gate_tenant_id.map(TenantId);
+    let scope = TokenScope::from_columns(row.gate_tenant_id, row.agent_cluster);
     let user = UserRow {
         id: row.id,
         email: row.email,
@@ -483,7 +485,7 @@ pub(crate) async fn user_by_token(pool: &PgPool, hash: &str) -> Result<(User, Op
         created_at: row.created_at,
     }
     .into_user()?;
-    Ok((user, gate_tenant))
+    Ok((user, scope))
 }
 
 pub(crate) async fn create_session(

@@ -394,17 +394,18 @@ pub(crate) async fn create_token(
     user: UserId,
     name: &str,
     hash: &str,
-    gate_tenant: Option<TenantId>,
+    scope: &TokenScope,
 ) -> Result<ApiToken> {
-    let gate_tenant = gate_tenant.map(|t| t.0);
+    let (gate_tenant, agent_cluster) = scope.columns();
     let now = Utc::now();
     let id = sqlx::query_scalar!(
-        "INSERT INTO api_tokens (user_id, name, token_hash, created_at, gate_tenant_id) VALUES (?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
+        "INSERT INTO api_tokens (user_id, name, token_hash, created_at, gate_tenant_id, agent_cluster) VALUES (?, ?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
         user.0,
         name,
         hash,
         now,
-        gate_tenant
+        gate_tenant,
+        agent_cluster
     )
     .fetch_one(pool)
     .await
@@ -413,7 +414,7 @@ pub(crate) async fn create_token(
         id,
         user,
         name: name.to_string(),
-        gate_tenant: gate_tenant.map(TenantId),
+        scope: scope.clone(),
         created_at: now,
     })
 }
@@ -429,18 +430,16 @@ struct TokenUserRow {
     password_hash: Option<String>,
     created_at: DateTime<Utc>,
     gate_tenant_id: Option<i64>,
+    agent_cluster: Option<String>,
 }
 
-pub(crate) async fn user_by_token(
-    pool: &SqlitePool,
-    hash: &str,
-) -> Result<(User, Option<TenantId>)> {
+pub(crate) async fn user_by_token(pool: &SqlitePool, hash: &str) -> Result<(User, TokenScope)> {
     let row = found(
         "token",
         sqlx::query_as!(
             TokenUserRow,
             r#"SELECT u.id AS "id!", u.email, u.name, u.kind, u.admin AS "admin: bool", u.tenant_id, u.password_hash,
-                      u.created_at AS "created_at: DateTime<Utc>", t.gate_tenant_id
+                      u.created_at AS "created_at: DateTime<Utc>", t.gate_tenant_id, t.agent_cluster
                FROM api_tokens t JOIN users u ON u.id = t.user_id
                WHERE t.token_hash = ? AND t.revoked_at IS NULL"#,
             hash
@@ -448,7 +447,7 @@ pub(crate) async fn user_by_token(
         .fetch_optional(pool)
         .await,
     )?;
-    let gate_tenant = row.gate_tenant_id.map(TenantId);
+    let scope = TokenScope::from_columns(row.gate_tenant_id, row.agent_cluster);
     let user = UserRow {
         id: row.id,
         email: row.email,
@@ -460,7 +459,7 @@ pub(crate) async fn user_by_token(
         created_at: row.created_at,
     }
     .into_user()?;
-    Ok((user, gate_tenant))
+    Ok((user, scope))
 }
 
 pub(crate) async fn create_session(

@@ -57,18 +57,17 @@ pub trait Store: Send + Sync + 'static {
         actor: &str,
     ) -> Result<Applied>;
     async fn roles_of(&self, user: UserId) -> Result<BTreeMap<TenantId, BTreeSet<Role>>>;
-    /// A token of `user`; with `gate_tenant`, one that only reaches the
-    /// gate API of that tenant (for pipelines).
+    /// A token created by `user`, with what it may reach.
     async fn create_token(
         &self,
         user: UserId,
         name: &str,
         token_hash: &str,
-        gate_tenant: Option<TenantId>,
+        scope: &TokenScope,
     ) -> Result<ApiToken>;
-    /// The user behind a live token's hash and, for a gate token, its
-    /// tenant (revoked tokens find nobody).
-    async fn user_by_token(&self, token_hash: &str) -> Result<(User, Option<TenantId>)>;
+    /// The user behind a live token's hash and the token's scope
+    /// (revoked tokens find nobody).
+    async fn user_by_token(&self, token_hash: &str) -> Result<(User, TokenScope)>;
     /// Record a signed-in session by the hash of its id.
     async fn create_session(
         &self,

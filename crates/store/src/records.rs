@@ -63,9 +63,38 @@ pub struct ApiToken {
     pub id: i64,
     pub user: UserId,
     pub name: String,
-    /// Set for a token that only reaches this tenant's gate API.
-    pub gate_tenant: Option<TenantId>,
+    pub scope: TokenScope,
     pub created_at: DateTime<Utc>,
+}
+
+/// What a token reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenScope {
+    /// Everything its user may do.
+    Full,
+    /// A pipeline's token: the gate API of this tenant, with its user's roles there.
+    Gate(TenantId),
+    /// A cluster agent's token: the bundle of this cluster.
+    Agent(String),
+}
+
+impl TokenScope {
+    /// The two nullable columns that store it: gate tenant, agent cluster.
+    pub fn columns(&self) -> (Option<i64>, Option<&str>) {
+        match self {
+            TokenScope::Full => (None, None),
+            TokenScope::Gate(t) => (Some(t.0), None),
+            TokenScope::Agent(c) => (None, Some(c)),
+        }
+    }
+
+    pub fn from_columns(gate_tenant: Option<i64>, agent_cluster: Option<String>) -> Self {
+        match (gate_tenant, agent_cluster) {
+            (Some(t), _) => TokenScope::Gate(TenantId(t)),
+            (None, Some(c)) => TokenScope::Agent(c),
+            (None, None) => TokenScope::Full,
+        }
+    }
 }
 
 /// Kinds of named per-tenant policy objects.

@@ -6,7 +6,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use changegate_core::{Email, Role, Slug, UserKind};
-use changegate_store::{NewTenant, NewUser, Store, Tenant};
+use changegate_store::{NewTenant, NewUser, Store, Tenant, TokenScope};
 use changegate_web::{AppState, auth};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
@@ -70,7 +70,26 @@ pub struct Actor {
 
 impl Actor {
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Resp {
+        self.send(method, path, body, &[]).await
+    }
+
+    /// A request with extra headers, e.g. `If-None-Match`.
+    pub async fn call_with(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let method = method.parse().expect("an HTTP method");
+        self.send(method, path, None, headers).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Resp {
         let mut req = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
         if let Some(t) = &self.token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
@@ -169,7 +188,7 @@ impl TestApp {
     async fn actor_for(&self, user: changegate_store::User) -> Actor {
         let (token, hash) = auth::new_token();
         self.store
-            .create_token(user.id, "test", &hash, None)
+            .create_token(user.id, "test", &hash, &TokenScope::Full)
             .await
             .expect("token stored");
         Actor {

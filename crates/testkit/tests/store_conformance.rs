@@ -558,29 +558,43 @@ async fn a_live_token_finds_its_user_and_a_revoked_or_unknown_one_finds_nobody(d
     let store = db.store();
     let tom = msp_user(&*store, "tom@msp.example").await;
     let live = store
-        .create_token(tom.id, "laptop", "hash-live", None)
+        .create_token(tom.id, "laptop", "hash-live", &TokenScope::Full)
         .await
         .expect("token");
     assert_eq!((live.user, live.name.as_str()), (tom.id, "laptop"));
     let revoked = store
-        .create_token(tom.id, "old", "hash-revoked", None)
+        .create_token(tom.id, "old", "hash-revoked", &TokenScope::Full)
         .await
         .expect("token");
     assert_eq!(
         store.user_by_token("hash-live").await.expect("found"),
-        (tom.clone(), None)
+        (tom.clone(), TokenScope::Full)
     );
     assert_not_found(store.user_by_token("hash-unknown").await);
     // A gate token carries its tenant.
     let t = tenant(&*store, "client-a").await;
     let gate = store
-        .create_token(tom.id, "pipeline", "hash-gate", Some(t.id))
+        .create_token(tom.id, "pipeline", "hash-gate", &TokenScope::Gate(t.id))
         .await
         .expect("token");
-    assert_eq!(gate.gate_tenant, Some(t.id));
+    assert_eq!(gate.scope, TokenScope::Gate(t.id));
     assert_eq!(
         store.user_by_token("hash-gate").await.expect("found"),
-        (tom.clone(), Some(t.id))
+        (tom.clone(), TokenScope::Gate(t.id))
+    );
+    // An agent token carries its cluster.
+    store
+        .create_token(
+            tom.id,
+            "agent",
+            "hash-agent",
+            &TokenScope::Agent("prod-eu".into()),
+        )
+        .await
+        .expect("token");
+    assert_eq!(
+        store.user_by_token("hash-agent").await.expect("found").1,
+        TokenScope::Agent("prod-eu".into())
     );
     // No store method revokes yet; the column is what the lookup honours.
     db.exec(&format!(
@@ -596,11 +610,13 @@ async fn a_token_hash_is_unique(db: TestDb) {
     let store = db.store();
     let tom = msp_user(&*store, "tom@msp.example").await;
     store
-        .create_token(tom.id, "one", "same-hash", None)
+        .create_token(tom.id, "one", "same-hash", &TokenScope::Full)
         .await
         .expect("token");
     assert_conflict_on(
-        store.create_token(tom.id, "two", "same-hash", None).await,
+        store
+            .create_token(tom.id, "two", "same-hash", &TokenScope::Full)
+            .await,
         "api_tokens.token_hash",
     );
 }

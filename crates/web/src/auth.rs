@@ -8,7 +8,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use changegate_core::authz::Principal;
-use changegate_store::{Store, StoreError, User};
+use changegate_store::{Store, StoreError, TokenScope, User};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
@@ -114,29 +114,72 @@ impl FromRequestParts<AppState> for Caller {
             };
             return Ok(Caller(principal_of(state.store.as_ref(), user).await?));
         };
-        let token = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-            .filter(|t| t.starts_with(TOKEN_PREFIX))
-            .ok_or_else(ApiError::unauthenticated)?;
-        let (user, gate_tenant) = match state.store.user_by_token(&token_hash(token)).await {
-            Ok(found) => found,
-            Err(StoreError::NotFound { .. }) => return Err(ApiError::unauthenticated()),
-            Err(e) => return Err(e.into()),
-        };
+        let (user, scope) = bearer(state, header).await?;
         let mut principal = principal_of(state.store.as_ref(), user).await?;
-        if let Some(tenant) = gate_tenant {
-            // A pipeline's token: the gate API of one tenant, with its
-            // creator's roles there and nothing else.
-            if !parts.uri.path().starts_with(GATE_PATH) {
+        match scope {
+            TokenScope::Full => {}
+            TokenScope::Gate(tenant) => {
+                // A pipeline's token: the gate API of one tenant, with its
+                // creator's roles there and nothing else.
+                if !parts.uri.path().starts_with(GATE_PATH) {
+                    return Err(ApiError::forbidden(format!(
+                        "this token only reaches the gate API ({GATE_PATH}check) of its tenant; use a personal API token for anything else"
+                    )));
+                }
+                principal.admin = false;
+                principal.roles.retain(|t, _| *t == tenant);
+            }
+            TokenScope::Agent(cluster) => {
                 return Err(ApiError::forbidden(format!(
-                    "this token only reaches the gate API ({GATE_PATH}check) of its tenant; use a personal API token for anything else"
+                    "this is the agent token of cluster {cluster}; it reaches only {AGENT_PATH}bundle"
                 )));
             }
-            principal.admin = false;
-            principal.roles.retain(|t, _| *t == tenant);
         }
         Ok(Caller(principal))
+    }
+}
+
+/// The user and scope behind an `Authorization: Bearer cg_...` header.
+async fn bearer(state: &AppState, header: &str) -> Result<(User, TokenScope), ApiError> {
+    let token = header
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| t.starts_with(TOKEN_PREFIX))
+        .ok_or_else(ApiError::unauthenticated)?;
+    match state.store.user_by_token(&token_hash(token)).await {
+        Ok(found) => Ok(found),
+        Err(StoreError::NotFound { .. }) => Err(ApiError::unauthenticated()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The routes an agent token reaches.
+pub const AGENT_PATH: &str = "/api/v1/agent/";
+
+/// A cluster's agent, authenticated by its agent token (`POST
+/// /api/v1/clusters`); no person's token or session is one.
+pub struct Agent {
+    pub cluster: String,
+}
+
+impl FromRequestParts<AppState> for Agent {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(ApiError::unauthenticated)?;
+        match bearer(state, header).await? {
+            (_, TokenScope::Agent(cluster)) => Ok(Agent { cluster }),
+            _ => Err(ApiError::forbidden(
+                "an agent token is needed: an installation admin registers the cluster with POST /api/v1/clusters",
+            )),
+        }
     }
 }
 

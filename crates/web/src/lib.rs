@@ -27,6 +27,9 @@ pub struct AppState {
     pub clock: Clock,
     /// Mark session cookies `Secure` (off only for plain-HTTP development).
     pub secure_cookies: bool,
+    /// Bumped after every successful write through the API: wakes
+    /// long-polling agents.
+    pub writes: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl AppState {
@@ -35,6 +38,7 @@ impl AppState {
             store,
             clock: Arc::new(Utc::now),
             secure_cookies: true,
+            writes: Arc::new(tokio::sync::watch::Sender::new(0)),
         }
     }
 
@@ -67,6 +71,8 @@ pub enum Access {
     TenantInBody(Action),
     /// Installation administrators.
     Admin,
+    /// A cluster's agent, with its agent token; no person.
+    Agent,
 }
 
 /// One row of the route table.
@@ -106,6 +112,13 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         r("GET", "/api/v1/me", Caller, get(people::me)),
         r("POST", "/api/v1/tokens", Caller, post(people::create_token)),
         r("GET", "/api/v1/tenants", Caller, get(tenants::list)),
+        r(
+            "POST",
+            "/api/v1/clusters",
+            Admin,
+            post(bundle::register_cluster),
+        ),
+        r("GET", "/api/v1/agent/bundle", Agent, get(bundle::bundle)),
         r("POST", "/api/v1/tenants", Admin, post(tenants::create)),
         r("GET", "/api/v1/changes", Caller, get(changes::list_all)),
         r(
@@ -333,6 +346,29 @@ pub fn router(state: AppState) -> Router {
     }
     router
         .fallback(api::meta::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            note_writes,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// After a successful write, wake whoever waits for one (agents long-polling
+/// their bundle).
+async fn note_writes(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::Method;
+    let write = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let response = next.run(request).await;
+    if write && response.status().is_success() {
+        state.writes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+    response
 }

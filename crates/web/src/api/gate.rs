@@ -13,7 +13,7 @@ use changegate_core::authz::Action;
 use changegate_core::change::ChangeState;
 use changegate_core::gate::{GateChange, GateDecision, Reason, Target, TenantGate, Verdict};
 use changegate_core::{ChangeNumber, TenantId};
-use changegate_store::{Change, ChangeFilter, ChangeWrite, NewEvent, Store};
+use changegate_store::{Change, ChangeFilter, ChangeWrite, NewEvent, Store, TokenScope};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -186,7 +186,7 @@ async fn tenant_gate(
 
 /// Every change of the tenant in a state that can cover a deployment or
 /// is on its way to (page by page: none is left out).
-async fn in_flight(store: &dyn Store, tenant: TenantId) -> ApiResult<Vec<Change>> {
+pub(crate) async fn in_flight(store: &dyn Store, tenant: TenantId) -> ApiResult<Vec<Change>> {
     const PAGE: u32 = 500;
     let mut all = Vec::new();
     for state in [
@@ -220,7 +220,7 @@ async fn in_flight(store: &dyn Store, tenant: TenantId) -> ApiResult<Vec<Change>
 
 /// What the gate needs of a change; an approval past its expiry covers
 /// nothing (the scheduler marks it expired within a second).
-async fn gate_change(
+pub(crate) async fn gate_change(
     store: &dyn Store,
     tenant: TenantId,
     c: Change,
@@ -238,10 +238,20 @@ async fn gate_change(
                 decision: a.decision,
             })
             .collect();
-        if let PlanStatus::Pending { boards } = c.plan.status(&votes) {
-            for b in boards {
-                let plural = if b.needed == 1 { "" } else { "s" };
-                awaiting.push(format!("{} approval{plural} from {}", b.needed, b.board));
+        match c.plan.status(&votes) {
+            PlanStatus::Pending { boards } => {
+                for b in boards {
+                    let plural = if b.needed == 1 { "" } else { "s" };
+                    awaiting.push(format!("{} approval{plural} from {}", b.needed, b.board));
+                }
+            }
+            // The deciding vote committed after the change was read (it
+            // moves the state in the same transaction): read it again.
+            _ => {
+                let fresh = store.change(tenant, c.number).await?;
+                if fresh.state != ChangeState::AwaitingApproval {
+                    return Box::pin(gate_change(store, tenant, fresh, now)).await;
+                }
             }
         }
     }
@@ -398,7 +408,7 @@ pub async fn create_token(
     let (token, hash) = new_token();
     state
         .store
-        .create_token(t.caller.user, name, &hash, Some(t.tenant.id))
+        .create_token(t.caller.user, name, &hash, &TokenScope::Gate(t.tenant.id))
         .await?;
     Ok((
         StatusCode::CREATED,

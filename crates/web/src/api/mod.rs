@@ -2,6 +2,7 @@
 //! one authorization call, calls the domain and the store, and answers.
 
 pub mod audit;
+pub mod bundle;
 pub mod changes;
 pub mod gate;
 pub mod lifecycle;

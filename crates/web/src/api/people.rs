@@ -5,7 +5,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use changegate_core::authz::{Action, Principal};
 use changegate_core::{Role, UserKind};
-use changegate_store::{NewUser, StoreError};
+use changegate_store::{NewUser, StoreError, TokenScope};
 use std::collections::BTreeMap;
 
 use super::Body;
@@ -54,7 +54,7 @@ pub async fn create_token(
     let (token, hash) = new_token();
     state
         .store
-        .create_token(caller.user, body.name.trim(), &hash, None)
+        .create_token(caller.user, body.name.trim(), &hash, &TokenScope::Full)
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -2,6 +2,7 @@
 //! scenario runs once per database (`<scenario>::sqlite`, `<scenario>::postgres`).
 
 mod bad_input;
+mod bundle;
 mod changes;
 mod concurrency;
 mod gate;

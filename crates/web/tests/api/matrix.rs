@@ -112,6 +112,7 @@ fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
     let p = path;
     let body = match method {
         "POST" if p == "/api/v1/tokens" => json!({ "name": "matrix-token" }),
+        "POST" if p == "/api/v1/clusters" => json!({ "name": "matrix-cluster" }),
         "POST" if p == format!("{T}/gate-tokens") => json!({ "name": "matrix-pipeline" }),
         "POST" if p == "/api/v1/gate/check" => json!({ "tenant": tenant,
             "target": { "configuration_item": "payments-api" }, "artifacts": ["app@sha256:1"] }),
@@ -407,6 +408,8 @@ fn expect(route: &RouteInfo, who: Who, tenant: &str) -> Expect {
         (Access::Public, _) => Expect::Success,
         (_, Who::Anonymous) => Expect::Unauthenticated,
         (Access::Caller, _) => Expect::Success,
+        // No person's token or session is an agent's.
+        (Access::Agent, _) => Expect::Forbidden,
         (Access::Admin, Who::Admin) => Expect::Allowed,
         (Access::Admin, _) => Expect::Forbidden,
         (Access::Tenant(_) | Access::TenantInBody(_), Who::Admin) => Expect::AllowedForAdmin,

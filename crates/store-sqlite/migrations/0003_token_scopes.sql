@@ -1,0 +1,5 @@
+-- Scoped tokens. gate_tenant_id: a pipeline's token, reaching only the
+-- gate API of that tenant. agent_cluster: a cluster agent's token,
+-- reaching only that cluster's bundle. Both NULL: a user's full token.
+ALTER TABLE api_tokens ADD COLUMN gate_tenant_id INTEGER REFERENCES tenants (id);
+ALTER TABLE api_tokens ADD COLUMN agent_cluster TEXT;

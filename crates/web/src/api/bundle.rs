@@ -1,0 +1,204 @@
+//! The bundle API (DESIGN §7): what a cluster's agent needs to decide
+//! admission alone. A cluster is registered by an installation admin and
+//! gets an agent token; its bundle holds, for each tenant with a
+//! configuration item bound to that cluster, those items, the tenant's
+//! enforcement mode and window duties, its windows, and the changes in
+//! flight that name those items, with their approved content and
+//! fingerprints. A tenant with nothing bound to the cluster is not in it.
+//!
+//! Served with an `ETag`; `If-None-Match` with `?wait=N` long-polls: the
+//! answer comes as soon as a write changes the bundle (or `304` after N
+//! seconds, at most 60).
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use changegate_core::Slug;
+use changegate_core::catalogue::{ConfigurationItem, Enforcement as Binding};
+use changegate_core::change::ChangeType;
+use changegate_core::gate::GateChange;
+use changegate_core::policy::Enforcement;
+use changegate_core::window::WindowSpec;
+use changegate_store::{ObjectKind, TokenScope};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::Instant;
+use utoipa::ToSchema;
+
+use super::Body;
+use super::gate::{gate_change, in_flight};
+use crate::AppState;
+use crate::auth::{Agent, Caller, new_token};
+use crate::dto::TokenView;
+use crate::error::{ApiError, ApiResult};
+use crate::workflow;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewClusterBody {
+    /// The cluster's name as configuration items bind it, e.g. `prod-eu`.
+    pub name: String,
+}
+
+/// Register a cluster and mint its agent token (shown once).
+#[utoipa::path(post, path = "/api/v1/clusters", tag = "agent", request_body = NewClusterBody,
+    responses((status = 201, body = TokenView)))]
+pub async fn register_cluster(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Body(body): Body<NewClusterBody>,
+) -> ApiResult<(StatusCode, Json<TokenView>)> {
+    changegate_core::authz::authorize_admin(&caller)?;
+    let name = Slug::parse(&body.name).map_err(|e| ApiError::invalid("name", e.message))?;
+    let (token, hash) = new_token();
+    state
+        .store
+        .create_token(
+            caller.user,
+            &format!("agent of {name}"),
+            &hash,
+            &TokenScope::Agent(name.to_string()),
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenView {
+            name: name.to_string(),
+            token,
+        }),
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Bundle {
+    pub cluster: String,
+    pub tenants: Vec<TenantBundle>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TenantBundle {
+    pub tenant: String,
+    /// `Enforce`, `Warn` or `Off`.
+    #[schema(value_type = String)]
+    pub enforcement: Enforcement,
+    /// Change types that deploy only inside a maintenance window.
+    #[schema(value_type = Vec<String>)]
+    pub window_required: Vec<ChangeType>,
+    /// The tenant's configuration items bound to this cluster.
+    #[schema(value_type = Object)]
+    pub configuration_items: BTreeMap<String, ConfigurationItem>,
+    /// The tenant's maintenance windows and blackouts by name.
+    #[schema(value_type = Object)]
+    pub windows: BTreeMap<String, WindowSpec>,
+    /// Changes in flight naming those items.
+    #[schema(value_type = Vec<Object>)]
+    pub changes: Vec<GateChange>,
+}
+
+#[derive(Deserialize)]
+pub struct BundleQuery {
+    /// Seconds to wait for a change when `If-None-Match` names the current bundle.
+    #[serde(default)]
+    pub wait: u64,
+}
+
+/// The cluster's bundle. With `If-None-Match` and `wait`, long-polls.
+#[utoipa::path(get, path = "/api/v1/agent/bundle", tag = "agent",
+    params(("wait" = Option<u64>, Query, description = "seconds to wait for a newer bundle (at most 60)")),
+    responses((status = 200, body = Bundle), (status = 304, description = "unchanged")))]
+pub async fn bundle(
+    State(state): State<AppState>,
+    agent: Agent,
+    Query(q): Query<BundleQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let known = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let deadline = Instant::now() + Duration::from_secs(q.wait.min(60));
+    let mut writes = state.writes.subscribe();
+    loop {
+        let bundle = build(&state, &agent.cluster).await?;
+        let json = serde_json::to_vec(&bundle).map_err(|_| ApiError::internal())?;
+        let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&json))[..32]);
+        let etag_header = HeaderValue::from_str(&etag).map_err(|_| ApiError::internal())?;
+        if known.as_deref() != Some(etag.as_str()) {
+            return Ok((
+                [
+                    (header::ETAG, etag_header),
+                    (
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("application/json"),
+                    ),
+                ],
+                json,
+            )
+                .into_response());
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response());
+        }
+        // Woken by any write through this server; every few seconds
+        // regardless, for what the scheduler or another replica wrote.
+        let recheck = (now + Duration::from_secs(3)).min(deadline);
+        tokio::select! {
+            _ = writes.changed() => {}
+            _ = tokio::time::sleep_until(recheck) => {}
+        }
+    }
+}
+
+async fn build(state: &AppState, cluster: &str) -> ApiResult<Bundle> {
+    let store = state.store.as_ref();
+    let now = state.now();
+    let mut tenants = Vec::new();
+    for tenant in store.tenants(None).await? {
+        let items: BTreeMap<String, ConfigurationItem> =
+            workflow::configuration_items(store, tenant.id)
+                .await?
+                .into_iter()
+                .filter(|(_, item)| {
+                    matches!(&item.enforcement, Some(Binding::Kubernetes(b)) if b.cluster == cluster)
+                })
+                .collect();
+        if items.is_empty() {
+            continue;
+        }
+        let (_, policy) = workflow::policy(store, tenant.id).await?;
+        let mut windows = BTreeMap::new();
+        for o in store.objects(tenant.id, ObjectKind::Window).await? {
+            let spec: WindowSpec = serde_json::from_str(&o.spec).map_err(|e| {
+                tracing::error!(window = %o.name, error = %e, "stored window does not parse");
+                ApiError::internal()
+            })?;
+            windows.insert(o.name, spec);
+        }
+        let mut changes = Vec::new();
+        for c in in_flight(store, tenant.id).await? {
+            if c.content
+                .configuration_items
+                .iter()
+                .any(|i| items.contains_key(i))
+            {
+                changes.push(gate_change(store, tenant.id, c, now).await?);
+            }
+        }
+        tenants.push(TenantBundle {
+            tenant: tenant.slug.to_string(),
+            enforcement: policy.enforcement,
+            window_required: policy.window_required,
+            configuration_items: items,
+            windows,
+            changes,
+        });
+    }
+    Ok(Bundle {
+        cluster: cluster.to_string(),
+        tenants,
+    })
+}

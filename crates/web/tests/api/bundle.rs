@@ -1,0 +1,204 @@
+//! The bundle API: a cluster's agent gets exactly the tenants bound to its
+//! cluster, with an ETag, and a long-poll answers as soon as an approval
+//! changes the bundle.
+
+use changegate_testkit::msp::{Msp, low_risk, normal_change};
+use changegate_testkit::{Actor, TestApp};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const A: &str = "/api/v1/tenants/client-a";
+const B: &str = "/api/v1/tenants/client-b";
+
+fn workload(cluster: &str, namespace: &str, name: &str) -> Value {
+    json!({ "kind": "kubernetes-workload", "enforcement": { "kubernetes":
+        { "cluster": cluster, "namespace": namespace, "kind": "Deployment", "name": name } } })
+}
+
+/// client-a's payments-api runs in prod-eu; client-b's shop in prod-us.
+async fn clusters(app: &TestApp) -> (Msp, Actor, Actor) {
+    let m = Msp::setup(app).await;
+    m.cm.put(
+        &format!("{A}/configuration-items/payments-api"),
+        workload("prod-eu", "payments", "payments-api"),
+    )
+    .await
+    .ok();
+    m.cm.put(
+        &format!("{B}/configuration-items/client-b-shop"),
+        workload("prod-us", "shop", "client-b-shop"),
+    )
+    .await
+    .ok();
+    let agent = |name: &'static str| {
+        let admin = m.admin.clone();
+        async move {
+            let t = admin
+                .post("/api/v1/clusters", json!({ "name": name }))
+                .await
+                .status(201)
+                .json;
+            app.bearer(t["token"].as_str().expect("an agent token"))
+        }
+    };
+    let eu = agent("prod-eu").await;
+    let us = agent("prod-us").await;
+    (m, eu, us)
+}
+
+async fn awaiting_change(m: &Msp) -> String {
+    let c = m
+        .eve
+        .post(
+            &format!("{A}/changes"),
+            normal_change("Upgrade payments", low_risk()),
+        )
+        .await
+        .status(201)
+        .json;
+    let n = c["number"].as_str().expect("number").to_string();
+    m.eve
+        .post(&format!("{A}/changes/{n}/submit"), json!({}))
+        .await
+        .ok();
+    n
+}
+
+async fn a_cluster_gets_only_the_tenants_bound_to_it(app: TestApp) {
+    let (m, eu, us) = clusters(&app).await;
+    let n = awaiting_change(&m).await;
+    let b = eu.get("/api/v1/agent/bundle").await.ok();
+    assert_eq!(b["cluster"], "prod-eu");
+    let tenants: Vec<&str> = b["tenants"]
+        .as_array()
+        .expect("tenants")
+        .iter()
+        .filter_map(|t| t["tenant"].as_str())
+        .collect();
+    assert_eq!(tenants, ["client-a"]);
+    let a = &b["tenants"][0];
+    assert_eq!(a["enforcement"], "Enforce");
+    assert!(a["configuration_items"]["payments-api"].is_object(), "{a}");
+    assert_eq!(a["changes"][0]["number"], n.as_str());
+    assert_eq!(a["changes"][0]["state"], "awaiting-approval");
+    assert_eq!(
+        a["changes"][0]["artifacts"],
+        json!(["registry.example/payments@sha256:aaaa"])
+    );
+    let text = eu.get("/api/v1/agent/bundle").await.text;
+    assert!(
+        !text.contains("client-b"),
+        "prod-eu sees nothing of client-b: {text}"
+    );
+
+    let b = us.get("/api/v1/agent/bundle").await.ok();
+    assert_eq!(b["tenants"][0]["tenant"], "client-b");
+    let text = us.get("/api/v1/agent/bundle").await.text;
+    assert!(
+        !text.contains("client-a") && !text.contains("payments"),
+        "prod-us sees nothing of client-a: {text}"
+    );
+}
+
+async fn an_approval_reaches_a_long_polling_agent_at_once(app: TestApp) {
+    let (m, eu, _) = clusters(&app).await;
+    let n = awaiting_change(&m).await;
+    let first = eu.get("/api/v1/agent/bundle").await.status(200);
+    let etag = first
+        .headers
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .expect("an ETag")
+        .to_string();
+    // Unchanged: 304 at once without wait.
+    let unchanged = eu
+        .call_with(
+            "GET",
+            "/api/v1/agent/bundle",
+            &[("if-none-match", etag.as_str())],
+        )
+        .await;
+    assert_eq!(unchanged.status.as_u16(), 304);
+
+    let waiting = {
+        let eu = eu.clone();
+        let etag = etag.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let r = eu
+                .call_with(
+                    "GET",
+                    "/api/v1/agent/bundle?wait=30",
+                    &[("if-none-match", etag.as_str())],
+                )
+                .await;
+            (r, started.elapsed())
+        })
+    };
+    // Let the poll reach its wait before approving (a condition, not a
+    // sleep: the poll cannot answer before the bundle changes).
+    tokio::task::yield_now().await;
+    m.tom
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve", "comment": "fine" }),
+        )
+        .await
+        .ok();
+    let (r, took) = waiting.await.expect("the poll answers");
+    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    assert_ne!(
+        r.headers.get("etag").and_then(|v| v.to_str().ok()),
+        Some(etag.as_str())
+    );
+    assert_eq!(
+        r.json["tenants"][0]["changes"][0]["state"], "approved",
+        "before: {}\nafter: {}",
+        first.text, r.text
+    );
+    assert!(
+        r.json["tenants"][0]["changes"][0]["fingerprint"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("sha256:")),
+        "{}",
+        r.text
+    );
+    // Woken by the write, not by the periodic re-check (every 3 s).
+    assert!(
+        took < Duration::from_millis(2500),
+        "answered after {took:?}"
+    );
+}
+
+async fn agent_tokens_and_person_tokens_do_not_cross(app: TestApp) {
+    let (m, eu, _) = clusters(&app).await;
+    let r = m.admin.get("/api/v1/agent/bundle").await.status(403);
+    assert!(r.text.contains("agent token"), "{}", r.text);
+    app.anonymous()
+        .get("/api/v1/agent/bundle")
+        .await
+        .status(401);
+    let r = eu.get("/api/v1/tenants").await.status(403);
+    assert!(
+        r.text.contains("agent token of cluster prod-eu"),
+        "{}",
+        r.text
+    );
+    eu.get(&format!("{A}/changes")).await.status(403);
+    // Only an installation admin registers clusters, with a valid name.
+    m.cm.post("/api/v1/clusters", json!({ "name": "rogue" }))
+        .await
+        .status(403);
+    let r = m
+        .admin
+        .post("/api/v1/clusters", json!({ "name": "Prod EU!" }))
+        .await
+        .status(422);
+    assert_eq!(r.field(), "name");
+}
+
+crate::on_both!(
+    a_cluster_gets_only_the_tenants_bound_to_it,
+    an_approval_reaches_a_long_polling_agent_at_once,
+    agent_tokens_and_person_tokens_do_not_cross,
+);
