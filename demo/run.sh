@@ -25,7 +25,8 @@ number() { sed -n 's/^\(CHG-[0-9]*\) .*/\1/p' | head -1; }
 
 rm -rf "$DATA"
 say "Start the server on a fresh embedded database ($DATA)"
-"$BIN" serve --listen "$LISTEN" > "$DATA.log" 2>&1 &
+# Plain HTTP on loopback: cookies without the Secure flag.
+"$BIN" serve --listen "$LISTEN" --insecure-cookies > "$DATA.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
@@ -124,6 +125,13 @@ refused env CHANGEGATE_TOKEN="$PIPELINE" "$BIN" "${GATE[@]}" --artifact registry
   --record --run https://ci.msp.example/runs/7
 run curl -fsS -H "Authorization: Bearer ${TOKENS[audrey]}" "$CHANGEGATE_SERVER/api/v1/tenants/client-a/deployments"; echo
 
+say "6. Waiting in the portal: a change for Tom (or Tina) to decide in the browser"
+out=$(as eve "$BIN" change create --tenant client-a --type normal --title "Rotate the payments TLS certificate" \
+  --description "The certificate expires on 2027-01-15" --ci payments-api \
+  --risk production=yes --risk outage=no --risk untested=no --risk no-backout=no --backout-plan "restore the old certificate")
+echo "$out"; A3=$(number <<<"$out")
+run as eve "$BIN" change submit "$A3" --tenant client-a
+
 say "Every change, across both clients (the change manager's view)"
 run as cm "$BIN" change list
 say "The audit chains verify"
@@ -134,7 +142,8 @@ say "changegate keeps running on $CHANGEGATE_SERVER (Ctrl-C stops it; log in $DA
 cat <<INFO
 API tokens of the demo (use with: CHANGEGATE_TOKEN=<token> $BIN change list):
 $(for k in admin eve ian tom cm audrey carol bob; do printf '  %-7s %s\n' "$k" "${TOKENS[$k]}"; done)
-Passwords (for the portal, coming next): admin@msp.example and every MSP user above: $PASSWORD
+The portal: $CHANGEGATE_SERVER/ ; sign in as tom@msp.example with the password $PASSWORD:
+  $A3 waits for his decision in the inbox. Every MSP user above has the same password.
 The OpenAPI document: $CHANGEGATE_SERVER/api/v1/openapi.json
 INFO
 if [[ -n "${CHANGEGATE_DEMO_EXIT:-}" ]]; then exit 0; fi

@@ -73,6 +73,25 @@ impl Actor {
         self.send(method, path, body, &[]).await
     }
 
+    /// A browser form post (`application/x-www-form-urlencoded`).
+    pub async fn form(&self, path: &str, fields: &[(&str, &str)]) -> Resp {
+        let encoded: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v)))
+            .collect();
+        let mut req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header("content-type", "application/x-www-form-urlencoded");
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        let req = req
+            .body(Body::from(encoded.join("&")))
+            .expect("request builds");
+        self.answer(req).await
+    }
+
     /// A request with extra headers, e.g. `If-None-Match`.
     pub async fn call_with(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
         let method = method.parse().expect("an HTTP method");
@@ -103,6 +122,10 @@ impl Actor {
             None => req.body(Body::empty()),
         };
         let req = req.expect("request builds");
+        self.answer(req).await
+    }
+
+    async fn answer(&self, req: Request<Body>) -> Resp {
         let res = self
             .router
             .clone()
@@ -143,6 +166,19 @@ impl Actor {
     pub async fn delete(&self, path: &str) -> Resp {
         self.call(Method::DELETE, path, None).await
     }
+}
+
+/// `application/x-www-form-urlencoded` encoding of one key or value.
+fn form_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'*' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// 2026-11-25 10:00 UTC, a Wednesday: where every test's clock starts.

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod openapi;
+pub mod portal;
 pub mod tenant;
 mod workflow;
 
@@ -345,6 +346,7 @@ pub fn router(state: AppState) -> Router {
         router = router.route(info.path, handler);
     }
     router
+        .merge(portal::router())
         .fallback(api::meta::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

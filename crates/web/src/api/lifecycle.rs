@@ -262,8 +262,22 @@ pub async fn decide(
     Path(p): Path<ChangePath>,
     Body(body): Body<DecisionBody>,
 ) -> ApiResult<Json<ChangeView>> {
-    let n = p.number;
     t.authorize(Action::Decide)?;
+    let saved = record_decision(&state, &t, &p.number, &body, Channel::Api).await?;
+    Ok(Json(view(&state, &t, &saved).await?))
+}
+
+/// Record `t.caller`'s decision on change `n` through `channel` (the
+/// caller has been authorized to decide): eligibility against the frozen
+/// plan, the resulting state, and the approval with its audit events in
+/// one write.
+pub(crate) async fn record_decision(
+    state: &AppState,
+    t: &InTenant,
+    n: &str,
+    body: &DecisionBody,
+    channel: Channel,
+) -> ApiResult<Change> {
     let decision: Decision = body.decision.parse()?;
     let store = state.store.as_ref();
     let now = state.now();
@@ -292,7 +306,7 @@ pub async fn decide(
     // Concurrent decisions on one change race on its version; the loser
     // re-reads and decides again, so none is lost.
     for _ in 0..200 {
-        let mut c = load(store, t.tenant.id, &n).await?;
+        let mut c = load(store, t.tenant.id, n).await?;
         if !takes_decisions(&c) {
             return Err(ApiError::state(format!(
                 "{} is {}; it is not awaiting approval",
@@ -324,10 +338,10 @@ pub async fn decide(
         votes.push(Vote { seat, decision });
         let expected = c.version;
         let mut events = vec![event(
-            &t,
+            t,
             &c,
             "approval.recorded",
-            json!({ "decision": decision.as_str(), "comment": body.comment, "channel": "api", "revision": c.revision,
+            json!({ "decision": decision.as_str(), "comment": body.comment, "channel": channel.as_str(), "revision": c.revision,
                     "fingerprint": c.fingerprint, "on_behalf_of": body.on_behalf_of, "policy_version": c.policy_version }),
             now,
         )];
@@ -337,7 +351,7 @@ pub async fn decide(
             PlanStatus::Approved if retrospective => {
                 c.decided_at = Some(now);
                 events.push(event(
-                    &t,
+                    t,
                     &c,
                     "change.retrospectively-approved",
                     json!({}),
@@ -349,7 +363,7 @@ pub async fn decide(
                 let (_, policy) = workflow::policy(store, t.tenant.id).await?;
                 approval_expiry(&mut c, policy.approval_expiry_hours, now);
                 events.push(event(
-                    &t,
+                    t,
                     &c,
                     "change.approved",
                     json!({ "revision": c.revision }),
@@ -359,7 +373,7 @@ pub async fn decide(
             PlanStatus::Rejected { board, reason } if retrospective => {
                 c.decided_at = Some(now);
                 events.push(event(
-                    &t,
+                    t,
                     &c,
                     "change.retrospectively-rejected",
                     json!({ "board": board, "reason": reason }),
@@ -370,7 +384,7 @@ pub async fn decide(
                 move_to(&mut c, ChangeState::Rejected)?;
                 c.decided_at = Some(now);
                 events.push(event(
-                    &t,
+                    t,
                     &c,
                     "change.rejected",
                     json!({ "board": board, "reason": reason }),
@@ -385,14 +399,14 @@ pub async fn decide(
                 on_behalf_of,
                 decision,
                 comment: body.comment.clone(),
-                channel: Channel::Api,
+                channel,
                 at: now,
             }),
             events,
             ..ChangeWrite::default()
         };
         match store.save_change(&c, expected, write).await {
-            Ok(saved) => return Ok(Json(view(&state, &t, &saved).await?)),
+            Ok(saved) => return Ok(saved),
             Err(StoreError::Conflict { .. }) => {
                 tokio::task::yield_now().await;
                 continue;

@@ -45,7 +45,23 @@ pub async fn sign_in(
     State(state): State<AppState>,
     Body(body): Body<SignInBody>,
 ) -> ApiResult<Response> {
-    let email = Email::parse(&body.email).map_err(|_| wrong())?;
+    let user = authenticate(&state, &body.email, body.password).await?;
+    let cookie = start(&state, &user).await?;
+    let principal = principal_of(state.store.as_ref(), user).await?;
+    let me = super::people::me_view(&state, &principal).await?;
+    let mut headers = HeaderMap::new();
+    headers.insert(header::SET_COOKIE, cookie);
+    Ok((headers, Json(me)).into_response())
+}
+
+/// The user whose password this is; the same refusal whether the account
+/// exists or not.
+pub(crate) async fn authenticate(
+    state: &AppState,
+    email: &str,
+    password: String,
+) -> ApiResult<changegate_store::User> {
+    let email = Email::parse(email).map_err(|_| wrong())?;
     let user = state
         .store
         .user_by_email(&email)
@@ -53,7 +69,6 @@ pub async fn sign_in(
         .map_err(|_| wrong())?;
     let hash = user.password_hash.clone().ok_or_else(wrong)?;
     // argon2 is deliberately slow: keep it off the async workers.
-    let password = body.password;
     let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
         .await
         .unwrap_or(false);
@@ -61,19 +76,25 @@ pub async fn sign_in(
         tracing::info!(email = %email, "sign-in refused");
         return Err(wrong());
     }
+    Ok(user)
+}
+
+/// Start a session for `user`: the `Set-Cookie` value that carries it.
+pub(crate) async fn start(
+    state: &AppState,
+    user: &changegate_store::User,
+) -> ApiResult<HeaderValue> {
     let (id, id_hash) = new_token();
     state
         .store
         .create_session(user.id, &id_hash, state.now() + LIFETIME)
         .await?;
-    let principal = principal_of(state.store.as_ref(), user).await?;
-    let me = super::people::me_view(&state, &principal).await?;
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::SET_COOKIE,
-        set_cookie(&state, &id, LIFETIME.num_seconds())?,
-    );
-    Ok((headers, Json(me)).into_response())
+    set_cookie(state, &id, LIFETIME.num_seconds())
+}
+
+/// The `Set-Cookie` value that ends the session cookie.
+pub(crate) fn clear(state: &AppState) -> ApiResult<HeaderValue> {
+    set_cookie(state, "", 0)
 }
 
 /// Sign out: the session ends on the server and the cookie is cleared.
@@ -87,6 +108,6 @@ pub async fn sign_out(
         state.store.delete_session(&token_hash(id)).await?;
     }
     let mut headers = HeaderMap::new();
-    headers.insert(header::SET_COOKIE, set_cookie(&state, "", 0)?);
+    headers.insert(header::SET_COOKIE, clear(&state)?);
     Ok((StatusCode::NO_CONTENT, headers).into_response())
 }

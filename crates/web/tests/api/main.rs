@@ -9,6 +9,7 @@ mod gate;
 mod matrix;
 mod openapi;
 mod policy;
+mod portal;
 mod session;
 
 /// Run an async scenario `fn(TestApp)` on both databases.

@@ -1,0 +1,122 @@
+//! The web portal: server-rendered pages (askama templates, compiled with
+//! the binary) over the same sessions, authorization and domain calls as
+//! the API. Plain forms, no script; every form carries a CSRF token bound
+//! to the session; every page is served with a strict Content-Security-Policy.
+//!
+//! Pages are declared once in `pages()`, like the API's routes, so the
+//! page authorization matrix is built from the same table.
+
+mod pages;
+mod viewer;
+
+pub use viewer::Viewer;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post};
+use changegate_core::authz::Action;
+
+use crate::error::ApiError;
+use crate::{Access, AppState, RouteInfo};
+
+/// Every page and form target, once.
+fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
+    use Access::*;
+    use Action::*;
+    let r = |method, path, access, handler| {
+        (
+            RouteInfo {
+                method,
+                path,
+                access,
+            },
+            handler,
+        )
+    };
+    vec![
+        r("GET", "/", Public, get(pages::home)),
+        r("GET", "/static/app.css", Public, get(pages::stylesheet)),
+        r("GET", "/sign-in", Public, get(pages::sign_in_form)),
+        r("POST", "/sign-in", Public, post(pages::sign_in)),
+        r("POST", "/sign-out", Caller, post(pages::sign_out)),
+        r("GET", "/inbox", Caller, get(pages::inbox)),
+        r(
+            "GET",
+            "/t/{tenant}/changes",
+            Tenant(Read),
+            get(pages::changes),
+        ),
+        r(
+            "GET",
+            "/t/{tenant}/changes/{number}",
+            Tenant(Read),
+            get(pages::change),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/changes/{number}/decide",
+            Tenant(Decide),
+            post(pages::decide),
+        ),
+    ]
+}
+
+/// The page table, for the page authorization matrix.
+pub fn page_table() -> Vec<RouteInfo> {
+    pages().into_iter().map(|(info, _)| info).collect()
+}
+
+/// The portal's routes, with its security headers.
+pub fn router() -> Router<AppState> {
+    let mut router = Router::new();
+    for (info, handler) in pages() {
+        router = router.route(info.path, handler);
+    }
+    router.layer(axum::middleware::from_fn(security_headers))
+}
+
+/// Scripts, styles, images and form targets from this origin only; no
+/// framing; no referrer leaks the change numbers in our URLs.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+async fn security_headers(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// An error shown as a page with the same status the API would answer.
+pub struct PageError(pub ApiError);
+
+impl From<ApiError> for PageError {
+    fn from(e: ApiError) -> Self {
+        PageError(e)
+    }
+}
+
+impl From<changegate_store::StoreError> for PageError {
+    fn from(e: changegate_store::StoreError) -> Self {
+        PageError(e.into())
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        pages::problem(self.0)
+    }
+}
+
+pub type PageResult<T> = Result<T, PageError>;

@@ -1,0 +1,592 @@
+//! The pages: sign-in and out, the inbox, a tenant's changes, a change
+//! with its approvals, timeline and comments, and the decision form.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use changegate_core::approval::PlanStatus;
+use changegate_core::audit;
+use changegate_core::authz::Action;
+use changegate_core::change::ChangeState;
+use changegate_core::{TenantId, UserId};
+use changegate_store::{Change, ChangeFilter, Channel, Store};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::viewer::{Viewer, same};
+use super::{PageError, PageResult};
+use crate::AppState;
+use crate::api::lifecycle::record_decision;
+use crate::api::session;
+use crate::auth::{cookie, new_token};
+use crate::dto::DecisionBody;
+use crate::error::ApiError;
+use crate::tenant::InTenant;
+use crate::workflow::Emails;
+
+/// What the header shows of the signed-in person.
+pub struct Nav {
+    pub email: String,
+    pub tenants: Vec<String>,
+    pub csrf: String,
+}
+
+fn render(t: &impl Template) -> Response {
+    match t.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "a page did not render");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the page could not be shown",
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "problem.html")]
+struct ProblemPage {
+    viewer: Option<Nav>,
+    title: &'static str,
+    message: String,
+}
+
+/// An error as a page, with the API's status.
+pub fn problem(e: ApiError) -> Response {
+    let title = match e.status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::FORBIDDEN => "Not allowed",
+        StatusCode::UNAUTHORIZED => "Sign in first",
+        s if s.is_server_error() => "Something went wrong",
+        _ => "That cannot be done",
+    };
+    let page = ProblemPage {
+        viewer: None,
+        title,
+        message: e.message.clone(),
+    };
+    let mut response = render(&page);
+    *response.status_mut() = e.status;
+    response
+}
+
+async fn nav(state: &AppState, v: &Viewer) -> PageResult<Nav> {
+    let tenants = state
+        .store
+        .tenants(v.principal.visible_tenants().as_ref())
+        .await?;
+    Ok(Nav {
+        email: v.principal.email.to_string(),
+        tenants: tenants.into_iter().map(|t| t.slug.to_string()).collect(),
+        csrf: v.csrf.clone(),
+    })
+}
+
+pub async fn home(viewer: Option<Viewer>) -> Redirect {
+    match viewer {
+        Some(_) => Redirect::to("/inbox"),
+        None => Redirect::to("/sign-in"),
+    }
+}
+
+pub async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../static/app.css"),
+    )
+        .into_response()
+}
+
+// ---- signing in and out ----------------------------------------------------
+
+/// The sign-in form's CSRF token lives in a cookie of its own (there is no
+/// session yet) and must come back in the form: another site can make a
+/// browser post, but cannot read or set the cookie.
+const SIGN_IN_CSRF: &str = "changegate_sign_in";
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage {
+    viewer: Option<Nav>,
+    csrf: String,
+    email: String,
+    problem: Option<String>,
+}
+
+fn sign_in_page(state: &AppState, email: String, problem: Option<String>) -> Response {
+    let (csrf, _) = new_token();
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    let page = SignInPage {
+        viewer: None,
+        csrf: csrf.clone(),
+        email,
+        problem,
+    };
+    let mut response = render(&page);
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "{SIGN_IN_CSRF}={csrf}; Path=/sign-in; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
+    )) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+pub async fn sign_in_form(State(state): State<AppState>, viewer: Option<Viewer>) -> Response {
+    if viewer.is_some() {
+        return Redirect::to("/inbox").into_response();
+    }
+    sign_in_page(&state, String::new(), None)
+}
+
+#[derive(Deserialize)]
+pub struct SignInForm {
+    csrf: String,
+    email: String,
+    password: String,
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(form): Form<SignInForm>,
+) -> PageResult<Response> {
+    let expected = cookie(&headers, SIGN_IN_CSRF).unwrap_or_default();
+    if expected.is_empty() || !same(expected, &form.csrf) {
+        return Err(PageError(ApiError::forbidden(
+            "this sign-in form has expired or came from another site; open the sign-in page again",
+        )));
+    }
+    let user = match session::authenticate(&state, &form.email, form.password).await {
+        Ok(u) => u,
+        Err(e) => {
+            let mut page = sign_in_page(&state, form.email, Some(e.message));
+            *page.status_mut() = e.status;
+            return Ok(page);
+        }
+    };
+    let cookie = session::start(&state, &user).await?;
+    let mut response = Redirect::to("/inbox").into_response();
+    response.headers_mut().append(header::SET_COOKIE, cookie);
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<CsrfForm>,
+) -> PageResult<Response> {
+    viewer.check_csrf(&form.csrf)?;
+    state.store.delete_session(&viewer.session).await?;
+    let mut response = Redirect::to("/sign-in").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, session::clear(&state)?);
+    Ok(response)
+}
+
+// ---- lists -------------------------------------------------------------------
+
+/// One line of a change table.
+pub struct Row {
+    pub number: String,
+    pub tenant: String,
+    pub title: String,
+    pub kind: String,
+    pub state: String,
+    pub planned: String,
+}
+
+fn when(t: Option<DateTime<Utc>>) -> String {
+    t.map(|t| t.format("%a %Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_default()
+}
+
+fn row(c: &Change, slugs: &BTreeMap<TenantId, String>) -> Row {
+    Row {
+        number: c.number.to_string(),
+        tenant: slugs.get(&c.tenant).cloned().unwrap_or_default(),
+        title: c.content.title.clone(),
+        kind: c.kind.as_str().to_string(),
+        state: c.state.as_str().to_string(),
+        planned: when(c.content.planned_start),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "inbox.html")]
+struct InboxPage {
+    viewer: Option<Nav>,
+    waiting: Vec<Row>,
+    mine: Vec<Row>,
+    week: Vec<Row>,
+}
+
+/// Has `me` a seat on `c`'s frozen plan with no decision yet on its
+/// current revision?
+async fn waits_for(store: &dyn Store, c: &Change, me: UserId) -> PageResult<bool> {
+    if c.state != ChangeState::AwaitingApproval || c.requester == me {
+        return Ok(false);
+    }
+    if !c.plan.seats().contains(&me) {
+        return Ok(false);
+    }
+    let decided = store
+        .approvals(c.tenant, c.number)
+        .await?
+        .iter()
+        .any(|a| a.revision == c.revision && a.seat() == me);
+    Ok(!decided)
+}
+
+pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> PageResult<Response> {
+    let store = state.store.as_ref();
+    let me = viewer.principal.user;
+    let visible = viewer.principal.visible_tenants();
+    let slugs: BTreeMap<TenantId, String> = store
+        .tenants(visible.as_ref())
+        .await?
+        .into_iter()
+        .map(|t| (t.id, t.slug.to_string()))
+        .collect();
+    let tenants: BTreeSet<TenantId> = slugs.keys().copied().collect();
+    let list = |state: Option<ChangeState>, requester: Option<UserId>| ChangeFilter {
+        tenants: Some(tenants.clone()),
+        state,
+        requester,
+        limit: 200,
+        ..ChangeFilter::default()
+    };
+    let mut waiting = Vec::new();
+    for c in store
+        .list_changes(&list(Some(ChangeState::AwaitingApproval), None))
+        .await?
+    {
+        if waits_for(store, &c, me).await? {
+            waiting.push(row(&c, &slugs));
+        }
+    }
+    let mine = store
+        .list_changes(&ChangeFilter {
+            limit: 20,
+            ..list(None, Some(me))
+        })
+        .await?
+        .iter()
+        .map(|c| row(c, &slugs))
+        .collect();
+    let now = state.now();
+    let mut week = Vec::new();
+    for s in [
+        ChangeState::Approved,
+        ChangeState::Scheduled,
+        ChangeState::Implementing,
+    ] {
+        for c in store.list_changes(&list(Some(s), None)).await? {
+            if c.content
+                .planned_start
+                .is_some_and(|p| p >= now - TimeDelta::days(1) && p < now + TimeDelta::days(7))
+            {
+                week.push(row(&c, &slugs));
+            }
+        }
+    }
+    let page = InboxPage {
+        viewer: Some(nav(&state, &viewer).await?),
+        waiting,
+        mine,
+        week,
+    };
+    Ok(render(&page))
+}
+
+#[derive(Template)]
+#[template(path = "changes.html")]
+struct ChangesPage {
+    viewer: Option<Nav>,
+    tenant: String,
+    q: String,
+    state: String,
+    states: Vec<String>,
+    rows: Vec<Row>,
+}
+
+#[derive(Deserialize, Default)]
+pub struct ChangesQuery {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    state: String,
+}
+
+async fn in_tenant(state: &AppState, viewer: &Viewer, slug: &str) -> PageResult<InTenant> {
+    Ok(InTenant::resolve(state, viewer.principal.clone(), slug).await?)
+}
+
+pub async fn changes(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(slug): Path<String>,
+    Query(query): Query<ChangesQuery>,
+) -> PageResult<Response> {
+    let t = in_tenant(&state, &viewer, &slug).await?;
+    t.authorize(Action::Read)?;
+    let wanted = match query.state.as_str() {
+        "" => None,
+        s => Some(s.parse::<ChangeState>().map_err(ApiError::from)?),
+    };
+    let found = state
+        .store
+        .list_changes(&ChangeFilter {
+            tenants: Some(BTreeSet::from([t.tenant.id])),
+            state: wanted,
+            limit: 200,
+            ..ChangeFilter::default()
+        })
+        .await?;
+    let needle = query.q.trim().to_lowercase();
+    let slugs = BTreeMap::from([(t.tenant.id, t.tenant.slug.to_string())]);
+    let rows = found
+        .iter()
+        .filter(|c| {
+            needle.is_empty()
+                || c.content.title.to_lowercase().contains(&needle)
+                || c.number.to_string().to_lowercase() == needle
+        })
+        .map(|c| row(c, &slugs))
+        .collect();
+    let page = ChangesPage {
+        viewer: Some(nav(&state, &viewer).await?),
+        tenant: t.tenant.slug.to_string(),
+        q: query.q,
+        state: query.state,
+        states: ChangeState::ALL
+            .iter()
+            .map(|s| s.as_str().to_string())
+            .collect(),
+        rows,
+    };
+    Ok(render(&page))
+}
+
+// ---- one change ----------------------------------------------------------------
+
+pub struct ChangeModel {
+    pub number: String,
+    pub tenant: String,
+    pub title: String,
+    pub kind: String,
+    pub state: String,
+    pub requester: String,
+    pub risk: Option<String>,
+    pub revision: i64,
+    pub description: String,
+    pub justification: String,
+    pub configuration_items: String,
+    pub artifacts: String,
+    pub planned: String,
+    pub implementation_plan: String,
+    pub test_plan: String,
+    pub test_evidence: String,
+    pub backout_plan: String,
+    pub fingerprint: String,
+}
+
+pub struct ApprovalRow {
+    pub approver: String,
+    pub decision: String,
+    pub channel: String,
+    pub at: String,
+    pub revision: i64,
+    pub comment: String,
+}
+
+pub struct EventRow {
+    pub at: String,
+    pub action: String,
+    pub actor: String,
+}
+
+pub struct CommentRow {
+    pub author: String,
+    pub at: String,
+    pub body: String,
+}
+
+#[derive(Template)]
+#[template(path = "change.html")]
+struct ChangePage {
+    viewer: Option<Nav>,
+    c: ChangeModel,
+    waiting: Option<String>,
+    can_decide: bool,
+    csrf: String,
+    approvals: Vec<ApprovalRow>,
+    timeline: Vec<EventRow>,
+    chain: String,
+    comments: Vec<CommentRow>,
+}
+
+#[derive(Deserialize)]
+pub struct ChangePath {
+    tenant: String,
+    number: String,
+}
+
+pub async fn change(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(p): Path<ChangePath>,
+) -> PageResult<Response> {
+    let t = in_tenant(&state, &viewer, &p.tenant).await?;
+    t.authorize(Action::Read)?;
+    let store = state.store.as_ref();
+    let c = crate::api::changes::load(store, t.tenant.id, &p.number).await?;
+    let emails = Emails::load(store, crate::workflow::ids_in(&c)).await?;
+    let approvals = store.approvals(t.tenant.id, c.number).await?;
+    let votes: Vec<_> = approvals
+        .iter()
+        .filter(|a| a.revision == c.revision)
+        .map(|a| changegate_core::approval::Vote {
+            seat: a.seat(),
+            decision: a.decision,
+        })
+        .collect();
+    let waiting = match c.plan.status(&votes) {
+        PlanStatus::Pending { boards } if c.state == ChangeState::AwaitingApproval => Some(
+            boards
+                .iter()
+                .map(|b| {
+                    let who: Vec<String> = b.awaiting.iter().map(|u| emails.of(*u)).collect();
+                    format!(
+                        "Waiting for {} from {} ({})",
+                        if b.needed == 1 {
+                            "1 approval".to_string()
+                        } else {
+                            format!("{} approvals", b.needed)
+                        },
+                        b.board,
+                        who.join(", ")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        _ => None,
+    };
+    let can_decide =
+        t.authorize(Action::Decide).is_ok() && waits_for(store, &c, viewer.principal.user).await?;
+    let (events, head) = store.audit_events(t.tenant.id).await?;
+    let report = audit::verify(&events, head);
+    let subject = c.number.to_string();
+    let timeline = events
+        .iter()
+        .filter(|e| e.body.subject == subject)
+        .map(|e| EventRow {
+            at: when(Some(e.body.at)),
+            action: e.body.action.clone(),
+            actor: e.body.actor.clone(),
+        })
+        .collect();
+    let comments = store
+        .comments(t.tenant.id, c.number)
+        .await?
+        .iter()
+        .map(|m| CommentRow {
+            author: m.author_email.to_string(),
+            at: when(Some(m.at)),
+            body: m.body.clone(),
+        })
+        .collect();
+    let content = &c.content;
+    let model = ChangeModel {
+        number: subject.clone(),
+        tenant: t.tenant.slug.to_string(),
+        title: content.title.clone(),
+        kind: c.kind.as_str().to_string(),
+        state: c.state.as_str().to_string(),
+        requester: emails.of(c.requester),
+        risk: c.risk_level.map(|l| l.as_str().to_string()),
+        revision: c.revision,
+        description: content.description.clone(),
+        justification: content.justification.clone(),
+        configuration_items: content.configuration_items.join(", "),
+        artifacts: content.artifacts.join(", "),
+        planned: match (content.planned_start, content.planned_end) {
+            (None, None) => String::new(),
+            (s, e) => format!("{} to {}", when(s), when(e)),
+        },
+        implementation_plan: content.implementation_plan.clone(),
+        test_plan: content.test_plan.clone(),
+        test_evidence: content.test_evidence.clone(),
+        backout_plan: content.backout_plan.clone(),
+        fingerprint: c.fingerprint.clone().unwrap_or_default(),
+    };
+    let page = ChangePage {
+        viewer: Some(nav(&state, &viewer).await?),
+        c: model,
+        waiting,
+        can_decide,
+        csrf: viewer.csrf.clone(),
+        approvals: approvals
+            .iter()
+            .map(|a| ApprovalRow {
+                approver: match a.on_behalf_of {
+                    Some(seat) => format!("{} for {}", a.approver_email, emails.of(seat)),
+                    None => a.approver_email.to_string(),
+                },
+                decision: a.decision.as_str().to_string(),
+                channel: a.channel.as_str().to_string(),
+                at: when(Some(a.at)),
+                revision: a.revision,
+                comment: a.comment.clone(),
+            })
+            .collect(),
+        timeline,
+        chain: if report.intact {
+            format!("intact ({} events)", report.events)
+        } else {
+            format!("BROKEN: {:?}", report.first_break)
+        },
+        comments,
+    };
+    Ok(render(&page))
+}
+
+#[derive(Deserialize)]
+pub struct DecideForm {
+    csrf: String,
+    decision: String,
+    #[serde(default)]
+    comment: String,
+    revision: i64,
+}
+
+/// Approve or reject from the change page: recorded with channel `portal`.
+pub async fn decide(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(p): Path<ChangePath>,
+    Form(form): Form<DecideForm>,
+) -> PageResult<Response> {
+    viewer.check_csrf(&form.csrf)?;
+    let t = in_tenant(&state, &viewer, &p.tenant).await?;
+    t.authorize(Action::Decide)?;
+    let body = DecisionBody {
+        decision: form.decision,
+        comment: form.comment,
+        on_behalf_of: None,
+        revision: Some(form.revision),
+    };
+    let saved = record_decision(&state, &t, &p.number, &body, Channel::Portal).await?;
+    Ok(Redirect::to(&format!("/t/{}/changes/{}", t.tenant.slug, saved.number)).into_response())
+}

@@ -1,0 +1,368 @@
+//! The portal's pages over HTTP, on both databases: signing in with a
+//! CSRF-protected form, the inbox, deciding from the change page (channel
+//! `portal`), what another tenant and an auditor see, security headers,
+//! and a page authorization matrix built from the page table.
+
+use changegate_core::authz::{self, Denied};
+use changegate_core::{Email, Role};
+use changegate_testkit::msp::{Msp, high_risk, normal_change};
+use changegate_testkit::{Actor, Resp, TestApp};
+use changegate_web::Access;
+use serde_json::json;
+
+const A: &str = "/api/v1/tenants/client-a";
+const PASSWORD: &str = "a long portal password";
+
+/// The value of `name="csrf"` in a page.
+fn csrf(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .unwrap_or_else(|| panic!("no CSRF field in {page}"));
+    let rest = &page[at + "name=\"csrf\" value=\"".len()..];
+    rest[..rest.find('"').expect("closing quote")].to_string()
+}
+
+/// `name=value` of the first `Set-Cookie` named `name`.
+fn set_cookie(r: &Resp, name: &str) -> String {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie in {:?}", r.headers))
+        .to_string()
+}
+
+fn location(r: &Resp) -> &str {
+    r.headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+}
+
+/// Sign in through the sign-in page, as a browser does.
+async fn sign_in(app: &TestApp, email: &str) -> Actor {
+    app.set_password(email, PASSWORD).await;
+    let form = app.browser(None).get("/sign-in").await.status(200);
+    let token = csrf(&form.text);
+    let browser = app.browser(Some(set_cookie(&form, "changegate_sign_in")));
+    let r = browser
+        .form(
+            "/sign-in",
+            &[("csrf", &token), ("email", email), ("password", PASSWORD)],
+        )
+        .await
+        .status(303);
+    assert_eq!(location(&r), "/inbox");
+    app.browser(Some(set_cookie(&r, "changegate_session")))
+}
+
+async fn high_risk_change(m: &Msp) -> String {
+    let c = m
+        .eve
+        .post(
+            &format!("{A}/changes"),
+            normal_change("Upgrade payments", high_risk()),
+        )
+        .await
+        .status(201)
+        .json;
+    let n = c["number"].as_str().expect("number").to_string();
+    m.eve
+        .post(&format!("{A}/changes/{n}/submit"), json!({}))
+        .await
+        .ok();
+    n
+}
+
+async fn a_client_approver_signs_in_and_approves_from_the_change_page(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let n = high_risk_change(&m).await;
+    m.tom
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve" }),
+        )
+        .await
+        .ok();
+
+    // Signed out, every page leads to the sign-in form.
+    let r = app.browser(None).get("/inbox").await.status(303);
+    assert_eq!(location(&r), "/sign-in");
+    // The sign-in form refuses a post without its own token, and a wrong password.
+    app.set_password("carol@client-a.example", PASSWORD).await;
+    let form = app.browser(None).get("/sign-in").await.status(200);
+    let token = csrf(&form.text);
+    let browser = app.browser(Some(set_cookie(&form, "changegate_sign_in")));
+    browser
+        .form(
+            "/sign-in",
+            &[
+                ("csrf", "forged"),
+                ("email", "carol@client-a.example"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await
+        .status(403);
+    let r = browser
+        .form(
+            "/sign-in",
+            &[
+                ("csrf", &token),
+                ("email", "carol@client-a.example"),
+                ("password", "wrong"),
+            ],
+        )
+        .await
+        .status(401);
+    assert!(
+        r.text.contains("wrong e-mail address or password"),
+        "{}",
+        r.text
+    );
+
+    let carol = sign_in(&app, "carol@client-a.example").await;
+    let inbox = carol.get("/inbox").await.status(200);
+    let waiting = &inbox.text[inbox.text.find("Waiting for my decision").expect("section")
+        ..inbox.text.find("My changes").expect("section")];
+    assert!(waiting.contains(&n), "{waiting}");
+    let csp = inbox
+        .headers
+        .get("content-security-policy")
+        .and_then(|v| v.to_str().ok())
+        .expect("a CSP");
+    assert!(csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
+
+    let page_path = format!("/t/client-a/changes/{n}");
+    let page = carol.get(&page_path).await.status(200);
+    assert!(page.text.contains(">Approve</button>"), "{}", page.text);
+    assert!(
+        page.text
+            .contains("Waiting for 1 approval from client-a-business")
+    );
+    let token = csrf(&page.text);
+    let decide = format!("{page_path}/decide");
+    // A post without the page's token decides nothing.
+    carol
+        .form(
+            &decide,
+            &[
+                ("csrf", "forged"),
+                ("decision", "approve"),
+                ("revision", "1"),
+            ],
+        )
+        .await
+        .status(403);
+    let c = m.audrey.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(c["state"], "awaiting-approval");
+
+    let r = carol
+        .form(
+            &decide,
+            &[
+                ("csrf", &token),
+                ("decision", "approve"),
+                ("comment", "OK for the weekend"),
+                ("revision", "1"),
+            ],
+        )
+        .await
+        .status(303);
+    assert_eq!(location(&r), page_path);
+    let page = carol.get(&page_path).await.status(200);
+    assert!(!page.text.contains(">Approve</button>"), "decided once");
+    let approvals = m
+        .audrey
+        .get(&format!("{A}/changes/{n}/approvals"))
+        .await
+        .ok();
+    let carols = approvals
+        .as_array()
+        .expect("approvals")
+        .iter()
+        .find(|a| a["approver"] == "carol@client-a.example")
+        .expect("carol's approval");
+    assert_eq!(carols["channel"], "portal");
+    assert_eq!(carols["comment"], "OK for the weekend");
+    let c = m.audrey.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(c["state"], "approved");
+    // The page shows both approvals with identity and channel.
+    for who in [
+        "tom@msp.example</td><td>approve</td><td>api",
+        "carol@client-a.example</td><td>approve</td><td>portal",
+    ] {
+        assert!(page.text.contains(who), "{who} in {}", page.text);
+    }
+
+    // Signing out ends the session.
+    carol
+        .form("/sign-out", &[("csrf", &token)])
+        .await
+        .status(303);
+    carol.get("/inbox").await.status(303);
+}
+
+async fn pages_show_nothing_of_another_tenant_and_give_no_auditor_a_write_control(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let n = high_risk_change(&m).await;
+    let page_path = format!("/t/client-a/changes/{n}");
+
+    let bob = sign_in(&app, "bob@client-b.example").await;
+    let inbox = bob.get("/inbox").await.status(200);
+    assert!(
+        !inbox.text.contains("client-a") && !inbox.text.contains(&n),
+        "{}",
+        inbox.text
+    );
+    bob.get("/t/client-a/changes").await.status(404);
+    let r = bob.get(&page_path).await.status(404);
+    assert!(!r.text.contains("Upgrade payments"));
+    let token = csrf(&inbox.text);
+    bob.form(
+        &format!("{page_path}/decide"),
+        &[("csrf", &token), ("decision", "approve"), ("revision", "1")],
+    )
+    .await
+    .status(404);
+
+    let audrey = sign_in(&app, "audrey@audit.example").await;
+    let page = audrey.get(&page_path).await.status(200);
+    assert!(page.text.contains("Upgrade payments"));
+    assert!(!page.text.contains(">Approve</button>") && !page.text.contains(">Reject</button>"));
+    assert!(page.text.contains("intact"), "the chain status is shown");
+    audrey
+        .form(
+            &format!("{page_path}/decide"),
+            &[
+                ("csrf", &csrf(&page.text)),
+                ("decision", "approve"),
+                ("revision", "1"),
+            ],
+        )
+        .await
+        .status(403);
+    // The requester sees no decision form on her own change either.
+    let eve = sign_in(&app, "eve@msp.example").await;
+    let page = eve.get(&page_path).await.status(200);
+    assert!(!page.text.contains(">Approve</button>"));
+    let c = m.audrey.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(c["state"], "awaiting-approval", "nothing was decided");
+}
+
+/// Every page × every role of client-a (and a client-b user, and the
+/// admin, and nobody) on client-a's pages: the answer the authorization
+/// table gives, with the forms' tokens valid so authorization is what
+/// decides.
+async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let n = high_risk_change(&m).await;
+    let people = [
+        "admin@msp.example",
+        "eve@msp.example",
+        "ian@msp.example",
+        "tom@msp.example",
+        "cm@msp.example",
+        "audrey@audit.example",
+        "carol@client-a.example",
+        "alice@client-a.example",
+        "bob@client-b.example",
+    ];
+    let a = app.store.tenant_by_slug("client-a").await.expect("tenant");
+    let mut cells = 0;
+    let mut failures = Vec::new();
+    for route in changegate_web::portal::page_table() {
+        let path = route
+            .path
+            .replace("{tenant}", "client-a")
+            .replace("{number}", &n);
+        for who in std::iter::once(None).chain(people.iter().map(Some)) {
+            let (browser, token, principal) = match who {
+                None => (app.browser(None), String::new(), None),
+                Some(email) => {
+                    let b = sign_in(&app, email).await;
+                    let token = csrf(&b.get("/inbox").await.text);
+                    let user = app
+                        .store
+                        .user_by_email(&Email::parse(email).expect("email"))
+                        .await
+                        .expect("user");
+                    let p = changegate_web::auth::principal_of(app.store.as_ref(), user)
+                        .await
+                        .expect("principal");
+                    (b, token, Some(p))
+                }
+            };
+            let r = if route.method == "POST" {
+                // A decision form aimed at the change; the page's own token.
+                browser
+                    .form(
+                        &path,
+                        &[
+                            ("csrf", &token),
+                            ("decision", "reject"),
+                            ("revision", "1"),
+                            ("email", "nobody@msp.example"),
+                            ("password", "not this one"),
+                        ],
+                    )
+                    .await
+            } else {
+                browser.get(&path).await
+            };
+            cells += 1;
+            let s = r.status.as_u16();
+            let label = format!(
+                "{} {} as {}",
+                route.method,
+                route.path,
+                who.unwrap_or(&"nobody")
+            );
+            let ok = match (route.access, &principal) {
+                // Public pages need no one; the sign-in post refuses a
+                // form without its cookie (403), which is its own check.
+                (Access::Public, _) => s < 400 || (route.path == "/sign-in" && s == 403),
+                (_, None) => s == 303 && location(&r) == "/sign-in",
+                (Access::Caller, Some(_)) => s < 400,
+                (Access::Tenant(action), Some(p)) => match authz::authorize(p, a.id, action) {
+                    Ok(()) => {
+                        s < 400
+                            || s == 409
+                            || s == 422
+                            || (s == 403 && !r.text.contains("needs one of the roles"))
+                    }
+                    Err(Denied::Hidden) => s == 404,
+                    Err(Denied::Forbidden { .. }) => s == 403,
+                },
+                (access, _) => panic!("pages do not use {access:?}"),
+            };
+            if !ok || r.status.is_server_error() {
+                failures.push(format!("{label}: {s}"));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {cells} cells broke the table:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(cells >= 90, "{cells} cells");
+    // One role check that does not come from the table: a business
+    // approver of client-a is not an implementer there.
+    let carol = app
+        .store
+        .user_by_email(&Email::parse("carol@client-a.example").expect("email"))
+        .await
+        .expect("user");
+    let roles = app.store.roles_of(carol.id).await.expect("roles");
+    assert!(!roles[&a.id].contains(&Role::Implementer));
+}
+
+crate::on_both!(
+    a_client_approver_signs_in_and_approves_from_the_change_page,
+    pages_show_nothing_of_another_tenant_and_give_no_auditor_a_write_control,
+    every_page_answers_every_caller_as_the_page_table_says,
+);
