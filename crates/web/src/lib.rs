@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod limit;
 pub mod openapi;
 pub mod portal;
 pub mod tenant;
@@ -31,6 +32,8 @@ pub struct AppState {
     /// Bumped after every successful write through the API: wakes
     /// long-polling agents.
     pub writes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Failed sign-ins per address.
+    pub sign_ins: Arc<limit::SignInLimiter>,
 }
 
 impl AppState {
@@ -40,6 +43,7 @@ impl AppState {
             clock: Arc::new(Utc::now),
             secure_cookies: true,
             writes: Arc::new(tokio::sync::watch::Sender::new(0)),
+            sign_ins: Arc::new(limit::SignInLimiter::default()),
         }
     }
 

@@ -62,20 +62,36 @@ pub(crate) async fn authenticate(
     password: String,
 ) -> ApiResult<changegate_store::User> {
     let email = Email::parse(email).map_err(|_| wrong())?;
-    let user = state
-        .store
-        .user_by_email(&email)
-        .await
-        .map_err(|_| wrong())?;
-    let hash = user.password_hash.clone().ok_or_else(wrong)?;
+    let now = state.now();
+    if let Err(until) = state.sign_ins.check(email.as_str(), now) {
+        let minutes = (until - now).num_minutes() + 1;
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-attempts",
+            format!(
+                "too many wrong passwords for this address; try again in {minutes} minutes or ask an administrator to reset it"
+            ),
+        ));
+    }
+    let user = match state.store.user_by_email(&email).await {
+        Ok(u) => u,
+        Err(_) => {
+            state.sign_ins.failed(email.as_str(), now);
+            return Err(wrong());
+        }
+    };
+    let hash = user.password_hash.clone().unwrap_or_default();
     // argon2 is deliberately slow: keep it off the async workers.
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .unwrap_or(false);
+    let ok = !hash.is_empty()
+        && tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+            .await
+            .unwrap_or(false);
     if !ok {
         tracing::info!(email = %email, "sign-in refused");
+        state.sign_ins.failed(email.as_str(), now);
         return Err(wrong());
     }
+    state.sign_ins.succeeded(email.as_str());
     Ok(user)
 }
 

@@ -83,6 +83,39 @@ async fn a_wrong_password_and_an_unknown_account_get_the_same_answer(app: TestAp
     assert!(wrong.headers.get("set-cookie").is_none());
 }
 
+async fn five_wrong_passwords_lock_the_address_for_fifteen_minutes(app: TestApp) {
+    Msp::setup(&app).await;
+    app.set_password("carol@client-a.example", PASSWORD).await;
+    let anon = app.anonymous();
+    let attempt = |password: &'static str| {
+        let anon = anon.clone();
+        async move {
+            anon.post(
+                "/api/v1/session",
+                json!({ "email": "carol@client-a.example", "password": password }),
+            )
+            .await
+        }
+    };
+    for _ in 0..5 {
+        attempt("guess").await.status(401);
+    }
+    // Locked: even the right password is refused, saying when to retry.
+    let r = attempt(PASSWORD).await.status(429);
+    assert_eq!(r.code(), "too-many-attempts");
+    assert!(r.headers.get("set-cookie").is_none());
+    // Another address is not affected.
+    app.set_password("dan@client-a.example", PASSWORD).await;
+    anon.post(
+        "/api/v1/session",
+        json!({ "email": "dan@client-a.example", "password": PASSWORD }),
+    )
+    .await
+    .status(200);
+    app.set_now(app.now() + chrono::TimeDelta::minutes(15));
+    attempt(PASSWORD).await.status(200);
+}
+
 async fn a_session_expires_after_twelve_hours(app: TestApp) {
     Msp::setup(&app).await;
     app.set_password("carol@client-a.example", PASSWORD).await;
@@ -116,4 +149,5 @@ crate::on_both!(
     a_signed_in_user_is_known_by_the_session_cookie_until_signing_out,
     a_wrong_password_and_an_unknown_account_get_the_same_answer,
     a_session_expires_after_twelve_hours,
+    five_wrong_passwords_lock_the_address_for_fifteen_minutes,
 );
