@@ -16,6 +16,20 @@ pub struct ServeArgs {
     /// HTTP on a host other than localhost (development only).
     #[arg(long)]
     insecure_cookies: bool,
+    /// Where people reach this server, for links in e-mails (default: http://LISTEN).
+    #[arg(long, env = "CHANGEGATE_PUBLIC_URL")]
+    public_url: Option<String>,
+    /// The SMTP relay for approval requests: smtp://host:port, smtp://user:pass@host:587?tls=required
+    /// or smtps://host:465. Without it, e-mails wait in the outbox.
+    #[arg(long, env = "CHANGEGATE_SMTP", hide_env_values = true)]
+    smtp: Option<String>,
+    /// The sender of e-mails.
+    #[arg(
+        long,
+        env = "CHANGEGATE_MAIL_FROM",
+        default_value = "changegate <changegate@localhost>"
+    )]
+    mail_from: String,
     #[command(flatten)]
     db: DatabaseArgs,
 }
@@ -48,6 +62,16 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
     };
     let store = opened.store();
+    let mailer = match &args.smtp {
+        Some(url) => match changegate_jobs::mail::Mailer::new(url, &args.mail_from) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                eprintln!("changegate: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -65,14 +89,23 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         args.db.describe()
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let jobs = tokio::spawn(changegate_jobs::run(store.clone(), {
+    if mailer.is_none() {
+        tracing::info!("no --smtp relay: approval e-mails wait in the outbox");
+    }
+    let jobs = tokio::spawn(changegate_jobs::run(store.clone(), mailer, {
         let mut rx = stop_rx.clone();
         async move {
             let _ = rx.changed().await;
         }
     }));
-    let state = changegate_web::AppState::new(store).with_secure_cookies(!args.insecure_cookies);
-    let app = changegate_web::router(state);
+    let public_url = args
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    let state = changegate_web::AppState::new(store)
+        .with_secure_cookies(!args.insecure_cookies)
+        .with_public_url(&public_url);
+    let app = changegate_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -5,7 +5,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::change::ChangeType;
+use crate::change::{ChangeType, RiskLevel};
 use crate::ids::InvalidValue;
 use crate::risk::Questionnaire;
 use crate::routing::Routing;
@@ -42,6 +42,16 @@ pub struct PolicySpec {
     pub review_required: Vec<ChangeType>,
     #[serde(default)]
     pub enforcement: Enforcement,
+    /// E-mail approval links of changes at or above this risk level also
+    /// need the approver signed in or the one-time code from the message
+    /// (a mail scanner can follow a link and press a button; it cannot
+    /// read the code). `null`: never.
+    #[serde(default = "high")]
+    pub email_code_from: Option<RiskLevel>,
+}
+
+fn high() -> Option<RiskLevel> {
+    Some(RiskLevel::High)
 }
 
 fn default_window_types() -> Vec<ChangeType> {
@@ -90,6 +100,7 @@ impl Default for PolicySpec {
             window_required: default_window_types(),
             review_required: default_review_types(),
             enforcement: Enforcement::Enforce,
+            email_code_from: high(),
         }
     }
 }

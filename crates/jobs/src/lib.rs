@@ -1,7 +1,8 @@
 //! Background jobs of the server: approvals that expired before
 //! implementation started, and emergency changes whose retrospective
 //! approval is overdue. `run_due` does one pass at a given time (tests
-//! call it with a pinned clock); `run` repeats it every second until shut down.
+//! call it with a pinned clock); `run` repeats it every second until shut
+//! down, and delivers the e-mail outbox (`mail`).
 
 use changegate_core::ChangeNumber;
 use changegate_core::change::{self, ChangeState};
@@ -91,8 +92,15 @@ pub async fn run_due(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec<Outcom
     Ok(done)
 }
 
-/// Run a pass every second until `shutdown` resolves.
-pub async fn run(store: Arc<dyn Store>, shutdown: impl std::future::Future<Output = ()>) {
+pub mod mail;
+
+/// Run a pass every second until `shutdown` resolves; with a mailer, the
+/// outbox is delivered in the same rhythm.
+pub async fn run(
+    store: Arc<dyn Store>,
+    mailer: Option<mail::Mailer>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -107,6 +115,11 @@ pub async fn run(store: Arc<dyn Store>, shutdown: impl std::future::Future<Outpu
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "scheduler pass failed; retrying next second"),
+                }
+                if let Some(m) = &mailer
+                    && let Err(e) = mail::send_due(store.as_ref(), m, Utc::now()).await
+                {
+                    tracing::warn!(error = %e, "outbox pass failed; retrying next second");
                 }
             }
         }

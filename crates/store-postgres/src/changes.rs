@@ -317,6 +317,7 @@ pub(crate) async fn save(
         .await
         .map_err(db)?;
     }
+    crate::mail::write(tx, c, &w).await?;
     audit::append(tx, c.tenant, &w.events).await?;
     select_change!("WHERE id = $1", c.number.0)
         .fetch_one(&mut **tx)

@@ -14,6 +14,7 @@
 
 mod audit;
 mod changes;
+mod mail;
 mod objects;
 mod people;
 mod rows;
@@ -379,6 +380,26 @@ impl Store for PostgresStore {
 
     async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)> {
         audit::events(&self.pool, tenant).await
+    }
+
+    async fn approval_link(&self, token_hash: &str) -> Result<ApprovalLink> {
+        mail::approval_link(&self.pool, token_hash).await
+    }
+
+    async fn due_messages(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Message>> {
+        mail::due(&self.pool, now, limit).await
+    }
+
+    async fn message_sent(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        mail::sent(&mut tx, id, at).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn message_failed(&self, id: i64, error: &str, retry_at: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.begin().await?;
+        mail::failed(&mut tx, id, error, retry_at).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn record_events(&self, tenant: TenantId, events: Vec<NewEvent>) -> Result<()> {

@@ -135,6 +135,16 @@ pub trait Store: Send + Sync + 'static {
     // Audit
     /// The tenant's events in stored order and the head sequence number.
     async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)>;
+    // E-mail
+    /// The approval link with this token hash.
+    async fn approval_link(&self, token_hash: &str) -> Result<ApprovalLink>;
+    /// Unsent messages whose next attempt is due at `now`, oldest first.
+    async fn due_messages(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Message>>;
+    /// Delivered: never sent again; its body is cleared.
+    async fn message_sent(&self, id: i64, at: DateTime<Utc>) -> Result<()>;
+    /// Not delivered: tried again at `retry_at`.
+    async fn message_failed(&self, id: i64, error: &str, retry_at: DateTime<Utc>) -> Result<()>;
+
     /// Append events that belong to no change (e.g. a deployment no
     /// approved change covers) to the tenant's chain, in one transaction.
     async fn record_events(&self, tenant: TenantId, events: Vec<NewEvent>) -> Result<()>;

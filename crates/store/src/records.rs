@@ -328,6 +328,56 @@ pub struct ChangeWrite {
     pub record_revision: Option<UserId>,
     pub comment: Option<(UserId, String, DateTime<Utc>)>,
     pub events: Vec<NewEvent>,
+    /// E-mails to send once this write commits (the outbox).
+    pub messages: Vec<NewMessage>,
+    /// Approval links those e-mails carry.
+    pub links: Vec<NewLink>,
+    /// The approval link this write uses up (by token hash); the write
+    /// fails with a conflict on `approval_links.used_at` when it was used.
+    pub use_link: Option<String>,
+}
+
+/// An e-mail for the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub recipient: Email,
+    pub subject: String,
+    pub body: String,
+    /// When it was written (the caller's clock): due from then.
+    pub at: DateTime<Utc>,
+}
+
+/// An e-mail in the outbox, due for sending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: i64,
+    pub tenant: TenantId,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub attempts: i64,
+}
+
+/// An approval link to create, by the hash of its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewLink {
+    pub token_hash: String,
+    pub approver: UserId,
+    pub revision: i64,
+    pub code_hash: Option<String>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A stored approval link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalLink {
+    pub tenant: TenantId,
+    pub change: ChangeNumber,
+    pub revision: i64,
+    pub approver: UserId,
+    pub code_hash: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
 }
 
 /// List filters (all optional) and keyset pagination (newest first).

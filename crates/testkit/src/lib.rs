@@ -7,5 +7,6 @@ pub mod app;
 pub mod db;
 pub mod msp;
 pub mod postgres;
+pub mod smtp;
 
 pub use app::{Actor, Resp, TestApp, start_of_tests};

@@ -34,6 +34,7 @@ store_tests!(
     a_live_token_finds_its_user_and_a_revoked_or_unknown_one_finds_nobody,
     a_token_hash_is_unique,
     events_of_no_change_join_the_tenant_chain,
+    messages_and_links_are_written_with_their_change_and_a_link_is_used_once,
     putting_an_object_creates_then_updates_then_leaves_it_unchanged,
     objects_are_listed_per_kind_by_name_with_their_spec_text_unchanged,
     deleting_an_object_removes_it_and_deleting_a_missing_one_is_not_found,
@@ -647,6 +648,127 @@ async fn events_of_no_change_join_the_tenant_chain(db: TestDb) {
     );
 }
 
+async fn messages_and_links_are_written_with_their_change_and_a_link_is_used_once(db: TestDb) {
+    let store = db.store();
+    let t = tenant(&*store, "client-a").await;
+    let (eve, tom) = (
+        msp_user(&*store, "eve@msp.example").await,
+        msp_user(&*store, "tom@msp.example").await,
+    );
+    let c = new_change(&*store, t.id, eve.id, ChangeType::Normal, "Upgrade").await;
+    let c = store
+        .save_change(
+            &Change {
+                state: ChangeState::AwaitingApproval,
+                ..c.clone()
+            },
+            c.version,
+            ChangeWrite {
+                messages: vec![NewMessage {
+                    recipient: email("tom@msp.example"),
+                    subject: "CHG awaits your approval".into(),
+                    body: "the link".into(),
+                    at: at(0),
+                }],
+                links: vec![NewLink {
+                    token_hash: "link-hash".into(),
+                    approver: tom.id,
+                    revision: c.revision,
+                    code_hash: Some("code-hash".into()),
+                    expires_at: at(600),
+                }],
+                ..ChangeWrite::default()
+            },
+        )
+        .await
+        .expect("saved");
+    let link = store.approval_link("link-hash").await.expect("the link");
+    assert_eq!(
+        (link.tenant, link.change, link.approver, link.revision),
+        (t.id, c.number, tom.id, c.revision)
+    );
+    assert_eq!(
+        (link.code_hash.as_deref(), link.expires_at, link.used_at),
+        (Some("code-hash"), at(600), None)
+    );
+    assert_not_found(store.approval_link("other-hash").await);
+
+    let due = store.due_messages(at(10_000), 10).await.expect("due");
+    assert_eq!(due.len(), 1);
+    assert_eq!(
+        (
+            due[0].recipient.as_str(),
+            due[0].body.as_str(),
+            due[0].attempts
+        ),
+        ("tom@msp.example", "the link", 0)
+    );
+    // A failed delivery waits for its retry time; a sent one is never due again.
+    store
+        .message_failed(due[0].id, "relay down", at(10_060))
+        .await
+        .expect("failed");
+    assert!(
+        store
+            .due_messages(at(10_030), 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    let retry = store.due_messages(at(10_060), 10).await.expect("due");
+    assert_eq!(retry[0].attempts, 1);
+    store
+        .message_sent(retry[0].id, at(10_061))
+        .await
+        .expect("sent");
+    assert!(
+        store
+            .due_messages(at(20_000), 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+
+    // Using the link is part of the write; a second use is a conflict.
+    let used = store
+        .save_change(
+            &c,
+            c.version,
+            ChangeWrite {
+                use_link: Some("link-hash".into()),
+                ..ChangeWrite::default()
+            },
+        )
+        .await
+        .expect("used");
+    assert!(
+        store
+            .approval_link("link-hash")
+            .await
+            .expect("link")
+            .used_at
+            .is_some()
+    );
+    assert_conflict_on(
+        store
+            .save_change(
+                &used,
+                used.version,
+                ChangeWrite {
+                    use_link: Some("link-hash".into()),
+                    ..ChangeWrite::default()
+                },
+            )
+            .await,
+        "approval_links.used_at",
+    );
+    assert_eq!(
+        store.change(t.id, c.number).await.expect("read").version,
+        used.version,
+        "the refused write left the change as it was"
+    );
+}
+
 // ---- objects, policies, delegations ---------------------------------------
 
 async fn putting_an_object_creates_then_updates_then_leaves_it_unchanged(db: TestDb) {
@@ -1158,6 +1280,7 @@ async fn saving_a_change_with_a_stale_version_is_a_conflict_and_writes_nothing(d
         record_revision: Some(eve.id),
         comment: Some((tom.id, "stale".into(), at(5))),
         events: vec![event("change.approved", "CHG-x", 5)],
+        ..ChangeWrite::default()
     };
     let result = store
         .save_change(
@@ -1271,6 +1394,7 @@ async fn saving_a_change_records_its_revision_approval_comment_and_events(db: Te
             event("change.approved", "CHG", 2),
             event("change.comment", "CHG", 2),
         ],
+        ..ChangeWrite::default()
     };
     let approved = store
         .save_change(

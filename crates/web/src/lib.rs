@@ -8,6 +8,7 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod limit;
+pub mod mail;
 pub mod openapi;
 pub mod portal;
 pub mod tenant;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub writes: Arc<tokio::sync::watch::Sender<u64>>,
     /// Failed sign-ins per address.
     pub sign_ins: Arc<limit::SignInLimiter>,
+    /// Where people reach this server: the base of links in e-mails.
+    pub public_url: String,
 }
 
 impl AppState {
@@ -44,11 +47,17 @@ impl AppState {
             secure_cookies: true,
             writes: Arc::new(tokio::sync::watch::Sender::new(0)),
             sign_ins: Arc::new(limit::SignInLimiter::default()),
+            public_url: "http://127.0.0.1:8080".into(),
         }
     }
 
     pub fn with_secure_cookies(mut self, secure: bool) -> Self {
         self.secure_cookies = secure;
+        self
+    }
+
+    pub fn with_public_url(mut self, url: &str) -> Self {
+        self.public_url = url.trim_end_matches('/').to_string();
         self
     }
 

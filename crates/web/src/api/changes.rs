@@ -415,6 +415,17 @@ pub async fn edit(
             c.decided_at = Some(now);
         }
         write.record_revision = Some(t.caller.user);
+        if c.state == ChangeState::AwaitingApproval {
+            (write.messages, write.links) = crate::mail::approval_requests(
+                store,
+                &state.public_url,
+                &t.tenant.name,
+                &c,
+                &policy,
+                now,
+            )
+            .await?;
+        }
         events.push(NewEvent {
             actor: t.actor(),
             action: "change.revised".into(),

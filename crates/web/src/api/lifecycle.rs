@@ -174,11 +174,22 @@ pub async fn submit(
     } else {
         move_to(&mut c, ChangeState::AwaitingApproval)?;
     }
-    let write = ChangeWrite {
+    let mut write = ChangeWrite {
         record_revision: Some(t.caller.user),
         events,
         ..ChangeWrite::default()
     };
+    if c.state == ChangeState::AwaitingApproval {
+        (write.messages, write.links) = crate::mail::approval_requests(
+            store,
+            &state.public_url,
+            &t.tenant.name,
+            &c,
+            &policy,
+            now,
+        )
+        .await?;
+    }
     let saved = save(&state, &c, expected, write).await?;
     Ok(Json(view(&state, &t, &saved).await?))
 }
@@ -263,8 +274,14 @@ pub async fn decide(
     Body(body): Body<DecisionBody>,
 ) -> ApiResult<Json<ChangeView>> {
     t.authorize(Action::Decide)?;
-    let saved = record_decision(&state, &t, &p.number, &body, Channel::Api).await?;
+    let saved = record_decision(&state, &t, &p.number, &body, Channel::Api, None).await?;
     Ok(Json(view(&state, &t, &saved).await?))
+}
+
+/// An approval link a decision uses up, with what to record of its use.
+pub(crate) struct LinkUse {
+    pub token_hash: String,
+    pub detail: serde_json::Value,
 }
 
 /// Record `t.caller`'s decision on change `n` through `channel` (the
@@ -277,6 +294,7 @@ pub(crate) async fn record_decision(
     n: &str,
     body: &DecisionBody,
     channel: Channel,
+    link: Option<LinkUse>,
 ) -> ApiResult<Change> {
     let decision: Decision = body.decision.parse()?;
     let store = state.store.as_ref();
@@ -393,7 +411,11 @@ pub(crate) async fn record_decision(
             }
             PlanStatus::Pending { .. } => {}
         }
+        if let Some(l) = &link {
+            events.push(event(t, &c, "approval-link.used", l.detail.clone(), now));
+        }
         let write = ChangeWrite {
+            use_link: link.as_ref().map(|l| l.token_hash.clone()),
             approval: Some(NewApproval {
                 approver: t.caller.user,
                 on_behalf_of,
@@ -407,6 +429,13 @@ pub(crate) async fn record_decision(
         };
         match store.save_change(&c, expected, write).await {
             Ok(saved) => return Ok(saved),
+            Err(StoreError::Conflict { constraint }) if constraint == "approval_links.used_at" => {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::GONE,
+                    "link-used",
+                    "this approval link has been used already",
+                ));
+            }
             Err(StoreError::Conflict { .. }) => {
                 tokio::task::yield_now().await;
                 continue;

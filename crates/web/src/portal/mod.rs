@@ -6,6 +6,7 @@
 //! Pages are declared once in `pages()`, like the API's routes, so the
 //! page authorization matrix is built from the same table.
 
+mod confirm;
 mod pages;
 mod viewer;
 
@@ -43,6 +44,9 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         r("POST", "/sign-in", Public, post(pages::sign_in)),
         r("POST", "/sign-out", Caller, post(pages::sign_out)),
         r("GET", "/inbox", Caller, get(pages::inbox)),
+        // The link's token is the credential: the approver's, for one revision.
+        r("GET", "/approve/{token}", Public, get(confirm::show)),
+        r("POST", "/approve/{token}", Public, post(confirm::decide)),
         r(
             "GET",
             "/t/{tenant}/changes",

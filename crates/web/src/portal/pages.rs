@@ -34,7 +34,7 @@ pub struct Nav {
     pub csrf: String,
 }
 
-fn render(t: &impl Template) -> Response {
+pub(crate) fn render(t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
         Err(e) => {
@@ -587,6 +587,6 @@ pub async fn decide(
         on_behalf_of: None,
         revision: Some(form.revision),
     };
-    let saved = record_decision(&state, &t, &p.number, &body, Channel::Portal).await?;
+    let saved = record_decision(&state, &t, &p.number, &body, Channel::Portal, None).await?;
     Ok(Redirect::to(&format!("/t/{}/changes/{}", t.tenant.slug, saved.number)).into_response())
 }

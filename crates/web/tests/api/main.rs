@@ -5,6 +5,7 @@ mod bad_input;
 mod bundle;
 mod changes;
 mod concurrency;
+mod email;
 mod gate;
 mod matrix;
 mod openapi;

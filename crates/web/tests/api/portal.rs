@@ -304,6 +304,7 @@ async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
                             ("csrf", &token),
                             ("decision", "reject"),
                             ("revision", "1"),
+                            ("nonce", "not this one"),
                             ("email", "nobody@msp.example"),
                             ("password", "not this one"),
                         ],
@@ -323,6 +324,7 @@ async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
             let ok = match (route.access, &principal) {
                 // Public pages need no one; the sign-in post refuses a
                 // form without its cookie (403), which is its own check.
+                (Access::Public, _) if route.path.contains("{token}") => s == 404,
                 (Access::Public, _) => s < 400 || (route.path == "/sign-in" && s == 403),
                 (_, None) => s == 303 && location(&r) == "/sign-in",
                 (Access::Caller, Some(_)) => s < 400,

@@ -1,0 +1,107 @@
+//! The outbox sender: delivers the messages the server wrote with the
+//! decisions that caused them, through an SMTP relay (lettre). A message
+//! the relay refuses or cannot take is tried again later, with a growing
+//! delay; a delivered one is never sent again.
+
+use changegate_store::{Store, StoreError};
+use chrono::{DateTime, TimeDelta, Utc};
+use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+
+/// An SMTP relay and the sender address.
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl Mailer {
+    /// `url`: `smtp://host:port` (plain, e.g. a relay on the same host),
+    /// `smtp://user:pass@host:587?tls=required` (STARTTLS) or
+    /// `smtps://host:465`; `from`: e.g. `changegate <changes@msp.example>`.
+    pub fn new(url: &str, from: &str) -> Result<Self, String> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|e| format!("--smtp {url:?}: {e}"))?
+            .timeout(Some(std::time::Duration::from_secs(20)))
+            .build();
+        let from = from
+            .parse()
+            .map_err(|e| format!("--mail-from {from:?}: {e}"))?;
+        Ok(Mailer { transport, from })
+    }
+}
+
+/// The delay before the next attempt after `attempts` failed ones: one
+/// minute, doubling, at most an hour.
+pub fn backoff(attempts: i64) -> TimeDelta {
+    let minutes = 1i64 << attempts.clamp(0, 6);
+    TimeDelta::minutes(minutes.min(60))
+}
+
+/// What a pass did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    pub delivered: usize,
+    pub failed: usize,
+}
+
+/// Deliver the messages due at `now`.
+pub async fn send_due(
+    store: &dyn Store,
+    mailer: &Mailer,
+    now: DateTime<Utc>,
+) -> Result<Sent, StoreError> {
+    let mut done = Sent::default();
+    for m in store.due_messages(now, 50).await? {
+        let built = m
+            .recipient
+            .parse::<Mailbox>()
+            .map_err(|e| e.to_string())
+            .and_then(|to| {
+                lettre::Message::builder()
+                    .from(mailer.from.clone())
+                    .to(to)
+                    .subject(m.subject.clone())
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(m.body.clone())
+                    .map_err(|e| e.to_string())
+            });
+        let result = match built {
+            Ok(message) => mailer
+                .transport
+                .send(message)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                store.message_sent(m.id, now).await?;
+                done.delivered += 1;
+            }
+            Err(e) => {
+                tracing::warn!(message = m.id, to = %m.recipient, error = %e, "e-mail not delivered; will retry");
+                store
+                    .message_failed(m.id, &e, now + backoff(m.attempts + 1))
+                    .await?;
+                done.failed += 1;
+            }
+        }
+    }
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_from_a_minute_to_an_hour() {
+        assert_eq!(backoff(1), TimeDelta::minutes(2));
+        assert_eq!(backoff(0), TimeDelta::minutes(1));
+        assert_eq!(backoff(5), TimeDelta::minutes(32));
+        assert_eq!(backoff(6), TimeDelta::minutes(60));
+        assert_eq!(backoff(40), TimeDelta::minutes(60));
+    }
+}

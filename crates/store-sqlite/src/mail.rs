@@ -1,0 +1,146 @@
+//! The outbox and approval links: written with the change they belong to,
+//! read by the confirm page and the sender job.
+
+use changegate_core::{ChangeNumber, TenantId, UserId};
+use changegate_store::*;
+use chrono::{DateTime, Utc};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use crate::{db, found};
+
+/// The messages, links and link use of a change write, inside its transaction.
+pub(crate) async fn write(
+    tx: &mut Transaction<'_, Sqlite>,
+    c: &Change,
+    w: &ChangeWrite,
+) -> Result<()> {
+    let now = Utc::now();
+    for m in &w.messages {
+        let recipient = m.recipient.as_str();
+        sqlx::query!(
+            "INSERT INTO outbox (tenant_id, recipient, subject, body, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?)",
+            c.tenant.0,
+            recipient,
+            m.subject,
+            m.body,
+            m.at,
+            m.at
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    for l in &w.links {
+        sqlx::query!(
+            "INSERT INTO approval_links (token_hash, tenant_id, change_id, revision, approver_id, code_hash, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            l.token_hash,
+            c.tenant.0,
+            c.number.0,
+            l.revision,
+            l.approver.0,
+            l.code_hash,
+            l.expires_at
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    }
+    if let Some(hash) = &w.use_link {
+        let done = sqlx::query!(
+            "UPDATE approval_links SET used_at = ? WHERE token_hash = ? AND tenant_id = ? AND used_at IS NULL",
+            now,
+            hash,
+            c.tenant.0
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Conflict {
+                constraint: "approval_links.used_at".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn approval_link(pool: &SqlitePool, hash: &str) -> Result<ApprovalLink> {
+    let r = found(
+        "approval link",
+        sqlx::query!(
+            r#"SELECT tenant_id, change_id, revision, approver_id, code_hash,
+                      expires_at AS "expires_at: DateTime<Utc>", used_at AS "used_at: DateTime<Utc>"
+               FROM approval_links WHERE token_hash = ?"#,
+            hash
+        )
+        .fetch_optional(pool)
+        .await,
+    )?;
+    Ok(ApprovalLink {
+        tenant: TenantId(r.tenant_id),
+        change: ChangeNumber(r.change_id),
+        revision: r.revision,
+        approver: UserId(r.approver_id),
+        code_hash: r.code_hash,
+        expires_at: r.expires_at,
+        used_at: r.used_at,
+    })
+}
+
+pub(crate) async fn due(pool: &SqlitePool, now: DateTime<Utc>, limit: i64) -> Result<Vec<Message>> {
+    let rows = sqlx::query!(
+        r#"SELECT id AS "id!", tenant_id, recipient, subject, body, attempts
+           FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= ? ORDER BY id LIMIT ?"#,
+        now,
+        limit
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Message {
+            id: r.id,
+            tenant: TenantId(r.tenant_id),
+            recipient: r.recipient,
+            subject: r.subject,
+            body: r.body,
+            attempts: r.attempts,
+        })
+        .collect())
+}
+
+pub(crate) async fn sent(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: i64,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query!(
+        "UPDATE outbox SET sent_at = ?, body = '', attempts = attempts + 1, last_error = NULL WHERE id = ?",
+        at,
+        id
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn failed(
+    tx: &mut Transaction<'_, Sqlite>,
+    id: i64,
+    error: &str,
+    retry_at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query!(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+        error,
+        retry_at,
+        id
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! Approval requests by e-mail: for each frozen approver, a link to the
+//! confirm page (a random token, stored hashed, bound to the approver and
+//! the revision, single use, expiring) and, at or above the policy's risk
+//! level, a one-time code the page asks for. The messages go to the outbox
+//! in the transaction that re-opens approval.
+
+use changegate_core::change::RiskLevel;
+use changegate_core::policy::PolicySpec;
+use changegate_core::{Email, UserId};
+use changegate_store::{Change, NewLink, NewMessage, Store};
+use chrono::{DateTime, TimeDelta, Utc};
+use rand::Rng;
+
+use crate::auth::{new_token, token_hash};
+use crate::error::ApiError;
+use crate::workflow::Emails;
+
+/// How long an approval link stays valid.
+pub const LINK_LIFETIME: TimeDelta = TimeDelta::days(7);
+
+/// Whether links of a change at `level` need the one-time code (or a session).
+pub fn needs_code(policy: &PolicySpec, level: Option<RiskLevel>) -> bool {
+    match (policy.email_code_from, level) {
+        (Some(from), Some(level)) => level >= from,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+/// The hash a one-time code is kept as: bound to its link's token hash.
+pub fn code_hash(link_hash: &str, code: &str) -> String {
+    token_hash(&format!(
+        "{link_hash}\x1f{}",
+        code.trim().to_ascii_uppercase()
+    ))
+}
+
+fn one_time_code() -> String {
+    // No 0/O or 1/I: read from an e-mail and typed by hand.
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    (0..8)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Messages and links asking every frozen approver of `c` (its current
+/// revision) to decide.
+pub async fn approval_requests(
+    store: &dyn Store,
+    public_url: &str,
+    tenant_name: &str,
+    c: &Change,
+    policy: &PolicySpec,
+    now: DateTime<Utc>,
+) -> Result<(Vec<NewMessage>, Vec<NewLink>), ApiError> {
+    let seats: Vec<UserId> = c
+        .plan
+        .seats()
+        .into_iter()
+        .filter(|u| *u != c.requester)
+        .collect();
+    let emails = Emails::load(store, seats.iter().copied().chain([c.requester])).await?;
+    let requester = emails.of(c.requester);
+    let code = needs_code(policy, c.risk_level);
+    let mut messages = Vec::new();
+    let mut links = Vec::new();
+    for seat in seats {
+        let Ok(recipient) = Email::parse(&emails.of(seat)) else {
+            continue;
+        };
+        let (token, hash) = new_token();
+        let one_time = code.then(one_time_code);
+        let expires_at = now + LINK_LIFETIME;
+        let content = &c.content;
+        let mut body = format!(
+            "{number} for {tenant_name} waits for your decision.\n\n\
+             Title: {title}\nType: {kind}, risk {risk}\nRequested by: {requester}\n\
+             Configuration items: {items}\nPlanned: {planned}\n\n{description}\n\n\
+             Review and decide (revision {revision}):\n{public_url}/approve/{token}\n\n",
+            number = c.number,
+            title = content.title,
+            kind = c.kind.as_str(),
+            risk = c.risk_level.map_or("not assessed", |l| l.as_str()),
+            items = content.configuration_items.join(", "),
+            planned = match (content.planned_start, content.planned_end) {
+                (Some(s), Some(e)) => format!(
+                    "{} to {}",
+                    s.format("%Y-%m-%d %H:%M UTC"),
+                    e.format("%Y-%m-%d %H:%M UTC")
+                ),
+                _ => "not planned yet".into(),
+            },
+            description = content.description,
+            revision = c.revision,
+        );
+        if let Some(code) = &one_time {
+            body.push_str(&format!(
+                "The page will ask for this one-time code: {code}\n\n"
+            ));
+        }
+        body.push_str(&format!(
+            "Opening the link decides nothing: you confirm on the page. The link is yours alone, \
+             works once, and expires on {}. If {number} changes, a new link replaces it.\n",
+            expires_at.format("%Y-%m-%d %H:%M UTC"),
+            number = c.number
+        ));
+        messages.push(NewMessage {
+            recipient,
+            subject: format!(
+                "[changegate] {} awaits your approval: {}",
+                c.number, content.title
+            ),
+            body,
+            at: now,
+        });
+        links.push(NewLink {
+            code_hash: one_time.as_deref().map(|code| code_hash(&hash, code)),
+            token_hash: hash,
+            approver: seat,
+            revision: c.revision,
+            expires_at,
+        });
+    }
+    Ok((messages, links))
+}

@@ -1,0 +1,281 @@
+//! Approval by e-mail: the outbox delivers a request to each frozen
+//! approver through a real SMTP sink on loopback; the link opens a confirm
+//! page that decides nothing until its form is posted; links are single
+//! use, bound to their revision, expiring, and at high risk need the
+//! one-time code from the message.
+
+use changegate_jobs::mail::{Mailer, send_due};
+use changegate_testkit::msp::{Msp, high_risk, low_risk, normal_change};
+use changegate_testkit::smtp::SmtpSink;
+use changegate_testkit::{Resp, TestApp};
+use chrono::TimeDelta;
+use serde_json::{Value, json};
+
+const A: &str = "/api/v1/tenants/client-a";
+
+async fn submitted(m: &Msp, risk: Value) -> String {
+    let c = m
+        .eve
+        .post(
+            &format!("{A}/changes"),
+            normal_change("Upgrade payments", risk),
+        )
+        .await
+        .status(201)
+        .json;
+    let n = c["number"].as_str().expect("number").to_string();
+    m.eve
+        .post(&format!("{A}/changes/{n}/submit"), json!({}))
+        .await
+        .ok();
+    n
+}
+
+fn mailer(sink: &SmtpSink) -> Mailer {
+    Mailer::new(&sink.url(), "changegate <changes@msp.example>").expect("a mailer")
+}
+
+/// The message to `who` and the path of its link.
+fn message_to<'a>(messages: &'a [String], who: &str) -> (&'a String, String) {
+    let m = messages
+        .iter()
+        .find(|m| m.contains(&format!("To: {who}")))
+        .unwrap_or_else(|| panic!("no message to {who} in {messages:?}"));
+    let at = m.find("/approve/").expect("a link");
+    let path: String = m[at..].chars().take_while(|c| !c.is_whitespace()).collect();
+    (m, path)
+}
+
+fn field(page: &str, name: &str) -> String {
+    let key = format!("name=\"{name}\" value=\"");
+    let at = page
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {page}"));
+    let rest = &page[at + key.len()..];
+    rest[..rest.find('"').expect("quote")].to_string()
+}
+
+async fn state_of(m: &Msp, n: &str) -> String {
+    m.audrey.get(&format!("{A}/changes/{n}")).await.ok()["state"]
+        .as_str()
+        .expect("state")
+        .to_string()
+}
+
+/// The tenant's audit events with this action: (actor, detail).
+async fn events(app: &TestApp, action: &str) -> Vec<Value> {
+    let t = app.store.tenant_by_slug("client-a").await.expect("tenant");
+    let (events, _) = app.store.audit_events(t.id).await.expect("events");
+    events
+        .iter()
+        .filter(|e| e.body.action == action)
+        .map(|e| serde_json::from_str(&e.body.detail).expect("json detail"))
+        .collect()
+}
+
+async fn an_approver_decides_from_the_link_and_a_scanner_decides_nothing(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let n = submitted(&m, low_risk()).await; // msp-tech: tom and tina
+    let sink = SmtpSink::start().await;
+    let sent = send_due(app.store.as_ref(), &mailer(&sink), app.now())
+        .await
+        .expect("a pass");
+    assert_eq!((sent.delivered, sent.failed), (2, 0));
+    let messages = sink.wait_for(2).await;
+    let (to_tom, tom_link) = message_to(&messages, "tom@msp.example");
+    assert!(
+        to_tom.contains(&format!("Subject: [changegate] {n} awaits your approval")),
+        "{to_tom}"
+    );
+    assert!(!to_tom.contains("one-time code"), "low risk needs no code");
+    let (_, tina_link) = message_to(&messages, "tina@msp.example");
+    // Delivered once: a second pass sends nothing.
+    let again = send_due(app.store.as_ref(), &mailer(&sink), app.now())
+        .await
+        .expect("a pass");
+    assert_eq!(again.delivered, 0);
+
+    // A mail scanner: HEAD, GET twice, and every link on the page.
+    let scanner = app.browser(None);
+    let head = scanner
+        .call_with("HEAD", &tom_link, &[("user-agent", "LinkScanner/1.0")])
+        .await;
+    assert_eq!(head.status.as_u16(), 200);
+    let page = scanner.get(&tom_link).await.status(200);
+    scanner.get(&tom_link).await.status(200);
+    assert!(
+        page.text
+            .contains("You are deciding as <strong>tom@msp.example</strong>")
+    );
+    for href in page.text.split("href=\"").skip(1) {
+        let target = &href[..href.find('"').expect("quote")];
+        let r = scanner.get(target).await;
+        assert!(!r.status.is_server_error(), "{target}");
+    }
+    assert_eq!(
+        state_of(&m, &n).await,
+        "awaiting-approval",
+        "nothing was decided"
+    );
+    // Each opening is on the record, with its user agent.
+    let opened = events(&app, "approval-link.opened").await;
+    assert_eq!(opened.len(), 3, "{opened:?}");
+    assert_eq!(opened[0]["user_agent"], "LinkScanner/1.0");
+
+    // The form needs the page's nonce.
+    let approve = |nonce: &str| {
+        vec![
+            ("nonce".to_string(), nonce.to_string()),
+            ("decision".to_string(), "approve".to_string()),
+            ("comment".to_string(), "fine by mail".to_string()),
+        ]
+    };
+    let post = |fields: Vec<(String, String)>| {
+        let scanner = scanner.clone();
+        let link = tom_link.clone();
+        async move {
+            let pairs: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            scanner.form(&link, &pairs).await
+        }
+    };
+    post(approve("forged")).await.status(403);
+    assert_eq!(state_of(&m, &n).await, "awaiting-approval");
+    let done: Resp = post(approve(&field(&page.text, "nonce"))).await.status(200);
+    assert!(done.text.contains("your decision on"), "{}", done.text);
+    assert_eq!(state_of(&m, &n).await, "approved");
+    let approvals = m
+        .audrey
+        .get(&format!("{A}/changes/{n}/approvals"))
+        .await
+        .ok();
+    assert_eq!(approvals[0]["approver"], "tom@msp.example");
+    assert_eq!(approvals[0]["channel"], "email");
+    assert_eq!(approvals[0]["comment"], "fine by mail");
+    assert_eq!(events(&app, "approval-link.used").await.len(), 1);
+    // Single use; and tina's link no longer decides anything.
+    post(approve(&field(&page.text, "nonce"))).await.status(410);
+    scanner.get(&tina_link).await.status(410);
+    scanner.get("/approve/cg_made_up").await.status(404);
+}
+
+async fn a_high_risk_link_needs_the_code_and_a_new_revision_or_time_voids_links(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let n = submitted(&m, high_risk()).await; // msp-tech and client-a-business
+    let sink = SmtpSink::start().await;
+    send_due(app.store.as_ref(), &mailer(&sink), app.now())
+        .await
+        .expect("a pass");
+    let messages = sink.wait_for(4).await; // tom, tina, carol, dan
+    assert_eq!(messages.len(), 4, "one request per frozen approver");
+    let (to_carol, carol_link) = message_to(&messages, "carol@client-a.example");
+    let code: String = to_carol
+        .split("one-time code: ")
+        .nth(1)
+        .expect("a code in the message")
+        .chars()
+        .take(8)
+        .collect();
+    let browser = app.browser(None);
+    let page = browser.get(&carol_link).await.status(200);
+    assert!(
+        page.text.contains("name=\"code\""),
+        "the page asks for the code"
+    );
+    let nonce = field(&page.text, "nonce");
+    let attempt = |code: &str| {
+        let browser = browser.clone();
+        let (link, nonce, code) = (carol_link.clone(), nonce.clone(), code.to_string());
+        async move {
+            browser
+                .form(
+                    &link,
+                    &[("nonce", &nonce), ("decision", "approve"), ("code", &code)],
+                )
+                .await
+        }
+    };
+    attempt("").await.status(403);
+    attempt("WRONG234").await.status(403);
+    attempt(&code.to_lowercase()).await.status(200);
+    let approvals = m
+        .audrey
+        .get(&format!("{A}/changes/{n}/approvals"))
+        .await
+        .ok();
+    assert_eq!(approvals[0]["approver"], "carol@client-a.example");
+    assert_eq!(approvals[0]["channel"], "email");
+
+    // A material edit is a new revision: old links are void, new ones go out.
+    let (_, dan_link) = message_to(&messages, "dan@client-a.example");
+    m.eve
+        .patch(
+            &format!("{A}/changes/{n}"),
+            json!({ "description": "Upgrade to 2.4.2 instead" }),
+        )
+        .await
+        .ok();
+    let r = browser.get(&dan_link).await.status(410);
+    assert!(
+        r.text.contains("has changed since this link was sent"),
+        "{}",
+        r.text
+    );
+    send_due(app.store.as_ref(), &mailer(&sink), app.now())
+        .await
+        .expect("a pass");
+    let messages = sink.wait_for(8).await;
+    let newest: Vec<String> = messages[4..].to_vec();
+    let (_, dan_new) = message_to(&newest, "dan@client-a.example");
+    browser.get(&dan_new).await.status(200);
+    // Links expire after seven days.
+    app.set_now(app.now() + TimeDelta::days(8));
+    let r = browser.get(&dan_new).await.status(410);
+    assert!(r.text.contains("expired"), "{}", r.text);
+}
+
+async fn an_undelivered_message_is_retried_once_the_relay_is_back(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    submitted(&m, low_risk()).await;
+    // A relay that is down: a port nobody listens on.
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("address")
+    };
+    let down = Mailer::new(
+        &format!("smtp://{addr}"),
+        "changegate <changes@msp.example>",
+    )
+    .expect("a mailer");
+    let first = send_due(app.store.as_ref(), &down, app.now())
+        .await
+        .expect("a pass");
+    assert_eq!((first.delivered, first.failed), (0, 2));
+    // Not retried before its delay.
+    let soon = send_due(
+        app.store.as_ref(),
+        &down,
+        app.now() + TimeDelta::seconds(30),
+    )
+    .await
+    .expect("a pass");
+    assert_eq!((soon.delivered, soon.failed), (0, 0));
+    let sink = SmtpSink::on(addr).await;
+    let later = send_due(
+        app.store.as_ref(),
+        &mailer(&sink),
+        app.now() + TimeDelta::minutes(3),
+    )
+    .await
+    .expect("a pass");
+    assert_eq!((later.delivered, later.failed), (2, 0));
+    assert_eq!(sink.wait_for(2).await.len(), 2);
+}
+
+crate::on_both!(
+    an_approver_decides_from_the_link_and_a_scanner_decides_nothing,
+    a_high_risk_link_needs_the_code_and_a_new_revision_or_time_voids_links,
+    an_undelivered_message_is_retried_once_the_relay_is_back,
+);
