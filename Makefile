@@ -6,7 +6,7 @@ CARGO ?= cargo
 # comes first, so tests and the demo stay inside the supported skew.
 export PATH := $(or $(CHANGEGATE_CACHE),$(HOME)/.cache/changegate)/bin:$(PATH)
 
-.PHONY: help build test test-unit test-api test-e2e demo demo-agent bench lint fmt crds openapi sqlx-prepare up down cluster-build cluster-up cluster-down cluster-reset
+.PHONY: help build test test-unit test-api test-browser test-e2e demo demo-agent bench lint fmt crds openapi sqlx-prepare up down cluster-build cluster-up cluster-down cluster-reset
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -14,7 +14,7 @@ help: ## list the targets
 build: ## build the changegate binary (debug)
 	$(CARGO) build --bin changegate
 
-test: test-unit test-api test-e2e ## every tier: unit, API on SQLite and PostgreSQL, agent end-to-end on the local control plane
+test: test-unit test-api test-browser test-e2e ## every tier: unit, API on SQLite and PostgreSQL, the portal in Chromium, agent end-to-end on the local control plane
 
 test-unit: ## pure unit and property tests of every crate, the agent's router tests, generated-file drift
 	$(CARGO) test --workspace --lib --bins
@@ -22,6 +22,9 @@ test-unit: ## pure unit and property tests of every crate, the agent's router te
 
 test-api: ## the API and the stores on SQLite and on a private PostgreSQL the harness starts
 	$(CARGO) test -p changegate-testkit -p changegate-web --tests
+
+test-browser: build ## the portal in Debian's Chromium (playwright-core from npm) on SQLite and PostgreSQL; screenshots in target/browser-artifacts
+	cd browser && npm ci --no-audit --no-fund --silent && npm test
 
 test-e2e: up ## the agent's end-to-end tests against the local control plane
 	$(CARGO) test --test e2e -- --test-threads=4

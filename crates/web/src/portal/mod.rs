@@ -6,7 +6,9 @@
 //! Pages are declared once in `pages()`, like the API's routes, so the
 //! page authorization matrix is built from the same table.
 
+mod cab;
 mod confirm;
+mod evidence;
 mod pages;
 mod viewer;
 
@@ -58,6 +60,19 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             "/t/{tenant}/changes/{number}",
             Tenant(Read),
             get(pages::change),
+        ),
+        r("GET", "/t/{tenant}/boards", Tenant(Read), get(cab::boards)),
+        r(
+            "GET",
+            "/t/{tenant}/boards/{board}",
+            Tenant(Read),
+            get(cab::agenda),
+        ),
+        r(
+            "GET",
+            "/t/{tenant}/evidence",
+            Tenant(Read),
+            get(evidence::evidence),
         ),
         r(
             "POST",

@@ -75,7 +75,7 @@ pub fn problem(e: ApiError) -> Response {
     response
 }
 
-async fn nav(state: &AppState, v: &Viewer) -> PageResult<Nav> {
+pub(crate) async fn nav(state: &AppState, v: &Viewer) -> PageResult<Nav> {
     let tenants = state
         .store
         .tenants(v.principal.visible_tenants().as_ref())
@@ -206,7 +206,7 @@ pub struct Row {
     pub planned: String,
 }
 
-fn when(t: Option<DateTime<Utc>>) -> String {
+pub(crate) fn when(t: Option<DateTime<Utc>>) -> String {
     t.map(|t| t.format("%a %Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default()
 }
@@ -233,7 +233,7 @@ struct InboxPage {
 
 /// Has `me` a seat on `c`'s frozen plan with no decision yet on its
 /// current revision?
-async fn waits_for(store: &dyn Store, c: &Change, me: UserId) -> PageResult<bool> {
+pub(crate) async fn waits_for(store: &dyn Store, c: &Change, me: UserId) -> PageResult<bool> {
     if c.state != ChangeState::AwaitingApproval || c.requester == me {
         return Ok(false);
     }
@@ -328,7 +328,11 @@ pub struct ChangesQuery {
     state: String,
 }
 
-async fn in_tenant(state: &AppState, viewer: &Viewer, slug: &str) -> PageResult<InTenant> {
+pub(crate) async fn in_tenant(
+    state: &AppState,
+    viewer: &Viewer,
+    slug: &str,
+) -> PageResult<InTenant> {
     Ok(InTenant::resolve(state, viewer.principal.clone(), slug).await?)
 }
 
@@ -569,6 +573,9 @@ pub struct DecideForm {
     #[serde(default)]
     comment: String,
     revision: i64,
+    /// Where to return: the board agenda the decision was made in.
+    #[serde(default)]
+    back: String,
 }
 
 /// Approve or reject from the change page: recorded with channel `portal`.
@@ -588,5 +595,15 @@ pub async fn decide(
         revision: Some(form.revision),
     };
     let saved = record_decision(&state, &t, &p.number, &body, Channel::Portal, None).await?;
-    Ok(Redirect::to(&format!("/t/{}/changes/{}", t.tenant.slug, saved.number)).into_response())
+    // Only back to an agenda of this tenant: never an open redirect.
+    let agenda = format!("/t/{}/boards/", t.tenant.slug);
+    let back = form
+        .back
+        .strip_prefix(&agenda)
+        .filter(|board| {
+            !board.is_empty() && board.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        .map(|board| format!("{agenda}{board}"));
+    let to = back.unwrap_or_else(|| format!("/t/{}/changes/{}", t.tenant.slug, saved.number));
+    Ok(Redirect::to(&to).into_response())
 }

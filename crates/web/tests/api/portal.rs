@@ -277,7 +277,8 @@ async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
         let path = route
             .path
             .replace("{tenant}", "client-a")
-            .replace("{number}", &n);
+            .replace("{number}", &n)
+            .replace("{board}", "msp-tech");
         for who in std::iter::once(None).chain(people.iter().map(Some)) {
             let (browser, token, principal) = match who {
                 None => (app.browser(None), String::new(), None),
@@ -363,7 +364,123 @@ async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
     assert!(!roles[&a.id].contains(&Role::Implementer));
 }
 
+async fn a_cab_member_approves_in_the_board_agenda(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let n = high_risk_change(&m).await;
+    let tom = sign_in(&app, "tom@msp.example").await;
+    let boards = tom.get("/t/client-a/boards").await.status(200);
+    assert!(boards.text.contains("msp-tech</a>"), "{}", boards.text);
+    assert!(boards.text.contains("(1 waiting)"));
+    let agenda_path = "/t/client-a/boards/msp-tech";
+    let agenda = tom.get(agenda_path).await.status(200);
+    assert!(
+        agenda.text.contains(&format!("aria-label=\"Approve {n}\"")),
+        "{}",
+        agenda.text
+    );
+    assert!(agenda.text.contains("Needs 1 more from this board"));
+    let token = csrf(&agenda.text);
+    let decide = format!("/t/client-a/changes/{n}/decide");
+    // Back to the agenda, and never anywhere else.
+    let r = tom
+        .form(
+            &decide,
+            &[
+                ("csrf", &token),
+                ("decision", "approve"),
+                ("revision", "1"),
+                ("back", agenda_path),
+            ],
+        )
+        .await
+        .status(303);
+    assert_eq!(location(&r), agenda_path);
+    let agenda = tom.get(agenda_path).await.status(200);
+    assert!(
+        !agenda.text.contains(&format!("aria-label=\"Approve {n}\"")),
+        "decided"
+    );
+    let approvals = m
+        .audrey
+        .get(&format!("{A}/changes/{n}/approvals"))
+        .await
+        .ok();
+    assert_eq!(approvals[0]["approver"], "tom@msp.example");
+    assert_eq!(approvals[0]["channel"], "portal");
+    // Carol sees the business board's item, not the technical board's form.
+    let carol = sign_in(&app, "carol@client-a.example").await;
+    let theirs = carol.get(agenda_path).await.status(200);
+    assert!(
+        !theirs.text.contains("aria-label=\"Approve"),
+        "not seated on msp-tech"
+    );
+    let r = carol
+        .form(
+            &decide,
+            &[
+                ("csrf", &csrf(&theirs.text)),
+                ("decision", "approve"),
+                ("revision", "1"),
+                ("back", "https://evil.example/"),
+            ],
+        )
+        .await
+        .status(303);
+    assert_eq!(
+        location(&r),
+        format!("/t/client-a/changes/{n}"),
+        "no open redirect"
+    );
+    carol
+        .get("/t/client-a/boards/no-such-board")
+        .await
+        .status(404);
+}
+
+async fn the_auditor_reads_a_period_of_evidence_with_no_write_control(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let n = high_risk_change(&m).await;
+    m.tom
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve" }),
+        )
+        .await
+        .ok();
+    let audrey = sign_in(&app, "audrey@audit.example").await;
+    let page = audrey
+        .get("/t/client-a/evidence?from=2026-11-01&to=2026-11-30")
+        .await
+        .status(200);
+    for expected in [
+        n.as_str(),
+        "eve@msp.example",
+        "tom@msp.example approve",
+        "via api",
+        "intact",
+    ] {
+        assert!(page.text.contains(expected), "{expected} in {}", page.text);
+    }
+    assert!(
+        !page.text.contains("method=\"post\" action=\"/t/"),
+        "no write control"
+    );
+    let empty = audrey
+        .get("/t/client-a/evidence?from=2026-10-01&to=2026-10-31")
+        .await
+        .status(200);
+    assert!(!empty.text.contains(&n));
+    audrey
+        .get("/t/client-a/evidence?from=yesterday")
+        .await
+        .status(422);
+    let bob = sign_in(&app, "bob@client-b.example").await;
+    bob.get("/t/client-a/evidence").await.status(404);
+}
+
 crate::on_both!(
+    a_cab_member_approves_in_the_board_agenda,
+    the_auditor_reads_a_period_of_evidence_with_no_write_control,
     a_client_approver_signs_in_and_approves_from_the_change_page,
     pages_show_nothing_of_another_tenant_and_give_no_auditor_a_write_control,
     every_page_answers_every_caller_as_the_page_table_says,

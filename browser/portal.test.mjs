@@ -1,0 +1,277 @@
+// The portal in a real browser: Debian's Chromium driven by playwright-core
+// with role and label locators, against the real `changegate serve` on
+// SQLite and on a private PostgreSQL, with a real SMTP sink on loopback.
+// Screenshots of the main pages go to target/browser-artifacts/ (not
+// committed). Run with `make test-browser`.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, execFileSync } from 'node:child_process';
+import net from 'node:net';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import readline from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const BIN = process.env.CHANGEGATE_BIN ?? path.join(ROOT, 'target/debug/changegate');
+const CHROMIUM = process.env.CHANGEGATE_CHROMIUM ?? '/usr/bin/chromium';
+const ARTIFACTS = path.join(ROOT, 'target/browser-artifacts');
+const DATABASES = (process.env.CHANGEGATE_BROWSER_DATABASES ?? 'sqlite,postgres').split(',');
+const PASSWORD = 'a long browser test password';
+
+// ---- a real SMTP sink ------------------------------------------------------
+
+/** Decode a quoted-printable body as a mail client shows it. */
+function decoded(raw) {
+  const split = raw.indexOf('\r\n\r\n') >= 0 ? '\r\n\r\n' : '\n\n';
+  const at = raw.indexOf(split);
+  const head = raw.slice(0, at);
+  let body = raw.slice(at + split.length);
+  if (/content-transfer-encoding: quoted-printable/i.test(head)) {
+    body = body.replace(/=\r?\n/g, '');
+    body = Buffer.from(
+      body.replace(/=([0-9A-F]{2})/g, (_, h) => String.fromCharCode(parseInt(h, 16))),
+      'latin1',
+    ).toString('utf8');
+  }
+  return `${head}\n\n${body}`;
+}
+
+function smtpSink() {
+  const messages = [];
+  const server = net.createServer((socket) => {
+    socket.write('220 browser-test-sink\r\n');
+    let data = null;
+    const lines = readline.createInterface({ input: socket });
+    lines.on('line', (line) => {
+      if (data !== null) {
+        if (line === '.') {
+          messages.push(decoded(data));
+          data = null;
+          socket.write('250 queued\r\n');
+        } else {
+          data += (line.startsWith('.') ? line.slice(1) : line) + '\n';
+        }
+        return;
+      }
+      const verb = line.split(' ')[0].toUpperCase();
+      if (verb === 'DATA') {
+        data = '';
+        socket.write('354 end with a dot\r\n');
+      } else if (verb === 'QUIT') {
+        socket.end('221 bye\r\n');
+      } else {
+        socket.write('250 ok\r\n');
+      }
+    });
+    socket.on('error', () => {});
+  });
+  return new Promise((resolve) => {
+    server.listen(0, '127.0.0.1', () => resolve({ port: server.address().port, messages, close: () => server.close() }));
+  });
+}
+
+/** Wait for a condition (polling, with a deadline). */
+async function until(what, check, seconds = 20) {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+// ---- the server and its CLI ------------------------------------------------
+
+async function startServer(dbEnv, smtpPort, dir) {
+  const child = spawn(
+    BIN,
+    ['serve', '--listen', '127.0.0.1:0', '--insecure-cookies', '--smtp', `smtp://127.0.0.1:${smtpPort}`,
+      '--mail-from', 'changegate <changes@msp.example>'],
+    { env: { ...process.env, ...dbEnv }, stdio: ['ignore', 'pipe', fs.openSync(path.join(dir, 'server.log'), 'w')] },
+  );
+  const first = await new Promise((resolve, reject) => {
+    readline.createInterface({ input: child.stdout }).once('line', resolve);
+    child.once('exit', (code) => reject(new Error(`changegate serve exited with ${code}; see ${dir}/server.log`)));
+  });
+  const url = first.split(/\s+/).find((w) => w.startsWith('http://'));
+  assert.ok(url, `no URL in ${first}`);
+  return { url, child };
+}
+
+function cli(env, args, token) {
+  return execFileSync(BIN, args, {
+    env: { ...process.env, ...env, ...(token ? { CHANGEGATE_TOKEN: token } : {}), CHANGEGATE_PASSWORD: PASSWORD },
+    encoding: 'utf8',
+  }).trim();
+}
+
+async function api(url, token, method, route, body) {
+  const res = await fetch(url + route, {
+    method,
+    headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, json: await res.json().catch(() => null) };
+}
+
+async function launch() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}
+
+async function signIn(browser, url, email) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto(`${url}/sign-in`);
+  await page.getByLabel('E-mail address').fill(email);
+  await page.getByLabel('Password').fill(PASSWORD);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.waitForURL(`${url}/inbox`);
+  return page;
+}
+
+async function shot(page, db, name) {
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: path.join(ARTIFACTS, `${db}-${name}.png`), fullPage: true });
+}
+
+// ---- the story, once per database -------------------------------------------
+
+for (const db of DATABASES) {
+  test(`the portal on ${db}`, async (t) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), `changegate-browser-${db}-`));
+    let dbEnv;
+    if (db === 'postgres') {
+      const pg = path.join(dir, 'pg');
+      fs.mkdirSync(pg);
+      fs.chmodSync(dir, 0o711);
+      const url = execFileSync(path.join(ROOT, 'scripts/pg-scratch.sh'), ['start', pg], { encoding: 'utf8' }).trim();
+      t.after(() => execFileSync(path.join(ROOT, 'scripts/pg-scratch.sh'), ['stop', pg]));
+      dbEnv = { CHANGEGATE_DATABASE: url };
+    } else {
+      dbEnv = { CHANGEGATE_DATA_DIR: path.join(dir, 'data') };
+    }
+    const sink = await smtpSink();
+    t.after(() => sink.close());
+    const server = await startServer(dbEnv, sink.port, dir);
+    t.after(() => server.child.kill());
+    const env = { ...dbEnv, CHANGEGATE_SERVER: server.url };
+
+    cli(env, ['admin', 'create-user', '--email', 'admin@msp.example', '--name', 'Ada', '--admin', '--password-env', 'CHANGEGATE_PASSWORD']);
+    const admin = cli(env, ['admin', 'token', 'admin@msp.example']);
+    cli(env, ['apply', '-f', path.join(ROOT, 'browser/msp.yaml')], admin);
+    const people = [
+      ['eve@msp.example', ['--role', 'client-a:requester']],
+      ['tom@msp.example', ['--role', 'client-a:technical-approver']],
+      ['audrey@audit.example', ['--role', 'client-a:auditor']],
+      ['carol@client-a.example', ['--client-of', 'client-a', '--role', 'client-a:business-approver']],
+      ['bob@client-b.example', ['--client-of', 'client-b', '--role', 'client-b:business-approver']],
+    ];
+    for (const [email, roles] of people) {
+      cli(env, ['admin', 'create-user', '--email', email, '--name', email.split('@')[0], ...roles, '--password-env', 'CHANGEGATE_PASSWORD']);
+    }
+    const eve = cli(env, ['admin', 'token', 'eve@msp.example']);
+    const audreyToken = cli(env, ['admin', 'token', 'audrey@audit.example']);
+    const created = cli(env, ['change', 'create', '--tenant', 'client-a', '--title', 'Upgrade the payments API',
+      '--description', 'New settlement rules', '--ci', 'payments-api', '--artifact', 'registry.example/payments@sha256:4f1c9a',
+      '--risk', 'production=yes', '--risk', 'outage=yes', '--risk', 'untested=no', '--risk', 'no-backout=no',
+      '--backout-plan', 'helm rollback payments'], eve);
+    const number = created.split(/\s+/)[0];
+    assert.match(number, /^CHG-\d+$/);
+    cli(env, ['change', 'submit', number, '--tenant', 'client-a'], eve);
+    const state = async () => (await api(server.url, audreyToken, 'GET', `/api/v1/tenants/client-a/changes/${number}`)).json.state;
+    assert.equal(await state(), 'awaiting-approval');
+
+    const browser = await launch();
+    t.after(() => browser.close());
+
+    await t.test('the client approver decides from the e-mail link; scanners decide nothing', async () => {
+      const mail = await until('the e-mail to carol', () => sink.messages.find((m) => m.includes('To: carol@client-a.example')));
+      const link = mail.match(/http:\/\/\S+\/approve\/\S+/)[0];
+      const code = mail.match(/one-time code: (\S+)/)[1];
+      // What a mail scanner does: HEAD, GET twice, and every link of the page.
+      assert.equal((await fetch(link, { method: 'HEAD' })).status, 200);
+      const html = await (await fetch(link)).text();
+      await fetch(link);
+      for (const [, href] of html.matchAll(/href="([^"]+)"/g)) {
+        await fetch(new URL(href, link), { redirect: 'manual' });
+      }
+      assert.equal(await state(), 'awaiting-approval', 'opening the link decided nothing');
+
+      const page = await (await browser.newContext()).newPage();
+      await page.goto(link);
+      await page.getByRole('heading', { name: new RegExp(number) }).waitFor();
+      await shot(page, db, 'confirm');
+      await page.getByLabel('One-time code from the e-mail').fill(code);
+      await page.getByLabel('Comment').fill('OK for the weekend');
+      await page.getByRole('button', { name: 'Approve' }).click();
+      await page.getByRole('heading', { name: /your decision on .* is recorded/ }).waitFor();
+      await shot(page, db, 'confirm-done');
+      // The link worked once.
+      const again = await page.goto(link);
+      assert.equal(again.status(), 410);
+    });
+
+    await t.test('the CAB member approves in the agenda; the change page shows both approvals', async () => {
+      const page = await signIn(browser, server.url, 'tom@msp.example');
+      const waiting = page.getByRole('region', { name: 'Waiting for my decision' });
+      await waiting.getByRole('link', { name: number }).waitFor();
+      await shot(page, db, 'inbox');
+      await page.goto(`${server.url}/t/client-a/boards/msp-tech`);
+      await shot(page, db, 'agenda');
+      await page.getByRole('button', { name: `Approve ${number}` }).click();
+      await page.waitForURL(`${server.url}/t/client-a/boards/msp-tech`);
+      assert.equal(await page.getByRole('button', { name: `Approve ${number}` }).count(), 0);
+      assert.equal(await state(), 'approved');
+
+      await page.goto(`${server.url}/t/client-a/changes/${number}`);
+      const approvals = page.getByRole('region', { name: 'Approvals' });
+      await approvals.getByRole('row', { name: /carol@client-a\.example approve email/ }).waitFor();
+      await approvals.getByRole('row', { name: /tom@msp\.example approve portal/ }).waitFor();
+      await shot(page, db, 'change');
+    });
+
+    await t.test('a client B user sees nothing of client A by guessing URLs', async () => {
+      const page = await signIn(browser, server.url, 'bob@client-b.example');
+      assert.equal(await page.getByText('client-a').count(), 0);
+      for (const guess of [`/t/client-a/changes/${number}`, '/t/client-a/changes', '/t/client-a/boards/msp-tech', '/t/client-a/evidence']) {
+        const res = await page.goto(server.url + guess);
+        assert.equal(res.status(), 404, guess);
+        assert.equal(await page.getByText('Upgrade the payments API').count(), 0, guess);
+      }
+    });
+
+    await t.test('the auditor reads everything and has no write control; write routes refuse', async () => {
+      const page = await signIn(browser, server.url, 'audrey@audit.example');
+      await page.goto(`${server.url}/t/client-a/changes/${number}`);
+      await page.getByRole('heading', { name: new RegExp(number) }).waitFor();
+      for (const name of ['Approve', 'Reject']) {
+        assert.equal(await page.getByRole('button', { name }).count(), 0, name);
+      }
+      await page.goto(`${server.url}/t/client-a/evidence`);
+      await page.getByRole('cell', { name: new RegExp(number) }).waitFor();
+      await shot(page, db, 'evidence');
+      const csrf = await page.locator('input[name="csrf"]').first().inputValue();
+      const decide = await page.request.post(`${server.url}/t/client-a/changes/${number}/decide`, {
+        form: { csrf, decision: 'reject', revision: '1' },
+      });
+      assert.equal(decide.status(), 403);
+      // The same session against the API's write routes.
+      for (const [method, route, data] of [
+        ['POST', '/api/v1/tenants/client-a/changes', { type: 'normal', title: 'x', risk_answers: {} }],
+        ['PUT', '/api/v1/tenants/client-a/policy', {}],
+        ['POST', `/api/v1/tenants/client-a/changes/${number}/cancel`, { note: 'x' }],
+      ]) {
+        const res = await page.request.fetch(server.url + route, { method, data });
+        assert.equal(res.status(), 403, `${method} ${route}`);
+      }
+    });
+  });
+}
