@@ -124,3 +124,53 @@ pub async fn approval_requests(
     }
     Ok((messages, links))
 }
+
+/// Who is told of a change's outcome: its requester and every e-mail
+/// address written in its communication plan.
+pub async fn told_of(store: &dyn Store, c: &Change) -> Result<Vec<Email>, ApiError> {
+    let mut to: Vec<Email> = c
+        .content
+        .communication_plan
+        .split(|ch: char| ch.is_whitespace() || matches!(ch, ',' | ';' | '<' | '>' | '(' | ')'))
+        .map(|w| w.trim_matches(|ch: char| matches!(ch, '.' | ':' | '"' | '\'')))
+        .filter(|w| w.contains('@'))
+        .filter_map(|w| Email::parse(w).ok())
+        .collect();
+    if let Ok(requester) = Email::parse(&Emails::load(store, [c.requester]).await?.of(c.requester))
+    {
+        to.push(requester);
+    }
+    to.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    to.dedup();
+    Ok(to)
+}
+
+/// A notice of `c`'s outcome (`approved`, `rejected`, `implemented`, ...)
+/// to everyone the communication plan names, and the requester.
+pub async fn outcome_notices(
+    store: &dyn Store,
+    public_url: &str,
+    tenant: &changegate_store::Tenant,
+    c: &Change,
+    outcome: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<NewMessage>, ApiError> {
+    let body = format!(
+        "{number} for {name} ({title}) is {outcome}.\n\n{public_url}/t/{slug}/changes/{number}\n\n\
+         You receive this notice because the change's communication plan names you, or you requested it.\n",
+        number = c.number,
+        name = tenant.name,
+        title = c.content.title,
+        slug = tenant.slug,
+    );
+    Ok(told_of(store, c)
+        .await?
+        .into_iter()
+        .map(|recipient| NewMessage {
+            recipient,
+            subject: format!("[changegate] {} {outcome}: {}", c.number, c.content.title),
+            body: body.clone(),
+            at: now,
+        })
+        .collect())
+}

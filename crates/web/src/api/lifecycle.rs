@@ -414,7 +414,22 @@ pub(crate) async fn record_decision(
         if let Some(l) = &link {
             events.push(event(t, &c, "approval-link.used", l.detail.clone(), now));
         }
+        let messages = match c.state {
+            ChangeState::Approved | ChangeState::Rejected if !retrospective => {
+                crate::mail::outcome_notices(
+                    store,
+                    &state.public_url,
+                    &t.tenant,
+                    &c,
+                    c.state.as_str(),
+                    now,
+                )
+                .await?
+            }
+            _ => Vec::new(),
+        };
         let write = ChangeWrite {
+            messages,
             use_link: link.as_ref().map(|l| l.token_hash.clone()),
             approval: Some(NewApproval {
                 approver: t.caller.user,
@@ -607,12 +622,22 @@ pub async fn complete(
             now,
         ));
     }
+    let messages = crate::mail::outcome_notices(
+        state.store.as_ref(),
+        &state.public_url,
+        &t.tenant,
+        &c,
+        "implemented",
+        now,
+    )
+    .await?;
     let saved = save(
         &state,
         &c,
         expected,
         ChangeWrite {
             events,
+            messages,
             ..Default::default()
         },
     )
@@ -656,12 +681,22 @@ pub async fn fail(
         json!({ "note": body.note, "restored": body.restored }),
         now,
     )];
+    let messages = crate::mail::outcome_notices(
+        state.store.as_ref(),
+        &state.public_url,
+        &t.tenant,
+        &c,
+        to.as_str(),
+        now,
+    )
+    .await?;
     let saved = save(
         &state,
         &c,
         expected,
         ChangeWrite {
             events,
+            messages,
             ..Default::default()
         },
     )

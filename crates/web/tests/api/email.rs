@@ -274,7 +274,60 @@ async fn an_undelivered_message_is_retried_once_the_relay_is_back(app: TestApp) 
     assert_eq!(sink.wait_for(2).await.len(), 2);
 }
 
+async fn the_communication_plan_and_the_requester_are_told_the_outcome(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let mut body = normal_change("Rotate certificates", low_risk());
+    body["communication_plan"] =
+        json!("Service desk <desk@client-a.example>; ops@msp.example, and the night shift.");
+    let c = m
+        .eve
+        .post(&format!("{A}/changes"), body)
+        .await
+        .status(201)
+        .json;
+    let n = c["number"].as_str().expect("number").to_string();
+    m.eve
+        .post(&format!("{A}/changes/{n}/submit"), json!({}))
+        .await
+        .ok();
+    let sink = SmtpSink::start().await;
+    send_due(app.store.as_ref(), &mailer(&sink), app.now())
+        .await
+        .expect("a pass");
+    let requests = sink.wait_for(2).await.len(); // tom and tina
+    m.tom
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve" }),
+        )
+        .await
+        .ok();
+    let sent = send_due(app.store.as_ref(), &mailer(&sink), app.now())
+        .await
+        .expect("a pass");
+    assert_eq!(sent.delivered, 3, "desk, ops and the requester");
+    let messages = sink.wait_for(requests + 3).await;
+    let notices = &messages[requests..];
+    for who in [
+        "desk@client-a.example",
+        "ops@msp.example",
+        "eve@msp.example",
+    ] {
+        let m = notices
+            .iter()
+            .find(|m| m.contains(&format!("To: {who}")))
+            .unwrap_or_else(|| panic!("no notice to {who}"));
+        assert!(
+            m.contains(&format!(
+                "Subject: [changegate] {n} approved: Rotate certificates"
+            )),
+            "{m}"
+        );
+    }
+}
+
 crate::on_both!(
+    the_communication_plan_and_the_requester_are_told_the_outcome,
     an_approver_decides_from_the_link_and_a_scanner_decides_nothing,
     a_high_risk_link_needs_the_code_and_a_new_revision_or_time_voids_links,
     an_undelivered_message_is_retried_once_the_relay_is_back,
