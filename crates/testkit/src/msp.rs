@@ -135,6 +135,33 @@ impl Msp {
     }
 }
 
+impl Msp {
+    /// Eve raises "Upgrade payments" in client-a with `risk` answers and
+    /// submits it: its number, awaiting approval.
+    pub async fn submitted(&self, risk: serde_json::Value) -> String {
+        let c = self
+            .eve
+            .post(
+                "/api/v1/tenants/client-a/changes",
+                normal_change("Upgrade payments", risk),
+            )
+            .await
+            .status(201)
+            .json;
+        let n = c["number"].as_str().expect("number").to_string();
+        let submitted = self
+            .eve
+            .post(
+                &format!("/api/v1/tenants/client-a/changes/{n}/submit"),
+                json!({}),
+            )
+            .await
+            .ok();
+        assert_eq!(submitted["state"], "awaiting-approval");
+        n
+    }
+}
+
 /// Risk answers scoring `high` on the default questionnaire (production + outage).
 pub fn high_risk() -> serde_json::Value {
     json!({ "production": "yes", "outage": "yes", "untested": "no", "no-backout": "no" })

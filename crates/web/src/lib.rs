@@ -97,21 +97,29 @@ pub struct RouteInfo {
     pub access: Access,
 }
 
+/// One row of a route or page table.
+pub(crate) fn row(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    handler: MethodRouter<AppState>,
+) -> (RouteInfo, MethodRouter<AppState>) {
+    (
+        RouteInfo {
+            method,
+            path,
+            access,
+        },
+        handler,
+    )
+}
+
 /// Every route, once: method, path, access and handler.
 fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
     use Access::*;
     use Action::*;
     use api::*;
-    let r = |method, path, access, handler| {
-        (
-            RouteInfo {
-                method,
-                path,
-                access,
-            },
-            handler,
-        )
-    };
+    let r = row;
     vec![
         r("GET", "/healthz", Public, get(meta::healthz)),
         r("GET", "/readyz", Public, get(meta::readyz)),

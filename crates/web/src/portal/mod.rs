@@ -29,16 +29,7 @@ use crate::{Access, AppState, RouteInfo};
 fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
     use Access::*;
     use Action::*;
-    let r = |method, path, access, handler| {
-        (
-            RouteInfo {
-                method,
-                path,
-                access,
-            },
-            handler,
-        )
-    };
+    let r = crate::row;
     vec![
         r("GET", "/", Public, get(pages::home)),
         r("GET", "/static/app.css", Public, get(pages::stylesheet)),

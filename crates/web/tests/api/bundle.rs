@@ -2,7 +2,7 @@
 //! cluster, with an ETag, and a long-poll answers as soon as an approval
 //! changes the bundle.
 
-use changegate_testkit::msp::{Msp, low_risk, normal_change};
+use changegate_testkit::msp::{Msp, low_risk};
 use changegate_testkit::{Actor, TestApp};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -46,27 +46,9 @@ async fn clusters(app: &TestApp) -> (Msp, Actor, Actor) {
     (m, eu, us)
 }
 
-async fn awaiting_change(m: &Msp) -> String {
-    let c = m
-        .eve
-        .post(
-            &format!("{A}/changes"),
-            normal_change("Upgrade payments", low_risk()),
-        )
-        .await
-        .status(201)
-        .json;
-    let n = c["number"].as_str().expect("number").to_string();
-    m.eve
-        .post(&format!("{A}/changes/{n}/submit"), json!({}))
-        .await
-        .ok();
-    n
-}
-
 async fn a_cluster_gets_only_the_tenants_bound_to_it(app: TestApp) {
     let (m, eu, us) = clusters(&app).await;
-    let n = awaiting_change(&m).await;
+    let n = m.submitted(low_risk()).await;
     let b = eu.get("/api/v1/agent/bundle").await.ok();
     assert_eq!(b["cluster"], "prod-eu");
     let tenants: Vec<&str> = b["tenants"]
@@ -102,7 +84,7 @@ async fn a_cluster_gets_only_the_tenants_bound_to_it(app: TestApp) {
 
 async fn an_approval_reaches_a_long_polling_agent_at_once(app: TestApp) {
     let (m, eu, _) = clusters(&app).await;
-    let n = awaiting_change(&m).await;
+    let n = m.submitted(low_risk()).await;
     let first = eu.get("/api/v1/agent/bundle").await.status(200);
     let etag = first
         .headers

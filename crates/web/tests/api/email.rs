@@ -13,24 +13,6 @@ use serde_json::{Value, json};
 
 const A: &str = "/api/v1/tenants/client-a";
 
-async fn submitted(m: &Msp, risk: Value) -> String {
-    let c = m
-        .eve
-        .post(
-            &format!("{A}/changes"),
-            normal_change("Upgrade payments", risk),
-        )
-        .await
-        .status(201)
-        .json;
-    let n = c["number"].as_str().expect("number").to_string();
-    m.eve
-        .post(&format!("{A}/changes/{n}/submit"), json!({}))
-        .await
-        .ok();
-    n
-}
-
 fn mailer(sink: &SmtpSink) -> Mailer {
     Mailer::new(&sink.url(), "changegate <changes@msp.example>").expect("a mailer")
 }
@@ -75,7 +57,7 @@ async fn events(app: &TestApp, action: &str) -> Vec<Value> {
 
 async fn an_approver_decides_from_the_link_and_a_scanner_decides_nothing(app: TestApp) {
     let m = Msp::setup(&app).await;
-    let n = submitted(&m, low_risk()).await; // msp-tech: tom and tina
+    let n = m.submitted(low_risk()).await; // msp-tech: tom and tina
     let sink = SmtpSink::start().await;
     let sent = send_due(app.store.as_ref(), &mailer(&sink), app.now())
         .await
@@ -163,7 +145,7 @@ async fn an_approver_decides_from_the_link_and_a_scanner_decides_nothing(app: Te
 
 async fn a_high_risk_link_needs_the_code_and_a_new_revision_or_time_voids_links(app: TestApp) {
     let m = Msp::setup(&app).await;
-    let n = submitted(&m, high_risk()).await; // msp-tech and client-a-business
+    let n = m.submitted(high_risk()).await; // msp-tech and client-a-business
     let sink = SmtpSink::start().await;
     send_due(app.store.as_ref(), &mailer(&sink), app.now())
         .await
@@ -238,7 +220,7 @@ async fn a_high_risk_link_needs_the_code_and_a_new_revision_or_time_voids_links(
 
 async fn an_undelivered_message_is_retried_once_the_relay_is_back(app: TestApp) {
     let m = Msp::setup(&app).await;
-    submitted(&m, low_risk()).await;
+    m.submitted(low_risk()).await;
     // A relay that is down: a port nobody listens on.
     let addr = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

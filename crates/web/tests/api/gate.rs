@@ -3,7 +3,7 @@
 //! change or, uncovered, records an unauthorized deployment; a gate token
 //! reaches nothing else.
 
-use changegate_testkit::msp::{Msp, low_risk, normal_change};
+use changegate_testkit::msp::{Msp, low_risk};
 use changegate_testkit::{Actor, TestApp};
 use chrono::{TimeDelta, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -59,26 +59,6 @@ async fn check(who: &Actor, body: Value) -> Value {
     who.post("/api/v1/gate/check", body).await.ok()
 }
 
-async fn approved_change(m: &Msp) -> String {
-    let c = m
-        .eve
-        .post(
-            &format!("{A}/changes"),
-            normal_change("Upgrade payments", low_risk()),
-        )
-        .await
-        .status(201)
-        .json;
-    let n = c["number"].as_str().expect("number").to_string();
-    let submitted = m
-        .eve
-        .post(&format!("{A}/changes/{n}/submit"), json!({}))
-        .await
-        .ok();
-    assert_eq!(submitted["state"], "awaiting-approval");
-    n
-}
-
 async fn a_pipeline_ships_only_approved_content_in_the_window_and_records_it(app: TestApp) {
     let m = governed(&app).await;
     let pipeline = pipeline_of(&app, &m.ian).await;
@@ -91,7 +71,7 @@ async fn a_pipeline_ships_only_approved_content_in_the_window_and_records_it(app
     );
     assert_eq!(d["configuration_items"], json!(["payments-api"]));
 
-    let n = approved_change(&m).await;
+    let n = m.submitted(low_risk()).await;
     let d = check(&pipeline, ask(APPROVED)).await;
     assert_eq!(d["reason"], "not-approved", "{d}");
     assert_eq!(
@@ -174,7 +154,7 @@ async fn a_pipeline_ships_only_approved_content_in_the_window_and_records_it(app
 async fn a_deployment_no_approved_change_covers_is_recorded_as_unauthorized(app: TestApp) {
     let m = governed(&app).await;
     let pipeline = pipeline_of(&app, &m.ian).await;
-    let n = approved_change(&m).await; // awaiting approval
+    let n = m.submitted(low_risk()).await; // awaiting approval
     let r = check(&pipeline, record(APPROVED, "succeeded")).await;
     assert_eq!(r["verdict"], "deny");
     assert_eq!(

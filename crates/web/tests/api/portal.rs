@@ -5,7 +5,7 @@
 
 use changegate_core::authz::{self, Denied};
 use changegate_core::{Email, Role};
-use changegate_testkit::msp::{Msp, high_risk, normal_change};
+use changegate_testkit::msp::{Msp, high_risk};
 use changegate_testkit::{Actor, Resp, TestApp};
 use changegate_web::Access;
 use serde_json::json;
@@ -58,27 +58,9 @@ async fn sign_in(app: &TestApp, email: &str) -> Actor {
     app.browser(Some(set_cookie(&r, "changegate_session")))
 }
 
-async fn high_risk_change(m: &Msp) -> String {
-    let c = m
-        .eve
-        .post(
-            &format!("{A}/changes"),
-            normal_change("Upgrade payments", high_risk()),
-        )
-        .await
-        .status(201)
-        .json;
-    let n = c["number"].as_str().expect("number").to_string();
-    m.eve
-        .post(&format!("{A}/changes/{n}/submit"), json!({}))
-        .await
-        .ok();
-    n
-}
-
 async fn a_client_approver_signs_in_and_approves_from_the_change_page(app: TestApp) {
     let m = Msp::setup(&app).await;
-    let n = high_risk_change(&m).await;
+    let n = m.submitted(high_risk()).await;
     m.tom
         .post(
             &format!("{A}/changes/{n}/decisions"),
@@ -207,7 +189,7 @@ async fn a_client_approver_signs_in_and_approves_from_the_change_page(app: TestA
 
 async fn pages_show_nothing_of_another_tenant_and_give_no_auditor_a_write_control(app: TestApp) {
     let m = Msp::setup(&app).await;
-    let n = high_risk_change(&m).await;
+    let n = m.submitted(high_risk()).await;
     let page_path = format!("/t/client-a/changes/{n}");
 
     let bob = sign_in(&app, "bob@client-b.example").await;
@@ -258,7 +240,7 @@ async fn pages_show_nothing_of_another_tenant_and_give_no_auditor_a_write_contro
 /// decides.
 async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
     let m = Msp::setup(&app).await;
-    let n = high_risk_change(&m).await;
+    let n = m.submitted(high_risk()).await;
     let people = [
         "admin@msp.example",
         "eve@msp.example",
@@ -366,7 +348,7 @@ async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
 
 async fn a_cab_member_approves_in_the_board_agenda(app: TestApp) {
     let m = Msp::setup(&app).await;
-    let n = high_risk_change(&m).await;
+    let n = m.submitted(high_risk()).await;
     let tom = sign_in(&app, "tom@msp.example").await;
     let boards = tom.get("/t/client-a/boards").await.status(200);
     assert!(boards.text.contains("msp-tech</a>"), "{}", boards.text);
@@ -439,7 +421,7 @@ async fn a_cab_member_approves_in_the_board_agenda(app: TestApp) {
 
 async fn the_auditor_reads_a_period_of_evidence_with_no_write_control(app: TestApp) {
     let m = Msp::setup(&app).await;
-    let n = high_risk_change(&m).await;
+    let n = m.submitted(high_risk()).await;
     m.tom
         .post(
             &format!("{A}/changes/{n}/decisions"),
