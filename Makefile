@@ -6,7 +6,7 @@ CARGO ?= cargo
 # comes first, so tests and the demo stay inside the supported skew.
 export PATH := $(or $(CHANGEGATE_CACHE),$(HOME)/.cache/changegate)/bin:$(PATH)
 
-.PHONY: help build test test-unit test-api test-browser test-e2e demo demo-agent bench lint fmt crds openapi sqlx-prepare up down cluster-build cluster-up cluster-down cluster-reset
+.PHONY: help build test test-unit test-api test-browser test-e2e demo bench lint fmt generate openapi sqlx-prepare up down cluster-build cluster-up cluster-down cluster-reset
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -32,15 +32,11 @@ test-e2e: up ## the agent's end-to-end tests against the local control plane
 demo: build ## the MSP story on a fresh embedded database; leaves the server running on 127.0.0.1:8080
 	./demo/run.sh
 
-demo-agent: up ## the agent's walkthrough against the local control plane (custom resources)
-	./demo/cluster.sh
-
 bench: cluster-up ## benchmarks that print figures (see README); runs a release build of the agent
 	$(CARGO) build --release --bins
 	$(CARGO) bench --bench gate_decision
 	$(CARGO) bench --bench server_load
 	CHANGEGATE_BIN=$(CURDIR)/target/release/changegate localcluster/operator-up.sh
-	$(CARGO) bench --bench admission_decision
 	$(CARGO) bench --bench webhook_load
 
 lint: ## rustfmt and clippy, warnings are errors
@@ -50,9 +46,7 @@ lint: ## rustfmt and clippy, warnings are errors
 fmt: ## format the code
 	$(CARGO) fmt
 
-crds: ## regenerate crds/ and the chart's generated files from the agent's Rust types
-	$(CARGO) run -q --bin changegate -- crd > crds/changegate.dev.yaml
-	cp crds/changegate.dev.yaml charts/changegate/crds/changegate.dev.yaml
+generate: ## regenerate the chart's webhook configuration from the agent's code
 	$(CARGO) run -q --bin changegate -- webhooks > charts/changegate/templates/webhooks.yaml
 
 openapi: ## regenerate docs/openapi.json from the API's code
@@ -61,7 +55,7 @@ openapi: ## regenerate docs/openapi.json from the API's code
 sqlx-prepare: ## regenerate the stores' compile-time query data after a query or migration changed
 	scripts/sqlx-prepare.sh sqlite postgres
 
-up: cluster-up build ## control plane + CRDs + the agent as a local process (restarted on the current build)
+up: cluster-up build ## control plane + a changegate server + the agent as local processes (restarted on the current build)
 	localcluster/operator-up.sh
 
 down: ## stop the agent and the local control plane

@@ -13,7 +13,7 @@
 //!    the CPU each update costs the machine, the API server and the
 //!    operator.
 
-use changegate_agent::api::{ChangePolicy, ChangeRequest, MaintenanceWindow};
+use changegate_agent::bundle::{Bundle, BundleState, Snapshot};
 use changegate_agent::webhook::certs::{self, Lifetimes};
 use changegate_agent::webhook::metrics::Metrics;
 use changegate_agent::webhook::server::{self, App};
@@ -65,39 +65,50 @@ fn main() {
 
 // ---------------------------------------------------------------- part 1
 
-/// A tenant with `changes` ChangeRequests (the one covering payments-api
-/// among them) and `windows` MaintenanceWindows (one open now).
+/// A bundle with tenant client-a: `changes` approved changes on as many
+/// configuration items (the one covering payments-api among them, with the
+/// image the review ships) and `windows` maintenance windows (one open now).
 fn fixture_app(changes: usize, windows: usize) -> Arc<App> {
     let now = Utc::now();
     let fmt = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "client-a-prod", "labels": {"changegate.dev/tenant": "client-a"}}})).expect("ns");
-    let policy: ChangePolicy = serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "ChangePolicy", "metadata": {"name": "client-a"},
-        "spec": {"tenants": ["client-a"], "approvals": {"normal": [{"group": "client-a:approvers", "count": 1}]}}})).expect("policy");
-    let mut windows: Vec<MaintenanceWindow> = (0..windows - 1)
-        .map(|i| serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "MaintenanceWindow", "metadata": {"name": format!("w{i}"), "resourceVersion": "1"},
-            "spec": {"tenants": ["client-a"], "timeZone": "Europe/Berlin", "schedule": {"cron": format!("{} {} * * SAT", i % 60, i % 24), "duration": "1h"}}})).expect("window"))
-        .collect();
-    windows.push(serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "MaintenanceWindow", "metadata": {"name": "open-now", "resourceVersion": "1"},
-        "spec": {"tenants": ["client-a"], "timeZone": "UTC", "schedule": {"ranges": [{"start": fmt(now - ChronoDuration::hours(1)), "end": fmt(now + ChronoDuration::hours(6))}]}}})).expect("window"));
+    let mut window_specs = serde_json::Map::new();
+    for i in 0..windows - 1 {
+        window_specs.insert(format!("w{i}"), json!({"timeZone": "Europe/Berlin",
+            "schedule": {"cron": {"expr": format!("{} {} * * SAT", i % 60, i % 24), "duration": "1h"}}}));
+    }
+    window_specs.insert("open-now".into(), json!({"timeZone": "UTC",
+        "schedule": {"ranges": [{"start": fmt(now - ChronoDuration::hours(1)), "end": fmt(now + ChronoDuration::hours(6))}]}}));
     let covering = changes / 2;
-    let changes: Vec<ChangeRequest> = (0..changes)
+    let mut items = serde_json::Map::new();
+    let list: Vec<Value> = (0..changes)
         .map(|i| {
-            let target = if i == covering { "payments-api".to_string() } else { format!("svc-{i}") };
-            serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "ChangeRequest",
-                "metadata": {"name": format!("chg-{i:04}"), "namespace": "client-a-prod", "annotations": {"changegate.dev/requested-by": "bob"}},
-                "spec": {"type": "Normal", "title": "t", "targets": [{"kind": "Deployment", "name": target}]},
-                "status": {"approvals": [{"decision": "Approved", "approver": "alice", "groups": ["client-a:approvers"], "at": fmt(now)}]}}))
-            .expect("change")
+            let (item, name) = if i == covering {
+                ("payments-api".to_string(), "payments-api".to_string())
+            } else {
+                (format!("svc-{i}"), format!("svc-{i}"))
+            };
+            items.insert(item.clone(), json!({"kind": "kubernetes-workload", "enforcement": {"kubernetes":
+                {"cluster": "bench", "namespace": "client-a-prod", "kind": "Deployment", "name": name}}}));
+            json!({"number": format!("CHG-{}", i + 1), "kind": "normal", "state": "approved",
+                   "configurationItems": [item], "artifacts": ["r/p:2"], "fingerprint": "sha256:00",
+                   "plannedStart": null, "plannedEnd": null, "awaiting": []})
         })
         .collect();
+    let bundle: Bundle = serde_json::from_value(json!({"cluster": "bench", "tenants": [{
+        "tenant": "client-a", "enforcement": "Enforce", "window_required": ["normal"],
+        "configuration_items": items, "windows": window_specs, "changes": list}]}))
+    .expect("bundle");
+    let state = BundleState::default();
+    state.replace(Arc::new(Snapshot::new("\"bench\"".into(), bundle)), now);
     Arc::new(App {
-        stores: Stores::from_objects(changes, Vec::new(), windows, vec![policy], vec![ns]),
+        stores: Stores::from_namespaces(vec![ns]),
         operator_namespace: "changegate-system".into(),
-        operations_namespace: "changegate-system".into(),
-        controller_user: "changegate".into(),
         metrics: Metrics::default(),
         caches_synced: AtomicBool::new(true),
         certificate_loaded: AtomicBool::new(true),
+        bundle: Arc::new(state),
+        max_staleness: ChronoDuration::minutes(10),
     })
 }
 
@@ -345,7 +356,7 @@ async fn webhook_over_https(seconds: u64) {
 // ---------------------------------------------------------------- part 2
 
 async fn through_the_api_server(seconds: u64) {
-    use kube::api::{Api, Patch, PatchParams, PostParams};
+    use kube::api::{Api, Patch, PatchParams};
     println!(
         "\n== Deployment updates through the real API server, with the webhook against without it"
     );
@@ -363,11 +374,7 @@ async fn through_the_api_server(seconds: u64) {
     let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
         .await
         .expect("config");
-    let client = kube::Client::try_from(config.clone()).expect("client");
-    let mut approver_config = config;
-    approver_config.auth_info.impersonate = Some("bench-approver".into());
-    approver_config.auth_info.impersonate_groups = Some(vec!["bench:approvers".into()]);
-    let approver = kube::Client::try_from(approver_config).expect("approver client");
+    let client = kube::Client::try_from(config).expect("client");
 
     let now = Utc::now();
     let fmt = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
@@ -418,55 +425,14 @@ async fn through_the_api_server(seconds: u64) {
         .await
         .expect("register the null webhook");
     }
-    apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": {"name": "bench-approver", "namespace": "bench-gated"},
-        "rules": [{"apiGroups": ["changegate.dev"], "resources": ["changerequests", "changerequests/status"], "verbs": ["get", "patch", "update"]}]})).await;
-    apply(json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "bench-approver", "namespace": "bench-gated"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "bench-approver"},
-        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "bench:approvers"}]})).await;
-    apply(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "ChangePolicy", "metadata": {"name": "bench"},
-        "spec": {"tenants": ["bench"], "enforcement": std::env::var("CHANGEGATE_BENCH_ENFORCEMENT").unwrap_or_else(|_| "Enforce".into()), "approvals": {"normal": [{"group": "bench:approvers", "count": 1}]}}})).await;
-    apply(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "MaintenanceWindow", "metadata": {"name": "bench-open"},
-        "spec": {"tenants": ["bench"], "timeZone": "UTC", "schedule": {"ranges": [{"start": fmt(now - ChronoDuration::hours(1)), "end": fmt(now + ChronoDuration::hours(3))}]}}})).await;
-    let changes: Api<ChangeRequest> = Api::namespaced(client.clone(), "bench-gated");
-    let change: ChangeRequest = serde_json::from_value(json!({"apiVersion": "changegate.dev/v1alpha1", "kind": "ChangeRequest", "metadata": {"name": "bench-change"},
-        "spec": {"type": "Normal", "title": "benchmark", "targets": [{"kind": "Deployment", "selector": {"matchLabels": {"app": "bench"}}}]}})).expect("change");
-    let _ = changes.create(&PostParams::default(), &change).await;
-    let approvals: Api<ChangeRequest> = Api::namespaced(approver, "bench-gated");
-    let approved = approvals
-        .get_status("bench-change")
-        .await
-        .expect("change")
-        .approvals()
-        .iter()
-        .any(|a| a.approver.as_deref() == Some("bench-approver"));
-    if !approved {
-        let patch =
-            json!({"status": {"approvals": [{"decision": "Approved", "comment": "benchmark"}]}});
-        // The webhook's stores may not have seen the policy yet.
-        let mut last = None;
-        for _ in 0..100 {
-            match approvals
-                .patch_status(
-                    "bench-change",
-                    &PatchParams::default(),
-                    &Patch::Merge(patch.clone()),
-                )
-                .await
-            {
-                Ok(_) => {
-                    last = None;
-                    break;
-                }
-                Err(e) => {
-                    last = Some(e);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-        if let Some(e) = last {
-            panic!("cannot approve the benchmark change: {e}");
-        }
-    }
+    // On the server of `make up`: tenant `bench` with an item bound to
+    // every `app: bench` Deployment of bench-gated, and an approved change
+    // shipping their image.
+    approve_on_the_server(
+        &std::env::var("CHANGEGATE_BENCH_ENFORCEMENT").unwrap_or_else(|_| "Enforce".into()),
+        &fmt(now - ChronoDuration::hours(1)),
+        &fmt(now + ChronoDuration::hours(3)),
+    );
     for ns in ["bench-gated", "bench-ungated", "bench-null"] {
         let api: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(client.clone(), ns);
         for d in 0..DEPLOYMENTS {
@@ -829,4 +795,78 @@ fn spread(values: &mut [f64], unit: &str) -> String {
         "{:.1}{unit} ({min:.1}-{max:.1}{unit})",
         values[values.len() / 2]
     )
+}
+
+/// Sets up tenant `bench` on the server `make up` started and approves its
+/// change, through the binary's client commands.
+fn approve_on_the_server(enforcement: &str, window_start: &str, window_end: &str) {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let bin = std::env::var("CHANGEGATE_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_changegate").to_string());
+    let admin = std::fs::read_to_string(format!("{root}/.cluster/server/admin-token"))
+        .expect("the admin token of `make up`");
+    let run = |token: &str, args: &[&str]| {
+        let out = std::process::Command::new(&bin)
+            .args(args)
+            .env("CHANGEGATE_SERVER", "http://127.0.0.1:9180")
+            .env(
+                "CHANGEGATE_DATA_DIR",
+                format!("{root}/.cluster/server/data"),
+            )
+            .env("CHANGEGATE_TOKEN", token.trim())
+            .output()
+            .expect("run changegate");
+        assert!(
+            out.status.success(),
+            "changegate {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let yaml = format!(
+        "kind: Tenant\nslug: bench\nname: Bench\ntimeZone: UTC\n---\n\
+         kind: User\ntenant: bench\nemail: eve@bench.example\nname: Eve\nroles: [requester]\n---\n\
+         kind: User\ntenant: bench\nemail: carol@bench.example\nname: Carol\nroles: [business-approver]\n---\n\
+         kind: Board\ntenant: bench\nname: client\nspec: {{ members: [role:business-approver], rule: any }}\n---\n\
+         kind: Policy\ntenant: bench\nspec:\n  enforcement: {enforcement}\n  routing: {{ normal: [ {{ from: low, boards: [client] }} ] }}\n  windowRequired: [normal]\n---\n\
+         kind: Window\ntenant: bench\nname: bench-open\nspec: {{ timeZone: UTC, schedule: {{ ranges: [ {{ start: \"{window_start}\", end: \"{window_end}\" }} ] }} }}\n---\n\
+         kind: ConfigurationItem\ntenant: bench\nname: bench\nspec: {{ kind: kubernetes-workload, enforcement: {{ kubernetes: \
+         {{ cluster: local, namespace: bench-gated, kind: Deployment, selector: {{ app: bench }} }} }} }}\n"
+    );
+    let file = std::env::temp_dir().join(format!("changegate-bench-{}.yaml", std::process::id()));
+    std::fs::write(&file, yaml).expect("write the tenant");
+    run(&admin, &["apply", "-f", &file.to_string_lossy()]);
+    let _ = std::fs::remove_file(&file);
+    let eve = run(&admin, &["admin", "token", "eve@bench.example"]);
+    let carol = run(&admin, &["admin", "token", "carol@bench.example"]);
+    let created = run(
+        &eve,
+        &[
+            "change",
+            "create",
+            "--tenant",
+            "bench",
+            "--title",
+            "benchmark",
+            "--ci",
+            "bench",
+            "--artifact",
+            "example.com/bench:1",
+            "--risk",
+            "production=no",
+            "--risk",
+            "outage=no",
+            "--risk",
+            "untested=no",
+            "--risk",
+            "no-backout=no",
+        ],
+    );
+    let number = created
+        .split_whitespace()
+        .next()
+        .expect("number")
+        .to_string();
+    run(&eve, &["change", "submit", &number, "--tenant", "bench"]);
+    run(&carol, &["change", "approve", &number, "--tenant", "bench"]);
 }

@@ -6,6 +6,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 quiet=0; [[ "${1:-}" == "--quiet" ]] && quiet=1
 # The operator talks to this cluster: it goes first.
 stop_operator
+stop_server
 
 for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do
   c="${COMPONENTS[i]}"

@@ -64,6 +64,26 @@ OPERATOR_NAMESPACE="${CHANGEGATE_NAMESPACE:-changegate-system}"
 WEBHOOK_PORT="${CHANGEGATE_WEBHOOK_PORT:-9443}"
 HEALTH_PORT="${CHANGEGATE_HEALTH_PORT:-9080}"
 
+# The server the agent takes its bundles from (make up), on the embedded database.
+SERVER_PID_FILE="$CLUSTER_DIR/server.pid"
+SERVER_PORT="${CHANGEGATE_SERVER_PORT:-9180}"
+SERVER_URL="http://127.0.0.1:$SERVER_PORT"
+SERVER_DIR="$CLUSTER_DIR/server"
+AGENT_CACHE="$CLUSTER_DIR/agent-cache"
+# The name the server knows this cluster by; configuration items bind to it.
+CLUSTER_NAME="${CHANGEGATE_CLUSTER_NAME:-local}"
+
+stop_server() {
+  local pid; pid="$(cat "$SERVER_PID_FILE" 2>/dev/null || true)"
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+    log "stopping the server ($pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  rm -f "$SERVER_PID_FILE"
+}
+
 stop_operator() {
   local pid; pid="$(cat "$OPERATOR_PID_FILE" 2>/dev/null || true)"
   if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then

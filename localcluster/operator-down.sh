@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops the local operator process started by `make up`.
+# Stops the agent and the server processes started by `make up`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 stop_operator
+stop_server

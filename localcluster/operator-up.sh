@@ -1,46 +1,75 @@
 #!/usr/bin/env bash
-# Runs the changegate operator as a local process against the local control
-# plane (`make up`): installs the CRDs, (re)starts the operator from the
-# current build with its webhooks registered on loopback, and returns once
-# the webhooks answer. Logs: .cluster/logs/operator.log; pid: .cluster/operator.pid.
+# Runs changegate against the local control plane (`make up`): (re)starts a
+# server on a fresh embedded database with an administrator and this
+# cluster registered, then the agent from the current build, with its
+# webhook registered on loopback and its bundle long-polled from that
+# server; returns once both answer. Logs: .cluster/logs/{server,operator}.log;
+# admin token: .cluster/server/admin-token.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 BIN="${CHANGEGATE_BIN:-$REPO_ROOT/target/debug/changegate}"
-[[ -x "$BIN" ]] || die "no operator binary at $BIN: run 'cargo build' (make up does)"
+[[ -x "$BIN" ]] || die "no changegate binary at $BIN: run 'cargo build' (make up does)"
 [[ -f "$KUBECONFIG_PATH" ]] || die "no cluster: run 'make cluster-up' (make up does)"
 
 stop_operator
+stop_server
 
-kubectl_admin apply --server-side --force-conflicts --field-manager=changegate-install -f "$REPO_ROOT/crds/changegate.dev.yaml" >/dev/null
-kubectl_admin wait --for=condition=Established --timeout=60s -f "$REPO_ROOT/crds/changegate.dev.yaml" >/dev/null
 kubectl_admin create namespace "$OPERATOR_NAMESPACE" --dry-run=client -o yaml | kubectl_admin apply -f - >/dev/null
+# Custom resources of earlier versions are not served any more.
+kubectl_admin delete crd changerequests.changegate.dev releases.changegate.dev \
+  maintenancewindows.changegate.dev changepolicies.changegate.dev --ignore-not-found >/dev/null
 
-log "starting the operator ($BIN)"
-# The admin certificate's user (CN=changegate-admin) is the controller identity locally.
+# The server: a fresh embedded database per `make up`, an administrator,
+# and this cluster registered as `local` with its agent token.
+rm -rf "$SERVER_DIR" "$AGENT_CACHE"
+mkdir -p "$SERVER_DIR"
+log "starting the server on $SERVER_URL ($BIN)"
+RUST_LOG="${RUST_LOG:-info}" setsid nohup "$BIN" serve --listen "127.0.0.1:$SERVER_PORT" \
+  --data-dir "$SERVER_DIR/data" --public-url "$SERVER_URL" >>"$LOGS/server.log" 2>&1 </dev/null &
+echo $! >"$SERVER_PID_FILE"
+server_alive() { kill -0 "$(cat "$SERVER_PID_FILE")" 2>/dev/null || { tail -20 "$LOGS/server.log"; echo "the server exited; see $LOGS/server.log"; return 3; }; }
+server_ready() { server_alive && curl -fsS "$SERVER_URL/readyz"; }
+wait_for "the server to be ready" 60 server_ready
+CHANGEGATE_DATA_DIR="$SERVER_DIR/data" "$BIN" admin create-user --email admin@msp.example --name "Local admin" --admin >/dev/null
+CHANGEGATE_DATA_DIR="$SERVER_DIR/data" "$BIN" admin token admin@msp.example >"$SERVER_DIR/admin-token"
+curl -fsS -X POST "$SERVER_URL/api/v1/clusters" -H "authorization: Bearer $(cat "$SERVER_DIR/admin-token")" \
+  -H 'content-type: application/json' -d "{\"name\": \"$CLUSTER_NAME\"}" \
+  | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' >"$SERVER_DIR/agent-token"
+
+log "starting the agent ($BIN)"
 KUBECONFIG="$KUBECONFIG_PATH" RUST_LOG="${RUST_LOG:-info,kube=warn}" setsid nohup "$BIN" agent \
   --namespace "$OPERATOR_NAMESPACE" \
   --webhook-addr "127.0.0.1:$WEBHOOK_PORT" --health-addr "127.0.0.1:$HEALTH_PORT" \
   --webhook-url "https://127.0.0.1:$WEBHOOK_PORT" \
-  --controller-user changegate-admin \
+  --server "$SERVER_URL" --token-file "$SERVER_DIR/agent-token" --cache-dir "$AGENT_CACHE" \
   "$@" >>"$LOGS/operator.log" 2>&1 </dev/null &
 echo $! >"$OPERATOR_PID_FILE"
 
-operator_alive() { kill -0 "$(cat "$OPERATOR_PID_FILE")" 2>/dev/null || { tail -20 "$LOGS/operator.log"; echo "the operator exited; see $LOGS/operator.log"; return 3; }; }
+operator_alive() { kill -0 "$(cat "$OPERATOR_PID_FILE")" 2>/dev/null || { tail -20 "$LOGS/operator.log"; echo "the agent exited; see $LOGS/operator.log"; return 3; }; }
 ready() { operator_alive && curl -fsS "http://127.0.0.1:$HEALTH_PORT/readyz"; }
-wait_for "the operator to be ready" 60 ready
-# The webhooks answer when the API server relays their verdict: a window
-# with an unknown time zone is refused by changegate, not by the schema.
+wait_for "the agent to be ready" 60 ready
+# The webhook answers when the API server relays its verdict: a namespace
+# labelled for no tenant in particular is refused by changegate itself.
+kubectl_admin apply -f - >/dev/null <<'NS'
+apiVersion: v1
+kind: Namespace
+metadata: {name: changegate-probe, labels: {changegate.dev/tenant: ""}}
+NS
 webhook_answers() {
   local out
-  out="$(kubectl_admin create --dry-run=server -o name -f - 2>&1 <<'MW' || true
-apiVersion: changegate.dev/v1alpha1
-kind: MaintenanceWindow
-metadata: {name: changegate-readiness-probe}
-spec: {timeZone: Nowhere/Atlantis, schedule: {cron: "0 2 * * SAT", duration: 1h}}
-MW
+  out="$(kubectl_admin create --dry-run=server -o name -f - 2>&1 <<'PROBE' || true
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: changegate-readiness-probe, namespace: changegate-probe}
+spec:
+  selector: {matchLabels: {app: probe}}
+  template:
+    metadata: {labels: {app: probe}}
+    spec: {containers: [{name: app, image: example.com/probe:1}]}
+PROBE
 )"
-  [[ "$out" == *"unknown time zone"* ]] || { echo "$out"; return 1; }
+  [[ "$out" == *"denied the request: changegate: "* ]] || { echo "$out"; return 1; }
 }
-wait_for "the admission webhooks to answer" 60 webhook_answers
-log "operator ready: webhooks on https://127.0.0.1:$WEBHOOK_PORT, health on http://127.0.0.1:$HEALTH_PORT"
+wait_for "the admission webhook to answer" 60 webhook_answers
+log "agent ready: webhook on https://127.0.0.1:$WEBHOOK_PORT, health on http://127.0.0.1:$HEALTH_PORT; server on $SERVER_URL (admin token in $SERVER_DIR/admin-token)"

@@ -1,7 +1,8 @@
-//! `changegate agent`: the Kubernetes enforcement agent (admission
-//! webhooks with self-managed TLS, registration, rotation), as the
-//! operator ran it before the server became the record.
+//! `changegate agent`: the Kubernetes enforcement agent: admission
+//! webhooks with self-managed TLS, registration and rotation, deciding
+//! governed workloads from the bundle it long-polls from the server.
 
+use changegate_agent::bundle::sync::SyncSettings;
 use changegate_agent::operator::{self, Settings};
 use changegate_agent::webhook::certs::Lifetimes;
 use changegate_agent::webhook::registration::Endpoint;
@@ -11,12 +12,9 @@ use std::process::ExitCode;
 
 #[derive(Args)]
 pub struct AgentArgs {
-    /// The operator's own namespace: holds the TLS Secret and is never gated.
+    /// The agent's own namespace: holds the TLS Secret and is never gated.
     #[arg(long, env = "POD_NAMESPACE", default_value = "changegate-system")]
     namespace: String,
-    /// Releases here may reference changes in other namespaces (default: --namespace).
-    #[arg(long)]
-    operations_namespace: Option<String>,
     #[arg(long, default_value = "0.0.0.0:9443")]
     webhook_addr: SocketAddr,
     #[arg(long, default_value = "0.0.0.0:8080")]
@@ -40,12 +38,6 @@ pub struct AgentArgs {
     /// How often to check the certificate for renewal.
     #[arg(long, default_value = "1h")]
     cert_check_interval: kube::core::Duration,
-    /// The user the controller writes status as; only it may append history.
-    #[arg(
-        long,
-        default_value = "system:serviceaccount:changegate-system:changegate"
-    )]
-    controller_user: String,
     /// Do not create or update the webhook configurations (the chart owns them).
     #[arg(long)]
     no_register_webhooks: bool,
@@ -55,10 +47,55 @@ pub struct AgentArgs {
     cert_manager: bool,
     #[arg(long, default_value_t = 5)]
     webhook_timeout_seconds: i32,
+    /// The changegate server the agent takes its bundle from, e.g.
+    /// https://changegate.example.com. Without it every governed change is refused.
+    #[arg(long, env = "CHANGEGATE_SERVER")]
+    server: Option<String>,
+    /// A file holding this cluster's agent token (POST /api/v1/clusters
+    /// mints it); or set CHANGEGATE_AGENT_TOKEN.
+    #[arg(long, env = "CHANGEGATE_AGENT_TOKEN_FILE")]
+    token_file: Option<std::path::PathBuf>,
+    /// Where the bundle is cached, so a restarted agent decides while the
+    /// server is down.
+    #[arg(long, env = "CHANGEGATE_CACHE_DIR")]
+    cache_dir: Option<std::path::PathBuf>,
+    /// Refuse governed changes once the bundle has not been confirmed by
+    /// the server for this long (fail closed).
+    #[arg(long, default_value = "10m")]
+    max_staleness: kube::core::Duration,
+    /// How long one long-poll for a newer bundle waits on the server.
+    #[arg(long, default_value = "25s")]
+    bundle_wait: kube::core::Duration,
 }
 
 impl AgentArgs {
-    fn into_settings(self) -> Settings {
+    /// The bundle source, or why the flags do not make one.
+    fn sync(&self) -> Result<Option<SyncSettings>, String> {
+        let Some(server) = &self.server else {
+            return Ok(None);
+        };
+        let token = match (&self.token_file, std::env::var("CHANGEGATE_AGENT_TOKEN")) {
+            (Some(path), _) => std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read the agent token from {}: {e}", path.display()))?
+                .trim()
+                .to_string(),
+            (None, Ok(token)) => token.trim().to_string(),
+            (None, Err(_)) => {
+                return Err("--server needs the cluster's agent token: --token-file or CHANGEGATE_AGENT_TOKEN (POST /api/v1/clusters mints one)".into());
+            }
+        };
+        if token.is_empty() {
+            return Err("the agent token is empty".into());
+        }
+        Ok(Some(SyncSettings {
+            server: server.clone(),
+            token,
+            cache_dir: self.cache_dir.clone(),
+            wait: self.bundle_wait.into(),
+        }))
+    }
+
+    fn into_settings(self, sync: Option<SyncSettings>) -> Settings {
         let (endpoint, sans) = match &self.webhook_url {
             Some(url) => {
                 let host = url
@@ -82,9 +119,6 @@ impl AgentArgs {
             }
         };
         Settings {
-            operations_namespace: self
-                .operations_namespace
-                .unwrap_or_else(|| self.namespace.clone()),
             namespace: self.namespace,
             webhook_addr: self.webhook_addr,
             health_addr: self.health_addr,
@@ -97,10 +131,11 @@ impl AgentArgs {
                 ..Lifetimes::default()
             },
             cert_check_interval: self.cert_check_interval.into(),
-            controller_user: self.controller_user,
             register_webhooks: !self.no_register_webhooks && !self.cert_manager,
             external_tls: self.cert_manager,
             webhook_timeout_seconds: self.webhook_timeout_seconds,
+            sync,
+            max_staleness: self.max_staleness.into(),
         }
     }
 }
@@ -114,7 +149,14 @@ pub fn run(args: AgentArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(operator::run(args.into_settings())) {
+    let sync = match args.sync() {
+        Ok(sync) => sync,
+        Err(e) => {
+            eprintln!("changegate: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(operator::run(args.into_settings(sync))) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "changegate agent stopped");

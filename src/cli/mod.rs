@@ -51,9 +51,6 @@ enum Command {
     /// Verify a tenant's audit chain.
     #[command(subcommand)]
     Audit(change::AuditCommand),
-    /// Print the agent's CustomResourceDefinitions (development).
-    #[command(hide = true)]
-    Crd,
     /// Print the chart's webhook configurations (development).
     #[command(hide = true)]
     Webhooks,
@@ -92,16 +89,6 @@ pub fn main() -> ExitCode {
         Command::Change(args) => block_on(change::run(args)),
         Command::Audit(cmd) => block_on(change::audit(cmd)),
         Command::Gate(cmd) => block_on(gate::run(cmd)),
-        Command::Crd => match changegate_agent::api::crds_yaml() {
-            Ok(yaml) => {
-                print!("{yaml}");
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("changegate: cannot render CRDs: {e}");
-                ExitCode::FAILURE
-            }
-        },
         Command::Webhooks => match changegate_agent::webhook::registration::chart_template() {
             Ok(yaml) => {
                 print!("{yaml}");

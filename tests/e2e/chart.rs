@@ -1,7 +1,7 @@
 //! The Helm chart lints, renders in both TLS modes, and what it renders is
 //! accepted by the real API server (server-side dry run).
 
-use crate::support::{ensure_crds, kubectl_stdin};
+use crate::support::kubectl_stdin;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -39,6 +39,8 @@ fn render(extra: &[&str], only: &[&str]) -> String {
         chart.as_str(),
         "--namespace",
         "changegate-system",
+        "--set",
+        "server.url=https://changegate.example.com",
     ];
     args.extend_from_slice(extra);
     for file in only {
@@ -59,19 +61,25 @@ fn server_accepts(manifests: &str) {
 #[test]
 fn the_chart_lints_in_both_tls_modes() {
     let chart = chart();
-    run_helm(&["lint", &chart]);
-    run_helm(&["lint", &chart, "--set", "certManager.enabled=true"]);
+    let server = "server.url=https://changegate.example.com";
+    run_helm(&["lint", &chart, "--set", server]);
+    run_helm(&[
+        "lint",
+        &chart,
+        "--set",
+        server,
+        "--set",
+        "certManager.enabled=true",
+    ]);
 }
 
 #[test]
 fn the_self_managed_install_is_accepted_by_the_api_server_with_secure_defaults() {
-    ensure_crds();
     let manifests = render(
         &[],
         &[
             "templates/serviceaccount.yaml",
             "templates/rbac.yaml",
-            "templates/tenant-roles.yaml",
             "templates/deployment.yaml",
         ],
     );
@@ -82,6 +90,10 @@ fn the_self_managed_install_is_accepted_by_the_api_server_with_secure_defaults()
         "replicas: 2",
         "kind: PodDisruptionBudget",
         "allowPrivilegeEscalation: false",
+        "- agent",
+        "- --server=https://changegate.example.com",
+        "- --cache-dir=/var/cache/changegate",
+        "secretName: changegate-agent-token",
     ] {
         assert!(
             manifests.contains(expected),
@@ -94,7 +106,6 @@ fn the_self_managed_install_is_accepted_by_the_api_server_with_secure_defaults()
 
 #[test]
 fn the_cert_manager_install_renders_the_operators_webhook_configurations() {
-    ensure_crds();
     let webhooks = render(
         &["--set", "certManager.enabled=true"],
         &["templates/webhooks.yaml"],

@@ -1,9 +1,8 @@
 //! End-to-end tests against the local control plane (`make test-e2e`).
 //! Each test uses its own namespace and cleans up after itself.
 
-mod api;
 mod chart;
+mod enforcement;
 mod smoke;
 mod support;
 mod tls;
-mod webhook;

@@ -80,6 +80,16 @@ fn start_as(
         ])
         .args(["--webhook-url", &format!("https://127.0.0.1:{webhook}")])
         .args(["--cert-check-interval", "1s"])
+        // The server of `make up`: a bundle to be ready with.
+        .args([
+            "--server",
+            &crate::support::server::server().url,
+            "--token-file",
+        ])
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/.cluster/server/agent-token"
+        ))
         .args(extra)
         .env("KUBECONFIG", kubeconfig)
         .stdout(output.try_clone().expect("operator log"))
@@ -307,6 +317,7 @@ async fn the_charts_rbac_is_enough_for_the_operator() {
     let chart = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/changegate");
     let rendered = Command::new(&helm)
         .args(["template", "changegate", chart, "--namespace", &ns.name])
+        .args(["--set", "server.url=https://changegate.example.com"])
         .args([
             "--show-only",
             "templates/serviceaccount.yaml",
@@ -347,7 +358,7 @@ async fn the_charts_rbac_is_enough_for_the_operator() {
     let scratch = Scratch::new(&ns.name);
     let path = scratch.write_private("kubeconfig", &impersonating);
 
-    // Lists and watches every store, creates its TLS Secret, and (with
+    // Lists and watches namespaces, creates its TLS Secret, and (with
     // 40-second certificates) renews it: all under the chart's Roles.
     let (webhook, health) = free_ports();
     let mut operator = start_as(

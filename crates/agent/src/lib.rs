@@ -1,14 +1,10 @@
-//! changegate: ITIL change and release management for Kubernetes.
-//!
-//! `api` holds the resource types; the engines (`window`, `policy`,
-//! `change`, `admission`) are pure functions over them; Kubernetes I/O lives
-//! only at the edges.
+//! changegate's Kubernetes enforcement agent (DESIGN §7): it long-polls
+//! the server for its cluster's bundle (`bundle`), and its admission
+//! webhook decides governed workloads from it in memory (`enforce`, over
+//! the core's gate decision). Kubernetes I/O lives only at the edges
+//! (`webhook`, `operator`).
 
-pub mod admission;
-pub mod api;
-pub mod change;
+pub mod bundle;
+pub mod enforce;
 pub mod operator;
-pub mod policy;
-pub mod time;
 pub mod webhook;
-pub mod window;

@@ -2,6 +2,8 @@
 //! stores, the self-managed certificate, the HTTPS admission server, the
 //! health server, webhook registration and certificate rotation.
 
+use crate::bundle::BundleState;
+use crate::bundle::sync::{self, SyncSettings};
 use crate::webhook::certs::Lifetimes;
 use crate::webhook::registration::{self, Endpoint, Registration};
 use crate::webhook::server::{self, App};
@@ -38,7 +40,6 @@ pub enum OperatorError {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub namespace: String,
-    pub operations_namespace: String,
     pub webhook_addr: SocketAddr,
     pub health_addr: SocketAddr,
     pub endpoint: Endpoint,
@@ -46,13 +47,17 @@ pub struct Settings {
     pub sans: Vec<String>,
     pub lifetimes: Lifetimes,
     pub cert_check_interval: Duration,
-    pub controller_user: String,
     pub register_webhooks: bool,
     pub webhook_timeout_seconds: i32,
     /// The serving certificate is issued by cert-manager into `tls_secret`;
     /// the chart owns the webhook configurations and cert-manager injects
     /// their CA bundle.
     pub external_tls: bool,
+    /// Where and how the agent gets its bundle; `None` runs without a
+    /// server (every governed change is refused, saying so).
+    pub sync: Option<SyncSettings>,
+    /// Past this age the held bundle no longer admits changes.
+    pub max_staleness: Duration,
 }
 
 pub async fn run(settings: Settings) -> Result<(), OperatorError> {
@@ -64,14 +69,25 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
 
     let (stores, reflectors) = stores::start(&client);
     tokio::spawn(reflectors);
+    let bundle = Arc::new(BundleState::default());
+    match &settings.sync {
+        Some(sync_settings) => {
+            sync::restore(sync_settings, &bundle);
+            tokio::spawn(sync::run(sync_settings.clone(), bundle.clone()));
+        }
+        None => {
+            tracing::warn!("no --server: the agent has no bundle and refuses every governed change")
+        }
+    }
     let app = Arc::new(App {
         stores: stores.clone(),
         operator_namespace: settings.namespace.clone(),
-        operations_namespace: settings.operations_namespace.clone(),
-        controller_user: settings.controller_user.clone(),
         metrics: Metrics::default(),
         caches_synced: AtomicBool::new(false),
         certificate_loaded: AtomicBool::new(false),
+        bundle,
+        max_staleness: chrono::Duration::from_std(settings.max_staleness)
+            .unwrap_or(chrono::Duration::MAX),
     });
 
     let health = tokio::net::TcpListener::bind(settings.health_addr)
@@ -94,9 +110,10 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
         lifetimes: settings.lifetimes,
         external: settings.external_tls,
     };
-    let mut bundle = tls_secret::load(&client, &tls).await?;
-    let rustls =
-        RustlsConfig::from_config(tls_config(&bundle.serving).map_err(OperatorError::Certificate)?);
+    let mut tls_bundle = tls_secret::load(&client, &tls).await?;
+    let rustls = RustlsConfig::from_config(
+        tls_config(&tls_bundle.serving).map_err(OperatorError::Certificate)?,
+    );
     app.certificate_loaded.store(true, Ordering::Relaxed);
 
     // Listen before registering, so the API server never calls a webhook
@@ -143,7 +160,7 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
     // In cert-manager mode the chart owns the configurations (the CLI turns
     // registration off), so a CA change there is not ours to inject.
     if settings.register_webhooks {
-        register(bundle.ca.cert_pem.clone()).await?;
+        register(tls_bundle.ca.cert_pem.clone()).await?;
         tracing::info!("webhook configurations registered");
     }
 
@@ -152,7 +169,7 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
     loop {
         tokio::select! {
             _ = rotation.tick() => match tls_secret::load(&client, &tls).await {
-                Ok(current) if current != bundle => {
+                Ok(current) if current != tls_bundle => {
                     match tls_config(&current.serving) {
                         Ok(config) => rustls.reload_from_config(config),
                         Err(e) => {
@@ -162,12 +179,12 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
                     }
                     tracing::info!("serving the renewed certificate");
                     if settings.register_webhooks
-                        && current.ca != bundle.ca
+                        && current.ca != tls_bundle.ca
                         && let Err(e) = register(current.ca.cert_pem.clone()).await
                     {
                         tracing::error!(error = %e, "cannot inject the new CA bundle");
                     }
-                    bundle = current;
+                    tls_bundle = current;
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "certificate check failed; retrying at the next interval"),

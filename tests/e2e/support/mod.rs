@@ -5,11 +5,12 @@
 pub mod cluster;
 pub mod namespace;
 pub mod scratch;
+pub mod server;
 pub mod tenant;
 pub mod wait;
 
-pub use cluster::{admin, ensure_crds, kubectl, kubectl_as, kubectl_stdin};
+pub use cluster::{admin, kubectl, kubectl_stdin};
 pub use namespace::TestNamespace;
 pub use scratch::Scratch;
-pub use tenant::Tenant;
+pub use tenant::{Setup, Tenant};
 pub use wait::{wait_for, wait_until};

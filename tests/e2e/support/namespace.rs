@@ -36,7 +36,7 @@ impl TestNamespace {
         let mut labels = BTreeMap::from([("changegate.dev/e2e".to_string(), "true".to_string())]);
         if let Some(tenant) = tenant {
             labels.insert(
-                changegate_agent::api::TENANT_LABEL.to_string(),
+                changegate_agent::webhook::stores::TENANT_LABEL.to_string(),
                 tenant.to_string(),
             );
         }

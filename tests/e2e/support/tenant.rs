@@ -1,195 +1,237 @@
-//! A tenant for a webhook test: a governed namespace with requester and
-//! approver RoleBindings, plus the cluster-scoped policy and windows the
-//! test creates, all removed when the test ends.
+//! A tenant of the server for an enforcement test: its namespace in the
+//! cluster (labelled for it) holding one Deployment `web`, and on the
+//! server the tenant with a requester and a business approver, a board, a
+//! policy and the configuration item `web` bound to that Deployment in
+//! cluster `local`. The namespace is removed when the test ends; the
+//! server's records stay (they are append-only, and each test's tenant is
+//! its own).
 
-use super::cluster::{ensure_operator, kubectl, kubectl_stdin};
+use super::cluster::kubectl_stdin;
 use super::namespace::TestNamespace;
+use super::server::server;
 use super::wait::wait_until;
-use chrono::{DateTime, Duration, SecondsFormat, Utc};
-use serde_json::{Value, json};
-use std::sync::Mutex;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::json;
+use std::process::Output;
+use std::time::Duration;
+
+/// The cluster name `make up` registers this cluster under.
+pub const CLUSTER: &str = "local";
 
 pub struct Tenant {
     pub name: String,
     pub ns: TestNamespace,
-    cluster_objects: Mutex<Vec<String>>,
+    requester: String,
+    approver: String,
+}
+
+/// How a tenant's policy and windows are set up.
+pub struct Setup {
+    /// `Enforce` or `Warn`.
+    pub enforcement: &'static str,
+    /// When set, normal changes deploy only inside this one window.
+    pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Where its item `web` is bound; its own namespace when `None`.
+    pub bind_to: Option<String>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Setup {
+            enforcement: "Enforce",
+            window: None,
+            bind_to: None,
+        }
+    }
 }
 
 impl Tenant {
-    /// A fresh tenant `t-<unique>` owning one namespace. No policy yet: the
-    /// tenant is not governed until the test applies one.
-    pub async fn new(prefix: &str) -> Self {
-        ensure_operator();
+    /// A fresh tenant `t-<unique>` with its namespace and Deployment `web`
+    /// (image `example.com/web:1`), governed once this returns: the agent's
+    /// bundle has its item and refuses an update no change covers.
+    pub async fn new(prefix: &str, setup: Setup) -> Self {
         let probe = TestNamespace::new(prefix).await;
         let name = format!("t-{}", probe.name.rsplit('-').next().unwrap_or("x"));
         drop(probe);
         let ns = TestNamespace::for_tenant(prefix, &name).await;
-        let tenant = Self {
+        let tenant = Tenant {
+            requester: String::new(),
+            approver: String::new(),
             name,
             ns,
-            cluster_objects: Mutex::new(Vec::new()),
         };
-        tenant.bind("requester", &format!("{}:requesters", tenant.name));
-        tenant.bind("approver", &format!("{}:approvers", tenant.name));
-        tenant.bind("approver", "msp:cab");
-        tenant.until_the_webhook_knows_the_namespace().await;
+        // Before the server knows the tenant, the Deployment is not
+        // governed: it is created once the webhook's cache has the namespace.
+        wait_until(
+            &format!("Deployment web created in {}", tenant.ns.name),
+            Duration::from_secs(30),
+            || {
+                let out = tenant.apply_web("example.com/web:1", false);
+                async move { outcome(&out).map(|_| ()) }
+            },
+        )
+        .await;
+        let s = server();
+        let t = &tenant.name;
+        let mut yaml = format!(
+            "kind: Tenant\nslug: {t}\nname: Tenant {t}\ntimeZone: Europe/Berlin\n---\n\
+             kind: User\ntenant: {t}\nemail: eve@{t}.example\nname: Eve\nroles: [requester]\n---\n\
+             kind: User\ntenant: {t}\nemail: carol@{t}.example\nname: Carol\nroles: [business-approver]\n---\n\
+             kind: Board\ntenant: {t}\nname: client\nspec: {{ members: [role:business-approver], rule: any }}\n---\n\
+             kind: Policy\ntenant: {t}\nspec:\n  enforcement: {}\n  routing: {{ normal: [ {{ from: low, boards: [client] }} ] }}\n  windowRequired: [{}]\n---\n\
+             kind: ConfigurationItem\ntenant: {t}\nname: web\nspec: {{ kind: kubernetes-workload, enforcement: {{ kubernetes: \
+             {{ cluster: {CLUSTER}, namespace: {}, kind: Deployment, name: web }} }} }}\n",
+            setup.enforcement,
+            if setup.window.is_some() { "normal" } else { "" },
+            setup.bind_to.as_deref().unwrap_or(&tenant.ns.name),
+        );
+        if let Some((start, end)) = setup.window {
+            let at = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
+            yaml.push_str(&format!(
+                "---\nkind: Window\ntenant: {t}\nname: {t}-window\nspec:\n  timeZone: Europe/Berlin\n  \
+                 schedule: {{ ranges: [ {{ start: \"{}\", end: \"{}\" }} ] }}\n",
+                at(start),
+                at(end)
+            ));
+        }
+        s.apply(&yaml);
+        let tenant = Tenant {
+            requester: s.token(&format!("eve@{t}.example")),
+            approver: s.token(&format!("carol@{t}.example")),
+            ..tenant
+        };
+        if setup.bind_to.is_none() && setup.enforcement == "Enforce" {
+            tenant
+                .refused_eventually(
+                    "the agent's bundle to govern the namespace",
+                    "example.com/web:probe",
+                    "no change of",
+                )
+                .await;
+        }
         tenant
     }
 
-    /// The webhook refuses workloads in a labelled namespace its cache has
-    /// not seen yet; a server-side dry run is admitted once it has.
-    async fn until_the_webhook_knows_the_namespace(&self) {
-        self.until_the_probe("the webhook to see namespace", |out| out.status.success())
-            .await;
+    /// Server-side applies Deployment `web` with `image` (`dry_run`: the
+    /// API server's dry run, which admission judges the same way).
+    pub fn apply_web(&self, image: &str, dry_run: bool) -> Output {
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "namespace": self.ns.name, "labels": {"app": "web"}},
+            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}},
+                                  "spec": {"containers": [{"name": "app", "image": image}]}}}});
+        let mut args = vec![
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--field-manager=e2e",
+            "-f",
+            "-",
+        ];
+        if dry_run {
+            args.push("--dry-run=server");
+        }
+        kubectl_stdin(&args, &deployment.to_string())
     }
 
-    /// Server-side dry runs of a Deployment no change covers, until one
-    /// satisfies `seen`.
-    async fn until_the_probe(&self, what: &str, seen: impl Fn(&std::process::Output) -> bool) {
-        let probe = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "cache-probe"},
-            "spec": {"selector": {"matchLabels": {"app": "probe"}}, "template": {"metadata": {"labels": {"app": "probe"}},
-                     "spec": {"containers": [{"name": "app", "image": "example.com/probe:1"}]}}}})
-        .to_string();
-        let ns = self.ns.name.clone();
+    /// Raises a normal, low-risk change on `web` shipping `artifacts`, and
+    /// submits it: its number (`CHG-n`), awaiting the business approver.
+    pub fn raise(&self, artifacts: &[&str]) -> String {
+        let mut args = vec![
+            "change",
+            "create",
+            "--tenant",
+            &self.name,
+            "--title",
+            "Ship web",
+            "--ci",
+            "web",
+            "--risk",
+            "production=no",
+            "--risk",
+            "outage=no",
+            "--risk",
+            "untested=no",
+            "--risk",
+            "no-backout=no",
+        ];
+        for a in artifacts {
+            args.extend(["--artifact", a]);
+        }
+        let created = server().ok(Some(&self.requester), &args);
+        let number = created
+            .split_whitespace()
+            .next()
+            .expect("the change's number")
+            .to_string();
+        server().ok(
+            Some(&self.requester),
+            &["change", "submit", &number, "--tenant", &self.name],
+        );
+        number
+    }
+
+    pub fn approve(&self, number: &str) {
+        server().ok(
+            Some(&self.approver),
+            &["change", "approve", number, "--tenant", &self.name],
+        );
+    }
+
+    /// Applies `image` until it is admitted; the time it took.
+    pub async fn admitted_eventually(&self, what: &str, image: &str) -> Duration {
+        let started = std::time::Instant::now();
+        wait_until(what, Duration::from_secs(30), || {
+            let out = self.apply_web(image, false);
+            async move { outcome(&out).map(|_| ()) }
+        })
+        .await;
+        started.elapsed()
+    }
+
+    /// Applies `image` (dry run) until the webhook refuses it with a
+    /// message containing `needle`; the message.
+    pub async fn refused_eventually(&self, what: &str, image: &str, needle: &str) -> String {
+        wait_until(what, Duration::from_secs(90), || {
+            let out = self.apply_web(image, true);
+            let result = match outcome(&out) {
+                Err(e) if e.contains(needle) => Ok(e),
+                Err(e) => Err(format!("refused, but not for {needle:?}: {e}")),
+                Ok(said) => Err(format!("admitted: {said}")),
+            };
+            async move { result }
+        })
+        .await
+    }
+}
+
+/// kubectl's standard output when it succeeded, its error output otherwise.
+pub fn outcome(out: &Output) -> Result<String, String> {
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr))
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+impl Tenant {
+    /// Applies `image` until it is admitted with a warning containing
+    /// `needle` (Warn mode, once the bundle has the tenant); kubectl's output.
+    pub async fn admitted_and_warned_eventually(&self, image: &str, needle: &str) -> String {
         wait_until(
-            &format!("{what} {ns}"),
-            std::time::Duration::from_secs(30),
+            "an admission with a warning",
+            Duration::from_secs(30),
             || {
-                let out =
-                    kubectl_stdin(&["apply", "--dry-run=server", "-n", &ns, "-f", "-"], &probe);
-                let result = if seen(&out) {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "exit {:?}: {}",
-                        out.status.code(),
-                        String::from_utf8_lossy(&out.stderr)
-                    ))
+                let out = self.apply_web(image, true);
+                let result = match outcome(&out) {
+                    Ok(said) if said.contains(needle) => Ok(said),
+                    Ok(said) => Err(format!("admitted without the warning: {said}")),
+                    Err(e) => Err(format!("refused: {e}")),
                 };
                 async move { result }
             },
         )
-        .await;
+        .await
     }
-
-    /// Lets `group` act as `role` (requester or approver) in this tenant's namespace.
-    pub fn bind(&self, role: &str, group: &str) {
-        let binding = json!({
-            "apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
-            "metadata": {"name": format!("{role}-{}", group.replace(':', "-")), "namespace": self.ns.name},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": format!("changegate-e2e-{role}")},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": group}]
-        });
-        let out = kubectl_stdin(&["apply", "-f", "-"], &binding.to_string());
-        assert!(
-            out.status.success(),
-            "binding {group}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    pub fn requesters(&self) -> String {
-        format!("{}:requesters", self.name)
-    }
-
-    pub fn approvers(&self) -> String {
-        format!("{}:approvers", self.name)
-    }
-
-    /// Applies this tenant's ChangePolicy; `spec` is merged over a default
-    /// asking one approval from `<tenant>:approvers` for normal changes.
-    /// Returns once the webhook governs the namespace by it: a Deployment
-    /// no change covers is refused (Enforce) or admitted with a warning
-    /// (Warn). Call it once per tenant, before filing changes.
-    pub async fn policy(&self, spec: Value) {
-        let mut full = json!({"tenants": [self.name], "approvals": {"normal": [{"group": self.approvers(), "count": 1}]}});
-        if let (Value::Object(base), Value::Object(extra)) = (&mut full, spec) {
-            base.extend(extra);
-        }
-        let warn = full["enforcement"] == "Warn";
-        assert!(
-            full["enforcement"] != "Off",
-            "an Off policy cannot be told apart from none; test ungoverned namespaces without one"
-        );
-        self.apply_cluster("ChangePolicy", &format!("policy-{}", self.name), full);
-        self.until_the_probe("the webhook to govern namespace", |out| {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            if warn {
-                out.status.success() && stderr.contains("is not covered by an approved change")
-            } else {
-                !out.status.success() && stderr.contains("is not covered by an approved change")
-            }
-        })
-        .await;
-    }
-
-    /// Applies a MaintenanceWindow for this tenant named `<tenant>-<suffix>`; returns its name.
-    pub fn window(&self, suffix: &str, spec: Value) -> String {
-        let name = format!("{}-{suffix}", self.name);
-        let mut full = json!({"tenants": [self.name], "timeZone": "Europe/Berlin"});
-        if let (Value::Object(base), Value::Object(extra)) = (&mut full, spec) {
-            base.extend(extra);
-        }
-        self.apply_cluster("MaintenanceWindow", &name, full);
-        name
-    }
-
-    fn apply_cluster(&self, kind: &str, name: &str, spec: Value) {
-        let obj = json!({"apiVersion": "changegate.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec});
-        let out = kubectl_stdin(&["apply", "-f", "-"], &obj.to_string());
-        assert!(
-            out.status.success(),
-            "applying {kind} {name}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let key = format!("{}/{name}", kind.to_lowercase());
-        let mut objects = self
-            .cluster_objects
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !objects.contains(&key) {
-            objects.push(key);
-        }
-    }
-}
-
-impl Drop for Tenant {
-    fn drop(&mut self) {
-        let objects = self
-            .cluster_objects
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        for object in objects.iter() {
-            kubectl(&["delete", object, "--ignore-not-found", "--wait=false"]);
-        }
-    }
-}
-
-/// A window schedule that is open from an hour ago for `hours` more hours.
-pub fn open_now(hours: i64) -> Value {
-    ranges(
-        Utc::now() - Duration::hours(1),
-        Utc::now() + Duration::hours(hours),
-    )
-}
-
-/// A window schedule that opens in two days.
-pub fn opens_later() -> Value {
-    ranges(
-        Utc::now() + Duration::days(2),
-        Utc::now() + Duration::days(2) + Duration::hours(4),
-    )
-}
-
-/// A window schedule that closed an hour ago.
-pub fn closed_already() -> Value {
-    ranges(
-        Utc::now() - Duration::hours(5),
-        Utc::now() - Duration::hours(1),
-    )
-}
-
-fn ranges(start: DateTime<Utc>, end: DateTime<Utc>) -> Value {
-    let fmt = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
-    json!({"schedule": {"ranges": [{"start": fmt(start), "end": fmt(end)}]}})
 }

@@ -1,11 +1,12 @@
-//! The webhook configurations changegate registers, with the CA bundle
-//! injected: which requests reach which route, and which namespaces are
-//! never gated (kube-system, kube-node-lease, the operator's own).
+//! The webhook configuration the agent registers, with the CA bundle
+//! injected: which workload requests reach it (tenant-labelled namespaces
+//! only, so `failurePolicy: Fail` never reaches anything else), and which
+//! namespaces are never gated (kube-system, kube-node-lease, the agent's own).
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
-    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+    MutatingWebhookConfiguration, RuleWithOperations, ServiceReference, ValidatingWebhook,
+    ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::api::{ObjectMeta, Patch, PatchParams};
@@ -75,48 +76,11 @@ impl Registration<'_> {
         }
     }
 
-    pub fn mutating(&self) -> MutatingWebhookConfiguration {
-        MutatingWebhookConfiguration {
-            metadata: meta(),
-            webhooks: Some(vec![MutatingWebhook {
-                name: "changerequests.mutate.changegate.dev".into(),
-                client_config: self.client_config("/mutate/changerequests"),
-                rules: Some(vec![
-                    rule(
-                        &["CREATE"],
-                        "changegate.dev",
-                        "v1alpha1",
-                        &["changerequests"],
-                        "Namespaced",
-                    ),
-                    rule(
-                        &["UPDATE"],
-                        "changegate.dev",
-                        "v1alpha1",
-                        &["changerequests/status"],
-                        "Namespaced",
-                    ),
-                ]),
-                namespace_selector: Some(LabelSelector {
-                    match_expressions: Some(vec![self.never_gated(false)]),
-                    ..Default::default()
-                }),
-                failure_policy: Some("Fail".into()),
-                side_effects: "None".into(),
-                admission_review_versions: vec!["v1".into()],
-                timeout_seconds: Some(self.timeout_seconds),
-                reinvocation_policy: Some("Never".into()),
-                match_policy: Some("Equivalent".into()),
-                ..Default::default()
-            }]),
-        }
-    }
-
     pub fn validating(&self) -> ValidatingWebhookConfiguration {
         let governed = LabelSelector {
             match_expressions: Some(vec![
                 LabelSelectorRequirement {
-                    key: crate::api::TENANT_LABEL.into(),
+                    key: super::stores::TENANT_LABEL.into(),
                     operator: "Exists".into(),
                     values: None,
                 },
@@ -124,18 +88,14 @@ impl Registration<'_> {
             ]),
             ..Default::default()
         };
-        let anywhere = LabelSelector {
-            match_expressions: Some(vec![self.never_gated(false)]),
-            ..Default::default()
-        };
         let webhook = |name: &str,
                        path: &str,
                        rules: Vec<RuleWithOperations>,
-                       selector: Option<LabelSelector>| ValidatingWebhook {
+                       selector: LabelSelector| ValidatingWebhook {
             name: name.into(),
             client_config: self.client_config(path),
             rules: Some(rules),
-            namespace_selector: selector,
+            namespace_selector: Some(selector),
             failure_policy: Some("Fail".into()),
             side_effects: "None".into(),
             admission_review_versions: vec!["v1".into()],
@@ -162,43 +122,7 @@ impl Registration<'_> {
                         ),
                         rule(ops, "batch", "v1", &["cronjobs"], "Namespaced"),
                     ],
-                    Some(governed),
-                ),
-                webhook(
-                    "changerequests.validate.changegate.dev",
-                    "/validate/changerequests",
-                    vec![rule(
-                        &["CREATE", "UPDATE"],
-                        "changegate.dev",
-                        "v1alpha1",
-                        &["changerequests", "changerequests/status"],
-                        "Namespaced",
-                    )],
-                    Some(anywhere.clone()),
-                ),
-                webhook(
-                    "releases.validate.changegate.dev",
-                    "/validate/releases",
-                    vec![rule(
-                        &["CREATE", "UPDATE"],
-                        "changegate.dev",
-                        "v1alpha1",
-                        &["releases"],
-                        "Namespaced",
-                    )],
-                    Some(anywhere),
-                ),
-                webhook(
-                    "governance.validate.changegate.dev",
-                    "/validate/governance",
-                    vec![rule(
-                        &["CREATE", "UPDATE"],
-                        "changegate.dev",
-                        "v1alpha1",
-                        &["maintenancewindows", "changepolicies"],
-                        "Cluster",
-                    )],
-                    None,
+                    governed,
                 ),
             ]),
         }
@@ -235,18 +159,21 @@ fn rule(
     }
 }
 
-/// Applies both configurations (server-side apply, one field manager).
+/// Applies the validating configuration (server-side apply, one field
+/// manager) and removes the mutating one earlier versions registered for
+/// custom resources the agent no longer serves.
 pub async fn register(client: &Client, registration: &Registration<'_>) -> Result<(), kube::Error> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    // k8s-openapi serializes apiVersion and kind, as apply needs.
     let mutating: Api<MutatingWebhookConfiguration> = Api::all(client.clone());
-    mutating
-        .patch(
-            CONFIGURATION_NAME,
-            &params,
-            &Patch::Apply(registration.mutating()),
-        )
-        .await?;
+    match mutating
+        .delete(CONFIGURATION_NAME, &Default::default())
+        .await
+    {
+        Ok(_) => tracing::info!("removed the mutating webhook configuration of an earlier version"),
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(e) => return Err(e),
+    }
+    // k8s-openapi serializes apiVersion and kind, as apply needs.
     let validating: Api<ValidatingWebhookConfiguration> = Api::all(client.clone());
     validating
         .patch(
@@ -285,21 +212,12 @@ pub fn chart_template() -> Result<String, serde_yaml_ng::Error> {
         );
         meta
     };
-    let mut mutating = registration.mutating();
-    mutating.metadata = annotate(mutating.metadata);
     let mut validating = registration.validating();
     validating.metadata = annotate(validating.metadata);
-    for hook in mutating.webhooks.iter_mut().flatten() {
-        hook.client_config.ca_bundle = None;
-    }
     for hook in validating.webhooks.iter_mut().flatten() {
         hook.client_config.ca_bundle = None;
     }
-    let body = format!(
-        "---\n{}---\n{}",
-        serde_yaml_ng::to_string(&mutating)?,
-        serde_yaml_ng::to_string(&validating)?
-    );
+    let body = format!("---\n{}", serde_yaml_ng::to_string(&validating)?);
     let body = body.replace(
         "timeoutSeconds: 5",
         "timeoutSeconds: {{ .Values.webhook.timeoutSeconds }}",
@@ -379,12 +297,12 @@ mod tests {
             name: "changegate-webhook".into(),
             port: 443,
         };
-        let m = registration(&endpoint).mutating();
-        let service = m.webhooks.expect("webhooks")[0]
+        let v = registration(&endpoint).validating();
+        let service = v.webhooks.expect("webhooks")[0]
             .client_config
             .service
             .clone()
             .expect("service");
-        assert_eq!(service.path.as_deref(), Some("/mutate/changerequests"));
+        assert_eq!(service.path.as_deref(), Some("/validate/workloads"));
     }
 }

@@ -1,18 +1,13 @@
-//! The HTTPS admission routes and the plain-HTTP health and metrics routes.
-//! Handlers parse the AdmissionReview, read the in-memory stores, call the
-//! pure decision and answer; they make no API call.
+//! The HTTPS admission route and the plain-HTTP health and metrics routes.
+//! The handler parses the AdmissionReview, reads the namespace store and
+//! the bundle held in memory, calls the pure decision and answers; it
+//! makes no API call.
 
-use super::integrity;
 use super::metrics::Metrics;
 use super::review::{self, WorkloadObject};
-use super::stamp::{self, Identity};
-use super::stores::Stores;
-use crate::admission::{self, Operation, TenantView, WorkloadRequest};
-use crate::api::{
-    ChangePolicy, ChangeRequest, MaintenanceWindow, REQUESTED_BY, Release, TENANT_LABEL,
-    WorkloadKind,
-};
-use crate::window;
+use super::stores::{Stores, TENANT_LABEL};
+use crate::bundle::BundleState;
+use crate::enforce::{self, Operation};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -21,7 +16,6 @@ use axum::response::{IntoResponse, Json, Response};
 use axum::routing::{get, post};
 use chrono::Utc;
 use kube::Resource;
-use kube::core::DynamicObject;
 use kube::core::admission::{AdmissionRequest, AdmissionResponse, Operation as KubeOperation};
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -33,21 +27,20 @@ const GARBAGE_COLLECTOR: &str = "system:serviceaccount:kube-system:generic-garba
 /// Shared by every handler.
 pub struct App {
     pub stores: Stores,
+    /// The agent's own namespace: never gated.
     pub operator_namespace: String,
-    pub operations_namespace: String,
-    /// The identity the controller writes status with; only it may append history.
-    pub controller_user: String,
     pub metrics: Metrics,
     pub caches_synced: AtomicBool,
     pub certificate_loaded: AtomicBool,
+    /// The server's bundle workload admission decides from.
+    pub bundle: Arc<BundleState>,
+    /// Past this age (since the server last confirmed it) the bundle no
+    /// longer admits changes.
+    pub max_staleness: chrono::Duration,
 }
 
 pub fn admission_router(app: Arc<App>) -> Router {
     Router::new()
-        .route("/mutate/changerequests", post(mutate_changerequests))
-        .route("/validate/changerequests", post(validate_changerequests))
-        .route("/validate/releases", post(validate_releases))
-        .route("/validate/governance", post(validate_governance))
         .route("/validate/workloads", post(validate_workloads))
         .with_state(app)
 }
@@ -63,10 +56,13 @@ pub fn health_router(app: Arc<App>) -> Router {
 async fn readyz(State(app): State<Arc<App>>) -> Response {
     let synced = app.caches_synced.load(Ordering::Relaxed);
     let cert = app.certificate_loaded.load(Ordering::Relaxed);
-    if synced && cert {
+    let bundle = app.bundle.current().is_some();
+    if synced && cert && bundle {
         (StatusCode::OK, "ready").into_response()
     } else {
-        let why = format!("not ready: caches synced={synced}, certificate loaded={cert}");
+        let why = format!(
+            "not ready: caches synced={synced}, certificate loaded={cert}, bundle held={bundle}"
+        );
         (StatusCode::SERVICE_UNAVAILABLE, why).into_response()
     }
 }
@@ -87,35 +83,6 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 
 fn respond(response: AdmissionResponse) -> Response {
     Json(response.into_review()).into_response()
-}
-
-fn identity<T: Resource>(req: &AdmissionRequest<T>) -> Identity {
-    Identity {
-        username: req.user_info.username.clone().unwrap_or_default(),
-        groups: req.user_info.groups.clone().unwrap_or_default(),
-    }
-}
-
-fn typed<K: serde::de::DeserializeOwned>(
-    obj: Option<&DynamicObject>,
-    what: &str,
-) -> Result<K, String> {
-    let obj = obj.ok_or_else(|| format!("changegate: the request carries no {what}"))?;
-    let value = serde_json::to_value(obj)
-        .map_err(|e| format!("changegate: cannot read the {what}: {e}"))?;
-    serde_json::from_value(value).map_err(|e| format!("changegate: cannot read the {what}: {e}"))
-}
-
-/// Accepted, or denied with the check's message and the `refused` reason.
-fn answer(
-    response: AdmissionResponse,
-    verdict: Result<(), String>,
-    refused: &'static str,
-) -> (AdmissionResponse, &'static str) {
-    match verdict {
-        Ok(()) => (response, "Accepted"),
-        Err(e) => (response.deny(e), refused),
-    }
 }
 
 /// Runs a handler body with timing and the decision metric. A malformed
@@ -144,104 +111,6 @@ async fn handle<T: Resource + DeserializeOwned>(
     respond(response)
 }
 
-fn policy_for_namespace(app: &App, namespace: Option<&str>) -> Option<Arc<ChangePolicy>> {
-    app.stores.policy_for(&app.stores.tenant_of(namespace?)?)
-}
-
-async fn mutate_changerequests(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    handle::<DynamicObject>(&app, "mutate-changerequests", body, |_, req| {
-        let response = AdmissionResponse::from(req);
-        let who = identity(req);
-        let patch = match (&req.operation, req.sub_resource.as_deref()) {
-            // Without an object there is nothing to stamp: a patch computed
-            // against `null` would not apply.
-            (KubeOperation::Create, None) => {
-                typed::<serde_json::Value>(req.object.as_ref(), "ChangeRequest")
-                    .map(|value| stamp::on_create(&value, &who))
-            }
-            (KubeOperation::Update, Some("status")) => {
-                match (
-                    typed::<ChangeRequest>(req.old_object.as_ref(), "old ChangeRequest"),
-                    typed::<ChangeRequest>(req.object.as_ref(), "ChangeRequest"),
-                ) {
-                    (Ok(old), Ok(new)) => Ok(stamp::on_status_update(&old, &new, &who, Utc::now())),
-                    (Err(e), _) | (_, Err(e)) => Err(e),
-                }
-            }
-            _ => Ok(json_patch::Patch(Vec::new())),
-        };
-        match patch.and_then(|p| response.clone().with_patch(p).map_err(|e| e.to_string())) {
-            Ok(r) => (r, "Stamped"),
-            Err(e) => (response.deny(e), "Unreadable"),
-        }
-    })
-    .await
-}
-
-async fn validate_changerequests(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    handle::<DynamicObject>(&app, "validate-changerequests", body, |app, req| {
-        let response = AdmissionResponse::from(req);
-        let who = identity(req);
-        let new = match typed::<ChangeRequest>(req.object.as_ref(), "ChangeRequest") {
-            Ok(c) => c,
-            Err(e) => return (response.deny(e), "Unreadable"),
-        };
-        let verdict = match req.operation {
-            KubeOperation::Create => match new.requested_by() {
-                Some(by) if by == who.username => Ok(()),
-                _ => Err(format!(
-                    "changegate: the {REQUESTED_BY} annotation must name the creator ({}); is the changegate mutating webhook installed?",
-                    who.username
-                )),
-            },
-            KubeOperation::Update => match typed::<ChangeRequest>(req.old_object.as_ref(), "old ChangeRequest") {
-                Ok(old) => {
-                    let policy = policy_for_namespace(app, req.namespace.as_deref());
-                    integrity::check_change_update(&old, &new, &who, policy.as_ref().map(|p| &p.spec), &app.controller_user)
-                }
-                Err(e) => Err(e),
-            },
-            _ => Ok(()),
-        };
-        answer(response, verdict, "Refused")
-    })
-    .await
-}
-
-async fn validate_releases(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    handle::<DynamicObject>(&app, "validate-releases", body, |app, req| {
-        let response = AdmissionResponse::from(req);
-        let release = match typed::<Release>(req.object.as_ref(), "Release") {
-            Ok(r) => r,
-            Err(e) => return (response.deny(e), "Unreadable"),
-        };
-        let namespace = req.namespace.as_deref().unwrap_or_default();
-        let verdict = integrity::check_release(&release, namespace, &app.operations_namespace);
-        answer(response, verdict, "CrossTenantReference")
-    })
-    .await
-}
-
-async fn validate_governance(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    handle::<DynamicObject>(&app, "validate-governance", body, |_, req| {
-        let response = AdmissionResponse::from(req);
-        let verdict = match req.kind.kind.as_str() {
-            "MaintenanceWindow" => {
-                typed::<MaintenanceWindow>(req.object.as_ref(), "MaintenanceWindow").and_then(|w| {
-                    window::compile(&req.name, &w.spec)
-                        .map(|_| ())
-                        .map_err(|e| format!("changegate: {e}"))
-                })
-            }
-            "ChangePolicy" => typed::<ChangePolicy>(req.object.as_ref(), "ChangePolicy")
-                .and_then(|p| super::governance::check_policy(&p.spec)),
-            _ => Ok(()),
-        };
-        answer(response, verdict, "Invalid")
-    })
-    .await
-}
-
 async fn validate_workloads(State(app): State<Arc<App>>, body: Bytes) -> Response {
     handle::<WorkloadObject>(&app, "validate-workloads", body, decide_workload).await
 }
@@ -251,7 +120,11 @@ fn decide_workload(
     req: &AdmissionRequest<WorkloadObject>,
 ) -> (AdmissionResponse, &'static str) {
     let response = AdmissionResponse::from(req);
-    let Some(kind) = WorkloadKind::from_kind(&req.kind.kind) else {
+    let Some(kind) = enforce::GATED_KINDS
+        .iter()
+        .copied()
+        .find(|k| *k == req.kind.kind)
+    else {
         return (response, "NotGated");
     };
     let Some(namespace) = req.namespace.as_deref() else {
@@ -290,7 +163,7 @@ fn decide_workload(
             "CachesNotSynced",
         );
     }
-    if !app.stores.labelled_for_a_tenant(namespace) {
+    let Some(tenant) = app.stores.tenant_of(namespace) else {
         return (
             response.deny(format!(
                 "changegate: the webhook's cache does not yet show namespace {namespace} with its {TENANT_LABEL} label; \
@@ -298,25 +171,10 @@ fn decide_workload(
             )),
             "NamespaceNotCached",
         );
-    }
-    let Some(tenant) = app.stores.tenant_of(namespace) else {
-        return (response, "NotGoverned");
     };
-    let now = Utc::now();
-    let policy = app.stores.policy_for(&tenant);
-    let windows = app.stores.compiled_windows(now);
-    let changes = app.stores.changes_in(namespace);
-    let releases = app
-        .stores
-        .releases_for(namespace, &app.operations_namespace);
-    let view = TenantView {
+    let held = app.bundle.current();
+    let request = enforce::Request {
         tenant: &tenant,
-        policy: policy.as_ref().map(|p| &p.spec),
-        windows: &windows,
-        changes: &changes,
-        releases: &releases,
-    };
-    let request = WorkloadRequest {
         operation,
         kind,
         namespace,
@@ -324,7 +182,15 @@ fn decide_workload(
         old: req.old_object.as_ref().map(|o| &o.object),
         new: req.object.as_ref().map(|o| &o.object),
     };
-    let decision = admission::decide(&request, &view, now);
+    let decision = enforce::decide(
+        held.as_ref().map(|(snapshot, confirmed_at)| enforce::Held {
+            snapshot,
+            confirmed_at: *confirmed_at,
+        }),
+        app.max_staleness,
+        &request,
+        Utc::now(),
+    );
     let mut response = if decision.allowed {
         response
     } else {
@@ -333,7 +199,7 @@ fn decide_workload(
     if !decision.warnings.is_empty() {
         response.warnings = Some(decision.warnings);
     }
-    (response, decision.reason.as_str())
+    (response, decision.reason)
 }
 
 #[cfg(test)]
@@ -361,13 +227,13 @@ mod tests {
         )
         .expect("namespace");
         App {
-            stores: Stores::from_objects(vec![], vec![], vec![], vec![], vec![ns]),
+            stores: Stores::from_namespaces(vec![ns]),
             operator_namespace: "changegate-system".into(),
-            operations_namespace: "changegate-system".into(),
-            controller_user: "changegate".into(),
             metrics: Metrics::default(),
             caches_synced: AtomicBool::new(synced),
             certificate_loaded: AtomicBool::new(true),
+            bundle: Arc::default(),
+            max_staleness: chrono::Duration::minutes(5),
         }
     }
 
@@ -377,10 +243,10 @@ mod tests {
         assert!(!response.allowed);
         assert_eq!(reason, "CachesNotSynced");
         assert!(response.result.message.contains("retry in a few seconds"));
-        // Synced, with no ChangePolicy for the tenant: not governed.
+        // Synced, but no bundle from the server yet: refused, saying so.
         let (response, reason) = decide_workload(&app(true), &request("shop"));
-        assert!(response.allowed);
-        assert_eq!(reason, "NotGoverned");
+        assert!(!response.allowed);
+        assert_eq!(reason, "NoBundle");
     }
 
     #[test]

@@ -1,0 +1,138 @@
+//! The bundle the server serves this cluster's agent (DESIGN §7), and what
+//! the agent makes of it: one [`TenantGate`] per tenant, built once per
+//! bundle so admission decides from memory.
+//!
+//! [`BundleState`] holds the current [`Snapshot`] and when the server last
+//! confirmed it (a fresh bundle or a `304`); `sync` keeps both current and
+//! `cache` keeps them on disk so a restarted agent decides while the server
+//! is down, until the bundle is older than `--max-staleness`.
+
+pub mod cache;
+pub mod sync;
+
+use changegate_core::catalogue::ConfigurationItem;
+use changegate_core::change::ChangeType;
+use changegate_core::gate::{GateChange, TenantGate};
+use changegate_core::policy::{Enforcement, PolicySpec};
+use changegate_core::window::{CompiledWindow, WindowSpec};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+/// The server's bundle as it travels (`GET /api/v1/agent/bundle`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Bundle {
+    /// The cluster the agent token was minted for.
+    pub cluster: String,
+    pub tenants: Vec<TenantBundle>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TenantBundle {
+    pub tenant: String,
+    pub enforcement: Enforcement,
+    #[serde(default)]
+    pub window_required: Vec<ChangeType>,
+    #[serde(default)]
+    pub configuration_items: BTreeMap<String, ConfigurationItem>,
+    #[serde(default)]
+    pub windows: BTreeMap<String, WindowSpec>,
+    #[serde(default)]
+    pub changes: Vec<GateChange>,
+}
+
+/// A bundle ready for admission: its gates by tenant slug.
+#[derive(Debug)]
+pub struct Snapshot {
+    pub etag: String,
+    pub cluster: String,
+    pub bundle: Bundle,
+    gates: HashMap<String, TenantGate>,
+}
+
+impl Snapshot {
+    /// Compiles every tenant's windows and indexes its changes. A window
+    /// that does not compile (the server validates them on write, so only
+    /// a newer server's syntax could) is left out with a warning: it can
+    /// only have opened a window, never closed one that this agent knows.
+    pub fn new(etag: String, bundle: Bundle) -> Self {
+        let gates = bundle
+            .tenants
+            .iter()
+            .map(|t| {
+                let policy = PolicySpec {
+                    enforcement: t.enforcement,
+                    window_required: t.window_required.clone(),
+                    ..PolicySpec::default()
+                };
+                let windows = t
+                    .windows
+                    .iter()
+                    .filter_map(|(name, spec)| match CompiledWindow::compile(name, spec) {
+                        Ok(w) => Some(Arc::new(w)),
+                        Err(e) => {
+                            tracing::warn!(tenant = %t.tenant, window = %name, error = %e, "window in the bundle does not compile; left out");
+                            None
+                        }
+                    })
+                    .collect();
+                let gate = TenantGate::new(
+                    t.tenant.clone(),
+                    &policy,
+                    t.configuration_items.clone(),
+                    windows,
+                    t.changes.clone(),
+                );
+                (t.tenant.clone(), gate)
+            })
+            .collect();
+        Snapshot {
+            etag,
+            cluster: bundle.cluster.clone(),
+            bundle,
+            gates,
+        }
+    }
+
+    /// The gate of `tenant`, if the tenant has anything bound to this cluster.
+    pub fn gate(&self, tenant: &str) -> Option<&TenantGate> {
+        self.gates.get(tenant)
+    }
+}
+
+/// The agent's current bundle and when the server last confirmed it.
+#[derive(Default)]
+pub struct BundleState {
+    current: RwLock<Option<(Arc<Snapshot>, DateTime<Utc>)>>,
+}
+
+impl BundleState {
+    /// The snapshot and when the server last confirmed it; `None` before
+    /// the first bundle (from the server or the cache).
+    pub fn current(&self) -> Option<(Arc<Snapshot>, DateTime<Utc>)> {
+        self.current
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    pub fn replace(&self, snapshot: Arc<Snapshot>, confirmed_at: DateTime<Utc>) {
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((snapshot, confirmed_at));
+    }
+
+    /// The server answered `304`: the current bundle is still its latest.
+    pub fn confirm(&self, confirmed_at: DateTime<Utc>) {
+        if let Some((_, at)) = self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_mut()
+        {
+            *at = confirmed_at;
+        }
+    }
+}
