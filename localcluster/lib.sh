@@ -73,24 +73,17 @@ AGENT_CACHE="$CLUSTER_DIR/agent-cache"
 # The name the server knows this cluster by; configuration items bind to it.
 CLUSTER_NAME="${CHANGEGATE_CLUSTER_NAME:-local}"
 
-stop_server() {
-  local pid; pid="$(cat "$SERVER_PID_FILE" 2>/dev/null || true)"
+# stop_process WHAT PID_FILE: TERM, up to 10 s, then KILL; removes the pid file.
+stop_process() {
+  local what="$1" file="$2" pid
+  pid="$(cat "$file" 2>/dev/null || true)"
   if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-    log "stopping the server ($pid)"
+    log "stopping the $what ($pid)"
     kill -TERM "$pid" 2>/dev/null || true
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   fi
-  rm -f "$SERVER_PID_FILE"
+  rm -f "$file"
 }
-
-stop_operator() {
-  local pid; pid="$(cat "$OPERATOR_PID_FILE" 2>/dev/null || true)"
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
-    log "stopping the operator ($pid)"
-    kill -TERM "$pid" 2>/dev/null || true
-    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-  fi
-  rm -f "$OPERATOR_PID_FILE"
-}
+stop_server() { stop_process server "$SERVER_PID_FILE"; }
+stop_operator() { stop_process agent "$OPERATOR_PID_FILE"; }

@@ -4,5 +4,6 @@
 mod chart;
 mod enforcement;
 mod smoke;
+mod staleness;
 mod support;
 mod tls;

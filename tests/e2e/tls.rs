@@ -10,8 +10,8 @@ use std::time::Duration;
 
 /// A second operator process; its output goes to a private log that a
 /// failed start reports.
-struct Operator {
-    child: Child,
+pub(crate) struct Operator {
+    pub(crate) child: Child,
     log: PathBuf,
     _scratch: Scratch,
 }
@@ -25,7 +25,7 @@ impl Drop for Operator {
 
 /// Two distinct free loopback ports (webhook, health): both listeners are
 /// held until both ports are known.
-fn free_ports() -> (u16, u16) {
+pub(crate) fn free_ports() -> (u16, u16) {
     let bind = || std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
     let (a, b) = (bind(), bind());
     let port = |l: &std::net::TcpListener| l.local_addr().expect("local address").port();
@@ -52,7 +52,9 @@ fn start_with(ns: &str, webhook: u16, health: u16, extra: &[&str]) -> Operator {
     )
 }
 
-fn start_as(
+/// An agent in namespace `ns` that does not register its webhook; it
+/// polls the server of `make up` unless `extra` names a `--server`.
+pub(crate) fn start_as(
     ns: &str,
     webhook: u16,
     health: u16,
@@ -80,16 +82,17 @@ fn start_as(
         ])
         .args(["--webhook-url", &format!("https://127.0.0.1:{webhook}")])
         .args(["--cert-check-interval", "1s"])
-        // The server of `make up`: a bundle to be ready with.
-        .args([
-            "--server",
-            &crate::support::server::server().url,
-            "--token-file",
-        ])
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/.cluster/server/agent-token"
-        ))
+        .args(if extra.contains(&"--server") {
+            Vec::new()
+        } else {
+            // The server of `make up`: a bundle to be ready with.
+            vec![
+                "--server".to_string(),
+                crate::support::server::server().url.clone(),
+                "--token-file".to_string(),
+                concat!(env!("CARGO_MANIFEST_DIR"), "/.cluster/server/agent-token").to_string(),
+            ]
+        })
         .args(extra)
         .env("KUBECONFIG", kubeconfig)
         .stdout(output.try_clone().expect("operator log"))
@@ -156,7 +159,7 @@ fn stored_ca(ns: &str) -> String {
 
 /// Waits for the operator's readiness; fails at once, with its log, if it
 /// exits (a port taken meanwhile, a bad flag).
-async fn ready(operator: &mut Operator, health: u16) {
+pub(crate) async fn ready(operator: &mut Operator, health: u16) {
     wait_until(
         "the second operator to be ready",
         Duration::from_secs(60),

@@ -8,11 +8,12 @@
 
 use super::cluster::kubectl_stdin;
 use super::namespace::TestNamespace;
-use super::server::server;
+use super::server::{Server, server};
 use super::wait::wait_until;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 use std::process::Output;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The cluster name `make up` registers this cluster under.
@@ -21,6 +22,7 @@ pub const CLUSTER: &str = "local";
 pub struct Tenant {
     pub name: String,
     pub ns: TestNamespace,
+    server: Arc<Server>,
     requester: String,
     approver: String,
 }
@@ -33,6 +35,8 @@ pub struct Setup {
     pub window: Option<(DateTime<Utc>, DateTime<Utc>)>,
     /// Where its item `web` is bound; its own namespace when `None`.
     pub bind_to: Option<String>,
+    /// A server and cluster name other than `make up`'s.
+    pub on: Option<(Arc<Server>, String)>,
 }
 
 impl Default for Setup {
@@ -41,6 +45,7 @@ impl Default for Setup {
             enforcement: "Enforce",
             window: None,
             bind_to: None,
+            on: None,
         }
     }
 }
@@ -54,9 +59,14 @@ impl Tenant {
         let name = format!("t-{}", probe.name.rsplit('-').next().unwrap_or("x"));
         drop(probe);
         let ns = TestNamespace::for_tenant(prefix, &name).await;
+        let (s, cluster) = setup
+            .on
+            .clone()
+            .unwrap_or_else(|| (server(), CLUSTER.to_string()));
         let tenant = Tenant {
             requester: String::new(),
             approver: String::new(),
+            server: s.clone(),
             name,
             ns,
         };
@@ -71,7 +81,6 @@ impl Tenant {
             },
         )
         .await;
-        let s = server();
         let t = &tenant.name;
         let mut yaml = format!(
             "kind: Tenant\nslug: {t}\nname: Tenant {t}\ntimeZone: Europe/Berlin\n---\n\
@@ -80,7 +89,7 @@ impl Tenant {
              kind: Board\ntenant: {t}\nname: client\nspec: {{ members: [role:business-approver], rule: any }}\n---\n\
              kind: Policy\ntenant: {t}\nspec:\n  enforcement: {}\n  routing: {{ normal: [ {{ from: low, boards: [client] }} ] }}\n  windowRequired: [{}]\n---\n\
              kind: ConfigurationItem\ntenant: {t}\nname: web\nspec: {{ kind: kubernetes-workload, enforcement: {{ kubernetes: \
-             {{ cluster: {CLUSTER}, namespace: {}, kind: Deployment, name: web }} }} }}\n",
+             {{ cluster: {cluster}, namespace: {}, kind: Deployment, name: web }} }} }}\n",
             setup.enforcement,
             if setup.window.is_some() { "normal" } else { "" },
             setup.bind_to.as_deref().unwrap_or(&tenant.ns.name),
@@ -100,7 +109,7 @@ impl Tenant {
             approver: s.token(&format!("carol@{t}.example")),
             ..tenant
         };
-        if setup.bind_to.is_none() && setup.enforcement == "Enforce" {
+        if setup.bind_to.is_none() && setup.on.is_none() && setup.enforcement == "Enforce" {
             tenant
                 .refused_eventually(
                     "the agent's bundle to govern the namespace",
@@ -158,13 +167,13 @@ impl Tenant {
         for a in artifacts {
             args.extend(["--artifact", a]);
         }
-        let created = server().ok(Some(&self.requester), &args);
+        let created = self.server.ok(Some(&self.requester), &args);
         let number = created
             .split_whitespace()
             .next()
             .expect("the change's number")
             .to_string();
-        server().ok(
+        self.server.ok(
             Some(&self.requester),
             &["change", "submit", &number, "--tenant", &self.name],
         );
@@ -172,7 +181,7 @@ impl Tenant {
     }
 
     pub fn approve(&self, number: &str) {
-        server().ok(
+        self.server.ok(
             Some(&self.approver),
             &["change", "approve", number, "--tenant", &self.name],
         );
