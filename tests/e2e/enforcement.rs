@@ -3,8 +3,9 @@
 //! bundle, and Deployment updates through the real API server.
 
 use crate::support::tenant::outcome;
-use crate::support::{Setup, Tenant};
+use crate::support::{Setup, Tenant, wait_until};
 use chrono::{Duration as Span, SubsecRound, Utc};
+use serde_json::Value;
 use std::time::Duration;
 
 const V2: &str =
@@ -28,7 +29,7 @@ async fn an_update_waits_for_approval_ships_only_the_approved_digest_and_stops_w
         },
     )
     .await;
-    let number = t.raise(&[V2, V2B]);
+    let number = t.raise(&[V2]);
 
     let refused = outcome(&t.apply_web(V2, false)).expect_err("refused while awaiting approval");
     assert!(
@@ -38,20 +39,51 @@ async fn an_update_waits_for_approval_ships_only_the_approved_digest_and_stops_w
         "{refused}"
     );
 
+    let approved = std::time::Instant::now();
     t.approve(&number);
-    let took = t
-        .admitted_eventually("the approved digest to be admitted", V2)
+    // Once the approval reaches the agent, only the approved digest ships.
+    t.refused_eventually(
+        "the approval to reach the agent",
+        V3,
+        &format!("{number} approved {V2}; {V3} is not approved content"),
+    )
+    .await;
+    t.admitted_eventually("the approved digest to be admitted", V2)
         .await;
+    let took = approved.elapsed();
     assert!(
         took < Duration::from_secs(10),
         "the approval reached the agent after {took:?}"
     );
     eprintln!("approval → admitted on the agent: {took:?}");
+    // The agent follows the rollout and reports it: the change is implemented.
+    wait_until(
+        "the change to be implemented",
+        Duration::from_secs(30),
+        || {
+            let state = t.state_of(&number);
+            async move {
+                if matches!(state.as_str(), "implemented" | "closed") {
+                    Ok(())
+                } else {
+                    Err(state)
+                }
+            }
+        },
+    )
+    .await;
+    let recorded: Vec<Value> = t.deployments();
+    assert!(
+        recorded.iter().any(|d| d["event"] == "deployment.recorded"
+            && d["subject"] == number.as_str()
+            && d["actor"] == "agent of local"),
+        "{recorded:?}"
+    );
 
+    // Its change is done: another digest needs a change of its own.
     let refused = outcome(&t.apply_web(V3, false)).expect_err("another digest is refused");
     assert!(
-        refused.contains(&format!("{number} approved"))
-            && refused.contains(&format!("{V3} is not approved content")),
+        refused.contains(&format!("no change of {} covers", t.name)),
         "{refused}"
     );
     // Scaling is not a change: admitted whatever the approvals.
@@ -63,17 +95,19 @@ async fn an_update_waits_for_approval_ships_only_the_approved_digest_and_stops_w
         String::from_utf8_lossy(&scaled.stderr)
     );
 
-    // The window closes: the other approved digest is refused from then on.
+    // A second change, approved; once the window closes it is refused.
+    let second = t.raise(&[V2B]);
+    t.approve(&second);
     let inside = outcome(&t.apply_web(V2B, true));
     assert!(
         inside.is_ok() || Utc::now() >= closes,
-        "inside the window the second approved digest ships: {inside:?}"
+        "inside the window the approved digest ships: {inside:?}"
     );
     let refused = t
         .refused_eventually(
             "the window to close",
             V2B,
-            &format!("{number} is approved but"),
+            &format!("{second} is approved but"),
         )
         .await;
     assert!(
@@ -83,6 +117,53 @@ async fn an_update_waits_for_approval_ships_only_the_approved_digest_and_stops_w
     assert!(
         refused.contains("no maintenance window is open"),
         "{refused}"
+    );
+}
+
+#[tokio::test]
+async fn a_change_past_a_non_enforcing_tenant_is_reported_unauthorized() {
+    // Enforcement Off: the webhook admits everything, as if bypassed; the
+    // agent still judges what it sees and reports it to the server.
+    let t = Tenant::new(
+        "bypass",
+        Setup {
+            enforcement: "Off",
+            ..Setup::default()
+        },
+    )
+    .await;
+    let said = t
+        .admitted_eventually("an unapproved digest admitted", V3)
+        .await;
+    eprintln!("admitted with enforcement off after {said:?}");
+    let recorded = wait_until(
+        "the unauthorized change on the server",
+        Duration::from_secs(30),
+        || {
+            let recorded = t.deployments();
+            async move {
+                match recorded
+                    .iter()
+                    .find(|d| d["event"] == "deployment.unauthorized")
+                {
+                    Some(d) => Ok(d.clone()),
+                    None => Err(format!("{recorded:?}")),
+                }
+            }
+        },
+    )
+    .await;
+    assert_eq!(recorded["actor"], "agent of local", "{recorded}");
+    assert_eq!(
+        recorded["detail"]["artifacts"],
+        serde_json::json!([V3]),
+        "{recorded}"
+    );
+    assert!(
+        recorded["detail"]["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("no change of")),
+        "{recorded}"
     );
 }
 

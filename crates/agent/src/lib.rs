@@ -1,10 +1,14 @@
 //! changegate's Kubernetes enforcement agent (DESIGN §7): it long-polls
 //! the server for its cluster's bundle (`bundle`), and its admission
 //! webhook decides governed workloads from it in memory (`enforce`, over
-//! the core's gate decision). Kubernetes I/O lives only at the edges
-//! (`webhook`, `operator`).
+//! the core's gate decision). `follow` judges again every spec change it
+//! watches and follows covered rollouts; `report` tells the server.
+//! Kubernetes I/O lives only at the edges (`webhook`, `follow::run`,
+//! `operator`).
 
 pub mod bundle;
 pub mod enforce;
+pub mod follow;
 pub mod operator;
+pub mod report;
 pub mod webhook;

@@ -4,6 +4,8 @@
 
 use crate::bundle::BundleState;
 use crate::bundle::sync::{self, SyncSettings};
+use crate::follow;
+use crate::report::Reporter;
 use crate::webhook::certs::Lifetimes;
 use crate::webhook::registration::{self, Endpoint, Registration};
 use crate::webhook::server::{self, App};
@@ -74,6 +76,14 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
         Some(sync_settings) => {
             sync::restore(sync_settings, &bundle);
             tokio::spawn(sync::run(sync_settings.clone(), bundle.clone()));
+            let reporter = Reporter::start(&sync_settings.server, &sync_settings.token);
+            tokio::spawn(follow::run(
+                client.clone(),
+                stores.clone(),
+                bundle.clone(),
+                reporter,
+                settings.namespace.clone(),
+            ));
         }
         None => {
             tracing::warn!("no --server: the agent has no bundle and refuses every governed change")

@@ -141,6 +141,7 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             post(bundle::register_cluster),
         ),
         r("GET", "/api/v1/agent/bundle", Agent, get(bundle::bundle)),
+        r("POST", "/api/v1/agent/reports", Agent, post(report::report)),
         r("POST", "/api/v1/tenants", Admin, post(tenants::create)),
         r("GET", "/api/v1/changes", Caller, get(changes::list_all)),
         r(

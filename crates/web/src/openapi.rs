@@ -21,7 +21,7 @@ use crate::api::*;
         lifecycle::submit, lifecycle::cancel, lifecycle::approvals, lifecycle::decide,
         lifecycle::start, lifecycle::complete, lifecycle::fail, lifecycle::review,
         gate::check, gate::create_token, gate::deployments,
-        bundle::register_cluster, bundle::bundle,
+        bundle::register_cluster, bundle::bundle, report::report,
         audit::verify,
     ),
     modifiers(&BearerAuth),

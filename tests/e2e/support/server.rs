@@ -124,6 +124,21 @@ impl Server {
         v["token"].as_str().expect("the agent token").to_string()
     }
 
+    /// `GET path` of the API as the administrator: the JSON answer.
+    pub fn get(&self, path: &str) -> serde_json::Value {
+        let out = Command::new("curl")
+            .args(["-fsS", &format!("{}{path}", self.url)])
+            .args(["-H", &format!("authorization: Bearer {}", self.admin)])
+            .output()
+            .expect("curl");
+        assert!(
+            out.status.success(),
+            "GET {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    }
+
     /// `changegate <args>` against this server, as `token` (the admin's
     /// when `None`); `admin` commands reach its database.
     pub fn run(&self, token: Option<&str>, args: &[&str]) -> Output {

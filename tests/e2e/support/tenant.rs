@@ -11,7 +11,7 @@ use super::namespace::TestNamespace;
 use super::server::{Server, server};
 use super::wait::wait_until;
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::json;
+use serde_json::{Value, json};
 use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
@@ -225,6 +225,23 @@ pub fn outcome(out: &Output) -> Result<String, String> {
 }
 
 impl Tenant {
+    /// The deployments the server has on record for this tenant.
+    pub fn deployments(&self) -> Vec<Value> {
+        self.server
+            .get(&format!("/api/v1/tenants/{}/deployments", self.name))
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// The state of change `number` on the server.
+    pub fn state_of(&self, number: &str) -> String {
+        let v = self
+            .server
+            .get(&format!("/api/v1/tenants/{}/changes/{number}", self.name));
+        v["state"].as_str().unwrap_or_default().to_string()
+    }
+
     /// Applies `image` until it is admitted with a warning containing
     /// `needle` (Warn mode, once the bundle has the tenant); kubectl's output.
     pub async fn admitted_and_warned_eventually(&self, image: &str, needle: &str) -> String {

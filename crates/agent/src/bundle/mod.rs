@@ -49,6 +49,9 @@ pub struct Snapshot {
     pub cluster: String,
     pub bundle: Bundle,
     gates: HashMap<String, TenantGate>,
+    /// The same gates with enforcement on, to tell whether a change seen
+    /// by watching was authorized whatever the tenant's enforcement mode.
+    strict: HashMap<String, TenantGate>,
 }
 
 impl Snapshot {
@@ -57,12 +60,24 @@ impl Snapshot {
     /// a newer server's syntax could) is left out with a warning: it can
     /// only have opened a window, never closed one that this agent knows.
     pub fn new(etag: String, bundle: Bundle) -> Self {
-        let gates = bundle
+        let gates = Self::gates(&bundle, None);
+        let strict = Self::gates(&bundle, Some(Enforcement::Enforce));
+        Snapshot {
+            etag,
+            cluster: bundle.cluster.clone(),
+            bundle,
+            gates,
+            strict,
+        }
+    }
+
+    fn gates(bundle: &Bundle, enforcement: Option<Enforcement>) -> HashMap<String, TenantGate> {
+        bundle
             .tenants
             .iter()
             .map(|t| {
                 let policy = PolicySpec {
-                    enforcement: t.enforcement,
+                    enforcement: enforcement.unwrap_or(t.enforcement),
                     window_required: t.window_required.clone(),
                     ..PolicySpec::default()
                 };
@@ -86,18 +101,18 @@ impl Snapshot {
                 );
                 (t.tenant.clone(), gate)
             })
-            .collect();
-        Snapshot {
-            etag,
-            cluster: bundle.cluster.clone(),
-            bundle,
-            gates,
-        }
+            .collect()
     }
 
     /// The gate of `tenant`, if the tenant has anything bound to this cluster.
     pub fn gate(&self, tenant: &str) -> Option<&TenantGate> {
         self.gates.get(tenant)
+    }
+
+    /// The gate of `tenant` as if it enforced: what an approved change
+    /// covers, for judging changes seen after the fact.
+    pub fn strict_gate(&self, tenant: &str) -> Option<&TenantGate> {
+        self.strict.get(tenant)
     }
 }
 

@@ -165,7 +165,8 @@ fn human(d: Duration) -> String {
     }
 }
 
-fn labels(object: &Value) -> BTreeMap<String, String> {
+/// The object's `metadata.labels`.
+pub fn labels(object: &Value) -> BTreeMap<String, String> {
     object
         .pointer("/metadata/labels")
         .and_then(Value::as_object)

@@ -422,7 +422,7 @@ pub async fn create_token(
 #[derive(Serialize, ToSchema)]
 pub struct DeploymentView {
     pub at: DateTime<Utc>,
-    /// Who reported it (the gate token's owner).
+    /// Who reported it (the gate token's owner, or `agent of <cluster>`).
     pub actor: String,
     /// `deployment.recorded` or `deployment.unauthorized`.
     pub event: String,
@@ -432,8 +432,8 @@ pub struct DeploymentView {
     pub detail: serde_json::Value,
 }
 
-/// Deployments reported through the gate, oldest first, unauthorized ones
-/// included: read from the tenant's audit chain.
+/// Deployments reported through the gate or by a cluster's agent, oldest
+/// first, unauthorized ones included: read from the tenant's audit chain.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/deployments", tag = "gate",
     params(("tenant" = String, Path)), responses((status = 200, body = [DeploymentView])))]
 pub async fn deployments(

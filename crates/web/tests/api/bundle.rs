@@ -179,8 +179,104 @@ async fn agent_tokens_and_person_tokens_do_not_cross(app: TestApp) {
     assert_eq!(r.field(), "name");
 }
 
+fn report(event: &str, change: Option<&str>) -> Value {
+    json!({ "tenant": "client-a", "namespace": "payments", "kind": "Deployment", "name": "payments-api",
+            "artifacts": ["registry.example/payments@sha256:aaaa"], "event": event, "change": change,
+            "revision": "generation 2", "note": "seen by the agent" })
+}
+
+async fn an_agents_reports_move_the_covering_change_and_record_unauthorized_changes(app: TestApp) {
+    let (m, eu, us) = clusters(&app).await;
+    let n = m.submitted(low_risk()).await;
+    m.tom
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve", "comment": "fine" }),
+        )
+        .await
+        .ok();
+    let r = eu
+        .post("/api/v1/agent/reports", report("started", Some(&n)))
+        .await
+        .status(201);
+    assert_eq!(r.json["change_state"], "implementing", "{}", r.text);
+    // A repeated report (an agent retrying) writes nothing.
+    let r = eu
+        .post("/api/v1/agent/reports", report("started", Some(&n)))
+        .await
+        .ok();
+    assert_eq!(r["event"], "none");
+    let r = eu
+        .post("/api/v1/agent/reports", report("succeeded", Some(&n)))
+        .await
+        .status(201);
+    assert!(
+        matches!(
+            r.json["change_state"].as_str(),
+            Some("implemented" | "closed")
+        ),
+        "{}",
+        r.text
+    );
+    let r = eu
+        .post("/api/v1/agent/reports", report("unauthorized", None))
+        .await
+        .status(201);
+    assert_eq!(r.json["event"], "deployment.unauthorized");
+    let deployments = m.audrey.get(&format!("{A}/deployments")).await.ok();
+    let events: Vec<&str> = deployments
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|d| d["event"].as_str())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "deployment.recorded",
+            "deployment.recorded",
+            "deployment.unauthorized"
+        ],
+        "{deployments}"
+    );
+    assert_eq!(deployments[2]["actor"], "agent of prod-eu");
+    assert_eq!(
+        deployments[2]["subject"],
+        "Deployment payments/payments-api in cluster prod-eu"
+    );
+    let audit = m.audrey.get(&format!("{A}/audit")).await.ok();
+    assert_eq!(audit["intact"], json!(true), "{audit}");
+
+    // Another cluster's agent cannot write onto client-a, nor onto a
+    // workload client-a did not bind; no person can report.
+    let r = us
+        .post("/api/v1/agent/reports", report("unauthorized", None))
+        .await
+        .status(404);
+    assert!(r.text.contains("tenant not found"), "{}", r.text);
+    let mut unbound = report("unauthorized", None);
+    unbound["name"] = json!("something-else");
+    eu.post("/api/v1/agent/reports", unbound).await.status(404);
+    m.ian
+        .post("/api/v1/agent/reports", report("unauthorized", None))
+        .await
+        .status(403);
+    let r = eu
+        .post("/api/v1/agent/reports", report("failed", None))
+        .await
+        .status(422);
+    assert_eq!(r.field(), "change");
+    let after = m.audrey.get(&format!("{A}/deployments")).await.ok();
+    assert_eq!(
+        after.as_array().map(Vec::len),
+        Some(3),
+        "nothing more written"
+    );
+}
+
 crate::on_both!(
     a_cluster_gets_only_the_tenants_bound_to_it,
+    an_agents_reports_move_the_covering_change_and_record_unauthorized_changes,
     an_approval_reaches_a_long_polling_agent_at_once,
     agent_tokens_and_person_tokens_do_not_cross,
 );

@@ -113,6 +113,10 @@ fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
     let body = match method {
         "POST" if p == "/api/v1/tokens" => json!({ "name": "matrix-token" }),
         "POST" if p == "/api/v1/clusters" => json!({ "name": "matrix-cluster" }),
+        "POST" if p == "/api/v1/agent/reports" => {
+            json!({ "tenant": "client-a", "namespace": "payments",
+            "kind": "Deployment", "name": "payments-api", "event": "unauthorized" })
+        }
         "POST" if p == format!("{T}/gate-tokens") => json!({ "name": "matrix-pipeline" }),
         "POST" if p == "/api/v1/gate/check" => json!({ "tenant": tenant,
             "target": { "configuration_item": "payments-api" }, "artifacts": ["app@sha256:1"] }),

@@ -1,0 +1,185 @@
+use super::*;
+use crate::bundle::{Bundle, Snapshot};
+use serde_json::json;
+
+const V1: &str = "registry.example/web@sha256:1111";
+const V2: &str = "registry.example/web@sha256:2222";
+const V3: &str = "registry.example/web@sha256:3333";
+
+fn now() -> DateTime<Utc> {
+    "2026-11-27T11:00:00Z".parse().expect("time")
+}
+
+fn snapshot(enforcement: &str) -> Snapshot {
+    let bundle: Bundle = serde_json::from_value(json!({
+        "cluster": "prod-eu",
+        "tenants": [{
+            "tenant": "client-a", "enforcement": enforcement, "window_required": [],
+            "configuration_items": {"web": {"kind": "kubernetes-workload", "enforcement": {"kubernetes":
+                {"cluster": "prod-eu", "namespace": "shop", "kind": "Deployment", "name": "web"}}}},
+            "windows": {},
+            "changes": [{"number": "CHG-7", "kind": "normal", "state": "approved",
+                "configurationItems": ["web"], "artifacts": [V2], "fingerprint": "sha256:07",
+                "plannedStart": null, "plannedEnd": null, "awaiting": []}],
+        }]
+    }))
+    .expect("bundle");
+    Snapshot::new("\"e\"".into(), bundle)
+}
+
+fn deployment(image: &str, replicas: i64, generation: i64, status: Value) -> Value {
+    json!({"metadata": {"name": "web", "namespace": "shop", "uid": "u-1", "generation": generation},
+           "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "app", "image": image}]}}},
+           "status": status})
+}
+
+fn rolled_out(generation: i64, replicas: i64) -> Value {
+    json!({"observedGeneration": generation, "replicas": replicas, "updatedReplicas": replicas,
+           "availableReplicas": replicas, "readyReplicas": replicas})
+}
+
+fn observe(
+    t: &mut Tracker,
+    s: &Snapshot,
+    tenant: &str,
+    object: &Value,
+    initial: bool,
+) -> Vec<Report> {
+    let seen = Seen {
+        tenant,
+        kind: "Deployment",
+        object,
+        initial,
+    };
+    t.observe(&seen, Some(s), now())
+}
+
+fn events(reports: &[Report]) -> Vec<(ReportEvent, Option<&str>)> {
+    reports
+        .iter()
+        .map(|r| (r.event, r.change.as_deref()))
+        .collect()
+}
+
+#[test]
+fn a_covered_rollout_is_reported_started_then_succeeded_once() {
+    let (s, mut t) = (snapshot("Enforce"), Tracker::default());
+    let seen = |o: &Value, t: &mut Tracker| observe(t, &s, "client-a", o, false);
+    assert!(
+        observe(
+            &mut t,
+            &s,
+            "client-a",
+            &deployment(V1, 2, 1, rolled_out(1, 2)),
+            true
+        )
+        .is_empty(),
+        "history is not reported"
+    );
+    let started = seen(&deployment(V2, 2, 2, rolled_out(1, 2)), &mut t);
+    assert_eq!(events(&started), [(ReportEvent::Started, Some("CHG-7"))]);
+    assert_eq!(started[0].artifacts, [V2]);
+    assert_eq!(started[0].revision.as_deref(), Some("generation 2"));
+    // Observed but not yet available: nothing.
+    let halfway = json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2});
+    assert!(seen(&deployment(V2, 2, 2, halfway), &mut t).is_empty());
+    let done = seen(&deployment(V2, 2, 2, rolled_out(2, 2)), &mut t);
+    assert_eq!(events(&done), [(ReportEvent::Succeeded, Some("CHG-7"))]);
+    assert!(
+        seen(&deployment(V2, 2, 2, rolled_out(2, 2)), &mut t).is_empty(),
+        "reported once"
+    );
+    // Scaling afterwards is not a change.
+    assert!(seen(&deployment(V2, 5, 3, rolled_out(3, 5)), &mut t).is_empty());
+}
+
+#[test]
+fn a_stalled_rollout_is_reported_failed() {
+    let (s, mut t) = (snapshot("Enforce"), Tracker::default());
+    observe(
+        &mut t,
+        &s,
+        "client-a",
+        &deployment(V1, 1, 1, rolled_out(1, 1)),
+        true,
+    );
+    observe(
+        &mut t,
+        &s,
+        "client-a",
+        &deployment(V2, 1, 2, rolled_out(1, 1)),
+        false,
+    );
+    let stalled = json!({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1,
+        "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]});
+    let failed = observe(
+        &mut t,
+        &s,
+        "client-a",
+        &deployment(V2, 1, 2, stalled),
+        false,
+    );
+    assert_eq!(events(&failed), [(ReportEvent::Failed, Some("CHG-7"))]);
+}
+
+#[test]
+fn a_change_no_approved_change_covers_is_reported_unauthorized_even_with_enforcement_off() {
+    for mode in ["Enforce", "Warn", "Off"] {
+        let (s, mut t) = (snapshot(mode), Tracker::default());
+        observe(
+            &mut t,
+            &s,
+            "client-a",
+            &deployment(V1, 1, 1, rolled_out(1, 1)),
+            true,
+        );
+        let r = observe(
+            &mut t,
+            &s,
+            "client-a",
+            &deployment(V3, 1, 2, rolled_out(1, 1)),
+            false,
+        );
+        assert_eq!(events(&r), [(ReportEvent::Unauthorized, None)], "{mode}");
+        assert!(
+            r[0].note.contains("is not approved content"),
+            "{}",
+            r[0].note
+        );
+        // And it is not followed: no outcome report after.
+        assert!(
+            observe(
+                &mut t,
+                &s,
+                "client-a",
+                &deployment(V3, 1, 2, rolled_out(2, 1)),
+                false
+            )
+            .is_empty()
+        );
+    }
+}
+
+#[test]
+fn a_new_deployment_is_judged_and_other_tenants_workloads_are_not_governed_here() {
+    let (s, mut t) = (snapshot("Enforce"), Tracker::default());
+    let created = observe(
+        &mut t,
+        &s,
+        "client-a",
+        &deployment(V3, 1, 1, json!({})),
+        false,
+    );
+    assert_eq!(events(&created), [(ReportEvent::Unauthorized, None)]);
+    let mut other = Tracker::default();
+    assert!(
+        observe(
+            &mut other,
+            &s,
+            "client-b",
+            &deployment(V3, 1, 1, json!({})),
+            false
+        )
+        .is_empty()
+    );
+}
