@@ -90,6 +90,7 @@ fn gate(now: DateTime<Utc>) -> TenantGate {
             planned_start: None,
             planned_end: None,
             awaiting: Vec::new(),
+            automatic_rollback: false,
         })
         .collect();
     TenantGate::new(

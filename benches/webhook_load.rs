@@ -109,6 +109,7 @@ fn fixture_app(changes: usize, windows: usize) -> Arc<App> {
         certificate_loaded: AtomicBool::new(true),
         bundle: Arc::new(state),
         max_staleness: ChronoDuration::minutes(10),
+        agent_user: std::sync::OnceLock::new(),
     })
 }
 

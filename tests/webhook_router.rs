@@ -29,6 +29,8 @@ const ROUTES: [&str; 1] = [VALIDATE_WORKLOADS];
 const OPERATOR_NAMESPACE: &str = "changegate-system";
 const OPERATIONS_NAMESPACE: &str = "msp-operations";
 const APPROVED_IMAGE: &str = "registry.example.com/payments-api:2.4.1";
+/// The agent's own identity (a SelfSubjectReview at start in a cluster).
+const AGENT: &str = "system:serviceaccount:changegate-system:changegate";
 
 // ---------------------------------------------------------------------------
 // The cluster as the webhook's stores and bundle see it
@@ -123,6 +125,7 @@ impl World {
             certificate_loaded: AtomicBool::new(true),
             bundle: Arc::new(state),
             max_staleness: TimeDelta::minutes(10),
+            agent_user: std::sync::OnceLock::from(AGENT.to_string()),
         };
         Self { app: Arc::new(app) }
     }
@@ -403,6 +406,25 @@ fn a_status_subresource_request_is_passed_through_unjudged() {
     request.remove("subResource");
     request.remove("requestSubResource");
     assert!(!admit(VALIDATE_WORKLOADS, &main_resource).allowed);
+}
+
+#[test]
+fn only_the_agents_own_update_that_sets_the_rollback_mark_passes_as_a_rollback() {
+    let mark = json!({"changegate.dev/rollback-of": "CHG-142"});
+    let mut rollback = fixture("deployment-update-pending-change");
+    rollback["request"]["object"]["metadata"]["annotations"] = mark.clone();
+    rollback["request"]["userInfo"] = json!({"username": AGENT});
+    let reply = admit(VALIDATE_WORKLOADS, &rollback);
+    assert!(reply.allowed, "{}", reply.message);
+
+    // Anyone else setting the mark is judged like any change.
+    let mut forged = rollback.clone();
+    forged["request"]["userInfo"] = json!({"username": "mallory"});
+    assert!(!admit(VALIDATE_WORKLOADS, &forged).allowed);
+    // A later update that keeps the mark is a change of its own.
+    let mut later = rollback;
+    later["request"]["oldObject"]["metadata"]["annotations"] = mark;
+    assert!(!admit(VALIDATE_WORKLOADS, &later).allowed);
 }
 
 #[test]

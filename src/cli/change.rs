@@ -98,6 +98,10 @@ struct CreateArgs {
     test_plan: Option<String>,
     #[arg(long)]
     backout_plan: Option<String>,
+    /// The backout is automatic: if the rollout fails, the agent rolls the
+    /// workload back to its previous revision by itself.
+    #[arg(long)]
+    automatic_rollback: bool,
     /// The standard-change template (type standard).
     #[arg(long)]
     template: Option<String>,
@@ -305,6 +309,9 @@ fn content(a: &CreateArgs) -> Result<Map<String, Value>, String> {
     }
     if !a.artifacts.is_empty() {
         m.insert("artifacts".into(), json!(a.artifacts));
+    }
+    if a.automatic_rollback {
+        m.insert("automatic_rollback".into(), json!(true));
     }
     m.insert("type".into(), Value::String(a.kind.clone()));
     if let Some(i) = &a.implementer {

@@ -220,3 +220,53 @@ async fn warn_mode_admits_with_the_refusal_as_a_warning() {
         .await;
     assert!(said.contains(&t.name), "{said}");
 }
+
+#[tokio::test]
+async fn a_failing_rollout_is_rolled_back_automatically_and_the_change_is_rolled_back_on_the_server()
+ {
+    const FAILING: &str = "example.com/web:2-fail";
+    let t = Tenant::new("rollback", Setup::default()).await;
+    let number = t.raise_with(&[FAILING], &["--automatic-rollback"]);
+    t.approve(&number);
+    t.admitted_eventually("the approved (failing) image to be admitted", FAILING)
+        .await;
+    // The progress deadline (15 s) passes; the agent reports the failure,
+    // restores the previous revision and reports the rollback once healthy.
+    wait_until(
+        "the change to be rolled back",
+        Duration::from_secs(120),
+        || {
+            let state = t.state_of(&number);
+            async move {
+                if state == "rolled-back" {
+                    Ok(())
+                } else {
+                    Err(state)
+                }
+            }
+        },
+    )
+    .await;
+    let image = crate::support::kubectl(&[
+        "get",
+        "deployment",
+        "web",
+        "-n",
+        &t.ns.name,
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&image.stdout), "example.com/web:1");
+    let recorded = t.deployments();
+    let notes: Vec<&str> = recorded
+        .iter()
+        .filter(|d| d["subject"] == number.as_str())
+        .filter_map(|d| d["detail"]["note"].as_str())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("ProgressDeadlineExceeded"))
+            && notes.iter().any(|n| n.contains("rolled back automatically")
+                && n.contains("runs example.com/web:1 again")),
+        "{recorded:?}"
+    );
+}

@@ -3,6 +3,7 @@
 //! restart. Runs a second operator process on free loopback ports that
 //! does not register webhooks, with lifetimes of seconds.
 
+use crate::support::server::Server;
 use crate::support::{Scratch, TestNamespace, kubectl, wait_until};
 use std::path::PathBuf;
 use std::process::{Child, Command};
@@ -13,6 +14,7 @@ use std::time::Duration;
 pub(crate) struct Operator {
     pub(crate) child: Child,
     log: PathBuf,
+    _server: Option<Server>,
     _scratch: Scratch,
 }
 
@@ -53,7 +55,7 @@ fn start_with(ns: &str, webhook: u16, health: u16, extra: &[&str]) -> Operator {
 }
 
 /// An agent in namespace `ns` that does not register its webhook; it
-/// polls the server of `make up` unless `extra` names a `--server`.
+/// polls a private server of its own unless `extra` names a `--server`.
 pub(crate) fn start_as(
     ns: &str,
     webhook: u16,
@@ -65,6 +67,7 @@ pub(crate) fn start_as(
     let scratch = Scratch::new(&format!("operator-{ns}-{webhook}"));
     let log = scratch.path().join("operator.log");
     let output = std::fs::File::create(&log).expect("operator log");
+    let mut own_server = None;
     let child = Command::new(env!("CARGO_BIN_EXE_changegate"))
         .args([
             "agent",
@@ -85,13 +88,18 @@ pub(crate) fn start_as(
         .args(if extra.contains(&"--server") {
             Vec::new()
         } else {
-            // The server of `make up`: a bundle to be ready with.
-            vec![
+            // A server of its own, with nothing bound to its cluster: a
+            // bundle to be ready with, and nothing to follow or report.
+            let server = Server::private();
+            let token = scratch.write_private("agent-token", &server.register_cluster("tls"));
+            let args = vec![
                 "--server".to_string(),
-                crate::support::server::server().url.clone(),
+                server.url.clone(),
                 "--token-file".to_string(),
-                concat!(env!("CARGO_MANIFEST_DIR"), "/.cluster/server/agent-token").to_string(),
-            ]
+                token.to_string_lossy().into_owned(),
+            ];
+            own_server = Some(server);
+            args
         })
         .args(extra)
         .env("KUBECONFIG", kubeconfig)
@@ -102,6 +110,7 @@ pub(crate) fn start_as(
     Operator {
         child,
         log,
+        _server: own_server,
         _scratch: scratch,
     }
 }

@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod enforce;
 pub mod follow;
+pub mod lease;
 pub mod operator;
 pub mod report;
 pub mod webhook;

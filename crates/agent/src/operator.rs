@@ -5,6 +5,7 @@
 use crate::bundle::BundleState;
 use crate::bundle::sync::{self, SyncSettings};
 use crate::follow;
+use crate::lease::{self, Leadership};
 use crate::report::Reporter;
 use crate::webhook::certs::Lifetimes;
 use crate::webhook::registration::{self, Endpoint, Registration};
@@ -16,6 +17,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+
+/// The Lease the replicas of one cluster's agent elect a leader on.
+const LEASE: &str = "changegate-agent";
 
 #[derive(Debug, thiserror::Error)]
 pub enum OperatorError {
@@ -72,17 +76,32 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
     let (stores, reflectors) = stores::start(&client);
     tokio::spawn(reflectors);
     let bundle = Arc::new(BundleState::default());
+    // This process as a candidate for the leader Lease.
+    let me = format!(
+        "{}-{}",
+        std::env::var("HOSTNAME").unwrap_or_else(|_| "agent".into()),
+        std::process::id()
+    );
     match &settings.sync {
         Some(sync_settings) => {
             sync::restore(sync_settings, &bundle);
             tokio::spawn(sync::run(sync_settings.clone(), bundle.clone()));
             let reporter = Reporter::start(&sync_settings.server, &sync_settings.token);
+            let leadership = Arc::new(Leadership::default());
+            tokio::spawn(lease::run(
+                client.clone(),
+                settings.namespace.clone(),
+                LEASE.into(),
+                me.clone(),
+                leadership.clone(),
+            ));
             tokio::spawn(follow::run(
                 client.clone(),
                 stores.clone(),
                 bundle.clone(),
                 reporter,
                 settings.namespace.clone(),
+                leadership,
             ));
         }
         None => {
@@ -98,7 +117,17 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
         bundle,
         max_staleness: chrono::Duration::from_std(settings.max_staleness)
             .unwrap_or(chrono::Duration::MAX),
+        agent_user: std::sync::OnceLock::new(),
     });
+    match whoami(&client).await {
+        Ok(user) => {
+            tracing::info!(%user, "the agent's identity, for its own rollbacks");
+            let _ = app.agent_user.set(user);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot tell the agent's identity (SelfSubjectReview); its rollbacks would be judged like any change")
+        }
+    }
 
     let health = tokio::net::TcpListener::bind(settings.health_addr)
         .await
@@ -208,11 +237,31 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
             }
             () = shutdown_signal() => {
                 tracing::info!("shutting down");
+                if settings.sync.is_some() {
+                    lease::release(client.clone(), &settings.namespace, LEASE, &me).await;
+                }
                 handle.graceful_shutdown(Some(Duration::from_secs(10)));
                 return Ok(());
             }
         }
     }
+}
+
+/// The user the API server authenticates this process as.
+async fn whoami(client: &kube::Client) -> Result<String, kube::Error> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let reviews: kube::Api<SelfSubjectReview> = kube::Api::all(client.clone());
+    let review = reviews
+        .create(
+            &kube::api::PostParams::default(),
+            &SelfSubjectReview::default(),
+        )
+        .await?;
+    Ok(review
+        .status
+        .and_then(|s| s.user_info)
+        .and_then(|u| u.username)
+        .unwrap_or_default())
 }
 
 /// The TLS server configuration for a serving certificate; ALPN offers

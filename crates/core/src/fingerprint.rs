@@ -18,6 +18,8 @@ pub struct Content<'a> {
     pub artifacts: &'a [String],
     pub planned_start: Option<DateTime<Utc>>,
     pub planned_end: Option<DateTime<Utc>>,
+    /// The agent rolls the workload back by itself if the rollout fails.
+    pub automatic_rollback: bool,
 }
 
 #[derive(Serialize)]
@@ -30,6 +32,9 @@ struct Canonical<'a> {
     artifacts: Vec<&'a str>,
     planned_start: Option<String>,
     planned_end: Option<String>,
+    /// Left out when false, so fingerprints from before the field stay valid.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    automatic_rollback: bool,
 }
 
 fn sorted(items: &[String]) -> Vec<&str> {
@@ -55,6 +60,7 @@ pub fn fingerprint(content: &Content<'_>) -> String {
         artifacts: sorted(content.artifacts),
         planned_start: at(content.planned_start),
         planned_end: at(content.planned_end),
+        automatic_rollback: content.automatic_rollback,
     };
     // Serialising a struct of strings cannot fail.
     let json = serde_json::to_vec(&canonical).unwrap_or_default();
@@ -136,6 +142,13 @@ mod tests {
             f,
             fingerprint(&Content {
                 planned_start: Some(DateTime::UNIX_EPOCH),
+                ..c.clone()
+            })
+        );
+        assert_ne!(
+            f,
+            fingerprint(&Content {
+                automatic_rollback: true,
                 ..c.clone()
             })
         );

@@ -104,6 +104,9 @@ pub struct GateChange {
     /// What approval waits on, e.g. `1 approval from client-business`.
     #[serde(default)]
     pub awaiting: Vec<String>,
+    /// On a failed rollout the agent rolls back by itself (the backout plan says so).
+    #[serde(default)]
+    pub automatic_rollback: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

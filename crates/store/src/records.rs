@@ -176,6 +176,9 @@ pub struct ChangeContent {
     pub test_plan: String,
     pub test_evidence: String,
     pub backout_plan: String,
+    /// The backout plan is automatic: on a failed rollout the agent rolls
+    /// the workload back to its previous revision by itself.
+    pub automatic_rollback: bool,
     pub communication_plan: String,
     pub attachments: Vec<String>,
     pub template: Option<String>,
@@ -191,6 +194,7 @@ impl ChangeContent {
             artifacts: &self.artifacts,
             planned_start: self.planned_start,
             planned_end: self.planned_end,
+            automatic_rollback: self.automatic_rollback,
         })
     }
 }

@@ -126,7 +126,7 @@ impl Tenant {
     pub fn apply_web(&self, image: &str, dry_run: bool) -> Output {
         let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": {"name": "web", "namespace": self.ns.name, "labels": {"app": "web"}},
-            "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+            "spec": {"replicas": 1, "progressDeadlineSeconds": 15, "selector": {"matchLabels": {"app": "web"}},
                      "template": {"metadata": {"labels": {"app": "web"}},
                                   "spec": {"containers": [{"name": "app", "image": image}]}}}});
         let mut args = vec![
@@ -146,6 +146,11 @@ impl Tenant {
     /// Raises a normal, low-risk change on `web` shipping `artifacts`, and
     /// submits it: its number (`CHG-n`), awaiting the business approver.
     pub fn raise(&self, artifacts: &[&str]) -> String {
+        self.raise_with(artifacts, &[])
+    }
+
+    /// As [`Tenant::raise`], with more `change create` flags.
+    pub fn raise_with(&self, artifacts: &[&str], extra: &[&str]) -> String {
         let mut args = vec![
             "change",
             "create",
@@ -167,6 +172,7 @@ impl Tenant {
         for a in artifacts {
             args.extend(["--artifact", a]);
         }
+        args.extend_from_slice(extra);
         let created = self.server.ok(Some(&self.requester), &args);
         let number = created
             .split_whitespace()

@@ -13,6 +13,7 @@ pub mod sync;
 use changegate_core::catalogue::ConfigurationItem;
 use changegate_core::change::ChangeType;
 use changegate_core::gate::{GateChange, TenantGate};
+use changegate_core::ids::ChangeNumber;
 use changegate_core::policy::{Enforcement, PolicySpec};
 use changegate_core::window::{CompiledWindow, WindowSpec};
 use chrono::{DateTime, Utc};
@@ -107,6 +108,17 @@ impl Snapshot {
     /// The gate of `tenant`, if the tenant has anything bound to this cluster.
     pub fn gate(&self, tenant: &str) -> Option<&TenantGate> {
         self.gates.get(tenant)
+    }
+
+    /// Change `number` of `tenant`, if the bundle has it.
+    pub fn change(&self, tenant: &str, number: ChangeNumber) -> Option<&GateChange> {
+        self.bundle
+            .tenants
+            .iter()
+            .find(|t| t.tenant == tenant)?
+            .changes
+            .iter()
+            .find(|c| c.number == number)
     }
 
     /// The gate of `tenant` as if it enforced: what an approved change

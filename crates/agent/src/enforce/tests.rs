@@ -22,6 +22,7 @@ fn change(n: i64, state: ChangeState) -> GateChange {
         planned_start: None,
         planned_end: None,
         awaiting: vec!["1 approval from client-business".into()],
+        automatic_rollback: false,
     }
 }
 

@@ -4,7 +4,12 @@
 //! available (reported `succeeded`) or its progress deadline passes
 //! (`failed`); one no approved change covers, whatever the tenant's
 //! enforcement mode or however it got past admission, is reported
-//! `unauthorized`. [`Tracker`] is the pure part; [`run`] watches and sends.
+//! `unauthorized`. When a followed rollout fails and its change's backout
+//! is automatic, the agent restores the previous ReplicaSet's pod template
+//! (as `kubectl rollout undo` does), marked with `changegate.dev/rollback-of`,
+//! follows that until it is available and reports `rolled-back` with the
+//! revision restored. [`Tracker`] is the pure part; [`run`] watches, acts
+//! and sends.
 
 use crate::bundle::BundleState;
 use crate::enforce::{images, labels};
@@ -18,8 +23,13 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::Value;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+
+/// The annotation the agent puts on a workload it rolls back: the change
+/// whose failed rollout it undoes. Admission lets the agent's own update
+/// carrying it through (`webhook::server`).
+pub const ROLLBACK_ANNOTATION: &str = "changegate.dev/rollback-of";
 
 /// What the tracker knows of one workload.
 #[derive(Debug, Clone)]
@@ -28,6 +38,21 @@ struct Tracked {
     spec: Value,
     /// The change covering the rollout in progress, until its outcome is reported.
     following: Option<ChangeNumber>,
+    /// The change whose failed rollout the agent is undoing.
+    rolling_back: Option<ChangeNumber>,
+}
+
+/// What to do about a workload.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Report(Report),
+    /// Restore the previous revision of Deployment `namespace/name`,
+    /// undoing the rollout of `change`.
+    RollBack {
+        namespace: String,
+        name: String,
+        change: ChangeNumber,
+    },
 }
 
 /// The workloads seen, by uid.
@@ -47,13 +72,13 @@ pub struct Seen<'a> {
 }
 
 impl Tracker {
-    /// What to report about `seen`, judged from `snapshot` at `now`.
+    /// What to do about `seen`, judged from `snapshot` at `now`.
     pub fn observe(
         &mut self,
         seen: &Seen<'_>,
         snapshot: Option<&crate::bundle::Snapshot>,
         now: DateTime<Utc>,
-    ) -> Vec<Report> {
+    ) -> Vec<Action> {
         let object = seen.object;
         let Some(uid) = object.pointer("/metadata/uid").and_then(Value::as_str) else {
             return Vec::new();
@@ -65,9 +90,24 @@ impl Tracker {
             None => !seen.initial,
             Some(t) => !diff::spec_changes(&t.spec, &spec, &diff::ignore_list(&[])).is_empty(),
         };
-        let mut following = previous.and_then(|t| t.following);
-        if changed && let Some(snapshot) = snapshot {
+        let mut following = previous.as_ref().and_then(|t| t.following);
+        let mut rolling_back = previous.as_ref().and_then(|t| t.rolling_back);
+        let rollback_of = text(
+            object,
+            &format!(
+                "/metadata/annotations/{}",
+                ROLLBACK_ANNOTATION.replace('/', "~1")
+            ),
+        )
+        .parse::<ChangeNumber>()
+        .ok();
+        let own_rollback = rolling_back.is_some() && rollback_of == rolling_back;
+        if changed
+            && !own_rollback
+            && let Some(snapshot) = snapshot
+        {
             following = None;
+            rolling_back = None;
             if let Some(gate) = snapshot.strict_gate(seen.tenant) {
                 let target = target(seen, &snapshot.cluster);
                 let d = gate.check(&target, &images(seen.kind, object), now);
@@ -75,20 +115,66 @@ impl Tracker {
                     (_, Reason::NotGoverned, _) => {}
                     (Verdict::Allow, Reason::Covered, Some(n)) => {
                         following = Some(n);
-                        reports.push(report(seen, ReportEvent::Started, Some(n), d.message));
+                        reports.push(Action::Report(report(
+                            seen,
+                            ReportEvent::Started,
+                            Some(n),
+                            d.message,
+                        )));
                     }
-                    _ => reports.push(report(seen, ReportEvent::Unauthorized, None, d.message)),
+                    _ => reports.push(Action::Report(report(
+                        seen,
+                        ReportEvent::Unauthorized,
+                        None,
+                        d.message,
+                    ))),
                 }
             }
         }
         if let Some(n) = following
             && let Some((event, note)) = outcome(object)
         {
-            reports.push(report(seen, event, Some(n), note));
+            reports.push(Action::Report(report(seen, event, Some(n), note)));
             following = None;
+            let automatic = snapshot
+                .and_then(|s| s.change(seen.tenant, n))
+                .is_some_and(|c| c.automatic_rollback);
+            if event == ReportEvent::Failed && automatic {
+                rolling_back = Some(n);
+                reports.push(Action::RollBack {
+                    namespace: text(object, "/metadata/namespace").to_string(),
+                    name: text(object, "/metadata/name").to_string(),
+                    change: n,
+                });
+            }
+        } else if let Some(n) = rolling_back
+            && rollback_of == Some(n)
+            && let Some((ReportEvent::Succeeded, _)) = outcome(object)
+        {
+            let revision = text(
+                object,
+                "/metadata/annotations/deployment.kubernetes.io~1revision",
+            );
+            let note = format!(
+                "rolled back automatically after the failed rollout of {n}: revision {revision} runs {} again",
+                images(seen.kind, object).join(", ")
+            );
+            reports.push(Action::Report(report(
+                seen,
+                ReportEvent::RolledBack,
+                Some(n),
+                note,
+            )));
+            rolling_back = None;
         }
-        self.seen
-            .insert(uid.to_string(), Tracked { spec, following });
+        self.seen.insert(
+            uid.to_string(),
+            Tracked {
+                spec,
+                following,
+                rolling_back,
+            },
+        );
         reports
     }
 
@@ -186,11 +272,15 @@ pub async fn run(
     bundle: Arc<BundleState>,
     reporter: Reporter,
     own_namespace: String,
+    leadership: Arc<crate::lease::Leadership>,
 ) {
     let mut tracker = Tracker::default();
     let mut initial = true;
-    let events =
-        watcher(Api::<Deployment>::all(client), watcher::Config::default()).default_backoff();
+    let events = watcher(
+        Api::<Deployment>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff();
     futures::pin_mut!(events);
     while let Some(event) = events.next().await {
         let (object, is_initial) = match event {
@@ -234,10 +324,92 @@ pub async fn run(
             object: &json,
             initial: is_initial,
         };
-        for report in tracker.observe(&seen, held.as_ref().map(|(s, _)| s.as_ref()), Utc::now()) {
-            reporter.send(report);
+        let actions = tracker.observe(&seen, held.as_ref().map(|(s, _)| s.as_ref()), Utc::now());
+        // Every replica tracks; only the Lease holder acts and reports.
+        if !leadership.is_leader() {
+            continue;
+        }
+        for action in actions {
+            match action {
+                Action::Report(report) => reporter.send(report),
+                Action::RollBack {
+                    namespace,
+                    name,
+                    change,
+                } => {
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        match roll_back(&client, &namespace, &name, change).await {
+                            Ok(revision) => {
+                                tracing::info!(%namespace, %name, %change, %revision, "rolled back to the previous revision")
+                            }
+                            Err(e) => {
+                                tracing::error!(%namespace, %name, %change, error = %e, "cannot roll back; the change stays failed")
+                            }
+                        }
+                    });
+                }
+            }
         }
     }
+}
+
+/// Restores the pod template of the Deployment's previous ReplicaSet (the
+/// highest revision below the current one), marked with
+/// [`ROLLBACK_ANNOTATION`]; the revision restored.
+async fn roll_back(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    change: ChangeNumber,
+) -> Result<String, String> {
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use kube::api::{ListParams, Patch, PatchParams};
+    const REVISION: &str = "deployment.kubernetes.io/revision";
+    let revision_of = |annotations: Option<&BTreeMap<String, String>>| {
+        annotations
+            .and_then(|a| a.get(REVISION))
+            .and_then(|r| r.parse::<i64>().ok())
+    };
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), namespace);
+    let deployment = deployments.get(name).await.map_err(|e| e.to_string())?;
+    let uid = deployment.metadata.uid.clone().unwrap_or_default();
+    let current = revision_of(deployment.metadata.annotations.as_ref()).unwrap_or(i64::MAX);
+    let sets: Api<ReplicaSet> = Api::namespaced(client.clone(), namespace);
+    let previous = sets
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .into_iter()
+        .filter(|rs| {
+            rs.metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.uid == uid)
+        })
+        .filter_map(|rs| Some((revision_of(rs.metadata.annotations.as_ref())?, rs)))
+        .filter(|(r, _)| *r < current)
+        .max_by_key(|(r, _)| *r)
+        .ok_or("no previous revision to roll back to")?;
+    let (revision, rs) = previous;
+    let mut template = rs
+        .spec
+        .and_then(|s| s.template)
+        .ok_or("the previous ReplicaSet has no pod template")?;
+    if let Some(labels) = template.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+        labels.remove("pod-template-hash");
+    }
+    let patch = serde_json::json!({
+        "metadata": {"annotations": {ROLLBACK_ANNOTATION: change.to_string()}},
+        "spec": {"template": template},
+    });
+    deployments
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(revision.to_string())
 }
 
 #[cfg(test)]

@@ -11,6 +11,10 @@ fn now() -> DateTime<Utc> {
 }
 
 fn snapshot(enforcement: &str) -> Snapshot {
+    snapshot_with(enforcement, false)
+}
+
+fn snapshot_with(enforcement: &str, automatic_rollback: bool) -> Snapshot {
     let bundle: Bundle = serde_json::from_value(json!({
         "cluster": "prod-eu",
         "tenants": [{
@@ -20,7 +24,8 @@ fn snapshot(enforcement: &str) -> Snapshot {
             "windows": {},
             "changes": [{"number": "CHG-7", "kind": "normal", "state": "approved",
                 "configurationItems": ["web"], "artifacts": [V2], "fingerprint": "sha256:07",
-                "plannedStart": null, "plannedEnd": null, "awaiting": []}],
+                "plannedStart": null, "plannedEnd": null, "awaiting": [],
+                "automaticRollback": automatic_rollback}],
         }]
     }))
     .expect("bundle");
@@ -44,7 +49,7 @@ fn observe(
     tenant: &str,
     object: &Value,
     initial: bool,
-) -> Vec<Report> {
+) -> Vec<Action> {
     let seen = Seen {
         tenant,
         kind: "Deployment",
@@ -54,8 +59,18 @@ fn observe(
     t.observe(&seen, Some(s), now())
 }
 
-fn events(reports: &[Report]) -> Vec<(ReportEvent, Option<&str>)> {
-    reports
+fn reports(actions: &[Action]) -> Vec<&Report> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Report(r) => Some(r),
+            Action::RollBack { .. } => None,
+        })
+        .collect()
+}
+
+fn events(actions: &[Action]) -> Vec<(ReportEvent, Option<&str>)> {
+    reports(actions)
         .iter()
         .map(|r| (r.event, r.change.as_deref()))
         .collect()
@@ -78,8 +93,11 @@ fn a_covered_rollout_is_reported_started_then_succeeded_once() {
     );
     let started = seen(&deployment(V2, 2, 2, rolled_out(1, 2)), &mut t);
     assert_eq!(events(&started), [(ReportEvent::Started, Some("CHG-7"))]);
-    assert_eq!(started[0].artifacts, [V2]);
-    assert_eq!(started[0].revision.as_deref(), Some("generation 2"));
+    assert_eq!(reports(&started)[0].artifacts, [V2]);
+    assert_eq!(
+        reports(&started)[0].revision.as_deref(),
+        Some("generation 2")
+    );
     // Observed but not yet available: nothing.
     let halfway = json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1, "availableReplicas": 2});
     assert!(seen(&deployment(V2, 2, 2, halfway), &mut t).is_empty());
@@ -142,9 +160,9 @@ fn a_change_no_approved_change_covers_is_reported_unauthorized_even_with_enforce
         );
         assert_eq!(events(&r), [(ReportEvent::Unauthorized, None)], "{mode}");
         assert!(
-            r[0].note.contains("is not approved content"),
-            "{}",
-            r[0].note
+            reports(&r)[0].note.contains("is not approved content"),
+            "{:?}",
+            reports(&r)
         );
         // And it is not followed: no outcome report after.
         assert!(
@@ -182,4 +200,93 @@ fn a_new_deployment_is_judged_and_other_tenants_workloads_are_not_governed_here(
         )
         .is_empty()
     );
+}
+
+fn stalled(generation: i64) -> Value {
+    json!({"observedGeneration": generation, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1,
+        "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]})
+}
+
+#[test]
+fn a_failed_rollout_with_an_automatic_backout_is_rolled_back_and_reported_once_healthy() {
+    let (s, mut t) = (snapshot_with("Enforce", true), Tracker::default());
+    observe(
+        &mut t,
+        &s,
+        "client-a",
+        &deployment(V1, 1, 1, rolled_out(1, 1)),
+        true,
+    );
+    observe(
+        &mut t,
+        &s,
+        "client-a",
+        &deployment(V2, 1, 2, rolled_out(1, 1)),
+        false,
+    );
+    let failed = observe(
+        &mut t,
+        &s,
+        "client-a",
+        &deployment(V2, 1, 2, stalled(2)),
+        false,
+    );
+    assert_eq!(events(&failed), [(ReportEvent::Failed, Some("CHG-7"))]);
+    assert!(
+        failed.contains(&Action::RollBack {
+            namespace: "shop".into(),
+            name: "web".into(),
+            change: ChangeNumber(7)
+        }),
+        "{failed:?}"
+    );
+    // The agent's own rollback (V1 again, marked) is not judged as a change.
+    let mut undone = deployment(V1, 1, 3, stalled(2));
+    undone["metadata"]["annotations"] =
+        json!({ROLLBACK_ANNOTATION: "CHG-7", "deployment.kubernetes.io/revision": "3"});
+    assert!(observe(&mut t, &s, "client-a", &undone, false).is_empty());
+    undone["status"] = rolled_out(3, 1);
+    let back = observe(&mut t, &s, "client-a", &undone, false);
+    assert_eq!(events(&back), [(ReportEvent::RolledBack, Some("CHG-7"))]);
+    let note = &reports(&back)[0].note;
+    assert!(
+        note.contains("revision 3 runs registry.example/web@sha256:1111 again"),
+        "{note}"
+    );
+    assert!(
+        observe(&mut t, &s, "client-a", &undone, false).is_empty(),
+        "reported once"
+    );
+}
+
+#[test]
+fn without_an_automatic_backout_a_failed_rollout_is_only_reported() {
+    let (s, mut t) = (snapshot("Enforce"), Tracker::default());
+    observe(
+        &mut t,
+        &s,
+        "client-a",
+        &deployment(V1, 1, 1, rolled_out(1, 1)),
+        true,
+    );
+    observe(
+        &mut t,
+        &s,
+        "client-a",
+        &deployment(V2, 1, 2, rolled_out(1, 1)),
+        false,
+    );
+    let failed = observe(
+        &mut t,
+        &s,
+        "client-a",
+        &deployment(V2, 1, 2, stalled(2)),
+        false,
+    );
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    // Someone else marking a rollback is judged like any change.
+    let mut forged = deployment(V3, 1, 3, rolled_out(2, 1));
+    forged["metadata"]["annotations"] = json!({ROLLBACK_ANNOTATION: "CHG-7"});
+    let judged = observe(&mut t, &s, "client-a", &forged, false);
+    assert_eq!(events(&judged), [(ReportEvent::Unauthorized, None)]);
 }

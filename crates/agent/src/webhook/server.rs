@@ -37,6 +37,9 @@ pub struct App {
     /// Past this age (since the server last confirmed it) the bundle no
     /// longer admits changes.
     pub max_staleness: chrono::Duration,
+    /// The agent's own identity as the API server knows it (a
+    /// SelfSubjectReview at start): its rollbacks pass admission.
+    pub agent_user: std::sync::OnceLock<String>,
 }
 
 pub fn admission_router(app: Arc<App>) -> Router {
@@ -172,6 +175,26 @@ fn decide_workload(
             "NamespaceNotCached",
         );
     };
+    // The agent's own rollback of a failed rollout (`follow`): the update
+    // that sets the mark naming the change it undoes, by the agent's own
+    // identity. Later updates keep the mark but do not set it.
+    let mark = |o: Option<&WorkloadObject>| {
+        o.and_then(|o| {
+            o.object.pointer(&format!(
+                "/metadata/annotations/{}",
+                crate::follow::ROLLBACK_ANNOTATION.replace('/', "~1")
+            ))
+        })
+        .cloned()
+    };
+    let marked = mark(req.object.as_ref());
+    if operation == Operation::Update
+        && app.agent_user.get().map(String::as_str) == req.user_info.username.as_deref()
+        && marked.is_some()
+        && marked != mark(req.old_object.as_ref())
+    {
+        return (response, "AgentRollback");
+    }
     let held = app.bundle.current();
     let request = enforce::Request {
         tenant: &tenant,
@@ -234,6 +257,7 @@ mod tests {
             certificate_loaded: AtomicBool::new(true),
             bundle: Arc::default(),
             max_staleness: chrono::Duration::minutes(5),
+            agent_user: std::sync::OnceLock::new(),
         }
     }
 

@@ -75,6 +75,7 @@ fn change(n: i64, state: ChangeState, item: &str) -> GateChange {
         planned_start: None,
         planned_end: None,
         awaiting: Vec::new(),
+        automatic_rollback: false,
     }
 }
 

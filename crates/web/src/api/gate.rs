@@ -270,6 +270,7 @@ pub(crate) async fn gate_change(
         planned_start: c.content.planned_start,
         planned_end: c.content.planned_end,
         awaiting,
+        automatic_rollback: c.content.automatic_rollback,
     })
 }
 
