@@ -12,7 +12,11 @@
 //!    lists (`?limit=50`) and single changes of random tenants.
 //! 4. 16 clients approving the submitted changes (one decision approves
 //!    each); every decision must answer 200 and leave its change approved.
-//! 5. RSS again, then the server is killed and its database removed.
+//! 5. The gate API (`POST /api/v1/gate/check`, a pipeline target bound to
+//!    each tenant's configuration item, the content its newest change
+//!    approved) at 1,000 requests/s, open loop, for 60 s
+//!    (`CHANGEGATE_BENCH_GATE_SECONDS`): p50/p99 and errors.
+//! 6. RSS again, then the server is killed and its database removed.
 
 use changegate_core::approval::{self, ApprovalPlan};
 use changegate_core::board::{BoardSpec, Member};
@@ -240,6 +244,22 @@ async fn run(backend: Backend, bin: &Path, changes: usize, seconds: Duration) {
         println!("server_load {name}:   e.g. {first}");
     }
 
+    let gate_seconds = Duration::from_secs(env_number("CHANGEGATE_BENCH_GATE_SECONDS", 60));
+    let per_tenant = changes.div_ceil(TENANTS);
+    let mut gate = gate_load(&client, &server.url, &tenants, per_tenant, gate_seconds).await;
+    println!(
+        "server_load {name}: gate API {GATE_RATE} req/s offered for {:.0} s: {} answered ({:.0} req/s), \
+         p50 {}, p99 {} (target <= 10 ms), {} errors, {} not allowed",
+        gate_seconds.as_secs_f64(),
+        gate.latencies.len(),
+        gate.latencies.len() as f64 / gate.elapsed.as_secs_f64(),
+        ms(percentile(&mut gate.latencies, 0.50)),
+        ms(percentile(&mut gate.latencies, 0.99)),
+        gate.errors.len(),
+        gate.denied,
+    );
+    print_errors(name, &gate.errors);
+
     let after_load = server.memory();
     println!(
         "server_load {name}: RSS after start on the loaded database {:.1} MiB, after the load test {:.1} MiB \
@@ -365,7 +385,7 @@ async fn setup_tenant(store: &dyn Store, i: usize) -> TenantSetup {
         .await
         .expect("board stored");
     let policy: PolicySpec = serde_json::from_value(
-        json!({ "routing": { "normal": [ { "from": "low", "boards": ["tech"] } ] } }),
+        json!({ "routing": { "normal": [ { "from": "low", "boards": ["tech"] } ] }, "windowRequired": [] }),
     )
     .expect("a policy spec");
     let (policy_version, _) = store
@@ -388,6 +408,18 @@ async fn setup_tenant(store: &dyn Store, i: usize) -> TenantSetup {
         &[requester],
     )
     .expect("the plan freezes");
+    // What the gate checks pipelines against: payments-api ships to production.
+    store
+        .put_object(
+            tenant.id,
+            ObjectKind::ConfigurationItem,
+            "payments-api",
+            &json!({"kind": "application", "enforcement": {"pipeline": {"environment": "production"}}})
+                .to_string(),
+            "bench",
+        )
+        .await
+        .expect("configuration item stored");
     let (token, hash) = changegate_web::auth::new_token();
     store
         .create_token(approver, "bench", &hash, &TokenScope::Full)
@@ -595,6 +627,79 @@ struct Reads {
     show: Vec<Duration>,
     errors: Vec<String>,
     elapsed: Duration,
+}
+
+/// Requests per second the gate phase offers.
+const GATE_RATE: u64 = 1_000;
+
+struct GateRun {
+    latencies: Vec<Duration>,
+    errors: Vec<String>,
+    /// Answers other than `allow` (every check ships approved content).
+    denied: usize,
+    elapsed: Duration,
+}
+
+/// Gate checks at [`GATE_RATE`] per second for `seconds`, open loop (a
+/// slow answer does not slow the next request), round-robin over the
+/// tenants, each shipping its newest change's approved artifact.
+async fn gate_load(
+    client: &reqwest::Client,
+    base: &str,
+    tenants: &Arc<Vec<Fixture>>,
+    per_tenant: usize,
+    seconds: Duration,
+) -> GateRun {
+    let artifact = format!("registry.example/payments:2.{}.1", per_tenant - 1);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let started = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / GATE_RATE));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let total = GATE_RATE * seconds.as_secs();
+    for i in 0..total {
+        tick.tick().await;
+        let t = &tenants[i as usize % tenants.len()];
+        let request = client
+            .post(format!("{base}/api/v1/gate/check"))
+            .bearer_auth(&t.token)
+            .json(
+                &json!({"tenant": t.slug, "target": {"pipeline": {"environment": "production"}},
+                          "artifacts": [artifact]}),
+            );
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let outcome = match request.send().await {
+                Ok(r) if r.status() == reqwest::StatusCode::OK => {
+                    match r.json::<serde_json::Value>().await {
+                        Ok(v) => Ok(v["verdict"] == "allow"),
+                        Err(e) => Err(format!("unreadable answer: {e}")),
+                    }
+                }
+                Ok(r) => Err(format!("{}", r.status())),
+                Err(e) => Err(format!("request failed: {e}")),
+            };
+            let _ = tx.send((started.elapsed(), outcome));
+        });
+    }
+    drop(tx);
+    let mut run = GateRun {
+        latencies: Vec::new(),
+        errors: Vec::new(),
+        denied: 0,
+        elapsed: Duration::ZERO,
+    };
+    while let Some((took, outcome)) = rx.recv().await {
+        match outcome {
+            Ok(allowed) => {
+                run.latencies.push(took);
+                run.denied += usize::from(!allowed);
+            }
+            Err(e) => run.errors.push(e),
+        }
+    }
+    run.elapsed = started.elapsed();
+    run
 }
 
 /// One request: its latency, or what went wrong. The body is read in full.

@@ -21,6 +21,11 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 
+/// Windows are precomputed over this span around the time a bundle
+/// arrives (every approval brings a new one); outside it they are computed.
+const PREPARE_BEHIND: chrono::TimeDelta = chrono::TimeDelta::days(2);
+const PREPARE_AHEAD: chrono::TimeDelta = chrono::TimeDelta::days(400);
+
 /// The server's bundle as it travels (`GET /api/v1/agent/bundle`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Bundle {
@@ -73,6 +78,7 @@ impl Snapshot {
     }
 
     fn gates(bundle: &Bundle, enforcement: Option<Enforcement>) -> HashMap<String, TenantGate> {
+        let now = Utc::now();
         bundle
             .tenants
             .iter()
@@ -86,7 +92,9 @@ impl Snapshot {
                     .windows
                     .iter()
                     .filter_map(|(name, spec)| match CompiledWindow::compile(name, spec) {
-                        Ok(w) => Some(Arc::new(w)),
+                        // Openings precomputed around now: a check is then a
+                        // lookup, not a walk through every cron occurrence.
+                        Ok(w) => Some(Arc::new(w.prepared(now - PREPARE_BEHIND, now + PREPARE_AHEAD))),
                         Err(e) => {
                             tracing::warn!(tenant = %t.tenant, window = %name, error = %e, "window in the bundle does not compile; left out");
                             None
