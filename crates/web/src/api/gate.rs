@@ -372,12 +372,40 @@ async fn record_deployment(
             ));
         }
     }
+    // As when a person records the outcome: the requester and the
+    // communication plan are told, through the outbox, in this transaction.
+    let messages = match record.status {
+        DeployStatus::Started => Vec::new(),
+        DeployStatus::Succeeded => {
+            crate::mail::outcome_notices(
+                state.store.as_ref(),
+                &state.public_url,
+                &t.tenant,
+                &c,
+                "implemented",
+                now,
+            )
+            .await?
+        }
+        DeployStatus::Failed => {
+            crate::mail::outcome_notices(
+                state.store.as_ref(),
+                &state.public_url,
+                &t.tenant,
+                &c,
+                "failed",
+                now,
+            )
+            .await?
+        }
+    };
     let saved = save(
         state,
         &c,
         expected,
         ChangeWrite {
             events,
+            messages,
             ..Default::default()
         },
     )

@@ -199,12 +199,30 @@ pub async fn report(
             now,
         ));
     }
+    // The requester and the communication plan hear of an outcome as when
+    // a person records it: through the outbox, in the same transaction.
+    let messages = match c.state {
+        ChangeState::Implemented
+        | ChangeState::Closed
+        | ChangeState::Failed
+        | ChangeState::RolledBack => {
+            let outcome = if c.state == ChangeState::Closed {
+                "implemented"
+            } else {
+                c.state.as_str()
+            };
+            crate::mail::outcome_notices(store, &state.public_url, &tenant, &c, outcome, now)
+                .await?
+        }
+        _ => Vec::new(),
+    };
     let saved = save(
         &state,
         &c,
         expected,
         ChangeWrite {
             events,
+            messages,
             ..Default::default()
         },
     )

@@ -218,6 +218,23 @@ async fn an_agents_reports_move_the_covering_change_and_record_unauthorized_chan
         "{}",
         r.text
     );
+    // The requester hears of the outcome through the outbox, as when a
+    // person records it.
+    let outbox = app
+        .store
+        .due_messages(app.now() + chrono::TimeDelta::days(1), 100)
+        .await
+        .expect("outbox");
+    assert!(
+        outbox.iter().any(|m| m.recipient == "eve@msp.example"
+            && m.subject
+                .starts_with(&format!("[changegate] {n} implemented"))),
+        "{:?}",
+        outbox
+            .iter()
+            .map(|m| (&m.recipient, &m.subject))
+            .collect::<Vec<_>>()
+    );
     let r = eu
         .post("/api/v1/agent/reports", report("unauthorized", None))
         .await

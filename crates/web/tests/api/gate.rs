@@ -136,6 +136,17 @@ async fn a_pipeline_ships_only_approved_content_in_the_window_and_records_it(app
         change["implementer"], "ian@msp.example",
         "the token's owner implemented it"
     );
+    let outbox = app
+        .store
+        .due_messages(app.now() + TimeDelta::days(1), 100)
+        .await
+        .expect("outbox");
+    assert!(
+        outbox.iter().any(|m| m.recipient == "eve@msp.example"
+            && m.subject
+                .starts_with(&format!("[changegate] {n} implemented"))),
+        "the requester is told of the outcome"
+    );
 
     let deployments = m.audrey.get(&format!("{A}/deployments")).await.ok();
     let rows = deployments.as_array().expect("a list");
