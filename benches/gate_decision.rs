@@ -91,6 +91,7 @@ fn gate(now: DateTime<Utc>) -> TenantGate {
             planned_end: None,
             awaiting: Vec::new(),
             automatic_rollback: false,
+            approval_expires_at: None,
         })
         .collect();
     TenantGate::new(

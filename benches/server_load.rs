@@ -17,6 +17,8 @@
 //!    approved) at 1,000 requests/s, open loop, for 60 s
 //!    (`CHANGEGATE_BENCH_GATE_SECONDS`): p50/p99 and errors.
 //! 6. RSS again, then the server is killed and its database removed.
+//!
+//! `CHANGEGATE_BENCH_DATABASES=sqlite` (or `postgres`) runs one of the two.
 
 use changegate_core::approval::{self, ApprovalPlan};
 use changegate_core::board::{BoardSpec, Member};
@@ -36,6 +38,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+#[path = "server_load/fleet.rs"]
+mod fleet;
 
 const TENANTS: usize = 100;
 const CLIENTS: usize = 16;
@@ -64,8 +69,12 @@ fn main() {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async {
+        let wanted = std::env::var("CHANGEGATE_BENCH_DATABASES")
+            .unwrap_or_else(|_| "sqlite,postgres".to_string());
         for backend in [Backend::Sqlite, Backend::Postgres] {
-            run(backend, &bin, changes, Duration::from_secs(seconds)).await;
+            if wanted.split(',').any(|w| w.trim() == backend.name()) {
+                run(backend, &bin, changes, Duration::from_secs(seconds)).await;
+            }
         }
     });
 }
@@ -181,6 +190,10 @@ struct Fixture {
     numbers: Vec<i64>,
     /// The submitted ones.
     awaiting: Vec<i64>,
+    /// The token of the agents of the tenant's cluster.
+    agent_token: String,
+    /// A submitted change of the fleet phase's item, left awaiting until then.
+    fleet_change: i64,
 }
 
 async fn run(backend: Backend, bin: &Path, changes: usize, seconds: Duration) {
@@ -260,6 +273,8 @@ async fn run(backend: Backend, bin: &Path, changes: usize, seconds: Duration) {
     );
     print_errors(name, &gate.errors);
 
+    fleet::run(name, &server, &tenants).await;
+
     let after_load = server.memory();
     println!(
         "server_load {name}: RSS after start on the loaded database {:.1} MiB, after the load test {:.1} MiB \
@@ -289,6 +304,8 @@ async fn load(store: &Arc<dyn Store>, changes: usize) -> (Vec<Fixture>, Duration
             token: t.token.clone(),
             numbers: Vec::with_capacity(per_tenant),
             awaiting: Vec::new(),
+            agent_token: t.agent_token.clone(),
+            fleet_change: 0,
         });
         people.push(t);
     }
@@ -309,7 +326,9 @@ async fn load(store: &Arc<dyn Store>, changes: usize) -> (Vec<Fixture>, Duration
                 }
                 let (tenant, seq) = (i % TENANTS, i / TENANTS);
                 let submit = seq + AWAITING_PER_TENANT >= per_tenant;
-                let number = create_change(store.as_ref(), &people[tenant], seq, submit).await;
+                let number =
+                    create_change(store.as_ref(), &people[tenant], seq, submit, "payments-api")
+                        .await;
                 made.push((tenant, number, submit));
             }
         }));
@@ -322,6 +341,9 @@ async fn load(store: &Arc<dyn Store>, changes: usize) -> (Vec<Fixture>, Duration
             }
         }
     }
+    for (f, t) in fixtures.iter_mut().zip(people.iter()) {
+        f.fleet_change = create_change(store.as_ref(), t, per_tenant, true, fleet::ITEM).await;
+    }
     (fixtures, setup)
 }
 
@@ -330,6 +352,7 @@ struct TenantSetup {
     id: TenantId,
     requester: UserId,
     token: String,
+    agent_token: String,
     policy_version: i64,
     plan: ApprovalPlan,
 }
@@ -425,11 +448,37 @@ async fn setup_tenant(store: &dyn Store, i: usize) -> TenantSetup {
         .create_token(approver, "bench", &hash, &TokenScope::Full)
         .await
         .expect("token stored");
+    // What the agents of the fleet phase enforce: payments-web runs in
+    // this tenant's own cluster, whose agents share one token.
+    let cluster = fleet::cluster_of(i);
+    store
+        .put_object(
+            tenant.id,
+            ObjectKind::ConfigurationItem,
+            fleet::ITEM,
+            &json!({"kind": "kubernetes-workload", "enforcement": {"kubernetes": {
+                "cluster": cluster, "namespace": "payments", "kind": "Deployment", "name": "web"}}})
+            .to_string(),
+            "bench",
+        )
+        .await
+        .expect("configuration item stored");
+    let (agent_token, hash) = changegate_web::auth::new_token();
+    store
+        .create_token(
+            approver,
+            &format!("agent of {cluster}"),
+            &hash,
+            &TokenScope::Agent(cluster),
+        )
+        .await
+        .expect("agent token stored");
     TenantSetup {
         slug,
         id: tenant.id,
         requester,
         token,
+        agent_token,
         policy_version,
         plan,
     }
@@ -437,7 +486,13 @@ async fn setup_tenant(store: &dyn Store, i: usize) -> TenantSetup {
 
 /// A draft, or when `submit`, a change awaiting approval as the submit
 /// handler leaves it (plan frozen, fingerprint, revision recorded).
-async fn create_change(store: &dyn Store, t: &TenantSetup, seq: usize, submit: bool) -> i64 {
+async fn create_change(
+    store: &dyn Store,
+    t: &TenantSetup,
+    seq: usize,
+    submit: bool,
+    item: &str,
+) -> i64 {
     let content = ChangeContent {
         title: format!("Upgrade payments-api to 2.{seq}.1"),
         description: format!("Routine upgrade {seq} of the payments API for {}", t.slug),
@@ -450,7 +505,7 @@ async fn create_change(store: &dyn Store, t: &TenantSetup, seq: usize, submit: b
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect(),
-        configuration_items: vec!["payments-api".into()],
+        configuration_items: vec![item.into()],
         artifacts: vec![format!("registry.example/payments:2.{seq}.1")],
         implementation_plan: "helm upgrade payments".into(),
         test_plan: "smoke tests in staging".into(),
@@ -580,6 +635,18 @@ impl Server {
         }
     }
 
+    /// CPU time the server used so far (user and system), in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("the server's /proc stat");
+        // Fields after the parenthesised command: state is the 3rd field
+        // of the line, utime the 14th and stime the 15th.
+        let after = &stat[stat.rfind(')').expect("a stat line") + 2..];
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| fields[i - 3].parse::<f64>().expect("a tick count");
+        (ticks(14) + ticks(15)) / clock_ticks_per_second()
+    }
+
     fn memory(&self) -> Memory {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .expect("the server's /proc status");
@@ -602,6 +669,20 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// `getconf CLK_TCK` (100 on Linux unless told otherwise).
+fn clock_ticks_per_second() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0)
+    })
 }
 
 // ------------------------------------------------------------------ loads

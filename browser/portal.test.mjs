@@ -147,21 +147,30 @@ async function shot(page, db, name) {
 for (const db of DATABASES) {
   test(`the portal on ${db}`, async (t) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), `changegate-browser-${db}-`));
+    // Undone last-in first-out once the test ends, the scratch directory last.
+    const undo = [() => fs.rmSync(dir, { recursive: true, force: true })];
+    t.after(async () => {
+      for (const step of undo.reverse()) await step();
+    });
     let dbEnv;
     if (db === 'postgres') {
       const pg = path.join(dir, 'pg');
       fs.mkdirSync(pg);
       fs.chmodSync(dir, 0o711);
       const url = execFileSync(path.join(ROOT, 'scripts/pg-scratch.sh'), ['start', pg], { encoding: 'utf8' }).trim();
-      t.after(() => execFileSync(path.join(ROOT, 'scripts/pg-scratch.sh'), ['stop', pg]));
+      undo.push(() => execFileSync(path.join(ROOT, 'scripts/pg-scratch.sh'), ['stop', pg]));
       dbEnv = { CHANGEGATE_DATABASE: url };
     } else {
       dbEnv = { CHANGEGATE_DATA_DIR: path.join(dir, 'data') };
     }
     const sink = await smtpSink();
-    t.after(() => sink.close());
+    undo.push(() => sink.close());
     const server = await startServer(dbEnv, sink.port, dir);
-    t.after(() => server.child.kill());
+    undo.push(() => new Promise((done) => {
+      if (server.child.exitCode !== null) return done();
+      server.child.once('exit', done);
+      server.child.kill();
+    }));
     const env = { ...dbEnv, CHANGEGATE_SERVER: server.url };
 
     cli(env, ['admin', 'create-user', '--email', 'admin@msp.example', '--name', 'Ada', '--admin', '--password-env', 'CHANGEGATE_PASSWORD']);
@@ -190,7 +199,7 @@ for (const db of DATABASES) {
     assert.equal(await state(), 'awaiting-approval');
 
     const browser = await launch();
-    t.after(() => browser.close());
+    undo.push(() => browser.close());
 
     await t.test('the client approver decides from the e-mail link; scanners decide nothing', async () => {
       const mail = await until('the e-mail to carol', () => sink.messages.find((m) => m.includes('To: carol@client-a.example')));

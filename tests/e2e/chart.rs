@@ -1,5 +1,7 @@
-//! The Helm chart lints, renders in both TLS modes, and what it renders is
-//! accepted by the real API server (server-side dry run).
+//! The Helm charts lint, render in each mode (the agent's two TLS modes, the
+//! server on SQLite and on PostgreSQL), refuse values they cannot run with,
+//! and what they render is accepted by the real API server (server-side dry
+//! run).
 
 use crate::support::kubectl_stdin;
 use std::path::PathBuf;
@@ -13,8 +15,16 @@ pub fn helm() -> PathBuf {
     cache.join("bin/helm")
 }
 
-fn chart() -> String {
-    concat!(env!("CARGO_MANIFEST_DIR"), "/charts/changegate").to_string()
+const AGENT_CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/changegate");
+const SERVER_CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/changegate-server");
+
+/// The value the chart requires, so that a render fails only on what a test sets.
+fn required_value(chart: &str) -> &'static str {
+    if chart == SERVER_CHART {
+        "publicUrl=https://changegate.example.com"
+    } else {
+        "server.url=https://changegate.example.com"
+    }
 }
 
 fn run_helm(args: &[&str]) -> String {
@@ -31,22 +41,44 @@ fn run_helm(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-fn render(extra: &[&str], only: &[&str]) -> String {
-    let chart = chart();
+/// Runs helm expecting it to fail; returns its standard error.
+fn helm_fails(args: &[&str]) -> String {
+    let out = Command::new(helm())
+        .args(args)
+        .output()
+        .expect("run helm (localcluster/build.sh builds it)");
+    assert!(
+        !out.status.success(),
+        "helm {args:?} succeeded: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn template_args<'a>(chart: &'a str, extra: &[&'a str], only: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "template",
         "changegate",
-        chart.as_str(),
+        chart,
         "--namespace",
         "changegate-system",
         "--set",
-        "server.url=https://changegate.example.com",
+        required_value(chart),
     ];
     args.extend_from_slice(extra);
     for file in only {
-        args.extend(["--show-only", file]);
+        args.extend(["--show-only", *file]);
     }
-    run_helm(&args)
+    args
+}
+
+fn render(chart: &str, extra: &[&str], only: &[&str]) -> String {
+    run_helm(&template_args(chart, extra, only))
+}
+
+/// Renders expecting failure; returns helm's standard error.
+fn render_fails(chart: &str, extra: &[&str]) -> String {
+    helm_fails(&template_args(chart, extra, &[]))
 }
 
 fn server_accepts(manifests: &str) {
@@ -60,12 +92,11 @@ fn server_accepts(manifests: &str) {
 
 #[test]
 fn the_chart_lints_in_both_tls_modes() {
-    let chart = chart();
-    let server = "server.url=https://changegate.example.com";
-    run_helm(&["lint", &chart, "--set", server]);
+    let server = required_value(AGENT_CHART);
+    run_helm(&["lint", AGENT_CHART, "--set", server]);
     run_helm(&[
         "lint",
-        &chart,
+        AGENT_CHART,
         "--set",
         server,
         "--set",
@@ -76,6 +107,7 @@ fn the_chart_lints_in_both_tls_modes() {
 #[test]
 fn the_self_managed_install_is_accepted_by_the_api_server_with_secure_defaults() {
     let manifests = render(
+        AGENT_CHART,
         &[],
         &[
             "templates/serviceaccount.yaml",
@@ -107,6 +139,7 @@ fn the_self_managed_install_is_accepted_by_the_api_server_with_secure_defaults()
 #[test]
 fn the_cert_manager_install_renders_the_operators_webhook_configurations() {
     let webhooks = render(
+        AGENT_CHART,
         &["--set", "certManager.enabled=true"],
         &["templates/webhooks.yaml"],
     );
@@ -123,11 +156,13 @@ fn the_cert_manager_install_renders_the_operators_webhook_configurations() {
     );
     server_accepts(&webhooks.replace("name: changegate\n", "name: changegate-chart-dry-run\n"));
     let deployment = render(
+        AGENT_CHART,
         &["--set", "certManager.enabled=true"],
         &["templates/deployment.yaml"],
     );
     assert!(deployment.contains("- --cert-manager"));
     let certificate = render(
+        AGENT_CHART,
         &["--set", "certManager.enabled=true"],
         &["templates/cert-manager.yaml"],
     );
@@ -135,4 +170,135 @@ fn the_cert_manager_install_renders_the_operators_webhook_configurations() {
         certificate.contains("secretName: changegate-webhook-tls")
             && certificate.contains("changegate-webhook.changegate-system.svc")
     );
+}
+
+/// The server on PostgreSQL, two replicas behind an Ingress.
+const SERVER_ON_POSTGRES: &[&str] = &[
+    "--set",
+    "database.kind=postgres",
+    "--set",
+    "database.existingSecret=changegate-db",
+    "--set",
+    "replicaCount=2",
+    "--set",
+    "ingress.enabled=true",
+    "--set",
+    "ingress.tlsSecret=changegate-tls",
+];
+
+#[test]
+fn the_server_chart_lints_with_sqlite_and_postgres() {
+    let public_url = required_value(SERVER_CHART);
+    run_helm(&["lint", SERVER_CHART, "--set", public_url]);
+    let mut postgres = vec!["lint", SERVER_CHART, "--set", public_url];
+    postgres.extend_from_slice(SERVER_ON_POSTGRES);
+    run_helm(&postgres);
+}
+
+#[test]
+fn the_server_installs_are_accepted_by_the_api_server_with_secure_defaults() {
+    let sqlite = render(SERVER_CHART, &[], &[]);
+    let postgres = render(SERVER_CHART, SERVER_ON_POSTGRES, &[]);
+    for manifests in [&sqlite, &postgres] {
+        for expected in [
+            "runAsNonRoot: true",
+            "runAsUser: 65532",
+            "fsGroup: 65532",
+            "type: RuntimeDefault",
+            "readOnlyRootFilesystem: true",
+            "allowPrivilegeEscalation: false",
+            "- ALL",
+            "mountPath: /tmp",
+            "- {name: CHANGEGATE_LISTEN, value: \"0.0.0.0:8080\"}",
+            "value: \"https://changegate.example.com\"",
+            "path: /healthz",
+            "path: /readyz",
+            "kind: Service\n",
+            "type: ClusterIP",
+        ] {
+            assert!(
+                manifests.contains(expected),
+                "rendered chart lacks {expected:?}"
+            );
+        }
+        // The ServiceAccount and the pod spec; the server uses no Kubernetes API.
+        assert_eq!(
+            manifests
+                .matches("automountServiceAccountToken: false")
+                .count(),
+            2,
+            "{manifests}"
+        );
+        assert!(
+            !manifests.contains("kind: Role") && !manifests.contains("kind: ClusterRole"),
+            "{manifests}"
+        );
+        server_accepts(manifests);
+    }
+
+    for expected in [
+        "replicas: 1",
+        "type: Recreate",
+        "kind: PersistentVolumeClaim",
+        "claimName: changegate-server-data",
+        "- {name: CHANGEGATE_DATA_DIR, value: /var/lib/changegate}",
+    ] {
+        assert!(
+            sqlite.contains(expected),
+            "sqlite render lacks {expected:?}"
+        );
+    }
+    assert!(!sqlite.contains("kind: PodDisruptionBudget"), "{sqlite}");
+    assert!(!sqlite.contains("kind: Ingress"), "{sqlite}");
+    assert!(!sqlite.contains("CHANGEGATE_DATABASE"), "{sqlite}");
+
+    for expected in [
+        "replicas: 2",
+        "type: RollingUpdate",
+        "kind: PodDisruptionBudget",
+        "minAvailable: 1",
+        "name: CHANGEGATE_DATABASE",
+        "name: changegate-db",
+        "kind: Ingress",
+        "host: \"changegate.example.com\"",
+        "secretName: changegate-tls",
+    ] {
+        assert!(
+            postgres.contains(expected),
+            "postgres render lacks {expected:?}"
+        );
+    }
+    assert!(
+        !postgres.contains("kind: PersistentVolumeClaim"),
+        "{postgres}"
+    );
+    assert!(!postgres.contains("CHANGEGATE_DATA_DIR"), "{postgres}");
+}
+
+#[test]
+fn the_server_chart_refuses_replicas_on_sqlite_and_postgres_without_its_secret() {
+    let stderr = render_fails(SERVER_CHART, &["--set", "replicaCount=2"]);
+    assert!(
+        stderr.contains("replicaCount=2 with database.kind=sqlite")
+            && stderr.contains("database.kind=postgres"),
+        "{stderr}"
+    );
+    let stderr = render_fails(SERVER_CHART, &["--set", "database.kind=postgres"]);
+    assert!(stderr.contains("database.existingSecret"), "{stderr}");
+}
+
+#[test]
+fn the_schemas_refuse_a_misspelt_key_and_a_non_integer_replica_count() {
+    for chart in [AGENT_CHART, SERVER_CHART] {
+        let misspelt = render_fails(chart, &["--set", "replicaCaunt=2"]);
+        assert!(
+            misspelt.contains("schema") && misspelt.contains("replicaCaunt"),
+            "{chart}: {misspelt}"
+        );
+        let not_integer = render_fails(chart, &["--set", "replicaCount=two"]);
+        assert!(
+            not_integer.contains("schema") && not_integer.contains("replicaCount"),
+            "{chart}: {not_integer}"
+        );
+    }
 }

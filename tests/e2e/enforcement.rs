@@ -224,14 +224,33 @@ async fn warn_mode_admits_with_the_refusal_as_a_warning() {
 #[tokio::test]
 async fn a_failing_rollout_is_rolled_back_automatically_and_the_change_is_rolled_back_on_the_server()
  {
+    rolled_back_automatically("Deployment", "ProgressDeadlineExceeded").await;
+}
+
+#[tokio::test]
+async fn a_failing_stateful_set_is_rolled_back_to_its_previous_controller_revision() {
+    rolled_back_automatically("StatefulSet", "not ready 15 s after it started").await;
+}
+
+/// Workload `web` of `kind` gets an approved image that never becomes
+/// ready; the failure is reported saying `why`, the agent restores the
+/// previous revision and the change is `rolled-back` on the server.
+async fn rolled_back_automatically(kind: &'static str, why: &str) {
     const FAILING: &str = "example.com/web:2-fail";
-    let t = Tenant::new("rollback", Setup::default()).await;
+    let t = Tenant::new(
+        &format!("rollback-{}", kind.to_lowercase()),
+        Setup {
+            kind,
+            ..Setup::default()
+        },
+    )
+    .await;
     let number = t.raise_with(&[FAILING], &["--automatic-rollback"]);
     t.approve(&number);
     t.admitted_eventually("the approved (failing) image to be admitted", FAILING)
         .await;
-    // The progress deadline (15 s) passes; the agent reports the failure,
-    // restores the previous revision and reports the rollback once healthy.
+    // The deadline (15 s) passes; the agent reports the failure, restores
+    // the previous revision and reports the rollback once healthy.
     wait_until(
         "the change to be rolled back",
         Duration::from_secs(120),
@@ -249,7 +268,7 @@ async fn a_failing_rollout_is_rolled_back_automatically_and_the_change_is_rolled
     .await;
     let image = crate::support::kubectl(&[
         "get",
-        "deployment",
+        &kind.to_lowercase(),
         "web",
         "-n",
         &t.ns.name,
@@ -264,7 +283,7 @@ async fn a_failing_rollout_is_rolled_back_automatically_and_the_change_is_rolled
         .filter_map(|d| d["detail"]["note"].as_str())
         .collect();
     assert!(
-        notes.iter().any(|n| n.contains("ProgressDeadlineExceeded"))
+        notes.iter().any(|n| n.contains(why))
             && notes.iter().any(|n| n.contains("rolled back automatically")
                 && n.contains("runs example.com/web:1 again")),
         "{recorded:?}"

@@ -107,6 +107,11 @@ pub struct GateChange {
     /// On a failed rollout the agent rolls back by itself (the backout plan says so).
     #[serde(default)]
     pub automatic_rollback: bool,
+    /// When the approval stops covering anything, if the policy sets an
+    /// expiry: checked at each decision, so a gate built earlier (a cached
+    /// one, an agent's bundle) refuses from that instant on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -330,6 +335,17 @@ impl TenantGate {
         now: DateTime<Utc>,
     ) -> Option<(Reason, String)> {
         let n = change.number;
+        if change.state.is_approved()
+            && let Some(expired) = change.approval_expires_at.filter(|e| *e <= now)
+        {
+            return Some((
+                Reason::Finished,
+                format!(
+                    "{n}'s approval expired at {}; raise a new change for this deployment",
+                    expired.to_rfc3339_opts(SecondsFormat::Secs, true)
+                ),
+            ));
+        }
         match change.state {
             ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing => {}
             ChangeState::Draft => {

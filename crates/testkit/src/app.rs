@@ -16,6 +16,8 @@ use tower::ServiceExt;
 
 pub struct TestApp {
     pub store: Arc<dyn Store>,
+    /// What the handlers share: its `writes` counter, its snapshots.
+    pub state: AppState,
     router: Router,
     clock: Arc<Mutex<DateTime<Utc>>>,
     _guard: Box<dyn Any + Send + Sync>,
@@ -198,7 +200,8 @@ impl TestApp {
         }));
         TestApp {
             store,
-            router: changegate_web::router(state),
+            router: changegate_web::router(state.clone()),
+            state,
             clock,
             _guard: guard,
         }

@@ -114,8 +114,13 @@ impl FromRequestParts<AppState> for Caller {
             };
             return Ok(Caller(principal_of(state.store.as_ref(), user).await?));
         };
-        let (user, scope) = bearer(state, header).await?;
-        let mut principal = principal_of(state.store.as_ref(), user).await?;
+        let token = bearer_token(header)?;
+        let found = state
+            .snapshots
+            .bearer(state, token_hash(token))
+            .await?;
+        let (_, scope, principal) = found.as_ref();
+        let (scope, mut principal) = (scope.clone(), principal.clone());
         match scope {
             TokenScope::Full => {}
             TokenScope::Gate(tenant) => {
@@ -139,18 +144,13 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// The user and scope behind an `Authorization: Bearer cg_...` header.
-async fn bearer(state: &AppState, header: &str) -> Result<(User, TokenScope), ApiError> {
-    let token = header
+/// The token of an `Authorization: Bearer cg_...` header.
+fn bearer_token(header: &str) -> Result<&str, ApiError> {
+    header
         .strip_prefix("Bearer ")
         .map(str::trim)
         .filter(|t| t.starts_with(TOKEN_PREFIX))
-        .ok_or_else(ApiError::unauthenticated)?;
-    match state.store.user_by_token(&token_hash(token)).await {
-        Ok(found) => Ok(found),
-        Err(StoreError::NotFound { .. }) => Err(ApiError::unauthenticated()),
-        Err(e) => Err(e.into()),
-    }
+        .ok_or_else(ApiError::unauthenticated)
 }
 
 /// The routes an agent token reaches.
@@ -174,8 +174,14 @@ impl FromRequestParts<AppState> for Agent {
             .get(axum::http::header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(ApiError::unauthenticated)?;
-        match bearer(state, header).await? {
-            (_, TokenScope::Agent(cluster)) => Ok(Agent { cluster }),
+        let found = state
+            .snapshots
+            .bearer(state, token_hash(bearer_token(header)?))
+            .await?;
+        match &found.1 {
+            TokenScope::Agent(cluster) => Ok(Agent {
+                cluster: cluster.clone(),
+            }),
             _ => Err(ApiError::forbidden(
                 "an agent token is needed: an installation admin registers the cluster with POST /api/v1/clusters",
             )),

@@ -11,6 +11,7 @@ pub mod limit;
 pub mod mail;
 pub mod openapi;
 pub mod portal;
+pub mod snapshot;
 pub mod tenant;
 mod workflow;
 
@@ -30,13 +31,15 @@ pub struct AppState {
     pub clock: Clock,
     /// Mark session cookies `Secure` (off only for plain-HTTP development).
     pub secure_cookies: bool,
-    /// Bumped after every successful write through the API: wakes
-    /// long-polling agents.
-    pub writes: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Counted after every successful write through the server: wakes
+    /// long-polling agents and outdates the shared reads of `snapshots`.
+    pub writes: Arc<Writes>,
     /// Failed sign-ins per address.
     pub sign_ins: Arc<limit::SignInLimiter>,
     /// Where people reach this server: the base of links in e-mails.
     pub public_url: String,
+    /// Each tenant's gate inputs, shared by gate checks and bundles.
+    pub snapshots: Arc<snapshot::Snapshots>,
 }
 
 impl AppState {
@@ -45,9 +48,10 @@ impl AppState {
             store,
             clock: Arc::new(Utc::now),
             secure_cookies: true,
-            writes: Arc::new(tokio::sync::watch::Sender::new(0)),
+            writes: Arc::default(),
             sign_ins: Arc::new(limit::SignInLimiter::default()),
             public_url: "http://127.0.0.1:8080".into(),
+            snapshots: Arc::default(),
         }
     }
 
@@ -378,6 +382,12 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// A response extension: this request, though not a GET, wrote nothing
+/// (a gate check without `record`), so it neither wakes agents nor makes
+/// the tenants' snapshots rebuild.
+#[derive(Clone, Copy)]
+pub struct NothingWritten;
+
 /// After a successful write, wake whoever waits for one (agents long-polling
 /// their bundle).
 async fn note_writes(
@@ -390,9 +400,87 @@ async fn note_writes(
         *request.method(),
         Method::GET | Method::HEAD | Method::OPTIONS
     );
+    let tenant = confined_to(request.uri().path());
     let response = next.run(request).await;
-    if write && response.status().is_success() {
-        state.writes.send_modify(|n| *n = n.wrapping_add(1));
+    if write
+        && response.status().is_success()
+        && response.extensions().get::<NothingWritten>().is_none()
+    {
+        state.writes.note(tenant.as_deref());
     }
     response
+}
+
+/// The tenant a write is confined to: the slug of `/api/v1/tenants/{t}/…`
+/// or `/t/{t}/…` (a route below the tenant, whose handler acts in that
+/// tenant only). Anything else, the tenant record itself included, may
+/// touch any tenant.
+fn confined_to(path: &str) -> Option<String> {
+    let rest = path
+        .strip_prefix("/api/v1/tenants/")
+        .or_else(|| path.strip_prefix("/t/"))?;
+    let (slug, below) = rest.split_once('/')?;
+    (!slug.is_empty() && !below.is_empty()).then(|| slug.to_string())
+}
+
+/// Writes through this server, counted: in all (what long-polls wait on),
+/// not confined to a tenant, and per tenant (what `snapshot` compares).
+pub struct Writes {
+    wake: tokio::sync::watch::Sender<u64>,
+    anywhere: std::sync::atomic::AtomicU64,
+    tenants: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+}
+
+impl Default for Writes {
+    fn default() -> Self {
+        Writes {
+            wake: tokio::sync::watch::Sender::new(0),
+            anywhere: std::sync::atomic::AtomicU64::new(0),
+            tenants: std::sync::Mutex::default(),
+        }
+    }
+}
+
+impl Writes {
+    /// A write committed, confined to `tenant` when it names one.
+    pub fn note(&self, tenant: Option<&str>) {
+        match tenant {
+            Some(slug) => {
+                let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+                *tenants.entry(slug.to_string()).or_default() += 1;
+            }
+            None => {
+                self.anywhere
+                    .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+        self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Every write so far.
+    pub fn count(&self) -> u64 {
+        *self.wake.borrow()
+    }
+
+    /// Woken on every write.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.wake.subscribe()
+    }
+
+    /// Writes not confined to one tenant.
+    pub fn anywhere(&self) -> u64 {
+        self.anywhere.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// What can have changed tenant `slug`: writes anywhere, and its own.
+    pub fn of_tenant(&self, slug: &str) -> (u64, u64) {
+        let own = self
+            .tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(slug)
+            .copied()
+            .unwrap_or(0);
+        (self.anywhere(), own)
+    }
 }

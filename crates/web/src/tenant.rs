@@ -5,7 +5,7 @@
 use axum::extract::{FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 use changegate_core::authz::{self, Action, Principal};
-use changegate_store::{StoreError, Tenant};
+use changegate_store::Tenant;
 
 use crate::AppState;
 use crate::auth::Caller;
@@ -35,11 +35,14 @@ impl InTenant {
         caller: Principal,
         slug: &str,
     ) -> Result<Self, ApiError> {
-        let tenant = match state.store.tenant_by_slug(slug).await {
-            Ok(t) => t,
-            Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found("tenant")),
-            Err(e) => return Err(e.into()),
-        };
+        let tenant = state
+            .snapshots
+            .tenants(state)
+            .await?
+            .iter()
+            .find(|t| t.slug.as_str() == slug)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found("tenant"))?;
         if !caller.sees(tenant.id) {
             return Err(ApiError::not_found("tenant"));
         }

@@ -22,6 +22,8 @@ pub const CLUSTER: &str = "local";
 pub struct Tenant {
     pub name: String,
     pub ns: TestNamespace,
+    /// The kind of its workload `web`.
+    pub kind: &'static str,
     server: Arc<Server>,
     requester: String,
     approver: String,
@@ -37,6 +39,8 @@ pub struct Setup {
     pub bind_to: Option<String>,
     /// A server and cluster name other than `make up`'s.
     pub on: Option<(Arc<Server>, String)>,
+    /// The kind of workload `web`: `Deployment` or `StatefulSet`.
+    pub kind: &'static str,
 }
 
 impl Default for Setup {
@@ -46,6 +50,7 @@ impl Default for Setup {
             window: None,
             bind_to: None,
             on: None,
+            kind: "Deployment",
         }
     }
 }
@@ -69,11 +74,12 @@ impl Tenant {
             server: s.clone(),
             name,
             ns,
+            kind: setup.kind,
         };
         // Before the server knows the tenant, the Deployment is not
         // governed: it is created once the webhook's cache has the namespace.
         wait_until(
-            &format!("Deployment web created in {}", tenant.ns.name),
+            &format!("{} web created in {}", tenant.kind, tenant.ns.name),
             Duration::from_secs(30),
             || {
                 let out = tenant.apply_web("example.com/web:1", false);
@@ -89,10 +95,11 @@ impl Tenant {
              kind: Board\ntenant: {t}\nname: client\nspec: {{ members: [role:business-approver], rule: any }}\n---\n\
              kind: Policy\ntenant: {t}\nspec:\n  enforcement: {}\n  routing: {{ normal: [ {{ from: low, boards: [client] }} ] }}\n  windowRequired: [{}]\n---\n\
              kind: ConfigurationItem\ntenant: {t}\nname: web\nspec: {{ kind: kubernetes-workload, enforcement: {{ kubernetes: \
-             {{ cluster: {cluster}, namespace: {}, kind: Deployment, name: web }} }} }}\n",
+             {{ cluster: {cluster}, namespace: {}, kind: {}, name: web }} }} }}\n",
             setup.enforcement,
             if setup.window.is_some() { "normal" } else { "" },
             setup.bind_to.as_deref().unwrap_or(&tenant.ns.name),
+            setup.kind,
         );
         if let Some((start, end)) = setup.window {
             let at = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Secs, true);
@@ -121,14 +128,24 @@ impl Tenant {
         tenant
     }
 
-    /// Server-side applies Deployment `web` with `image` (`dry_run`: the
-    /// API server's dry run, which admission judges the same way).
+    /// Server-side applies workload `web` (a Deployment or StatefulSet)
+    /// with `image` (`dry_run`: the API server's dry run, which admission
+    /// judges the same way). Either fails a rollout after 15 s: the
+    /// Deployment by its progress deadline, the StatefulSet by the agent's.
     pub fn apply_web(&self, image: &str, dry_run: bool) -> Output {
-        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
-            "metadata": {"name": "web", "namespace": self.ns.name, "labels": {"app": "web"}},
-            "spec": {"replicas": 1, "progressDeadlineSeconds": 15, "selector": {"matchLabels": {"app": "web"}},
-                     "template": {"metadata": {"labels": {"app": "web"}},
-                                  "spec": {"containers": [{"name": "app", "image": image}]}}}});
+        let template = json!({"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "app", "image": image}]}});
+        let selector = json!({"matchLabels": {"app": "web"}});
+        let deployment = match self.kind {
+            "StatefulSet" => json!({"apiVersion": "apps/v1", "kind": "StatefulSet",
+                "metadata": {"name": "web", "namespace": self.ns.name, "labels": {"app": "web"},
+                             "annotations": {"changegate.dev/progress-deadline-seconds": "15"}},
+                "spec": {"replicas": 1, "serviceName": "web", "selector": selector, "template": template}}),
+            _ => json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                "metadata": {"name": "web", "namespace": self.ns.name, "labels": {"app": "web"}},
+                "spec": {"replicas": 1, "progressDeadlineSeconds": 15, "selector": selector,
+                         "template": template}}),
+        };
         let mut args = vec![
             "apply",
             "--server-side",

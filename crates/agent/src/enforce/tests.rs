@@ -23,6 +23,7 @@ fn change(n: i64, state: ChangeState) -> GateChange {
         planned_end: None,
         awaiting: vec!["1 approval from client-business".into()],
         automatic_rollback: false,
+        approval_expires_at: None,
     }
 }
 

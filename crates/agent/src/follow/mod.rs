@@ -1,15 +1,19 @@
 //! Following governed workloads after admission (DESIGN §7): every real
-//! spec change of a Deployment in a tenant's namespace is judged again
-//! from the bundle. One an approved change covers is followed until it is
-//! available (reported `succeeded`) or its progress deadline passes
-//! (`failed`); one no approved change covers, whatever the tenant's
-//! enforcement mode or however it got past admission, is reported
-//! `unauthorized`. When a followed rollout fails and its change's backout
-//! is automatic, the agent restores the previous ReplicaSet's pod template
-//! (as `kubectl rollout undo` does), marked with `changegate.dev/rollback-of`,
-//! follows that until it is available and reports `rolled-back` with the
-//! revision restored. [`Tracker`] is the pure part; [`run`] watches, acts
-//! and sends.
+//! spec change of a Deployment, StatefulSet, DaemonSet or CronJob in a
+//! tenant's namespace is judged again from the bundle. One an approved
+//! change covers is followed until it is rolled out (reported `succeeded`)
+//! or its progress deadline passes (`failed`; see [`rollout`]); one no
+//! approved change covers, whatever the tenant's enforcement mode or
+//! however it got past admission, is reported `unauthorized`. When a
+//! followed rollout fails and its change's backout is automatic, the agent
+//! restores the previous revision (as `kubectl rollout undo` does: a
+//! Deployment's previous ReplicaSet template, a StatefulSet's or
+//! DaemonSet's previous ControllerRevision), marked with
+//! `changegate.dev/rollback-of`, follows that until it is healthy and
+//! reports `rolled-back` with the revision restored. [`Tracker`] is the
+//! pure part; [`run`] watches, acts and sends.
+
+pub mod rollout;
 
 use crate::bundle::BundleState;
 use crate::enforce::{images, labels};
@@ -19,7 +23,9 @@ use changegate_core::gate::{Reason, Target, Verdict, Workload, diff};
 use changegate_core::ids::ChangeNumber;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::Deployment;
+use futures::stream::BoxStream;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::CronJob;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use serde_json::Value;
@@ -40,15 +46,22 @@ struct Tracked {
     following: Option<ChangeNumber>,
     /// The change whose failed rollout the agent is undoing.
     rolling_back: Option<ChangeNumber>,
+    /// When the rollout followed (or the rollback) was seen to start.
+    since: DateTime<Utc>,
+    /// As last seen, to judge again when no event comes ([`Tracker::recheck`]).
+    tenant: String,
+    kind: String,
+    object: Value,
 }
 
 /// What to do about a workload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
     Report(Report),
-    /// Restore the previous revision of Deployment `namespace/name`,
+    /// Restore the previous revision of `kind` `namespace/name`,
     /// undoing the rollout of `change`.
     RollBack {
+        kind: String,
         namespace: String,
         name: String,
         change: ChangeNumber,
@@ -92,6 +105,7 @@ impl Tracker {
         };
         let mut following = previous.as_ref().and_then(|t| t.following);
         let mut rolling_back = previous.as_ref().and_then(|t| t.rolling_back);
+        let mut since = previous.as_ref().map_or(now, |t| t.since);
         let rollback_of = text(
             object,
             &format!(
@@ -108,6 +122,7 @@ impl Tracker {
         {
             following = None;
             rolling_back = None;
+            since = now;
             if let Some(gate) = snapshot.strict_gate(seen.tenant) {
                 let target = target(seen, &snapshot.cluster);
                 let d = gate.check(&target, &images(seen.kind, object), now);
@@ -132,7 +147,7 @@ impl Tracker {
             }
         }
         if let Some(n) = following
-            && let Some((event, note)) = outcome(object)
+            && let Some((event, note)) = rollout::outcome(seen.kind, object, since, now)
         {
             reports.push(Action::Report(report(seen, event, Some(n), note)));
             following = None;
@@ -141,7 +156,9 @@ impl Tracker {
                 .is_some_and(|c| c.automatic_rollback);
             if event == ReportEvent::Failed && automatic {
                 rolling_back = Some(n);
+                since = now;
                 reports.push(Action::RollBack {
+                    kind: seen.kind.to_string(),
                     namespace: text(object, "/metadata/namespace").to_string(),
                     name: text(object, "/metadata/name").to_string(),
                     change: n,
@@ -149,12 +166,10 @@ impl Tracker {
             }
         } else if let Some(n) = rolling_back
             && rollback_of == Some(n)
-            && let Some((ReportEvent::Succeeded, _)) = outcome(object)
+            && let Some((ReportEvent::Succeeded, _)) =
+                rollout::outcome(seen.kind, object, since, now)
         {
-            let revision = text(
-                object,
-                "/metadata/annotations/deployment.kubernetes.io~1revision",
-            );
+            let revision = rollout::revision(seen.kind, object);
             let note = format!(
                 "rolled back automatically after the failed rollout of {n}: revision {revision} runs {} again",
                 images(seen.kind, object).join(", ")
@@ -173,9 +188,40 @@ impl Tracker {
                 spec,
                 following,
                 rolling_back,
+                since,
+                tenant: seen.tenant.to_string(),
+                kind: seen.kind.to_string(),
+                object: object.clone(),
             },
         );
         reports
+    }
+
+    /// Judges again every workload with a rollout or rollback in progress,
+    /// as last seen: a StatefulSet or DaemonSet that stays unready sends
+    /// no event when the agent's deadline passes.
+    pub fn recheck(
+        &mut self,
+        snapshot: Option<&crate::bundle::Snapshot>,
+        now: DateTime<Utc>,
+    ) -> Vec<Action> {
+        let pending: Vec<(String, String, Value)> = self
+            .seen
+            .values()
+            .filter(|t| t.following.is_some() || t.rolling_back.is_some())
+            .map(|t| (t.tenant.clone(), t.kind.clone(), t.object.clone()))
+            .collect();
+        let mut actions = Vec::new();
+        for (tenant, kind, object) in pending {
+            let seen = Seen {
+                tenant: &tenant,
+                kind: &kind,
+                object: &object,
+                initial: false,
+            };
+            actions.extend(self.observe(&seen, snapshot, now));
+        }
+        actions
     }
 
     pub fn forget(&mut self, uid: &str) {
@@ -224,47 +270,52 @@ fn report(
     }
 }
 
-/// A Deployment's rollout outcome, once there is one: available with
-/// every replica updated, or past its progress deadline.
-fn outcome(object: &Value) -> Option<(ReportEvent, String)> {
-    let int = |p: &str| object.pointer(p).and_then(Value::as_i64);
-    let generation = int("/metadata/generation")?;
-    let observed = int("/status/observedGeneration").unwrap_or(0);
-    if observed < generation {
-        return None;
-    }
-    let conditions = object
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let stalled = conditions.iter().any(|c| {
-        c["type"] == "Progressing"
-            && c["status"] == "False"
-            && c["reason"] == "ProgressDeadlineExceeded"
-    });
-    if stalled {
-        return Some((
-            ReportEvent::Failed,
-            "the rollout passed its progress deadline (ProgressDeadlineExceeded)".into(),
-        ));
-    }
-    let wanted = int("/spec/replicas").unwrap_or(1);
-    let updated = int("/status/updatedReplicas").unwrap_or(0);
-    let available = int("/status/availableReplicas").unwrap_or(0);
-    let total = int("/status/replicas").unwrap_or(0);
-    (updated >= wanted && available >= wanted && total == updated).then(|| {
-        (
-            ReportEvent::Succeeded,
-            format!(
-                "generation {generation} rolled out: {available} of {wanted} replicas available"
-            ),
-        )
-    })
+/// One watch event of a workload of any followed kind, as JSON.
+enum Watched {
+    /// A (re)list begins: what follows is history until `Listed`.
+    Listing,
+    Listed,
+    Seen(Value),
+    Gone(String),
 }
 
-/// Watches Deployments in every namespace and reports through `reporter`
-/// until the process ends.
+/// The watch of every `K` in the cluster, as [`Watched`] events tagged
+/// with the kind.
+fn watch<K>(client: &Client, kind: &'static str) -> BoxStream<'static, (&'static str, Watched)>
+where
+    K: kube::Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + serde::Serialize
+        + std::fmt::Debug
+        + Send
+        + 'static,
+{
+    watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .filter_map(move |event| async move {
+            let watched = match event {
+                Ok(watcher::Event::Init) => Watched::Listing,
+                Ok(watcher::Event::InitDone) => Watched::Listed,
+                Ok(watcher::Event::InitApply(o) | watcher::Event::Apply(o)) => {
+                    Watched::Seen(serde_json::to_value(&o).ok()?)
+                }
+                Ok(watcher::Event::Delete(o)) => Watched::Gone(o.meta().uid.clone()?),
+                Err(e) => {
+                    tracing::warn!(kind, error = %e, "watch error; retrying with backoff");
+                    return None;
+                }
+            };
+            Some((kind, watched))
+        })
+        .boxed()
+}
+
+/// How often workloads in rollout are judged again without an event.
+const RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Watches Deployments, StatefulSets, DaemonSets and CronJobs in every
+/// namespace and reports through `reporter` until the process ends.
 /// The agent's own namespace is left alone, as admission leaves it.
 pub async fn run(
     client: Client,
@@ -275,56 +326,55 @@ pub async fn run(
     leadership: Arc<crate::lease::Leadership>,
 ) {
     let mut tracker = Tracker::default();
-    let mut initial = true;
-    let events = watcher(
-        Api::<Deployment>::all(client.clone()),
-        watcher::Config::default(),
-    )
-    .default_backoff();
-    futures::pin_mut!(events);
-    while let Some(event) = events.next().await {
-        let (object, is_initial) = match event {
-            Ok(watcher::Event::Init) => {
-                initial = true;
-                continue;
+    let mut listing: HashMap<&'static str, bool> = HashMap::new();
+    let mut events = futures::stream::select_all([
+        watch::<Deployment>(&client, "Deployment"),
+        watch::<StatefulSet>(&client, "StatefulSet"),
+        watch::<DaemonSet>(&client, "DaemonSet"),
+        watch::<CronJob>(&client, "CronJob"),
+    ]);
+    let mut recheck = tokio::time::interval(RECHECK);
+    loop {
+        let actions = tokio::select! {
+            event = events.next() => {
+                let Some((kind, watched)) = event else { return };
+                let object = match watched {
+                    Watched::Listing => {
+                        listing.insert(kind, true);
+                        continue;
+                    }
+                    Watched::Listed => {
+                        listing.insert(kind, false);
+                        continue;
+                    }
+                    Watched::Gone(uid) => {
+                        tracker.forget(&uid);
+                        continue;
+                    }
+                    Watched::Seen(object) => object,
+                };
+                let Some(tenant) = object
+                    .pointer("/metadata/namespace")
+                    .and_then(Value::as_str)
+                    .filter(|ns| *ns != own_namespace)
+                    .and_then(|ns| stores.tenant_of(ns))
+                else {
+                    continue;
+                };
+                let held = bundle.current();
+                let seen = Seen {
+                    tenant: &tenant,
+                    kind,
+                    object: &object,
+                    initial: listing.get(kind).copied().unwrap_or(true),
+                };
+                tracker.observe(&seen, held.as_ref().map(|(s, _)| s.as_ref()), Utc::now())
             }
-            Ok(watcher::Event::InitDone) => {
-                initial = false;
-                continue;
-            }
-            Ok(watcher::Event::InitApply(d)) => (d, initial),
-            Ok(watcher::Event::Apply(d)) => (d, false),
-            Ok(watcher::Event::Delete(d)) => {
-                if let Some(uid) = d.metadata.uid.as_deref() {
-                    tracker.forget(uid);
-                }
-                continue;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "Deployment watch error; retrying with backoff");
-                continue;
+            _ = recheck.tick() => {
+                let held = bundle.current();
+                tracker.recheck(held.as_ref().map(|(s, _)| s.as_ref()), Utc::now())
             }
         };
-        let Some(tenant) = object
-            .metadata
-            .namespace
-            .as_deref()
-            .filter(|ns| *ns != own_namespace)
-            .and_then(|ns| stores.tenant_of(ns))
-        else {
-            continue;
-        };
-        let Ok(json) = serde_json::to_value(&object) else {
-            continue;
-        };
-        let held = bundle.current();
-        let seen = Seen {
-            tenant: &tenant,
-            kind: "Deployment",
-            object: &json,
-            initial: is_initial,
-        };
-        let actions = tracker.observe(&seen, held.as_ref().map(|(s, _)| s.as_ref()), Utc::now());
         // Every replica tracks; only the Lease holder acts and reports.
         if !leadership.is_leader() {
             continue;
@@ -333,18 +383,19 @@ pub async fn run(
             match action {
                 Action::Report(report) => reporter.send(report),
                 Action::RollBack {
+                    kind,
                     namespace,
                     name,
                     change,
                 } => {
                     let client = client.clone();
                     tokio::spawn(async move {
-                        match roll_back(&client, &namespace, &name, change).await {
+                        match roll_back(&client, &kind, &namespace, &name, change).await {
                             Ok(revision) => {
-                                tracing::info!(%namespace, %name, %change, %revision, "rolled back to the previous revision")
+                                tracing::info!(%kind, %namespace, %name, %change, %revision, "rolled back to the previous revision")
                             }
                             Err(e) => {
-                                tracing::error!(%namespace, %name, %change, error = %e, "cannot roll back; the change stays failed")
+                                tracing::error!(%kind, %namespace, %name, %change, error = %e, "cannot roll back; the change stays failed")
                             }
                         }
                     });
@@ -354,10 +405,28 @@ pub async fn run(
     }
 }
 
-/// Restores the pod template of the Deployment's previous ReplicaSet (the
-/// highest revision below the current one), marked with
+/// Restores the previous revision of `kind` `namespace/name`, marked with
 /// [`ROLLBACK_ANNOTATION`]; the revision restored.
 async fn roll_back(
+    client: &Client,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    change: ChangeNumber,
+) -> Result<String, String> {
+    match kind {
+        "Deployment" => roll_back_deployment(client, namespace, name, change).await,
+        "StatefulSet" => {
+            roll_back_to_revision::<StatefulSet>(client, namespace, name, change).await
+        }
+        "DaemonSet" => roll_back_to_revision::<DaemonSet>(client, namespace, name, change).await,
+        other => Err(format!("a {other} has no revisions to roll back to")),
+    }
+}
+
+/// Restores the pod template of the Deployment's previous ReplicaSet (the
+/// highest revision below the current one).
+async fn roll_back_deployment(
     client: &Client,
     namespace: &str,
     name: &str,
@@ -382,13 +451,7 @@ async fn roll_back(
         .map_err(|e| e.to_string())?
         .items
         .into_iter()
-        .filter(|rs| {
-            rs.metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| o.uid == uid)
-        })
+        .filter(|rs| owned_by(&rs.metadata, &uid))
         .filter_map(|rs| Some((revision_of(rs.metadata.annotations.as_ref())?, rs)))
         .filter(|(r, _)| *r < current)
         .max_by_key(|(r, _)| *r)
@@ -410,6 +473,90 @@ async fn roll_back(
         .await
         .map_err(|e| e.to_string())?;
     Ok(revision.to_string())
+}
+
+/// Restores a StatefulSet's or DaemonSet's previous ControllerRevision (the
+/// highest revision below the newest), as `kubectl rollout undo` does: its
+/// data is the strategic-merge patch of the pod template. A StatefulSet
+/// does not replace a pod that never became ready, so the agent deletes
+/// its unready pods of other revisions; the controller recreates them from
+/// the restored one.
+async fn roll_back_to_revision<K>(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    change: ChangeNumber,
+) -> Result<String, String>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    use k8s_openapi::api::apps::v1::ControllerRevision;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
+    let workloads: Api<K> = Api::namespaced(client.clone(), namespace);
+    let workload = workloads.get(name).await.map_err(|e| e.to_string())?;
+    let uid = workload.meta().uid.clone().unwrap_or_default();
+    let revisions: Api<ControllerRevision> = Api::namespaced(client.clone(), namespace);
+    let mut owned: Vec<ControllerRevision> = revisions
+        .list(&ListParams::default())
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .into_iter()
+        .filter(|r| owned_by(&r.metadata, &uid))
+        .collect();
+    owned.sort_by_key(|r| r.revision);
+    let [.., previous, _newest] = owned.as_slice() else {
+        return Err("no previous revision to roll back to".into());
+    };
+    let mut patch = previous
+        .data
+        .as_ref()
+        .map(|d| d.0.clone())
+        .ok_or("the previous revision holds no pod template")?;
+    patch["metadata"] =
+        serde_json::json!({"annotations": {ROLLBACK_ANNOTATION: change.to_string()}});
+    workloads
+        .patch(name, &PatchParams::default(), &Patch::Strategic(&patch))
+        .await
+        .map_err(|e| e.to_string())?;
+    let restored = previous.metadata.name.clone().unwrap_or_default();
+    if K::kind(&()) == "StatefulSet" {
+        let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
+        for pod in pods
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| e.to_string())?
+            .items
+        {
+            let revision = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("controller-revision-hash"))
+                .cloned()
+                .unwrap_or_default();
+            let ready = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+            if owned_by(&pod.metadata, &uid) && revision != restored && !ready {
+                let pod_name = pod.metadata.name.unwrap_or_default();
+                pods.delete(&pod_name, &DeleteParams::default())
+                    .await
+                    .map_err(|e| format!("delete unready pod {pod_name}: {e}"))?;
+            }
+        }
+    }
+    Ok(format!("{restored} (revision {})", previous.revision))
+}
+
+fn owned_by(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, uid: &str) -> bool {
+    meta.owner_references.iter().flatten().any(|o| o.uid == uid)
 }
 
 #[cfg(test)]

@@ -15,12 +15,17 @@ fn snapshot(enforcement: &str) -> Snapshot {
 }
 
 fn snapshot_with(enforcement: &str, automatic_rollback: bool) -> Snapshot {
+    snapshot_of("Deployment", enforcement, automatic_rollback)
+}
+
+/// Item `web` binds `kind` `shop/web`; CHG-7 approved V2 for it.
+fn snapshot_of(kind: &str, enforcement: &str, automatic_rollback: bool) -> Snapshot {
     let bundle: Bundle = serde_json::from_value(json!({
         "cluster": "prod-eu",
         "tenants": [{
             "tenant": "client-a", "enforcement": enforcement, "window_required": [],
             "configuration_items": {"web": {"kind": "kubernetes-workload", "enforcement": {"kubernetes":
-                {"cluster": "prod-eu", "namespace": "shop", "kind": "Deployment", "name": "web"}}}},
+                {"cluster": "prod-eu", "namespace": "shop", "kind": kind, "name": "web"}}}},
             "windows": {},
             "changes": [{"number": "CHG-7", "kind": "normal", "state": "approved",
                 "configurationItems": ["web"], "artifacts": [V2], "fingerprint": "sha256:07",
@@ -234,6 +239,7 @@ fn a_failed_rollout_with_an_automatic_backout_is_rolled_back_and_reported_once_h
     assert_eq!(events(&failed), [(ReportEvent::Failed, Some("CHG-7"))]);
     assert!(
         failed.contains(&Action::RollBack {
+            kind: "Deployment".into(),
             namespace: "shop".into(),
             name: "web".into(),
             change: ChangeNumber(7)
@@ -289,4 +295,198 @@ fn without_an_automatic_backout_a_failed_rollout_is_only_reported() {
     forged["metadata"]["annotations"] = json!({ROLLBACK_ANNOTATION: "CHG-7"});
     let judged = observe(&mut t, &s, "client-a", &forged, false);
     assert_eq!(events(&judged), [(ReportEvent::Unauthorized, None)]);
+}
+
+// ---- StatefulSets, DaemonSets and CronJobs ------------------------------
+
+fn observe_kind(
+    t: &mut Tracker,
+    s: &Snapshot,
+    kind: &str,
+    object: &Value,
+    at: DateTime<Utc>,
+) -> Vec<Action> {
+    let seen = Seen {
+        tenant: "client-a",
+        kind,
+        object,
+        initial: false,
+    };
+    t.observe(&seen, Some(s), at)
+}
+
+/// StatefulSet `shop/web` at `generation` running `image`, with `status`.
+fn stateful_set(image: &str, generation: i64, status: Value) -> Value {
+    json!({"metadata": {"name": "web", "namespace": "shop", "uid": "s-1", "generation": generation,
+                        "annotations": {rollout::DEADLINE_ANNOTATION: "30"}},
+           "spec": {"replicas": 1, "serviceName": "web",
+                    "template": {"spec": {"containers": [{"name": "app", "image": image}]}}},
+           "status": status})
+}
+
+fn sts_status(generation: i64, current: &str, update: &str, ready: i64) -> Value {
+    json!({"observedGeneration": generation, "replicas": 1, "readyReplicas": ready,
+           "updatedReplicas": i64::from(current == update), "currentRevision": current, "updateRevision": update})
+}
+
+fn later(seconds: i64) -> DateTime<Utc> {
+    now() + chrono::TimeDelta::seconds(seconds)
+}
+
+#[test]
+fn a_stateful_set_rollout_succeeds_when_its_update_revision_is_current_and_ready() {
+    let (s, mut t) = (
+        snapshot_of("StatefulSet", "Enforce", false),
+        Tracker::default(),
+    );
+    let seen = Seen {
+        tenant: "client-a",
+        kind: "StatefulSet",
+        object: &stateful_set(V1, 1, sts_status(1, "web-1", "web-1", 1)),
+        initial: true,
+    };
+    assert!(t.observe(&seen, Some(&s), now()).is_empty());
+    let started = observe_kind(
+        &mut t,
+        &s,
+        "StatefulSet",
+        &stateful_set(V2, 2, sts_status(1, "web-1", "web-1", 1)),
+        now(),
+    );
+    assert_eq!(events(&started), [(ReportEvent::Started, Some("CHG-7"))]);
+    // Observed, the old pod still ready: not yet.
+    let midway = stateful_set(V2, 2, sts_status(2, "web-1", "web-2", 1));
+    assert!(observe_kind(&mut t, &s, "StatefulSet", &midway, later(5)).is_empty());
+    let done = observe_kind(
+        &mut t,
+        &s,
+        "StatefulSet",
+        &stateful_set(V2, 2, sts_status(2, "web-2", "web-2", 1)),
+        later(9),
+    );
+    assert_eq!(events(&done), [(ReportEvent::Succeeded, Some("CHG-7"))]);
+    assert!(
+        reports(&done)[0].note.contains("revision web-2 rolled out"),
+        "{:?}",
+        done
+    );
+}
+
+#[test]
+fn a_stateful_set_unready_past_the_agents_deadline_fails_and_is_rolled_back_to_its_previous_revision()
+ {
+    let (s, mut t) = (
+        snapshot_of("StatefulSet", "Enforce", true),
+        Tracker::default(),
+    );
+    let seen = Seen {
+        tenant: "client-a",
+        kind: "StatefulSet",
+        object: &stateful_set(V1, 1, sts_status(1, "web-1", "web-1", 1)),
+        initial: true,
+    };
+    t.observe(&seen, Some(&s), now());
+    observe_kind(
+        &mut t,
+        &s,
+        "StatefulSet",
+        &stateful_set(V2, 2, sts_status(1, "web-1", "web-1", 1)),
+        now(),
+    );
+    let stuck = stateful_set(V2, 2, sts_status(2, "web-1", "web-2", 0));
+    assert!(observe_kind(&mut t, &s, "StatefulSet", &stuck, later(10)).is_empty());
+    // No event comes when the deadline (30 s, from the annotation) passes:
+    // the periodic recheck finds it.
+    assert!(t.recheck(Some(&s), later(29)).is_empty());
+    let failed = t.recheck(Some(&s), later(30));
+    assert_eq!(events(&failed), [(ReportEvent::Failed, Some("CHG-7"))]);
+    assert!(
+        reports(&failed)[0]
+            .note
+            .contains("not ready 30 s after it started"),
+        "{failed:?}"
+    );
+    assert!(
+        failed.contains(&Action::RollBack {
+            kind: "StatefulSet".into(),
+            namespace: "shop".into(),
+            name: "web".into(),
+            change: ChangeNumber(7)
+        }),
+        "{failed:?}"
+    );
+    assert!(
+        t.recheck(Some(&s), later(60)).is_empty(),
+        "failed once, the rollback not yet healthy"
+    );
+    let mut undone = stateful_set(V1, 3, sts_status(3, "web-1", "web-1", 1));
+    undone["metadata"]["annotations"][ROLLBACK_ANNOTATION] = json!("CHG-7");
+    let back = observe_kind(&mut t, &s, "StatefulSet", &undone, later(70));
+    assert_eq!(events(&back), [(ReportEvent::RolledBack, Some("CHG-7"))]);
+    assert!(
+        reports(&back)[0]
+            .note
+            .contains("revision web-1 runs registry.example/web@sha256:1111 again"),
+        "{back:?}"
+    );
+}
+
+#[test]
+fn a_daemon_set_succeeds_once_every_scheduled_pod_is_updated_and_available() {
+    let (s, mut t) = (
+        snapshot_of("DaemonSet", "Enforce", false),
+        Tracker::default(),
+    );
+    let ds = |image: &str, generation: i64, observed: i64, updated: i64| {
+        json!({"metadata": {"name": "web", "namespace": "shop", "uid": "d-1", "generation": generation},
+               "spec": {"template": {"spec": {"containers": [{"name": "app", "image": image}]}}},
+               "status": {"observedGeneration": observed, "desiredNumberScheduled": 3,
+                          "updatedNumberScheduled": updated, "numberAvailable": 3}})
+    };
+    let seen = Seen {
+        tenant: "client-a",
+        kind: "DaemonSet",
+        object: &ds(V1, 1, 1, 3),
+        initial: true,
+    };
+    t.observe(&seen, Some(&s), now());
+    let started = observe_kind(&mut t, &s, "DaemonSet", &ds(V2, 2, 1, 3), now());
+    assert_eq!(events(&started), [(ReportEvent::Started, Some("CHG-7"))]);
+    assert!(observe_kind(&mut t, &s, "DaemonSet", &ds(V2, 2, 2, 1), later(3)).is_empty());
+    let done = observe_kind(&mut t, &s, "DaemonSet", &ds(V2, 2, 2, 3), later(6));
+    assert_eq!(events(&done), [(ReportEvent::Succeeded, Some("CHG-7"))]);
+    // Another image no change approved: unauthorized.
+    let rogue = observe_kind(&mut t, &s, "DaemonSet", &ds(V3, 3, 2, 3), later(9));
+    assert_eq!(events(&rogue), [(ReportEvent::Unauthorized, None)]);
+}
+
+#[test]
+fn a_cron_job_change_is_in_effect_at_once_and_an_unapproved_one_is_unauthorized() {
+    let (s, mut t) = (snapshot_of("CronJob", "Off", false), Tracker::default());
+    let cron = |image: &str, generation: i64| {
+        json!({"metadata": {"name": "web", "namespace": "shop", "uid": "c-1", "generation": generation},
+               "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": {"template": {"spec":
+                   {"containers": [{"name": "app", "image": image}]}}}}}})
+    };
+    let seen = Seen {
+        tenant: "client-a",
+        kind: "CronJob",
+        object: &cron(V1, 1),
+        initial: true,
+    };
+    t.observe(&seen, Some(&s), now());
+    let covered = observe_kind(&mut t, &s, "CronJob", &cron(V2, 2), now());
+    assert_eq!(
+        events(&covered),
+        [
+            (ReportEvent::Started, Some("CHG-7")),
+            (ReportEvent::Succeeded, Some("CHG-7"))
+        ]
+    );
+    let rogue = observe_kind(&mut t, &s, "CronJob", &cron(V3, 3), later(1));
+    assert_eq!(
+        events(&rogue),
+        [(ReportEvent::Unauthorized, None)],
+        "whatever the enforcement mode"
+    );
 }

@@ -76,6 +76,7 @@ fn change(n: i64, state: ChangeState, item: &str) -> GateChange {
         planned_end: None,
         awaiting: Vec::new(),
         automatic_rollback: false,
+        approval_expires_at: None,
     }
 }
 
@@ -270,6 +271,28 @@ fn finished_and_draft_changes_cover_nothing() {
         assert_eq!((d.verdict, d.reason), (Verdict::Deny, reason));
         assert!(d.message.contains(hint), "{}", d.message);
     }
+}
+
+#[test]
+fn an_approval_past_its_expiry_covers_nothing_from_that_instant() {
+    let g = gate(vec![GateChange {
+        approval_expires_at: Some(at("2026-11-28T02:30:00Z")),
+        ..change(9, ChangeState::Approved, "payments-api")
+    }]);
+    let before = g.check(&payments(), &digest(), saturday());
+    assert_eq!(before.reason, Reason::Covered, "{}", before.message);
+    let after = g.check(&payments(), &digest(), at("2026-11-28T02:30:00Z"));
+    assert_eq!(
+        (after.verdict, after.reason),
+        (Verdict::Deny, Reason::Finished)
+    );
+    assert!(
+        after
+            .message
+            .contains("approval expired at 2026-11-28T02:30:00Z"),
+        "{}",
+        after.message
+    );
 }
 
 #[test]

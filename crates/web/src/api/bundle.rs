@@ -20,7 +20,7 @@ use changegate_core::change::ChangeType;
 use changegate_core::gate::GateChange;
 use changegate_core::policy::Enforcement;
 use changegate_core::window::WindowSpec;
-use changegate_store::{ObjectKind, TokenScope};
+use changegate_store::TokenScope;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -29,12 +29,11 @@ use tokio::time::Instant;
 use utoipa::ToSchema;
 
 use super::Body;
-use super::gate::{gate_change, in_flight};
 use crate::AppState;
 use crate::auth::{Agent, Caller, new_token};
 use crate::dto::TokenView;
 use crate::error::{ApiError, ApiResult};
-use crate::workflow;
+use crate::snapshot::Encoded;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -122,11 +121,13 @@ pub async fn bundle(
     let deadline = Instant::now() + Duration::from_secs(q.wait.min(60));
     let mut writes = state.writes.subscribe();
     loop {
-        let bundle = build(&state, &agent.cluster).await?;
-        let json = serde_json::to_vec(&bundle).map_err(|_| ApiError::internal())?;
-        let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&json))[..32]);
-        let etag_header = HeaderValue::from_str(&etag).map_err(|_| ApiError::internal())?;
-        if known.as_deref() != Some(etag.as_str()) {
+        let encoded = state
+            .snapshots
+            .bundle(&state, &agent.cluster, || encode(&state, &agent.cluster))
+            .await?;
+        let etag = encoded.etag.as_str();
+        let etag_header = HeaderValue::from_str(etag).map_err(|_| ApiError::internal())?;
+        if known.as_deref() != Some(etag) {
             return Ok((
                 [
                     (header::ETAG, etag_header),
@@ -135,7 +136,7 @@ pub async fn bundle(
                         HeaderValue::from_static("application/json"),
                     ),
                 ],
-                json,
+                encoded.body.clone(),
             )
                 .into_response());
         }
@@ -153,48 +154,40 @@ pub async fn bundle(
     }
 }
 
+async fn encode(state: &AppState, cluster: &str) -> ApiResult<Encoded> {
+    let bundle = build(state, cluster).await?;
+    let body = serde_json::to_vec(&bundle).map_err(|_| ApiError::internal())?;
+    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
+    Ok(Encoded { body, etag })
+}
+
 async fn build(state: &AppState, cluster: &str) -> ApiResult<Bundle> {
-    let store = state.store.as_ref();
-    let now = state.now();
     let mut tenants = Vec::new();
-    for tenant in store.tenants(None).await? {
-        let items: BTreeMap<String, ConfigurationItem> =
-            workflow::configuration_items(store, tenant.id)
-                .await?
-                .into_iter()
-                .filter(|(_, item)| {
-                    matches!(&item.enforcement, Some(Binding::Kubernetes(b)) if b.cluster == cluster)
-                })
-                .collect();
+    for tenant in state.snapshots.tenants(state).await?.iter() {
+        let snapshot = state.snapshots.of(state, tenant).await?;
+        let items: BTreeMap<String, ConfigurationItem> = snapshot
+            .items
+            .iter()
+            .filter(|(_, item)| {
+                matches!(&item.enforcement, Some(Binding::Kubernetes(b)) if b.cluster == cluster)
+            })
+            .cloned()
+            .collect();
         if items.is_empty() {
             continue;
         }
-        let (_, policy) = workflow::policy(store, tenant.id).await?;
-        let mut windows = BTreeMap::new();
-        for o in store.objects(tenant.id, ObjectKind::Window).await? {
-            let spec: WindowSpec = serde_json::from_str(&o.spec).map_err(|e| {
-                tracing::error!(window = %o.name, error = %e, "stored window does not parse");
-                ApiError::internal()
-            })?;
-            windows.insert(o.name, spec);
-        }
-        let mut changes = Vec::new();
-        for c in in_flight(store, tenant.id).await? {
-            if c.content
-                .configuration_items
-                .iter()
-                .any(|i| items.contains_key(i))
-            {
-                changes.push(gate_change(store, tenant.id, c, now).await?);
-            }
-        }
         tenants.push(TenantBundle {
             tenant: tenant.slug.to_string(),
-            enforcement: policy.enforcement,
-            window_required: policy.window_required,
+            enforcement: snapshot.policy.enforcement,
+            window_required: snapshot.policy.window_required.clone(),
+            windows: snapshot.windows.clone(),
+            changes: snapshot
+                .changes
+                .iter()
+                .filter(|c| c.configuration_items.iter().any(|i| items.contains_key(i)))
+                .cloned()
+                .collect(),
             configuration_items: items,
-            windows,
-            changes,
         });
     }
     Ok(Bundle {

@@ -8,26 +8,24 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use changegate_core::approval::{PlanStatus, Vote};
+use axum::response::{IntoResponse, Response};
 use changegate_core::authz::Action;
 use changegate_core::change::ChangeState;
-use changegate_core::gate::{GateChange, GateDecision, Reason, Target, TenantGate, Verdict};
-use changegate_core::{ChangeNumber, TenantId};
-use changegate_store::{Change, ChangeFilter, ChangeWrite, NewEvent, Store, TokenScope};
+use changegate_core::gate::{GateDecision, Reason, Target, Verdict};
+use changegate_store::{ChangeWrite, NewEvent, TokenScope};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::collections::BTreeSet;
 use utoipa::ToSchema;
 
 use super::Body;
 use super::lifecycle::{event, move_to, save};
-use crate::AppState;
 use crate::auth::{Caller, new_token};
 use crate::dto::{NewTokenBody, TokenView};
 use crate::error::{ApiError, ApiResult};
 use crate::tenant::InTenant;
 use crate::workflow;
+use crate::{AppState, NothingWritten};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -99,7 +97,7 @@ pub async fn check(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Body(body): Body<GateCheckBody>,
-) -> ApiResult<Json<GateView>> {
+) -> ApiResult<Response> {
     let t = InTenant::resolve(&state, caller, &body.tenant).await?;
     t.authorize(if body.record.is_some() {
         Action::Implement
@@ -123,13 +121,13 @@ pub async fn check(
         ));
     }
     let now = state.now();
-    let gate = tenant_gate(&state, &t, &body.target, now).await?;
-    let decision = gate.check(&body.target, &body.artifacts, now);
+    let snapshot = state.snapshots.of(&state, &t.tenant).await?;
+    let decision = snapshot.gate.check(&body.target, &body.artifacts, now);
     let recorded = match &body.record {
         Some(record) => Some(record_deployment(&state, &t, &body, record, &decision, now).await?),
         None => None,
     };
-    Ok(Json(GateView {
+    let mut response = Json(GateView {
         verdict: match decision.verdict {
             Verdict::Allow => "allow",
             Verdict::Deny => "deny",
@@ -142,136 +140,12 @@ pub async fn check(
         fingerprint: decision.fingerprint,
         configuration_items: decision.configuration_items,
         recorded,
-    }))
-}
-
-/// The tenant's gate for `target`: its catalogue, policy and windows, and
-/// the changes in flight that name an item bound to the target.
-async fn tenant_gate(
-    state: &AppState,
-    t: &InTenant,
-    target: &Target,
-    now: DateTime<Utc>,
-) -> ApiResult<TenantGate> {
-    let store = state.store.as_ref();
-    let tenant = t.tenant.id;
-    let (_, policy) = workflow::policy(store, tenant).await?;
-    let items = workflow::configuration_items(store, tenant).await?;
-    let governed: BTreeSet<&str> = items
-        .iter()
-        .filter(|(name, item)| target.is_bound_to(name, item))
-        .map(|(name, _)| name.as_str())
-        .collect();
-    let mut changes = Vec::new();
-    if !governed.is_empty() {
-        for c in in_flight(store, tenant).await? {
-            if c.content
-                .configuration_items
-                .iter()
-                .any(|i| governed.contains(i.as_str()))
-            {
-                changes.push(gate_change(store, tenant, c, now).await?);
-            }
-        }
-    }
-    let windows = workflow::windows(store, tenant).await?;
-    Ok(TenantGate::new(
-        t.tenant.slug.as_str(),
-        &policy,
-        items,
-        windows,
-        changes,
-    ))
-}
-
-/// Every change of the tenant in a state that can cover a deployment or
-/// is on its way to (page by page: none is left out).
-pub(crate) async fn in_flight(store: &dyn Store, tenant: TenantId) -> ApiResult<Vec<Change>> {
-    const PAGE: u32 = 500;
-    let mut all = Vec::new();
-    for state in [
-        ChangeState::Submitted,
-        ChangeState::AwaitingApproval,
-        ChangeState::Approved,
-        ChangeState::Scheduled,
-        ChangeState::Implementing,
-    ] {
-        let mut before: Option<ChangeNumber> = None;
-        loop {
-            let page = store
-                .list_changes(&ChangeFilter {
-                    tenants: Some(BTreeSet::from([tenant])),
-                    state: Some(state),
-                    before,
-                    limit: PAGE,
-                    ..ChangeFilter::default()
-                })
-                .await?;
-            let full = page.len() == PAGE as usize;
-            before = page.last().map(|c| c.number);
-            all.extend(page);
-            if !full {
-                break;
-            }
-        }
-    }
-    Ok(all)
-}
-
-/// What the gate needs of a change; an approval past its expiry covers
-/// nothing (the scheduler marks it expired within a second).
-pub(crate) async fn gate_change(
-    store: &dyn Store,
-    tenant: TenantId,
-    c: Change,
-    now: DateTime<Utc>,
-) -> ApiResult<GateChange> {
-    let mut awaiting = Vec::new();
-    if c.state == ChangeState::AwaitingApproval {
-        let votes: Vec<Vote> = store
-            .approvals(tenant, c.number)
-            .await?
-            .iter()
-            .filter(|a| a.revision == c.revision)
-            .map(|a| Vote {
-                seat: a.seat(),
-                decision: a.decision,
-            })
-            .collect();
-        match c.plan.status(&votes) {
-            PlanStatus::Pending { boards } => {
-                for b in boards {
-                    let plural = if b.needed == 1 { "" } else { "s" };
-                    awaiting.push(format!("{} approval{plural} from {}", b.needed, b.board));
-                }
-            }
-            // The deciding vote committed after the change was read (it
-            // moves the state in the same transaction): read it again.
-            _ => {
-                let fresh = store.change(tenant, c.number).await?;
-                if fresh.state != ChangeState::AwaitingApproval {
-                    return Box::pin(gate_change(store, tenant, fresh, now)).await;
-                }
-            }
-        }
-    }
-    let expired = c.state.is_approved() && c.approval_expires_at.is_some_and(|e| e <= now);
-    Ok(GateChange {
-        number: c.number,
-        kind: c.kind,
-        state: if expired {
-            ChangeState::Expired
-        } else {
-            c.state
-        },
-        configuration_items: c.content.configuration_items,
-        artifacts: c.content.artifacts,
-        fingerprint: c.fingerprint,
-        planned_start: c.content.planned_start,
-        planned_end: c.content.planned_end,
-        awaiting,
-        automatic_rollback: c.content.automatic_rollback,
     })
+    .into_response();
+    if body.record.is_none() {
+        response.extensions_mut().insert(NothingWritten);
+    }
+    Ok(response)
 }
 
 async fn record_deployment(

@@ -272,7 +272,70 @@ async fn an_ungoverned_target_is_allowed_and_bad_input_is_refused_with_the_field
     assert_eq!(r.field(), "target");
 }
 
+/// Gate checks read a per-tenant snapshot: a check writes nothing (it
+/// wakes no agent), a write through the API shows in the next check, and a
+/// write the server did not see (another replica, the CLI on the database)
+/// shows within a second.
+async fn checks_read_a_snapshot_that_every_write_renews(app: TestApp) {
+    let m = governed(&app).await;
+    let pipeline = pipeline_of(&app, &m.ian).await;
+    let writes = || app.state.writes.count();
+
+    let before = writes();
+    let d = check(&pipeline, ask(APPROVED)).await;
+    assert_eq!(d["reason"], "no-change", "{d}");
+    check(&pipeline, ask(OTHER)).await;
+    assert_eq!(writes(), before, "a check without record wrote nothing");
+
+    // Through the API: seen by the very next check.
+    let n = m.submitted(low_risk()).await;
+    assert_ne!(writes(), before, "the submission counted as a write");
+    m.tom
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve", "comment": "fine" }),
+        )
+        .await
+        .ok();
+    let d = check(&pipeline, ask(APPROVED)).await;
+    assert_eq!(d["reason"], "covered", "{d}");
+    let counted = writes();
+    check(&pipeline, record(APPROVED, "started")).await;
+    assert_ne!(writes(), counted, "a recorded deployment is a write");
+
+    // Behind the server's back: the item no longer bound to the pipeline.
+    let tenant = app
+        .store
+        .tenant_by_slug("client-a")
+        .await
+        .expect("client-a");
+    app.store
+        .put_object(
+            tenant.id,
+            changegate_store::ObjectKind::ConfigurationItem,
+            "payments-api",
+            &json!({ "kind": "application" }).to_string(),
+            "someone at the database",
+        )
+        .await
+        .expect("stored");
+    let waited = std::time::Instant::now();
+    loop {
+        let d = check(&pipeline, ask(APPROVED)).await;
+        if d["reason"] == "not-governed" {
+            break;
+        }
+        assert!(
+            waited.elapsed() < changegate_web::snapshot::FRESH_FOR * 3,
+            "still {d} after {:?}",
+            waited.elapsed()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 crate::on_both!(
+    checks_read_a_snapshot_that_every_write_renews,
     a_pipeline_ships_only_approved_content_in_the_window_and_records_it,
     a_deployment_no_approved_change_covers_is_recorded_as_unauthorized,
     a_gate_token_reaches_only_its_tenants_gate,

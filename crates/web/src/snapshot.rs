@@ -1,0 +1,305 @@
+//! What the gate decides from, per tenant: its policy, configuration items,
+//! windows and the changes in flight, read from the store once and shared
+//! by the gate API and the agents' bundles instead of read per request.
+//!
+//! A snapshot is rebuilt when a write to its tenant, or to no tenant in
+//! particular, went through this server since it was built (the
+//! [`crate::Writes`] counters), and at the latest [`FRESH_FOR`] after it
+//! was built, for what the scheduler, another replica or the CLI wrote. Time-bound rules (windows, planned slots,
+//! approval expiry) are evaluated at each decision, never frozen into a
+//! snapshot. One build per tenant at a time: a burst of requests after a
+//! write waits for the one build rather than each reading the store.
+
+use changegate_core::ChangeNumber;
+use changegate_core::TenantId;
+use changegate_core::approval::{PlanStatus, Vote};
+use changegate_core::catalogue::ConfigurationItem;
+use changegate_core::change::ChangeState;
+use changegate_core::gate::{GateChange, TenantGate};
+use changegate_core::policy::PolicySpec;
+use changegate_core::window::{CompiledWindow, WindowSpec};
+use changegate_core::authz::Principal;
+use changegate_store::{
+    Change, ChangeFilter, ObjectKind, Store, StoreError, Tenant, TokenScope, User,
+};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::workflow;
+
+/// The longest a snapshot serves without a rebuild.
+pub const FRESH_FOR: Duration = Duration::from_secs(1);
+
+/// One tenant's gate inputs at one moment.
+pub struct TenantSnapshot {
+    pub policy: PolicySpec,
+    pub items: Vec<(String, ConfigurationItem)>,
+    /// The windows as written (what an agent's bundle carries).
+    pub windows: BTreeMap<String, WindowSpec>,
+    /// Every change that can cover a deployment or is on its way to.
+    pub changes: Vec<GateChange>,
+    /// The same, indexed for decisions.
+    pub gate: TenantGate,
+}
+
+/// An answer encoded once for every reader: a cluster's bundle.
+pub struct Encoded {
+    pub body: Vec<u8>,
+    pub etag: String,
+}
+
+/// The server's shared reads: per-tenant snapshots, the tenant list, the
+/// principal behind each API token and each cluster's encoded bundle (a
+/// thousand agents woken by one write share one build).
+#[derive(Default)]
+pub struct Snapshots {
+    tenants: Cache<String, (u64, u64), TenantSnapshot>,
+    list: Cache<(), u64, Vec<Tenant>>,
+    bearers: Cache<String, u64, (User, TokenScope, Principal)>,
+    bundles: Cache<String, u64, Encoded>,
+}
+
+impl Snapshots {
+    /// `tenant`'s snapshot: rebuilt after a write to it or to no tenant in
+    /// particular (a write to another tenant leaves it be).
+    pub async fn of(&self, state: &AppState, tenant: &Tenant) -> ApiResult<Arc<TenantSnapshot>> {
+        let slug = tenant.slug.to_string();
+        let version = state.writes.of_tenant(&slug);
+        self.tenants
+            .get(slug, version, || build(state.store.as_ref(), tenant))
+            .await
+    }
+
+    /// Every tenant.
+    pub async fn tenants(&self, state: &AppState) -> ApiResult<Arc<Vec<Tenant>>> {
+        self.list
+            .get((), state.writes.anywhere(), || async {
+                Ok(state.store.tenants(None).await?)
+            })
+            .await
+    }
+
+    /// The user, scope and roles behind the API token hashed `hash`: read
+    /// again after any write (a revoked token, a changed role) and at
+    /// least every [`FRESH_FOR`].
+    pub async fn bearer(
+        &self,
+        state: &AppState,
+        hash: String,
+    ) -> ApiResult<Arc<(User, TokenScope, Principal)>> {
+        self.bearers
+            .get(hash.clone(), state.writes.count(), || async move {
+                let (user, scope) = match state.store.user_by_token(&hash).await {
+                    Ok(found) => found,
+                    Err(StoreError::NotFound { .. }) => return Err(ApiError::unauthenticated()),
+                    Err(e) => return Err(e.into()),
+                };
+                let principal = crate::auth::principal_of(state.store.as_ref(), user.clone()).await?;
+                Ok((user, scope, principal))
+            })
+            .await
+    }
+
+    /// `cluster`'s bundle, encoded by `encode` after any write.
+    pub async fn bundle<F, Fut>(
+        &self,
+        state: &AppState,
+        cluster: &str,
+        encode: F,
+    ) -> ApiResult<Arc<Encoded>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ApiResult<Encoded>>,
+    {
+        self.bundles
+            .get(cluster.to_string(), state.writes.count(), encode)
+            .await
+    }
+}
+
+/// Values by key, each built by one caller at a time and shared while the
+/// version it was built at holds and for at most [`FRESH_FOR`]. A failed
+/// build leaves nothing behind.
+struct Cache<K, V, T> {
+    slots: Mutex<HashMap<K, Slot<V, T>>>,
+}
+
+type Slot<V, T> = Arc<tokio::sync::Mutex<Option<Built<V, T>>>>;
+
+impl<K, V, T> Default for Cache<K, V, T> {
+    fn default() -> Self {
+        Cache {
+            slots: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+struct Built<V, T> {
+    version: V,
+    at: Instant,
+    value: Arc<T>,
+}
+
+impl<K: Eq + Hash + Clone, V: PartialEq, T> Cache<K, V, T> {
+    /// `version` is read by the caller before anything is built: a write
+    /// that commits during the build leaves the value already out of
+    /// date, and the next caller rebuilds.
+    async fn get<F, Fut>(&self, key: K, version: V, build: F) -> ApiResult<Arc<T>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ApiResult<T>>,
+    {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            slots.entry(key.clone()).or_default().clone()
+        };
+        let mut held = slot.lock().await;
+        if let Some(built) = held.as_ref()
+            && built.version == version
+            && built.at.elapsed() < FRESH_FOR
+        {
+            return Ok(built.value.clone());
+        }
+        match build().await {
+            Ok(value) => {
+                let value = Arc::new(value);
+                *held = Some(Built {
+                    version,
+                    at: Instant::now(),
+                    value: value.clone(),
+                });
+                Ok(value)
+            }
+            Err(e) => {
+                *held = None;
+                drop(held);
+                self.slots
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&key);
+                Err(e)
+            }
+        }
+    }
+}
+
+async fn build(store: &dyn Store, tenant: &Tenant) -> ApiResult<TenantSnapshot> {
+    let (_, policy) = workflow::policy(store, tenant.id).await?;
+    let items = workflow::configuration_items(store, tenant.id).await?;
+    let mut windows = BTreeMap::new();
+    let mut compiled = Vec::new();
+    for o in store.objects(tenant.id, ObjectKind::Window).await? {
+        let spec: WindowSpec = serde_json::from_str(&o.spec).map_err(|e| {
+            tracing::error!(window = %o.name, error = %e, "stored window does not parse");
+            ApiError::internal()
+        })?;
+        let window = CompiledWindow::compile(&o.name, &spec).map_err(|e| {
+            tracing::error!(window = %o.name, error = %e, "stored window does not compile");
+            ApiError::internal()
+        })?;
+        compiled.push(Arc::new(window));
+        windows.insert(o.name, spec);
+    }
+    let mut changes = Vec::new();
+    for c in in_flight(store, tenant.id).await? {
+        changes.push(gate_change(store, tenant.id, c).await?);
+    }
+    let gate = TenantGate::new(
+        tenant.slug.as_str(),
+        &policy,
+        items.clone(),
+        compiled,
+        changes.clone(),
+    );
+    Ok(TenantSnapshot {
+        policy,
+        items,
+        windows,
+        changes,
+        gate,
+    })
+}
+
+/// Every change of the tenant in a state that can cover a deployment or
+/// is on its way to (page by page: none is left out).
+async fn in_flight(store: &dyn Store, tenant: TenantId) -> ApiResult<Vec<Change>> {
+    const PAGE: u32 = 500;
+    let mut all = Vec::new();
+    for state in [
+        ChangeState::Submitted,
+        ChangeState::AwaitingApproval,
+        ChangeState::Approved,
+        ChangeState::Scheduled,
+        ChangeState::Implementing,
+    ] {
+        let mut before: Option<ChangeNumber> = None;
+        loop {
+            let page = store
+                .list_changes(&ChangeFilter {
+                    tenants: Some(BTreeSet::from([tenant])),
+                    state: Some(state),
+                    before,
+                    limit: PAGE,
+                    ..ChangeFilter::default()
+                })
+                .await?;
+            let full = page.len() == PAGE as usize;
+            before = page.last().map(|c| c.number);
+            all.extend(page);
+            if !full {
+                break;
+            }
+        }
+    }
+    Ok(all)
+}
+
+/// What the gate needs of a change, with what its approval still waits on.
+async fn gate_change(store: &dyn Store, tenant: TenantId, c: Change) -> ApiResult<GateChange> {
+    let mut awaiting = Vec::new();
+    if c.state == ChangeState::AwaitingApproval {
+        let votes: Vec<Vote> = store
+            .approvals(tenant, c.number)
+            .await?
+            .iter()
+            .filter(|a| a.revision == c.revision)
+            .map(|a| Vote {
+                seat: a.seat(),
+                decision: a.decision,
+            })
+            .collect();
+        match c.plan.status(&votes) {
+            PlanStatus::Pending { boards } => {
+                for b in boards {
+                    let plural = if b.needed == 1 { "" } else { "s" };
+                    awaiting.push(format!("{} approval{plural} from {}", b.needed, b.board));
+                }
+            }
+            // The deciding vote committed after the change was read (it
+            // moves the state in the same transaction): read it again.
+            _ => {
+                let fresh = store.change(tenant, c.number).await?;
+                if fresh.state != ChangeState::AwaitingApproval {
+                    return Box::pin(gate_change(store, tenant, fresh)).await;
+                }
+            }
+        }
+    }
+    Ok(GateChange {
+        number: c.number,
+        kind: c.kind,
+        state: c.state,
+        configuration_items: c.content.configuration_items,
+        artifacts: c.content.artifacts,
+        fingerprint: c.fingerprint,
+        planned_start: c.content.planned_start,
+        planned_end: c.content.planned_end,
+        awaiting,
+        automatic_rollback: c.content.automatic_rollback,
+        approval_expires_at: c.approval_expires_at,
+    })
+}
