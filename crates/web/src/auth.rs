@@ -115,10 +115,7 @@ impl FromRequestParts<AppState> for Caller {
             return Ok(Caller(principal_of(state.store.as_ref(), user).await?));
         };
         let token = bearer_token(header)?;
-        let found = state
-            .snapshots
-            .bearer(state, token_hash(token))
-            .await?;
+        let found = state.snapshots.bearer(state, token_hash(token)).await?;
         let (_, scope, principal) = found.as_ref();
         let (scope, mut principal) = (scope.clone(), principal.clone());
         match scope {

@@ -13,12 +13,12 @@
 use changegate_core::ChangeNumber;
 use changegate_core::TenantId;
 use changegate_core::approval::{PlanStatus, Vote};
+use changegate_core::authz::Principal;
 use changegate_core::catalogue::ConfigurationItem;
 use changegate_core::change::ChangeState;
 use changegate_core::gate::{GateChange, TenantGate};
 use changegate_core::policy::PolicySpec;
 use changegate_core::window::{CompiledWindow, WindowSpec};
-use changegate_core::authz::Principal;
 use changegate_store::{
     Change, ChangeFilter, ObjectKind, Store, StoreError, Tenant, TokenScope, User,
 };
@@ -98,7 +98,8 @@ impl Snapshots {
                     Err(StoreError::NotFound { .. }) => return Err(ApiError::unauthenticated()),
                     Err(e) => return Err(e.into()),
                 };
-                let principal = crate::auth::principal_of(state.store.as_ref(), user.clone()).await?;
+                let principal =
+                    crate::auth::principal_of(state.store.as_ref(), user.clone()).await?;
                 Ok((user, scope, principal))
             })
             .await
