@@ -3,6 +3,7 @@
 
 mod chart;
 mod enforcement;
+mod leader;
 mod smoke;
 mod staleness;
 mod support;

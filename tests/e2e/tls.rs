@@ -103,6 +103,8 @@ pub(crate) fn start_as(
         })
         .args(extra)
         .env("KUBECONFIG", kubeconfig)
+        // Its identity on the Lease, distinct from every other test agent's.
+        .env("HOSTNAME", format!("agent-{webhook}"))
         .stdout(output.try_clone().expect("operator log"))
         .stderr(output)
         .spawn()

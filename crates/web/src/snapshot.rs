@@ -69,16 +69,20 @@ impl Snapshots {
     pub async fn of(&self, state: &AppState, tenant: &Tenant) -> ApiResult<Arc<TenantSnapshot>> {
         let slug = tenant.slug.to_string();
         let version = state.writes.of_tenant(&slug);
+        let (state, tenant) = (state.clone(), tenant.clone());
         self.tenants
-            .get(slug, version, || build(state.store.as_ref(), tenant))
+            .get(slug, version, move || async move {
+                build(state.store.as_ref(), &tenant).await
+            })
             .await
     }
 
     /// Every tenant.
     pub async fn tenants(&self, state: &AppState) -> ApiResult<Arc<Vec<Tenant>>> {
+        let store = state.store.clone();
         self.list
-            .get((), state.writes.anywhere(), || async {
-                Ok(state.store.tenants(None).await?)
+            .get((), state.writes.anywhere(), move || async move {
+                Ok(store.tenants(None).await?)
             })
             .await
     }
@@ -91,15 +95,15 @@ impl Snapshots {
         state: &AppState,
         hash: String,
     ) -> ApiResult<Arc<(User, TokenScope, Principal)>> {
+        let store = state.store.clone();
         self.bearers
-            .get(hash.clone(), state.writes.count(), || async move {
-                let (user, scope) = match state.store.user_by_token(&hash).await {
+            .get(hash.clone(), state.writes.count(), move || async move {
+                let (user, scope) = match store.user_by_token(&hash).await {
                     Ok(found) => found,
                     Err(StoreError::NotFound { .. }) => return Err(ApiError::unauthenticated()),
                     Err(e) => return Err(e.into()),
                 };
-                let principal =
-                    crate::auth::principal_of(state.store.as_ref(), user.clone()).await?;
+                let principal = crate::auth::principal_of(store.as_ref(), user.clone()).await?;
                 Ok((user, scope, principal))
             })
             .await
@@ -113,8 +117,8 @@ impl Snapshots {
         encode: F,
     ) -> ApiResult<Arc<Encoded>>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = ApiResult<Encoded>>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ApiResult<Encoded>> + Send + 'static,
     {
         self.bundles
             .get(cluster.to_string(), state.writes.count(), encode)
@@ -123,8 +127,10 @@ impl Snapshots {
 }
 
 /// Values by key, each built by one caller at a time and shared while the
-/// version it was built at holds and for at most [`FRESH_FOR`]. A failed
-/// build leaves nothing behind.
+/// version it was built at holds and for at most [`FRESH_FOR`]. Past half
+/// that age a value is still served while one task rebuilds it in the
+/// background, so steady traffic never waits on a rebuild; only a write
+/// makes callers wait. A failed build leaves nothing behind.
 struct Cache<K, V, T> {
     slots: Mutex<HashMap<K, Slot<V, T>>>,
 }
@@ -141,37 +147,56 @@ impl<K, V, T> Default for Cache<K, V, T> {
 
 struct Built<V, T> {
     version: V,
+    /// When the build began: the value holds what was written before.
     at: Instant,
     value: Arc<T>,
+    /// A background rebuild is under way.
+    refreshing: bool,
 }
 
-impl<K: Eq + Hash + Clone, V: PartialEq, T> Cache<K, V, T> {
+impl<K, V, T> Cache<K, V, T>
+where
+    K: Eq + Hash + Clone,
+    V: PartialEq + Clone + Send + 'static,
+    T: Send + Sync + 'static,
+{
     /// `version` is read by the caller before anything is built: a write
     /// that commits during the build leaves the value already out of
     /// date, and the next caller rebuilds.
     async fn get<F, Fut>(&self, key: K, version: V, build: F) -> ApiResult<Arc<T>>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = ApiResult<T>>,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ApiResult<T>> + Send + 'static,
     {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
             slots.entry(key.clone()).or_default().clone()
         };
         let mut held = slot.lock().await;
-        if let Some(built) = held.as_ref()
+        if let Some(built) = held.as_mut()
             && built.version == version
-            && built.at.elapsed() < FRESH_FOR
         {
-            return Ok(built.value.clone());
+            let age = built.at.elapsed();
+            if age < FRESH_FOR / 2 {
+                return Ok(built.value.clone());
+            }
+            if age < FRESH_FOR {
+                if !built.refreshing {
+                    built.refreshing = true;
+                    tokio::spawn(refresh(slot.clone(), version, build));
+                }
+                return Ok(built.value.clone());
+            }
         }
+        let at = Instant::now();
         match build().await {
             Ok(value) => {
                 let value = Arc::new(value);
                 *held = Some(Built {
                     version,
-                    at: Instant::now(),
+                    at,
                     value: value.clone(),
+                    refreshing: false,
                 });
                 Ok(value)
             }
@@ -185,6 +210,37 @@ impl<K: Eq + Hash + Clone, V: PartialEq, T> Cache<K, V, T> {
                 Err(e)
             }
         }
+    }
+}
+
+/// Rebuilds `slot`'s value at `version` and keeps it unless something
+/// newer took its place meanwhile.
+async fn refresh<V, T, F, Fut>(slot: Slot<V, T>, version: V, build: F)
+where
+    V: PartialEq,
+    F: FnOnce() -> Fut,
+    Fut: Future<Output = ApiResult<T>>,
+{
+    let at = Instant::now();
+    let built = build().await;
+    let mut held = slot.lock().await;
+    let Some(current) = held.as_mut() else {
+        return;
+    };
+    if current.version != version || current.at >= at {
+        return;
+    }
+    match built {
+        Ok(value) => {
+            *current = Built {
+                version,
+                at,
+                value: Arc::new(value),
+                refreshing: false,
+            };
+        }
+        // Served until FRESH_FOR, then a caller rebuilds and sees the error.
+        Err(_) => current.refreshing = false,
     }
 }
 
