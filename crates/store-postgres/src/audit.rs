@@ -92,13 +92,18 @@ pub(crate) async fn append(
     Ok(())
 }
 
-pub(crate) async fn events(pool: &PgPool, tenant: TenantId) -> Result<(Vec<Event>, i64)> {
-    let head = crate::found(
+/// The sequence number of the tenant's last event.
+pub(crate) async fn head(pool: &PgPool, tenant: TenantId) -> Result<i64> {
+    crate::found(
         "tenant",
         sqlx::query_scalar!("SELECT audit_seq FROM tenants WHERE id = $1", tenant.0)
             .fetch_optional(pool)
             .await,
-    )?;
+    )
+}
+
+pub(crate) async fn events(pool: &PgPool, tenant: TenantId) -> Result<(Vec<Event>, i64)> {
+    let head = head(pool, tenant).await?;
     let rows = sqlx::query!(
         "SELECT seq, at, actor, action, subject, detail, prev_hash, hash
          FROM audit_events WHERE tenant_id = $1 ORDER BY id",

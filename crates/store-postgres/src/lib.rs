@@ -382,6 +382,10 @@ impl Store for PostgresStore {
         audit::events(&self.pool, tenant).await
     }
 
+    async fn audit_head(&self, tenant: TenantId) -> Result<i64> {
+        audit::head(&self.pool, tenant).await
+    }
+
     async fn approval_link(&self, token_hash: &str) -> Result<ApprovalLink> {
         mail::approval_link(&self.pool, token_hash).await
     }

@@ -73,13 +73,18 @@ pub(crate) async fn append(
     Ok(())
 }
 
-pub(crate) async fn events(pool: &SqlitePool, tenant: TenantId) -> Result<(Vec<Event>, i64)> {
-    let head = crate::found(
+/// The sequence number of the tenant's last event.
+pub(crate) async fn head(pool: &SqlitePool, tenant: TenantId) -> Result<i64> {
+    crate::found(
         "tenant",
         sqlx::query_scalar!("SELECT audit_seq FROM tenants WHERE id = ?", tenant.0)
             .fetch_optional(pool)
             .await,
-    )?;
+    )
+}
+
+pub(crate) async fn events(pool: &SqlitePool, tenant: TenantId) -> Result<(Vec<Event>, i64)> {
+    let head = head(pool, tenant).await?;
     let rows = sqlx::query!(
         r#"SELECT seq, at AS "at: DateTime<Utc>", actor, action, subject, detail, prev_hash, hash
            FROM audit_events WHERE tenant_id = ? ORDER BY id"#,

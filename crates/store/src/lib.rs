@@ -135,6 +135,10 @@ pub trait Store: Send + Sync + 'static {
     // Audit
     /// The tenant's events in stored order and the head sequence number.
     async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)>;
+    /// The sequence number of the tenant's last audit event. Every write
+    /// to a tenant's records appends one in its transaction, so an
+    /// unchanged head means nothing of the tenant changed.
+    async fn audit_head(&self, tenant: TenantId) -> Result<i64>;
     // E-mail
     /// The approval link with this token hash.
     async fn approval_link(&self, token_hash: &str) -> Result<ApprovalLink>;

@@ -54,6 +54,7 @@ store_tests!(
     swapped_audit_events_are_reported_as_reordered,
     fifty_concurrent_approvals_retried_on_conflict_are_all_recorded_in_an_intact_chain,
     concurrent_writes_to_different_records_of_one_tenant_keep_its_chain_linear,
+    the_audit_head_moves_with_every_write_of_a_tenants_gate_records_and_only_its_own,
 );
 
 // ---- fixtures -------------------------------------------------------------
@@ -2011,4 +2012,56 @@ async fn concurrent_writes_to_different_records_of_one_tenant_keep_its_chain_lin
     );
     let report = audit::verify(&events, head);
     assert!(report.intact, "{report:?}");
+}
+
+/// The server's shared gate snapshots (`changegate_web::snapshot`) are
+/// confirmed against the audit head: every write of what the gate reads
+/// (changes, configuration items, windows, policies) must move it, and
+/// only for its own tenant.
+async fn the_audit_head_moves_with_every_write_of_a_tenants_gate_records_and_only_its_own(
+    db: TestDb,
+) {
+    let store = db.store();
+    let store = store.as_ref();
+    let (a, b) = (
+        tenant(store, "client-a").await,
+        tenant(store, "client-b").await,
+    );
+    let eve = msp_user(store, "eve@msp.example").await;
+    let head = |t: TenantId| async move { store.audit_head(t).await.expect("head") };
+    let other = head(b.id).await;
+    let mut last = head(a.id).await;
+    let mut moved = |now: i64, what: &str| {
+        assert!(now > last, "{what} left the head at {last}");
+        last = now;
+    };
+    let c = new_change(store, a.id, eve.id, ChangeType::Normal, "Upgrade").await;
+    moved(head(a.id).await, "creating a change");
+    let submit = ChangeWrite {
+        events: vec![event("change.submitted", &c.number.to_string(), 1)],
+        ..Default::default()
+    };
+    store
+        .save_change(&c, c.version, submit)
+        .await
+        .expect("saved");
+    moved(head(a.id).await, "saving a change with its event");
+    for kind in [ObjectKind::ConfigurationItem, ObjectKind::Window] {
+        store
+            .put_object(a.id, kind, "x", "{}", "cm")
+            .await
+            .expect("put");
+        moved(head(a.id).await, "putting an object");
+    }
+    store
+        .delete_object(a.id, ObjectKind::Window, "x", "cm")
+        .await
+        .expect("deleted");
+    moved(head(a.id).await, "deleting an object");
+    store.put_policy(a.id, "{}", "cm").await.expect("policy");
+    moved(head(a.id).await, "writing the policy");
+    store.change(a.id, c.number).await.expect("read");
+    assert_eq!(head(a.id).await, last, "a read moves nothing");
+    assert_eq!(head(b.id).await, other, "another tenant's head stays");
+    assert_not_found(store.audit_head(TenantId(i64::MAX)).await);
 }

@@ -4,11 +4,13 @@
 //!
 //! A snapshot is rebuilt when a write to its tenant, or to no tenant in
 //! particular, went through this server since it was built (the
-//! [`crate::Writes`] counters), and at the latest [`FRESH_FOR`] after it
-//! was built, for what the scheduler, another replica or the CLI wrote. Time-bound rules (windows, planned slots,
-//! approval expiry) are evaluated at each decision, never frozen into a
-//! snapshot. One build per tenant at a time: a burst of requests after a
-//! write waits for the one build rather than each reading the store.
+//! [`crate::Writes`] counters). Past [`FRESH_FOR`] it is checked against
+//! the tenant's audit head, which every write of the tenant's records moves
+//! (the scheduler's, another replica's, the CLI's), and rebuilt only if
+//! the head moved. Time-bound rules (windows, planned slots, approval
+//! expiry) are evaluated at each decision, never frozen into a snapshot.
+//! One build per tenant at a time: a burst of requests after a write waits
+//! for the one build rather than each reading the store.
 
 use changegate_core::ChangeNumber;
 use changegate_core::TenantId;
@@ -36,6 +38,8 @@ pub const FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// One tenant's gate inputs at one moment.
 pub struct TenantSnapshot {
+    /// The tenant's audit head, read before the rest.
+    pub head: i64,
     pub policy: PolicySpec,
     pub items: Vec<(String, ConfigurationItem)>,
     /// The windows as written (what an agent's bundle carries).
@@ -69,20 +73,22 @@ impl Snapshots {
     pub async fn of(&self, state: &AppState, tenant: &Tenant) -> ApiResult<Arc<TenantSnapshot>> {
         let slug = tenant.slug.to_string();
         let version = state.writes.of_tenant(&slug);
-        let (state, tenant) = (state.clone(), tenant.clone());
+        let store = state.store.as_ref();
         self.tenants
-            .get(slug, version, move || async move {
-                build(state.store.as_ref(), &tenant).await
-            })
+            .get(
+                slug,
+                version,
+                |built| async move { Ok(store.audit_head(tenant.id).await? == built.head) },
+                || build(store, tenant),
+            )
             .await
     }
 
     /// Every tenant.
     pub async fn tenants(&self, state: &AppState) -> ApiResult<Arc<Vec<Tenant>>> {
-        let store = state.store.clone();
         self.list
-            .get((), state.writes.anywhere(), move || async move {
-                Ok(store.tenants(None).await?)
+            .get((), state.writes.anywhere(), rebuild, || async {
+                Ok(state.store.tenants(None).await?)
             })
             .await
     }
@@ -95,15 +101,15 @@ impl Snapshots {
         state: &AppState,
         hash: String,
     ) -> ApiResult<Arc<(User, TokenScope, Principal)>> {
-        let store = state.store.clone();
+        let store = state.store.as_ref();
         self.bearers
-            .get(hash.clone(), state.writes.count(), move || async move {
+            .get(hash.clone(), state.writes.count(), rebuild, || async move {
                 let (user, scope) = match store.user_by_token(&hash).await {
                     Ok(found) => found,
                     Err(StoreError::NotFound { .. }) => return Err(ApiError::unauthenticated()),
                     Err(e) => return Err(e.into()),
                 };
-                let principal = crate::auth::principal_of(store.as_ref(), user.clone()).await?;
+                let principal = crate::auth::principal_of(store, user.clone()).await?;
                 Ok((user, scope, principal))
             })
             .await
@@ -117,20 +123,19 @@ impl Snapshots {
         encode: F,
     ) -> ApiResult<Arc<Encoded>>
     where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = ApiResult<Encoded>> + Send + 'static,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ApiResult<Encoded>>,
     {
         self.bundles
-            .get(cluster.to_string(), state.writes.count(), encode)
+            .get(cluster.to_string(), state.writes.count(), rebuild, encode)
             .await
     }
 }
 
 /// Values by key, each built by one caller at a time and shared while the
-/// version it was built at holds and for at most [`FRESH_FOR`]. Past half
-/// that age a value is still served while one task rebuilds it in the
-/// background, so steady traffic never waits on a rebuild; only a write
-/// makes callers wait. A failed build leaves nothing behind.
+/// version it was built at holds. Past [`FRESH_FOR`] a value is used again
+/// only if `still` confirms it (for a tenant snapshot: the tenant's audit
+/// head has not moved), else rebuilt. A failed build leaves nothing behind.
 struct Cache<K, V, T> {
     slots: Mutex<HashMap<K, Slot<V, T>>>,
 }
@@ -147,26 +152,27 @@ impl<K, V, T> Default for Cache<K, V, T> {
 
 struct Built<V, T> {
     version: V,
-    /// When the build began: the value holds what was written before.
+    /// When the build (or the last confirmation) began.
     at: Instant,
     value: Arc<T>,
-    /// A background rebuild is under way.
-    refreshing: bool,
 }
 
-impl<K, V, T> Cache<K, V, T>
-where
-    K: Eq + Hash + Clone,
-    V: PartialEq + Clone + Send + 'static,
-    T: Send + Sync + 'static,
-{
+impl<K: Eq + Hash + Clone, V: PartialEq, T> Cache<K, V, T> {
     /// `version` is read by the caller before anything is built: a write
     /// that commits during the build leaves the value already out of
     /// date, and the next caller rebuilds.
-    async fn get<F, Fut>(&self, key: K, version: V, build: F) -> ApiResult<Arc<T>>
+    async fn get<S, SFut, F, Fut>(
+        &self,
+        key: K,
+        version: V,
+        still: S,
+        build: F,
+    ) -> ApiResult<Arc<T>>
     where
-        F: FnOnce() -> Fut + Send + 'static,
-        Fut: Future<Output = ApiResult<T>> + Send + 'static,
+        S: FnOnce(Arc<T>) -> SFut,
+        SFut: Future<Output = ApiResult<bool>>,
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ApiResult<T>>,
     {
         let slot = {
             let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
@@ -176,15 +182,12 @@ where
         if let Some(built) = held.as_mut()
             && built.version == version
         {
-            let age = built.at.elapsed();
-            if age < FRESH_FOR / 2 {
+            if built.at.elapsed() < FRESH_FOR {
                 return Ok(built.value.clone());
             }
-            if age < FRESH_FOR {
-                if !built.refreshing {
-                    built.refreshing = true;
-                    tokio::spawn(refresh(slot.clone(), version, build));
-                }
+            let at = Instant::now();
+            if still(built.value.clone()).await? {
+                built.at = at;
                 return Ok(built.value.clone());
             }
         }
@@ -196,7 +199,6 @@ where
                     version,
                     at,
                     value: value.clone(),
-                    refreshing: false,
                 });
                 Ok(value)
             }
@@ -213,38 +215,13 @@ where
     }
 }
 
-/// Rebuilds `slot`'s value at `version` and keeps it unless something
-/// newer took its place meanwhile.
-async fn refresh<V, T, F, Fut>(slot: Slot<V, T>, version: V, build: F)
-where
-    V: PartialEq,
-    F: FnOnce() -> Fut,
-    Fut: Future<Output = ApiResult<T>>,
-{
-    let at = Instant::now();
-    let built = build().await;
-    let mut held = slot.lock().await;
-    let Some(current) = held.as_mut() else {
-        return;
-    };
-    if current.version != version || current.at >= at {
-        return;
-    }
-    match built {
-        Ok(value) => {
-            *current = Built {
-                version,
-                at,
-                value: Arc::new(value),
-                refreshing: false,
-            };
-        }
-        // Served until FRESH_FOR, then a caller rebuilds and sees the error.
-        Err(_) => current.refreshing = false,
-    }
+/// For values nothing cheaper can confirm: rebuilt past [`FRESH_FOR`].
+async fn rebuild<T>(_: Arc<T>) -> ApiResult<bool> {
+    Ok(false)
 }
 
 async fn build(store: &dyn Store, tenant: &Tenant) -> ApiResult<TenantSnapshot> {
+    let head = store.audit_head(tenant.id).await?;
     let (_, policy) = workflow::policy(store, tenant.id).await?;
     let items = workflow::configuration_items(store, tenant.id).await?;
     let mut windows = BTreeMap::new();
@@ -273,6 +250,7 @@ async fn build(store: &dyn Store, tenant: &Tenant) -> ApiResult<TenantSnapshot> 
         changes.clone(),
     );
     Ok(TenantSnapshot {
+        head,
         policy,
         items,
         windows,

@@ -43,11 +43,31 @@ pub fn load(dir: &Path) -> Option<Cached> {
     }
 }
 
-pub fn store(dir: &Path, cached: &Cached) -> std::io::Result<()> {
+/// What [`store`] writes: a [`Cached`] by reference, so writing after a
+/// confirmation copies nothing.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CachedRef<'a> {
+    etag: &'a str,
+    confirmed_at: DateTime<Utc>,
+    bundle: &'a Bundle,
+}
+
+pub fn store(
+    dir: &Path,
+    etag: &str,
+    confirmed_at: DateTime<Utc>,
+    bundle: &Bundle,
+) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let path = file(dir);
     let tmp = dir.join("bundle.json.tmp");
-    let json = serde_json::to_vec(cached).map_err(std::io::Error::other)?;
+    let cached = CachedRef {
+        etag,
+        confirmed_at,
+        bundle,
+    };
+    let json = serde_json::to_vec(&cached).map_err(std::io::Error::other)?;
     std::fs::write(&tmp, json)?;
     std::fs::rename(&tmp, &path)
 }
@@ -69,7 +89,7 @@ mod tests {
                 tenants: vec![],
             },
         };
-        store(&dir, &cached).expect("store");
+        store(&dir, &cached.etag, cached.confirmed_at, &cached.bundle).expect("store");
         assert_eq!(load(&dir), Some(cached));
         std::fs::write(file(&dir), b"{not json").expect("write");
         assert_eq!(load(&dir), None);

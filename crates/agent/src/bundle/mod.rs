@@ -66,8 +66,42 @@ impl Snapshot {
     /// a newer server's syntax could) is left out with a warning: it can
     /// only have opened a window, never closed one that this agent knows.
     pub fn new(etag: String, bundle: Bundle) -> Self {
-        let gates = Self::gates(&bundle, None);
-        let strict = Self::gates(&bundle, Some(Enforcement::Enforce));
+        let now = Utc::now();
+        let mut gates = HashMap::new();
+        let mut strict = HashMap::new();
+        for t in &bundle.tenants {
+            // Compiled once, with openings precomputed around now: a check
+            // is then a lookup, not a walk through every cron occurrence.
+            // Both gates of the tenant share them.
+            let windows: Vec<Arc<CompiledWindow>> = t
+                .windows
+                .iter()
+                .filter_map(|(name, spec)| match CompiledWindow::compile(name, spec) {
+                    Ok(w) => Some(Arc::new(w.prepared(now - PREPARE_BEHIND, now + PREPARE_AHEAD))),
+                    Err(e) => {
+                        tracing::warn!(tenant = %t.tenant, window = %name, error = %e, "window in the bundle does not compile; left out");
+                        None
+                    }
+                })
+                .collect();
+            let gate = |enforcement: Enforcement| {
+                let policy = PolicySpec {
+                    enforcement,
+                    window_required: t.window_required.clone(),
+                    ..PolicySpec::default()
+                };
+                TenantGate::new(
+                    t.tenant.clone(),
+                    &policy,
+                    t.configuration_items.clone(),
+                    windows.clone(),
+                    t.changes.clone(),
+                )
+            };
+            gates.insert(t.tenant.clone(), gate(t.enforcement));
+            // Following judges as if the tenant enforced, whatever its mode.
+            strict.insert(t.tenant.clone(), gate(Enforcement::Enforce));
+        }
         Snapshot {
             etag,
             cluster: bundle.cluster.clone(),
@@ -75,42 +109,6 @@ impl Snapshot {
             gates,
             strict,
         }
-    }
-
-    fn gates(bundle: &Bundle, enforcement: Option<Enforcement>) -> HashMap<String, TenantGate> {
-        let now = Utc::now();
-        bundle
-            .tenants
-            .iter()
-            .map(|t| {
-                let policy = PolicySpec {
-                    enforcement: enforcement.unwrap_or(t.enforcement),
-                    window_required: t.window_required.clone(),
-                    ..PolicySpec::default()
-                };
-                let windows = t
-                    .windows
-                    .iter()
-                    .filter_map(|(name, spec)| match CompiledWindow::compile(name, spec) {
-                        // Openings precomputed around now: a check is then a
-                        // lookup, not a walk through every cron occurrence.
-                        Ok(w) => Some(Arc::new(w.prepared(now - PREPARE_BEHIND, now + PREPARE_AHEAD))),
-                        Err(e) => {
-                            tracing::warn!(tenant = %t.tenant, window = %name, error = %e, "window in the bundle does not compile; left out");
-                            None
-                        }
-                    })
-                    .collect();
-                let gate = TenantGate::new(
-                    t.tenant.clone(),
-                    &policy,
-                    t.configuration_items.clone(),
-                    windows,
-                    t.changes.clone(),
-                );
-                (t.tenant.clone(), gate)
-            })
-            .collect()
     }
 
     /// The gate of `tenant`, if the tenant has anything bound to this cluster.

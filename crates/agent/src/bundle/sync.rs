@@ -4,7 +4,7 @@
 //! When the server cannot be reached the agent keeps its bundle and
 //! retries with backoff; admission judges how stale that bundle is.
 
-use super::cache::{self, Cached};
+use super::cache;
 use super::{Bundle, BundleState, Snapshot};
 use chrono::Utc;
 use reqwest::StatusCode;
@@ -131,12 +131,7 @@ fn write_cache(settings: &SyncSettings, etag: &str, bundle: &Bundle, at: chrono:
     let Some(dir) = &settings.cache_dir else {
         return;
     };
-    let cached = Cached {
-        etag: etag.to_string(),
-        confirmed_at: at,
-        bundle: bundle.clone(),
-    };
-    if let Err(e) = cache::store(dir, &cached) {
+    if let Err(e) = cache::store(dir, etag, at, bundle) {
         tracing::warn!(dir = %dir.display(), error = %e, "cannot write the bundle cache; a restart while the server is down would start without a bundle");
     }
 }

@@ -120,16 +120,23 @@ impl Tracker {
             && !own_rollback
             && let Some(snapshot) = snapshot
         {
+            let was_following = following;
             following = None;
             rolling_back = None;
-            since = now;
             if let Some(gate) = snapshot.strict_gate(seen.tenant) {
                 let target = target(seen, &snapshot.cluster);
                 let d = gate.check(&target, &images(seen.kind, object), now);
                 match (d.verdict, d.reason, d.change) {
                     (_, Reason::NotGoverned, _) => {}
+                    // Another spec change under the change whose rollout
+                    // is still followed: the same rollout goes on, already
+                    // reported started.
+                    (Verdict::Allow, Reason::Covered, Some(n)) if was_following == Some(n) => {
+                        following = Some(n);
+                    }
                     (Verdict::Allow, Reason::Covered, Some(n)) => {
                         following = Some(n);
+                        since = now;
                         reports.push(Action::Report(report(
                             seen,
                             ReportEvent::Started,

@@ -490,3 +490,32 @@ fn a_cron_job_change_is_in_effect_at_once_and_an_unapproved_one_is_unauthorized(
         "whatever the enforcement mode"
     );
 }
+
+#[test]
+fn another_spec_change_under_the_change_being_followed_is_the_same_rollout() {
+    let (s, mut t) = (snapshot("Enforce"), Tracker::default());
+    observe(
+        &mut t,
+        &s,
+        "client-a",
+        &deployment(V1, 1, 1, rolled_out(1, 1)),
+        true,
+    );
+    let started = observe(
+        &mut t,
+        &s,
+        "client-a",
+        &deployment(V2, 1, 2, rolled_out(1, 1)),
+        false,
+    );
+    assert_eq!(events(&started), [(ReportEvent::Started, Some("CHG-7"))]);
+    let mut again = deployment(V2, 1, 3, rolled_out(1, 1));
+    again["spec"]["revisionHistoryLimit"] = json!(3);
+    assert!(
+        observe(&mut t, &s, "client-a", &again, false).is_empty(),
+        "no second start while the first rollout is followed"
+    );
+    again["status"] = rolled_out(3, 1);
+    let done = observe(&mut t, &s, "client-a", &again, false);
+    assert_eq!(events(&done), [(ReportEvent::Succeeded, Some("CHG-7"))]);
+}

@@ -123,10 +123,7 @@ pub async fn bundle(
     loop {
         let encoded = state
             .snapshots
-            .bundle(&state, &agent.cluster, {
-                let (state, cluster) = (state.clone(), agent.cluster.clone());
-                move || async move { encode(&state, &cluster).await }
-            })
+            .bundle(&state, &agent.cluster, || encode(&state, &agent.cluster))
             .await?;
         let etag = encoded.etag.as_str();
         let etag_header = HeaderValue::from_str(etag).map_err(|_| ApiError::internal())?;
