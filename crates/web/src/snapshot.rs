@@ -14,16 +14,14 @@
 
 use changegate_core::ChangeNumber;
 use changegate_core::TenantId;
-use changegate_core::approval::{PlanStatus, Vote};
+use changegate_core::approval::PlanStatus;
 use changegate_core::authz::Principal;
 use changegate_core::catalogue::ConfigurationItem;
 use changegate_core::change::ChangeState;
 use changegate_core::gate::{GateChange, TenantGate};
 use changegate_core::policy::PolicySpec;
-use changegate_core::window::{CompiledWindow, WindowSpec};
-use changegate_store::{
-    Change, ChangeFilter, ObjectKind, Store, StoreError, Tenant, TokenScope, User,
-};
+use changegate_core::window::WindowSpec;
+use changegate_store::{Change, ChangeFilter, Store, StoreError, Tenant, TokenScope, User};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
 use std::sync::{Arc, Mutex};
@@ -226,17 +224,9 @@ async fn build(store: &dyn Store, tenant: &Tenant) -> ApiResult<TenantSnapshot> 
     let items = workflow::configuration_items(store, tenant.id).await?;
     let mut windows = BTreeMap::new();
     let mut compiled = Vec::new();
-    for o in store.objects(tenant.id, ObjectKind::Window).await? {
-        let spec: WindowSpec = serde_json::from_str(&o.spec).map_err(|e| {
-            tracing::error!(window = %o.name, error = %e, "stored window does not parse");
-            ApiError::internal()
-        })?;
-        let window = CompiledWindow::compile(&o.name, &spec).map_err(|e| {
-            tracing::error!(window = %o.name, error = %e, "stored window does not compile");
-            ApiError::internal()
-        })?;
-        compiled.push(Arc::new(window));
-        windows.insert(o.name, spec);
+    for (name, spec, window) in workflow::windows_as_written(store, tenant.id).await? {
+        compiled.push(window);
+        windows.insert(name, spec);
     }
     let mut changes = Vec::new();
     for c in in_flight(store, tenant.id).await? {
@@ -297,17 +287,7 @@ async fn in_flight(store: &dyn Store, tenant: TenantId) -> ApiResult<Vec<Change>
 async fn gate_change(store: &dyn Store, tenant: TenantId, c: Change) -> ApiResult<GateChange> {
     let mut awaiting = Vec::new();
     if c.state == ChangeState::AwaitingApproval {
-        let votes: Vec<Vote> = store
-            .approvals(tenant, c.number)
-            .await?
-            .iter()
-            .filter(|a| a.revision == c.revision)
-            .map(|a| Vote {
-                seat: a.seat(),
-                decision: a.decision,
-            })
-            .collect();
-        match c.plan.status(&votes) {
+        match c.plan.status(&workflow::votes(store, &c).await?) {
             PlanStatus::Pending { boards } => {
                 for b in boards {
                     let plural = if b.needed == 1 { "" } else { "s" };

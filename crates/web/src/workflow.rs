@@ -2,7 +2,7 @@
 //! resolving board members to people, freezing approvers at submission,
 //! and showing user ids as e-mail addresses.
 
-use changegate_core::approval::{self, ApprovalPlan, FreezeError};
+use changegate_core::approval::{self, ApprovalPlan, FreezeError, Vote};
 use changegate_core::board::{BoardSpec, Member};
 use changegate_core::catalogue::ConfigurationItem;
 use changegate_core::policy::PolicySpec;
@@ -36,7 +36,19 @@ pub async fn windows(
     store: &dyn Store,
     tenant: TenantId,
 ) -> Result<Vec<Arc<CompiledWindow>>, ApiError> {
-    let mut compiled = Vec::new();
+    Ok(windows_as_written(store, tenant)
+        .await?
+        .into_iter()
+        .map(|(_, _, compiled)| compiled)
+        .collect())
+}
+
+/// The tenant's windows: name, spec as written, and compiled.
+pub async fn windows_as_written(
+    store: &dyn Store,
+    tenant: TenantId,
+) -> Result<Vec<(String, WindowSpec, Arc<CompiledWindow>)>, ApiError> {
+    let mut windows = Vec::new();
     for o in store.objects(tenant, ObjectKind::Window).await? {
         let spec: WindowSpec = serde_json::from_str(&o.spec).map_err(|e| {
             tracing::error!(window = %o.name, error = %e, "stored window does not parse");
@@ -46,9 +58,23 @@ pub async fn windows(
             tracing::error!(window = %o.name, error = %e, "stored window does not compile");
             ApiError::internal()
         })?;
-        compiled.push(Arc::new(window));
+        windows.push((o.name, spec, Arc::new(window)));
     }
-    Ok(compiled)
+    Ok(windows)
+}
+
+/// The votes recorded on `c`'s current revision: what its plan counts.
+pub async fn votes(store: &dyn Store, c: &Change) -> Result<Vec<Vote>, ApiError> {
+    Ok(store
+        .approvals(c.tenant, c.number)
+        .await?
+        .iter()
+        .filter(|a| a.revision == c.revision)
+        .map(|a| Vote {
+            seat: a.seat(),
+            decision: a.decision,
+        })
+        .collect())
 }
 
 /// The tenant's configuration items by name.

@@ -340,15 +340,7 @@ pub(crate) async fn record_decision(
             ))
             .with_field("revision"));
         }
-        let recorded = store.approvals(t.tenant.id, c.number).await?;
-        let mut votes: Vec<Vote> = recorded
-            .iter()
-            .filter(|a| a.revision == c.revision)
-            .map(|a| Vote {
-                seat: a.seat(),
-                decision: a.decision,
-            })
-            .collect();
+        let mut votes = workflow::votes(store, &c).await?;
         let seat = c
             .plan
             .check_decision(&votes, c.requester, t.caller.user, on_behalf_of, decision)

@@ -5,7 +5,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
-use changegate_core::approval::{PlanStatus, Vote};
+use changegate_core::approval::PlanStatus;
 use changegate_core::authz::Action;
 use changegate_core::change::ChangeState;
 use changegate_store::ChangeFilter;
@@ -126,16 +126,7 @@ pub async fn agenda(
         let Some(frozen) = c.plan.boards.iter().find(|f| f.name == spec.name) else {
             continue;
         };
-        let votes: Vec<Vote> = store
-            .approvals(t.tenant.id, c.number)
-            .await?
-            .iter()
-            .filter(|a| a.revision == c.revision)
-            .map(|a| Vote {
-                seat: a.seat(),
-                decision: a.decision,
-            })
-            .collect();
+        let votes = workflow::votes(store, &c).await?;
         let emails =
             Emails::load(store, frozen.members.iter().copied().chain([c.requester])).await?;
         let waiting = match c.plan.status(&votes) {
