@@ -272,6 +272,17 @@ async fn run(backend: Backend, bin: &Path, changes: usize, seconds: Duration) {
         gate.denied,
     );
     print_errors(name, &gate.errors);
+    let mut worst: Vec<(usize, Duration)> = gate.slowest.iter().copied().enumerate().collect();
+    worst.sort_by_key(|&(_, took)| std::cmp::Reverse(took));
+    println!(
+        "server_load {name}: gate API slowest seconds (second of the run: its slowest answer): {}",
+        worst
+            .iter()
+            .take(5)
+            .map(|(s, took)| format!("{s}: {}", ms(Some(*took))))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
 
     fleet::run(name, &server, &tenants).await;
 
@@ -715,6 +726,8 @@ const GATE_RATE: u64 = 1_000;
 
 struct GateRun {
     latencies: Vec<Duration>,
+    /// The slowest answer of each second of the run, by when it was asked.
+    slowest: Vec<Duration>,
     errors: Vec<String>,
     /// Answers other than `allow` (every check ships approved content).
     denied: usize,
@@ -749,6 +762,7 @@ async fn gate_load(
             );
         let tx = tx.clone();
         tokio::spawn(async move {
+            let asked = started.elapsed();
             let started = Instant::now();
             let outcome = match request.send().await {
                 Ok(r) if r.status() == reqwest::StatusCode::OK => {
@@ -760,20 +774,23 @@ async fn gate_load(
                 Ok(r) => Err(format!("{}", r.status())),
                 Err(e) => Err(format!("request failed: {e}")),
             };
-            let _ = tx.send((started.elapsed(), outcome));
+            let _ = tx.send((asked, started.elapsed(), outcome));
         });
     }
     drop(tx);
     let mut run = GateRun {
         latencies: Vec::new(),
+        slowest: vec![Duration::ZERO; seconds.as_secs() as usize + 1],
         errors: Vec::new(),
         denied: 0,
         elapsed: Duration::ZERO,
     };
-    while let Some((took, outcome)) = rx.recv().await {
+    while let Some((asked, took, outcome)) = rx.recv().await {
         match outcome {
             Ok(allowed) => {
                 run.latencies.push(took);
+                let second = (asked.as_secs() as usize).min(run.slowest.len() - 1);
+                run.slowest[second] = run.slowest[second].max(took);
                 run.denied += usize::from(!allowed);
             }
             Err(e) => run.errors.push(e),

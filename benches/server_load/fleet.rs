@@ -81,16 +81,19 @@ pub async fn run(name: &str, server: &Server, tenants: &Arc<Vec<Fixture>>) {
             .bearer_auth(&t.token)
             .json(&json!({ "decision": "approve" }));
         decisions.push(tokio::spawn(async move {
+            let started = Instant::now();
             match decide.send().await {
-                Ok(r) if r.status() == StatusCode::OK => Ok(()),
+                Ok(r) if r.status() == StatusCode::OK => Ok(started.elapsed()),
                 Ok(r) => Err(format!("decide {number}: {}", r.status())),
                 Err(e) => Err(format!("decide {number}: {e}")),
             }
         }));
     }
+    let mut decided = Vec::new();
     for d in decisions {
-        if let Err(e) = d.await.expect("a decision finished") {
-            errors.lock().expect("errors").push(e);
+        match d.await.expect("a decision finished") {
+            Ok(took) => decided.push(took),
+            Err(e) => errors.lock().expect("errors").push(e),
         }
     }
     // Every (approval, agent) pair, until all arrived or 30 s passed.
@@ -130,7 +133,8 @@ pub async fn run(name: &str, server: &Server, tenants: &Arc<Vec<Fixture>>) {
     println!(
         "server_load {name}: fleet {agents} agents ({TENANTS} clusters x {replicas}) long-polling, {connected} connected: \
          idle {:.0} s: server CPU {:.1} %, RSS {:.1} MiB; burst of {} approvals: {:.1} s, CPU {:.1} %, RSS {:.1} MiB \
-         (peak {:.1} MiB); approval -> every agent of its cluster has it: p50 {}, p99 {} (target <= 2 s), \
+         (peak {:.1} MiB); the approvals answered p50 {}, p99 {}; \
+         approval -> every agent of its cluster has it: p50 {}, p99 {} (target <= 2 s), \
          {complete}/{} complete, {got}/{wanted} deliveries",
         idle_window.as_secs_f64(),
         idle_cpu * 100.0,
@@ -140,6 +144,8 @@ pub async fn run(name: &str, server: &Server, tenants: &Arc<Vec<Fixture>>) {
         burst_cpu * 100.0,
         burst_memory.rss_mib,
         burst_memory.hwm_mib,
+        ms(percentile(&mut decided.clone(), 0.50)),
+        ms(percentile(&mut decided, 0.99)),
         ms(percentile(&mut every.clone(), 0.50)),
         ms(percentile(&mut every, 0.99)),
         asked.len(),

@@ -6,6 +6,7 @@ use changegate_core::TenantId;
 use changegate_core::audit::{self, Event, EventBody};
 use changegate_store::{NewEvent, Result, StoreError};
 use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::BTreeMap;
 
 use crate::db;
 
@@ -100,6 +101,17 @@ pub(crate) async fn head(pool: &PgPool, tenant: TenantId) -> Result<i64> {
             .fetch_optional(pool)
             .await,
     )
+}
+
+pub(crate) async fn heads(pool: &PgPool) -> Result<BTreeMap<TenantId, i64>> {
+    let rows = sqlx::query!("SELECT id, audit_seq FROM tenants")
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (TenantId(r.id), r.audit_seq))
+        .collect())
 }
 
 pub(crate) async fn events(pool: &PgPool, tenant: TenantId) -> Result<(Vec<Event>, i64)> {

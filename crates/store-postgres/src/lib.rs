@@ -386,6 +386,10 @@ impl Store for PostgresStore {
         audit::head(&self.pool, tenant).await
     }
 
+    async fn audit_heads(&self) -> Result<BTreeMap<TenantId, i64>> {
+        audit::heads(&self.pool).await
+    }
+
     async fn approval_link(&self, token_hash: &str) -> Result<ApprovalLink> {
         mail::approval_link(&self.pool, token_hash).await
     }

@@ -7,6 +7,7 @@ use changegate_core::audit::{self, Event, EventBody};
 use changegate_store::{NewEvent, Result, StoreError};
 use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::collections::BTreeMap;
 
 use crate::db;
 
@@ -81,6 +82,17 @@ pub(crate) async fn head(pool: &SqlitePool, tenant: TenantId) -> Result<i64> {
             .fetch_optional(pool)
             .await,
     )
+}
+
+pub(crate) async fn heads(pool: &SqlitePool) -> Result<BTreeMap<TenantId, i64>> {
+    let rows = sqlx::query!(r#"SELECT id AS "id!", audit_seq FROM tenants"#)
+        .fetch_all(pool)
+        .await
+        .map_err(db)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| (TenantId(r.id), r.audit_seq))
+        .collect())
 }
 
 pub(crate) async fn events(pool: &SqlitePool, tenant: TenantId) -> Result<(Vec<Event>, i64)> {

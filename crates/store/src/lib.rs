@@ -139,6 +139,8 @@ pub trait Store: Send + Sync + 'static {
     /// to a tenant's records appends one in its transaction, so an
     /// unchanged head means nothing of the tenant changed.
     async fn audit_head(&self, tenant: TenantId) -> Result<i64>;
+    /// Every tenant's audit head, in one read.
+    async fn audit_heads(&self) -> Result<BTreeMap<TenantId, i64>>;
     // E-mail
     /// The approval link with this token hash.
     async fn approval_link(&self, token_hash: &str) -> Result<ApprovalLink>;

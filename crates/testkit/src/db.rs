@@ -128,6 +128,39 @@ impl TestDb {
         }
     }
 
+    /// How the database would run `sql` (its query plan as text), with
+    /// sequential scans priced out on PostgreSQL so that a plan reading
+    /// every row means no index serves the query, however small the table.
+    pub async fn plan(&self, sql: &str) -> Result<String, sqlx::Error> {
+        use sqlx::Row;
+        match self {
+            TestDb::Sqlite { store, .. } => {
+                let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {sql}"))
+                    .fetch_all(store.pool())
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| r.get::<String, _>("detail"))
+                    .collect::<Vec<_>>()
+                    .join("\n"))
+            }
+            TestDb::Postgres { store, .. } => {
+                let mut tx = store.pool().begin().await?;
+                sqlx::query("SET LOCAL enable_seqscan = off")
+                    .execute(&mut *tx)
+                    .await?;
+                let rows = sqlx::query(&format!("EXPLAIN {sql}"))
+                    .fetch_all(&mut *tx)
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| r.get::<String, _>(0))
+                    .collect::<Vec<_>>()
+                    .join("\n"))
+            }
+        }
+    }
+
     /// Remove the append-only triggers of approvals, revisions and audit
     /// events, as an attacker with database access would before editing
     /// history: what is left to catch that is the hash chain.

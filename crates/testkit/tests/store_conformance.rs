@@ -55,6 +55,7 @@ store_tests!(
     fifty_concurrent_approvals_retried_on_conflict_are_all_recorded_in_an_intact_chain,
     concurrent_writes_to_different_records_of_one_tenant_keep_its_chain_linear,
     the_audit_head_moves_with_every_write_of_a_tenants_gate_records_and_only_its_own,
+    the_schedulers_question_of_every_second_is_answered_from_indexes,
 );
 
 // ---- fixtures -------------------------------------------------------------
@@ -2063,5 +2064,40 @@ async fn the_audit_head_moves_with_every_write_of_a_tenants_gate_records_and_onl
     store.change(a.id, c.number).await.expect("read");
     assert_eq!(head(a.id).await, last, "a read moves nothing");
     assert_eq!(head(b.id).await, other, "another tenant's head stays");
+    let heads = store.audit_heads().await.expect("heads");
+    assert_eq!(
+        (heads.get(&a.id), heads.get(&b.id), heads.len()),
+        (Some(&last), Some(&other), 2),
+        "every tenant's head in one read"
+    );
     assert_not_found(store.audit_head(TenantId(i64::MAX)).await);
+}
+
+/// The scheduler asks [`Store::changes_due`] every second: with 100,000
+/// changes a plan reading the whole table cost each second a full scan.
+/// (The condition is the stores' own, with the bound time written out.)
+async fn the_schedulers_question_of_every_second_is_answered_from_indexes(db: TestDb) {
+    let (now, not_overdue) = match db.backend() {
+        Backend::Sqlite => ("'2026-11-28T00:00:00Z'", "retrospective_overdue = 0"),
+        Backend::Postgres => (
+            "TIMESTAMPTZ '2026-11-28 00:00:00Z'",
+            "NOT retrospective_overdue",
+        ),
+    };
+    let plan = db
+        .plan(&format!(
+            "SELECT id FROM changes
+             WHERE (state IN ('approved', 'scheduled') AND approval_expires_at IS NOT NULL AND approval_expires_at <= {now})
+                OR ({not_overdue} AND decided_at IS NULL AND retrospective_due_at IS NOT NULL AND retrospective_due_at <= {now}
+                    AND state NOT IN ('closed', 'cancelled'))
+             ORDER BY id"
+        ))
+        .await
+        .expect("a plan");
+    let scans = |line: &str| line.contains("SCAN changes") || line.contains("Seq Scan on changes");
+    assert!(
+        !plan.lines().any(scans),
+        "the due question reads every change:\n{plan}"
+    );
+    assert!(plan.contains("changes_retrospective_due"), "{plan}");
 }

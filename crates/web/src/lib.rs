@@ -472,6 +472,16 @@ impl Writes {
         self.anywhere.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// What can have changed any of `slugs`: writes anywhere, and their own.
+    pub fn of_tenants(&self, slugs: &[String]) -> (u64, Vec<u64>) {
+        let tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        let own = slugs
+            .iter()
+            .map(|s| tenants.get(s).copied().unwrap_or(0))
+            .collect();
+        (self.anywhere(), own)
+    }
+
     /// What can have changed tenant `slug`: writes anywhere, and its own.
     pub fn of_tenant(&self, slug: &str) -> (u64, u64) {
         let own = self

@@ -7,7 +7,8 @@
 //! [`crate::Writes`] counters). Past [`FRESH_FOR`] it is checked against
 //! the tenant's audit head, which every write of the tenant's records moves
 //! (the scheduler's, another replica's, the CLI's), and rebuilt only if
-//! the head moved. Time-bound rules (windows, planned slots, approval
+//! the head moved; the heads of every tenant are read together, once a
+//! second at most. Time-bound rules (windows, planned slots, approval
 //! expiry) are evaluated at each decision, never frozen into a snapshot.
 //! One build per tenant at a time: a burst of requests after a write waits
 //! for the one build rather than each reading the store.
@@ -52,6 +53,19 @@ pub struct TenantSnapshot {
 pub struct Encoded {
     pub body: Vec<u8>,
     pub etag: String,
+    /// The tenants in it: only their writes (and writes to no tenant in
+    /// particular, configuration items among them) make it out of date.
+    pub tenants: Vec<String>,
+    /// The audit head of every tenant it was built from, those left out
+    /// included (another replica may bind them to the cluster).
+    pub heads: BTreeMap<TenantId, i64>,
+}
+
+/// Every tenant's audit head, read together.
+struct Heads {
+    /// When the read began: what it confirms holds from then on.
+    at: Instant,
+    of: BTreeMap<TenantId, i64>,
 }
 
 /// The server's shared reads: per-tenant snapshots, the tenant list, the
@@ -62,7 +76,10 @@ pub struct Snapshots {
     tenants: Cache<String, (u64, u64), TenantSnapshot>,
     list: Cache<(), u64, Vec<Tenant>>,
     bearers: Cache<String, u64, (User, TokenScope, Principal)>,
-    bundles: Cache<String, u64, Encoded>,
+    bundles: Cache<String, (u64, Vec<u64>), Encoded>,
+    /// The tenants of each cluster's last bundle.
+    bound: Mutex<HashMap<String, Vec<String>>>,
+    heads: Cache<(), (), Heads>,
 }
 
 impl Snapshots {
@@ -76,9 +93,24 @@ impl Snapshots {
             .get(
                 slug,
                 version,
-                |built| async move { Ok(store.audit_head(tenant.id).await? == built.head) },
+                |built| async move {
+                    let heads = self.heads(state).await?;
+                    Ok((heads.of.get(&tenant.id) == Some(&built.head)).then_some(heads.at))
+                },
                 || build(store, tenant),
             )
+            .await
+    }
+
+    /// Every tenant's audit head, read again past [`FRESH_FOR`]: one read
+    /// confirms every snapshot and bundle for the next second.
+    async fn heads(&self, state: &AppState) -> ApiResult<Arc<Heads>> {
+        self.heads
+            .get((), (), rebuild, || async {
+                let at = Instant::now();
+                let of = state.store.audit_heads().await?;
+                Ok(Heads { at, of })
+            })
             .await
     }
 
@@ -113,7 +145,9 @@ impl Snapshots {
             .await
     }
 
-    /// `cluster`'s bundle, encoded by `encode` after any write.
+    /// `cluster`'s bundle, encoded by `encode` again after a write to a
+    /// tenant in it or to no tenant in particular; past [`FRESH_FOR`],
+    /// after a write elsewhere that moved any tenant's audit head.
     pub async fn bundle<F, Fut>(
         &self,
         state: &AppState,
@@ -124,16 +158,40 @@ impl Snapshots {
         F: FnOnce() -> Fut,
         Fut: Future<Output = ApiResult<Encoded>>,
     {
-        self.bundles
-            .get(cluster.to_string(), state.writes.count(), rebuild, encode)
-            .await
+        let bound = self
+            .bound
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(cluster)
+            .cloned()
+            .unwrap_or_default();
+        let version = state.writes.of_tenants(&bound);
+        let encoded = self
+            .bundles
+            .get(
+                cluster.to_string(),
+                version,
+                |built| async move {
+                    let heads = self.heads(state).await?;
+                    Ok((heads.of == built.heads).then_some(heads.at))
+                },
+                encode,
+            )
+            .await?;
+        if encoded.tenants != bound {
+            self.bound
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(cluster.to_string(), encoded.tenants.clone());
+        }
+        Ok(encoded)
     }
 }
 
 /// Values by key, each built by one caller at a time and shared while the
 /// version it was built at holds. Past [`FRESH_FOR`] a value is used again
 /// only if `still` confirms it (for a tenant snapshot: the tenant's audit
-/// head has not moved), else rebuilt. A failed build leaves nothing behind.
+/// head has not moved) and says from when, else rebuilt. A failed build leaves nothing behind.
 struct Cache<K, V, T> {
     slots: Mutex<HashMap<K, Slot<V, T>>>,
 }
@@ -150,7 +208,7 @@ impl<K, V, T> Default for Cache<K, V, T> {
 
 struct Built<V, T> {
     version: V,
-    /// When the build (or the last confirmation) began.
+    /// When the build began, or from when the last confirmation holds.
     at: Instant,
     value: Arc<T>,
 }
@@ -168,7 +226,7 @@ impl<K: Eq + Hash + Clone, V: PartialEq, T> Cache<K, V, T> {
     ) -> ApiResult<Arc<T>>
     where
         S: FnOnce(Arc<T>) -> SFut,
-        SFut: Future<Output = ApiResult<bool>>,
+        SFut: Future<Output = ApiResult<Option<Instant>>>,
         F: FnOnce() -> Fut,
         Fut: Future<Output = ApiResult<T>>,
     {
@@ -183,8 +241,7 @@ impl<K: Eq + Hash + Clone, V: PartialEq, T> Cache<K, V, T> {
             if built.at.elapsed() < FRESH_FOR {
                 return Ok(built.value.clone());
             }
-            let at = Instant::now();
-            if still(built.value.clone()).await? {
+            if let Some(at) = still(built.value.clone()).await? {
                 built.at = at;
                 return Ok(built.value.clone());
             }
@@ -214,8 +271,8 @@ impl<K: Eq + Hash + Clone, V: PartialEq, T> Cache<K, V, T> {
 }
 
 /// For values nothing cheaper can confirm: rebuilt past [`FRESH_FOR`].
-async fn rebuild<T>(_: Arc<T>) -> ApiResult<bool> {
-    Ok(false)
+async fn rebuild<T>(_: Arc<T>) -> ApiResult<Option<Instant>> {
+    Ok(None)
 }
 
 async fn build(store: &dyn Store, tenant: &Tenant) -> ApiResult<TenantSnapshot> {

@@ -14,12 +14,12 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use changegate_core::Slug;
 use changegate_core::catalogue::{ConfigurationItem, Enforcement as Binding};
 use changegate_core::change::ChangeType;
 use changegate_core::gate::GateChange;
 use changegate_core::policy::Enforcement;
 use changegate_core::window::WindowSpec;
+use changegate_core::{Slug, TenantId};
 use changegate_store::TokenScope;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -155,16 +155,25 @@ pub async fn bundle(
 }
 
 async fn encode(state: &AppState, cluster: &str) -> ApiResult<Encoded> {
-    let bundle = build(state, cluster).await?;
+    let (bundle, heads) = build(state, cluster).await?;
     let body = serde_json::to_vec(&bundle).map_err(|_| ApiError::internal())?;
     let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
-    Ok(Encoded { body, etag })
+    let tenants = bundle.tenants.into_iter().map(|t| t.tenant).collect();
+    Ok(Encoded {
+        body,
+        etag,
+        tenants,
+        heads,
+    })
 }
 
-async fn build(state: &AppState, cluster: &str) -> ApiResult<Bundle> {
+/// The bundle, and the audit head of every tenant read for it.
+async fn build(state: &AppState, cluster: &str) -> ApiResult<(Bundle, BTreeMap<TenantId, i64>)> {
     let mut tenants = Vec::new();
+    let mut heads = BTreeMap::new();
     for tenant in state.snapshots.tenants(state).await?.iter() {
         let snapshot = state.snapshots.of(state, tenant).await?;
+        heads.insert(tenant.id, snapshot.head);
         let items: BTreeMap<String, ConfigurationItem> = snapshot
             .items
             .iter()
@@ -190,8 +199,11 @@ async fn build(state: &AppState, cluster: &str) -> ApiResult<Bundle> {
             configuration_items: items,
         });
     }
-    Ok(Bundle {
-        cluster: cluster.to_string(),
-        tenants,
-    })
+    Ok((
+        Bundle {
+            cluster: cluster.to_string(),
+            tenants,
+        },
+        heads,
+    ))
 }

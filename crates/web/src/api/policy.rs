@@ -308,6 +308,8 @@ pub async fn put_ci(
             &t.actor(),
         )
         .await?;
+    // A binding can bring the tenant into a cluster's bundle it was not in.
+    state.writes.note(None);
     Ok(applied(r))
 }
 

@@ -291,7 +291,67 @@ async fn an_agents_reports_move_the_covering_change_and_record_unauthorized_chan
     );
 }
 
+/// A bundle is re-encoded only after writes that can change it, so both
+/// ways a tenant's data changes must reach it: a binding through the API
+/// brings a tenant in at once, and a write behind this server's back
+/// (another replica, the CLI) within seconds, through the audit heads.
+async fn a_new_binding_and_a_write_elsewhere_both_reach_the_bundle(app: TestApp) {
+    let (m, eu, _) = clusters(&app).await;
+    let tenants = |b: &Value| -> Vec<String> {
+        b["tenants"]
+            .as_array()
+            .expect("tenants")
+            .iter()
+            .filter_map(|t| t["tenant"].as_str().map(str::to_string))
+            .collect()
+    };
+    // Twice: the second answer comes from the bundle encoded for the first.
+    for _ in 0..2 {
+        assert_eq!(
+            tenants(&eu.get("/api/v1/agent/bundle").await.ok()),
+            ["client-a"]
+        );
+    }
+    m.cm.put(
+        &format!("{B}/configuration-items/client-b-api"),
+        workload("prod-eu", "client-b", "client-b-api"),
+    )
+    .await
+    .ok();
+    assert_eq!(
+        tenants(&eu.get("/api/v1/agent/bundle").await.ok()),
+        ["client-a", "client-b"],
+        "bound a moment ago"
+    );
+
+    let a = app
+        .store
+        .tenant_by_slug("client-a")
+        .await
+        .expect("client-a");
+    app.store
+        .put_object(
+            a.id,
+            changegate_store::ObjectKind::Window,
+            "written-elsewhere",
+            r#"{"timeZone":"Europe/Berlin","schedule":{"cron":{"expr":"0 2 * * SAT","duration":"4h"}}}"#,
+            "another replica",
+        )
+        .await
+        .expect("written behind the server's back");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let b = eu.get("/api/v1/agent/bundle").await.ok();
+        if b["tenants"][0]["windows"]["written-elsewhere"].is_object() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never seen: {b}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 crate::on_both!(
+    a_new_binding_and_a_write_elsewhere_both_reach_the_bundle,
     a_cluster_gets_only_the_tenants_bound_to_it,
     an_agents_reports_move_the_covering_change_and_record_unauthorized_changes,
     an_approval_reaches_a_long_polling_agent_at_once,
