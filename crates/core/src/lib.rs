@@ -18,6 +18,7 @@ pub mod policy;
 pub mod risk;
 pub mod role;
 pub mod routing;
+pub mod slot;
 pub mod window;
 
 pub use ids::{ChangeId, ChangeNumber, Email, Slug, TenantId, UserId};

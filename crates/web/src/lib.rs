@@ -11,6 +11,7 @@ pub mod limit;
 pub mod mail;
 pub mod openapi;
 pub mod portal;
+pub mod preview;
 pub mod snapshot;
 pub mod tenant;
 mod workflow;
@@ -273,6 +274,12 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             "/api/v1/tenants/{tenant}/changes",
             Tenant(RequestChange),
             post(changes::create),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/changes/preview",
+            Tenant(RequestChange),
+            post(changes::preview),
         ),
         r(
             "GET",

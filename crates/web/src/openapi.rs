@@ -16,7 +16,7 @@ use crate::api::*;
         policy::show, policy::replace, policy::list_boards, policy::put_board,
         policy::list_windows, policy::put_window, policy::delete_window,
         policy::list_templates, policy::put_template, policy::list_cis, policy::put_ci, policy::delegate,
-        changes::list_all, changes::list, changes::create, changes::show, changes::edit,
+        changes::list_all, changes::list, changes::create, changes::preview, changes::show, changes::edit,
         changes::revisions, changes::comments, changes::comment,
         lifecycle::submit, lifecycle::cancel, lifecycle::approvals, lifecycle::decide,
         lifecycle::start, lifecycle::complete, lifecycle::fail, lifecycle::review,

@@ -17,7 +17,7 @@ use changegate_core::ChangeNumber;
 use changegate_core::TenantId;
 use changegate_core::approval::PlanStatus;
 use changegate_core::authz::Principal;
-use changegate_core::catalogue::ConfigurationItem;
+use changegate_core::catalogue::{ConfigurationItem, Enforcement as Binding};
 use changegate_core::change::ChangeState;
 use changegate_core::gate::{GateChange, TenantGate};
 use changegate_core::policy::PolicySpec;
@@ -56,9 +56,15 @@ pub struct Encoded {
     /// The tenants in it: only their writes (and writes to no tenant in
     /// particular, configuration items among them) make it out of date.
     pub tenants: Vec<String>,
-    /// The audit head of every tenant it was built from, those left out
-    /// included (another replica may bind them to the cluster).
+    /// The audit head of each tenant in it when it was built.
     pub heads: BTreeMap<TenantId, i64>,
+}
+
+/// Which tenants have configuration items bound to each cluster.
+struct Bindings {
+    /// Every tenant's audit head, read before the items.
+    heads: BTreeMap<TenantId, i64>,
+    clusters: HashMap<String, Vec<Tenant>>,
 }
 
 /// Every tenant's audit head, read together.
@@ -79,6 +85,7 @@ pub struct Snapshots {
     bundles: Cache<String, (u64, Vec<u64>), Encoded>,
     /// The tenants of each cluster's last bundle.
     bound: Mutex<HashMap<String, Vec<String>>>,
+    bindings: Cache<(), u64, Bindings>,
     heads: Cache<(), (), Heads>,
 }
 
@@ -145,6 +152,40 @@ impl Snapshots {
             .await
     }
 
+    /// The tenants with a configuration item bound to `cluster`: read again
+    /// after a write to no tenant in particular (a binding is one) and,
+    /// past [`FRESH_FOR`], after any tenant's audit head moved.
+    pub async fn bound_to(&self, state: &AppState, cluster: &str) -> ApiResult<Vec<Tenant>> {
+        let store = state.store.as_ref();
+        let bindings = self
+            .bindings
+            .get(
+                (),
+                state.writes.anywhere(),
+                |built| async move {
+                    let heads = self.heads(state).await?;
+                    Ok((heads.of == built.heads).then_some(heads.at))
+                },
+                || async {
+                    let heads = store.audit_heads().await?;
+                    let mut clusters: HashMap<String, Vec<Tenant>> = HashMap::new();
+                    for tenant in self.tenants(state).await?.iter() {
+                        let mut seen = BTreeSet::new();
+                        for (_, item) in workflow::configuration_items(store, tenant.id).await? {
+                            if let Some(Binding::Kubernetes(b)) = item.enforcement
+                                && seen.insert(b.cluster.clone())
+                            {
+                                clusters.entry(b.cluster).or_default().push(tenant.clone());
+                            }
+                        }
+                    }
+                    Ok(Bindings { heads, clusters })
+                },
+            )
+            .await?;
+        Ok(bindings.clusters.get(cluster).cloned().unwrap_or_default())
+    }
+
     /// `cluster`'s bundle, encoded by `encode` again after a write to a
     /// tenant in it or to no tenant in particular; past [`FRESH_FOR`],
     /// after a write elsewhere that moved any tenant's audit head.
@@ -173,7 +214,17 @@ impl Snapshots {
                 version,
                 |built| async move {
                     let heads = self.heads(state).await?;
-                    Ok((heads.of == built.heads).then_some(heads.at))
+                    let moved = built
+                        .heads
+                        .iter()
+                        .any(|(tenant, head)| heads.of.get(tenant) != Some(head));
+                    let bound: Vec<String> = self
+                        .bound_to(state, cluster)
+                        .await?
+                        .iter()
+                        .map(|t| t.slug.to_string())
+                        .collect();
+                    Ok((!moved && bound == built.tenants).then_some(heads.at))
                 },
                 encode,
             )

@@ -167,13 +167,12 @@ async fn encode(state: &AppState, cluster: &str) -> ApiResult<Encoded> {
     })
 }
 
-/// The bundle, and the audit head of every tenant read for it.
+/// The bundle, and the audit head of each tenant in it.
 async fn build(state: &AppState, cluster: &str) -> ApiResult<(Bundle, BTreeMap<TenantId, i64>)> {
     let mut tenants = Vec::new();
     let mut heads = BTreeMap::new();
-    for tenant in state.snapshots.tenants(state).await?.iter() {
+    for tenant in state.snapshots.bound_to(state, cluster).await?.iter() {
         let snapshot = state.snapshots.of(state, tenant).await?;
-        heads.insert(tenant.id, snapshot.head);
         let items: BTreeMap<String, ConfigurationItem> = snapshot
             .items
             .iter()
@@ -185,6 +184,7 @@ async fn build(state: &AppState, cluster: &str) -> ApiResult<(Bundle, BTreeMap<T
         if items.is_empty() {
             continue;
         }
+        heads.insert(tenant.id, snapshot.head);
         tenants.push(TenantBundle {
             tenant: tenant.slug.to_string(),
             enforcement: snapshot.policy.enforcement,

@@ -5,9 +5,10 @@
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use changegate_core::authz::Action;
 use changegate_core::change::{ChangeState, ChangeType};
-use changegate_core::{ChangeNumber, TenantId};
+use changegate_core::{ChangeNumber, TenantId, UserId};
 use changegate_store::{
     Change, ChangeContent, ChangeFilter, ChangeWrite, NewChange, NewEvent, Store, StoreError,
 };
@@ -18,15 +19,16 @@ use std::collections::BTreeMap;
 use utoipa::IntoParams;
 
 use super::{Body, ChangePath};
-use crate::AppState;
 use crate::auth::Caller;
 use crate::dto::{
     self, ChangePage, ChangeView, CommentBody, CommentView, EditChangeBody, NewChangeBody,
     RevisionView, email_field,
 };
 use crate::error::{ApiError, ApiResult};
+use crate::preview::Preview;
 use crate::tenant::InTenant;
 use crate::workflow::{self, Emails};
+use crate::{AppState, NothingWritten};
 
 /// Filters and pagination of change lists.
 #[derive(Deserialize, IntoParams, Default)]
@@ -185,29 +187,10 @@ pub async fn create(
     Body(body): Body<serde_json::Value>,
 ) -> ApiResult<(StatusCode, Json<ChangeView>)> {
     t.authorize(Action::RequestChange)?;
-    let body = new_change_body(body)?;
-    let kind: ChangeType = body
-        .kind
-        .parse()
-        .map_err(|e: changegate_core::ids::InvalidValue| ApiError::invalid("type", e.message))?;
-    let content = body.content;
+    let (kind, implementer, content) = new_change(&state, &t, body).await?;
     if content.title.trim().is_empty() {
         return Err(ApiError::invalid("title", "give the change a title"));
     }
-    check_planned(&content)?;
-    let implementer = match &body.implementer {
-        None => None,
-        Some(e) => {
-            let email = email_field("implementer", e)?;
-            let people = workflow::People::load(state.store.as_ref(), t.tenant.id).await?;
-            Some(people.id_of(email.as_str()).ok_or_else(|| {
-                ApiError::invalid(
-                    "implementer",
-                    format!("{email} is not a user of this tenant"),
-                )
-            })?)
-        }
-    };
     let change = state
         .store
         .create_change(
@@ -222,6 +205,61 @@ pub async fn create(
         )
         .await?;
     Ok((StatusCode::CREATED, Json(view(&state, &t, &change).await?)))
+}
+
+/// What raising a change with `body` would decide, without raising it:
+/// the risk, the approvers by name, the windows around its slot, other
+/// changes booked on its configuration items then, and the earliest slot
+/// allowed. What would stop its submission is listed, not refused.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/changes/preview", tag = "changes",
+    params(("tenant" = String, Path)), request_body = NewChangeBody, responses((status = 200, body = Preview)))]
+pub async fn preview(
+    State(state): State<AppState>,
+    t: InTenant,
+    Body(body): Body<serde_json::Value>,
+) -> ApiResult<Response> {
+    t.authorize(Action::RequestChange)?;
+    let (kind, implementer, content) = new_change(&state, &t, body).await?;
+    let preview = crate::preview::preview(
+        &state,
+        &t.tenant,
+        kind,
+        &content,
+        t.caller.user,
+        implementer,
+    )
+    .await?;
+    let mut response = Json(preview).into_response();
+    response.extensions_mut().insert(NothingWritten);
+    Ok(response)
+}
+
+/// A new change's type, implementer and content from a request body.
+pub(crate) async fn new_change(
+    state: &AppState,
+    t: &InTenant,
+    body: serde_json::Value,
+) -> ApiResult<(ChangeType, Option<UserId>, ChangeContent)> {
+    let body = new_change_body(body)?;
+    let kind: ChangeType = body
+        .kind
+        .parse()
+        .map_err(|e: changegate_core::ids::InvalidValue| ApiError::invalid("type", e.message))?;
+    check_planned(&body.content)?;
+    let implementer = match &body.implementer {
+        None => None,
+        Some(e) => {
+            let email = email_field("implementer", e)?;
+            let people = workflow::People::load(state.store.as_ref(), t.tenant.id).await?;
+            Some(people.id_of(email.as_str()).ok_or_else(|| {
+                ApiError::invalid(
+                    "implementer",
+                    format!("{email} is not a user of this tenant"),
+                )
+            })?)
+        }
+    };
+    Ok((kind, implementer, body.content))
 }
 
 /// `type` and `implementer` beside the content fields; an unknown field
@@ -400,7 +438,14 @@ pub async fn edit(
         );
         let boards = workflow::boards(store, t.tenant.id).await?;
         let people = workflow::People::load(store, t.tenant.id).await?;
-        c.plan = workflow::freeze(&c, &policy, &routed, &boards, &people)?;
+        c.plan = workflow::freeze(
+            c.requester,
+            c.implementer,
+            &policy,
+            &routed,
+            &boards,
+            &people,
+        )?;
         c.revision += 1;
         c.fingerprint = Some(c.content.fingerprint());
         c.policy_version = Some(version);

@@ -9,12 +9,9 @@ use changegate_core::Role;
 use changegate_core::approval::{PlanStatus, Vote};
 use changegate_core::authz::Action;
 use changegate_core::board::Decision;
-use changegate_core::catalogue::Template;
-use changegate_core::change::{self, ChangeState, ChangeType, RiskLevel};
+use changegate_core::change::{self, ChangeState, ChangeType};
 use changegate_core::window::{self, WindowVerdict};
-use changegate_store::{
-    Change, ChangeWrite, Channel, NewApproval, NewEvent, ObjectKind, StoreError,
-};
+use changegate_store::{Change, ChangeWrite, Channel, NewApproval, NewEvent, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
 
@@ -88,10 +85,17 @@ pub async fn submit(
     t: InTenant,
     Path(p): Path<ChangePath>,
 ) -> ApiResult<Json<ChangeView>> {
-    let n = p.number;
     t.authorize(Action::RequestChange)?;
+    let saved = submit_change(&state, &t, &p.number).await?;
+    Ok(Json(view(&state, &t, &saved).await?))
+}
+
+/// Submit change `n` (a draft, or a rejected change as a new revision):
+/// assess it, freeze its approvers and ask them, or approve it at once
+/// when no board is routed. The API and the portal's change form call it.
+pub(crate) async fn submit_change(state: &AppState, t: &InTenant, n: &str) -> ApiResult<Change> {
     let store = state.store.as_ref();
-    let mut c = load(store, t.tenant.id, &n).await?;
+    let mut c = load(store, t.tenant.id, n).await?;
     if c.requester != t.caller.user
         && !t.caller.has_role(t.tenant.id, Role::ChangeManager)
         && !t.caller.admin
@@ -108,54 +112,33 @@ pub async fn submit(
         c.revision += 1;
     }
     move_to(&mut c, ChangeState::Submitted)?;
-    let (version, policy) = workflow::policy(store, t.tenant.id).await?;
-    let level = match c.kind {
-        ChangeType::Standard => {
-            let name = c.content.template.clone().ok_or_else(|| {
-                ApiError::invalid(
-                    "template",
-                    "a standard change names its pre-approved template",
-                )
-            })?;
-            let templates = store.objects(t.tenant.id, ObjectKind::Template).await?;
-            let stored = templates.iter().find(|o| o.name == name).ok_or_else(|| {
-                ApiError::invalid(
-                    "template",
-                    format!("no template {name:?} in this tenant; raise a normal change instead"),
-                )
-            })?;
-            let template: Template =
-                serde_json::from_str(&stored.spec).map_err(|_| ApiError::internal())?;
-            if !template.is_current(now.date_naive()) {
-                return Err(ApiError::invalid(
-                    "template",
-                    format!(
-                        "template {name:?} was due for review on {}; ask the change manager to renew it, or raise a normal change",
-                        template.review_due
-                    ),
-                ));
-            }
-            c.risk_score = Some(0);
-            RiskLevel::Low
-        }
-        _ => {
-            let a = policy.questionnaire.assess(&c.content.risk_answers)?;
-            c.risk_score = Some(i64::from(a.score));
-            a.level
-        }
-    };
+    let workflow::Assessment {
+        policy_version: version,
+        policy,
+        level,
+        score,
+        routed,
+        plan,
+    } = workflow::assess(
+        store,
+        t.tenant.id,
+        c.kind,
+        &c.content,
+        c.requester,
+        c.implementer,
+        now.date_naive(),
+    )
+    .await?;
+    c.risk_score = Some(score);
     c.risk_level = Some(level);
-    let routed = policy.routing.boards_for(c.kind, level);
-    let boards = workflow::boards(store, t.tenant.id).await?;
-    let people = workflow::People::load(store, t.tenant.id).await?;
-    c.plan = workflow::freeze(&c, &policy, &routed, &boards, &people)?;
+    c.plan = plan;
     c.fingerprint = Some(c.content.fingerprint());
     c.policy_version = Some(version);
     c.submitted_at = Some(now);
     c.decided_at = None;
     c.approval_expires_at = None;
     let mut events = vec![event(
-        &t,
+        t,
         &c,
         "change.submitted",
         json!({ "revision": c.revision, "fingerprint": c.fingerprint, "policy_version": version,
@@ -170,7 +153,7 @@ pub async fn submit(
         } else {
             "no board is routed"
         };
-        events.push(event(&t, &c, "change.approved", json!({ "by": why }), now));
+        events.push(event(t, &c, "change.approved", json!({ "by": why }), now));
     } else {
         move_to(&mut c, ChangeState::AwaitingApproval)?;
     }
@@ -190,8 +173,7 @@ pub async fn submit(
         )
         .await?;
     }
-    let saved = save(&state, &c, expected, write).await?;
-    Ok(Json(view(&state, &t, &saved).await?))
+    save(state, &c, expected, write).await
 }
 
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/changes/{number}/cancel", tag = "lifecycle",

@@ -1,6 +1,7 @@
 //! The web portal: server-rendered pages (askama templates, compiled with
 //! the binary) over the same sessions, authorization and domain calls as
-//! the API. Plain forms, no script; every form carries a CSRF token bound
+//! the API. Plain forms, no script (the change form's preview posts the
+//! form back); every form carries a CSRF token bound
 //! to the session; every page is served with a strict Content-Security-Policy.
 //!
 //! Pages are declared once in `pages()`, like the API's routes, so the
@@ -10,6 +11,7 @@ mod cab;
 mod confirm;
 mod evidence;
 mod pages;
+mod raise;
 mod viewer;
 
 pub use viewer::Viewer;
@@ -45,6 +47,18 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             "/t/{tenant}/changes",
             Tenant(Read),
             get(pages::changes),
+        ),
+        r(
+            "GET",
+            "/t/{tenant}/changes/new",
+            Tenant(RequestChange),
+            get(raise::form),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/changes/new",
+            Tenant(RequestChange),
+            post(raise::raise),
         ),
         r(
             "GET",

@@ -318,6 +318,8 @@ struct ChangesPage {
     state: String,
     states: Vec<String>,
     rows: Vec<Row>,
+    /// Whether the viewer may raise changes here.
+    can_raise: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -378,6 +380,7 @@ pub async fn changes(
             .map(|s| s.as_str().to_string())
             .collect(),
         rows,
+        can_raise: t.authorize(Action::RequestChange).is_ok(),
     };
     Ok(render(&page))
 }

@@ -737,7 +737,102 @@ async fn lists_filter_and_paginate_within_the_callers_tenants(app: TestApp) {
     );
 }
 
+/// The change form's preview: risk, approvers by name, the window around
+/// the slot, the change already booked on the same item then, the
+/// earliest slot allowed; what stops submission is listed; nothing is
+/// written.
+async fn a_preview_names_the_approvers_the_windows_the_clash_and_the_earliest_slot(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    // Saturdays 02:00-06:00 Berlin: 01:00-05:00 UTC on 28 November.
+    m.cm.put(
+        &format!("{A}/windows/weekly"),
+        json!({ "timeZone": "Europe/Berlin", "schedule": { "cron": { "expr": "0 2 * * SAT", "duration": "4h" } } }),
+    )
+    .await
+    .ok();
+    let mut booked = normal_change("Booked first", low_risk());
+    booked["planned_start"] = json!("2026-11-28T01:00:00Z");
+    booked["planned_end"] = json!("2026-11-28T02:00:00Z");
+    let first = raise(&m, booked).await;
+    submit(&m, &first).await;
+    let head = audit_intact(&m.cm, "client-a").await;
+
+    let mut body = normal_change("Upgrade payments", high_risk());
+    body["planned_start"] = json!("2026-11-28T01:30:00Z");
+    body["planned_end"] = json!("2026-11-28T02:30:00Z");
+    let p = m
+        .eve
+        .post(&format!("{A}/changes/preview"), body.clone())
+        .await
+        .ok();
+    assert_eq!(p["risk"]["level"], "high", "{p}");
+    assert_eq!(p["problems"], json!([]), "{p}");
+    let boards: Vec<(String, Value)> = p["approvers"]
+        .as_array()
+        .expect("approvers")
+        .iter()
+        .map(|b| {
+            (
+                b["board"].as_str().unwrap_or("").to_string(),
+                b["people"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        boards,
+        [
+            (
+                "msp-tech".to_string(),
+                json!(["tom <tom@msp.example>", "tina <tina@msp.example>"])
+            ),
+            (
+                "client-a-business".to_string(),
+                json!([
+                    "carol <carol@client-a.example>",
+                    "dan <dan@client-a.example>"
+                ])
+            ),
+        ],
+        "{p}"
+    );
+    assert_eq!(p["windows"][0]["name"], "weekly");
+    assert_eq!(p["windows"][0]["start"], "2026-11-28T01:00:00Z");
+    assert_eq!(p["others"][0]["number"], first.as_str(), "{p}");
+    assert_eq!(p["others"][0]["state"], "awaiting-approval");
+    let problems = p["slot"]["problems"].to_string();
+    assert!(
+        problems.contains(&format!("{first} is booked on payments-api")),
+        "{p}"
+    );
+    // Right after the booked change, inside the same window.
+    assert_eq!(p["earliest"], "2026-11-28T02:00:00Z", "{p}");
+
+    // Unanswered questions and a slot outside every window are said, not refused.
+    let mut body = normal_change("Upgrade payments", json!({}));
+    body["planned_start"] = json!("2026-11-30T09:00:00Z");
+    let p = m.eve.post(&format!("{A}/changes/preview"), body).await.ok();
+    assert!(p["risk"].is_null(), "{p}");
+    assert!(
+        p["problems"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("production")),
+        "{p}"
+    );
+    assert!(
+        p["slot"]["problems"][0]
+            .as_str()
+            .is_some_and(|m| m.contains("no maintenance window is open")),
+        "{p}"
+    );
+
+    let after = audit_intact(&m.cm, "client-a").await;
+    assert_eq!(head, after, "a preview writes nothing");
+    let list = m.eve.get(&format!("{A}/changes")).await.ok();
+    assert_eq!(list["items"].as_array().map(Vec::len), Some(1), "{list}");
+}
+
 crate::on_both!(
+    a_preview_names_the_approvers_the_windows_the_clash_and_the_earliest_slot,
     a_high_risk_change_needs_the_technical_board_and_the_client,
     a_low_risk_change_needs_only_the_technical_board,
     a_board_that_can_no_longer_approve_rejects_and_the_change_can_be_resubmitted,

@@ -136,6 +136,9 @@ fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
         "POST" if p == format!("{T}/delegations") => json!({ "from": me, "to": IMPLEMENTER,
             "starts_at": "2026-11-25T00:00:00Z", "ends_at": "2026-12-02T00:00:00Z" }),
         "POST" if p == format!("{T}/changes") => normal_change("Matrix change", low_risk()),
+        "POST" if p == format!("{T}/changes/preview") => {
+            normal_change("Matrix preview", low_risk())
+        }
         "PATCH" if p == C => json!({ "justification": "asked for by the matrix" }),
         "POST" if p == format!("{C}/submit") => json!({}),
         "POST" if p == format!("{C}/cancel") => json!({ "note": "matrix" }),

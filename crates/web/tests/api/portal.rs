@@ -460,7 +460,130 @@ async fn the_auditor_reads_a_period_of_evidence_with_no_write_control(app: TestA
     bob.get("/t/client-a/evidence").await.status(404);
 }
 
+/// An engineer raises a change from a template: the form comes filled
+/// in, "Preview" shows the approvers by name and writes nothing, an
+/// incomplete questionnaire keeps the change from being raised, and
+/// "Submit" raises and submits it in one go.
+async fn an_engineer_raises_a_change_from_a_template_after_a_preview(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    m.cm.put(
+        &format!("{A}/templates/payments-upgrade"),
+        json!({ "title": "Upgrade the payments API", "description": "Roll out a new payments-api release",
+                "implementationPlan": "helm upgrade payments", "backoutPlan": "helm rollback payments",
+                "configurationItems": ["payments-api"], "approvedBy": "cm@msp.example",
+                "approvedOn": "2026-01-05", "reviewDue": "2027-06-01" }),
+    )
+    .await
+    .ok();
+    let eve = sign_in(&app, "eve@msp.example").await;
+    let list = eve.get("/t/client-a/changes").await.status(200);
+    assert!(
+        list.text.contains("href=\"/t/client-a/changes/new\""),
+        "a way to raise a change"
+    );
+    let form = eve
+        .get("/t/client-a/changes/new?template=payments-upgrade")
+        .await
+        .status(200);
+    assert!(
+        form.text.contains("value=\"Upgrade the payments API\""),
+        "{}",
+        form.text
+    );
+    assert!(
+        form.text
+            .contains("name=\"ci\" value=\"payments-api\" checked"),
+        "{}",
+        form.text
+    );
+    let token = csrf(&form.text);
+    let fields = |intent: &'static str, production: &'static str| {
+        vec![
+            ("csrf", token.clone()),
+            ("template", "payments-upgrade".to_string()),
+            ("type", "normal".to_string()),
+            ("title", "Upgrade the payments API".to_string()),
+            ("ci", "payments-api".to_string()),
+            (
+                "artifacts",
+                "registry.example/payments@sha256:bbbb".to_string(),
+            ),
+            ("planned_start", "2026-11-28T01:00".to_string()),
+            ("implementation_plan", "helm upgrade payments".to_string()),
+            ("backout_plan", "helm rollback payments".to_string()),
+            ("risk.production", production.to_string()),
+            ("risk.outage", "yes".to_string()),
+            ("risk.untested", "no".to_string()),
+            ("risk.no-backout", "no".to_string()),
+            ("intent", intent.to_string()),
+        ]
+    };
+    let post = |fields: Vec<(&'static str, String)>| {
+        let eve = eve.clone();
+        async move {
+            let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            eve.form("/t/client-a/changes/new", &pairs).await
+        }
+    };
+    let count = || async {
+        m.cm.get(&format!("{A}/changes")).await.ok()["items"]
+            .as_array()
+            .map_or(0, Vec::len)
+    };
+
+    let preview = post(fields("preview", "yes")).await.status(200);
+    for shown in [
+        "Preview",
+        "high (score",
+        "tom &#60;tom@msp.example&#62;",
+        "carol &#60;carol@client-a.example&#62;",
+        "Earliest allowed slot",
+    ] {
+        assert!(
+            preview.text.contains(shown),
+            "{shown} missing from {}",
+            preview.text
+        );
+    }
+    assert_eq!(count().await, 0, "a preview raises nothing");
+
+    let incomplete = post(fields("submit", "")).await.status(200);
+    assert!(
+        incomplete.text.contains("cannot be submitted yet"),
+        "{}",
+        incomplete.text
+    );
+    assert_eq!(count().await, 0, "an incomplete change is not raised");
+
+    let mut forged = fields("submit", "yes");
+    forged[0].1 = "not the session's token".into();
+    post(forged).await.status(403);
+    assert_eq!(count().await, 0);
+
+    let done = post(fields("submit", "yes")).await.status(303);
+    let to = location(&done).to_string();
+    assert!(to.starts_with("/t/client-a/changes/CHG-"), "{to}");
+    let n = to.rsplit('/').next().expect("a number");
+    let c = m.cm.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(c["state"], "awaiting-approval", "{c}");
+    assert_eq!(c["risk"]["level"], "high");
+    assert_eq!(c["content"]["template"], "payments-upgrade");
+    assert_eq!(c["content"]["planned_start"], "2026-11-28T01:00:00Z");
+    assert_eq!(
+        c["content"]["artifacts"],
+        json!(["registry.example/payments@sha256:bbbb"])
+    );
+    assert_eq!(c["requester"], "eve@msp.example");
+
+    // A client's business approver may not raise changes: no link, 403.
+    let carol = sign_in(&app, "carol@client-a.example").await;
+    let list = carol.get("/t/client-a/changes").await.status(200);
+    assert!(!list.text.contains("/changes/new"));
+    carol.get("/t/client-a/changes/new").await.status(403);
+}
+
 crate::on_both!(
+    an_engineer_raises_a_change_from_a_template_after_a_preview,
     a_cab_member_approves_in_the_board_agenda,
     the_auditor_reads_a_period_of_evidence_with_no_write_control,
     a_client_approver_signs_in_and_approves_from_the_change_page,
