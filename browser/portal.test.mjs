@@ -186,20 +186,45 @@ for (const db of DATABASES) {
     for (const [email, roles] of people) {
       cli(env, ['admin', 'create-user', '--email', email, '--name', email.split('@')[0], ...roles, '--password-env', 'CHANGEGATE_PASSWORD']);
     }
-    const eve = cli(env, ['admin', 'token', 'eve@msp.example']);
     const audreyToken = cli(env, ['admin', 'token', 'audrey@audit.example']);
-    const created = cli(env, ['change', 'create', '--tenant', 'client-a', '--title', 'Upgrade the payments API',
-      '--description', 'New settlement rules', '--ci', 'payments-api', '--artifact', 'registry.example/payments@sha256:4f1c9a',
-      '--risk', 'production=yes', '--risk', 'outage=yes', '--risk', 'untested=no', '--risk', 'no-backout=no',
-      '--backout-plan', 'helm rollback payments'], eve);
-    const number = created.split(/\s+/)[0];
-    assert.match(number, /^CHG-\d+$/);
-    cli(env, ['change', 'submit', number, '--tenant', 'client-a'], eve);
-    const state = async () => (await api(server.url, audreyToken, 'GET', `/api/v1/tenants/client-a/changes/${number}`)).json.state;
-    assert.equal(await state(), 'awaiting-approval');
-
     const browser = await launch();
     undo.push(() => browser.close());
+    let number;
+    const state = async () => (await api(server.url, audreyToken, 'GET', `/api/v1/tenants/client-a/changes/${number}`)).json.state;
+    const changeCount = async () => (await api(server.url, audreyToken, 'GET', '/api/v1/tenants/client-a/changes')).json.items.length;
+
+    await t.test('an engineer raises a change from a template and sees the preview before submitting', async () => {
+      const page = await signIn(browser, server.url, 'eve@msp.example');
+      await page.goto(`${server.url}/t/client-a/changes`);
+      await page.getByRole('link', { name: 'New change' }).click();
+      await page.getByRole('link', { name: 'payments-upgrade' }).click();
+      assert.equal(await page.getByLabel('Title', { exact: true }).inputValue(), 'Upgrade the payments API');
+      assert.equal(await page.getByLabel('payments-api', { exact: true }).isChecked(), true);
+      await page.getByLabel(/Artifacts/).fill('registry.example/payments@sha256:4f1c9a');
+      for (const [question, answer] of [
+        ['Does the change touch production?', 'yes'],
+        ['Is a service outage expected?', 'yes'],
+        ['Is the change untested in a non-production environment?', 'no'],
+        ['Is there no tested backout plan?', 'no'],
+      ]) {
+        await page.getByLabel(question, { exact: true }).selectOption(answer);
+      }
+      await page.getByRole('button', { name: 'Preview' }).click();
+      const preview = page.getByRole('region', { name: 'Preview' });
+      await preview.waitFor();
+      const text = await preview.innerText();
+      assert.match(text, /high \(score/);
+      assert.match(text, /msp-tech \(any\): tom <tom@msp\.example>/);
+      assert.match(text, /client-a-business \(any\): carol <carol@client-a\.example>/);
+      assert.match(text, /Earliest allowed slot/);
+      await shot(page, db, 'new-change-preview');
+      assert.equal(await changeCount(), 0, 'the preview raised nothing');
+      await page.getByRole('button', { name: 'Submit for approval' }).click();
+      await page.waitForURL(/\/t\/client-a\/changes\/CHG-\d+$/);
+      number = page.url().split('/').pop();
+      await page.getByText('awaiting-approval').first().waitFor();
+      assert.equal(await state(), 'awaiting-approval');
+    });
 
     await t.test('the client approver decides from the e-mail link; scanners decide nothing', async () => {
       const mail = await until('the e-mail to carol', () => sink.messages.find((m) => m.includes('To: carol@client-a.example')));

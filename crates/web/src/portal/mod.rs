@@ -12,6 +12,7 @@ mod confirm;
 mod evidence;
 mod pages;
 mod raise;
+mod settings;
 mod viewer;
 
 pub use viewer::Viewer;
@@ -39,6 +40,45 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         r("POST", "/sign-in", Public, post(pages::sign_in)),
         r("POST", "/sign-out", Caller, post(pages::sign_out)),
         r("GET", "/inbox", Caller, get(pages::inbox)),
+        r("GET", "/tokens", Caller, get(settings::tokens)),
+        r("POST", "/tokens", Caller, post(settings::create_token)),
+        r("GET", "/admin/tenants", Admin, get(settings::tenants)),
+        r(
+            "POST",
+            "/admin/tenants",
+            Admin,
+            post(settings::create_tenant),
+        ),
+        r(
+            "GET",
+            "/t/{tenant}/settings",
+            Tenant(Read),
+            get(settings::settings),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/settings/blackouts",
+            Tenant(ManageBlackouts),
+            post(settings::add_blackout),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/settings/blackouts/remove",
+            Tenant(ManageBlackouts),
+            post(settings::remove_blackout),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/settings/people",
+            Tenant(AdministerTenant),
+            post(settings::add_person),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/settings/objects",
+            Tenant(ManageBlackouts),
+            post(settings::put_object),
+        ),
         // The link's token is the credential: the approver's, for one revision.
         r("GET", "/approve/{token}", Public, get(confirm::show)),
         r("POST", "/approve/{token}", Public, post(confirm::decide)),

@@ -30,6 +30,8 @@ use crate::workflow::Emails;
 /// What the header shows of the signed-in person.
 pub struct Nav {
     pub email: String,
+    /// An installation admin: the tenants page is theirs.
+    pub admin: bool,
     pub tenants: Vec<String>,
     pub csrf: String,
 }
@@ -82,6 +84,7 @@ pub(crate) async fn nav(state: &AppState, v: &Viewer) -> PageResult<Nav> {
         .await?;
     Ok(Nav {
         email: v.principal.email.to_string(),
+        admin: v.principal.admin,
         tenants: tenants.into_iter().map(|t| t.slug.to_string()).collect(),
         csrf: v.csrf.clone(),
     })

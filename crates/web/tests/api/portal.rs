@@ -310,7 +310,7 @@ async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
                 (Access::Public, _) if route.path.contains("{token}") => s == 404,
                 (Access::Public, _) => s < 400 || (route.path == "/sign-in" && s == 403),
                 (_, None) => s == 303 && location(&r) == "/sign-in",
-                (Access::Caller, Some(_)) => s < 400,
+                (Access::Caller, Some(_)) => s < 400 || s == 422,
                 (Access::Tenant(action), Some(p)) => match authz::authorize(p, a.id, action) {
                     Ok(()) => {
                         s < 400
@@ -321,6 +321,8 @@ async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
                     Err(Denied::Hidden) => s == 404,
                     Err(Denied::Forbidden { .. }) => s == 403,
                 },
+                (Access::Admin, Some(p)) if p.admin => s < 400 || s == 409 || s == 422,
+                (Access::Admin, Some(_)) => s == 403,
                 (access, _) => panic!("pages do not use {access:?}"),
             };
             if !ok || r.status.is_server_error() {
@@ -582,7 +584,197 @@ async fn an_engineer_raises_a_change_from_a_template_after_a_preview(app: TestAp
     carol.get("/t/client-a/changes/new").await.status(403);
 }
 
+/// Administration in the portal goes through the API's handlers: a
+/// client's admin adds a blackout (in the client's time zone) and a
+/// person, but no board; a change manager writes a configuration item;
+/// bad JSON is refused with a message; another client's user reaches
+/// nothing; anyone mints their own API token; only installation admins
+/// add tenants.
+async fn the_settings_pages_administer_a_tenant_within_each_roles_rights(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let alice = sign_in(&app, "alice@client-a.example").await;
+    let page = alice.get("/t/client-a/settings").await.status(200);
+    assert!(page.text.contains("Add blackout") && page.text.contains("Add person"));
+    assert!(
+        !page.text.contains("Spec (JSON, as the API takes it)"),
+        "no policy form for a client admin"
+    );
+    let token = csrf(&page.text);
+    let done = alice
+        .form(
+            "/t/client-a/settings/blackouts",
+            &[
+                ("csrf", &token),
+                ("name", "year-end"),
+                ("from", "2026-12-24T00:00"),
+                ("until", "2026-12-27T00:00"),
+            ],
+        )
+        .await
+        .status(200);
+    assert!(
+        done.text.contains("Blackout year-end saved."),
+        "{}",
+        done.text
+    );
+    let windows = m.cm.get(&format!("{A}/windows")).await.ok();
+    assert_eq!(windows[0]["name"], "year-end");
+    assert_eq!(windows[0]["spec"]["kind"], "blackout");
+    // Midnight in Berlin is 23:00 UTC the day before.
+    assert_eq!(
+        windows[0]["spec"]["schedule"]["ranges"][0]["start"], "2026-12-23T23:00:00Z",
+        "{windows}"
+    );
+    alice
+        .form(
+            "/t/client-a/settings/objects",
+            &[
+                ("csrf", &token),
+                ("kind", "board"),
+                ("name", "sneaky"),
+                (
+                    "spec",
+                    r#"{"members":["alice@client-a.example"],"rule":"any"}"#,
+                ),
+            ],
+        )
+        .await
+        .status(403);
+    let added = alice
+        .form(
+            "/t/client-a/settings/people",
+            &[
+                ("csrf", &token),
+                ("email", "dora@client-a.example"),
+                ("name", "Dora"),
+                ("role", "business-approver"),
+            ],
+        )
+        .await
+        .status(200);
+    assert!(
+        added.text.contains("dora@client-a.example: created."),
+        "{}",
+        added.text
+    );
+    let people = m.cm.get(&format!("{A}/users")).await.ok().to_string();
+    assert!(people.contains("dora@client-a.example"), "{people}");
+    let removed = alice
+        .form(
+            "/t/client-a/settings/blackouts/remove",
+            &[("csrf", &token), ("name", "year-end")],
+        )
+        .await
+        .status(200);
+    assert!(removed.text.contains("Blackout year-end removed."));
+
+    let bob = sign_in(&app, "bob@client-b.example").await;
+    let bob_token = csrf(&bob.get("/inbox").await.text);
+    bob.get("/t/client-a/settings").await.status(404);
+    bob.form(
+        "/t/client-a/settings/blackouts",
+        &[
+            ("csrf", &bob_token),
+            ("name", "x"),
+            ("from", "2026-12-24T00:00"),
+            ("until", "2026-12-27T00:00"),
+        ],
+    )
+    .await
+    .status(404);
+
+    let cm = sign_in(&app, "cm@msp.example").await;
+    let token = csrf(&cm.get("/t/client-a/settings").await.status(200).text);
+    let saved = cm
+        .form(
+            "/t/client-a/settings/objects",
+            &[
+                ("csrf", &token),
+                ("kind", "configuration-item"),
+                ("name", "billing-db"),
+                ("spec", r#"{"kind":"database","criticality":"high"}"#),
+            ],
+        )
+        .await
+        .status(200);
+    assert!(
+        saved
+            .text
+            .contains("Configuration item billing-db: created."),
+        "{}",
+        saved.text
+    );
+    let bad = cm
+        .form(
+            "/t/client-a/settings/objects",
+            &[
+                ("csrf", &token),
+                ("kind", "configuration-item"),
+                ("name", "broken"),
+                ("spec", "{not json"),
+            ],
+        )
+        .await
+        .status(422);
+    assert!(bad.text.contains("the spec is not JSON"), "{}", bad.text);
+    let items =
+        m.cm.get(&format!("{A}/configuration-items"))
+            .await
+            .ok()
+            .to_string();
+    assert!(
+        items.contains("billing-db") && !items.contains("broken"),
+        "{items}"
+    );
+
+    let eve = sign_in(&app, "eve@msp.example").await;
+    let token = csrf(&eve.get("/tokens").await.status(200).text);
+    let minted = eve
+        .form("/tokens", &[("csrf", &token), ("name", "laptop")])
+        .await
+        .status(200);
+    let at = minted
+        .text
+        .find("<code class=\"token\">")
+        .expect("the token is shown")
+        + "<code class=\"token\">".len();
+    let secret = &minted.text[at..at + minted.text[at..].find('<').expect("end")];
+    let me = app.bearer(secret).get("/api/v1/me").await.ok();
+    assert_eq!(me["email"], "eve@msp.example", "{me}");
+
+    eve.get("/admin/tenants").await.status(403);
+    let admin = sign_in(&app, "admin@msp.example").await;
+    let token = csrf(&admin.get("/admin/tenants").await.status(200).text);
+    let created = admin
+        .form(
+            "/admin/tenants",
+            &[
+                ("csrf", &token),
+                ("slug", "client-c"),
+                ("name", "Client C"),
+                ("time_zone", "Europe/Vienna"),
+            ],
+        )
+        .await
+        .status(303);
+    assert_eq!(location(&created), "/t/client-c/settings");
+    let again = admin
+        .form(
+            "/admin/tenants",
+            &[
+                ("csrf", &token),
+                ("slug", "client-c"),
+                ("name", "Client C"),
+                ("time_zone", "Europe/Vienna"),
+            ],
+        )
+        .await
+        .status(409);
+    assert!(again.text.contains("client-c"), "{}", again.text);
+}
+
 crate::on_both!(
+    the_settings_pages_administer_a_tenant_within_each_roles_rights,
     an_engineer_raises_a_change_from_a_template_after_a_preview,
     a_cab_member_approves_in_the_board_agenda,
     the_auditor_reads_a_period_of_evidence_with_no_write_control,

@@ -1,0 +1,540 @@
+//! Administration in the portal. Per tenant (`/t/{tenant}/settings`):
+//! blackout dates (change managers and the client's own admins), people
+//! and their roles (tenant admins), and the policy, boards, windows,
+//! templates and configuration items as written (change managers). For
+//! anyone signed in, their own API tokens (`/tokens`); for installation
+//! admins, the tenants (`/admin/tenants`).
+//!
+//! Every form goes through the API's own handler, so validation,
+//! authorization and the audit chain are the API's; a refusal shows the
+//! page again with the API's message.
+
+use askama::Template;
+use axum::Form;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use changegate_core::Role;
+use changegate_core::authz::Action;
+use changegate_core::window::{Schedule, WindowKind, WindowSpec};
+use changegate_store::ObjectKind;
+use chrono::{NaiveDateTime, TimeZone};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::pages::{Nav, in_tenant, nav, render, when};
+use super::{PageResult, Viewer};
+use crate::AppState;
+use crate::api::{self, Body, NamePath};
+use crate::auth::Caller;
+use crate::dto::{AddUserBody, NewTenantBody, NewTokenBody};
+use crate::error::{ApiError, ApiResult};
+use crate::tenant::InTenant;
+
+/// A blackout as the page lists it.
+pub struct Blackout {
+    pub name: String,
+    pub when: String,
+}
+
+/// A stored object as written.
+pub struct Written {
+    pub kind: String,
+    pub name: String,
+    pub spec: String,
+}
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    viewer: Option<Nav>,
+    tenant: String,
+    time_zone: String,
+    csrf: String,
+    problem: Option<String>,
+    notice: Option<String>,
+    blackouts: Vec<Blackout>,
+    people: Vec<(String, String, String)>,
+    roles: Vec<String>,
+    objects: Vec<Written>,
+    can_blackout: bool,
+    can_people: bool,
+    can_policy: bool,
+}
+
+/// What `settings` shows after a form: the outcome, or the refusal.
+enum After {
+    Nothing,
+    Saved(String),
+    Refused(ApiError),
+}
+
+pub async fn settings(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(slug): Path<String>,
+) -> PageResult<Response> {
+    let t = in_tenant(&state, &viewer, &slug).await?;
+    t.authorize(Action::Read)?;
+    page(&state, &viewer, &t, After::Nothing).await
+}
+
+async fn page(
+    state: &AppState,
+    viewer: &Viewer,
+    t: &InTenant,
+    after: After,
+) -> PageResult<Response> {
+    let store = state.store.as_ref();
+    let mut blackouts = Vec::new();
+    let mut objects = Vec::new();
+    for o in store.objects(t.tenant.id, ObjectKind::Window).await? {
+        if let Ok(spec) = serde_json::from_str::<WindowSpec>(&o.spec)
+            && spec.kind == WindowKind::Blackout
+        {
+            let when = match &spec.schedule {
+                Schedule::Ranges(ranges) => ranges
+                    .iter()
+                    .map(|r| format!("{} to {}", when(Some(r.start)), when(Some(r.end))))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                _ => "recurring (see the window below)".into(),
+            };
+            blackouts.push(Blackout {
+                name: o.name.clone(),
+                when,
+            });
+        }
+        objects.push(written("window", o.name, &o.spec));
+    }
+    let (version, policy) = crate::workflow::policy(store, t.tenant.id).await?;
+    objects.insert(
+        0,
+        written(
+            "policy",
+            format!("version {version}"),
+            &serde_json::to_string(&policy).map_err(|_| ApiError::internal())?,
+        ),
+    );
+    for (kind, label) in [
+        (ObjectKind::Board, "board"),
+        (ObjectKind::Template, "template"),
+        (ObjectKind::ConfigurationItem, "configuration-item"),
+    ] {
+        for o in store.objects(t.tenant.id, kind).await? {
+            objects.push(written(label, o.name, &o.spec));
+        }
+    }
+    let people = store
+        .users_in_tenant(t.tenant.id)
+        .await?
+        .into_iter()
+        .map(|(u, roles)| {
+            let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            (u.name, u.email.to_string(), roles.join(", "))
+        })
+        .collect();
+    let (status, problem, notice) = match after {
+        After::Nothing => (StatusCode::OK, None, None),
+        After::Saved(what) => (StatusCode::OK, None, Some(what)),
+        After::Refused(e) => (e.status, Some(e.message), None),
+    };
+    let page = SettingsPage {
+        viewer: Some(nav(state, viewer).await?),
+        tenant: t.tenant.slug.to_string(),
+        time_zone: t.tenant.time_zone.clone(),
+        csrf: viewer.csrf.clone(),
+        problem,
+        notice,
+        blackouts,
+        people,
+        roles: Role::ALL.iter().map(|r| r.as_str().to_string()).collect(),
+        objects,
+        can_blackout: t.authorize(Action::ManageBlackouts).is_ok(),
+        can_people: t.authorize(Action::AdministerTenant).is_ok(),
+        can_policy: t.authorize(Action::ManagePolicy).is_ok(),
+    };
+    let mut response = render(&page);
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+fn written(kind: &str, name: String, spec: &str) -> Written {
+    let spec = serde_json::from_str::<serde_json::Value>(spec)
+        .and_then(|v| serde_json::to_string_pretty(&v))
+        .unwrap_or_else(|_| spec.to_string());
+    Written {
+        kind: kind.into(),
+        name,
+        spec,
+    }
+}
+
+/// The outcome of a form: back to the page with a notice, or the page
+/// again with the refusal.
+async fn answered(
+    state: &AppState,
+    viewer: &Viewer,
+    slug: &str,
+    outcome: ApiResult<String>,
+) -> PageResult<Response> {
+    let t = in_tenant(state, viewer, slug).await?;
+    match outcome {
+        Ok(notice) => page(state, viewer, &t, After::Saved(notice)).await,
+        Err(e) => page(state, viewer, &t, After::Refused(e)).await,
+    }
+}
+
+fn name_path(slug: &str, name: &str) -> Path<NamePath> {
+    Path(NamePath {
+        tenant: slug.to_string(),
+        name: name.trim().to_string(),
+    })
+}
+
+// ---- blackout dates ---------------------------------------------------------
+
+/// Every field defaults: a form missing one is refused by the handler,
+/// after authorization, with a message.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct BlackoutForm {
+    csrf: String,
+    name: String,
+    from: String,
+    until: String,
+}
+
+/// Add a blackout: from and until in the tenant's time zone.
+pub async fn add_blackout(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(slug): Path<String>,
+    Form(form): Form<BlackoutForm>,
+) -> PageResult<Response> {
+    viewer.check_csrf(&form.csrf)?;
+    let t = in_tenant(&state, &viewer, &slug).await?;
+    t.authorize(Action::ManageBlackouts)?;
+    let outcome = async {
+        let zone: chrono_tz::Tz = t.tenant.time_zone.parse().unwrap_or(chrono_tz::UTC);
+        let at = |field: &str, value: &str| -> ApiResult<chrono::DateTime<chrono::Utc>> {
+            let local =
+                NaiveDateTime::parse_from_str(value.trim(), "%Y-%m-%dT%H:%M").map_err(|_| {
+                    ApiError::invalid(
+                        field,
+                        format!("give the {field} as a date and time, e.g. 2026-12-24T00:00"),
+                    )
+                })?;
+            zone.from_local_datetime(&local)
+                .earliest()
+                .map(|t| t.to_utc())
+                .ok_or_else(|| {
+                    ApiError::invalid(field, format!("{value} does not exist in {zone}"))
+                })
+        };
+        let (from, until) = (at("from", &form.from)?, at("until", &form.until)?);
+        if until <= from {
+            return Err(ApiError::invalid(
+                "until",
+                "the blackout must end after it begins",
+            ));
+        }
+        let body = json!({ "kind": "blackout", "timeZone": t.tenant.time_zone,
+                           "schedule": { "ranges": [{ "start": from, "end": until }] } });
+        let saved = api::policy::put_window(
+            State(state.clone()),
+            t,
+            name_path(&slug, &form.name),
+            Body(body),
+        )
+        .await?;
+        Ok(format!(
+            "Blackout {} {}.",
+            form.name.trim(),
+            match saved.0.applied.as_str() {
+                "unchanged" => "unchanged",
+                _ => "saved",
+            }
+        ))
+    }
+    .await;
+    answered(&state, &viewer, &slug, outcome).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct RemoveForm {
+    csrf: String,
+    name: String,
+}
+
+pub async fn remove_blackout(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(slug): Path<String>,
+    Form(form): Form<RemoveForm>,
+) -> PageResult<Response> {
+    viewer.check_csrf(&form.csrf)?;
+    let t = in_tenant(&state, &viewer, &slug).await?;
+    t.authorize(Action::ManageBlackouts)?;
+    if form.name.trim().is_empty() {
+        let refused = ApiError::invalid("name", "say which blackout to remove");
+        return page(&state, &viewer, &t, After::Refused(refused)).await;
+    }
+    let outcome = api::policy::delete_window(State(state.clone()), t, name_path(&slug, &form.name))
+        .await
+        .map(|_| format!("Blackout {} removed.", form.name.trim()));
+    answered(&state, &viewer, &slug, outcome).await
+}
+
+// ---- people -----------------------------------------------------------------
+
+/// Add a person (or grant roles to one already here). Checkboxes repeat
+/// `role`, which `Form` cannot read: the body is read as pairs.
+pub async fn add_person(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(slug): Path<String>,
+    body: axum::body::Bytes,
+) -> PageResult<Response> {
+    let fields: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let one = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim().to_string())
+            .unwrap_or_default()
+    };
+    viewer.check_csrf(&one("csrf"))?;
+    let t = in_tenant(&state, &viewer, &slug).await?;
+    t.authorize(Action::AdministerTenant)?;
+    let email = one("email");
+    let body = AddUserBody {
+        email: email.clone(),
+        name: Some(one("name")).filter(|n| !n.is_empty()),
+        kind: None,
+        roles: fields
+            .iter()
+            .filter(|(k, _)| k == "role")
+            .map(|(_, v)| v.clone())
+            .collect(),
+    };
+    let outcome = api::people::add(State(state.clone()), t, Body(body))
+        .await
+        .map(|user| format!("{email}: {}.", user.0.applied.unwrap_or_default()));
+    answered(&state, &viewer, &slug, outcome).await
+}
+
+// ---- policy and catalogue -----------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ObjectForm {
+    csrf: String,
+    kind: String,
+    name: String,
+    spec: String,
+}
+
+/// Write the policy, a board, a window, a template or a configuration
+/// item as JSON, through the API's handler for it.
+pub async fn put_object(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(slug): Path<String>,
+    Form(form): Form<ObjectForm>,
+) -> PageResult<Response> {
+    viewer.check_csrf(&form.csrf)?;
+    let t = in_tenant(&state, &viewer, &slug).await?;
+    t.authorize(Action::ManageBlackouts)?;
+    const KINDS: [&str; 5] = [
+        "policy",
+        "board",
+        "window",
+        "template",
+        "configuration-item",
+    ];
+    if !KINDS.contains(&form.kind.as_str()) {
+        let refused = ApiError::invalid(
+            "kind",
+            format!(
+                "{:?} is not something to write here: {}",
+                form.kind,
+                KINDS.join(", ")
+            ),
+        );
+        return page(&state, &viewer, &t, After::Refused(refused)).await;
+    }
+    // A client admin may write blackouts only; put_window checks which.
+    if form.kind != "window" {
+        t.authorize(Action::ManagePolicy)?;
+    }
+    let outcome = async {
+        let spec: serde_json::Value = serde_json::from_str(&form.spec).map_err(|e| {
+            ApiError::invalid(
+                "spec",
+                format!("the spec is not JSON ({e}); fix it and save again"),
+            )
+        })?;
+        let s = State(state.clone());
+        let path = name_path(&slug, &form.name);
+        let name = form.name.trim();
+        match form.kind.as_str() {
+            "policy" => api::policy::replace(s, t, Body(spec))
+                .await
+                .map(|_| "The policy is saved.".to_string()),
+            "board" => api::policy::put_board(s, t, path, Body(spec))
+                .await
+                .map(|r| saved("Board", name, r.0.applied)),
+            "window" => api::policy::put_window(s, t, path, Body(spec))
+                .await
+                .map(|r| saved("Window", name, r.0.applied)),
+            "template" => api::policy::put_template(s, t, path, Body(spec))
+                .await
+                .map(|r| saved("Template", name, r.0.applied)),
+            "configuration-item" => api::policy::put_ci(s, t, path, Body(spec))
+                .await
+                .map(|r| saved("Configuration item", name, r.0.applied)),
+            _ => Err(ApiError::internal()),
+        }
+    }
+    .await;
+    answered(&state, &viewer, &slug, outcome).await
+}
+
+fn saved(what: &str, name: &str, applied: String) -> String {
+    format!("{what} {name}: {applied}.")
+}
+
+// ---- my API tokens ------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "tokens.html")]
+struct TokensPage {
+    viewer: Option<Nav>,
+    csrf: String,
+    created: Option<(String, String)>,
+    problem: Option<String>,
+}
+
+pub async fn tokens(State(state): State<AppState>, viewer: Viewer) -> PageResult<Response> {
+    let page = TokensPage {
+        viewer: Some(nav(&state, &viewer).await?),
+        csrf: viewer.csrf.clone(),
+        created: None,
+        problem: None,
+    };
+    Ok(render(&page))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct TokenForm {
+    csrf: String,
+    name: String,
+}
+
+/// Mint an API token for the signed-in person: shown once, on this page.
+pub async fn create_token(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<TokenForm>,
+) -> PageResult<Response> {
+    viewer.check_csrf(&form.csrf)?;
+    let outcome = api::people::create_token(
+        State(state.clone()),
+        Caller(viewer.principal.clone()),
+        Body(NewTokenBody {
+            name: form.name.trim().to_string(),
+        }),
+    )
+    .await;
+    let (status, created, problem) = match outcome {
+        Ok((_, token)) => (StatusCode::OK, Some((token.0.name, token.0.token)), None),
+        Err(e) => (e.status, None, Some(e.message)),
+    };
+    let page = TokensPage {
+        viewer: Some(nav(&state, &viewer).await?),
+        csrf: viewer.csrf.clone(),
+        created,
+        problem,
+    };
+    let mut response = render(&page);
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+// ---- tenants (installation admins) ----------------------------------------------
+
+#[derive(Template)]
+#[template(path = "tenants.html")]
+struct TenantsPage {
+    viewer: Option<Nav>,
+    csrf: String,
+    tenants: Vec<(String, String, String)>,
+    problem: Option<String>,
+}
+
+async fn tenants_page(
+    state: &AppState,
+    viewer: &Viewer,
+    problem: Option<ApiError>,
+) -> PageResult<Response> {
+    changegate_core::authz::authorize_admin(&viewer.principal).map_err(ApiError::from)?;
+    let tenants = state
+        .store
+        .tenants(None)
+        .await?
+        .into_iter()
+        .map(|t| (t.slug.to_string(), t.name, t.time_zone))
+        .collect();
+    let status = problem.as_ref().map_or(StatusCode::OK, |e| e.status);
+    let page = TenantsPage {
+        viewer: Some(nav(state, viewer).await?),
+        csrf: viewer.csrf.clone(),
+        tenants,
+        problem: problem.map(|e| e.message),
+    };
+    let mut response = render(&page);
+    *response.status_mut() = status;
+    Ok(response)
+}
+
+pub async fn tenants(State(state): State<AppState>, viewer: Viewer) -> PageResult<Response> {
+    tenants_page(&state, &viewer, None).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct TenantForm {
+    csrf: String,
+    slug: String,
+    name: String,
+    time_zone: String,
+}
+
+pub async fn create_tenant(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Form(form): Form<TenantForm>,
+) -> PageResult<Response> {
+    viewer.check_csrf(&form.csrf)?;
+    changegate_core::authz::authorize_admin(&viewer.principal).map_err(ApiError::from)?;
+    let body = NewTenantBody {
+        slug: form.slug.trim().to_string(),
+        name: form.name.trim().to_string(),
+        time_zone: form.time_zone.trim().to_string(),
+    };
+    match api::tenants::create(
+        State(state.clone()),
+        Caller(viewer.principal.clone()),
+        Body(body),
+    )
+    .await
+    {
+        Ok((_, created)) => {
+            Ok(Redirect::to(&format!("/t/{}/settings", created.0.slug)).into_response())
+        }
+        Err(e) => tenants_page(&state, &viewer, Some(e)).await,
+    }
+}
