@@ -9,7 +9,9 @@
 //! 2. Start `target/release/changegate serve` on that database and print
 //!    its RSS.
 //! 3. 16 clients for 10 s (`CHANGEGATE_BENCH_SECONDS`) reading change
-//!    lists (`?limit=50`) and single changes of random tenants.
+//!    lists (`?limit=50`) and single changes of random tenants; then the
+//!    portal's change list and change pages with 16 signed-in sessions
+//!    (`server_load/portal.rs`), with the pages' weights.
 //! 4. 16 clients approving the submitted changes (one decision approves
 //!    each); every decision must answer 200 and leave its change approved.
 //! 5. The gate API (`POST /api/v1/gate/check`, a pipeline target bound to
@@ -19,7 +21,9 @@
 //!    snapshot out of date) printed apart, then 60 s
 //!    (`CHANGEGATE_BENCH_GATE_SECONDS`): p50/p99, errors and the slowest
 //!    seconds.
-//! 6. RSS again, then the server is killed and its database removed.
+//! 6. 1,000 simulated agents long-polling their clusters' bundles, idle
+//!    and through a burst of 100 approvals (`server_load/fleet.rs`).
+//! 7. RSS again, then the server is killed and its database removed.
 //!
 //! `CHANGEGATE_BENCH_DATABASES=sqlite` (or `postgres`) runs one of the two.
 
@@ -44,6 +48,8 @@ use std::time::{Duration, Instant};
 
 #[path = "server_load/fleet.rs"]
 mod fleet;
+#[path = "server_load/portal.rs"]
+mod portal;
 
 const TENANTS: usize = 100;
 const CLIENTS: usize = 16;
@@ -241,6 +247,7 @@ async fn run(backend: Backend, bin: &Path, changes: usize, seconds: Duration) {
         ms(percentile(&mut reads.show.clone(), 0.99)),
     );
     print_errors(name, &reads.errors);
+    portal::run(name, &db.store, &server.url, &tenants, seconds).await;
 
     let mut approvals = approve_all(&client, &server.url, &tenants).await;
     let still_open = not_approved(&db.store, &tenants).await;

@@ -275,7 +275,7 @@ for (const db of DATABASES) {
     await t.test('a client B user sees nothing of client A by guessing URLs', async () => {
       const page = await signIn(browser, server.url, 'bob@client-b.example');
       assert.equal(await page.getByText('client-a').count(), 0);
-      for (const guess of [`/t/client-a/changes/${number}`, '/t/client-a/changes', '/t/client-a/boards/msp-tech', '/t/client-a/evidence']) {
+      for (const guess of [`/t/client-a/changes/${number}`, '/t/client-a/changes', '/t/client-a/changes/new', '/t/client-a/boards/msp-tech', '/t/client-a/evidence', '/t/client-a/settings']) {
         const res = await page.goto(server.url + guess);
         assert.equal(res.status(), 404, guess);
         assert.equal(await page.getByText('Upgrade the payments API').count(), 0, guess);

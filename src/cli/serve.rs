@@ -92,16 +92,21 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     if mailer.is_none() {
         tracing::info!("no --smtp relay: approval e-mails wait in the outbox");
     }
-    let jobs = tokio::spawn(changegate_jobs::run(store.clone(), mailer, {
-        let mut rx = stop_rx.clone();
-        async move {
-            let _ = rx.changed().await;
-        }
-    }));
     let public_url = args
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
+    let jobs = tokio::spawn(changegate_jobs::run(
+        store.clone(),
+        mailer,
+        public_url.clone(),
+        {
+            let mut rx = stop_rx.clone();
+            async move {
+                let _ = rx.changed().await;
+            }
+        },
+    ));
     let state = changegate_web::AppState::new(store)
         .with_secure_cookies(!args.insecure_cookies)
         .with_public_url(&public_url);

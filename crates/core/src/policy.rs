@@ -48,6 +48,23 @@ pub struct PolicySpec {
     /// read the code). `null`: never.
     #[serde(default = "high")]
     pub email_code_from: Option<RiskLevel>,
+    /// Hours after submission before every approver who has not decided
+    /// yet is reminded by e-mail, once. `null`: no reminder.
+    #[serde(default)]
+    pub reminder_hours: Option<u32>,
+    /// A change still awaiting approval this long after submission is
+    /// escalated: the backup approver may decide in every undecided seat
+    /// (a delegation, on the audit chain) and is told by e-mail.
+    #[serde(default)]
+    pub escalation: Option<Escalation>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Escalation {
+    pub after_hours: u32,
+    /// The backup approver: a user of the tenant.
+    pub to: crate::ids::Email,
 }
 
 fn high() -> Option<RiskLevel> {
@@ -101,6 +118,8 @@ impl Default for PolicySpec {
             review_required: default_review_types(),
             enforcement: Enforcement::Enforce,
             email_code_from: high(),
+            reminder_hours: None,
+            escalation: None,
         }
     }
 }
@@ -116,6 +135,26 @@ impl PolicySpec {
                 "approvalExpiryHours",
                 "must be at least 1 hour, or left out for no expiry",
             ));
+        }
+        if self.reminder_hours == Some(0) {
+            return Err(InvalidValue::new(
+                "reminderHours",
+                "must be at least 1 hour, or left out for no reminder",
+            ));
+        }
+        if let Some(e) = &self.escalation {
+            if e.after_hours == 0 {
+                return Err(InvalidValue::new(
+                    "escalation.afterHours",
+                    "must be at least 1 hour",
+                ));
+            }
+            if self.reminder_hours.is_some_and(|r| r >= e.after_hours) {
+                return Err(InvalidValue::new(
+                    "escalation.afterHours",
+                    "escalate after the reminder: make afterHours larger than reminderHours",
+                ));
+            }
         }
         if self.emergency.deadline_hours == 0 {
             return Err(InvalidValue::new(

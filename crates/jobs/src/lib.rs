@@ -1,8 +1,9 @@
 //! Background jobs of the server: approvals that expired before
-//! implementation started, and emergency changes whose retrospective
-//! approval is overdue. `run_due` does one pass at a given time (tests
-//! call it with a pinned clock); `run` repeats it every second until shut
-//! down, and delivers the e-mail outbox (`mail`).
+//! implementation started, emergency changes whose retrospective
+//! approval is overdue, and the reminders and escalation of changes still
+//! awaiting approval (`nudge`). `run_due` does one pass at a given time
+//! (tests call it with a pinned clock); `run` repeats it every second
+//! until shut down, and delivers the e-mail outbox (`mail`).
 
 use changegate_core::ChangeNumber;
 use changegate_core::change::{self, ChangeState};
@@ -17,6 +18,12 @@ use std::time::Duration;
 pub enum Outcome {
     Expired(ChangeNumber),
     RetrospectiveOverdue(ChangeNumber),
+    /// The approvers who had not decided were reminded.
+    Reminded(ChangeNumber),
+    /// The backup approver may now decide in the undecided seats.
+    Escalated(ChangeNumber),
+    /// Decided before its reminder: the reminder and escalation are off.
+    RemindersDropped(ChangeNumber),
 }
 
 const ACTOR: &str = "changegate-scheduler";
@@ -57,27 +64,33 @@ fn apply(c: &mut Change, now: DateTime<Utc>) -> Option<(Outcome, NewEvent)> {
 /// One pass over the changes due at `now`. Each change is written in its
 /// own transaction under its optimistic lock; a change that moved
 /// meanwhile is re-read and re-judged, so an action is never doubled.
-pub async fn run_due(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec<Outcome>, StoreError> {
+/// `public_url` is where the portal is reached, for the links in the
+/// reminders and escalations.
+pub async fn run_due(
+    store: &dyn Store,
+    public_url: &str,
+    now: DateTime<Utc>,
+) -> Result<Vec<Outcome>, StoreError> {
     let mut done = Vec::new();
     for due in store.changes_due(now).await? {
         let mut current = due;
         for _ in 0..10 {
             let expected = current.version;
             let mut next = current.clone();
-            let Some((outcome, event)) = apply(&mut next, now) else {
-                break;
-            };
-            match store
-                .save_change(
-                    &next,
-                    expected,
+            let (outcome, write) = match apply(&mut next, now) {
+                Some((outcome, event)) => (
+                    outcome,
                     ChangeWrite {
                         events: vec![event],
                         ..Default::default()
                     },
-                )
-                .await
-            {
+                ),
+                None => match nudge::nudge(store, public_url, &mut next, now).await? {
+                    Some(done) => done,
+                    None => break,
+                },
+            };
+            match store.save_change(&next, expected, write).await {
                 Ok(_) => {
                     done.push(outcome);
                     break;
@@ -93,12 +106,14 @@ pub async fn run_due(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec<Outcom
 }
 
 pub mod mail;
+mod nudge;
 
 /// Run a pass every second until `shutdown` resolves; with a mailer, the
 /// outbox is delivered in the same rhythm.
 pub async fn run(
     store: Arc<dyn Store>,
     mailer: Option<mail::Mailer>,
+    public_url: String,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -108,7 +123,7 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => return,
             _ = tick.tick() => {
-                match run_due(store.as_ref(), Utc::now()).await {
+                match run_due(store.as_ref(), &public_url, Utc::now()).await {
                     Ok(done) => {
                         for o in done {
                             tracing::info!(outcome = ?o, "scheduler");

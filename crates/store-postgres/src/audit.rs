@@ -114,6 +114,28 @@ pub(crate) async fn heads(pool: &PgPool) -> Result<BTreeMap<TenantId, i64>> {
         .collect())
 }
 
+/// Rows of `audit_events` as events of `tenant`.
+macro_rules! events_of {
+    ($rows:expr, $tenant:expr) => {
+        $rows
+            .into_iter()
+            .map(|r| Event {
+                body: EventBody {
+                    tenant: $tenant,
+                    seq: r.seq,
+                    at: r.at,
+                    actor: r.actor,
+                    action: r.action,
+                    subject: r.subject,
+                    detail: r.detail,
+                },
+                prev_hash: r.prev_hash,
+                hash: r.hash,
+            })
+            .collect::<Vec<Event>>()
+    };
+}
+
 pub(crate) async fn events(pool: &PgPool, tenant: TenantId) -> Result<(Vec<Event>, i64)> {
     let head = head(pool, tenant).await?;
     let rows = sqlx::query!(
@@ -124,21 +146,19 @@ pub(crate) async fn events(pool: &PgPool, tenant: TenantId) -> Result<(Vec<Event
     .fetch_all(pool)
     .await
     .map_err(db)?;
-    let events = rows
-        .into_iter()
-        .map(|r| Event {
-            body: EventBody {
-                tenant,
-                seq: r.seq,
-                at: r.at,
-                actor: r.actor,
-                action: r.action,
-                subject: r.subject,
-                detail: r.detail,
-            },
-            prev_hash: r.prev_hash,
-            hash: r.hash,
-        })
-        .collect();
-    Ok((events, head))
+    Ok((events_of!(rows, tenant), head))
+}
+
+/// The tenant's events about `subject` (e.g. a change number), in order.
+pub(crate) async fn about(pool: &PgPool, tenant: TenantId, subject: &str) -> Result<Vec<Event>> {
+    let rows = sqlx::query!(
+        "SELECT seq, at, actor, action, subject, detail, prev_hash, hash
+         FROM audit_events WHERE tenant_id = $1 AND subject = $2 ORDER BY id",
+        tenant.0,
+        subject
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    Ok(events_of!(rows, tenant))
 }

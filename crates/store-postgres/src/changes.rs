@@ -33,6 +33,8 @@ struct ChangeRow {
     approval_expires_at: Option<DateTime<Utc>>,
     retrospective_due_at: Option<DateTime<Utc>>,
     retrospective_overdue: bool,
+    remind_at: Option<DateTime<Utc>>,
+    escalate_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: i64,
@@ -63,6 +65,8 @@ impl ChangeRow {
             approval_expires_at: self.approval_expires_at,
             retrospective_due_at: self.retrospective_due_at,
             retrospective_overdue: self.retrospective_overdue,
+            remind_at: self.remind_at,
+            escalate_at: self.escalate_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
             version: self.version,
@@ -76,7 +80,8 @@ macro_rules! select_change {
             ChangeRow,
             "SELECT id, tenant_id, kind, state, requester_id, implementer_id, risk_level, risk_score,
                     revision, fingerprint, policy_version, plan, content, submitted_at, decided_at,
-                    approval_expires_at, retrospective_due_at, retrospective_overdue, created_at, updated_at, version
+                    approval_expires_at, retrospective_due_at, retrospective_overdue, remind_at, escalate_at,
+                    created_at, updated_at, version
              FROM changes " + $tail
             $(, $arg)*
         )
@@ -227,8 +232,9 @@ pub(crate) async fn save(
         "UPDATE changes SET kind = $1, state = $2, title = $3, implementer_id = $4, risk_level = $5, risk_score = $6,
                 revision = $7, fingerprint = $8, policy_version = $9, plan = $10, content = $11, planned_start = $12,
                 planned_end = $13, submitted_at = $14, decided_at = $15, approval_expires_at = $16,
-                retrospective_due_at = $17, retrospective_overdue = $18, updated_at = $19, version = version + 1
-         WHERE id = $20 AND tenant_id = $21 AND version = $22",
+                retrospective_due_at = $17, retrospective_overdue = $18, remind_at = $19, escalate_at = $20,
+                updated_at = $21, version = version + 1
+         WHERE id = $22 AND tenant_id = $23 AND version = $24",
         kind,
         state,
         c.content.title,
@@ -247,6 +253,8 @@ pub(crate) async fn save(
         c.approval_expires_at,
         c.retrospective_due_at,
         c.retrospective_overdue,
+        c.remind_at,
+        c.escalate_at,
         now,
         c.number.0,
         c.tenant.0,
@@ -319,6 +327,10 @@ pub(crate) async fn save(
     }
     crate::mail::write(tx, c, &w).await?;
     audit::append(tx, c.tenant, &w.events).await?;
+    let actor = w.events.first().map_or("changegate", |e| e.actor.as_str());
+    for d in &w.delegations {
+        crate::objects::create_delegation(tx, d, actor).await?;
+    }
     select_change!("WHERE id = $1", c.number.0)
         .fetch_one(&mut **tx)
         .await
@@ -425,9 +437,14 @@ pub(crate) async fn comments(
 
 pub(crate) async fn due(pool: &PgPool, now: DateTime<Utc>) -> Result<Vec<Change>> {
     select_change!(
-        "WHERE (state IN ('approved', 'scheduled') AND approval_expires_at IS NOT NULL AND approval_expires_at <= $1)
-            OR (NOT retrospective_overdue AND decided_at IS NULL AND retrospective_due_at IS NOT NULL AND retrospective_due_at <= $1
-                AND state NOT IN ('closed', 'cancelled'))
+        // One branch per index, as on SQLite.
+        "WHERE id IN (
+            SELECT id FROM changes WHERE state IN ('approved', 'scheduled') AND approval_expires_at IS NOT NULL
+                AND approval_expires_at <= $1
+            UNION ALL SELECT id FROM changes WHERE NOT retrospective_overdue AND decided_at IS NULL
+                AND retrospective_due_at IS NOT NULL AND retrospective_due_at <= $1 AND state NOT IN ('closed', 'cancelled')
+            UNION ALL SELECT id FROM changes WHERE remind_at IS NOT NULL AND remind_at <= $1
+            UNION ALL SELECT id FROM changes WHERE escalate_at IS NOT NULL AND escalate_at <= $1)
          ORDER BY id",
         now
     )

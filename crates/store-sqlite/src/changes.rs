@@ -33,6 +33,8 @@ struct ChangeRow {
     approval_expires_at: Option<DateTime<Utc>>,
     retrospective_due_at: Option<DateTime<Utc>>,
     retrospective_overdue: bool,
+    remind_at: Option<DateTime<Utc>>,
+    escalate_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: i64,
@@ -63,6 +65,8 @@ impl ChangeRow {
             approval_expires_at: self.approval_expires_at,
             retrospective_due_at: self.retrospective_due_at,
             retrospective_overdue: self.retrospective_overdue,
+            remind_at: self.remind_at,
+            escalate_at: self.escalate_at,
             created_at: self.created_at,
             updated_at: self.updated_at,
             version: self.version,
@@ -80,6 +84,7 @@ macro_rules! select_change {
                       approval_expires_at AS "approval_expires_at: DateTime<Utc>",
                       retrospective_due_at AS "retrospective_due_at: DateTime<Utc>",
                       retrospective_overdue AS "retrospective_overdue: bool",
+                      remind_at AS "remind_at: DateTime<Utc>", escalate_at AS "escalate_at: DateTime<Utc>",
                       created_at AS "created_at: DateTime<Utc>", updated_at AS "updated_at: DateTime<Utc>", version
                FROM changes "# + $tail
             $(, $arg)*
@@ -245,7 +250,7 @@ pub(crate) async fn save(
         "UPDATE changes SET kind = ?, state = ?, title = ?, implementer_id = ?, risk_level = ?, risk_score = ?,
                 revision = ?, fingerprint = ?, policy_version = ?, plan = ?, content = ?, planned_start = ?, planned_end = ?,
                 submitted_at = ?, decided_at = ?, approval_expires_at = ?, retrospective_due_at = ?,
-                retrospective_overdue = ?, updated_at = ?, version = version + 1
+                retrospective_overdue = ?, remind_at = ?, escalate_at = ?, updated_at = ?, version = version + 1
          WHERE id = ? AND tenant_id = ? AND version = ?",
         kind,
         state,
@@ -265,6 +270,8 @@ pub(crate) async fn save(
         c.approval_expires_at,
         c.retrospective_due_at,
         c.retrospective_overdue,
+        c.remind_at,
+        c.escalate_at,
         now,
         c.number.0,
         c.tenant.0,
@@ -337,6 +344,10 @@ pub(crate) async fn save(
     }
     crate::mail::write(tx, c, &w).await?;
     audit::append(tx, c.tenant, &w.events).await?;
+    let actor = w.events.first().map_or("changegate", |e| e.actor.as_str());
+    for d in &w.delegations {
+        crate::objects::create_delegation(tx, d, actor).await?;
+    }
     select_change!("WHERE id = ?", c.number.0)
         .fetch_one(&mut **tx)
         .await
@@ -443,10 +454,17 @@ pub(crate) async fn comments(
 
 pub(crate) async fn due(pool: &SqlitePool, now: DateTime<Utc>) -> Result<Vec<Change>> {
     select_change!(
-        "WHERE (state IN ('approved', 'scheduled') AND approval_expires_at IS NOT NULL AND approval_expires_at <= ?)
-            OR (retrospective_overdue = 0 AND decided_at IS NULL AND retrospective_due_at IS NOT NULL AND retrospective_due_at <= ?
-                AND state NOT IN ('closed', 'cancelled'))
+        // One branch per index (an OR of four lets the planner scan).
+        "WHERE id IN (
+            SELECT id FROM changes WHERE state IN ('approved', 'scheduled') AND approval_expires_at IS NOT NULL
+                AND approval_expires_at <= ?
+            UNION ALL SELECT id FROM changes WHERE retrospective_overdue = 0 AND decided_at IS NULL
+                AND retrospective_due_at IS NOT NULL AND retrospective_due_at <= ? AND state NOT IN ('closed', 'cancelled')
+            UNION ALL SELECT id FROM changes WHERE remind_at IS NOT NULL AND remind_at <= ?
+            UNION ALL SELECT id FROM changes WHERE escalate_at IS NOT NULL AND escalate_at <= ?)
          ORDER BY id",
+        now,
+        now,
         now,
         now
     )

@@ -381,6 +381,10 @@ impl Store for SqliteStore {
         audit::heads(&self.pool).await
     }
 
+    async fn audit_events_about(&self, tenant: TenantId, subject: &str) -> Result<Vec<Event>> {
+        audit::about(&self.pool, tenant, subject).await
+    }
+
     async fn approval_link(&self, token_hash: &str) -> Result<ApprovalLink> {
         mail::approval_link(&self.pool, token_hash).await
     }

@@ -129,7 +129,8 @@ pub trait Store: Send + Sync + 'static {
     async fn approvals(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Approval>>;
     async fn revisions(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Revision>>;
     async fn comments(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Comment>>;
-    /// Changes whose approval expiry or retrospective deadline has passed.
+    /// Changes whose approval expiry, retrospective deadline, reminder or
+    /// escalation has come.
     async fn changes_due(&self, now: DateTime<Utc>) -> Result<Vec<Change>>;
 
     // Audit
@@ -141,6 +142,8 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_head(&self, tenant: TenantId) -> Result<i64>;
     /// Every tenant's audit head, in one read.
     async fn audit_heads(&self) -> Result<BTreeMap<TenantId, i64>>;
+    /// The tenant's events about `subject` (a change number, ...), in order.
+    async fn audit_events_about(&self, tenant: TenantId, subject: &str) -> Result<Vec<Event>>;
     // E-mail
     /// The approval link with this token hash.
     async fn approval_link(&self, token_hash: &str) -> Result<ApprovalLink>;
@@ -154,4 +157,18 @@ pub trait Store: Send + Sync + 'static {
     /// Append events that belong to no change (e.g. a deployment no
     /// approved change covers) to the tenant's chain, in one transaction.
     async fn record_events(&self, tenant: TenantId, events: Vec<NewEvent>) -> Result<()>;
+}
+
+/// The votes recorded on `c`'s current revision: what its plan counts.
+pub async fn votes(store: &dyn Store, c: &Change) -> Result<Vec<changegate_core::approval::Vote>> {
+    Ok(store
+        .approvals(c.tenant, c.number)
+        .await?
+        .iter()
+        .filter(|a| a.revision == c.revision)
+        .map(|a| changegate_core::approval::Vote {
+            seat: a.seat(),
+            decision: a.decision,
+        })
+        .collect())
 }

@@ -230,6 +230,13 @@ pub struct Change {
     pub approval_expires_at: Option<DateTime<Utc>>,
     pub retrospective_due_at: Option<DateTime<Utc>>,
     pub retrospective_overdue: bool,
+    /// While awaiting approval: when the approvers still undecided are
+    /// reminded (the policy's `reminderHours` after submission); cleared
+    /// once they were.
+    pub remind_at: Option<DateTime<Utc>>,
+    /// While awaiting approval: when the change is escalated to the
+    /// policy's backup approver; cleared once it was.
+    pub escalate_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
@@ -339,6 +346,9 @@ pub struct ChangeWrite {
     /// The approval link this write uses up (by token hash); the write
     /// fails with a conflict on `approval_links.used_at` when it was used.
     pub use_link: Option<String>,
+    /// Delegations that come with it (an escalation to a backup approver),
+    /// recorded by the actor of its first event.
+    pub delegations: Vec<NewDelegation>,
 }
 
 /// An e-mail for the outbox.

@@ -2064,6 +2064,26 @@ async fn the_audit_head_moves_with_every_write_of_a_tenants_gate_records_and_onl
     store.change(a.id, c.number).await.expect("read");
     assert_eq!(head(a.id).await, last, "a read moves nothing");
     assert_eq!(head(b.id).await, other, "another tenant's head stays");
+    let about: Vec<String> = store
+        .audit_events_about(a.id, &c.number.to_string())
+        .await
+        .expect("events about the change")
+        .into_iter()
+        .map(|e| e.body.action)
+        .collect();
+    assert_eq!(
+        about,
+        ["change.created", "change.submitted"],
+        "its own events, in order"
+    );
+    assert!(
+        store
+            .audit_events_about(b.id, &c.number.to_string())
+            .await
+            .expect("none")
+            .is_empty(),
+        "not another tenant's"
+    );
     let heads = store.audit_heads().await.expect("heads");
     assert_eq!(
         (heads.get(&a.id), heads.get(&b.id), heads.len()),
@@ -2086,10 +2106,13 @@ async fn the_schedulers_question_of_every_second_is_answered_from_indexes(db: Te
     };
     let plan = db
         .plan(&format!(
-            "SELECT id FROM changes
-             WHERE (state IN ('approved', 'scheduled') AND approval_expires_at IS NOT NULL AND approval_expires_at <= {now})
-                OR ({not_overdue} AND decided_at IS NULL AND retrospective_due_at IS NOT NULL AND retrospective_due_at <= {now}
-                    AND state NOT IN ('closed', 'cancelled'))
+            "SELECT id FROM changes WHERE id IN (
+                SELECT id FROM changes WHERE state IN ('approved', 'scheduled') AND approval_expires_at IS NOT NULL
+                    AND approval_expires_at <= {now}
+                UNION ALL SELECT id FROM changes WHERE {not_overdue} AND decided_at IS NULL
+                    AND retrospective_due_at IS NOT NULL AND retrospective_due_at <= {now} AND state NOT IN ('closed', 'cancelled')
+                UNION ALL SELECT id FROM changes WHERE remind_at IS NOT NULL AND remind_at <= {now}
+                UNION ALL SELECT id FROM changes WHERE escalate_at IS NOT NULL AND escalate_at <= {now})
              ORDER BY id"
         ))
         .await
@@ -2099,5 +2122,11 @@ async fn the_schedulers_question_of_every_second_is_answered_from_indexes(db: Te
         !plan.lines().any(scans),
         "the due question reads every change:\n{plan}"
     );
-    assert!(plan.contains("changes_retrospective_due"), "{plan}");
+    for index in [
+        "changes_retrospective_due",
+        "changes_remind",
+        "changes_escalate",
+    ] {
+        assert!(plan.contains(index), "{index} unused:\n{plan}");
+    }
 }

@@ -16,6 +16,7 @@
 use changegate_core::ChangeNumber;
 use changegate_core::TenantId;
 use changegate_core::approval::PlanStatus;
+use changegate_core::audit;
 use changegate_core::authz::Principal;
 use changegate_core::catalogue::{ConfigurationItem, Enforcement as Binding};
 use changegate_core::change::ChangeState;
@@ -87,6 +88,7 @@ pub struct Snapshots {
     bound: Mutex<HashMap<String, Vec<String>>>,
     bindings: Cache<(), u64, Bindings>,
     heads: Cache<(), (), Heads>,
+    chains: Cache<String, (u64, u64), audit::Report>,
 }
 
 impl Snapshots {
@@ -117,6 +119,21 @@ impl Snapshots {
                 let at = Instant::now();
                 let of = state.store.audit_heads().await?;
                 Ok(Heads { at, of })
+            })
+            .await
+    }
+
+    /// The verdict on `tenant`'s audit chain, verified again after a write
+    /// to the tenant through this server and at least every [`FRESH_FOR`]
+    /// (an edit behind the server's back moves no counter): the change
+    /// page shows it without reading the whole chain per view.
+    pub async fn chain(&self, state: &AppState, tenant: &Tenant) -> ApiResult<Arc<audit::Report>> {
+        let slug = tenant.slug.to_string();
+        let version = state.writes.of_tenant(&slug);
+        self.chains
+            .get(slug, version, rebuild, || async {
+                let (events, head) = state.store.audit_events(tenant.id).await?;
+                Ok(audit::verify(&events, head))
             })
             .await
     }

@@ -67,16 +67,7 @@ pub async fn windows_as_written(
 
 /// The votes recorded on `c`'s current revision: what its plan counts.
 pub async fn votes(store: &dyn Store, c: &Change) -> Result<Vec<Vote>, ApiError> {
-    Ok(store
-        .approvals(c.tenant, c.number)
-        .await?
-        .iter()
-        .filter(|a| a.revision == c.revision)
-        .map(|a| Vote {
-            seat: a.seat(),
-            decision: a.decision,
-        })
-        .collect())
+    Ok(changegate_store::votes(store, c).await?)
 }
 
 /// The tenant's configuration items by name.

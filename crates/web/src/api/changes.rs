@@ -460,6 +460,7 @@ pub async fn edit(
             c.decided_at = Some(now);
         }
         write.record_revision = Some(t.caller.user);
+        super::lifecycle::nudges(&mut c, &policy, now);
         if c.state == ChangeState::AwaitingApproval {
             (write.messages, write.links) = crate::mail::approval_requests(
                 store,

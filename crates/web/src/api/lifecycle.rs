@@ -57,6 +57,20 @@ pub(crate) async fn save(
     expected: i64,
     write: ChangeWrite,
 ) -> ApiResult<Change> {
+    // Reminders and escalation concern a change awaiting approval only.
+    let cleared;
+    let c = if c.state != ChangeState::AwaitingApproval
+        && (c.remind_at.is_some() || c.escalate_at.is_some())
+    {
+        cleared = Change {
+            remind_at: None,
+            escalate_at: None,
+            ..c.clone()
+        };
+        &cleared
+    } else {
+        c
+    };
     state
         .store
         .save_change(c, expected, write)
@@ -156,6 +170,7 @@ pub(crate) async fn submit_change(state: &AppState, t: &InTenant, n: &str) -> Ap
         events.push(event(t, &c, "change.approved", json!({ "by": why }), now));
     } else {
         move_to(&mut c, ChangeState::AwaitingApproval)?;
+        nudges(&mut c, &policy, now);
     }
     let mut write = ChangeWrite {
         record_revision: Some(t.caller.user),
@@ -416,6 +431,9 @@ pub(crate) async fn record_decision(
             events,
             ..ChangeWrite::default()
         };
+        if c.state != ChangeState::AwaitingApproval {
+            (c.remind_at, c.escalate_at) = (None, None);
+        }
         match store.save_change(&c, expected, write).await {
             Ok(saved) => return Ok(saved),
             Err(StoreError::Conflict { constraint }) if constraint == "approval_links.used_at" => {
@@ -721,4 +739,25 @@ pub async fn review(
     )
     .await?;
     Ok(Json(view(&state, &t, &saved).await?))
+}
+
+/// When a change that starts awaiting approval at `now` reminds its
+/// approvers and is escalated, by the policy's delays; never for a change
+/// in any other state.
+pub(crate) fn nudges(
+    c: &mut Change,
+    policy: &changegate_core::policy::PolicySpec,
+    now: DateTime<Utc>,
+) {
+    if c.state != ChangeState::AwaitingApproval {
+        (c.remind_at, c.escalate_at) = (None, None);
+        return;
+    }
+    c.remind_at = policy
+        .reminder_hours
+        .map(|h| now + TimeDelta::hours(i64::from(h)));
+    c.escalate_at = policy
+        .escalation
+        .as_ref()
+        .map(|e| now + TimeDelta::hours(i64::from(e.after_hours)));
 }

@@ -96,6 +96,15 @@ pub async fn replace(
     let spec: PolicySpec = parse(body)?;
     let boards = workflow::boards(state.store.as_ref(), t.tenant.id).await?;
     spec.validate(|name| boards.iter().any(|b| b.name == name))?;
+    if let Some(e) = &spec.escalation {
+        let people = workflow::People::load(state.store.as_ref(), t.tenant.id).await?;
+        if people.id_of(e.to.as_str()).is_none() {
+            return Err(ApiError::invalid(
+                "escalation.to",
+                format!("{} is not a user of this tenant; add them first", e.to),
+            ));
+        }
+    }
     let (version, a) = state
         .store
         .put_policy(t.tenant.id, &canonical(&spec)?, &t.actor())

@@ -7,10 +7,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use changegate_core::approval::PlanStatus;
-use changegate_core::audit;
 use changegate_core::authz::Action;
 use changegate_core::change::ChangeState;
-use changegate_core::{TenantId, UserId};
+use changegate_core::{ChangeNumber, TenantId, UserId};
 use changegate_store::{Change, ChangeFilter, Channel, Store};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
@@ -236,19 +235,44 @@ struct InboxPage {
 
 /// Has `me` a seat on `c`'s frozen plan with no decision yet on its
 /// current revision?
-pub(crate) async fn waits_for(store: &dyn Store, c: &Change, me: UserId) -> PageResult<bool> {
+pub(crate) async fn waits_for(
+    store: &dyn Store,
+    c: &Change,
+    me: UserId,
+    now: DateTime<Utc>,
+) -> PageResult<bool> {
+    Ok(seat_for(store, c, me, now).await?.is_some())
+}
+
+/// The seat `me` decides `c` in now: `Some(None)` their own, undecided;
+/// `Some(Some(from))` the undecided seat of `from`, who delegated it to
+/// them (an escalation does); `None` when they have no decision to make.
+pub(crate) async fn seat_for(
+    store: &dyn Store,
+    c: &Change,
+    me: UserId,
+    now: DateTime<Utc>,
+) -> PageResult<Option<Option<UserId>>> {
     if c.state != ChangeState::AwaitingApproval || c.requester == me {
-        return Ok(false);
+        return Ok(None);
     }
-    if !c.plan.seats().contains(&me) {
-        return Ok(false);
-    }
-    let decided = store
+    let decided: Vec<UserId> = store
         .approvals(c.tenant, c.number)
         .await?
         .iter()
-        .any(|a| a.revision == c.revision && a.seat() == me);
-    Ok(!decided)
+        .filter(|a| a.revision == c.revision)
+        .map(|a| a.seat())
+        .collect();
+    let seats = c.plan.seats();
+    if seats.contains(&me) {
+        return Ok((!decided.contains(&me)).then_some(None));
+    }
+    for seat in seats {
+        if !decided.contains(&seat) && store.delegation_active(c.tenant, seat, me, now).await? {
+            return Ok(Some(Some(seat)));
+        }
+    }
+    Ok(None)
 }
 
 pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> PageResult<Response> {
@@ -274,7 +298,7 @@ pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> PageResult<
         .list_changes(&list(Some(ChangeState::AwaitingApproval), None))
         .await?
     {
-        if waits_for(store, &c, me).await? {
+        if waits_for(store, &c, me, state.now()).await? {
             waiting.push(row(&c, &slugs));
         }
     }
@@ -323,6 +347,8 @@ struct ChangesPage {
     rows: Vec<Row>,
     /// Whether the viewer may raise changes here.
     can_raise: bool,
+    /// Where the next page starts, when there is one.
+    older: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -331,7 +357,15 @@ pub struct ChangesQuery {
     q: String,
     #[serde(default)]
     state: String,
+    /// The page after the change numbered so (the previous page's last).
+    #[serde(default)]
+    before: String,
 }
+
+/// Changes a list page shows.
+const PAGE_ROWS: usize = 50;
+/// Changes a search looks through, newest first, for its page of matches.
+const SEARCHED: u32 = 1_000;
 
 pub(crate) async fn in_tenant(
     state: &AppState,
@@ -353,26 +387,42 @@ pub async fn changes(
         "" => None,
         s => Some(s.parse::<ChangeState>().map_err(ApiError::from)?),
     };
+    let before = match query.before.trim() {
+        "" => None,
+        n => Some(n.parse::<ChangeNumber>().map_err(ApiError::from)?),
+    };
+    let needle = query.q.trim().to_lowercase();
     let found = state
         .store
         .list_changes(&ChangeFilter {
             tenants: Some(BTreeSet::from([t.tenant.id])),
             state: wanted,
-            limit: 200,
+            before,
+            limit: if needle.is_empty() {
+                PAGE_ROWS as u32 + 1
+            } else {
+                SEARCHED
+            },
             ..ChangeFilter::default()
         })
         .await?;
-    let needle = query.q.trim().to_lowercase();
     let slugs = BTreeMap::from([(t.tenant.id, t.tenant.slug.to_string())]);
-    let rows = found
-        .iter()
-        .filter(|c| {
-            needle.is_empty()
-                || c.content.title.to_lowercase().contains(&needle)
-                || c.number.to_string().to_lowercase() == needle
-        })
-        .map(|c| row(c, &slugs))
-        .collect();
+    let mut matching = found.iter().filter(|c| {
+        needle.is_empty()
+            || c.content.title.to_lowercase().contains(&needle)
+            || c.number.to_string().to_lowercase() == needle
+    });
+    let shown: Vec<&Change> = matching.by_ref().take(PAGE_ROWS).collect();
+    // The next page starts after the last change shown when another
+    // matches; a search that found fewer goes on after what it read.
+    let older = if matching.next().is_some() {
+        shown.last().map(|c| c.number.to_string())
+    } else if !needle.is_empty() && found.len() == SEARCHED as usize {
+        found.last().map(|c| c.number.to_string())
+    } else {
+        None
+    };
+    let rows = shown.into_iter().map(|c| row(c, &slugs)).collect();
     let page = ChangesPage {
         viewer: Some(nav(&state, &viewer).await?),
         tenant: t.tenant.slug.to_string(),
@@ -384,6 +434,7 @@ pub async fn changes(
             .collect(),
         rows,
         can_raise: t.authorize(Action::RequestChange).is_ok(),
+        older,
     };
     Ok(render(&page))
 }
@@ -493,14 +544,13 @@ pub async fn change(
         ),
         _ => None,
     };
-    let can_decide =
-        t.authorize(Action::Decide).is_ok() && waits_for(store, &c, viewer.principal.user).await?;
-    let (events, head) = store.audit_events(t.tenant.id).await?;
-    let report = audit::verify(&events, head);
-    let subject = c.number.to_string();
-    let timeline = events
+    let can_decide = t.authorize(Action::Decide).is_ok()
+        && waits_for(store, &c, viewer.principal.user, state.now()).await?;
+    let report = state.snapshots.chain(&state, &t.tenant).await?;
+    let timeline = store
+        .audit_events_about(t.tenant.id, &c.number.to_string())
+        .await?
         .iter()
-        .filter(|e| e.body.subject == subject)
         .map(|e| EventRow {
             at: when(Some(e.body.at)),
             action: e.body.action.clone(),
@@ -519,7 +569,7 @@ pub async fn change(
         .collect();
     let content = &c.content;
     let model = ChangeModel {
-        number: subject.clone(),
+        number: c.number.to_string(),
         tenant: t.tenant.slug.to_string(),
         title: content.title.clone(),
         kind: c.kind.as_str().to_string(),
@@ -594,10 +644,16 @@ pub async fn decide(
     viewer.check_csrf(&form.csrf)?;
     let t = in_tenant(&state, &viewer, &p.tenant).await?;
     t.authorize(Action::Decide)?;
+    // In a seat delegated to the viewer (an escalation), on its holder's behalf.
+    let c = crate::api::changes::load(state.store.as_ref(), t.tenant.id, &p.number).await?;
+    let on_behalf_of = match seat_for(state.store.as_ref(), &c, t.caller.user, state.now()).await? {
+        Some(Some(from)) => Some(state.store.user(from).await?.email.to_string()),
+        _ => None,
+    };
     let body = DecisionBody {
         decision: form.decision,
         comment: form.comment,
-        on_behalf_of: None,
+        on_behalf_of,
         revision: Some(form.revision),
     };
     let saved = record_decision(&state, &t, &p.number, &body, Channel::Portal, None).await?;

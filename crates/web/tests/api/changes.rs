@@ -350,18 +350,22 @@ async fn an_approval_expires_when_implementation_does_not_start_in_time(app: Tes
         .ok();
     assert!(c["approval_expires_at"].is_string());
     // Before the deadline nothing happens.
-    let done = changegate_jobs::run_due(app.store.as_ref(), app.now() + TimeDelta::hours(23))
-        .await
-        .expect("pass");
+    let done = changegate_jobs::run_due(
+        app.store.as_ref(),
+        "http://changegate.test",
+        app.now() + TimeDelta::hours(23),
+    )
+    .await
+    .expect("pass");
     assert!(done.is_empty());
     app.set_now(app.now() + TimeDelta::hours(25));
-    let done = changegate_jobs::run_due(app.store.as_ref(), app.now())
+    let done = changegate_jobs::run_due(app.store.as_ref(), "http://changegate.test", app.now())
         .await
         .expect("pass");
     assert_eq!(done.len(), 1);
     // A second pass does not expire it twice.
     assert!(
-        changegate_jobs::run_due(app.store.as_ref(), app.now())
+        changegate_jobs::run_due(app.store.as_ref(), "http://changegate.test", app.now())
             .await
             .expect("pass")
             .is_empty()
@@ -410,7 +414,7 @@ async fn an_emergency_change_may_start_first_and_owes_its_approval_by_the_deadli
     );
     assert!(c2["decided_at"].is_string());
     app.set_now(app.now() + TimeDelta::hours(25));
-    let done = changegate_jobs::run_due(app.store.as_ref(), app.now())
+    let done = changegate_jobs::run_due(app.store.as_ref(), "http://changegate.test", app.now())
         .await
         .expect("pass");
     assert_eq!(

@@ -773,7 +773,131 @@ async fn the_settings_pages_administer_a_tenant_within_each_roles_rights(app: Te
     assert!(again.text.contains("client-c"), "{}", again.text);
 }
 
+/// Reminders and escalation on the policy's delays: the approvers who
+/// have not decided are reminded once, then the backup approver is told
+/// and decides in an undecided seat from the change page, on its
+/// holder's behalf; a backup who is not a user of the tenant is refused.
+async fn an_undecided_approval_is_reminded_once_then_escalated_to_the_backup(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let policy = |backup: &str| {
+        json!({ "routing": { "normal": [ { "from": "low", "boards": ["msp-tech"] },
+                                         { "from": "high", "boards": ["msp-tech", "client-a-business"] } ] },
+                "reminderHours": 24, "escalation": { "afterHours": 48, "to": backup } })
+    };
+    let refused =
+        m.cm.put(&format!("{A}/policy"), policy("bob@client-b.example"))
+            .await
+            .status(422);
+    assert!(
+        refused.text.contains("not a user of this tenant"),
+        "{}",
+        refused.text
+    );
+    m.cm.put(&format!("{A}/policy"), policy("cm@msp.example"))
+        .await
+        .ok();
+    let n = m.submitted(high_risk()).await; // msp-tech, then carol or dan
+    m.tom
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve" }),
+        )
+        .await
+        .ok();
+    let start = app.now();
+    let url = "http://changegate.test";
+    let pass = |hours: i64| {
+        let store = app.store.clone();
+        async move {
+            changegate_jobs::run_due(store.as_ref(), url, start + chrono::TimeDelta::hours(hours))
+                .await
+                .expect("a pass")
+        }
+    };
+    let outbox = |subject: String| {
+        let store = app.store.clone();
+        async move {
+            let mut to: Vec<String> = store
+                .due_messages(start + chrono::TimeDelta::days(30), 1000)
+                .await
+                .expect("the outbox")
+                .into_iter()
+                .filter(|msg| msg.subject == subject)
+                .map(|msg| msg.recipient)
+                .collect();
+            to.sort();
+            to
+        }
+    };
+    let number =
+        changegate_core::ChangeNumber(n.trim_start_matches("CHG-").parse().expect("a number"));
+    assert_eq!(pass(23).await, vec![], "nothing before the reminder is due");
+    assert_eq!(
+        pass(24).await,
+        vec![changegate_jobs::Outcome::Reminded(number)]
+    );
+    assert_eq!(
+        outbox(format!("Reminder: {n} waits for your decision")).await,
+        ["carol@client-a.example", "dan@client-a.example"],
+        "tom decided: he is not reminded"
+    );
+    assert_eq!(pass(30).await, vec![], "reminded once");
+    assert_eq!(
+        pass(48).await,
+        vec![changegate_jobs::Outcome::Escalated(number)]
+    );
+    assert_eq!(
+        outbox(format!("{n} was escalated to you")).await,
+        ["cm@msp.example"]
+    );
+    assert_eq!(pass(60).await, vec![], "escalated once");
+
+    // The backup decides from the change page, in a client seat.
+    app.set_now(start + chrono::TimeDelta::hours(49));
+    let cm = sign_in(&app, "cm@msp.example").await;
+    let page = cm
+        .get(&format!("/t/client-a/changes/{n}"))
+        .await
+        .status(200);
+    assert!(
+        page.text.contains(">Approve</button>"),
+        "the backup may decide"
+    );
+    cm.form(
+        &format!("/t/client-a/changes/{n}/decide"),
+        &[
+            ("csrf", &csrf(&page.text)),
+            ("decision", "approve"),
+            ("revision", "1"),
+        ],
+    )
+    .await
+    .status(303);
+    let c = m.audrey.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(c["state"], "approved", "{c}");
+    let approvals = m
+        .audrey
+        .get(&format!("{A}/changes/{n}/approvals"))
+        .await
+        .ok();
+    let by_cm = approvals
+        .as_array()
+        .expect("approvals")
+        .iter()
+        .find(|a| a["approver"] == "cm@msp.example")
+        .expect("the backup's approval");
+    assert!(
+        by_cm["on_behalf_of"]
+            .as_str()
+            .is_some_and(|who| who.ends_with("@client-a.example")),
+        "{by_cm}"
+    );
+    // Approved: nothing is left to remind of.
+    assert_eq!(pass(24 * 9).await, vec![]);
+}
+
 crate::on_both!(
+    an_undecided_approval_is_reminded_once_then_escalated_to_the_backup,
     the_settings_pages_administer_a_tenant_within_each_roles_rights,
     an_engineer_raises_a_change_from_a_template_after_a_preview,
     a_cab_member_approves_in_the_board_agenda,
