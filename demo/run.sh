@@ -26,7 +26,8 @@ number() { sed -n 's/^\(CHG-[0-9]*\) .*/\1/p' | head -1; }
 rm -rf "$DATA"
 say "Start the server on a fresh embedded database ($DATA)"
 # Plain HTTP on loopback: cookies without the Secure flag.
-"$BIN" serve --listen "$LISTEN" --insecure-cookies > "$DATA.log" 2>&1 &
+# E-mails are written to $DATA/mail as .eml files instead of being sent.
+"$BIN" serve --listen "$LISTEN" --insecure-cookies --mail-dir "$DATA/mail" > "$DATA.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 100); do
@@ -64,6 +65,7 @@ for who in eve:"Eve (MSP engineer)":requester ian:"Ian (MSP implementer)":implem
 done
 for who in carol@client-a.example alice@client-a.example bob@client-b.example; do
   TOKENS[${who%%@*}]=$("$BIN" admin token "$who" --name demo)
+  "$BIN" admin set-password "$who" --password-env CHANGEGATE_DEMO_PASSWORD >/dev/null
 done
 echo "MSP staff created: eve, ian, tom, tina, cm (change manager), audrey (auditor); client users carol, alice, bob"
 
@@ -142,9 +144,26 @@ say "changegate keeps running on $CHANGEGATE_SERVER (Ctrl-C stops it; log in $DA
 cat <<INFO
 API tokens of the demo (use with: CHANGEGATE_TOKEN=<token> $BIN change list):
 $(for k in admin eve ian tom cm audrey carol bob; do printf '  %-7s %s\n' "$k" "${TOKENS[$k]}"; done)
-The portal: $CHANGEGATE_SERVER/ ; sign in as tom@msp.example with the password $PASSWORD:
-  $A3 waits for his decision in the inbox. Every MSP user above has the same password.
+The portal: $CHANGEGATE_SERVER/ ; every login below has the password $PASSWORD
+  tom@msp.example        technical approver: $A3 waits for his decision in the inbox
+  eve@msp.example        engineer: raises changes (New change, from a template, with a preview)
+  cm@msp.example         change manager: board agendas, settings (policy, boards, windows, templates)
+  carol@client-a.example client A's business approver: client A only
+  alice@client-a.example client A's admin: its people and blackout dates (Settings)
+  bob@client-b.example   client B's approver: sees nothing of client A
+  audrey@msp.example     auditor: client A read only, the evidence view
+  admin@msp.example      installation admin: tenants
 The OpenAPI document: $CHANGEGATE_SERVER/api/v1/openapi.json
 INFO
+# The scheduler delivers the outbox every second: wait until it is empty
+# (the count of files stops growing over a pass).
+count() { ls "$DATA/mail" 2>/dev/null | wc -l; }
+before=-1
+while [[ $(count) -ne $before ]]; do before=$(count); sleep 1.5; done
+echo "The e-mails of the story (.eml files, readable in any mail client or with cat):"
+for f in "$DATA"/mail/*.eml; do
+  [[ -e $f ]] || continue
+  printf '  %s  %s  %s\n' "$f" "$(sed -n 's/^To: //p' "$f" | head -1)" "$(sed -n 's/^Subject: //p' "$f" | head -1)"
+done
 if [[ -n "${CHANGEGATE_DEMO_EXIT:-}" ]]; then exit 0; fi
 wait $SERVER

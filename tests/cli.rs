@@ -458,3 +458,54 @@ fn an_online_backup_is_a_database_the_server_can_open() {
     // Refuses to overwrite.
     s.refused(None, &["admin", "backup", &backup.to_string_lossy()]);
 }
+
+/// A client user created by `apply` has no password until an admin sets
+/// one; then the portal's sign-in takes it, and only it.
+#[test]
+fn an_admin_sets_a_portal_password_and_the_user_signs_in_with_it() {
+    let s = Server::start();
+    let admin = s.admin_token();
+    let file = write(s.dir.path(), "msp.yaml", MSP);
+    s.ok(Some(&admin), &["apply", "-f", &file]);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let sign_in = |password: &str| -> u16 {
+        runtime.block_on(async {
+            reqwest::Client::new()
+                .post(format!("{}/api/v1/session", s.url))
+                .json(
+                    &serde_json::json!({ "email": "carol@client-a.example", "password": password }),
+                )
+                .send()
+                .await
+                .expect("an answer")
+                .status()
+                .as_u16()
+        })
+    };
+    assert_eq!(sign_in("carol's long password"), 401, "no password yet");
+    let set = |var: Option<&str>| {
+        let mut cmd = Command::new(BIN);
+        cmd.args(["admin", "set-password", "carol@client-a.example"])
+            .env("CHANGEGATE_DATA_DIR", s.data())
+            .env_remove("CHANGEGATE_DATABASE")
+            .env("CAROL_PASSWORD", "carol's long password");
+        if let Some(var) = var {
+            cmd.args(["--password-env", var]);
+        }
+        cmd.output().expect("runs")
+    };
+    let missing = set(None);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--password-env"));
+    let done = set(Some("CAROL_PASSWORD"));
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert_eq!(sign_in("carol's long password"), 200);
+    assert_eq!(sign_in("not carol's password"), 401);
+}

@@ -16,6 +16,8 @@ pub enum AdminCommand {
     CreateUser(CreateUserArgs),
     /// Print a new API token for a user (shown once; only its hash is stored).
     Token(TokenArgs),
+    /// Set a user's portal password (a client user created by `apply` has none).
+    SetPassword(SetPasswordArgs),
     /// Copy the embedded SQLite database to a file while the server runs.
     Backup(BackupArgs),
     /// Run the database migrations and exit.
@@ -38,6 +40,19 @@ pub struct CreateUserArgs {
     #[arg(long = "role", value_name = "TENANT:ROLE")]
     roles: Vec<String>,
     /// Read the password (for the portal) from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "password_stdin")]
+    password_env: Option<String>,
+    /// Read the password from the first line of standard input.
+    #[arg(long)]
+    password_stdin: bool,
+    #[command(flatten)]
+    db: DatabaseArgs,
+}
+
+#[derive(Args)]
+pub struct SetPasswordArgs {
+    email: String,
+    /// Read the password from this environment variable.
     #[arg(long, value_name = "VAR", conflicts_with = "password_stdin")]
     password_env: Option<String>,
     /// Read the password from the first line of standard input.
@@ -84,6 +99,7 @@ pub async fn run(cmd: AdminCommand) -> ExitCode {
     match cmd {
         AdminCommand::CreateUser(a) => create_user(a).await,
         AdminCommand::Token(a) => token(a).await,
+        AdminCommand::SetPassword(a) => set_password(a).await,
         AdminCommand::Backup(a) => backup(a).await,
         AdminCommand::Migrate(a) => match open(&a.db).await {
             Ok(_) => {
@@ -92,6 +108,67 @@ pub async fn run(cmd: AdminCommand) -> ExitCode {
             }
             Err(code) => code,
         },
+    }
+}
+
+/// The hash of the password given by `--password-env` or `--password-stdin`.
+fn password_hash(env: &Option<String>, stdin: bool) -> Result<Option<String>, ExitCode> {
+    let password = if let Some(var) = env {
+        match std::env::var(var) {
+            Ok(p) => Some(p),
+            Err(_) => {
+                return Err(fail(
+                    1,
+                    format!("--password-env: the environment variable {var} is not set"),
+                ));
+            }
+        }
+    } else if stdin {
+        let mut line = String::new();
+        if std::io::stdin().lock().read_line(&mut line).is_err() {
+            return Err(fail(1, "--password-stdin: cannot read standard input"));
+        }
+        Some(line.trim_end_matches(['\n', '\r']).to_string())
+    } else {
+        None
+    };
+    password
+        .map(|p| changegate_web::auth::hash_password(&p))
+        .transpose()
+        .map_err(|e| fail(1, format!("password: {}", e.message)))
+}
+
+async fn set_password(a: SetPasswordArgs) -> ExitCode {
+    let email = match Email::parse(&a.email) {
+        Ok(e) => e,
+        Err(e) => return fail(1, format!("email: {}", e.message)),
+    };
+    let hash = match password_hash(&a.password_env, a.password_stdin) {
+        Ok(Some(h)) => h,
+        Ok(None) => {
+            return fail(
+                1,
+                "give the password with --password-env VAR or --password-stdin",
+            );
+        }
+        Err(code) => return code,
+    };
+    let opened = match open(&a.db).await {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    let store = opened.store();
+    let user = match store.user_by_email(&email).await {
+        Ok(u) => u,
+        Err(StoreError::NotFound { .. }) => return fail(1, format!("no user {email}")),
+        Err(e) => return fail(2, e),
+    };
+    match store.set_password(user.id, &hash).await {
+        Ok(()) => {
+            println!("password set for {email}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(2, e),
     }
 }
 
@@ -116,31 +193,9 @@ async fn create_user(a: CreateUserArgs) -> ExitCode {
     if a.admin && a.client_of.is_some() {
         return fail(1, "--admin is for MSP staff; leave out --client-of");
     }
-    let password = if let Some(var) = &a.password_env {
-        match std::env::var(var) {
-            Ok(p) => Some(p),
-            Err(_) => {
-                return fail(
-                    1,
-                    format!("--password-env: the environment variable {var} is not set"),
-                );
-            }
-        }
-    } else if a.password_stdin {
-        let mut line = String::new();
-        if std::io::stdin().lock().read_line(&mut line).is_err() {
-            return fail(1, "--password-stdin: cannot read standard input");
-        }
-        Some(line.trim_end_matches(['\n', '\r']).to_string())
-    } else {
-        None
-    };
-    let password_hash = match password
-        .map(|p| changegate_web::auth::hash_password(&p))
-        .transpose()
-    {
+    let password_hash = match password_hash(&a.password_env, a.password_stdin) {
         Ok(h) => h,
-        Err(e) => return fail(1, format!("password: {}", e.message)),
+        Err(code) => return code,
     };
     let opened = match open(&a.db).await {
         Ok(o) => o,

@@ -23,6 +23,10 @@ pub struct ServeArgs {
     /// or smtps://host:465. Without it, e-mails wait in the outbox.
     #[arg(long, env = "CHANGEGATE_SMTP", hide_env_values = true)]
     smtp: Option<String>,
+    /// Instead of sending e-mails, write each into this directory as a .eml
+    /// file (development, the demo).
+    #[arg(long, env = "CHANGEGATE_MAIL_DIR", conflicts_with = "smtp")]
+    mail_dir: Option<std::path::PathBuf>,
     /// The sender of e-mails.
     #[arg(
         long,
@@ -62,15 +66,17 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
     };
     let store = opened.store();
-    let mailer = match &args.smtp {
-        Some(url) => match changegate_jobs::mail::Mailer::new(url, &args.mail_from) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                eprintln!("changegate: {e}");
-                return ExitCode::from(2);
-            }
-        },
-        None => None,
+    let mailer = match (&args.smtp, &args.mail_dir) {
+        (Some(url), _) => Some(changegate_jobs::mail::Mailer::new(url, &args.mail_from)),
+        (None, Some(dir)) => Some(changegate_jobs::mail::Mailer::to_dir(dir, &args.mail_from)),
+        (None, None) => None,
+    };
+    let mailer = match mailer.transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("changegate: {e}");
+            return ExitCode::from(2);
+        }
     };
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
@@ -90,7 +96,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     );
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if mailer.is_none() {
-        tracing::info!("no --smtp relay: approval e-mails wait in the outbox");
+        tracing::info!("no --smtp relay or --mail-dir: approval e-mails wait in the outbox");
     }
     let public_url = args
         .public_url

@@ -1,7 +1,8 @@
 //! The outbox sender: delivers the messages the server wrote with the
-//! decisions that caused them, through an SMTP relay (lettre). A message
-//! the relay refuses or cannot take is tried again later, with a growing
-//! delay; a delivered one is never sent again.
+//! decisions that caused them, through an SMTP relay (lettre), or for
+//! development into a directory as `.eml` files. A message the relay
+//! refuses or cannot take is tried again later, with a growing delay; a
+//! delivered one is never sent again.
 
 use changegate_store::{Store, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -9,10 +10,16 @@ use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-/// An SMTP relay and the sender address.
+/// Where messages go, and the sender address.
 pub struct Mailer {
-    transport: AsyncSmtpTransport<Tokio1Executor>,
+    transport: Transport,
     from: Mailbox,
+}
+
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// Each message as `<outbox id>.eml`, readable with any mail client.
+    Dir(std::path::PathBuf),
 }
 
 impl Mailer {
@@ -24,11 +31,26 @@ impl Mailer {
             .map_err(|e| format!("--smtp {url:?}: {e}"))?
             .timeout(Some(std::time::Duration::from_secs(20)))
             .build();
-        let from = from
-            .parse()
-            .map_err(|e| format!("--mail-from {from:?}: {e}"))?;
-        Ok(Mailer { transport, from })
+        Ok(Mailer {
+            transport: Transport::Smtp(transport),
+            from: sender(from)?,
+        })
     }
+
+    /// Write every message into `dir` (created if missing) as a `.eml`
+    /// file instead of sending it: development and the demo.
+    pub fn to_dir(dir: &std::path::Path, from: &str) -> Result<Self, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("--mail-dir {}: {e}", dir.display()))?;
+        Ok(Mailer {
+            transport: Transport::Dir(dir.to_path_buf()),
+            from: sender(from)?,
+        })
+    }
+}
+
+fn sender(from: &str) -> Result<Mailbox, String> {
+    from.parse()
+        .map_err(|e| format!("--mail-from {from:?}: {e}"))
 }
 
 /// The delay before the next attempt after `attempts` failed ones: one
@@ -66,14 +88,18 @@ pub async fn send_due(
                     .body(m.body.clone())
                     .map_err(|e| e.to_string())
             });
-        let result = match built {
-            Ok(message) => mailer
-                .transport
+        let result = match (built, &mailer.transport) {
+            (Ok(message), Transport::Smtp(smtp)) => smtp
                 .send(message)
                 .await
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
-            Err(e) => Err(e),
+            (Ok(message), Transport::Dir(dir)) => {
+                tokio::fs::write(dir.join(format!("{:06}.eml", m.id)), message.formatted())
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            (Err(e), _) => Err(e),
         };
         match result {
             Ok(()) => {

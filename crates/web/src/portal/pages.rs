@@ -10,7 +10,7 @@ use changegate_core::approval::PlanStatus;
 use changegate_core::authz::Action;
 use changegate_core::change::ChangeState;
 use changegate_core::{ChangeNumber, TenantId, UserId};
-use changegate_store::{Change, ChangeFilter, Channel, Store};
+use changegate_store::{Change, ChangeContent, ChangeFilter, Channel, Store};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -495,6 +495,30 @@ struct ChangePage {
     timeline: Vec<EventRow>,
     chain: String,
     comments: Vec<CommentRow>,
+    revisions: Vec<RevisionRow>,
+}
+
+/// A revision of a change and what it changed from the one before.
+pub struct RevisionRow {
+    pub revision: i64,
+    pub at: String,
+    pub by: String,
+    pub fingerprint: String,
+    /// The content fields that differ from the previous revision.
+    pub changed: String,
+}
+
+/// The content fields of `now` that differ from `before`, by name.
+fn changed_fields(before: &ChangeContent, now: &ChangeContent) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(before), serde_json::to_value(now))
+    else {
+        return Vec::new();
+    };
+    b.iter()
+        .filter(|(k, v)| a.get(*k) != Some(*v))
+        .map(|(k, _)| k.replace('_', " "))
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -555,6 +579,25 @@ pub async fn change(
             at: when(Some(e.body.at)),
             action: e.body.action.clone(),
             actor: e.body.actor.clone(),
+        })
+        .collect();
+    let stored = store.revisions(t.tenant.id, c.number).await?;
+    let authors = Emails::load(store, stored.iter().map(|r| r.created_by)).await?;
+    let revisions = stored
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RevisionRow {
+            revision: r.revision,
+            at: when(Some(r.created_at)),
+            by: authors.of(r.created_by),
+            fingerprint: r.fingerprint.clone(),
+            changed: match i.checked_sub(1).map(|j| &stored[j]) {
+                None => "first submitted".into(),
+                Some(prev) => match changed_fields(&prev.content, &r.content) {
+                    f if f.is_empty() => "nothing in its content".into(),
+                    f => f.join(", "),
+                },
+            },
         })
         .collect();
     let comments = store
@@ -618,6 +661,7 @@ pub async fn change(
             format!("BROKEN: {:?}", report.first_break)
         },
         comments,
+        revisions,
     };
     Ok(render(&page))
 }

@@ -308,7 +308,46 @@ async fn the_communication_plan_and_the_requester_are_told_the_outcome(app: Test
     }
 }
 
+/// `--mail-dir`: every message lands once in the directory as a readable
+/// `.eml` file (the demo's e-mails), with its headers and link.
+async fn a_mail_directory_receives_each_message_once_as_a_file(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let n = m.submitted(low_risk()).await;
+    let dir = std::env::temp_dir().join(format!(
+        "changegate-mail-{}-{}",
+        std::process::id(),
+        app.store.backend()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    let files = Mailer::to_dir(&dir, "changegate <changes@msp.example>").expect("a mailer");
+    let sent = send_due(app.store.as_ref(), &files, app.now())
+        .await
+        .expect("a pass");
+    assert_eq!((sent.delivered, sent.failed), (2, 0));
+    let again = send_due(app.store.as_ref(), &files, app.now())
+        .await
+        .expect("a pass");
+    assert_eq!(again.delivered, 0, "sent once");
+    let mut written: Vec<String> = std::fs::read_dir(&dir)
+        .expect("the directory")
+        .map(|e| std::fs::read_to_string(e.expect("an entry").path()).expect("a file"))
+        .collect();
+    written.sort();
+    std::fs::remove_dir_all(&dir).expect("cleaned up");
+    assert_eq!(written.len(), 2);
+    let to_tom = written
+        .iter()
+        .find(|w| w.contains("To: tom@msp.example"))
+        .expect("tom's message");
+    assert!(
+        to_tom.contains(&format!("{n} awaits your approval")),
+        "{to_tom}"
+    );
+    assert!(to_tom.contains("/approve/"), "{to_tom}");
+}
+
 crate::on_both!(
+    a_mail_directory_receives_each_message_once_as_a_file,
     the_communication_plan_and_the_requester_are_told_the_outcome,
     an_approver_decides_from_the_link_and_a_scanner_decides_nothing,
     a_high_risk_link_needs_the_code_and_a_new_revision_or_time_voids_links,

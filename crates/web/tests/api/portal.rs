@@ -896,7 +896,39 @@ async fn an_undecided_approval_is_reminded_once_then_escalated_to_the_backup(app
     assert_eq!(pass(24 * 9).await, vec![]);
 }
 
+/// The change page lists its revisions and what each changed.
+async fn the_change_page_shows_each_revision_and_what_it_changed(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let n = m.submitted(high_risk()).await;
+    m.eve
+        .patch(
+            &format!("{A}/changes/{n}"),
+            json!({ "artifacts": ["registry.example/payments@sha256:bbbb"] }),
+        )
+        .await
+        .ok();
+    let audrey = sign_in(&app, "audrey@audit.example").await;
+    let page = audrey
+        .get(&format!("/t/client-a/changes/{n}"))
+        .await
+        .status(200);
+    let revisions = &page.text[page
+        .text
+        .find("id=\"revisions\"")
+        .expect("a revisions section")..];
+    let revisions = &revisions[..revisions.find("</section>").expect("its end")];
+    assert!(
+        revisions.contains("<td>1</td>") && revisions.contains("first submitted"),
+        "{revisions}"
+    );
+    assert!(
+        revisions.contains("<td>2</td>") && revisions.contains("<td>artifacts</td>"),
+        "{revisions}"
+    );
+}
+
 crate::on_both!(
+    the_change_page_shows_each_revision_and_what_it_changed,
     an_undecided_approval_is_reminded_once_then_escalated_to_the_backup,
     the_settings_pages_administer_a_tenant_within_each_roles_rights,
     an_engineer_raises_a_change_from_a_template_after_a_preview,
