@@ -159,8 +159,8 @@ pub fn check<W: AsRef<CompiledWindow>>(
 const MAX_STEPS: usize = 10_000;
 
 /// The earliest start at or after `from` of a slot of `length` that
-/// [`check`] accepts, or `None` if the windows never allow one (within
-/// their search horizon).
+/// [`check`] accepts, or `None` if none starts within the windows' search
+/// horizon (400 days) of `from`, e.g. a slot longer than any window.
 pub fn earliest<W: AsRef<CompiledWindow>>(
     rules: &Rules<'_, W>,
     items: &[String],
@@ -169,8 +169,13 @@ pub fn earliest<W: AsRef<CompiledWindow>>(
     bookings: &[Booking],
 ) -> Option<DateTime<Utc>> {
     let length = length.max(TimeDelta::zero());
+    let horizon = from + crate::window::SEARCH_HORIZON;
     let mut t = from;
     for _ in 0..MAX_STEPS {
+        // As far ahead as the windows themselves are searched.
+        if t > horizon {
+            return None;
+        }
         let end = t + length;
         // Where the windows would let the slot start next, if not at `t`.
         let moved = match rules.verdict(t) {
@@ -338,6 +343,15 @@ mod tests {
             earliest(&r, &items, from, TimeDelta::hours(1), &[]),
             Some(at("2026-12-26T23:00:00Z"))
         );
+    }
+
+    #[test]
+    fn a_slot_longer_than_every_window_is_never_proposed() {
+        let w = calendar();
+        let items = vec!["payments-api".to_string()];
+        let from = at("2026-11-23T00:00:00Z");
+        let r = rules(&w, ChangeType::Normal);
+        assert_eq!(earliest(&r, &items, from, TimeDelta::hours(6), &[]), None);
     }
 
     proptest! {

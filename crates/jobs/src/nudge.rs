@@ -2,24 +2,20 @@
 //! delays its tenant's policy set when it was submitted (`remind_at`,
 //! `escalate_at` on the change). A reminder e-mails every approver who
 //! has not decided yet, once. An escalation lets the policy's backup
-//! approver decide in each undecided seat (a delegation, recorded on the
-//! audit chain with the change's event, in the same transaction) and
-//! tells them by e-mail. Each clears its time, so it happens once.
+//! approver decide in the undecided seats of this change's current
+//! revision (`escalated_to` on the change, on the audit chain with its
+//! event) and tells them by e-mail. Each clears its time, so it happens
+//! once.
 
 use changegate_core::approval::PlanStatus;
 use changegate_core::change::ChangeState;
 use changegate_core::policy::PolicySpec;
 use changegate_core::{Email, UserId};
-use changegate_store::{
-    Change, ChangeWrite, NewDelegation, NewEvent, NewMessage, Store, StoreError, votes,
-};
-use chrono::{DateTime, TimeDelta, Utc};
+use changegate_store::{Change, ChangeWrite, NewEvent, NewMessage, Store, StoreError, votes};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::{ACTOR, Outcome};
-
-/// How long an escalation lets the backup decide.
-const ESCALATION_LASTS: TimeDelta = TimeDelta::days(7);
 
 /// The reminder or escalation due on `c` at `now`, applied to `c`, with
 /// the write that records it; `None` when neither is due.
@@ -101,47 +97,33 @@ pub(crate) async fn nudge(
         );
         return Ok(Some((Outcome::Escalated(c.number), only(e))));
     };
-    let seats: Vec<UserId> = undecided
-        .into_iter()
-        .filter(|s| *s != backup.0 && *s != c.requester)
-        .collect();
-    let delegations = seats
-        .iter()
-        .map(|from| NewDelegation {
-            tenant: c.tenant,
-            from: *from,
-            to: backup.0,
-            starts_at: now,
-            ends_at: now + ESCALATION_LASTS,
-        })
-        .collect();
+    c.escalated_to = Some(backup.0);
     let message = NewMessage {
         recipient: backup.1.clone(),
         subject: format!("{} was escalated to you", c.number),
         body: format!(
             "{number} for {tenant} has waited for approval since {since} and was escalated to you \
              as the backup approver.\n\nTitle: {title}\n\n\
-             Until {until} you may decide in the place of those who have not. Sign in and decide:\n{page}\n",
+             You may decide in the place of those who have not, until it is decided or revised. \
+             Sign in and decide:\n{page}\n",
             number = c.number,
             tenant = tenant.name,
             since = c.submitted_at.map_or("its submission".into(), |t| t
                 .format("%Y-%m-%d %H:%M UTC")
                 .to_string()),
             title = c.content.title,
-            until = (now + ESCALATION_LASTS).format("%Y-%m-%d %H:%M UTC"),
         ),
         at: now,
     };
     let e = event(
         "change.escalated",
-        json!({ "to": backup.1.to_string(), "seats": seats, "until": now + ESCALATION_LASTS }),
+        json!({ "to": backup.1.to_string(), "undecided": undecided, "revision": c.revision }),
     );
     Ok(Some((
         Outcome::Escalated(c.number),
         ChangeWrite {
             events: vec![e],
             messages: vec![message],
-            delegations,
             ..Default::default()
         },
     )))

@@ -3,6 +3,8 @@
 -- submission from the policy's delays, cleared by the scheduler once done.
 ALTER TABLE changes ADD COLUMN remind_at TIMESTAMPTZ;
 ALTER TABLE changes ADD COLUMN escalate_at TIMESTAMPTZ;
+-- The backup approver a change was escalated to (for its current revision).
+ALTER TABLE changes ADD COLUMN escalated_to BIGINT REFERENCES users (id);
 CREATE INDEX changes_remind ON changes (remind_at) WHERE remind_at IS NOT NULL;
 CREATE INDEX changes_escalate ON changes (escalate_at) WHERE escalate_at IS NOT NULL;
 -- A change's page shows its own events: read by subject, not the whole chain.

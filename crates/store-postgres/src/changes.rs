@@ -35,6 +35,7 @@ struct ChangeRow {
     retrospective_overdue: bool,
     remind_at: Option<DateTime<Utc>>,
     escalate_at: Option<DateTime<Utc>>,
+    escalated_to: Option<i64>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: i64,
@@ -67,6 +68,7 @@ impl ChangeRow {
             retrospective_overdue: self.retrospective_overdue,
             remind_at: self.remind_at,
             escalate_at: self.escalate_at,
+            escalated_to: self.escalated_to.map(UserId),
             created_at: self.created_at,
             updated_at: self.updated_at,
             version: self.version,
@@ -80,7 +82,7 @@ macro_rules! select_change {
             ChangeRow,
             "SELECT id, tenant_id, kind, state, requester_id, implementer_id, risk_level, risk_score,
                     revision, fingerprint, policy_version, plan, content, submitted_at, decided_at,
-                    approval_expires_at, retrospective_due_at, retrospective_overdue, remind_at, escalate_at,
+                    approval_expires_at, retrospective_due_at, retrospective_overdue, remind_at, escalate_at, escalated_to,
                     created_at, updated_at, version
              FROM changes " + $tail
             $(, $arg)*
@@ -228,13 +230,14 @@ pub(crate) async fn save(
     let risk_level = c.risk_level.map(|l| l.as_str());
     let plan = to_json("approval plan", &c.plan)?;
     let content = to_json("change content", &c.content)?;
+    let escalated_to = c.escalated_to.map(|u| u.0);
     let done = sqlx::query!(
         "UPDATE changes SET kind = $1, state = $2, title = $3, implementer_id = $4, risk_level = $5, risk_score = $6,
                 revision = $7, fingerprint = $8, policy_version = $9, plan = $10, content = $11, planned_start = $12,
                 planned_end = $13, submitted_at = $14, decided_at = $15, approval_expires_at = $16,
                 retrospective_due_at = $17, retrospective_overdue = $18, remind_at = $19, escalate_at = $20,
-                updated_at = $21, version = version + 1
-         WHERE id = $22 AND tenant_id = $23 AND version = $24",
+                escalated_to = $21, updated_at = $22, version = version + 1
+         WHERE id = $23 AND tenant_id = $24 AND version = $25",
         kind,
         state,
         c.content.title,
@@ -255,6 +258,7 @@ pub(crate) async fn save(
         c.retrospective_overdue,
         c.remind_at,
         c.escalate_at,
+        escalated_to,
         now,
         c.number.0,
         c.tenant.0,
@@ -327,10 +331,6 @@ pub(crate) async fn save(
     }
     crate::mail::write(tx, c, &w).await?;
     audit::append(tx, c.tenant, &w.events).await?;
-    let actor = w.events.first().map_or("changegate", |e| e.actor.as_str());
-    for d in &w.delegations {
-        crate::objects::create_delegation(tx, d, actor).await?;
-    }
     select_change!("WHERE id = $1", c.number.0)
         .fetch_one(&mut **tx)
         .await

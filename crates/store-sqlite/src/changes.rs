@@ -35,6 +35,7 @@ struct ChangeRow {
     retrospective_overdue: bool,
     remind_at: Option<DateTime<Utc>>,
     escalate_at: Option<DateTime<Utc>>,
+    escalated_to: Option<i64>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     version: i64,
@@ -67,6 +68,7 @@ impl ChangeRow {
             retrospective_overdue: self.retrospective_overdue,
             remind_at: self.remind_at,
             escalate_at: self.escalate_at,
+            escalated_to: self.escalated_to.map(UserId),
             created_at: self.created_at,
             updated_at: self.updated_at,
             version: self.version,
@@ -84,7 +86,7 @@ macro_rules! select_change {
                       approval_expires_at AS "approval_expires_at: DateTime<Utc>",
                       retrospective_due_at AS "retrospective_due_at: DateTime<Utc>",
                       retrospective_overdue AS "retrospective_overdue: bool",
-                      remind_at AS "remind_at: DateTime<Utc>", escalate_at AS "escalate_at: DateTime<Utc>",
+                      remind_at AS "remind_at: DateTime<Utc>", escalate_at AS "escalate_at: DateTime<Utc>", escalated_to,
                       created_at AS "created_at: DateTime<Utc>", updated_at AS "updated_at: DateTime<Utc>", version
                FROM changes "# + $tail
             $(, $arg)*
@@ -246,11 +248,12 @@ pub(crate) async fn save(
     let risk_level = c.risk_level.map(|l| l.as_str());
     let plan = to_json("approval plan", &c.plan)?;
     let content = to_json("change content", &c.content)?;
+    let escalated_to = c.escalated_to.map(|u| u.0);
     let done = sqlx::query!(
         "UPDATE changes SET kind = ?, state = ?, title = ?, implementer_id = ?, risk_level = ?, risk_score = ?,
                 revision = ?, fingerprint = ?, policy_version = ?, plan = ?, content = ?, planned_start = ?, planned_end = ?,
                 submitted_at = ?, decided_at = ?, approval_expires_at = ?, retrospective_due_at = ?,
-                retrospective_overdue = ?, remind_at = ?, escalate_at = ?, updated_at = ?, version = version + 1
+                retrospective_overdue = ?, remind_at = ?, escalate_at = ?, escalated_to = ?, updated_at = ?, version = version + 1
          WHERE id = ? AND tenant_id = ? AND version = ?",
         kind,
         state,
@@ -272,6 +275,7 @@ pub(crate) async fn save(
         c.retrospective_overdue,
         c.remind_at,
         c.escalate_at,
+        escalated_to,
         now,
         c.number.0,
         c.tenant.0,
@@ -344,10 +348,6 @@ pub(crate) async fn save(
     }
     crate::mail::write(tx, c, &w).await?;
     audit::append(tx, c.tenant, &w.events).await?;
-    let actor = w.events.first().map_or("changegate", |e| e.actor.as_str());
-    for d in &w.delegations {
-        crate::objects::create_delegation(tx, d, actor).await?;
-    }
     select_change!("WHERE id = ?", c.number.0)
         .fetch_one(&mut **tx)
         .await

@@ -237,6 +237,9 @@ pub struct Change {
     /// While awaiting approval: when the change is escalated to the
     /// policy's backup approver; cleared once it was.
     pub escalate_at: Option<DateTime<Utc>>,
+    /// The backup approver it was escalated to: they may decide in any
+    /// undecided seat of this change's current revision.
+    pub escalated_to: Option<UserId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub version: i64,
@@ -346,9 +349,6 @@ pub struct ChangeWrite {
     /// The approval link this write uses up (by token hash); the write
     /// fails with a conflict on `approval_links.used_at` when it was used.
     pub use_link: Option<String>,
-    /// Delegations that come with it (an escalation to a backup approver),
-    /// recorded by the actor of its first event.
-    pub delegations: Vec<NewDelegation>,
 }
 
 /// An e-mail for the outbox.

@@ -409,8 +409,9 @@ async fn note_writes(
     );
     let tenant = confined_to(request.uri().path());
     let response = next.run(request).await;
+    // A portal form answers a write with a redirect.
     if write
-        && response.status().is_success()
+        && (response.status().is_success() || response.status().is_redirection())
         && response.extensions().get::<NothingWritten>().is_none()
     {
         state.writes.note(tenant.as_deref());
@@ -480,11 +481,11 @@ impl Writes {
     }
 
     /// What can have changed any of `slugs`: writes anywhere, and their own.
-    pub fn of_tenants(&self, slugs: &[String]) -> (u64, Vec<u64>) {
+    pub fn of_tenants(&self, slugs: &[String]) -> (u64, Vec<(String, u64)>) {
         let tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
         let own = slugs
             .iter()
-            .map(|s| tenants.get(s).copied().unwrap_or(0))
+            .map(|s| (s.clone(), tenants.get(s).copied().unwrap_or(0)))
             .collect();
         (self.anywhere(), own)
     }

@@ -61,6 +61,10 @@ pub struct Encoded {
     pub heads: BTreeMap<TenantId, i64>,
 }
 
+/// What a bundle was encoded at: writes to no tenant in particular, and
+/// each of its tenants' own, by slug.
+type BundleVersion = (u64, Vec<(String, u64)>);
+
 /// Which tenants have configuration items bound to each cluster.
 struct Bindings {
     /// Every tenant's audit head, read before the items.
@@ -83,7 +87,7 @@ pub struct Snapshots {
     tenants: Cache<String, (u64, u64), TenantSnapshot>,
     list: Cache<(), u64, Vec<Tenant>>,
     bearers: Cache<String, u64, (User, TokenScope, Principal)>,
-    bundles: Cache<String, (u64, Vec<u64>), Encoded>,
+    bundles: Cache<String, BundleVersion, Encoded>,
     /// The tenants of each cluster's last bundle.
     bound: Mutex<HashMap<String, Vec<String>>>,
     bindings: Cache<(), u64, Bindings>,

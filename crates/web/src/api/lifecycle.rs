@@ -307,15 +307,10 @@ pub(crate) async fn record_decision(
                     format!("{email} is not a user of this tenant"),
                 )
             })?;
-            if !store
+            let delegated = store
                 .delegation_active(t.tenant.id, principal, t.caller.user, now)
-                .await?
-            {
-                return Err(ApiError::forbidden(format!(
-                    "{email} has no active delegation to you"
-                )));
-            }
-            Some(principal)
+                .await?;
+            Some((principal, email, delegated))
         }
     };
     // Concurrent decisions on one change race on its version; the loser
@@ -337,6 +332,32 @@ pub(crate) async fn record_decision(
             ))
             .with_field("revision"));
         }
+        // On someone's behalf: by their delegation, or as the backup this
+        // change was escalated to; never as the change's implementer where
+        // the policy keeps implementers from approving.
+        let on_behalf_of = match &on_behalf_of {
+            None => None,
+            Some((principal, email, delegated)) => {
+                if !delegated && c.escalated_to != Some(t.caller.user) {
+                    return Err(ApiError::forbidden(format!(
+                        "{email} has no active delegation to you, and {} was not escalated to you",
+                        c.number
+                    )));
+                }
+                if c.implementer == Some(t.caller.user)
+                    && workflow::policy(store, t.tenant.id)
+                        .await?
+                        .1
+                        .implementer_may_not_approve
+                {
+                    return Err(ApiError::forbidden(format!(
+                        "you implement {}; the policy keeps implementers from approving",
+                        c.number
+                    )));
+                }
+                Some(*principal)
+            }
+        };
         let mut votes = workflow::votes(store, &c).await?;
         let seat = c
             .plan
@@ -749,6 +770,7 @@ pub(crate) fn nudges(
     policy: &changegate_core::policy::PolicySpec,
     now: DateTime<Utc>,
 ) {
+    c.escalated_to = None;
     if c.state != ChangeState::AwaitingApproval {
         (c.remind_at, c.escalate_at) = (None, None);
         return;

@@ -97,11 +97,28 @@ pub async fn replace(
     let boards = workflow::boards(state.store.as_ref(), t.tenant.id).await?;
     spec.validate(|name| boards.iter().any(|b| b.name == name))?;
     if let Some(e) = &spec.escalation {
-        let people = workflow::People::load(state.store.as_ref(), t.tenant.id).await?;
-        if people.id_of(e.to.as_str()).is_none() {
+        let roles = match state.store.user_by_email(&e.to).await {
+            Ok(u) => state.store.roles_of(u.id).await?.remove(&t.tenant.id),
+            Err(changegate_store::StoreError::NotFound { .. }) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let Some(roles) = roles else {
             return Err(ApiError::invalid(
                 "escalation.to",
                 format!("{} is not a user of this tenant; add them first", e.to),
+            ));
+        };
+        if !Action::Decide
+            .granted_by()
+            .iter()
+            .any(|r| roles.contains(r))
+        {
+            return Err(ApiError::invalid(
+                "escalation.to",
+                format!(
+                    "{} cannot approve here: give them an approver role (technical-approver, business-approver or change-manager)",
+                    e.to
+                ),
             ));
         }
     }
@@ -207,7 +224,19 @@ pub async fn put_window(
     t.authorize(Action::ManageBlackouts)?;
     check_name(&name)?;
     let spec = window_spec(&name, body)?;
-    if spec.kind != WindowKind::Blackout {
+    // A maintenance window is the change manager's, whether it is being
+    // written or is the one being replaced.
+    let replaces_maintenance = state
+        .store
+        .objects(t.tenant.id, ObjectKind::Window)
+        .await?
+        .iter()
+        .find(|o| o.name == name)
+        .is_some_and(|o| {
+            serde_json::from_str::<WindowSpec>(&o.spec)
+                .map_or(true, |w| w.kind != WindowKind::Blackout)
+        });
+    if spec.kind != WindowKind::Blackout || replaces_maintenance {
         t.authorize(Action::ManagePolicy)?;
     }
     let r = state

@@ -235,44 +235,38 @@ struct InboxPage {
 
 /// Has `me` a seat on `c`'s frozen plan with no decision yet on its
 /// current revision?
-pub(crate) async fn waits_for(
-    store: &dyn Store,
-    c: &Change,
-    me: UserId,
-    now: DateTime<Utc>,
-) -> PageResult<bool> {
-    Ok(seat_for(store, c, me, now).await?.is_some())
+pub(crate) async fn waits_for(store: &dyn Store, c: &Change, me: UserId) -> PageResult<bool> {
+    Ok(seat_for(store, c, me).await?.is_some())
 }
 
 /// The seat `me` decides `c` in now: `Some(None)` their own, undecided;
-/// `Some(Some(from))` the undecided seat of `from`, who delegated it to
-/// them (an escalation does); `None` when they have no decision to make.
+/// `Some(Some(from))` the undecided seat of `from`, when `c` was escalated
+/// to `me`; `None` when they have no decision to make.
 pub(crate) async fn seat_for(
     store: &dyn Store,
     c: &Change,
     me: UserId,
-    now: DateTime<Utc>,
 ) -> PageResult<Option<Option<UserId>>> {
-    if c.state != ChangeState::AwaitingApproval || c.requester == me {
+    let seats = c.plan.seats();
+    if c.state != ChangeState::AwaitingApproval
+        || c.requester == me
+        || !(seats.contains(&me) || c.escalated_to == Some(me))
+    {
         return Ok(None);
     }
-    let decided: Vec<UserId> = store
-        .approvals(c.tenant, c.number)
-        .await?
-        .iter()
-        .filter(|a| a.revision == c.revision)
-        .map(|a| a.seat())
-        .collect();
-    let seats = c.plan.seats();
+    let votes = changegate_store::votes(store, c).await?;
     if seats.contains(&me) {
-        return Ok((!decided.contains(&me)).then_some(None));
+        return Ok((!votes.iter().any(|v| v.seat == me)).then_some(None));
     }
-    for seat in seats {
-        if !decided.contains(&seat) && store.delegation_active(c.tenant, seat, me, now).await? {
-            return Ok(Some(Some(seat)));
-        }
-    }
-    Ok(None)
+    // The backup: a seat on a board still waiting, not one already done.
+    Ok(match c.plan.status(&votes) {
+        PlanStatus::Pending { boards } => boards
+            .iter()
+            .flat_map(|b| b.awaiting.iter().copied())
+            .find(|seat| *seat != c.requester)
+            .map(Some),
+        _ => None,
+    })
 }
 
 pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> PageResult<Response> {
@@ -298,7 +292,7 @@ pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> PageResult<
         .list_changes(&list(Some(ChangeState::AwaitingApproval), None))
         .await?
     {
-        if waits_for(store, &c, me, state.now()).await? {
+        if waits_for(store, &c, me).await? {
             waiting.push(row(&c, &slugs));
         }
     }
@@ -568,8 +562,8 @@ pub async fn change(
         ),
         _ => None,
     };
-    let can_decide = t.authorize(Action::Decide).is_ok()
-        && waits_for(store, &c, viewer.principal.user, state.now()).await?;
+    let can_decide =
+        t.authorize(Action::Decide).is_ok() && waits_for(store, &c, viewer.principal.user).await?;
     let report = state.snapshots.chain(&state, &t.tenant).await?;
     let timeline = store
         .audit_events_about(t.tenant.id, &c.number.to_string())
@@ -688,9 +682,9 @@ pub async fn decide(
     viewer.check_csrf(&form.csrf)?;
     let t = in_tenant(&state, &viewer, &p.tenant).await?;
     t.authorize(Action::Decide)?;
-    // In a seat delegated to the viewer (an escalation), on its holder's behalf.
+    // In an undecided seat of a change escalated to the viewer, on its holder's behalf.
     let c = crate::api::changes::load(state.store.as_ref(), t.tenant.id, &p.number).await?;
-    let on_behalf_of = match seat_for(state.store.as_ref(), &c, t.caller.user, state.now()).await? {
+    let on_behalf_of = match seat_for(state.store.as_ref(), &c, t.caller.user).await? {
         Some(Some(from)) => Some(state.store.user(from).await?.email.to_string()),
         _ => None,
     };

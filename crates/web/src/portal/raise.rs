@@ -4,8 +4,10 @@
 //! same items in the slot, the earliest slot allowed), then submit it for
 //! approval or keep it as a draft. A plain form: "Preview" posts it back
 //! and the page returns filled in, with the preview; nothing is written
-//! until "Submit" or "Save draft", and a change that could not be
-//! submitted as it stands is not raised at all.
+//! until "Submit" or "Save draft", and a change whose preview lists what
+//! stops its submission is not raised at all. (Should submission still
+//! fail, say because the policy changed in between, the change stays a
+//! draft and the page says so with its number.)
 
 use askama::Template;
 use axum::body::Bytes;

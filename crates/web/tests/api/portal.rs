@@ -625,6 +625,32 @@ async fn the_settings_pages_administer_a_tenant_within_each_roles_rights(app: Te
         windows[0]["spec"]["schedule"]["ranges"][0]["start"], "2026-12-23T23:00:00Z",
         "{windows}"
     );
+    // A client admin may not turn the MSP's maintenance window into a blackout.
+    m.cm.put(
+        &format!("{A}/windows/weekly"),
+        json!({ "timeZone": "Europe/Berlin", "schedule": { "cron": { "expr": "0 2 * * SAT", "duration": "4h" } } }),
+    )
+    .await
+    .ok();
+    alice
+        .form(
+            "/t/client-a/settings/blackouts",
+            &[
+                ("csrf", &token),
+                ("name", "weekly"),
+                ("from", "2026-12-24T00:00"),
+                ("until", "2026-12-27T00:00"),
+            ],
+        )
+        .await
+        .status(403);
+    alice
+        .form(
+            "/t/client-a/settings/blackouts/remove",
+            &[("csrf", &token), ("name", "weekly")],
+        )
+        .await
+        .status(403);
     alice
         .form(
             "/t/client-a/settings/objects",
@@ -758,6 +784,8 @@ async fn the_settings_pages_administer_a_tenant_within_each_roles_rights(app: Te
         .await
         .status(303);
     assert_eq!(location(&created), "/t/client-c/settings");
+    // Reachable at once: the new tenant is in the server's tenant list.
+    admin.get("/t/client-c/settings").await.status(200);
     let again = admin
         .form(
             "/admin/tenants",
@@ -790,6 +818,15 @@ async fn an_undecided_approval_is_reminded_once_then_escalated_to_the_backup(app
             .status(422);
     assert!(
         refused.text.contains("not a user of this tenant"),
+        "{}",
+        refused.text
+    );
+    let refused =
+        m.cm.put(&format!("{A}/policy"), policy("alice@client-a.example"))
+            .await
+            .status(422);
+    assert!(
+        refused.text.contains("cannot approve here"),
         "{}",
         refused.text
     );
@@ -894,6 +931,28 @@ async fn an_undecided_approval_is_reminded_once_then_escalated_to_the_backup(app
     );
     // Approved: nothing is left to remind of.
     assert_eq!(pass(24 * 9).await, vec![]);
+    // The escalation was for that change only: no say on another one.
+    let other = m.submitted(high_risk()).await;
+    let refused =
+        m.cm.post(
+            &format!("{A}/changes/{other}/decisions"),
+            json!({ "decision": "approve", "on_behalf_of": "carol@client-a.example" }),
+        )
+        .await
+        .status(403);
+    assert!(
+        refused.text.contains("was not escalated to you"),
+        "{}",
+        refused.text
+    );
+    let page = cm
+        .get(&format!("/t/client-a/changes/{other}"))
+        .await
+        .status(200);
+    assert!(
+        !page.text.contains(">Approve</button>"),
+        "no decision form on another change"
+    );
 }
 
 /// The change page lists its revisions and what each changed.
