@@ -649,10 +649,18 @@ pub async fn change(
             })
             .collect(),
         timeline,
-        chain: if report.intact {
-            format!("intact ({} events)", report.events)
+        chain: if report.report.intact {
+            format!(
+                "intact ({} events, verified {})",
+                report.report.events,
+                when(Some(report.at))
+            )
         } else {
-            format!("BROKEN: {:?}", report.first_break)
+            format!(
+                "BROKEN: {:?} (verified {})",
+                report.report.first_break,
+                when(Some(report.at))
+            )
         },
         comments,
         revisions,
