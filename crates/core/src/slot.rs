@@ -168,6 +168,18 @@ pub fn earliest<W: AsRef<CompiledWindow>>(
     length: TimeDelta,
     bookings: &[Booking],
 ) -> Option<DateTime<Utc>> {
+    earliest_for_all(std::slice::from_ref(rules), items, from, length, bookings)
+}
+
+/// Like [`earliest`], for a slot every tenant in `all` must allow (a
+/// release delivering changes of several tenants in one window).
+pub fn earliest_for_all<W: AsRef<CompiledWindow>>(
+    all: &[Rules<'_, W>],
+    items: &[String],
+    from: DateTime<Utc>,
+    length: TimeDelta,
+    bookings: &[Booking],
+) -> Option<DateTime<Utc>> {
     let length = length.max(TimeDelta::zero());
     let horizon = from + crate::window::SEARCH_HORIZON;
     let mut t = from;
@@ -177,18 +189,25 @@ pub fn earliest<W: AsRef<CompiledWindow>>(
             return None;
         }
         let end = t + length;
-        // Where the windows would let the slot start next, if not at `t`.
-        let moved = match rules.verdict(t) {
-            WindowVerdict::Closed { next } => Some(next?.at),
-            WindowVerdict::Blackout { until, next, .. } => Some(if rules.requires_window {
-                next?.at
-            } else {
-                until
-            }),
-            WindowVerdict::Open { closes, .. } if closes < end => Some(closes),
-            WindowVerdict::Open { .. } => None,
-            WindowVerdict::NotRequired => rules.blackout_within(t, end).map(|(_, _, until)| until),
-        };
+        // Where the windows would let the slot start next, if not at `t`:
+        // the latest such moment over every tenant's rules.
+        let mut moved: Option<DateTime<Utc>> = None;
+        for rules in all {
+            let next = match rules.verdict(t) {
+                WindowVerdict::Closed { next } => Some(next?.at),
+                WindowVerdict::Blackout { until, next, .. } => Some(if rules.requires_window {
+                    next?.at
+                } else {
+                    until
+                }),
+                WindowVerdict::Open { closes, .. } if closes < end => Some(closes),
+                WindowVerdict::Open { .. } => None,
+                WindowVerdict::NotRequired => {
+                    rules.blackout_within(t, end).map(|(_, _, until)| until)
+                }
+            };
+            moved = moved.max(next);
+        }
         if let Some(next) = moved {
             t = next.max(t + TimeDelta::seconds(1));
             continue;
@@ -354,6 +373,49 @@ mod tests {
         assert_eq!(earliest(&r, &items, from, TimeDelta::hours(6), &[]), None);
     }
 
+    /// Client B's windows: Sundays 01:00-05:00 Zurich.
+    fn sundays() -> Vec<Arc<CompiledWindow>> {
+        vec![window(
+            "sunday",
+            serde_json::json!({ "timeZone": "Europe/Zurich",
+                "schedule": { "cron": { "expr": "0 1 * * SUN", "duration": "4h" } } }),
+        )]
+    }
+
+    #[test]
+    fn a_slot_for_two_tenants_needs_both_windows_open() {
+        let (a, b) = (calendar(), sundays());
+        let items = vec!["shared-firewall".to_string()];
+        let from = at("2026-11-23T00:00:00Z");
+        let both = [
+            rules(&a, ChangeType::Normal),
+            Rules {
+                tenant: "client-b",
+                ..rules(&b, ChangeType::Normal)
+            },
+        ];
+        // Saturday 01:00-05:00 UTC and Sunday 00:00-04:00 UTC never meet.
+        assert_eq!(
+            earliest_for_all(&both, &items, from, TimeDelta::hours(1), &[]),
+            None
+        );
+        // A blackout-only tenant adds its blackout to the other's windows.
+        let freeze = [
+            rules(&a, ChangeType::Normal),
+            rules(&a, ChangeType::Standard),
+        ];
+        assert_eq!(
+            earliest_for_all(
+                &freeze,
+                &items,
+                at("2026-12-21T09:00:00Z"),
+                TimeDelta::hours(1),
+                &[]
+            ),
+            Some(at("2027-01-02T01:00:00Z"))
+        );
+    }
+
     proptest! {
         /// Whatever the bookings, the slot proposed passes the check, and
         /// no earlier start on the hour does.
@@ -392,6 +454,36 @@ mod tests {
                     !check(&r, &items, t, t + length, &bookings).is_empty(),
                     "{} was acceptable before {}", t, found
                 );
+                t += TimeDelta::hours(1);
+            }
+        }
+
+        /// Two tenants, one needing windows, one not: the slot proposed
+        /// passes both tenants' checks, and no earlier start on the hour
+        /// passes both.
+        #[test]
+        fn a_slot_proposed_for_two_tenants_passes_both(
+            day in 0i64..60,
+            hour in 0i64..24,
+            length in 1i64..4,
+        ) {
+            let a = calendar();
+            let b = sundays();
+            let both = [
+                rules(&a, ChangeType::Normal),
+                Rules { tenant: "client-b", ..rules(&b, ChangeType::Standard) },
+            ];
+            let items = vec!["shared-firewall".to_string()];
+            let from = at("2026-11-23T00:00:00Z") + TimeDelta::days(day) + TimeDelta::hours(hour);
+            let length = TimeDelta::hours(length);
+            let passes = |t: DateTime<Utc>| both.iter().all(|r| check(r, &items, t, t + length, &[]).is_empty());
+            let found = earliest_for_all(&both, &items, from, length, &[]);
+            prop_assert!(found.is_some());
+            let found = found.unwrap();
+            prop_assert!(passes(found));
+            let mut t = from;
+            while t < found {
+                prop_assert!(!passes(t), "{} passed both before {}", t, found);
                 t += TimeDelta::hours(1);
             }
         }
