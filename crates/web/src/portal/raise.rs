@@ -21,7 +21,7 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 
 use super::pages::{Nav, in_tenant, nav, render, when};
-use super::{PageError, PageResult, Viewer};
+use super::{Fields, PageError, PageResult, Viewer};
 use crate::AppState;
 use crate::api::lifecycle::submit_change;
 use crate::error::ApiError;
@@ -135,14 +135,8 @@ pub async fn raise(
     Path(slug): Path<String>,
     body: Bytes,
 ) -> PageResult<Response> {
-    let fields: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let one = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default()
-    };
+    let fields = Fields::parse(&body);
+    let one = |name: &str| fields.one(name);
     viewer.check_csrf(&one("csrf"))?;
     let t = in_tenant(&state, &viewer, &slug).await?;
     t.authorize(Action::RequestChange)?;
@@ -152,11 +146,7 @@ pub async fn raise(
         title: one("title"),
         description: one("description"),
         justification: one("justification"),
-        items: fields
-            .iter()
-            .filter(|(k, _)| k == "ci")
-            .map(|(_, v)| v.clone())
-            .collect(),
+        items: fields.all("ci"),
         artifacts: one("artifacts"),
         planned_start: one("planned_start"),
         planned_end: one("planned_end"),
@@ -164,11 +154,7 @@ pub async fn raise(
         test_plan: one("test_plan"),
         backout_plan: one("backout_plan"),
         communication_plan: one("communication_plan"),
-        answers: fields
-            .iter()
-            .filter_map(|(k, v)| Some((k.strip_prefix("risk.")?.to_string(), v.clone())))
-            .filter(|(_, v)| !v.is_empty())
-            .collect(),
+        answers: fields.under("risk."),
     };
     let intent = one("intent");
     let (kind, content) = match read(&f) {

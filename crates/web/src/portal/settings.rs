@@ -23,7 +23,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::pages::{Nav, in_tenant, nav, render, when};
-use super::{PageResult, Viewer};
+use super::{Fields, PageResult, Viewer};
 use crate::AppState;
 use crate::api::{self, Body, NamePath};
 use crate::auth::Caller;
@@ -297,14 +297,8 @@ pub async fn add_person(
     Path(slug): Path<String>,
     body: axum::body::Bytes,
 ) -> PageResult<Response> {
-    let fields: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
-    let one = |name: &str| {
-        fields
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
+    let fields = Fields::parse(&body);
+    let one = |name: &str| fields.one(name).trim().to_string();
     viewer.check_csrf(&one("csrf"))?;
     let t = in_tenant(&state, &viewer, &slug).await?;
     t.authorize(Action::AdministerTenant)?;
@@ -313,11 +307,7 @@ pub async fn add_person(
         email: email.clone(),
         name: Some(one("name")).filter(|n| !n.is_empty()),
         kind: None,
-        roles: fields
-            .iter()
-            .filter(|(k, _)| k == "role")
-            .map(|(_, v)| v.clone())
-            .collect(),
+        roles: fields.all("role"),
     };
     let outcome = api::people::add(State(state.clone()), t, Body(body))
         .await
