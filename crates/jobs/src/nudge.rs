@@ -57,15 +57,21 @@ pub(crate) async fn nudge(
         _ => Vec::new(),
     };
     let tenant = store.tenant(c.tenant).await?;
+    // Everyone a reminder or an escalation can name, in one read.
+    let people: Vec<(UserId, Email)> = store
+        .users_in_tenant(c.tenant)
+        .await?
+        .into_iter()
+        .map(|(u, _)| (u.id, u.email))
+        .collect();
     let page = format!("{public_url}/t/{}/changes/{}", tenant.slug, c.number);
     if remind {
         c.remind_at = None;
         let mut messages = Vec::new();
         let mut told = Vec::new();
-        for seat in &undecided {
-            let user = store.user(*seat).await?;
+        for (_, email) in people.iter().filter(|(id, _)| undecided.contains(id)) {
             messages.push(NewMessage {
-                recipient: user.email.clone(),
+                recipient: email.clone(),
                 subject: format!("Reminder: {} waits for your decision", c.number),
                 body: format!(
                     "{number} for {tenant} still waits for your decision.\n\nTitle: {title}\n\n\
@@ -76,7 +82,7 @@ pub(crate) async fn nudge(
                 ),
                 at: now,
             });
-            told.push(user.email.to_string());
+            told.push(email.to_string());
         }
         let e = event("change.reminded", json!({ "to": told }));
         return Ok(Some((
@@ -89,7 +95,7 @@ pub(crate) async fn nudge(
         )));
     }
     c.escalate_at = None;
-    let backup = backup(store, c).await?;
+    let backup = backup(store, c, &people).await?;
     let Some(backup) = backup else {
         let e = event(
             "change.escalation-failed",
@@ -136,8 +142,12 @@ fn only(e: NewEvent) -> ChangeWrite {
     }
 }
 
-/// The tenant policy's backup approver, if they are a user of the tenant.
-async fn backup(store: &dyn Store, c: &Change) -> Result<Option<(UserId, Email)>, StoreError> {
+/// The tenant policy's backup approver, if they are one of `people`.
+async fn backup(
+    store: &dyn Store,
+    c: &Change,
+    people: &[(UserId, Email)],
+) -> Result<Option<(UserId, Email)>, StoreError> {
     let policy: PolicySpec = match store.policy(c.tenant).await {
         Ok((_, text)) => serde_json::from_str(&text).unwrap_or_default(),
         Err(StoreError::NotFound { .. }) => PolicySpec::default(),
@@ -146,10 +156,5 @@ async fn backup(store: &dyn Store, c: &Change) -> Result<Option<(UserId, Email)>
     let Some(escalation) = policy.escalation else {
         return Ok(None);
     };
-    let bound = store
-        .users_in_tenant(c.tenant)
-        .await?
-        .into_iter()
-        .find(|(u, _)| u.email == escalation.to);
-    Ok(bound.map(|(u, _)| (u.id, u.email)))
+    Ok(people.iter().find(|(_, e)| *e == escalation.to).cloned())
 }
