@@ -71,10 +71,15 @@ pub enum Action {
     AdministerTenant,
     /// Add blackout dates for the tenant.
     ManageBlackouts,
+    /// Package the tenant's approved changes into releases, authorize
+    /// their phases, run their runbooks and authorize a rollback.
+    Release,
+    /// Let a release start despite a conflict, with a reason.
+    OverrideConflict,
 }
 
 impl Action {
-    pub const ALL: [Action; 8] = [
+    pub const ALL: [Action; 10] = [
         Action::Read,
         Action::RequestChange,
         Action::Decide,
@@ -83,6 +88,8 @@ impl Action {
         Action::ManagePolicy,
         Action::AdministerTenant,
         Action::ManageBlackouts,
+        Action::Release,
+        Action::OverrideConflict,
     ];
 
     /// The roles that grant this action in a tenant.
@@ -105,6 +112,8 @@ impl Action {
             Action::ManagePolicy => &[ChangeManager],
             Action::AdministerTenant => &[TenantAdmin],
             Action::ManageBlackouts => &[TenantAdmin, ChangeManager],
+            Action::Release => &[ReleaseManager],
+            Action::OverrideConflict => &[ChangeManager],
         }
     }
 }

@@ -1,51 +1,6 @@
 //! A change request's type, risk level and states (DESIGN §5, contract
 //! names), and which transitions the state machine allows.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
-
-use crate::ids::InvalidValue;
-
-macro_rules! kebab_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
-        }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = InvalidValue;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                $name::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
-                    let names: Vec<&str> = $name::ALL.iter().map(|v| v.as_str()).collect();
-                    InvalidValue::new(
-                        stringify!($name).to_ascii_lowercase(),
-                        format!("{s:?} is not one of {}", names.join(", ")),
-                    )
-                })
-            }
-        }
-    };
-}
-
 kebab_enum!(
     /// Standard (pre-approved template), normal, emergency.
     ChangeType { Standard = "standard", Normal = "normal", Emergency = "emergency" }
@@ -123,7 +78,8 @@ pub fn allowed(from: ChangeState, to: ChangeState) -> bool {
         // A material edit after submission re-opens approval.
         (AwaitingApproval | Approved | Scheduled, AwaitingApproval) => true,
         (Approved, Scheduled | Implementing | Cancelled | Expired) => true,
-        (Scheduled, Implementing | Cancelled | Expired) => true,
+        // A cancelled release gives its scheduled changes back.
+        (Scheduled, Approved | Implementing | Cancelled | Expired) => true,
         (Implementing, Implemented | Failed | RolledBack) => true,
         (Failed, RolledBack) => true,
         (Implemented | Failed | RolledBack, InReview | Closed) => true,

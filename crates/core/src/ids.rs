@@ -33,48 +33,66 @@ id!(
     ChangeId
 );
 
-/// `CHG-<n>`, unique per installation (contract).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct ChangeNumber(pub i64);
+macro_rules! number {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $what:literal, $example:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(pub i64);
 
-impl fmt::Display for ChangeNumber {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "CHG-{}", self.0)
-    }
-}
-
-impl FromStr for ChangeNumber {
-    type Err = InvalidValue;
-    /// Accepts `CHG-12`, `chg-12` and `12`.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let digits = s
-            .strip_prefix("CHG-")
-            .or_else(|| s.strip_prefix("chg-"))
-            .unwrap_or(s);
-        match digits.parse::<i64>() {
-            Ok(n) if n > 0 => Ok(ChangeNumber(n)),
-            _ => Err(InvalidValue::new(
-                "change",
-                format!("{s:?} is not a change number; write it as CHG-<n>, e.g. CHG-12"),
-            )),
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!($prefix, "-{}"), self.0)
+            }
         }
-    }
+
+        impl FromStr for $name {
+            type Err = InvalidValue;
+            /// Accepts the prefixed form in either case, or the bare number.
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let prefix = concat!($prefix, "-");
+                let digits = if s.len() > prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
+                    &s[prefix.len()..]
+                } else {
+                    s
+                };
+                match digits.parse::<i64>() {
+                    Ok(n) if n > 0 => Ok($name(n)),
+                    _ => Err(InvalidValue::new(
+                        $what,
+                        format!(
+                            concat!("{:?} is not a ", $what, " number; write it as ", $prefix, "-<n>, e.g. ", $example),
+                            s
+                        ),
+                    )),
+                }
+            }
+        }
+
+        /// Written with its prefix in JSON, as everywhere else.
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                text.parse()
+                    .map_err(|e: InvalidValue| serde::de::Error::custom(e.message))
+            }
+        }
+    };
 }
 
-/// Written `CHG-<n>` in JSON, as everywhere else.
-impl serde::Serialize for ChangeNumber {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-impl<'de> serde::Deserialize<'de> for ChangeNumber {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse()
-            .map_err(|e: InvalidValue| serde::de::Error::custom(e.message))
-    }
-}
+number!(
+    /// `CHG-<n>`, unique per installation (contract).
+    ChangeNumber, "CHG", "change", "CHG-12"
+);
+number!(
+    /// `REL-<n>`, unique per installation (contract).
+    ReleaseNumber, "REL", "release", "REL-3"
+);
 
 /// A value that failed validation, with the field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -205,6 +223,9 @@ mod tests {
         assert!("CHG-0".parse::<ChangeNumber>().is_err());
         assert!("REL-3".parse::<ChangeNumber>().is_err());
         assert_eq!(ChangeNumber(7).to_string(), "CHG-7");
+        assert_eq!("rel-3".parse::<ReleaseNumber>(), Ok(ReleaseNumber(3)));
+        assert_eq!(ReleaseNumber(3).to_string(), "REL-3");
+        assert!("CHG-3".parse::<ReleaseNumber>().is_err());
     }
 
     #[test]

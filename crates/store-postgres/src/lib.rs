@@ -17,11 +17,12 @@ mod changes;
 mod mail;
 mod objects;
 mod people;
+mod releases;
 mod rows;
 
 use async_trait::async_trait;
 use changegate_core::audit::Event;
-use changegate_core::{ChangeNumber, Email, Role, TenantId, UserId};
+use changegate_core::{ChangeNumber, Email, ReleaseNumber, Role, TenantId, UserId};
 use changegate_store::*;
 use chrono::{DateTime, Utc};
 use sqlx::error::DatabaseError;
@@ -376,6 +377,61 @@ impl Store for PostgresStore {
 
     async fn changes_due(&self, now: DateTime<Utc>) -> Result<Vec<Change>> {
         changes::due(&self.pool, now).await
+    }
+
+    async fn create_release(&self, release: NewRelease, actor: &str) -> Result<Release> {
+        let mut tx = self.begin().await?;
+        for tenant in release
+            .changes
+            .iter()
+            .map(|i| i.tenant)
+            .collect::<BTreeSet<_>>()
+        {
+            audit::lock_tenant(&mut tx, tenant).await?;
+        }
+        let r = releases::insert(&mut tx, &release, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    async fn release(&self, number: ReleaseNumber) -> Result<Release> {
+        releases::get(&self.pool, number).await
+    }
+
+    async fn releases(
+        &self,
+        tenants: Option<&BTreeSet<TenantId>>,
+        limit: i64,
+    ) -> Result<Vec<Release>> {
+        releases::list(&self.pool, tenants, limit).await
+    }
+
+    async fn releases_of_change(
+        &self,
+        tenant: TenantId,
+        change: ChangeNumber,
+    ) -> Result<Vec<Release>> {
+        releases::of_change(&self.pool, tenant, change).await
+    }
+
+    async fn save_release(
+        &self,
+        release: &Release,
+        expected_version: i64,
+        write: ReleaseWrite,
+    ) -> Result<Release> {
+        // Every tenant it touches, locked in one order (no deadlock
+        // between two releases sharing tenants).
+        let mut tenants = release.tenants();
+        tenants.extend(write.events.iter().map(|(t, _)| *t));
+        tenants.extend(write.changes.iter().map(|(c, _, _)| c.tenant));
+        let mut tx = self.begin().await?;
+        for tenant in tenants {
+            audit::lock_tenant(&mut tx, tenant).await?;
+        }
+        let r = releases::save(&mut tx, release, expected_version, write).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
     }
 
     async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)> {

@@ -9,11 +9,12 @@ mod changes;
 mod mail;
 mod objects;
 mod people;
+mod releases;
 mod rows;
 
 use async_trait::async_trait;
 use changegate_core::audit::Event;
-use changegate_core::{ChangeNumber, Email, Role, TenantId, UserId};
+use changegate_core::{ChangeNumber, Email, ReleaseNumber, Role, TenantId, UserId};
 use changegate_store::*;
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -367,6 +368,45 @@ impl Store for SqliteStore {
 
     async fn changes_due(&self, now: DateTime<Utc>) -> Result<Vec<Change>> {
         changes::due(&self.pool, now).await
+    }
+
+    async fn create_release(&self, release: NewRelease, actor: &str) -> Result<Release> {
+        let (_turn, mut tx) = self.write().await?;
+        let r = releases::insert(&mut tx, &release, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
+    }
+
+    async fn release(&self, number: ReleaseNumber) -> Result<Release> {
+        releases::get(&self.pool, number).await
+    }
+
+    async fn releases(
+        &self,
+        tenants: Option<&BTreeSet<TenantId>>,
+        limit: i64,
+    ) -> Result<Vec<Release>> {
+        releases::list(&self.pool, tenants, limit).await
+    }
+
+    async fn releases_of_change(
+        &self,
+        tenant: TenantId,
+        change: ChangeNumber,
+    ) -> Result<Vec<Release>> {
+        releases::of_change(&self.pool, tenant, change).await
+    }
+
+    async fn save_release(
+        &self,
+        release: &Release,
+        expected_version: i64,
+        write: ReleaseWrite,
+    ) -> Result<Release> {
+        let (_turn, mut tx) = self.write().await?;
+        let r = releases::save(&mut tx, release, expected_version, write).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
     }
 
     async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)> {

@@ -11,7 +11,7 @@ pub use records::*;
 
 use async_trait::async_trait;
 use changegate_core::audit::Event;
-use changegate_core::{ChangeNumber, Email, Role, TenantId, UserId};
+use changegate_core::{ChangeNumber, Email, ReleaseNumber, Role, TenantId, UserId};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -132,6 +132,34 @@ pub trait Store: Send + Sync + 'static {
     /// Changes whose approval expiry, retrospective deadline, reminder or
     /// escalation has come.
     async fn changes_due(&self, now: DateTime<Utc>) -> Result<Vec<Change>>;
+
+    // Releases
+    /// Create a release; `release.created` is appended to the chain of
+    /// every tenant whose changes it delivers.
+    async fn create_release(&self, release: NewRelease, actor: &str) -> Result<Release>;
+    async fn release(&self, number: ReleaseNumber) -> Result<Release>;
+    /// Releases delivering a change of one of `tenants` (all when `None`),
+    /// newest first.
+    async fn releases(
+        &self,
+        tenants: Option<&BTreeSet<TenantId>>,
+        limit: i64,
+    ) -> Result<Vec<Release>>;
+    /// The releases delivering one change, oldest first.
+    async fn releases_of_change(
+        &self,
+        tenant: TenantId,
+        change: ChangeNumber,
+    ) -> Result<Vec<Release>>;
+    /// Write `release` if its row still has `expected_version` (else
+    /// `Conflict`), with its list of changes, the changes `write` moves
+    /// and its audit events, in one transaction.
+    async fn save_release(
+        &self,
+        release: &Release,
+        expected_version: i64,
+        write: ReleaseWrite,
+    ) -> Result<Release>;
 
     // Audit
     /// The tenant's events in stored order and the head sequence number.

@@ -408,3 +408,54 @@ pub struct ChangeFilter {
     pub before: Option<ChangeNumber>,
     pub limit: u32,
 }
+
+/// A change a release delivers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ReleaseItem {
+    pub tenant: TenantId,
+    pub change: ChangeNumber,
+}
+
+/// A release (DESIGN §6): approved changes of one or several tenants
+/// delivered together in one slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Release {
+    pub number: changegate_core::ReleaseNumber,
+    pub name: String,
+    pub owner: UserId,
+    pub state: changegate_core::release::ReleaseState,
+    pub planned_start: Option<DateTime<Utc>>,
+    pub planned_end: Option<DateTime<Utc>>,
+    /// In the order they were added.
+    pub changes: Vec<ReleaseItem>,
+    pub record: changegate_core::release::Record,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+impl Release {
+    /// The tenants whose changes it delivers, each once.
+    pub fn tenants(&self) -> std::collections::BTreeSet<TenantId> {
+        self.changes.iter().map(|i| i.tenant).collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRelease {
+    pub name: String,
+    pub owner: UserId,
+    pub planned_start: Option<DateTime<Utc>>,
+    pub planned_end: Option<DateTime<Utc>>,
+    pub changes: Vec<ReleaseItem>,
+    pub record: changegate_core::release::Record,
+}
+
+/// Everything written together with a release: the changes it moves
+/// (each under its own expected version, with its own write) and the
+/// events for each tenant's chain.
+#[derive(Debug, Clone, Default)]
+pub struct ReleaseWrite {
+    pub changes: Vec<(Change, i64, ChangeWrite)>,
+    pub events: Vec<(TenantId, NewEvent)>,
+}

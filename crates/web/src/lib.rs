@@ -12,6 +12,7 @@ pub mod mail;
 pub mod openapi;
 pub mod portal;
 pub mod preview;
+pub(crate) mod schedule;
 pub mod snapshot;
 pub mod tenant;
 mod workflow;
@@ -88,6 +89,10 @@ pub enum Access {
     /// Like `Tenant`, for the tenant named in the JSON body's `tenant`
     /// (the gate API, whose path is fixed).
     TenantInBody(Action),
+    /// A caller who sees a tenant of the `{number}` release (else 404),
+    /// holding a role that grants the action in every tenant it delivers
+    /// to (a conflict's override: in the conflict's tenant).
+    InRelease(Action),
     /// Installation administrators.
     Admin,
     /// A cluster's agent, with its agent token; no person.
@@ -148,6 +153,67 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         r("GET", "/api/v1/agent/bundle", Agent, get(bundle::bundle)),
         r("POST", "/api/v1/agent/reports", Agent, post(report::report)),
         r("POST", "/api/v1/tenants", Admin, post(tenants::create)),
+        r("GET", "/api/v1/releases", Caller, get(releases::list)),
+        r(
+            "POST",
+            "/api/v1/releases",
+            TenantInBody(Release),
+            post(releases::create),
+        ),
+        r(
+            "GET",
+            "/api/v1/releases/{number}",
+            InRelease(Read),
+            get(releases::show),
+        ),
+        r(
+            "PATCH",
+            "/api/v1/releases/{number}",
+            InRelease(Release),
+            patch(releases::edit),
+        ),
+        r(
+            "POST",
+            "/api/v1/releases/{number}/phases",
+            InRelease(Release),
+            post(releases::authorize_phase),
+        ),
+        r(
+            "POST",
+            "/api/v1/releases/{number}/overrides",
+            InRelease(OverrideConflict),
+            post(releases::override_conflict),
+        ),
+        r(
+            "POST",
+            "/api/v1/releases/{number}/steps/{step}",
+            InRelease(Release),
+            post(releases::record_step),
+        ),
+        r(
+            "POST",
+            "/api/v1/releases/{number}/rollback",
+            InRelease(Release),
+            post(releases::rollback),
+        ),
+        r(
+            "POST",
+            "/api/v1/releases/{number}/finish",
+            InRelease(Release),
+            post(releases::finish),
+        ),
+        r(
+            "POST",
+            "/api/v1/releases/{number}/close",
+            InRelease(Release),
+            post(releases::close),
+        ),
+        r(
+            "POST",
+            "/api/v1/releases/{number}/cancel",
+            InRelease(Release),
+            post(releases::cancel),
+        ),
         r("GET", "/api/v1/changes", Caller, get(changes::list_all)),
         r(
             "GET",

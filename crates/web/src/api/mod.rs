@@ -9,6 +9,7 @@ pub mod lifecycle;
 pub mod meta;
 pub mod people;
 pub mod policy;
+pub mod releases;
 pub mod report;
 pub mod session;
 pub mod tenants;

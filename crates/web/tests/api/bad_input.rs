@@ -203,8 +203,10 @@ async fn everyone(app: &TestApp) -> Msp {
     m
 }
 
-fn fill(route: &RouteInfo, draft: &str, awaiting: &str) -> String {
-    let number = if route.path.ends_with("/decisions") {
+fn fill(route: &RouteInfo, draft: &str, awaiting: &str, release: &str) -> String {
+    let number = if route.path.starts_with("/api/v1/releases/") {
+        release
+    } else if route.path.ends_with("/decisions") {
         awaiting
     } else {
         draft
@@ -214,6 +216,7 @@ fn fill(route: &RouteInfo, draft: &str, awaiting: &str) -> String {
         .replace("{tenant}", "client-a")
         .replace("{number}", number)
         .replace("{name}", "fuzzed")
+        .replace("{step}", "1")
 }
 
 async fn one_request(
@@ -263,7 +266,7 @@ where
         .enable_all()
         .build()
         .expect("a runtime");
-    let (app, who, draft, awaiting) = rt.block_on(async {
+    let (app, who, draft, awaiting, release) = rt.block_on(async {
         let app = new_app().await;
         let m = everyone(&app).await;
         let raise = async |by: &Actor| {
@@ -280,7 +283,47 @@ where
             .post(&format!("{A}/changes/{awaiting}/submit"), json!({}))
             .await
             .ok();
-        (app, m.admin, draft, awaiting)
+        // A planned release of the draft, with one step (written through
+        // the store: the fuzzed routes act on it).
+        let tenant = app.store.tenant_by_slug("client-a").await.expect("tenant");
+        let admin = app
+            .store
+            .user_by_email(&changegate_core::Email::parse("admin@msp.example").expect("email"))
+            .await
+            .expect("admin");
+        let release = app
+            .store
+            .create_release(
+                changegate_store::NewRelease {
+                    name: "Fuzzed release".into(),
+                    owner: admin.id,
+                    planned_start: None,
+                    planned_end: None,
+                    changes: vec![changegate_store::ReleaseItem {
+                        tenant: tenant.id,
+                        change: draft.parse().expect("a change number"),
+                    }],
+                    record: changegate_core::release::Record {
+                        runbook: vec![changegate_core::release::Step {
+                            kind: changegate_core::release::StepKind::Deploy,
+                            title: "fuzzed step".into(),
+                            owner: String::new(),
+                            change: None,
+                            status: changegate_core::release::StepStatus::Pending,
+                            evidence: String::new(),
+                            recorded_by: None,
+                            at: None,
+                        }],
+                        ..Default::default()
+                    },
+                },
+                "test",
+            )
+            .await
+            .expect("release created")
+            .number
+            .to_string();
+        (app, m.admin, draft, awaiting, release)
     });
     let routes: Vec<RouteInfo> = changegate_web::route_table()
         .into_iter()
@@ -288,7 +331,7 @@ where
         .collect();
     let started = std::time::Instant::now();
     for route in &routes {
-        let path = fill(route, &draft, &awaiting);
+        let path = fill(route, &draft, &awaiting, &release);
         // Without a source file proptest cannot persist failures; the message names the body.
         let config = Config {
             cases: 64,

@@ -11,6 +11,7 @@ mod matrix;
 mod openapi;
 mod policy;
 mod portal;
+mod releases;
 mod session;
 
 /// Run an async scenario `fn(TestApp)` on both databases.

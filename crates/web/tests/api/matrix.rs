@@ -109,6 +109,7 @@ const ADMIN_PASSWORD: &str = "matrix admin password";
 fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
     const T: &str = "/api/v1/tenants/{tenant}";
     const C: &str = "/api/v1/tenants/{tenant}/changes/{number}";
+    const R: &str = "/api/v1/releases/{number}";
     let p = path;
     let body = match method {
         "POST" if p == "/api/v1/tokens" => json!({ "name": "matrix-token" }),
@@ -154,6 +155,25 @@ fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
             json!({ "outcome": "succeeded", "notes": "matrix" })
         }
         "POST" if p == format!("{C}/comments") => json!({ "body": "a matrix comment" }),
+        // The change is filled in by the world (`World::release_body`).
+        "POST" if p == "/api/v1/releases" => json!({ "name": "Matrix release",
+            "changes": [ { "tenant": tenant, "change": "" } ] }),
+        "PATCH" if p == R => json!({ "name": "Matrix release, renamed" }),
+        "POST" if p == format!("{R}/phases") => json!({ "phase": "plan", "note": "matrix" }),
+        "POST" if p == format!("{R}/overrides") => {
+            json!({ "conflict": "slot:client-a", "reason": "matrix" })
+        }
+        "POST" if p == format!("{R}/steps/{{step}}") => {
+            json!({ "status": "done", "evidence": "matrix" })
+        }
+        "POST" if p == format!("{R}/rollback") => json!({ "reason": "matrix" }),
+        "POST"
+            if p == format!("{R}/finish")
+                || p == format!("{R}/close")
+                || p == format!("{R}/cancel") =>
+        {
+            json!({})
+        }
         _ => return None,
     };
     Some(body)
@@ -172,6 +192,9 @@ struct Changes {
     implementing_to_fail: String,
     implemented: String,
     of_client_b: String,
+    /// A release of client-a's approved change, and one of client-b's.
+    release: String,
+    release_of_client_b: String,
 }
 
 /// One caller's app: both tenants, client-a's cast and client-b's distinctive data.
@@ -287,7 +310,8 @@ impl World {
         let zed = app
             .client("zed@client-b.example", &[(OTHER, Requester)])
             .await;
-        app.client("zoe@client-b.example", &[(OTHER, BusinessApprover)])
+        let zoe = app
+            .client("zoe@client-b.example", &[(OTHER, BusinessApprover)])
             .await;
         msp::board(
             &app,
@@ -332,6 +356,37 @@ impl World {
         zed.post(&format!("{b}/changes/{of_client_b}/submit"), json!({}))
             .await
             .ok();
+        zoe.post(
+            &format!("{b}/changes/{of_client_b}/decisions"),
+            json!({ "decision": "approve" }),
+        )
+        .await
+        .ok();
+        let release_of_client_b = admin
+            .post(
+                "/api/v1/releases",
+                json!({ "name": "Zebra release for Zulu Bravo",
+                        "changes": [ { "tenant": OTHER, "change": of_client_b } ],
+                        "runbook": [ { "kind": "deploy", "title": "zebra step" } ] }),
+            )
+            .await
+            .status(201)
+            .json["number"]
+            .as_str()
+            .expect("a release number")
+            .to_string();
+        let release = find(Who::Msp(ReleaseManager))
+            .post(
+                "/api/v1/releases",
+                json!({ "name": "Matrix release", "changes": [ { "tenant": OWN, "change": approved } ],
+                        "runbook": [ { "kind": "deploy", "title": "matrix step", "owner": "nobody@msp.example" } ] }),
+            )
+            .await
+            .status(201)
+            .json["number"]
+            .as_str()
+            .expect("a release number")
+            .to_string();
 
         let changes = Changes {
             draft,
@@ -341,6 +396,8 @@ impl World {
             implementing_to_fail,
             implemented,
             of_client_b,
+            release,
+            release_of_client_b,
         };
         World {
             app,
@@ -349,9 +406,27 @@ impl World {
         }
     }
 
+    /// The body of `POST /api/v1/releases`: the tenant's approved change.
+    fn release_body(&self, mut body: Value, tenant: &str) -> Value {
+        let c = &self.changes;
+        body["changes"][0]["change"] = json!(if tenant == OWN {
+            &c.approved
+        } else {
+            &c.of_client_b
+        });
+        body
+    }
+
     /// The change a route acts on: one in the state the route needs.
     fn change_for(&self, path: &str, tenant: &str) -> &str {
         let c = &self.changes;
+        if path.starts_with("/api/v1/releases/") {
+            return if tenant == OWN {
+                &c.release
+            } else {
+                &c.release_of_client_b
+            };
+        }
         if tenant == OTHER {
             return &c.of_client_b;
         }
@@ -373,6 +448,7 @@ impl World {
         for (i, segment) in segments.iter().enumerate() {
             let value = match *segment {
                 "{tenant}" => tenant.to_string(),
+                "{step}" => "1".to_string(),
                 "{number}" => self.change_for(path, tenant).to_string(),
                 "{name}" => {
                     let prefix = if own { "matrix" } else { "zebra" };
@@ -419,9 +495,15 @@ fn expect(route: &RouteInfo, who: Who, tenant: &str) -> Expect {
         (Access::Agent, _) => Expect::Forbidden,
         (Access::Admin, Who::Admin) => Expect::Allowed,
         (Access::Admin, _) => Expect::Forbidden,
-        (Access::Tenant(_) | Access::TenantInBody(_), Who::Admin) => Expect::AllowedForAdmin,
-        (Access::Tenant(_) | Access::TenantInBody(_), _) if tenant != OWN => Expect::Hidden,
-        (Access::Tenant(action) | Access::TenantInBody(action), w) => {
+        (Access::Tenant(_) | Access::TenantInBody(_) | Access::InRelease(_), Who::Admin) => {
+            Expect::AllowedForAdmin
+        }
+        (Access::Tenant(_) | Access::TenantInBody(_) | Access::InRelease(_), _)
+            if tenant != OWN =>
+        {
+            Expect::Hidden
+        }
+        (Access::Tenant(action) | Access::TenantInBody(action) | Access::InRelease(action), w) => {
             let role = w.role().expect("a role");
             if action.granted_by().contains(&role) {
                 Expect::Allowed
@@ -471,18 +553,23 @@ struct Tally {
 
 async fn ask_everything(world: &World, who: Who, tally: &mut Tally) {
     for route in changegate_web::route_table() {
-        let tenants: &[&str] =
-            if route.path.contains("{tenant}") || matches!(route.access, Access::TenantInBody(_)) {
-                &[OWN, OTHER]
-            } else {
-                &[OWN]
-            };
+        let tenants: &[&str] = if route.path.contains("{tenant}")
+            || matches!(route.access, Access::TenantInBody(_) | Access::InRelease(_))
+        {
+            &[OWN, OTHER]
+        } else {
+            &[OWN]
+        };
         for &tenant in tenants {
             let path = world.fill(route.path, tenant);
             let body = if takes_body(&route) {
                 body_for(route.method, route.path, &who.email(), tenant)
             } else {
                 None
+            };
+            let body = match body {
+                Some(b) if route.path == "/api/v1/releases" => Some(world.release_body(b, tenant)),
+                other => other,
             };
             let method = route.method.parse().expect("an HTTP method");
             let r = world.caller.call(method, &path, body).await;

@@ -1,0 +1,265 @@
+//! Releases and the changes they deliver. A release is saved under an
+//! optimistic lock (`version`) together with the changes it moves and
+//! the events of every tenant involved.
+
+use changegate_core::release::{Record, ReleaseState};
+use changegate_core::{ChangeNumber, ReleaseNumber, TenantId, UserId};
+use changegate_store::*;
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::BTreeSet;
+
+use crate::rows::{json, parse, to_json};
+use crate::{audit, changes, db, found, now};
+
+struct ReleaseRow {
+    id: i64,
+    name: String,
+    owner_id: i64,
+    state: String,
+    planned_start: Option<DateTime<Utc>>,
+    planned_end: Option<DateTime<Utc>>,
+    record: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    version: i64,
+}
+
+macro_rules! select_release {
+    ($tail:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            ReleaseRow,
+            r#"SELECT id AS "id!", name, owner_id, state,
+                      planned_start AS "planned_start: DateTime<Utc>", planned_end AS "planned_end: DateTime<Utc>",
+                      record, created_at AS "created_at: DateTime<Utc>", updated_at AS "updated_at: DateTime<Utc>", version
+               FROM releases "# + $tail
+            $(, $arg)*
+        )
+    };
+}
+
+/// Rows and the changes each delivers, as releases.
+async fn complete<'e, E>(executor: E, rows: Vec<ReleaseRow>) -> Result<Vec<Release>>
+where
+    E: sqlx::PgExecutor<'e>,
+{
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let items = sqlx::query!(
+        "SELECT release_id, tenant_id, change_id FROM release_changes
+         WHERE release_id = ANY($1) ORDER BY release_id, position",
+        &ids
+    )
+    .fetch_all(executor)
+    .await
+    .map_err(db)?;
+    rows.into_iter()
+        .map(|r| {
+            let changes = items
+                .iter()
+                .filter(|i| i.release_id == r.id)
+                .map(|i| ReleaseItem {
+                    tenant: TenantId(i.tenant_id),
+                    change: ChangeNumber(i.change_id),
+                })
+                .collect();
+            Ok(Release {
+                number: ReleaseNumber(r.id),
+                name: r.name,
+                owner: UserId(r.owner_id),
+                state: parse::<ReleaseState>("release state", &r.state)?,
+                planned_start: r.planned_start,
+                planned_end: r.planned_end,
+                changes,
+                record: json::<Record>("release record", &r.record)?,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+                version: r.version,
+            })
+        })
+        .collect()
+}
+
+async fn one(tx: &mut Transaction<'_, Postgres>, id: i64) -> Result<Release> {
+    let row = select_release!("WHERE id = $1", id)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
+    let mut all = complete(&mut **tx, vec![row]).await?;
+    all.pop().ok_or(StoreError::not_found("release"))
+}
+
+/// Replace the list of changes `id` delivers.
+async fn put_items(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i64,
+    items: &[ReleaseItem],
+) -> Result<()> {
+    sqlx::query!("DELETE FROM release_changes WHERE release_id = $1", id)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    for (position, item) in items.iter().enumerate() {
+        let position = position as i64;
+        // The change must belong to the tenant named with it.
+        let done = sqlx::query!(
+            "INSERT INTO release_changes (release_id, position, tenant_id, change_id)
+             SELECT $1, $2, tenant_id, id FROM changes WHERE id = $3 AND tenant_id = $4",
+            id,
+            position,
+            item.change.0,
+            item.tenant.0
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::not_found("change"));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn insert(
+    tx: &mut Transaction<'_, Postgres>,
+    r: &NewRelease,
+    actor: &str,
+) -> Result<Release> {
+    let now = now();
+    let state = ReleaseState::Planning.as_str();
+    let record = to_json("release record", &r.record)?;
+    let id = sqlx::query_scalar!(
+        "INSERT INTO releases (name, owner_id, state, planned_start, planned_end, record, created_at, updated_at, version)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1) RETURNING id AS \"id!\"",
+        r.name,
+        r.owner.0,
+        state,
+        r.planned_start,
+        r.planned_end,
+        record,
+        now,
+        now
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    put_items(tx, id, &r.changes).await?;
+    let number = ReleaseNumber(id);
+    let tenants: BTreeSet<TenantId> = r.changes.iter().map(|i| i.tenant).collect();
+    for tenant in tenants {
+        let mine: Vec<String> = r
+            .changes
+            .iter()
+            .filter(|i| i.tenant == tenant)
+            .map(|i| i.change.to_string())
+            .collect();
+        audit::append(
+            tx,
+            tenant,
+            &[NewEvent {
+                actor: actor.to_string(),
+                action: "release.created".into(),
+                subject: number.to_string(),
+                detail: json!({ "name": r.name, "changes": mine }),
+                at: now,
+            }],
+        )
+        .await?;
+    }
+    one(tx, id).await
+}
+
+pub(crate) async fn get(pool: &PgPool, number: ReleaseNumber) -> Result<Release> {
+    let row = found(
+        "release",
+        select_release!("WHERE id = $1", number.0)
+            .fetch_optional(pool)
+            .await,
+    )?;
+    let mut all = complete(pool, vec![row]).await?;
+    all.pop().ok_or(StoreError::not_found("release"))
+}
+
+pub(crate) async fn list(
+    pool: &PgPool,
+    tenants: Option<&BTreeSet<TenantId>>,
+    limit: i64,
+) -> Result<Vec<Release>> {
+    let only: Option<Vec<i64>> = tenants.map(|ts| ts.iter().map(|t| t.0).collect());
+    let rows = select_release!(
+        "WHERE $1::BIGINT[] IS NULL OR id IN (SELECT release_id FROM release_changes
+                                             WHERE tenant_id = ANY($1))
+         ORDER BY id DESC LIMIT $2",
+        only.as_deref(),
+        limit
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    complete(pool, rows).await
+}
+
+pub(crate) async fn of_change(
+    pool: &PgPool,
+    tenant: TenantId,
+    change: ChangeNumber,
+) -> Result<Vec<Release>> {
+    let rows = select_release!(
+        "WHERE id IN (SELECT release_id FROM release_changes WHERE change_id = $1 AND tenant_id = $2)
+         ORDER BY id",
+        change.0,
+        tenant.0
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    complete(pool, rows).await
+}
+
+pub(crate) async fn save(
+    tx: &mut Transaction<'_, Postgres>,
+    r: &Release,
+    expected_version: i64,
+    w: ReleaseWrite,
+) -> Result<Release> {
+    let now = now();
+    let state = r.state.as_str();
+    let record = to_json("release record", &r.record)?;
+    let done = sqlx::query!(
+        "UPDATE releases SET name = $1, owner_id = $2, state = $3, planned_start = $4, planned_end = $5, record = $6,
+                updated_at = $7, version = version + 1
+         WHERE id = $8 AND version = $9",
+        r.name,
+        r.owner.0,
+        state,
+        r.planned_start,
+        r.planned_end,
+        record,
+        now,
+        r.number.0,
+        expected_version
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Conflict {
+            constraint: "releases.version".into(),
+        });
+    }
+    put_items(tx, r.number.0, &r.changes).await?;
+    for (change, expected, write) in w.changes {
+        changes::save(tx, &change, expected, write).await?;
+    }
+    let tenants: BTreeSet<TenantId> = w.events.iter().map(|(t, _)| *t).collect();
+    for tenant in tenants {
+        let events: Vec<NewEvent> = w
+            .events
+            .iter()
+            .filter(|(t, _)| *t == tenant)
+            .map(|(_, e)| e.clone())
+            .collect();
+        audit::append(tx, tenant, &events).await?;
+    }
+    one(tx, r.number.0).await
+}

@@ -1,0 +1,1428 @@
+//! Releases (DESIGN §6): package approved changes of one or several
+//! tenants, plan a slot and a runbook, authorize the phases (plan, build
+//! and test, deploy), record each step, authorize a rollback, finish with
+//! an outcome written to every change, and close once every change had
+//! its post-implementation review.
+//!
+//! A release lives outside any one tenant. Whoever sees one of its
+//! tenants sees the release, with only their tenants' changes, steps and
+//! conflicts; acting on it needs the role in every tenant it delivers to.
+//! Its events go to the chain of each tenant concerned.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use changegate_core::authz::{self, Action, Denied, Principal};
+use changegate_core::change::ChangeState;
+use changegate_core::release::{
+    self, Outcome, Phase, Record, ReleaseState, Step, StepKind, StepStatus,
+};
+use changegate_core::{ChangeNumber, ReleaseNumber, Role, TenantId, UserId};
+use changegate_store::{
+    Change, ChangeWrite, NewEvent, NewRelease, Release, ReleaseItem, ReleaseWrite, StoreError,
+    Tenant,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::{BTreeMap, BTreeSet};
+use utoipa::ToSchema;
+
+use super::Body;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::schedule::{self, Involved};
+
+/// A change to deliver: its tenant and number.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseChangeRef {
+    /// Tenant slug.
+    pub tenant: String,
+    /// `CHG-<n>`.
+    pub change: String,
+}
+
+/// A runbook step as planned.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepBody {
+    /// `deploy`, `validate` or `rollback`.
+    pub kind: String,
+    pub title: String,
+    /// Who carries it out (e-mail); they may record it.
+    #[serde(default)]
+    pub owner: String,
+    /// The change it delivers or checks (`CHG-<n>`, one of the release's).
+    #[serde(default)]
+    pub change: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewReleaseBody {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub changes: Vec<ReleaseChangeRef>,
+    pub planned_start: Option<DateTime<Utc>>,
+    pub planned_end: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub runbook: Vec<StepBody>,
+}
+
+/// What to change while the release is planned; absent fields stay.
+#[derive(Debug, Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct EditReleaseBody {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    /// The whole list (only while `planning`).
+    pub changes: Option<Vec<ReleaseChangeRef>>,
+    pub planned_start: Option<DateTime<Utc>>,
+    pub planned_end: Option<DateTime<Utc>>,
+    /// The whole runbook (not once deploying).
+    pub runbook: Option<Vec<StepBody>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseBody {
+    /// `plan`, `build-and-test` or `deploy`.
+    pub phase: String,
+    #[serde(default)]
+    pub note: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideBody {
+    /// The conflict's key, as the release lists it.
+    pub conflict: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StepRecordBody {
+    /// `done`, `failed` or `skipped`.
+    pub status: String,
+    /// What shows it (required for `done`).
+    #[serde(default)]
+    pub evidence: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackBody {
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReleaseChangeView {
+    pub tenant: String,
+    pub number: String,
+    pub title: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub state: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StepView {
+    /// 1-based, as the step routes take it.
+    pub step: usize,
+    pub kind: String,
+    pub title: String,
+    pub owner: String,
+    pub change: Option<String>,
+    pub status: String,
+    pub evidence: String,
+    pub recorded_by: Option<String>,
+    pub at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizationView {
+    pub phase: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    pub note: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConflictView {
+    pub key: String,
+    pub tenant: String,
+    pub message: String,
+    pub overridable: bool,
+    /// Who let it stand, and why.
+    pub overridden_by: Option<String>,
+    pub override_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RollbackView {
+    pub authorized_by: String,
+    pub at: DateTime<Utc>,
+    pub reason: String,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub restored: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReleaseView {
+    /// `REL-<n>`.
+    pub number: String,
+    pub name: String,
+    pub description: String,
+    pub owner: String,
+    pub state: String,
+    pub planned_start: Option<DateTime<Utc>>,
+    pub planned_end: Option<DateTime<Utc>>,
+    /// The changes of the tenants the caller sees.
+    pub changes: Vec<ReleaseChangeView>,
+    pub authorizations: Vec<AuthorizationView>,
+    pub runbook: Vec<StepView>,
+    /// What stands in the way of the planned slot (only while planned).
+    pub conflicts: Vec<ConflictView>,
+    /// The earliest slot of the same length every tenant involved allows
+    /// (only while planned).
+    pub proposed_start: Option<DateTime<Utc>>,
+    pub rollback: Option<RollbackView>,
+    pub outcome: Option<String>,
+    pub validation_failures: usize,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReleaseSummary {
+    pub number: String,
+    pub name: String,
+    pub state: String,
+    pub planned_start: Option<DateTime<Utc>>,
+    pub planned_end: Option<DateTime<Utc>>,
+    pub outcome: Option<String>,
+    /// `tenant/CHG-<n>` of the tenants the caller sees.
+    pub changes: Vec<String>,
+}
+
+/// `/releases/{number}`
+#[derive(Deserialize)]
+pub struct ReleasePath {
+    pub number: String,
+}
+
+/// `/releases/{number}/steps/{step}`
+#[derive(Deserialize)]
+pub struct StepPath {
+    pub number: String,
+    /// Text, so that a step that is no number is not found like any other.
+    pub step: String,
+}
+
+fn release_number(s: &str) -> ApiResult<ReleaseNumber> {
+    s.parse().map_err(|_| ApiError::not_found("release"))
+}
+
+/// A release and the tenants it delivers to, as the caller may see it.
+pub(crate) struct Loaded {
+    pub release: Release,
+    pub tenants: BTreeMap<TenantId, Tenant>,
+}
+
+/// The release, if the caller sees one of its tenants (else 404).
+pub(crate) async fn load(state: &AppState, caller: &Principal, n: &str) -> ApiResult<Loaded> {
+    let release = state.store.release(release_number(n)?).await?;
+    let tenants: BTreeMap<TenantId, Tenant> = state
+        .snapshots
+        .tenants(state)
+        .await?
+        .iter()
+        .filter(|t| release.changes.iter().any(|i| i.tenant == t.id))
+        .map(|t| (t.id, t.clone()))
+        .collect();
+    if !tenants.keys().any(|t| caller.sees(*t)) {
+        return Err(ApiError::not_found("release"));
+    }
+    Ok(Loaded { release, tenants })
+}
+
+/// `action` in every tenant of `tenants`: a tenant the caller is not
+/// bound to forbids it without naming it.
+fn authorize_all(
+    caller: &Principal,
+    tenants: impl IntoIterator<Item = TenantId>,
+    action: Action,
+) -> ApiResult<()> {
+    for t in tenants {
+        match authz::authorize(caller, t, action) {
+            Ok(()) => {}
+            Err(Denied::Hidden) => {
+                return Err(ApiError::forbidden(
+                    "this release delivers changes of a tenant you are not bound to; its release manager acts on it",
+                ));
+            }
+            Err(denied) => return Err(denied.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Resolve the changes a body names: each tenant visible to the caller
+/// (404 otherwise), each change existing in it.
+async fn resolve_items(
+    state: &AppState,
+    caller: &Principal,
+    refs: &[ReleaseChangeRef],
+) -> ApiResult<Vec<(Tenant, Change)>> {
+    // Every tenant first (404, then 403), so nothing is said about a
+    // change to someone who may not package it.
+    let tenants = state.snapshots.tenants(state).await?;
+    for (i, r) in refs.iter().enumerate() {
+        let tenant = tenants
+            .iter()
+            .find(|t| t.slug.as_str() == r.tenant && caller.sees(t.id))
+            .ok_or_else(|| {
+                ApiError::not_found("tenant").with_field(format!("changes[{i}].tenant"))
+            })?;
+        authorize_all(caller, [tenant.id], Action::Release)?;
+    }
+    if refs.is_empty() {
+        return Err(ApiError::invalid(
+            "changes",
+            "name at least one approved change to deliver",
+        ));
+    }
+    let tenants = state.snapshots.tenants(state).await?;
+    let mut out: Vec<(Tenant, Change)> = Vec::new();
+    for (i, r) in refs.iter().enumerate() {
+        let tenant = tenants
+            .iter()
+            .find(|t| t.slug.as_str() == r.tenant && caller.sees(t.id))
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::not_found("tenant").with_field(format!("changes[{i}].tenant"))
+            })?;
+        let number: ChangeNumber =
+            r.change
+                .parse()
+                .map_err(|e: changegate_core::ids::InvalidValue| {
+                    ApiError::invalid(format!("changes[{i}].change"), e.message)
+                })?;
+        let change = state
+            .store
+            .change(tenant.id, number)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound { .. } => {
+                    ApiError::not_found("change").with_field(format!("changes[{i}].change"))
+                }
+                other => other.into(),
+            })?;
+        if out.iter().any(|(_, c)| c.number == change.number) {
+            return Err(ApiError::invalid(
+                format!("changes[{i}].change"),
+                format!("{} is named twice", change.number),
+            ));
+        }
+        if !matches!(
+            change.state,
+            ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing
+        ) {
+            return Err(ApiError::invalid(
+                format!("changes[{i}].change"),
+                format!(
+                    "{} is {}; a release delivers approved changes",
+                    change.number, change.state
+                ),
+            ));
+        }
+        out.push((tenant, change));
+    }
+    Ok(out)
+}
+
+fn runbook(steps: &[StepBody], changes: &[ReleaseItem]) -> ApiResult<Vec<Step>> {
+    let steps = steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let kind: StepKind =
+                s.kind
+                    .parse()
+                    .map_err(|e: changegate_core::ids::InvalidValue| {
+                        ApiError::invalid(format!("runbook[{i}].kind"), e.message)
+                    })?;
+            let change = match &s.change {
+                Some(c) => {
+                    let n: ChangeNumber =
+                        c.parse().map_err(|e: changegate_core::ids::InvalidValue| {
+                            ApiError::invalid(format!("runbook[{i}].change"), e.message)
+                        })?;
+                    if !changes.iter().any(|item| item.change == n) {
+                        return Err(ApiError::invalid(
+                            format!("runbook[{i}].change"),
+                            format!("{n} is not delivered by this release"),
+                        ));
+                    }
+                    Some(n.to_string())
+                }
+                None => None,
+            };
+            if !s.owner.is_empty() {
+                changegate_core::Email::parse(&s.owner)
+                    .map_err(|e| ApiError::invalid(format!("runbook[{i}].owner"), e.message))?;
+            }
+            Ok(Step {
+                kind,
+                title: s.title.trim().to_string(),
+                owner: s.owner.clone(),
+                change,
+                status: StepStatus::Pending,
+                evidence: String::new(),
+                recorded_by: None,
+                at: None,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    release::plan_runbook(&steps)?;
+    Ok(steps)
+}
+
+fn check_slot(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> ApiResult<()> {
+    if let (Some(s), Some(e)) = (start, end)
+        && e <= s
+    {
+        return Err(ApiError::invalid(
+            "planned_end",
+            "the slot must end after it starts",
+        ));
+    }
+    Ok(())
+}
+
+/// The steps a reader of `tenants` sees: those about their changes and
+/// those about no change in particular.
+fn steps_seen_by<'a>(
+    r: &'a Release,
+    tenants: &BTreeSet<TenantId>,
+) -> impl Iterator<Item = (usize, &'a Step)> {
+    r.record.runbook.iter().enumerate().filter(move |(_, s)| {
+        s.change.as_ref().is_none_or(|n| {
+            r.changes
+                .iter()
+                .any(|i| tenants.contains(&i.tenant) && i.change.to_string() == *n)
+        })
+    })
+}
+
+/// What the rollback restored, as far as a reader of `tenants` may read.
+fn restored_seen_by(r: &Release, tenants: &BTreeSet<TenantId>) -> String {
+    steps_seen_by(r, tenants)
+        .filter(|(_, s)| s.kind == StepKind::Rollback && s.status == StepStatus::Done)
+        .map(|(_, s)| s.evidence.clone())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// One event for every tenant of the release.
+fn to_all(
+    loaded: &Loaded,
+    actor: &str,
+    action: &str,
+    detail: serde_json::Value,
+    at: DateTime<Utc>,
+) -> Vec<(TenantId, NewEvent)> {
+    loaded
+        .tenants
+        .keys()
+        .map(|t| {
+            (
+                *t,
+                NewEvent {
+                    actor: actor.to_string(),
+                    action: action.into(),
+                    subject: loaded.release.number.to_string(),
+                    detail: detail.clone(),
+                    at,
+                },
+            )
+        })
+        .collect()
+}
+
+fn change_event(
+    actor: &str,
+    c: &Change,
+    action: &str,
+    detail: serde_json::Value,
+    at: DateTime<Utc>,
+) -> NewEvent {
+    NewEvent {
+        actor: actor.to_string(),
+        action: action.into(),
+        subject: c.number.to_string(),
+        detail,
+        at,
+    }
+}
+
+async fn save(
+    state: &AppState,
+    r: &Release,
+    expected: i64,
+    write: ReleaseWrite,
+) -> ApiResult<Release> {
+    state
+        .store
+        .save_release(r, expected, write)
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => ApiError::conflict(format!(
+                "{} or one of its changes changed meanwhile; reload and retry",
+                r.number
+            )),
+            other => other.into(),
+        })
+}
+
+/// The view of `loaded` for `caller`, with conflicts and a proposed slot
+/// while it is planned.
+pub(crate) async fn view(
+    state: &AppState,
+    caller: &Principal,
+    loaded: &Loaded,
+) -> ApiResult<ReleaseView> {
+    let r = &loaded.release;
+    let involved = schedule::involved(state, loaded).await?;
+    let visible = |t: TenantId| caller.sees(t);
+    let mut changes = Vec::new();
+    for inv in &involved {
+        for c in &inv.changes {
+            if visible(inv.tenant.id) {
+                changes.push(ReleaseChangeView {
+                    tenant: inv.tenant.slug.to_string(),
+                    number: c.number.to_string(),
+                    title: c.content.title.clone(),
+                    kind: c.kind.to_string(),
+                    state: c.state.to_string(),
+                });
+            }
+        }
+    }
+    let (conflicts, proposed_start) = if r.state.plannable() {
+        let found =
+            schedule::conflicts(state, r, &involved, r.planned_start, r.planned_end).await?;
+        let proposed = schedule::proposal(state, r, &involved).await?;
+        (found, proposed)
+    } else {
+        (Vec::new(), None)
+    };
+    let slugs: BTreeSet<&str> = loaded
+        .tenants
+        .values()
+        .filter(|t| visible(t.id))
+        .map(|t| t.slug.as_str())
+        .collect();
+    let conflicts = conflicts
+        .into_iter()
+        .filter(|c| slugs.contains(c.tenant.as_str()))
+        .map(|c| {
+            let o = r
+                .record
+                .overrides
+                .iter()
+                .find(|o| c.overridable && o.conflict == c.key);
+            ConflictView {
+                overridden_by: o.map(|o| o.by.clone()),
+                override_reason: o.map(|o| o.reason.clone()),
+                key: c.key,
+                tenant: c.tenant,
+                message: c.message,
+                overridable: c.overridable,
+            }
+        })
+        .collect();
+    let seen: BTreeSet<TenantId> = loaded
+        .tenants
+        .keys()
+        .copied()
+        .filter(|t| visible(*t))
+        .collect();
+    let runbook = steps_seen_by(r, &seen)
+        .map(|(i, s)| StepView {
+            step: i + 1,
+            kind: s.kind.to_string(),
+            title: s.title.clone(),
+            owner: s.owner.clone(),
+            change: s.change.clone(),
+            status: s.status.to_string(),
+            evidence: s.evidence.clone(),
+            recorded_by: s.recorded_by.clone(),
+            at: s.at,
+        })
+        .collect();
+    let owner = state.store.user(r.owner).await?.email.to_string();
+    Ok(ReleaseView {
+        number: r.number.to_string(),
+        name: r.name.clone(),
+        description: r.record.description.clone(),
+        owner,
+        state: r.state.to_string(),
+        planned_start: r.planned_start,
+        planned_end: r.planned_end,
+        changes,
+        authorizations: r
+            .record
+            .authorizations
+            .iter()
+            .map(|a| AuthorizationView {
+                phase: a.phase.to_string(),
+                by: a.by.clone(),
+                at: a.at,
+                note: a.note.clone(),
+            })
+            .collect(),
+        runbook,
+        conflicts,
+        proposed_start,
+        rollback: r.record.rollback.as_ref().map(|b| RollbackView {
+            authorized_by: b.authorized_by.clone(),
+            at: b.at,
+            reason: b.reason.clone(),
+            finished_at: b.finished_at,
+            restored: restored_seen_by(r, &seen),
+        }),
+        outcome: r.record.outcome.map(|o| o.to_string()),
+        validation_failures: release::validation_failures(&r.record),
+        started_at: r.record.started_at,
+        finished_at: r.record.finished_at,
+        version: r.version,
+    })
+}
+
+async fn answer(state: &AppState, caller: &Principal, r: Release) -> ApiResult<Json<ReleaseView>> {
+    let loaded = load(state, caller, &r.number.to_string()).await?;
+    Ok(Json(view(state, caller, &loaded).await?))
+}
+
+/// The releases delivering changes of the tenants the caller sees, newest first.
+#[utoipa::path(get, path = "/api/v1/releases", tag = "releases",
+    responses((status = 200, body = Vec<ReleaseSummary>)))]
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+) -> ApiResult<Json<Vec<ReleaseSummary>>> {
+    let visible = caller.visible_tenants();
+    let releases = state.store.releases(visible.as_ref(), 200).await?;
+    let tenants = state.snapshots.tenants(&state).await?;
+    let slug = |t: TenantId| {
+        tenants
+            .iter()
+            .find(|x| x.id == t)
+            .map_or(String::new(), |x| x.slug.to_string())
+    };
+    Ok(Json(
+        releases
+            .into_iter()
+            .map(|r| ReleaseSummary {
+                number: r.number.to_string(),
+                name: r.name.clone(),
+                state: r.state.to_string(),
+                planned_start: r.planned_start,
+                planned_end: r.planned_end,
+                outcome: r.record.outcome.map(|o| o.to_string()),
+                changes: r
+                    .changes
+                    .iter()
+                    .filter(|i| caller.sees(i.tenant))
+                    .map(|i| format!("{}/{}", slug(i.tenant), i.change))
+                    .collect(),
+            })
+            .collect(),
+    ))
+}
+
+/// Package approved changes (of one or several tenants) into a release,
+/// with its slot and runbook. The caller owns it and needs the
+/// release-manager role in every tenant involved.
+#[utoipa::path(post, path = "/api/v1/releases", tag = "releases", request_body = NewReleaseBody,
+    responses((status = 201, body = ReleaseView), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Body(body): Body<NewReleaseBody>,
+) -> ApiResult<(StatusCode, Json<ReleaseView>)> {
+    let items = resolve_items(&state, &caller, &body.changes).await?;
+    if body.name.trim().is_empty() {
+        return Err(ApiError::invalid("name", "give the release a name"));
+    }
+    check_slot(body.planned_start, body.planned_end)?;
+    let changes: Vec<ReleaseItem> = items
+        .iter()
+        .map(|(t, c)| ReleaseItem {
+            tenant: t.id,
+            change: c.number,
+        })
+        .collect();
+    let record = Record {
+        description: body.description,
+        runbook: runbook(&body.runbook, &changes)?,
+        ..Record::default()
+    };
+    let created = state
+        .store
+        .create_release(
+            NewRelease {
+                name: body.name.trim().to_string(),
+                owner: caller.user,
+                planned_start: body.planned_start,
+                planned_end: body.planned_end,
+                changes,
+                record,
+            },
+            caller.email.as_str(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, answer(&state, &caller, created).await?))
+}
+
+/// A release with its changes, phases, runbook, conflicts and the earliest
+/// slot every tenant involved allows.
+#[utoipa::path(get, path = "/api/v1/releases/{number}", tag = "releases",
+    params(("number" = String, Path)), responses((status = 200, body = ReleaseView)))]
+pub async fn show(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(p): Path<ReleasePath>,
+) -> ApiResult<Json<ReleaseView>> {
+    let loaded = load(&state, &caller, &p.number).await?;
+    Ok(Json(view(&state, &caller, &loaded).await?))
+}
+
+/// Edit a planned release: name, description, slot and runbook until it
+/// deploys; its changes only while `planning`.
+#[utoipa::path(patch, path = "/api/v1/releases/{number}", tag = "releases", request_body = EditReleaseBody,
+    params(("number" = String, Path)), responses((status = 200, body = ReleaseView)))]
+pub async fn edit(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(p): Path<ReleasePath>,
+    Body(body): Body<EditReleaseBody>,
+) -> ApiResult<Json<ReleaseView>> {
+    let loaded = load(&state, &caller, &p.number).await?;
+    authorize_all(&caller, loaded.tenants.keys().copied(), Action::Release)?;
+    let mut r = loaded.release.clone();
+    if !r.state.plannable() {
+        return Err(ApiError::state(format!(
+            "{} is {}; only a planned release is edited",
+            r.number, r.state
+        )));
+    }
+    let expected = r.version;
+    if let Some(refs) = &body.changes {
+        if r.state != ReleaseState::Planning {
+            return Err(ApiError::state(format!(
+                "{} is {}; its changes are fixed once the plan is authorized",
+                r.number, r.state
+            )));
+        }
+        let items = resolve_items(&state, &caller, refs).await?;
+        r.changes = items
+            .iter()
+            .map(|(t, c)| ReleaseItem {
+                tenant: t.id,
+                change: c.number,
+            })
+            .collect();
+    }
+    if let Some(name) = &body.name {
+        if name.trim().is_empty() {
+            return Err(ApiError::invalid("name", "give the release a name"));
+        }
+        r.name = name.trim().to_string();
+    }
+    if let Some(d) = &body.description {
+        r.record.description = d.clone();
+    }
+    if body.planned_start.is_some() {
+        r.planned_start = body.planned_start;
+    }
+    if body.planned_end.is_some() {
+        r.planned_end = body.planned_end;
+    }
+    check_slot(r.planned_start, r.planned_end)?;
+    if let Some(steps) = &body.runbook {
+        r.record.runbook = runbook(steps, &r.changes)?;
+    }
+    let now = state.now();
+    let mut all = loaded;
+    // Events go to the tenants it delivers to after the edit, too.
+    for t in state.snapshots.tenants(&state).await?.iter() {
+        if r.changes.iter().any(|i| i.tenant == t.id) {
+            all.tenants.insert(t.id, t.clone());
+        }
+    }
+    let events = to_all(
+        &all,
+        caller.email.as_str(),
+        "release.edited",
+        json!({ "name": r.name, "planned_start": r.planned_start, "planned_end": r.planned_end, "steps": r.record.runbook.len() }),
+        now,
+    );
+    let saved = save(
+        &state,
+        &r,
+        expected,
+        ReleaseWrite {
+            events,
+            ..Default::default()
+        },
+    )
+    .await?;
+    answer(&state, &caller, saved).await
+}
+
+/// Authorize the next phase: `plan` (every change approved, a slot
+/// planned; the changes become scheduled), `build-and-test` (every change
+/// has test evidence), `deploy` (the release starts: every change still
+/// approved, every tenant's window open now, no conflict standing; the
+/// changes move to implementing).
+#[utoipa::path(post, path = "/api/v1/releases/{number}/phases", tag = "releases", request_body = PhaseBody,
+    params(("number" = String, Path)), responses((status = 200, body = ReleaseView), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn authorize_phase(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(p): Path<ReleasePath>,
+    Body(body): Body<PhaseBody>,
+) -> ApiResult<Json<ReleaseView>> {
+    let phase: Phase = body
+        .phase
+        .parse()
+        .map_err(|e: changegate_core::ids::InvalidValue| ApiError::invalid("phase", e.message))?;
+    let loaded = load(&state, &caller, &p.number).await?;
+    authorize_all(&caller, loaded.tenants.keys().copied(), Action::Release)?;
+    let mut r = loaded.release.clone();
+    let expected = r.version;
+    let now = state.now();
+    let actor = caller.email.to_string();
+    let involved = schedule::involved(&state, &loaded).await?;
+    let mut write = ReleaseWrite::default();
+    match phase {
+        Phase::Plan => {
+            let (Some(start), Some(end)) = (r.planned_start, r.planned_end) else {
+                return Err(ApiError::state(format!(
+                    "plan the slot of {} (planned start and end) before authorizing its plan",
+                    r.number
+                )));
+            };
+            for inv in &involved {
+                for c in &inv.changes {
+                    not_approved(c, now)?;
+                    if c.state == ChangeState::Approved {
+                        let mut moved = c.clone();
+                        super::lifecycle::move_to(&mut moved, ChangeState::Scheduled)?;
+                        let mut w = ChangeWrite::default();
+                        w.events.push(change_event(
+                            &actor,
+                            &moved,
+                            "change.scheduled",
+                            json!({ "release": r.number.to_string(), "start": start, "end": end }),
+                            now,
+                        ));
+                        write.changes.push((moved, c.version, w));
+                    }
+                }
+            }
+        }
+        Phase::BuildAndTest => {
+            for inv in &involved {
+                for c in &inv.changes {
+                    if c.content.test_evidence.trim().is_empty() {
+                        return Err(ApiError::state(format!(
+                            "{} of {} has no test evidence; attach it to the change before authorizing build and test",
+                            c.number, inv.tenant.slug
+                        )));
+                    }
+                }
+            }
+        }
+        Phase::Deploy => {
+            let length = match (r.planned_start, r.planned_end) {
+                (Some(s), Some(e)) => e - s,
+                _ => schedule::DEFAULT_LENGTH,
+            };
+            let found =
+                schedule::conflicts(&state, &r, &involved, Some(now), Some(now + length)).await?;
+            let standing = release::standing(&found, &r.record);
+            if !standing.is_empty() {
+                let why: Vec<&str> = standing.iter().map(|c| c.message.as_str()).collect();
+                return Err(ApiError::state(format!(
+                    "{} cannot start now: {}",
+                    r.number,
+                    why.join("; ")
+                )));
+            }
+            for inv in &involved {
+                for c in &inv.changes {
+                    not_approved(c, now)?;
+                    let implementer = implementer_for(&state, &caller, inv, c).await?;
+                    if c.state == ChangeState::Implementing {
+                        continue; // delivered in stages: an earlier release started it
+                    }
+                    let mut moved = c.clone();
+                    super::lifecycle::move_to(&mut moved, ChangeState::Implementing)?;
+                    moved.implementer = Some(implementer);
+                    let mut w = ChangeWrite::default();
+                    w.events.push(change_event(
+                        &actor,
+                        &moved,
+                        "change.started",
+                        json!({ "release": r.number.to_string(), "note": body.note }),
+                        now,
+                    ));
+                    write.changes.push((moved, c.version, w));
+                }
+            }
+        }
+    }
+    r.state = release::authorize(r.state, &mut r.record, phase, &actor, &body.note, now)
+        .map_err(refusal)?;
+    write.events = to_all(
+        &loaded,
+        &actor,
+        "release.phase-authorized",
+        json!({ "phase": phase.as_str(), "note": body.note }),
+        now,
+    );
+    let saved = save(&state, &r, expected, write).await?;
+    answer(&state, &caller, saved).await
+}
+
+fn refusal(e: release::Refusal) -> ApiError {
+    match e {
+        release::Refusal::State { .. } => ApiError::state(e.to_string()),
+        release::Refusal::Runbook(m) => ApiError::state(m),
+    }
+}
+
+/// A change a release may not carry on with: no longer approved, or its
+/// approval expired.
+fn not_approved(c: &Change, now: DateTime<Utc>) -> ApiResult<()> {
+    if !matches!(
+        c.state,
+        ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing
+    ) {
+        return Err(ApiError::state(format!(
+            "{} is {}; every change of a release must be approved",
+            c.number, c.state
+        )));
+    }
+    if c.state != ChangeState::Implementing && c.approval_expires_at.is_some_and(|e| e <= now) {
+        return Err(ApiError::state(format!(
+            "the approval of {} expired; submit it again",
+            c.number
+        )));
+    }
+    Ok(())
+}
+
+/// Who implements `c` in this release: its named implementer, else the
+/// person authorizing deployment; either must hold the implementer role
+/// in the change's tenant (DESIGN §5, qualified implementers).
+async fn implementer_for(
+    state: &AppState,
+    caller: &Principal,
+    inv: &Involved,
+    c: &Change,
+) -> ApiResult<UserId> {
+    let who = c.implementer.unwrap_or(caller.user);
+    let roles = state.store.roles_of(who).await?;
+    if roles
+        .get(&inv.tenant.id)
+        .is_some_and(|r| r.contains(&Role::Implementer))
+    {
+        Ok(who)
+    } else {
+        Err(ApiError::state(format!(
+            "{} of {} needs an implementer: name one with the implementer role on the change, or hold that role in {} yourself",
+            c.number, inv.tenant.slug, inv.tenant.slug
+        )))
+    }
+}
+
+/// Let a conflict stand, with a reason: a change manager of the tenant
+/// the conflict concerns. Closed windows and blackouts cannot be
+/// overridden.
+#[utoipa::path(post, path = "/api/v1/releases/{number}/overrides", tag = "releases", request_body = OverrideBody,
+    params(("number" = String, Path)), responses((status = 200, body = ReleaseView)))]
+pub async fn override_conflict(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(p): Path<ReleasePath>,
+    Body(body): Body<OverrideBody>,
+) -> ApiResult<Json<ReleaseView>> {
+    let loaded = load(&state, &caller, &p.number).await?;
+    // A change manager of one of its tenants at least; of the conflict's
+    // own tenant once it is known.
+    let seen = loaded.tenants.keys().copied().filter(|t| caller.sees(*t));
+    let checks: Vec<_> = seen
+        .map(|t| authz::authorize(&caller, t, Action::OverrideConflict))
+        .collect();
+    if !checks.iter().any(Result::is_ok)
+        && let Some(Err(denied)) = checks.into_iter().next()
+    {
+        return Err(denied.into());
+    }
+    let mut r = loaded.release.clone();
+    if !r.state.plannable() {
+        return Err(ApiError::state(format!(
+            "{} is {}; conflicts are overridden before it deploys",
+            r.number, r.state
+        )));
+    }
+    if body.reason.trim().is_empty() {
+        return Err(ApiError::invalid(
+            "reason",
+            "say why the conflict may stand",
+        ));
+    }
+    let involved = schedule::involved(&state, &loaded).await?;
+    let now = state.now();
+    let length = match (r.planned_start, r.planned_end) {
+        (Some(s), Some(e)) => e - s,
+        _ => schedule::DEFAULT_LENGTH,
+    };
+    // The conflict as listed for the planned slot, or as it would stand now.
+    let mut found =
+        schedule::conflicts(&state, &r, &involved, r.planned_start, r.planned_end).await?;
+    found.extend(schedule::conflicts(&state, &r, &involved, Some(now), Some(now + length)).await?);
+    let conflict = found
+        .iter()
+        .find(|c| c.key == body.conflict)
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "conflict",
+                "no such conflict stands; use a key the release lists",
+            )
+        })?;
+    let tenant = loaded
+        .tenants
+        .values()
+        .find(|t| t.slug.as_str() == conflict.tenant)
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    authorize_all(&caller, [tenant.id], Action::OverrideConflict)?;
+    if !conflict.overridable {
+        return Err(ApiError::state(format!(
+            "{} cannot be overridden: choose another slot",
+            conflict.message
+        )));
+    }
+    let expected = r.version;
+    r.record.overrides.push(release::Override {
+        conflict: conflict.key.clone(),
+        by: caller.email.to_string(),
+        at: now,
+        reason: body.reason.trim().to_string(),
+    });
+    let events = vec![(
+        tenant.id,
+        NewEvent {
+            actor: caller.email.to_string(),
+            action: "release.conflict-overridden".into(),
+            subject: r.number.to_string(),
+            detail: json!({ "conflict": conflict.key, "message": conflict.message, "reason": body.reason.trim() }),
+            at: now,
+        },
+    )];
+    let saved = save(
+        &state,
+        &r,
+        expected,
+        ReleaseWrite {
+            events,
+            ..Default::default()
+        },
+    )
+    .await?;
+    answer(&state, &caller, saved).await
+}
+
+/// Record how a runbook step went: its owner or a release manager of
+/// every tenant involved. Steps run in order; after a failure nothing
+/// more runs until a rollback is authorized.
+#[utoipa::path(post, path = "/api/v1/releases/{number}/steps/{step}", tag = "releases", request_body = StepRecordBody,
+    params(("number" = String, Path), ("step" = usize, Path, description = "1-based")),
+    responses((status = 200, body = ReleaseView)))]
+pub async fn record_step(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(p): Path<StepPath>,
+    Body(body): Body<StepRecordBody>,
+) -> ApiResult<Json<ReleaseView>> {
+    let status: StepStatus = body
+        .status
+        .parse()
+        .map_err(|e: changegate_core::ids::InvalidValue| ApiError::invalid("status", e.message))?;
+    let loaded = load(&state, &caller, &p.number).await?;
+    let mut r = loaded.release.clone();
+    let index = p
+        .step
+        .parse::<usize>()
+        .ok()
+        .and_then(|s| s.checked_sub(1))
+        .ok_or_else(|| ApiError::not_found("step"))?;
+    let step = r
+        .record
+        .runbook
+        .get(index)
+        .ok_or_else(|| ApiError::not_found("step"))?
+        .clone();
+    // The step's change's tenant, if it names one.
+    let step_tenant = step.change.as_ref().and_then(|n| {
+        r.changes
+            .iter()
+            .find(|i| i.change.to_string() == *n)
+            .map(|i| i.tenant)
+    });
+    if step_tenant.is_some_and(|t| !caller.sees(t)) {
+        return Err(ApiError::not_found("step"));
+    }
+    let owner = !step.owner.is_empty() && step.owner.eq_ignore_ascii_case(caller.email.as_str());
+    if !owner {
+        authorize_all(&caller, loaded.tenants.keys().copied(), Action::Release)?;
+    }
+    let expected = r.version;
+    let now = state.now();
+    let actor = caller.email.to_string();
+    release::record_step(
+        r.state,
+        &mut r.record,
+        index,
+        status,
+        &body.evidence,
+        &actor,
+        now,
+    )
+    .map_err(refusal)?;
+    let detail = json!({ "step": index + 1, "kind": step.kind.as_str(), "title": step.title, "change": step.change, "status": status.as_str(), "evidence": body.evidence });
+    let events = match step_tenant {
+        Some(t) => vec![(
+            t,
+            NewEvent {
+                actor: actor.clone(),
+                action: "release.step-recorded".into(),
+                subject: r.number.to_string(),
+                detail,
+                at: now,
+            },
+        )],
+        None => to_all(&loaded, &actor, "release.step-recorded", detail, now),
+    };
+    let saved = save(
+        &state,
+        &r,
+        expected,
+        ReleaseWrite {
+            events,
+            ..Default::default()
+        },
+    )
+    .await?;
+    answer(&state, &caller, saved).await
+}
+
+/// Authorize the rollback of a deploying release: who, when, why. Its
+/// rollback steps are then recorded like the others.
+#[utoipa::path(post, path = "/api/v1/releases/{number}/rollback", tag = "releases", request_body = RollbackBody,
+    params(("number" = String, Path)), responses((status = 200, body = ReleaseView)))]
+pub async fn rollback(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(p): Path<ReleasePath>,
+    Body(body): Body<RollbackBody>,
+) -> ApiResult<Json<ReleaseView>> {
+    let loaded = load(&state, &caller, &p.number).await?;
+    authorize_all(&caller, loaded.tenants.keys().copied(), Action::Release)?;
+    let mut r = loaded.release.clone();
+    let expected = r.version;
+    let now = state.now();
+    let actor = caller.email.to_string();
+    r.state = release::authorize_rollback(r.state, &mut r.record, &actor, &body.reason, now)
+        .map_err(refusal)?;
+    let events = to_all(
+        &loaded,
+        &actor,
+        "release.rollback-authorized",
+        json!({ "reason": body.reason.trim() }),
+        now,
+    );
+    let saved = save(
+        &state,
+        &r,
+        expected,
+        ReleaseWrite {
+            events,
+            ..Default::default()
+        },
+    )
+    .await?;
+    answer(&state, &caller, saved).await
+}
+
+/// Finish a running release: its outcome (succeeded, failed, rolled back)
+/// is written to the release and to each of its changes in one
+/// transaction. A change another unfinished release still delivers stays
+/// implementing; one whose type needs no review closes.
+#[utoipa::path(post, path = "/api/v1/releases/{number}/finish", tag = "releases",
+    params(("number" = String, Path)), responses((status = 200, body = ReleaseView)))]
+pub async fn finish(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(p): Path<ReleasePath>,
+) -> ApiResult<Json<ReleaseView>> {
+    let loaded = load(&state, &caller, &p.number).await?;
+    authorize_all(&caller, loaded.tenants.keys().copied(), Action::Release)?;
+    let mut r = loaded.release.clone();
+    let expected = r.version;
+    let now = state.now();
+    let actor = caller.email.to_string();
+    let outcome = release::finish(r.state, &mut r.record, now).map_err(refusal)?;
+    r.state = ReleaseState::Finished;
+    let involved = schedule::involved(&state, &loaded).await?;
+    let mut write = ReleaseWrite::default();
+    for inv in &involved {
+        let (_, policy) = crate::workflow::policy(state.store.as_ref(), inv.tenant.id).await?;
+        for c in &inv.changes {
+            let evidence: Vec<String> = r
+                .record
+                .runbook
+                .iter()
+                .filter(|s| s.change.as_deref() == Some(c.number.to_string().as_str()))
+                .filter(|s| !s.evidence.is_empty())
+                .map(|s| format!("{}: {}", s.title, s.evidence))
+                .collect();
+            let mut moved = c.clone();
+            let mut w = ChangeWrite::default();
+            let detail = |extra: serde_json::Value| {
+                let mut d = json!({ "release": r.number.to_string(), "outcome": outcome.as_str(), "evidence": evidence });
+                if let (Some(d), Some(e)) = (d.as_object_mut(), extra.as_object()) {
+                    d.extend(e.clone());
+                }
+                d
+            };
+            match outcome {
+                Outcome::Succeeded => {
+                    let later = state
+                        .store
+                        .releases_of_change(inv.tenant.id, c.number)
+                        .await?
+                        .into_iter()
+                        .any(|o| {
+                            o.number != r.number
+                                && !matches!(
+                                    o.state,
+                                    ReleaseState::Finished
+                                        | ReleaseState::Closed
+                                        | ReleaseState::Cancelled
+                                )
+                        });
+                    if later {
+                        w.events.push(change_event(
+                            &actor,
+                            &moved,
+                            "change.stage-delivered",
+                            detail(json!({})),
+                            now,
+                        ));
+                    } else {
+                        super::lifecycle::move_to(&mut moved, ChangeState::Implemented)?;
+                        w.events.push(change_event(
+                            &actor,
+                            &moved,
+                            "change.implemented",
+                            detail(json!({ "documentation": format!("delivered by {}", r.number), "configuration_items": c.content.configuration_items })),
+                            now,
+                        ));
+                        if !policy.needs_review(c.kind) {
+                            super::lifecycle::move_to(&mut moved, ChangeState::Closed)?;
+                            w.events.push(change_event(
+                                &actor,
+                                &moved,
+                                "change.closed",
+                                json!({ "review": "not required" }),
+                                now,
+                            ));
+                        }
+                    }
+                }
+                Outcome::Failed => {
+                    super::lifecycle::move_to(&mut moved, ChangeState::Failed)?;
+                    w.events.push(change_event(
+                        &actor,
+                        &moved,
+                        "change.failed",
+                        detail(json!({})),
+                        now,
+                    ));
+                }
+                Outcome::RolledBack => {
+                    // What was restored of this tenant's, in its chain.
+                    let restored = restored_seen_by(&r, &[inv.tenant.id].into());
+                    super::lifecycle::move_to(&mut moved, ChangeState::RolledBack)?;
+                    w.events.push(change_event(
+                        &actor,
+                        &moved,
+                        "change.rolled-back",
+                        detail(json!({ "restored": restored })),
+                        now,
+                    ));
+                }
+            }
+            if moved.state != c.state || !w.events.is_empty() {
+                write.changes.push((moved, c.version, w));
+            }
+        }
+    }
+    // Each tenant's chain says what was restored of its own.
+    write.events = loaded
+        .tenants
+        .keys()
+        .map(|t| {
+            let rollback = r.record.rollback.as_ref().map(|b| {
+                json!({ "authorized_by": b.authorized_by, "at": b.at, "reason": b.reason,
+                        "finished_at": b.finished_at, "restored": restored_seen_by(&r, &[*t].into()) })
+            });
+            (
+                *t,
+                NewEvent {
+                    actor: actor.clone(),
+                    action: "release.finished".into(),
+                    subject: r.number.to_string(),
+                    detail: json!({ "outcome": outcome.as_str(), "validation_failures": release::validation_failures(&r.record), "rollback": rollback }),
+                    at: now,
+                },
+            )
+        })
+        .collect();
+    let saved = save(&state, &r, expected, write).await?;
+    answer(&state, &caller, saved).await
+}
+
+/// Close a finished release once every change in it is closed (its
+/// post-implementation review done, where the policy asks for one).
+#[utoipa::path(post, path = "/api/v1/releases/{number}/close", tag = "releases",
+    params(("number" = String, Path)), responses((status = 200, body = ReleaseView), (status = 409, body = crate::error::ErrorBody)))]
+pub async fn close(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(p): Path<ReleasePath>,
+) -> ApiResult<Json<ReleaseView>> {
+    let loaded = load(&state, &caller, &p.number).await?;
+    authorize_all(&caller, loaded.tenants.keys().copied(), Action::Release)?;
+    let mut r = loaded.release.clone();
+    if r.state != ReleaseState::Finished {
+        return Err(ApiError::state(format!(
+            "{} is {}; a release closes once finished",
+            r.number, r.state
+        )));
+    }
+    let involved = schedule::involved(&state, &loaded).await?;
+    let open: Vec<String> = involved
+        .iter()
+        .flat_map(|inv| inv.changes.iter())
+        .filter(|c| c.state != ChangeState::Closed)
+        .map(|c| format!("{} ({})", c.number, c.state))
+        .collect();
+    if !open.is_empty() {
+        return Err(ApiError::state(format!(
+            "{} awaits the post-implementation review of {}",
+            r.number,
+            open.join(", ")
+        )));
+    }
+    let expected = r.version;
+    let now = state.now();
+    r.state = ReleaseState::Closed;
+    let events = to_all(
+        &loaded,
+        caller.email.as_str(),
+        "release.closed",
+        json!({}),
+        now,
+    );
+    let saved = save(
+        &state,
+        &r,
+        expected,
+        ReleaseWrite {
+            events,
+            ..Default::default()
+        },
+    )
+    .await?;
+    answer(&state, &caller, saved).await
+}
+
+/// Cancel a release that has not deployed: its scheduled changes are
+/// approved again, for another release.
+#[utoipa::path(post, path = "/api/v1/releases/{number}/cancel", tag = "releases",
+    params(("number" = String, Path)), responses((status = 200, body = ReleaseView)))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(p): Path<ReleasePath>,
+) -> ApiResult<Json<ReleaseView>> {
+    let loaded = load(&state, &caller, &p.number).await?;
+    authorize_all(&caller, loaded.tenants.keys().copied(), Action::Release)?;
+    let mut r = loaded.release.clone();
+    if !r.state.plannable() {
+        return Err(ApiError::state(format!(
+            "{} is {}; only a release that has not deployed is cancelled",
+            r.number, r.state
+        )));
+    }
+    let expected = r.version;
+    let now = state.now();
+    let actor = caller.email.to_string();
+    let mut write = ReleaseWrite::default();
+    for inv in schedule::involved(&state, &loaded).await? {
+        for c in &inv.changes {
+            if c.state == ChangeState::Scheduled {
+                let mut moved = c.clone();
+                super::lifecycle::move_to(&mut moved, ChangeState::Approved)?;
+                let mut w = ChangeWrite::default();
+                w.events.push(change_event(
+                    &actor,
+                    &moved,
+                    "change.unscheduled",
+                    json!({ "release": r.number.to_string() }),
+                    now,
+                ));
+                write.changes.push((moved, c.version, w));
+            }
+        }
+    }
+    r.state = ReleaseState::Cancelled;
+    write.events = to_all(&loaded, &actor, "release.cancelled", json!({}), now);
+    let saved = save(&state, &r, expected, write).await?;
+    answer(&state, &caller, saved).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn release_numbers_that_do_not_parse_are_not_found() {
+        assert_eq!(release_number("REL-2").unwrap(), ReleaseNumber(2));
+        assert_eq!(
+            release_number("CHG-2").unwrap_err().status,
+            StatusCode::NOT_FOUND
+        );
+    }
+}

@@ -1,0 +1,304 @@
+//! Where a release's slot stands: what its tenants' windows, blackouts
+//! and other bookings say about it (conflicts), and the earliest slot
+//! every tenant involved allows. Reads the records; the judging is
+//! `core::slot`.
+//!
+//! Bookings of several tenants share one list: configuration items are
+//! written `tenant/item`, and the implementer a change names is booked
+//! as `implementer:<id>`, so a clash on it is an implementer double-booked.
+
+use changegate_core::change::ChangeState;
+use changegate_core::policy::PolicySpec;
+use changegate_core::release::{Conflict, ReleaseState};
+use changegate_core::slot::{self, Booking, Problem, Rules};
+use changegate_core::window::CompiledWindow;
+use changegate_core::{ChangeNumber, TenantId, UserId};
+use changegate_store::{Change, ChangeFilter, Release, Tenant};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::AppState;
+use crate::api::releases::Loaded;
+use crate::error::ApiResult;
+use crate::workflow;
+
+/// A slot's length when none is planned.
+pub const DEFAULT_LENGTH: TimeDelta = TimeDelta::hours(1);
+
+/// One tenant of a release: its changes in the release, windows and policy.
+pub struct Involved {
+    pub tenant: Tenant,
+    pub changes: Vec<Change>,
+    pub windows: Vec<Arc<CompiledWindow>>,
+    pub policy: PolicySpec,
+}
+
+/// Each tenant of the release with its changes (in the release's order).
+pub async fn involved(state: &AppState, loaded: &Loaded) -> ApiResult<Vec<Involved>> {
+    let store = state.store.as_ref();
+    let mut out = Vec::new();
+    for (id, tenant) in &loaded.tenants {
+        let mut changes = Vec::new();
+        for item in loaded.release.changes.iter().filter(|i| i.tenant == *id) {
+            changes.push(store.change(*id, item.change).await?);
+        }
+        out.push(Involved {
+            tenant: tenant.clone(),
+            changes,
+            windows: workflow::windows(store, *id).await?,
+            policy: workflow::policy(store, *id).await?.1,
+        });
+    }
+    Ok(out)
+}
+
+fn items(slug: &str, c: &Change) -> Vec<String> {
+    c.content
+        .configuration_items
+        .iter()
+        .map(|i| format!("{slug}/{i}"))
+        .chain(c.implementer.map(|u| format!("implementer:{}", u.0)))
+        .collect()
+}
+
+const IN_FLIGHT: [ChangeState; 4] = [
+    ChangeState::AwaitingApproval,
+    ChangeState::Approved,
+    ChangeState::Scheduled,
+    ChangeState::Implementing,
+];
+
+/// Everything else booked in the tenants of `r`: their changes in flight
+/// with a planned slot (not those `r` delivers) and their other releases
+/// with a slot that have not finished.
+/// Each booking's number with the tenants it belongs to: a conflict names
+/// another tenant's booking only as "another booking".
+type Owners = BTreeMap<String, BTreeSet<String>>;
+
+async fn bookings(
+    state: &AppState,
+    r: &Release,
+    involved: &[Involved],
+) -> ApiResult<(Vec<Booking>, Owners)> {
+    let store = state.store.as_ref();
+    let mine: BTreeSet<ChangeNumber> = r.changes.iter().map(|i| i.change).collect();
+    let mut bookings = Vec::new();
+    let mut owners = Owners::new();
+    let mut known: BTreeMap<ChangeNumber, (String, Change)> = BTreeMap::new();
+    for inv in involved {
+        let filter = ChangeFilter {
+            tenants: Some([inv.tenant.id].into()),
+            limit: 500,
+            ..ChangeFilter::default()
+        };
+        for c in store.list_changes(&filter).await? {
+            let slug = inv.tenant.slug.to_string();
+            if IN_FLIGHT.contains(&c.state)
+                && !mine.contains(&c.number)
+                && let Some(start) = c.content.planned_start
+            {
+                owners
+                    .entry(c.number.to_string())
+                    .or_default()
+                    .insert(slug.clone());
+                bookings.push(Booking {
+                    number: c.number.to_string(),
+                    configuration_items: items(&slug, &c),
+                    start,
+                    end: c.content.planned_end.unwrap_or(start + DEFAULT_LENGTH),
+                });
+            }
+            known.insert(c.number, (slug, c));
+        }
+    }
+    let tenants: BTreeSet<TenantId> = involved.iter().map(|i| i.tenant.id).collect();
+    for other in store.releases(Some(&tenants), 200).await? {
+        let active = !matches!(
+            other.state,
+            ReleaseState::Finished | ReleaseState::Closed | ReleaseState::Cancelled
+        );
+        let (Some(start), Some(end)) = (other.planned_start, other.planned_end) else {
+            continue;
+        };
+        if !active || other.number == r.number {
+            continue;
+        }
+        let held = other
+            .changes
+            .iter()
+            .filter_map(|i| known.get(&i.change))
+            .flat_map(|(slug, c)| items(slug, c))
+            .collect();
+        let of = owners.entry(other.number.to_string()).or_default();
+        of.extend(
+            other
+                .changes
+                .iter()
+                .filter_map(|i| known.get(&i.change))
+                .map(|(slug, _)| slug.clone()),
+        );
+        bookings.push(Booking {
+            number: other.number.to_string(),
+            configuration_items: held,
+            start,
+            end,
+        });
+    }
+    Ok((bookings, owners))
+}
+
+/// What stands in the way of delivering `r` in `[start, end)`, per tenant:
+/// closed windows and blackouts (not overridable), other changes or
+/// releases on the same configuration items and implementers booked
+/// twice (overridable by a change manager).
+pub async fn conflicts(
+    state: &AppState,
+    r: &Release,
+    involved: &[Involved],
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+) -> ApiResult<Vec<Conflict>> {
+    let (Some(start), Some(end)) = (start, end) else {
+        return Ok(involved
+            .iter()
+            .map(|inv| Conflict {
+                key: format!("slot:{}", inv.tenant.slug),
+                tenant: inv.tenant.slug.to_string(),
+                message: format!("{} has no slot yet: plan its start and end", r.number),
+                overridable: false,
+            })
+            .collect());
+    };
+    let (bookings, owners) = bookings(state, r, involved).await?;
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    let mut found: Vec<Conflict> = Vec::new();
+    for inv in involved {
+        let slug = inv.tenant.slug.as_str();
+        for c in &inv.changes {
+            let rules = Rules {
+                windows: &inv.windows,
+                tenant: slug,
+                kind: c.kind,
+                requires_window: inv.policy.window_required.contains(&c.kind),
+            };
+            for problem in slot::check(&rules, &items(slug, c), start, end, &bookings) {
+                let conflict = match problem {
+                    Problem::Windows(why) => Conflict {
+                        key: format!("window:{slug}:{}", c.number),
+                        tenant: slug.into(),
+                        message: format!("{} of {slug}: {why}", c.number),
+                        overridable: false,
+                    },
+                    p @ Problem::RunsPastClose { .. } => Conflict {
+                        key: format!("window:{slug}:{}", c.number),
+                        tenant: slug.into(),
+                        message: format!("{} of {slug}: {p}", c.number),
+                        overridable: false,
+                    },
+                    Problem::BlackoutDuring { window, from } => Conflict {
+                        key: format!("blackout:{slug}:{window}"),
+                        tenant: slug.into(),
+                        message: format!(
+                            "{} of {slug}: {}",
+                            c.number,
+                            Problem::BlackoutDuring {
+                                window: window.clone(),
+                                from
+                            }
+                        ),
+                        overridable: false,
+                    },
+                    Problem::Clash { number, item } => {
+                        let number = if owners.get(&number).is_some_and(|o| o.contains(slug)) {
+                            number
+                        } else {
+                            "another client's booking".to_string()
+                        };
+                        match item.strip_prefix("implementer:") {
+                            Some(id) => {
+                                if !names.contains_key(id) {
+                                    let email = match id.parse::<i64>() {
+                                        Ok(n) => {
+                                            state.store.user(UserId(n)).await?.email.to_string()
+                                        }
+                                        Err(_) => id.to_string(),
+                                    };
+                                    names.insert(id.to_string(), email);
+                                }
+                                Conflict {
+                                    key: format!(
+                                        "double-booked:{slug}:{}:{}",
+                                        c.number,
+                                        number.replace(' ', "-")
+                                    ),
+                                    tenant: slug.into(),
+                                    message: format!(
+                                        "{} implements {} of {slug} and is booked on {number} in the same slot",
+                                        names[id], c.number
+                                    ),
+                                    overridable: true,
+                                }
+                            }
+                            None => {
+                                let ci = item.strip_prefix(&format!("{slug}/")).unwrap_or(&item);
+                                Conflict {
+                                    key: format!("clash:{slug}:{number}:{ci}"),
+                                    tenant: slug.into(),
+                                    message: format!(
+                                        "{number} is booked on {ci} of {slug} in the same slot as {}",
+                                        c.number
+                                    ),
+                                    overridable: true,
+                                }
+                            }
+                        }
+                    }
+                };
+                if !found.iter().any(|f| f.key == conflict.key) {
+                    found.push(conflict);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The earliest start, from now on, of a slot as long as `r`'s planned
+/// one that every tenant's windows allow for every change of the release
+/// and no other booking holds.
+pub async fn proposal(
+    state: &AppState,
+    r: &Release,
+    involved: &[Involved],
+) -> ApiResult<Option<DateTime<Utc>>> {
+    let length = match (r.planned_start, r.planned_end) {
+        (Some(s), Some(e)) => e - s,
+        _ => DEFAULT_LENGTH,
+    };
+    let (bookings, _) = bookings(state, r, involved).await?;
+    let mut all_items = Vec::new();
+    let mut rules = Vec::new();
+    for inv in involved {
+        let slug = inv.tenant.slug.as_str();
+        let kinds: BTreeSet<_> = inv.changes.iter().map(|c| c.kind).collect();
+        for c in &inv.changes {
+            all_items.extend(items(slug, c));
+        }
+        for kind in kinds {
+            rules.push(Rules {
+                windows: inv.windows.as_slice(),
+                tenant: slug,
+                kind,
+                requires_window: inv.policy.window_required.contains(&kind),
+            });
+        }
+    }
+    Ok(slot::earliest_for_all(
+        &rules,
+        &all_items,
+        state.now(),
+        length,
+        &bookings,
+    ))
+}

@@ -1,0 +1,558 @@
+//! Releases: the MSP story of seed 000 through the API. Client A's normal
+//! change (technical and client approval) and client B's standard change
+//! go out in one release in a shared window; a conflict is shown and
+//! overridden; one step fails, the rollback is authorized and recorded;
+//! PIRs close the changes, then the release. Each tenant sees only its
+//! own part.
+
+use changegate_core::Role;
+use changegate_testkit::msp::{Msp, high_risk, low_risk, normal_change};
+use changegate_testkit::{Actor, TestApp};
+use chrono::{TimeZone, Utc};
+use serde_json::{Value, json};
+
+const A: &str = "/api/v1/tenants/client-a";
+const B: &str = "/api/v1/tenants/client-b";
+
+/// Saturday 02:00–06:00 Berlin, in both tenants.
+async fn weekly_windows(m: &Msp) {
+    for t in [A, B] {
+        m.cm.put(
+            &format!("{t}/windows/weekly"),
+            json!({ "timeZone": "Europe/Berlin", "schedule": { "cron": { "expr": "0 2 * * SAT", "duration": "4h" } } }),
+        )
+        .await
+        .ok();
+    }
+}
+
+/// Client A's high-risk change, approved by tom and carol; `ian` implements.
+async fn approved_in_a(m: &Msp, title: &str, extra: Value) -> String {
+    let mut body = normal_change(title, high_risk());
+    body["implementer"] = json!("ian@msp.example");
+    for (k, v) in extra.as_object().into_iter().flatten() {
+        body[k] = v.clone();
+    }
+    let n = m
+        .eve
+        .post(&format!("{A}/changes"), body)
+        .await
+        .status(201)
+        .json["number"]
+        .as_str()
+        .expect("number")
+        .to_string();
+    m.eve
+        .post(&format!("{A}/changes/{n}/submit"), json!({}))
+        .await
+        .ok();
+    for who in [&m.tom, &m.carol] {
+        who.post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve" }),
+        )
+        .await
+        .ok();
+    }
+    let c = m.eve.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(c["state"], "approved", "{c}");
+    n
+}
+
+/// Client B's standard change from its template: approved at submission.
+async fn standard_in_b(m: &Msp) -> String {
+    m.cm.put(
+        &format!("{B}/templates/vpn-rotate"),
+        json!({ "title": "Rotate VPN keys", "approvedBy": "cm@msp.example", "approvedOn": "2026-01-05",
+                "reviewDue": "2027-01-05", "configurationItems": ["vpn-gateway"] }),
+    )
+    .await
+    .ok();
+    let n = m
+        .eve
+        .post(
+            &format!("{B}/changes"),
+            json!({ "type": "standard", "title": "Rotate VPN keys", "template": "vpn-rotate",
+                    "implementer": "ian@msp.example", "test_plan": "connect from the test client" }),
+        )
+        .await
+        .status(201)
+        .json["number"]
+        .as_str()
+        .expect("number")
+        .to_string();
+    let c = m
+        .eve
+        .post(&format!("{B}/changes/{n}/submit"), json!({}))
+        .await
+        .ok();
+    assert_eq!(c["state"], "approved");
+    n
+}
+
+fn keys(r: &Value, field: &str) -> Vec<String> {
+    r[field]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|c| c["key"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn numbers(r: &Value) -> Vec<String> {
+    r["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| c["number"].as_str().expect("number").to_string())
+        .collect()
+}
+
+async fn release_manager(app: &TestApp) -> Actor {
+    app.msp(
+        "rita@msp.example",
+        &[
+            ("client-a", Role::ReleaseManager),
+            ("client-b", Role::ReleaseManager),
+        ],
+    )
+    .await
+}
+
+async fn two_clients_one_release_a_failed_step_rolled_back_then_reviewed_and_closed(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let rita = release_manager(&app).await;
+    weekly_windows(&m).await;
+    let a = approved_in_a(&m, "Upgrade payments", json!({})).await;
+    let b = standard_in_b(&m).await;
+    // Another change of client A holds payments-api, and ian, in the same slot.
+    let other = approved_in_a(
+        &m,
+        "Resize payments database",
+        json!({ "planned_start": "2026-11-28T01:30:00Z", "planned_end": "2026-11-28T02:30:00Z" }),
+    )
+    .await;
+
+    let body = json!({
+        "name": "November maintenance",
+        "changes": [ { "tenant": "client-a", "change": a }, { "tenant": "client-b", "change": b } ],
+        "planned_start": "2026-11-28T01:00:00Z", "planned_end": "2026-11-28T03:00:00Z",
+        "runbook": [
+            { "kind": "deploy", "title": "Upgrade payments-api to 2.4.1", "owner": "ian@msp.example", "change": a },
+            { "kind": "deploy", "title": "Rotate the VPN keys", "owner": "ian@msp.example", "change": b },
+            { "kind": "validate", "title": "Smoke tests of both clients", "owner": "ian@msp.example" },
+            { "kind": "rollback", "title": "Restore payments-api 2.4.0", "owner": "ian@msp.example", "change": a },
+            { "kind": "rollback", "title": "Restore the previous VPN keys", "owner": "ian@msp.example", "change": b },
+        ],
+    });
+    // Only a release manager of every tenant involved packages it.
+    m.eve
+        .post("/api/v1/releases", body.clone())
+        .await
+        .status(403);
+    // Client B's approver does not even see client A.
+    m.bob
+        .post("/api/v1/releases", body.clone())
+        .await
+        .status(404);
+    let r = rita.post("/api/v1/releases", body).await.status(201).json;
+    let rel = r["number"].as_str().expect("number").to_string();
+    assert!(rel.starts_with("REL-"));
+    assert_eq!(r["state"], "planning");
+    assert_eq!(numbers(&r), [a.clone(), b.clone()]);
+    // The clash on payments-api and ian double-booked are shown with the
+    // slot, and the earliest slot all of it fits is proposed.
+    let conflicts = keys(&r, "conflicts");
+    assert!(
+        conflicts.contains(&format!("clash:client-a:{other}:payments-api")),
+        "{conflicts:?}"
+    );
+    // ian implements client B's change too: B's view says he is booked,
+    // not on what of client A's.
+    let twice = format!("double-booked:client-b:{b}:another-client's-booking");
+    assert!(conflicts.contains(&twice), "{conflicts:?}");
+    assert_eq!(r["proposed_start"], "2026-11-28T02:30:00Z", "{r}");
+
+    // Plan authorized: both changes scheduled.
+    let r = rita
+        .post(
+            &format!("/api/v1/releases/{rel}/phases"),
+            json!({ "phase": "plan", "note": "CAB of 2026-11-25" }),
+        )
+        .await
+        .ok();
+    assert_eq!(r["state"], "build-and-test");
+    for (t, n) in [(A, &a), (B, &b)] {
+        let c = m.eve.get(&format!("{t}/changes/{n}")).await.ok();
+        assert_eq!(c["state"], "scheduled");
+    }
+    // Build and test needs test evidence on every change.
+    let refused = rita
+        .post(
+            &format!("/api/v1/releases/{rel}/phases"),
+            json!({ "phase": "build-and-test" }),
+        )
+        .await
+        .status(409);
+    assert!(refused.text.contains("test evidence"), "{}", refused.text);
+    for (t, n) in [(A, &a), (B, &b)] {
+        let c = m
+            .eve
+            .patch(
+                &format!("{t}/changes/{n}"),
+                json!({ "test_evidence": "staging run 2026-11-26 green" }),
+            )
+            .await
+            .ok();
+        assert_eq!(c["state"], "scheduled", "test evidence is not material");
+    }
+    rita.post(
+        &format!("/api/v1/releases/{rel}/phases"),
+        json!({ "phase": "build-and-test" }),
+    )
+    .await
+    .ok();
+
+    // Wednesday: the windows are closed, which no one overrides.
+    let refused = rita
+        .post(
+            &format!("/api/v1/releases/{rel}/phases"),
+            json!({ "phase": "deploy" }),
+        )
+        .await
+        .status(409);
+    assert!(refused.text.contains("weekly"), "{}", refused.text);
+    let window_key = keys(
+        &m.cm.get(&format!("/api/v1/releases/{rel}")).await.ok(),
+        "conflicts",
+    )
+    .into_iter()
+    .find(|k| k.starts_with("window:"));
+    assert!(
+        window_key.is_none(),
+        "the planned slot is inside the window"
+    );
+
+    // Saturday 01:30 UTC: open, but the clash stands until overridden.
+    app.set_now(Utc.with_ymd_and_hms(2026, 11, 28, 1, 30, 0).unwrap());
+    let refused = rita
+        .post(
+            &format!("/api/v1/releases/{rel}/phases"),
+            json!({ "phase": "deploy" }),
+        )
+        .await
+        .status(409);
+    assert!(refused.text.contains(&other), "{}", refused.text);
+    let clash = format!("clash:client-a:{other}:payments-api");
+    // Only a change manager overrides, with a reason; a client approver cannot.
+    rita.post(
+        &format!("/api/v1/releases/{rel}/overrides"),
+        json!({ "conflict": clash, "reason": "same team" }),
+    )
+    .await
+    .status(403);
+    m.carol
+        .post(
+            &format!("/api/v1/releases/{rel}/overrides"),
+            json!({ "conflict": clash, "reason": "fine" }),
+        )
+        .await
+        .status(403);
+    m.cm.post(
+        &format!("/api/v1/releases/{rel}/overrides"),
+        json!({ "conflict": clash, "reason": " " }),
+    )
+    .await
+    .status(422);
+    for key in [&clash, &twice] {
+        m.cm.post(
+            &format!("/api/v1/releases/{rel}/overrides"),
+            json!({ "conflict": key, "reason": "the resize is postponed to next week" }),
+        )
+        .await
+        .ok();
+    }
+    let r = rita
+        .post(
+            &format!("/api/v1/releases/{rel}/phases"),
+            json!({ "phase": "deploy", "note": "go" }),
+        )
+        .await
+        .ok();
+    assert_eq!(r["state"], "deploying");
+    let phases: Vec<&str> = r["authorizations"]
+        .as_array()
+        .expect("authorizations")
+        .iter()
+        .map(|x| x["phase"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(phases, ["plan", "build-and-test", "deploy"]);
+    for (t, n) in [(A, &a), (B, &b)] {
+        let c = m.eve.get(&format!("{t}/changes/{n}")).await.ok();
+        assert_eq!(
+            (c["state"].as_str(), c["implementer"].as_str()),
+            (Some("implementing"), Some("ian@msp.example"))
+        );
+    }
+
+    // The runbook: step 1 done, step 2 fails, step 3 waits for a rollback.
+    let step = |i: usize| format!("/api/v1/releases/{rel}/steps/{i}");
+    m.ian
+        .post(
+            &step(1),
+            json!({ "status": "done", "evidence": "helm revision 14" }),
+        )
+        .await
+        .ok();
+    m.ian
+        .post(
+            &step(2),
+            json!({ "status": "failed", "evidence": "tunnel down after rotation" }),
+        )
+        .await
+        .ok();
+    let refused = m
+        .ian
+        .post(&step(3), json!({ "status": "done", "evidence": "ok" }))
+        .await
+        .status(409);
+    assert!(refused.text.contains("rollback"), "{}", refused.text);
+    // Not ian's to authorize; rita authorizes it with a reason.
+    m.ian
+        .post(
+            &format!("/api/v1/releases/{rel}/rollback"),
+            json!({ "reason": "VPN down" }),
+        )
+        .await
+        .status(403);
+    let r = rita
+        .post(
+            &format!("/api/v1/releases/{rel}/rollback"),
+            json!({ "reason": "client B's VPN is down after step 2" }),
+        )
+        .await
+        .ok();
+    assert_eq!(r["state"], "rolling-back");
+    m.ian
+        .post(
+            &step(4),
+            json!({ "status": "done", "evidence": "payments-api 2.4.0 restored" }),
+        )
+        .await
+        .ok();
+    rita.post(&format!("/api/v1/releases/{rel}/finish"), json!({}))
+        .await
+        .status(409);
+    m.ian
+        .post(
+            &step(5),
+            json!({ "status": "done", "evidence": "previous VPN keys restored" }),
+        )
+        .await
+        .ok();
+    app.set_now(Utc.with_ymd_and_hms(2026, 11, 28, 2, 40, 0).unwrap());
+    let r = rita
+        .post(&format!("/api/v1/releases/{rel}/finish"), json!({}))
+        .await
+        .ok();
+    assert_eq!(
+        (r["state"].as_str(), r["outcome"].as_str()),
+        (Some("finished"), Some("rolled-back"))
+    );
+    assert_eq!(r["rollback"]["authorized_by"], "rita@msp.example");
+    assert_eq!(r["rollback"]["finished_at"], "2026-11-28T02:40:00Z");
+    assert_eq!(
+        r["rollback"]["restored"],
+        "payments-api 2.4.0 restored; previous VPN keys restored"
+    );
+    for (t, n) in [(A, &a), (B, &b)] {
+        let c = m.eve.get(&format!("{t}/changes/{n}")).await.ok();
+        assert_eq!(c["state"], "rolled-back");
+    }
+
+    // Each tenant sees its own part only.
+    let seen_by_b = m.bob.get(&format!("/api/v1/releases/{rel}")).await.ok();
+    assert_eq!(numbers(&seen_by_b), [b.clone()]);
+    assert!(!seen_by_b.to_string().contains(&a), "{seen_by_b}");
+    assert!(
+        !seen_by_b.to_string().contains("payments-api"),
+        "{seen_by_b}"
+    );
+    assert_eq!(
+        seen_by_b["rollback"]["restored"],
+        "previous VPN keys restored"
+    );
+    let steps: Vec<u64> = seen_by_b["runbook"]
+        .as_array()
+        .expect("runbook")
+        .iter()
+        .filter_map(|s| s["step"].as_u64())
+        .collect();
+    assert_eq!(steps, [2, 3, 5]);
+    let seen_by_a = m.carol.get(&format!("/api/v1/releases/{rel}")).await.ok();
+    assert_eq!(numbers(&seen_by_a), [a.clone()]);
+    let listed = m.bob.get("/api/v1/releases").await.ok();
+    assert_eq!(listed[0]["changes"], json!([format!("client-b/{b}")]));
+    let stranger = app.msp("sam@msp.example", &[]).await;
+    stranger
+        .get(&format!("/api/v1/releases/{rel}"))
+        .await
+        .status(404);
+    assert_eq!(stranger.get("/api/v1/releases").await.ok(), json!([]));
+    m.bob
+        .post(&format!("/api/v1/releases/{rel}/close"), json!({}))
+        .await
+        .status(403);
+
+    // Closing waits for every change's post-implementation review.
+    let refused = rita
+        .post(&format!("/api/v1/releases/{rel}/close"), json!({}))
+        .await
+        .status(409);
+    assert!(
+        refused.text.contains(&a) && refused.text.contains(&b),
+        "{}",
+        refused.text
+    );
+    for (t, n) in [(A, &a), (B, &b)] {
+        m.ian
+            .post(
+                &format!("{t}/changes/{n}/review"),
+                json!({ "outcome": "rolled-back", "notes": "VPN rotation broke the tunnel", "lessons": "rotate B alone" }),
+            )
+            .await
+            .ok();
+    }
+    let r = rita
+        .post(&format!("/api/v1/releases/{rel}/close"), json!({}))
+        .await
+        .ok();
+    assert_eq!(r["state"], "closed");
+
+    // Both chains hold their part of the release and verify.
+    for (who, t) in [(&m.audrey, "client-a"), (&m.cm, "client-b")] {
+        let audit = who.get(&format!("/api/v1/tenants/{t}/audit")).await.ok();
+        assert_eq!(audit["intact"], true, "{audit}");
+    }
+    let b_events: Vec<_> = app
+        .store
+        .audit_events(app.store.tenant_by_slug("client-b").await.unwrap().id)
+        .await
+        .unwrap()
+        .0;
+    let about_release: Vec<&str> = b_events
+        .iter()
+        .filter(|e| e.body.subject == rel)
+        .map(|e| e.body.action.as_str())
+        .collect();
+    assert!(
+        about_release.contains(&"release.rollback-authorized"),
+        "{about_release:?}"
+    );
+    let leaks: Vec<_> = b_events
+        .iter()
+        .filter(|e| {
+            e.body.detail.contains(&a)
+                || e.body.detail.contains("payments-api")
+                || e.body.subject == a
+        })
+        .map(|e| (&e.body.action, &e.body.detail))
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "client B's chain names client A's: {leaks:?}"
+    );
+}
+
+async fn a_release_refuses_unapproved_changes_and_bad_runbooks(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let rita = release_manager(&app).await;
+    let awaiting = m.submitted(low_risk()).await;
+    let r = rita
+        .post(
+            "/api/v1/releases",
+            json!({ "name": "x", "changes": [ { "tenant": "client-a", "change": awaiting } ] }),
+        )
+        .await
+        .status(422);
+    assert_eq!(r.field(), "changes[0].change");
+    assert!(r.text.contains("awaiting-approval"), "{}", r.text);
+    m.tom
+        .post(
+            &format!("{A}/changes/{awaiting}/decisions"),
+            json!({ "decision": "approve" }),
+        )
+        .await
+        .ok();
+    let ok = json!([ { "tenant": "client-a", "change": awaiting } ]);
+    let r = rita
+        .post(
+            "/api/v1/releases",
+            json!({ "name": "x", "changes": ok, "runbook": [ { "kind": "deploy", "title": "go", "change": "CHG-999" } ] }),
+        )
+        .await
+        .status(422);
+    assert_eq!(r.field(), "runbook[0].change");
+    let r = rita
+        .post(
+            "/api/v1/releases",
+            json!({ "name": "x", "changes": ok, "runbook": [ { "kind": "deploy", "title": " " } ] }),
+        )
+        .await
+        .status(422);
+    assert_eq!(r.field(), "runbook[0].title");
+    let r = rita
+        .post(
+            "/api/v1/releases",
+            json!({ "name": "x", "changes": ok, "planned_start": "2026-11-28T03:00:00Z", "planned_end": "2026-11-28T01:00:00Z" }),
+        )
+        .await
+        .status(422);
+    assert_eq!(r.field(), "planned_end");
+    assert_eq!(
+        rita.get("/api/v1/releases").await.ok(),
+        json!([]),
+        "nothing half-written"
+    );
+    // Without a slot the plan is not authorized; cancelled, the change is free again.
+    let r = rita
+        .post("/api/v1/releases", json!({ "name": "x", "changes": ok }))
+        .await
+        .status(201)
+        .json;
+    let rel = r["number"].as_str().unwrap().to_string();
+    assert_eq!(keys(&r, "conflicts"), ["slot:client-a"]);
+    rita.post(
+        &format!("/api/v1/releases/{rel}/phases"),
+        json!({ "phase": "plan" }),
+    )
+    .await
+    .status(409);
+    rita.patch(
+        &format!("/api/v1/releases/{rel}"),
+        json!({ "planned_start": "2026-11-28T01:00:00Z", "planned_end": "2026-11-28T02:00:00Z" }),
+    )
+    .await
+    .ok();
+    rita.post(
+        &format!("/api/v1/releases/{rel}/phases"),
+        json!({ "phase": "plan" }),
+    )
+    .await
+    .ok();
+    let c = m.eve.get(&format!("{A}/changes/{awaiting}")).await.ok();
+    assert_eq!(c["state"], "scheduled");
+    rita.post(&format!("/api/v1/releases/{rel}/cancel"), json!({}))
+        .await
+        .ok();
+    let c = m.eve.get(&format!("{A}/changes/{awaiting}")).await.ok();
+    assert_eq!(c["state"], "approved");
+    rita.get("/api/v1/releases/REL-999").await.status(404);
+}
+
+crate::on_both!(
+    two_clients_one_release_a_failed_step_rolled_back_then_reviewed_and_closed,
+    a_release_refuses_unapproved_changes_and_bad_runbooks,
+);
