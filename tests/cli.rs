@@ -259,6 +259,74 @@ fn a_change_goes_from_draft_to_approved_through_the_cli_and_the_chain_verifies()
     assert_eq!(v["state"], "approved");
     let audit = s.ok(Some(&carol), &["audit", "verify", "--tenant", "client-a"]);
     assert!(audit.contains("intact"), "{audit}");
+
+    // The period's evidence as a bundle, verified offline: by changegate
+    // and by the manifest alone with sha256sum, as the bundle's README says.
+    let bundle = s.dir.path().join("evidence.tar.gz");
+    let bundle = bundle.to_str().expect("a UTF-8 path");
+    let wrote = s.ok(
+        Some(&carol),
+        &[
+            "report", "evidence", "--tenant", "client-a", "--out", bundle,
+        ],
+    );
+    assert!(wrote.contains("wrote"), "{wrote}");
+    let verified = s.ok(None, &["report", "verify", bundle]);
+    assert!(
+        verified.contains("evidence.json: OK") && verified.contains("bundle verified"),
+        "{verified}"
+    );
+    let unpacked = s.dir.path().join("unpacked");
+    std::fs::create_dir_all(&unpacked).expect("a folder");
+    let tar = Command::new("tar")
+        .args(["-xzf", bundle, "-C"])
+        .arg(&unpacked)
+        .status()
+        .expect("tar runs");
+    assert!(tar.success());
+    let folder = std::fs::read_dir(&unpacked)
+        .expect("unpacked")
+        .next()
+        .expect("one folder")
+        .expect("an entry")
+        .path();
+    let sums = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(&folder)
+        .output()
+        .expect("sha256sum runs");
+    assert!(
+        sums.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sums.stdout)
+    );
+    // A changed byte is found by both.
+    let csv = folder.join("changes.csv");
+    let mut text = std::fs::read_to_string(&csv).expect("csv");
+    text.push_str("CHG-999,forged\n");
+    std::fs::write(&csv, text).expect("written");
+    let sums = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(&folder)
+        .output()
+        .expect("sha256sum runs");
+    assert!(!sums.status.success());
+    let repacked = s.dir.path().join("forged.tar.gz");
+    let tar = Command::new("tar")
+        .arg("-czf")
+        .arg(&repacked)
+        .arg("-C")
+        .arg(&unpacked)
+        .arg(folder.file_name().expect("a name"))
+        .status()
+        .expect("tar runs");
+    assert!(tar.success());
+    let forged = s.run(
+        None,
+        &["report", "verify", repacked.to_str().expect("UTF-8")],
+    );
+    assert_eq!(forged.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&forged.stdout).contains("changes.csv: FAILED"));
 }
 
 #[test]

@@ -91,12 +91,13 @@ impl ServerArgs {
 }
 
 impl Client {
-    pub async fn call(
+    /// The body of a successful answer as it came (an archive, a CSV).
+    pub async fn call_raw(
         &self,
         method: Method,
         path: &str,
         body: Option<&Value>,
-    ) -> Result<Value, ClientError> {
+    ) -> Result<Vec<u8>, ClientError> {
         let url = format!("{}{path}", self.base);
         let mut req = self.http.request(method, &url).bearer_auth(&self.token);
         if let Some(b) = body {
@@ -109,11 +110,14 @@ impl Client {
             ))
         })?;
         let status = res.status();
-        let text = res.text().await.unwrap_or_default();
-        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        let bytes = res.bytes().await.map_err(|e| {
+            ClientError::Unreachable(format!("the answer from {} broke off: {e}", self.base))
+        })?;
         if status.is_success() {
-            return Ok(json);
+            return Ok(bytes.to_vec());
         }
+        let text = String::from_utf8_lossy(&bytes).to_string();
+        let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         let err = &json["error"];
         Err(ClientError::Refused {
             status,
@@ -121,6 +125,16 @@ impl Client {
             message: err["message"].as_str().map(str::to_string).unwrap_or(text),
             field: err["field"].as_str().map(str::to_string),
         })
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, ClientError> {
+        let bytes = self.call_raw(method, path, body).await?;
+        Ok(serde_json::from_slice(&bytes).unwrap_or(Value::Null))
     }
 
     pub async fn get(&self, path: &str) -> Result<Value, ClientError> {

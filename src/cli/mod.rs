@@ -9,6 +9,7 @@ mod change;
 mod client;
 mod database;
 mod gate;
+mod report;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -51,6 +52,9 @@ enum Command {
     /// Verify a tenant's audit chain.
     #[command(subcommand)]
     Audit(change::AuditCommand),
+    /// Evidence for auditors: export a period, verify a bundle offline.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Print the chart's webhook configurations (development).
     #[command(hide = true)]
     Webhooks,
@@ -89,6 +93,7 @@ pub fn main() -> ExitCode {
         Command::Change(args) => block_on(change::run(args)),
         Command::Audit(cmd) => block_on(change::audit(cmd)),
         Command::Gate(cmd) => block_on(gate::run(cmd)),
+        Command::Report(cmd) => block_on(report::run(cmd)),
         Command::Webhooks => match changegate_agent::webhook::registration::chart_template() {
             Ok(yaml) => {
                 print!("{yaml}");

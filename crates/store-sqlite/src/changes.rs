@@ -393,6 +393,50 @@ pub(crate) async fn approvals(
         .collect()
 }
 
+/// The approvals of the tenant's changes created in `[from, to)`, in order.
+pub(crate) async fn approvals_between(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Approval>> {
+    let rows = sqlx::query!(
+        r#"SELECT a.id AS "id!", a.change_id, a.revision, a.approver_id, u.email, a.on_behalf_of, a.decision, a.comment, a.channel,
+                  a.fingerprint, a.policy_version, a.at AS "at: DateTime<Utc>"
+           FROM approvals a JOIN users u ON u.id = a.approver_id
+           WHERE a.tenant_id = ? AND a.change_id IN
+                 (SELECT id FROM changes WHERE tenant_id = ? AND created_at >= ? AND created_at < ?)
+           ORDER BY a.change_id, a.id"#,
+        tenant.0,
+        tenant.0,
+        from,
+        to
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Approval {
+                id: r.id,
+                change: ChangeNumber(r.change_id),
+                revision: r.revision,
+                approver: UserId(r.approver_id),
+                approver_email: Email::parse(&r.email)
+                    .map_err(|e| StoreError::corrupt("approver email", e))?,
+                on_behalf_of: r.on_behalf_of.map(UserId),
+                decision: parse::<Decision>("decision", &r.decision)?,
+                comment: r.comment,
+                channel: Channel::parse(&r.channel)
+                    .ok_or_else(|| StoreError::corrupt("channel", &r.channel))?,
+                fingerprint: r.fingerprint,
+                policy_version: r.policy_version,
+                at: r.at,
+            })
+        })
+        .collect()
+}
+
 pub(crate) async fn revisions(
     pool: &SqlitePool,
     tenant: TenantId,

@@ -358,6 +358,15 @@ impl Store for SqliteStore {
         changes::approvals(&self.pool, tenant, change).await
     }
 
+    async fn approvals_between(
+        &self,
+        tenant: TenantId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Approval>> {
+        changes::approvals_between(&self.pool, tenant, from, to).await
+    }
+
     async fn revisions(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Revision>> {
         changes::revisions(&self.pool, tenant, change).await
     }

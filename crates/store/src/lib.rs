@@ -127,6 +127,14 @@ pub trait Store: Send + Sync + 'static {
         write: ChangeWrite,
     ) -> Result<Change>;
     async fn approvals(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Approval>>;
+    /// The approvals of the tenant's changes created in `[from, to)`, by
+    /// change and in order (evidence of a period, in one read).
+    async fn approvals_between(
+        &self,
+        tenant: TenantId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Approval>>;
     async fn revisions(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Revision>>;
     async fn comments(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Comment>>;
     /// Changes whose approval expiry, retrospective deadline, reminder or

@@ -29,6 +29,8 @@ pub struct Resp {
     pub status: StatusCode,
     pub json: Value,
     pub text: String,
+    /// The body as sent (an archive, say).
+    pub bytes: Vec<u8>,
     pub headers: axum::http::HeaderMap,
 }
 
@@ -145,6 +147,7 @@ impl Actor {
             status,
             json,
             text,
+            bytes: bytes.to_vec(),
             headers,
         }
     }

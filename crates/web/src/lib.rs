@@ -7,6 +7,7 @@ pub mod api;
 pub mod auth;
 pub mod dto;
 pub mod error;
+pub mod evidence;
 pub mod limit;
 pub mod mail;
 pub mod openapi;
@@ -430,6 +431,12 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             "/api/v1/tenants/{tenant}/audit",
             Tenant(Read),
             get(audit::verify),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/evidence",
+            Tenant(Read),
+            get(api::evidence::export),
         ),
     ]
 }

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod bundle;
 pub mod changes;
+pub mod evidence;
 pub mod gate;
 pub mod lifecycle;
 pub mod meta;

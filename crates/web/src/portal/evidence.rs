@@ -1,23 +1,20 @@
 //! The auditor's view: one tenant, one period, read only. Every change
 //! raised in the period with who requested it, who approved it (when,
-//! through which channel), under which policy version and who implemented
-//! it; the audit chain's status and the unauthorized deployments.
+//! through which channel), under which policy version, its test evidence,
+//! who implemented it, its outcome and review; the controls of seed 003
+//! and the records proving each; the audit chain's status and the
+//! unauthorized deployments; the same as CSV, JSON or a verifiable bundle.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
-use changegate_core::audit;
 use changegate_core::authz::Action;
-use changegate_store::ChangeFilter;
-use chrono::{Datelike, NaiveDate, TimeDelta};
 use serde::Deserialize;
-use std::collections::BTreeSet;
 
 use super::pages::{Nav, in_tenant, nav, render, when};
-use super::{PageError, PageResult, Viewer};
+use super::{PageResult, Viewer};
 use crate::AppState;
-use crate::error::ApiError;
-use crate::workflow::{self, Emails};
+use crate::api::{self, evidence::ExportQuery};
 
 pub struct EvidenceRow {
     pub number: String,
@@ -27,7 +24,17 @@ pub struct EvidenceRow {
     pub requester: String,
     pub approvals: String,
     pub policy_version: String,
+    pub tested: String,
     pub implementer: String,
+    pub outcome: String,
+    pub review: String,
+}
+
+pub struct ControlRow {
+    pub title: String,
+    pub proven_by: String,
+    pub evidence: String,
+    pub exceptions: Vec<String>,
 }
 
 #[derive(Template)]
@@ -40,6 +47,7 @@ struct EvidencePage {
     chain: String,
     unauthorized: usize,
     rows: Vec<EvidenceRow>,
+    controls: Vec<ControlRow>,
 }
 
 #[derive(Deserialize, Default)]
@@ -50,18 +58,10 @@ pub struct Period {
     to: String,
 }
 
-fn date(field: &str, text: &str, default: NaiveDate) -> PageResult<NaiveDate> {
-    if text.is_empty() {
-        return Ok(default);
-    }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| {
-        PageError(ApiError::invalid(
-            field,
-            format!("{text:?} is not a date; write it as YYYY-MM-DD"),
-        ))
-    })
-}
-
+/// The period's evidence (`crate::evidence`): every change with who
+/// requested, approved, tested and implemented it, and the controls of
+/// seed 003 with the records that prove each; downloads as CSV, JSON and
+/// a verifiable bundle.
 pub async fn evidence(
     State(state): State<AppState>,
     viewer: Viewer,
@@ -70,77 +70,76 @@ pub async fn evidence(
 ) -> PageResult<Response> {
     let t = in_tenant(&state, &viewer, &slug).await?;
     t.authorize(Action::Read)?;
-    let store = state.store.as_ref();
-    let today = state.now().date_naive();
-    let first = today.with_day(1).unwrap_or(today);
-    let from = date("from", &period.from, first)?;
-    let to = date("to", &period.to, today)?;
-    if to < from {
-        return Err(PageError(ApiError::invalid(
-            "to",
-            "the period ends before it starts",
-        )));
-    }
-    let start = from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-    let end = to.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() + TimeDelta::days(1);
-    let changes = store
-        .list_changes(&ChangeFilter {
-            tenants: Some(BTreeSet::from([t.tenant.id])),
-            created_from: Some(start),
-            created_to: Some(end),
-            limit: 500,
-            ..ChangeFilter::default()
-        })
-        .await?;
-    let mut rows = Vec::with_capacity(changes.len());
-    for c in changes.iter().rev() {
-        let emails = Emails::load(store, workflow::ids_in(c)).await?;
-        let approvals: Vec<String> = store
-            .approvals(t.tenant.id, c.number)
-            .await?
-            .iter()
-            .map(|a| {
-                format!(
-                    "{} {} {} via {} (revision {})",
-                    a.approver_email,
-                    a.decision.as_str(),
-                    when(Some(a.at)),
-                    a.channel.as_str(),
-                    a.revision
-                )
-            })
-            .collect();
-        rows.push(EvidenceRow {
-            number: c.number.to_string(),
-            title: c.content.title.clone(),
-            kind: c.kind.as_str().to_string(),
-            state: c.state.as_str().to_string(),
-            requester: emails.of(c.requester),
-            approvals: approvals.join("; "),
-            policy_version: c.policy_version.map_or(String::new(), |v| v.to_string()),
-            implementer: c.implementer.map_or(String::new(), |u| emails.of(u)),
-        });
-    }
-    let (events, head) = store.audit_events(t.tenant.id).await?;
-    let report = audit::verify(&events, head);
-    let unauthorized = events
+    let now = state.now();
+    let query = ExportQuery {
+        from: Some(period.from),
+        to: Some(period.to),
+        format: None,
+    };
+    let period = api::evidence::period(&query, now.date_naive())?;
+    let (e, _) = crate::evidence::gather(state.store.as_ref(), &t.tenant, period, now).await?;
+    let rows = e
+        .changes
         .iter()
-        .filter(|e| {
-            e.body.action == "deployment.unauthorized" && e.body.at >= start && e.body.at < end
+        .map(|c| EvidenceRow {
+            number: c.number.clone(),
+            title: c.title.clone(),
+            kind: c.kind.clone(),
+            state: c.state.clone(),
+            requester: c.requester.clone(),
+            approvals: c
+                .approvals
+                .iter()
+                .map(|a| {
+                    format!(
+                        "{} {} {} via {} (revision {})",
+                        a.approver,
+                        a.decision,
+                        when(Some(a.at)),
+                        a.channel,
+                        a.revision
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            policy_version: c.policy_version.map_or(String::new(), |v| v.to_string()),
+            tested: if c.test_evidence.trim().is_empty() {
+                String::new()
+            } else {
+                c.test_evidence.clone()
+            },
+            implementer: c.implementer.clone().unwrap_or_default(),
+            outcome: c.outcome.clone().unwrap_or_default(),
+            review: c
+                .review
+                .as_ref()
+                .map(|r| format!("{} by {}", when(Some(r.at)), r.by))
+                .unwrap_or_default(),
         })
-        .count();
+        .collect();
+    let controls = e
+        .controls
+        .iter()
+        .map(|c| ControlRow {
+            title: c.title.clone(),
+            proven_by: c.proven_by.clone(),
+            evidence: c.evidence.join(", "),
+            exceptions: c.exceptions.clone(),
+        })
+        .collect();
     let page = EvidencePage {
         viewer: Some(nav(&state, &viewer).await?),
         tenant: t.tenant.slug.to_string(),
-        from: from.to_string(),
-        to: to.to_string(),
-        chain: if report.intact {
-            format!("intact ({} events)", report.events)
+        from: e.from.to_string(),
+        to: e.to.to_string(),
+        chain: if e.chain.intact {
+            format!("intact ({} events)", e.chain.events)
         } else {
-            format!("BROKEN at {:?}", report.first_break)
+            format!("BROKEN at {:?}", e.chain.first_break)
         },
-        unauthorized,
+        unauthorized: e.unauthorized.len(),
         rows,
+        controls,
     };
     Ok(render(&page))
 }

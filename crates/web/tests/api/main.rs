@@ -6,6 +6,7 @@ mod bundle;
 mod changes;
 mod concurrency;
 mod email;
+mod evidence;
 mod gate;
 mod matrix;
 mod openapi;

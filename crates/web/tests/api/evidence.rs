@@ -1,0 +1,198 @@
+//! The evidence export of a tenant and a period: JSON, CSV and the bundle
+//! an auditor verifies offline; nothing of another tenant in it.
+
+use changegate_store::NewEvent;
+use changegate_testkit::TestApp;
+use changegate_testkit::msp::{Msp, low_risk, normal_change};
+use chrono::{TimeZone, Utc};
+use serde_json::{Value, json};
+
+const A: &str = "/api/v1/tenants/client-a";
+
+/// Client A's change: approved by tom by API, started in the weekly
+/// window by ian, completed, reviewed. Its number.
+async fn a_change_through_its_life(app: &TestApp, m: &Msp) -> String {
+    m.cm.put(
+        &format!("{A}/windows/weekly"),
+        json!({ "timeZone": "Europe/Berlin", "schedule": { "cron": { "expr": "0 2 * * SAT", "duration": "4h" } } }),
+    )
+    .await
+    .ok();
+    let mut body = normal_change("Upgrade payments", low_risk());
+    body["test_evidence"] = json!("staging run 2026-11-26 green");
+    let n = m
+        .eve
+        .post(&format!("{A}/changes"), body)
+        .await
+        .status(201)
+        .json["number"]
+        .as_str()
+        .expect("number")
+        .to_string();
+    m.eve
+        .post(&format!("{A}/changes/{n}/submit"), json!({}))
+        .await
+        .ok();
+    m.tom
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve", "comment": "fine" }),
+        )
+        .await
+        .ok();
+    app.set_now(Utc.with_ymd_and_hms(2026, 11, 28, 1, 30, 0).unwrap());
+    m.ian
+        .post(&format!("{A}/changes/{n}/start"), json!({}))
+        .await
+        .ok();
+    m.ian
+        .post(
+            &format!("{A}/changes/{n}/complete"),
+            json!({ "documentation": "payments-api runbook: version 2.4.1" }),
+        )
+        .await
+        .ok();
+    m.ian
+        .post(
+            &format!("{A}/changes/{n}/review"),
+            json!({ "outcome": "succeeded", "notes": "smooth", "lessons": "none" }),
+        )
+        .await
+        .ok();
+    n
+}
+
+async fn an_auditor_exports_a_period_and_verifies_the_bundle_offline(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let n = a_change_through_its_life(&app, &m).await;
+    let a = app.store.tenant_by_slug("client-a").await.expect("tenant");
+    app.store
+        .record_events(
+            a.id,
+            vec![NewEvent {
+                actor: "agent:prod".into(),
+                action: "deployment.unauthorized".into(),
+                subject: "Deployment payments/payments-api".into(),
+                detail: json!({ "namespace": "payments", "name": "payments-api" }),
+                at: app.now(),
+            }],
+        )
+        .await
+        .expect("recorded");
+    // Client B raises something that must not appear in A's evidence.
+    m.eve
+        .post(
+            "/api/v1/tenants/client-b/changes",
+            normal_change("Zebra move of client B", low_risk()),
+        )
+        .await
+        .status(201);
+
+    let period = "from=2026-11-01&to=2026-11-30";
+    let e = m.audrey.get(&format!("{A}/evidence?{period}")).await.ok();
+    assert_eq!(e["tenant"], "client-a");
+    assert_eq!(e["chain"]["intact"], true);
+    let changes = e["changes"].as_array().expect("changes");
+    assert_eq!(changes.len(), 1, "{e}");
+    let c = &changes[0];
+    assert_eq!(c["number"], n.as_str());
+    assert_eq!(c["requester"], "eve@msp.example");
+    assert_eq!(c["approvals"][0]["approver"], "tom@msp.example");
+    assert_eq!(c["approvals"][0]["channel"], "api");
+    assert_eq!(c["approvals"][0]["decision"], "approve");
+    assert_eq!(c["policy_version"], 1);
+    assert_eq!(c["window"], "weekly");
+    assert_eq!(c["test_evidence"], "staging run 2026-11-26 green");
+    assert_eq!(c["implementer"], "ian@msp.example");
+    assert_eq!(c["started_at"], "2026-11-28T01:30:00Z");
+    assert_eq!(c["outcome"], "succeeded");
+    assert_eq!(c["documentation"], "payments-api runbook: version 2.4.1");
+    assert_eq!(c["review"]["detail"]["notes"], "smooth");
+    assert_eq!(e["unauthorized"].as_array().map(Vec::len), Some(1));
+    let control = |id: &str| -> Value {
+        e["controls"]
+            .as_array()
+            .expect("controls")
+            .iter()
+            .find(|c| c["id"] == id)
+            .cloned()
+            .expect("control")
+    };
+    for id in [
+        "authorized-before-implementation",
+        "tested-before-deployment",
+        "implemented-by-approved-individual",
+        "periodic-review",
+    ] {
+        assert_eq!(control(id)["evidence"], json!([n]), "{id}");
+        assert_eq!(control(id)["exceptions"], json!([]), "{id}");
+    }
+    assert_eq!(
+        control("no-unsupervised-production-changes")["exceptions"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert!(!e.to_string().contains("Zebra"), "nothing of client B");
+    // An earlier period holds nothing.
+    let before = m
+        .audrey
+        .get(&format!("{A}/evidence?from=2026-10-01&to=2026-10-31"))
+        .await
+        .ok();
+    assert_eq!(before["changes"], json!([]));
+
+    let csv = m
+        .audrey
+        .get(&format!("{A}/evidence?{period}&format=csv"))
+        .await
+        .status(200);
+    let mut lines = csv.text.lines();
+    assert!(
+        lines
+            .next()
+            .is_some_and(|h| h.starts_with("number,title,type,state"))
+    );
+    assert!(
+        lines
+            .next()
+            .is_some_and(|r| r.starts_with(&format!("{n},Upgrade payments,normal,closed")))
+    );
+
+    let bundle = m
+        .audrey
+        .call_with("GET", &format!("{A}/evidence?{period}&format=bundle"), &[])
+        .await
+        .status(200);
+    let check = changegate_web::evidence::verify_bundle(&bundle.bytes).expect("a readable bundle");
+    assert!(check.intact(), "{check:?}");
+    let names: Vec<&str> = check.files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        ["evidence.json", "changes.csv", "audit.jsonl", "README.txt"]
+    );
+    assert!(check.chain.events > 5);
+
+    // Refusals: another client's user, bad dates, an unknown format.
+    m.bob.get(&format!("{A}/evidence")).await.status(404);
+    let r = m
+        .audrey
+        .get(&format!("{A}/evidence?from=yesterday"))
+        .await
+        .status(422);
+    assert_eq!(r.field(), "from");
+    let r = m
+        .audrey
+        .get(&format!("{A}/evidence?from=2026-11-30&to=2026-11-01"))
+        .await
+        .status(422);
+    assert_eq!(r.field(), "to");
+    let r = m
+        .audrey
+        .get(&format!("{A}/evidence?format=xml"))
+        .await
+        .status(422);
+    assert_eq!(r.field(), "format");
+}
+
+crate::on_both!(an_auditor_exports_a_period_and_verifies_the_bundle_offline);
