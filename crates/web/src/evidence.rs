@@ -90,9 +90,13 @@ pub struct ChangeEvidence {
     pub requester: String,
     pub created_at: DateTime<Utc>,
     pub submitted_at: Option<DateTime<Utc>>,
+    /// When its approval was decided (approved or rejected).
+    pub decided_at: Option<DateTime<Utc>>,
     pub policy_version: Option<i64>,
     pub fingerprint: Option<String>,
     pub approvals: Vec<ApprovalEvidence>,
+    pub planned_start: Option<DateTime<Utc>>,
+    pub planned_end: Option<DateTime<Utc>>,
     /// The maintenance window it started in, if one was required.
     pub window: Option<String>,
     pub test_plan: String,
@@ -100,6 +104,8 @@ pub struct ChangeEvidence {
     pub implementer: Option<String>,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// When a failure was first recorded (before a rollback finished it).
+    pub failed_at: Option<DateTime<Utc>>,
     /// Deployments recorded against it (gate API, agents).
     pub deployments: Vec<Recorded>,
     /// `succeeded`, `failed` or `rolled-back` once implemented.
@@ -289,6 +295,9 @@ pub fn assemble(
                 requester: emails.of(c.requester),
                 created_at: c.created_at,
                 submitted_at: c.submitted_at,
+                decided_at: c.decided_at,
+                planned_start: c.content.planned_start,
+                planned_end: c.content.planned_end,
                 policy_version: c.policy_version,
                 fingerprint: c.fingerprint.clone(),
                 approvals: approvals
@@ -310,6 +319,10 @@ pub fn assemble(
                 implementer: c.implementer.map(|u| emails.of(u)),
                 started_at: started.map(|e| e.body.at),
                 finished_at: finish.map(|e| e.body.at),
+                failed_at: mine
+                    .iter()
+                    .find(|e| e.body.action == "change.failed")
+                    .map(|e| e.body.at),
                 deployments: mine
                     .iter()
                     .filter(|e| e.body.action == "deployment.recorded")
@@ -680,7 +693,7 @@ pub fn parse_chain(text: &[u8]) -> Result<Vec<Event>, String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use chrono::TimeZone;
 
@@ -698,15 +711,19 @@ mod tests {
             requester: "eve@msp.example".into(),
             created_at: at(2, 9),
             submitted_at: Some(at(2, 10)),
+            decided_at: None,
             policy_version: Some(1),
             fingerprint: None,
             approvals: Vec::new(),
+            planned_start: None,
+            planned_end: None,
             window: None,
             test_plan: String::new(),
             test_evidence: "green".into(),
             implementer: Some("ian@msp.example".into()),
             started_at: Some(at(3, 2)),
             finished_at: Some(at(3, 3)),
+            failed_at: None,
             deployments: Vec::new(),
             outcome: Some("succeeded".into()),
             documentation: None,
@@ -736,6 +753,10 @@ mod tests {
 
     fn control<'a>(all: &'a [Control], id: &str) -> &'a Control {
         all.iter().find(|c| c.id == id).expect("control")
+    }
+
+    pub(crate) fn sample(number: &str, kind: &str) -> ChangeEvidence {
+        change(number, kind)
     }
 
     #[test]

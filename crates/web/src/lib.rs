@@ -8,6 +8,7 @@ pub mod auth;
 pub mod dto;
 pub mod error;
 pub mod evidence;
+pub mod kpi;
 pub mod limit;
 pub mod mail;
 pub mod openapi;
@@ -43,6 +44,8 @@ pub struct AppState {
     pub public_url: String,
     /// Each tenant's gate inputs, shared by gate checks and bundles.
     pub snapshots: Arc<snapshot::Snapshots>,
+    /// `/metrics` as last rendered.
+    pub metrics: Arc<api::kpis::MetricsCache>,
 }
 
 impl AppState {
@@ -55,6 +58,7 @@ impl AppState {
             sign_ins: Arc::new(limit::SignInLimiter::default()),
             public_url: "http://127.0.0.1:8080".into(),
             snapshots: Arc::default(),
+            metrics: Arc::default(),
         }
     }
 
@@ -432,6 +436,13 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             Tenant(Read),
             get(audit::verify),
         ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/kpis",
+            Tenant(Read),
+            get(kpis::show),
+        ),
+        r("GET", "/metrics", Admin, get(kpis::metrics)),
         r(
             "GET",
             "/api/v1/tenants/{tenant}/evidence",

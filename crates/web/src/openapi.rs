@@ -25,7 +25,7 @@ use crate::api::*;
         releases::list, releases::create, releases::show, releases::edit, releases::authorize_phase,
         releases::override_conflict, releases::record_step, releases::rollback, releases::finish,
         releases::close, releases::cancel,
-        audit::verify, evidence::export,
+        audit::verify, evidence::export, kpis::show,
     ),
     modifiers(&BearerAuth),
     security(("token" = [])),

@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod changes;
 pub mod evidence;
 pub mod gate;
+pub mod kpis;
 pub mod lifecycle;
 pub mod meta;
 pub mod people;

@@ -10,6 +10,7 @@
 mod cab;
 mod confirm;
 mod evidence;
+mod kpis;
 mod pages;
 mod raise;
 mod settings;
@@ -119,6 +120,7 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             Tenant(Read),
             get(evidence::evidence),
         ),
+        r("GET", "/t/{tenant}/kpis", Tenant(Read), get(kpis::kpis)),
         r(
             "POST",
             "/t/{tenant}/changes/{number}/decide",

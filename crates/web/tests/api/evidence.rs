@@ -195,4 +195,59 @@ async fn an_auditor_exports_a_period_and_verifies_the_bundle_offline(app: TestAp
     assert_eq!(r.field(), "format");
 }
 
-crate::on_both!(an_auditor_exports_a_period_and_verifies_the_bundle_offline);
+async fn the_kpis_of_a_period_match_its_records_and_reach_prometheus(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    a_change_through_its_life(&app, &m).await;
+    // A second change, emergency, raised and left awaiting approval.
+    let mut emergency = normal_change("Hotfix", low_risk());
+    emergency["type"] = json!("emergency");
+    m.eve
+        .post(&format!("{A}/changes"), emergency)
+        .await
+        .status(201);
+    let k = m
+        .audrey
+        .get(&format!("{A}/kpis?from=2026-11-01&to=2026-11-30"))
+        .await
+        .ok();
+    assert_eq!(k["changes"], 2);
+    // Submitted and approved on the same pinned instant.
+    assert_eq!(
+        k["approval_cycle_hours"],
+        json!({ "count": 1, "median": 0.0, "p90": 0.0 })
+    );
+    assert_eq!(k["approvers"][0]["approver"], "tom@msp.example");
+    assert_eq!(
+        k["success_rate"],
+        json!({ "part": 1, "whole": 1, "ratio": 1.0 })
+    );
+    assert_eq!(
+        k["emergency_share"],
+        json!({ "part": 1, "whole": 2, "ratio": 0.5 })
+    );
+    assert_eq!(k["pir_completion"]["part"], 1);
+    assert_eq!(k["rollback_rate"]["ratio"], 0.0);
+    assert_eq!(k["time_to_restore_minutes"]["count"], 0);
+    m.bob.get(&format!("{A}/kpis")).await.status(404);
+
+    // Prometheus: installation admins only, one label per tenant.
+    m.audrey.get("/metrics").await.status(403);
+    let metrics = m.admin.get("/metrics").await.status(200);
+    assert!(
+        metrics
+            .text
+            .contains("changegate_kpi_success_ratio{tenant=\"client-a\"} 1.0"),
+        "{}",
+        metrics.text
+    );
+    assert!(
+        metrics
+            .text
+            .contains("changegate_kpi_changes{tenant=\"client-b\"} 0")
+    );
+}
+
+crate::on_both!(
+    an_auditor_exports_a_period_and_verifies_the_bundle_offline,
+    the_kpis_of_a_period_match_its_records_and_reach_prometheus,
+);

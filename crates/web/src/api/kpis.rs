@@ -1,0 +1,198 @@
+//! KPIs per tenant and period (`crate::kpi`), and the server's `/metrics`
+//! with the KPIs of the last 30 days per tenant as gauges.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use changegate_core::authz::{self, Action};
+use chrono::TimeDelta;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+use utoipa::IntoParams;
+
+use super::evidence::ExportQuery;
+use crate::AppState;
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::evidence::{self, Period};
+use crate::kpi::{self, Kpis};
+use crate::tenant::InTenant;
+
+/// The period of the KPIs.
+#[derive(Deserialize, IntoParams, Default)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct KpiQuery {
+    /// First day (YYYY-MM-DD, UTC); the first of the current month by default.
+    pub from: Option<String>,
+    /// Last day, included (YYYY-MM-DD, UTC); today by default.
+    pub to: Option<String>,
+}
+
+/// The KPIs of `t` in `period`.
+pub async fn of(state: &AppState, t: &InTenant, period: Period) -> ApiResult<Kpis> {
+    let (e, events) =
+        evidence::gather(state.store.as_ref(), &t.tenant, period, state.now()).await?;
+    Ok(kpi::compute(&e, &events))
+}
+
+/// Approval cycle time (median, p90), approver responsiveness, change
+/// success rate, emergency share, PIR completion, schedule adherence,
+/// rollback rate, release validation failures and time to restore.
+#[utoipa::path(get, path = "/api/v1/tenants/{tenant}/kpis", tag = "audit",
+    params(("tenant" = String, Path), KpiQuery), responses((status = 200, body = Kpis)))]
+pub async fn show(
+    State(state): State<AppState>,
+    t: InTenant,
+    Query(q): Query<KpiQuery>,
+) -> ApiResult<Json<Kpis>> {
+    t.authorize(Action::Read)?;
+    let query = ExportQuery {
+        from: q.from,
+        to: q.to,
+        format: None,
+    };
+    let period = super::evidence::period(&query, state.now().date_naive())?;
+    Ok(Json(of(&state, &t, period).await?))
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabel {
+    tenant: String,
+}
+
+/// How long a rendering of `/metrics` is served before the KPIs are read again.
+const METRICS_FOR: Duration = Duration::from_secs(60);
+
+/// The rendered metrics, and when.
+#[derive(Default)]
+pub struct MetricsCache(tokio::sync::Mutex<Option<(Instant, String)>>);
+
+/// Prometheus text: per tenant (one label, as many values as tenants),
+/// the KPIs of the last 30 days. Installation admins only (tenant names
+/// are data); rendered at most once a minute.
+pub async fn metrics(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult<Response> {
+    authz::authorize_admin(&caller)?;
+    let mut cached = state.metrics.0.lock().await;
+    if let Some((at, text)) = cached.as_ref()
+        && at.elapsed() < METRICS_FOR
+    {
+        return Ok(text_response(text.clone()));
+    }
+    let text = render(&state).await?;
+    *cached = Some((Instant::now(), text.clone()));
+    Ok(text_response(text))
+}
+
+fn text_response(text: String) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+async fn render(state: &AppState) -> ApiResult<String> {
+    let today = state.now().date_naive();
+    let period = Period::new(today - TimeDelta::days(29), today)?;
+    let mut registry = Registry::with_prefix("changegate_kpi");
+    let gauge = |registry: &mut Registry, name: &str, help: &str| {
+        let family = Family::<TenantLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(name, help, family.clone());
+        family
+    };
+    let changes = gauge(
+        &mut registry,
+        "changes",
+        "Changes raised in the last 30 days",
+    );
+    let cycle = gauge(
+        &mut registry,
+        "approval_cycle_median_hours",
+        "Median hours from submission to the approval decision",
+    );
+    let cycle90 = gauge(
+        &mut registry,
+        "approval_cycle_p90_hours",
+        "90th percentile of the hours from submission to the approval decision",
+    );
+    let response = gauge(
+        &mut registry,
+        "approver_response_median_hours",
+        "Median hours from submission to an approver's decision",
+    );
+    let success = gauge(
+        &mut registry,
+        "success_ratio",
+        "Succeeded of the changes implemented",
+    );
+    let emergency = gauge(
+        &mut registry,
+        "emergency_ratio",
+        "Emergency changes of all changes raised",
+    );
+    let pir = gauge(
+        &mut registry,
+        "pir_completion_ratio",
+        "Reviewed of the implemented normal and emergency changes",
+    );
+    let adherence = gauge(
+        &mut registry,
+        "schedule_adherence_ratio",
+        "Started inside the planned slot",
+    );
+    let rollback = gauge(
+        &mut registry,
+        "rollback_ratio",
+        "Rolled back of the changes implemented",
+    );
+    let validation = gauge(
+        &mut registry,
+        "release_validation_failures",
+        "Failed validation checks of finished releases",
+    );
+    let restore = gauge(
+        &mut registry,
+        "time_to_restore_median_minutes",
+        "Median minutes to restore after a failed change",
+    );
+    for tenant in state.snapshots.tenants(state).await?.iter() {
+        let (e, events) =
+            evidence::gather(state.store.as_ref(), tenant, period, state.now()).await?;
+        let k = kpi::compute(&e, &events);
+        let l = TenantLabel {
+            tenant: tenant.slug.to_string(),
+        };
+        let set = |f: &Family<TenantLabel, Gauge<f64, AtomicU64>>, v: Option<f64>| {
+            if let Some(v) = v {
+                f.get_or_create(&l).set(v);
+            }
+        };
+        set(&changes, Some(k.changes as f64));
+        set(&cycle, k.approval_cycle_hours.median);
+        set(&cycle90, k.approval_cycle_hours.p90);
+        set(&response, k.approver_response_hours.median);
+        set(&success, k.success_rate.ratio);
+        set(&emergency, k.emergency_share.ratio);
+        set(&pir, k.pir_completion.ratio);
+        set(&adherence, k.schedule_adherence.ratio);
+        set(&rollback, k.rollback_rate.ratio);
+        set(&validation, Some(k.release_validation_failures as f64));
+        set(&restore, k.time_to_restore_minutes.median);
+    }
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry).map_err(|e| {
+        tracing::error!(%e, "encoding the metrics");
+        ApiError::internal()
+    })?;
+    Ok(out)
+}

@@ -1,0 +1,462 @@
+//! The KPIs of a tenant and a period (DESIGN §9, seed 004), computed
+//! from the period's evidence (`crate::evidence`), so the figures an
+//! auditor reads and the records behind them are the same. Pure.
+//!
+//! Percentiles are nearest-rank: the p-th percentile of n sorted values
+//! is the value at rank ⌈p·n⌉ (the median of 1, 2, 3, 4 is 2).
+
+use changegate_core::audit::Event;
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+use crate::evidence::{ChangeEvidence, Evidence};
+
+/// A duration figure: how many values, their median and 90th percentile.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Spread {
+    pub count: usize,
+    pub median: Option<f64>,
+    pub p90: Option<f64>,
+}
+
+/// A share: `part` of `whole`, and the ratio (none of none is no ratio).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Share {
+    pub part: usize,
+    pub whole: usize,
+    pub ratio: Option<f64>,
+}
+
+/// How quickly one approver decides.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Responsiveness {
+    pub approver: String,
+    /// Hours from submission to their decision.
+    pub hours: Spread,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Kpis {
+    pub tenant: String,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// Changes raised in the period.
+    pub changes: usize,
+    /// Hours from submission to the approval decision, of changes that
+    /// needed one.
+    pub approval_cycle_hours: Spread,
+    /// Hours from submission to each approver's decision, all approvers.
+    pub approver_response_hours: Spread,
+    /// The same per approver, slowest median first.
+    pub approvers: Vec<Responsiveness>,
+    /// Succeeded of the changes implemented (succeeded, failed, rolled back).
+    pub success_rate: Share,
+    /// Emergency changes of all changes raised.
+    pub emergency_share: Share,
+    /// Reviewed of the implemented normal and emergency changes.
+    pub pir_completion: Share,
+    /// Started inside their planned slot, of the started changes that had one.
+    pub schedule_adherence: Share,
+    /// Rolled back of the changes implemented.
+    pub rollback_rate: Share,
+    /// Validation checks that failed in the releases finished in the period.
+    pub release_validation_failures: usize,
+    /// Minutes from a failure's record (else the start) to the end of its
+    /// rollback, of rolled-back changes.
+    pub time_to_restore_minutes: Spread,
+}
+
+fn rank(sorted: &[f64], p: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let n = sorted.len() as f64;
+    let r = ((p * n).ceil() as usize).clamp(1, sorted.len());
+    Some(sorted[r - 1])
+}
+
+/// Median and 90th percentile (nearest rank).
+pub fn spread(mut values: Vec<f64>) -> Spread {
+    values.sort_by(f64::total_cmp);
+    Spread {
+        count: values.len(),
+        median: rank(&values, 0.5),
+        p90: rank(&values, 0.9),
+    }
+}
+
+fn share(part: usize, whole: usize) -> Share {
+    Share {
+        part,
+        whole,
+        ratio: (whole > 0).then(|| part as f64 / whole as f64),
+    }
+}
+
+fn hours(d: TimeDelta) -> f64 {
+    d.num_seconds() as f64 / 3600.0
+}
+
+fn implemented(c: &ChangeEvidence) -> bool {
+    c.outcome.is_some()
+}
+
+/// Every KPI of the evidence's tenant and period; `events` is the
+/// tenant's chain (release outcomes).
+pub fn compute(e: &Evidence, events: &[Event]) -> Kpis {
+    let changes = &e.changes;
+    let needs_approval = |c: &&ChangeEvidence| c.kind != "standard";
+    let cycle: Vec<f64> = changes
+        .iter()
+        .filter(needs_approval)
+        .filter_map(|c| Some(hours(c.decided_at? - c.submitted_at?)))
+        .collect();
+    let mut per_approver: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for c in changes {
+        let Some(submitted) = c.submitted_at else {
+            continue;
+        };
+        for a in &c.approvals {
+            per_approver
+                .entry(a.approver.as_str())
+                .or_default()
+                .push(hours(a.at - submitted));
+        }
+    }
+    let mut approvers: Vec<Responsiveness> = per_approver
+        .iter()
+        .map(|(who, v)| Responsiveness {
+            approver: (*who).to_string(),
+            hours: spread(v.clone()),
+        })
+        .collect();
+    approvers.sort_by(|a, b| {
+        b.hours
+            .median
+            .unwrap_or_default()
+            .total_cmp(&a.hours.median.unwrap_or_default())
+    });
+    let all_responses = per_approver.values().flatten().copied().collect();
+
+    let done: Vec<&ChangeEvidence> = changes.iter().filter(|c| implemented(c)).collect();
+    let outcome = |o: &str| {
+        done.iter()
+            .filter(|c| c.outcome.as_deref() == Some(o))
+            .count()
+    };
+    let reviewable: Vec<&&ChangeEvidence> = done.iter().filter(|c| c.kind != "standard").collect();
+    let planned: Vec<(&ChangeEvidence, DateTime<Utc>, DateTime<Utc>)> = changes
+        .iter()
+        .filter_map(|c| {
+            let start = c.planned_start?;
+            c.started_at?;
+            Some((
+                c,
+                start,
+                c.planned_end.unwrap_or(start + TimeDelta::hours(1)),
+            ))
+        })
+        .collect();
+    let on_time = planned
+        .iter()
+        .filter(|(c, start, end)| c.started_at.is_some_and(|s| s >= *start && s < *end))
+        .count();
+    let restore: Vec<f64> = done
+        .iter()
+        .filter(|c| c.outcome.as_deref() == Some("rolled-back"))
+        .filter_map(|c| {
+            let from = c.failed_at.or(c.started_at)?;
+            Some((c.finished_at? - from).num_seconds() as f64 / 60.0)
+        })
+        .collect();
+    let (start, end) = (
+        e.from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
+        e.to.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() + TimeDelta::days(1),
+    );
+    let release_validation_failures = events
+        .iter()
+        .filter(|ev| {
+            ev.body.action == "release.finished" && ev.body.at >= start && ev.body.at < end
+        })
+        .filter_map(|ev| {
+            serde_json::from_str::<serde_json::Value>(&ev.body.detail).ok()?["validation_failures"]
+                .as_u64()
+        })
+        .sum::<u64>() as usize;
+
+    Kpis {
+        tenant: e.tenant.clone(),
+        from: e.from,
+        to: e.to,
+        changes: changes.len(),
+        approval_cycle_hours: spread(cycle),
+        approver_response_hours: spread(all_responses),
+        approvers,
+        success_rate: share(outcome("succeeded"), done.len()),
+        emergency_share: share(
+            changes.iter().filter(|c| c.kind == "emergency").count(),
+            changes.len(),
+        ),
+        pir_completion: share(
+            reviewable.iter().filter(|c| c.review.is_some()).count(),
+            reviewable.len(),
+        ),
+        schedule_adherence: share(on_time, planned.len()),
+        rollback_rate: share(outcome("rolled-back"), done.len()),
+        release_validation_failures,
+        time_to_restore_minutes: spread(restore),
+    }
+}
+
+/// A bar chart of the shares as inline SVG (no script, no library): one
+/// labelled bar per KPI, 0 to 100 %.
+pub fn shares_chart(k: &Kpis) -> String {
+    let rows = [
+        ("Change success rate", &k.success_rate),
+        ("Emergency share", &k.emergency_share),
+        ("PIR completion", &k.pir_completion),
+        ("Schedule adherence", &k.schedule_adherence),
+        ("Rollback rate", &k.rollback_rate),
+    ];
+    let (label_w, bar_w, row_h) = (170.0, 300.0, 28.0);
+    let height = row_h * rows.len() as f64 + 8.0;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"KPI shares\" viewBox=\"0 0 {} {height}\" class=\"chart\">",
+        label_w + bar_w + 90.0
+    );
+    for (i, (label, s)) in rows.iter().enumerate() {
+        let y = 4.0 + row_h * i as f64;
+        let ratio = s.ratio.unwrap_or(0.0).clamp(0.0, 1.0);
+        let text = match s.ratio {
+            Some(r) => format!("{:.0} % ({}/{})", r * 100.0, s.part, s.whole),
+            None => "no data".to_string(),
+        };
+        svg.push_str(&format!(
+            "<text x=\"0\" y=\"{ty}\" font-size=\"13\">{label}</text>\
+             <rect x=\"{label_w}\" y=\"{y}\" width=\"{bar_w}\" height=\"18\" fill=\"#eee\"/>\
+             <rect x=\"{label_w}\" y=\"{y}\" width=\"{w:.1}\" height=\"18\" fill=\"#2b6cb0\"/>\
+             <text x=\"{tx}\" y=\"{ty}\" font-size=\"13\">{text}</text>",
+            ty = y + 14.0,
+            w = bar_w * ratio,
+            tx = label_w + bar_w + 6.0,
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Median and p90 bars of the duration KPIs, scaled to the largest.
+pub fn durations_chart(k: &Kpis) -> String {
+    let rows = [
+        ("Approval cycle (h)", &k.approval_cycle_hours),
+        ("Approver response (h)", &k.approver_response_hours),
+        ("Time to restore (min)", &k.time_to_restore_minutes),
+    ];
+    let (label_w, bar_w, row_h) = (170.0, 300.0, 40.0);
+    let height = row_h * rows.len() as f64 + 8.0;
+    let mut svg = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"KPI durations\" viewBox=\"0 0 {} {height}\" class=\"chart\">",
+        label_w + bar_w + 150.0
+    );
+    for (i, (label, s)) in rows.iter().enumerate() {
+        let y = 4.0 + row_h * i as f64;
+        let max = s
+            .p90
+            .unwrap_or(0.0)
+            .max(s.median.unwrap_or(0.0))
+            .max(f64::EPSILON);
+        let median = s.median.unwrap_or(0.0) / max;
+        let text = match (s.median, s.p90) {
+            (Some(m), Some(p)) => format!("median {m:.1}, p90 {p:.1} (n={})", s.count),
+            _ => "no data".to_string(),
+        };
+        svg.push_str(&format!(
+            "<text x=\"0\" y=\"{ty}\" font-size=\"13\">{label}</text>\
+             <rect x=\"{label_w}\" y=\"{y}\" width=\"{p90w:.1}\" height=\"14\" fill=\"#bcd\"/>\
+             <rect x=\"{label_w}\" y=\"{y2}\" width=\"{mw:.1}\" height=\"14\" fill=\"#2b6cb0\"/>\
+             <text x=\"{tx}\" y=\"{ty}\" font-size=\"13\">{text}</text>",
+            ty = y + 14.0,
+            y2 = y + 16.0,
+            p90w = if s.p90.is_some() { bar_w } else { 0.0 },
+            mw = bar_w * median,
+            tx = label_w + bar_w + 6.0,
+        ));
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evidence::tests::sample;
+    use crate::evidence::{ApprovalEvidence, ChainEvidence};
+    use chrono::TimeZone;
+
+    fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap()
+    }
+
+    fn approval(who: &str, at: DateTime<Utc>) -> ApprovalEvidence {
+        ApprovalEvidence {
+            approver: who.into(),
+            on_behalf_of: None,
+            decision: "approve".into(),
+            channel: "portal".into(),
+            at,
+            revision: 1,
+            comment: String::new(),
+        }
+    }
+
+    fn evidence(changes: Vec<ChangeEvidence>) -> Evidence {
+        Evidence {
+            tenant: "client-a".into(),
+            tenant_name: "Client A".into(),
+            from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
+            to: NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+            generated_at: at(30, 9, 0),
+            chain: ChainEvidence {
+                intact: true,
+                events: 0,
+                head_hash: String::new(),
+                first_break: None,
+            },
+            changes,
+            unauthorized: Vec::new(),
+            controls: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let s = spread(vec![4.0, 1.0, 3.0, 2.0]);
+        assert_eq!((s.median, s.p90), (Some(2.0), Some(4.0)));
+        let s = spread((1..=10).map(f64::from).collect());
+        assert_eq!((s.median, s.p90), (Some(5.0), Some(9.0)));
+        assert_eq!(spread(Vec::new()).median, None);
+    }
+
+    /// Four changes, every figure worked out by hand below.
+    #[test]
+    fn every_kpi_on_a_small_period_computed_by_hand() {
+        // CHG-1 normal: submitted 2nd 10:00, decided 12:00 (2 h); tom 11:00
+        // (1 h), carol 12:00 (2 h); planned 3rd 02:00-03:00, started 02:00
+        // (on time); succeeded; reviewed.
+        let mut c1 = sample("CHG-1", "normal");
+        c1.decided_at = Some(at(2, 12, 0));
+        c1.approvals = vec![
+            approval("tom", at(2, 11, 0)),
+            approval("carol", at(2, 12, 0)),
+        ];
+        c1.planned_start = Some(at(3, 2, 0));
+        c1.planned_end = Some(at(3, 3, 0));
+        c1.started_at = Some(at(3, 2, 0));
+        // CHG-2 normal: submitted 2nd 10:00, decided 3rd 10:00 (24 h); tom
+        // 3rd 10:00 (24 h); planned 3rd 02:00-03:00 but started 5th (late);
+        // failed at 5th 02:10, rolled back at 02:40 (30 min); not reviewed.
+        let mut c2 = sample("CHG-2", "normal");
+        c2.decided_at = Some(at(3, 10, 0));
+        c2.approvals = vec![approval("tom", at(3, 10, 0))];
+        c2.planned_start = Some(at(3, 2, 0));
+        c2.planned_end = Some(at(3, 3, 0));
+        c2.started_at = Some(at(5, 2, 0));
+        c2.failed_at = Some(at(5, 2, 10));
+        c2.finished_at = Some(at(5, 2, 40));
+        c2.outcome = Some("rolled-back".into());
+        c2.review = None;
+        // CHG-3 emergency: submitted 2nd 10:00, decided 2nd 10:30 (0.5 h),
+        // tom at 10:30 (0.5 h); no planned slot; failed (outcome failed).
+        let mut c3 = sample("CHG-3", "emergency");
+        c3.decided_at = Some(at(2, 10, 30));
+        c3.approvals = vec![approval("tom", at(2, 10, 30))];
+        c3.outcome = Some("failed".into());
+        // CHG-4 standard: no approval, not implemented.
+        let mut c4 = sample("CHG-4", "standard");
+        c4.started_at = None;
+        c4.finished_at = None;
+        c4.outcome = None;
+        c4.review = None;
+        let release = changegate_core::audit::seal(
+            changegate_core::audit::GENESIS,
+            changegate_core::audit::EventBody {
+                tenant: changegate_core::TenantId(1),
+                seq: 1,
+                at: at(5, 3, 0),
+                actor: "rita".into(),
+                action: "release.finished".into(),
+                subject: "REL-1".into(),
+                detail: r#"{"outcome":"rolled-back","validation_failures":2}"#.into(),
+            },
+        );
+        let k = compute(&evidence(vec![c1, c2, c3, c4]), &[release]);
+        assert_eq!(k.changes, 4);
+        // Cycle times 2, 24, 0.5 → sorted 0.5, 2, 24: median rank 2 = 2, p90 rank 3 = 24.
+        assert_eq!(
+            k.approval_cycle_hours,
+            Spread {
+                count: 3,
+                median: Some(2.0),
+                p90: Some(24.0)
+            }
+        );
+        // Responses 1, 2, 24, 0.5 → sorted 0.5, 1, 2, 24: median rank 2 = 1, p90 rank 4 = 24.
+        assert_eq!(
+            k.approver_response_hours,
+            Spread {
+                count: 4,
+                median: Some(1.0),
+                p90: Some(24.0)
+            }
+        );
+        // tom: 1, 24, 0.5 → median 1; carol: 2 → slowest median first.
+        assert_eq!(k.approvers[0].approver, "carol");
+        assert_eq!(k.approvers[1].hours.median, Some(1.0));
+        // Implemented: CHG-1 succeeded, CHG-2 rolled back, CHG-3 failed.
+        assert_eq!(
+            k.success_rate,
+            Share {
+                part: 1,
+                whole: 3,
+                ratio: Some(1.0 / 3.0)
+            }
+        );
+        assert_eq!(k.rollback_rate.part, 1);
+        assert_eq!(
+            k.emergency_share,
+            Share {
+                part: 1,
+                whole: 4,
+                ratio: Some(0.25)
+            }
+        );
+        // Reviewable: CHG-1 (reviewed), CHG-2 (not), CHG-3 (sample has a review).
+        assert_eq!((k.pir_completion.part, k.pir_completion.whole), (2, 3));
+        // Planned and started: CHG-1 on time, CHG-2 late.
+        assert_eq!(
+            (k.schedule_adherence.part, k.schedule_adherence.whole),
+            (1, 2)
+        );
+        assert_eq!(
+            k.time_to_restore_minutes,
+            Spread {
+                count: 1,
+                median: Some(30.0),
+                p90: Some(30.0)
+            }
+        );
+        assert_eq!(k.release_validation_failures, 2);
+        let svg = shares_chart(&k);
+        assert!(svg.contains("33 % (1/3)") && svg.starts_with("<svg"));
+        assert!(durations_chart(&k).contains("median 2.0, p90 24.0 (n=3)"));
+    }
+
+    #[test]
+    fn an_empty_period_has_no_ratios() {
+        let k = compute(&evidence(Vec::new()), &[]);
+        assert_eq!(k.success_rate.ratio, None);
+        assert!(shares_chart(&k).contains("no data"));
+    }
+}
