@@ -6,7 +6,7 @@ CARGO ?= cargo
 # comes first, so tests and the demo stay inside the supported skew.
 export PATH := $(or $(CHANGEGATE_CACHE),$(HOME)/.cache/changegate)/bin:$(PATH)
 
-.PHONY: help build test test-unit test-api test-browser test-e2e demo bench lint fmt generate openapi sqlx-prepare up down cluster-build cluster-up cluster-down cluster-reset
+.PHONY: help build test test-unit test-api pydeps test-browser test-e2e demo bench lint fmt generate openapi sqlx-prepare up down cluster-build cluster-up cluster-down cluster-reset
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -20,8 +20,15 @@ test-unit: ## pure unit and property tests of every crate, the agent's router te
 	$(CARGO) test --workspace --lib --bins
 	$(CARGO) test -p changegate --test generated_in_sync --test webhook_router --test cli
 
-test-api: ## the API and the stores on SQLite and on a private PostgreSQL the harness starts
+test-api: pydeps ## the API and the stores on SQLite and on a private PostgreSQL the harness starts
 	$(CARGO) test -p changegate-testkit -p changegate-web --tests
+
+pydeps: target/pyenv/.installed ## the Python the calendar tests parse feeds with (icalendar from PyPI, pinned)
+
+target/pyenv/.installed: scripts/requirements-test.txt
+	python3 -m venv target/pyenv
+	target/pyenv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+	touch $@
 
 test-browser: build ## the portal in Debian's Chromium (playwright-core from npm) on SQLite and PostgreSQL; screenshots in target/browser-artifacts
 	cd browser && npm ci --no-audit --no-fund --silent && npm test

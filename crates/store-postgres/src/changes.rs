@@ -218,6 +218,29 @@ pub(crate) async fn list(pool: &PgPool, f: &ChangeFilter) -> Result<Vec<Change>>
     .collect()
 }
 
+/// The tenant's changes whose planned slot overlaps `[from, to)`.
+pub(crate) async fn planned_between(
+    pool: &PgPool,
+    tenant: TenantId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Change>> {
+    select_change!(
+        "WHERE tenant_id = $1 AND planned_start IS NOT NULL AND planned_start < $2
+           AND COALESCE(planned_end, planned_start) >= $3
+         ORDER BY planned_start, id",
+        tenant.0,
+        to,
+        from
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .map(ChangeRow::into_change)
+    .collect()
+}
+
 pub(crate) async fn save(
     tx: &mut Transaction<'_, Postgres>,
     c: &Change,

@@ -14,6 +14,7 @@
 
 mod audit;
 mod changes;
+mod feeds;
 mod mail;
 mod objects;
 mod people;
@@ -386,6 +387,43 @@ impl Store for PostgresStore {
 
     async fn changes_due(&self, now: DateTime<Utc>) -> Result<Vec<Change>> {
         changes::due(&self.pool, now).await
+    }
+
+    async fn changes_planned_between(
+        &self,
+        tenant: TenantId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Change>> {
+        changes::planned_between(&self.pool, tenant, from, to).await
+    }
+
+    async fn create_feed(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        name: &str,
+        token_hash: &str,
+        actor: &str,
+    ) -> Result<CalendarFeed> {
+        let mut tx = self.write(tenant).await?;
+        let f = feeds::create(&mut tx, tenant, user, name, token_hash, actor).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(f)
+    }
+
+    async fn feed_by_token(&self, token_hash: &str) -> Result<CalendarFeed> {
+        feeds::by_token(&self.pool, token_hash).await
+    }
+
+    async fn feeds(&self, tenant: TenantId) -> Result<Vec<CalendarFeed>> {
+        feeds::list(&self.pool, tenant).await
+    }
+
+    async fn revoke_feed(&self, tenant: TenantId, id: i64, actor: &str) -> Result<()> {
+        let mut tx = self.write(tenant).await?;
+        feeds::revoke(&mut tx, tenant, id, actor).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn create_release(&self, release: NewRelease, actor: &str) -> Result<Release> {

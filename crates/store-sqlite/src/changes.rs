@@ -236,6 +236,29 @@ pub(crate) async fn list(pool: &SqlitePool, f: &ChangeFilter) -> Result<Vec<Chan
     .collect()
 }
 
+/// The tenant's changes whose planned slot overlaps `[from, to)`.
+pub(crate) async fn planned_between(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Change>> {
+    select_change!(
+        "WHERE tenant_id = ? AND planned_start IS NOT NULL AND planned_start < ?
+           AND COALESCE(planned_end, planned_start) >= ?
+         ORDER BY planned_start, id",
+        tenant.0,
+        to,
+        from
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .map(ChangeRow::into_change)
+    .collect()
+}
+
 pub(crate) async fn save(
     tx: &mut Transaction<'_, Sqlite>,
     c: &Change,

@@ -141,6 +141,34 @@ pub trait Store: Send + Sync + 'static {
     /// escalation has come.
     async fn changes_due(&self, now: DateTime<Utc>) -> Result<Vec<Change>>;
 
+    /// The tenant's changes with a planned slot overlapping `[from, to)`
+    /// (a slot without an end counts as starting and ending at its start),
+    /// by planned start.
+    async fn changes_planned_between(
+        &self,
+        tenant: TenantId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Change>>;
+
+    // Calendar feeds
+    /// A feed of `tenant` made by `user`; `calendar-feed.created` is
+    /// appended to the tenant's chain.
+    async fn create_feed(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        name: &str,
+        token_hash: &str,
+        actor: &str,
+    ) -> Result<CalendarFeed>;
+    /// The live feed with this token hash (revoked feeds find nothing).
+    async fn feed_by_token(&self, token_hash: &str) -> Result<CalendarFeed>;
+    async fn feeds(&self, tenant: TenantId) -> Result<Vec<CalendarFeed>>;
+    /// Revoke feed `id` of `tenant` (`NotFound` when it is not the tenant's
+    /// or already revoked).
+    async fn revoke_feed(&self, tenant: TenantId, id: i64, actor: &str) -> Result<()>;
+
     // Releases
     /// Create a release; `release.created` is appended to the chain of
     /// every tenant whose changes it delivers.

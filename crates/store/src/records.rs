@@ -459,3 +459,15 @@ pub struct ReleaseWrite {
     pub changes: Vec<(Change, i64, ChangeWrite)>,
     pub events: Vec<(TenantId, NewEvent)>,
 }
+
+/// A tenant's iCalendar feed, reached by a revocable token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CalendarFeed {
+    pub id: i64,
+    pub tenant: TenantId,
+    /// Who made it: the feed shows only while they may read the tenant.
+    pub user: UserId,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}

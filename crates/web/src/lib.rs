@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod calendar;
 pub mod dto;
 pub mod error;
 pub mod evidence;
@@ -443,6 +444,32 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             get(kpis::show),
         ),
         r("GET", "/metrics", Admin, get(kpis::metrics)),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/calendar",
+            Tenant(Read),
+            get(api::calendar::show),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/calendar-feeds",
+            Tenant(Read),
+            get(api::calendar::feeds),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/calendar-feeds",
+            Tenant(Read),
+            post(api::calendar::create_feed),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/tenants/{tenant}/calendar-feeds/{id}",
+            Tenant(Read),
+            delete(api::calendar::revoke_feed),
+        ),
+        // The token in the path is the credential (calendar clients send no other).
+        r("GET", "/feeds/{token}", Public, get(api::calendar::feed)),
         r(
             "GET",
             "/api/v1/tenants/{tenant}/evidence",

@@ -26,6 +26,7 @@ use crate::api::*;
         releases::override_conflict, releases::record_step, releases::rollback, releases::finish,
         releases::close, releases::cancel,
         audit::verify, evidence::export, kpis::show,
+        calendar::show, calendar::create_feed, calendar::feeds, calendar::revoke_feed,
     ),
     modifiers(&BearerAuth),
     security(("token" = [])),

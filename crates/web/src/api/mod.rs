@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod bundle;
+pub mod calendar;
 pub mod changes;
 pub mod evidence;
 pub mod gate;

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod bundle;
+mod calendar;
 mod changes;
 mod concurrency;
 mod email;

@@ -155,6 +155,7 @@ fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
             json!({ "outcome": "succeeded", "notes": "matrix" })
         }
         "POST" if p == format!("{C}/comments") => json!({ "body": "a matrix comment" }),
+        "POST" if p == format!("{T}/calendar-feeds") => json!({ "name": "matrix feed" }),
         // The change is filled in by the world (`World::release_body`).
         "POST" if p == "/api/v1/releases" => json!({ "name": "Matrix release",
             "changes": [ { "tenant": tenant, "change": "" } ] }),
@@ -195,6 +196,11 @@ struct Changes {
     /// A release of client-a's approved change, and one of client-b's.
     release: String,
     release_of_client_b: String,
+    /// Calendar feeds of client-a made by the caller (the admin for an
+    /// anonymous caller): one to revoke (its id), one to read (its token);
+    /// and one of client-b's.
+    feed: (String, String),
+    feed_of_client_b: String,
 }
 
 /// One caller's app: both tenants, client-a's cast and client-b's distinctive data.
@@ -388,6 +394,44 @@ impl World {
             .expect("a release number")
             .to_string();
 
+        let feed_maker = if who == Who::Anonymous {
+            admin.clone()
+        } else {
+            caller.clone()
+        };
+        let made = feed_maker
+            .post(
+                &format!("{a}/calendar-feeds"),
+                json!({ "name": "the caller's feed" }),
+            )
+            .await
+            .status(201)
+            .json;
+        let token = made["url"]
+            .as_str()
+            .and_then(|u| u.rsplit('/').next())
+            .expect("a feed URL")
+            .to_string();
+        // A second one to revoke, so that the first still answers.
+        let to_revoke = feed_maker
+            .post(
+                &format!("{a}/calendar-feeds"),
+                json!({ "name": "the caller's other feed" }),
+            )
+            .await
+            .status(201)
+            .json["id"]
+            .to_string();
+        let feed = (to_revoke, token);
+        let feed_of_client_b = admin
+            .post(
+                &format!("{b}/calendar-feeds"),
+                json!({ "name": "zebra feed" }),
+            )
+            .await
+            .status(201)
+            .json["id"]
+            .to_string();
         let changes = Changes {
             draft,
             awaiting,
@@ -398,6 +442,8 @@ impl World {
             of_client_b,
             release,
             release_of_client_b,
+            feed,
+            feed_of_client_b,
         };
         World {
             app,
@@ -449,6 +495,9 @@ impl World {
             let value = match *segment {
                 "{tenant}" => tenant.to_string(),
                 "{step}" => "1".to_string(),
+                "{id}" if own => self.changes.feed.0.clone(),
+                "{id}" => self.changes.feed_of_client_b.clone(),
+                "{token}" => self.changes.feed.1.clone(),
                 "{number}" => self.change_for(path, tenant).to_string(),
                 "{name}" => {
                     let prefix = if own { "matrix" } else { "zebra" };
