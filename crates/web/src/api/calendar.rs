@@ -180,10 +180,18 @@ pub async fn revoke_feed(
         .feeds(t.tenant.id)
         .await?
         .into_iter()
-        .find(|f| f.id == p.id && f.revoked_at.is_none())
+        .find(|f| f.id == p.id)
         .ok_or_else(|| ApiError::not_found("calendar feed"))?;
-    if feed.user != t.caller.user {
-        t.authorize(Action::AdministerTenant)?;
+    if feed.user != t.caller.user && t.authorize(Action::AdministerTenant).is_err() {
+        return Err(ApiError::forbidden(
+            "only the feed's maker or a tenant admin revokes it",
+        ));
+    }
+    if feed.revoked_at.is_some() {
+        return Err(ApiError::state(format!(
+            "feed {} is already revoked",
+            feed.id
+        )));
     }
     state
         .store

@@ -8,6 +8,7 @@
 //! page authorization matrix is built from the same table.
 
 mod cab;
+mod calendar;
 mod confirm;
 mod evidence;
 mod kpis;
@@ -121,6 +122,25 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             get(evidence::evidence),
         ),
         r("GET", "/t/{tenant}/kpis", Tenant(Read), get(kpis::kpis)),
+        r(
+            "GET",
+            "/t/{tenant}/calendar",
+            Tenant(Read),
+            get(calendar::tenant),
+        ),
+        r("GET", "/calendar", Caller, get(calendar::all)),
+        r(
+            "POST",
+            "/t/{tenant}/calendar/feeds",
+            Tenant(Read),
+            post(calendar::create_feed),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/calendar/feeds/{id}/revoke",
+            Tenant(Read),
+            post(calendar::revoke_feed),
+        ),
         r(
             "POST",
             "/t/{tenant}/changes/{number}/decide",

@@ -250,4 +250,85 @@ async fn the_calendar_and_its_feed_hold_across_daylight_saving(app: TestApp) {
         .status(404);
 }
 
-crate::on_both!(the_calendar_and_its_feed_hold_across_daylight_saving);
+async fn the_calendar_pages_show_month_week_and_agenda_with_conflicts(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    m.cm.put(
+        &format!("{A}/windows/weekly"),
+        json!({ "timeZone": "Europe/Berlin", "schedule": { "cron": { "expr": "0 2 * * SAT", "duration": "4h" } } }),
+    )
+    .await
+    .ok();
+    let mut body = normal_change("Patch on a weekday", low_risk());
+    body["planned_start"] = json!("2026-12-02T10:00:00Z");
+    let n = m
+        .eve
+        .post(&format!("{A}/changes"), body)
+        .await
+        .status(201)
+        .json["number"]
+        .as_str()
+        .expect("number")
+        .to_string();
+    m.eve
+        .post(&format!("{A}/changes/{n}/submit"), json!({}))
+        .await
+        .ok();
+    m.eve
+        .post(
+            "/api/v1/tenants/client-b/changes",
+            normal_change("Zebra move", low_risk()),
+        )
+        .await
+        .status(201);
+    let carol = crate::portal::sign_in(&app, "carol@client-a.example").await;
+    let month = carol.get("/t/client-a/calendar").await.status(200).text;
+    assert!(month.contains("November 2026"), "{month}");
+    // Saturday's window at 02:00 Berlin time, in the tenant's zone.
+    assert!(month.contains("02:00–06:00 CET"), "{month}");
+    assert!(month.contains(&n) && month.contains("⚠"), "{month}");
+    let week = carol
+        .get("/t/client-a/calendar?view=week&date=2026-12-02&tz=UTC")
+        .await
+        .status(200)
+        .text;
+    assert!(
+        week.contains("Week of Mon 2026-11-30") && week.contains("10:00–11:00 UTC"),
+        "{week}"
+    );
+    let agenda = carol
+        .get("/t/client-a/calendar?view=agenda")
+        .await
+        .status(200)
+        .text;
+    assert!(agenda.contains("Saturday 2026-11-28"), "{agenda}");
+    carol
+        .get("/t/client-a/calendar?view=year")
+        .await
+        .status(422);
+    carol
+        .get("/t/client-a/calendar?tz=Mars/Olympus")
+        .await
+        .status(422);
+    carol.get("/t/client-b/calendar").await.status(404);
+    let all = carol.get("/calendar").await.status(200).text;
+    assert!(
+        all.contains("[client-a]") && !all.contains("client-b"),
+        "{all}"
+    );
+    // A feed made from the page shows its address once.
+    let token = crate::portal::csrf(&month);
+    let made = carol
+        .form(
+            "/t/client-a/calendar/feeds",
+            &[("csrf", &token), ("name", "desk")],
+        )
+        .await
+        .status(200)
+        .text;
+    assert!(made.contains("/feeds/cg_"), "{made}");
+}
+
+crate::on_both!(
+    the_calendar_and_its_feed_hold_across_daylight_saving,
+    the_calendar_pages_show_month_week_and_agenda_with_conflicts,
+);

@@ -14,7 +14,7 @@ const A: &str = "/api/v1/tenants/client-a";
 const PASSWORD: &str = "a long portal password";
 
 /// The value of `name="csrf"` in a page.
-fn csrf(page: &str) -> String {
+pub(crate) fn csrf(page: &str) -> String {
     let at = page
         .find("name=\"csrf\" value=\"")
         .unwrap_or_else(|| panic!("no CSRF field in {page}"));
@@ -42,7 +42,7 @@ fn location(r: &Resp) -> &str {
 }
 
 /// Sign in through the sign-in page, as a browser does.
-async fn sign_in(app: &TestApp, email: &str) -> Actor {
+pub(crate) async fn sign_in(app: &TestApp, email: &str) -> Actor {
     app.set_password(email, PASSWORD).await;
     let form = app.browser(None).get("/sign-in").await.status(200);
     let token = csrf(&form.text);
@@ -241,6 +241,15 @@ async fn pages_show_nothing_of_another_tenant_and_give_no_auditor_a_write_contro
 async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
     let m = Msp::setup(&app).await;
     let n = m.submitted(high_risk()).await;
+    let feed =
+        m.cm.post(
+            "/api/v1/tenants/client-a/calendar-feeds",
+            serde_json::json!({ "name": "cm's feed" }),
+        )
+        .await
+        .status(201)
+        .json["id"]
+            .to_string();
     let people = [
         "admin@msp.example",
         "eve@msp.example",
@@ -260,7 +269,8 @@ async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
             .path
             .replace("{tenant}", "client-a")
             .replace("{number}", &n)
-            .replace("{board}", "msp-tech");
+            .replace("{board}", "msp-tech")
+            .replace("{id}", &feed);
         for who in std::iter::once(None).chain(people.iter().map(Some)) {
             let (browser, token, principal) = match who {
                 None => (app.browser(None), String::new(), None),
