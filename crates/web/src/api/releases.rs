@@ -800,12 +800,12 @@ pub async fn authorize_phase(
     Path(p): Path<ReleasePath>,
     Body(body): Body<PhaseBody>,
 ) -> ApiResult<Json<ReleaseView>> {
+    let loaded = load(&state, &caller, &p.number).await?;
+    authorize_all(&caller, loaded.tenants.keys().copied(), Action::Release)?;
     let phase: Phase = body
         .phase
         .parse()
         .map_err(|e: changegate_core::ids::InvalidValue| ApiError::invalid("phase", e.message))?;
-    let loaded = load(&state, &caller, &p.number).await?;
-    authorize_all(&caller, loaded.tenants.keys().copied(), Action::Release)?;
     let mut r = loaded.release.clone();
     let expected = r.version;
     let now = state.now();
@@ -1064,10 +1064,6 @@ pub async fn record_step(
     Path(p): Path<StepPath>,
     Body(body): Body<StepRecordBody>,
 ) -> ApiResult<Json<ReleaseView>> {
-    let status: StepStatus = body
-        .status
-        .parse()
-        .map_err(|e: changegate_core::ids::InvalidValue| ApiError::invalid("status", e.message))?;
     let loaded = load(&state, &caller, &p.number).await?;
     let mut r = loaded.release.clone();
     let index = p
@@ -1096,6 +1092,10 @@ pub async fn record_step(
     if !owner {
         authorize_all(&caller, loaded.tenants.keys().copied(), Action::Release)?;
     }
+    let status: StepStatus = body
+        .status
+        .parse()
+        .map_err(|e: changegate_core::ids::InvalidValue| ApiError::invalid("status", e.message))?;
     let expected = r.version;
     let now = state.now();
     let actor = caller.email.to_string();

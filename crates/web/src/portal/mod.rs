@@ -14,6 +14,7 @@ mod evidence;
 mod kpis;
 mod pages;
 mod raise;
+mod releases;
 mod settings;
 mod viewer;
 
@@ -129,6 +130,49 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             get(calendar::tenant),
         ),
         r("GET", "/calendar", Caller, get(calendar::all)),
+        r("GET", "/releases", Caller, get(releases::list)),
+        r(
+            "GET",
+            "/releases/{number}",
+            InRelease(Read),
+            get(releases::show),
+        ),
+        r(
+            "POST",
+            "/releases/{number}/phases",
+            InRelease(Release),
+            post(releases::authorize_phase),
+        ),
+        r(
+            "POST",
+            "/releases/{number}/steps/{step}",
+            InRelease(Release),
+            post(releases::record_step),
+        ),
+        r(
+            "POST",
+            "/releases/{number}/rollback",
+            InRelease(Release),
+            post(releases::rollback),
+        ),
+        r(
+            "POST",
+            "/releases/{number}/overrides",
+            InRelease(OverrideConflict),
+            post(releases::override_conflict),
+        ),
+        r(
+            "POST",
+            "/releases/{number}/finish",
+            InRelease(Release),
+            post(releases::finish),
+        ),
+        r(
+            "POST",
+            "/releases/{number}/close",
+            InRelease(Release),
+            post(releases::close),
+        ),
         r(
             "POST",
             "/t/{tenant}/calendar/feeds",

@@ -250,6 +250,46 @@ async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
         .status(201)
         .json["id"]
             .to_string();
+    // A release of client-a's change, written through the store: the
+    // release pages act on it.
+    let cm = app
+        .store
+        .user_by_email(&Email::parse("cm@msp.example").expect("email"))
+        .await
+        .expect("cm");
+    let client_a = app.store.tenant_by_slug("client-a").await.expect("tenant");
+    let release = app
+        .store
+        .create_release(
+            changegate_store::NewRelease {
+                name: "Page matrix release".into(),
+                owner: cm.id,
+                planned_start: None,
+                planned_end: None,
+                changes: vec![changegate_store::ReleaseItem {
+                    tenant: client_a.id,
+                    change: n.parse().expect("a change number"),
+                }],
+                record: changegate_core::release::Record {
+                    runbook: vec![changegate_core::release::Step {
+                        kind: changegate_core::release::StepKind::Deploy,
+                        title: "a step".into(),
+                        owner: String::new(),
+                        change: None,
+                        status: changegate_core::release::StepStatus::Pending,
+                        evidence: String::new(),
+                        recorded_by: None,
+                        at: None,
+                    }],
+                    ..Default::default()
+                },
+            },
+            "test",
+        )
+        .await
+        .expect("release")
+        .number
+        .to_string();
     let people = [
         "admin@msp.example",
         "eve@msp.example",
@@ -265,10 +305,16 @@ async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
     let mut cells = 0;
     let mut failures = Vec::new();
     for route in changegate_web::portal::page_table() {
+        let number = if route.path.starts_with("/releases/") {
+            &release
+        } else {
+            &n
+        };
         let path = route
             .path
             .replace("{tenant}", "client-a")
-            .replace("{number}", &n)
+            .replace("{number}", number)
+            .replace("{step}", "1")
             .replace("{board}", "msp-tech")
             .replace("{id}", &feed);
         for who in std::iter::once(None).chain(people.iter().map(Some)) {
@@ -321,16 +367,18 @@ async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
                 (Access::Public, _) => s < 400 || (route.path == "/sign-in" && s == 403),
                 (_, None) => s == 303 && location(&r) == "/sign-in",
                 (Access::Caller, Some(_)) => s < 400 || s == 422,
-                (Access::Tenant(action), Some(p)) => match authz::authorize(p, a.id, action) {
-                    Ok(()) => {
-                        s < 400
-                            || s == 409
-                            || s == 422
-                            || (s == 403 && !r.text.contains("needs one of the roles"))
+                (Access::Tenant(action) | Access::InRelease(action), Some(p)) => {
+                    match authz::authorize(p, a.id, action) {
+                        Ok(()) => {
+                            s < 400
+                                || s == 409
+                                || s == 422
+                                || (s == 403 && !r.text.contains("needs one of the roles"))
+                        }
+                        Err(Denied::Hidden) => s == 404,
+                        Err(Denied::Forbidden { .. }) => s == 403,
                     }
-                    Err(Denied::Hidden) => s == 404,
-                    Err(Denied::Forbidden { .. }) => s == 403,
-                },
+                }
                 (Access::Admin, Some(p)) if p.admin => s < 400 || s == 409 || s == 422,
                 (Access::Admin, Some(_)) => s == 403,
                 (access, _) => panic!("pages do not use {access:?}"),

@@ -552,7 +552,93 @@ async fn a_release_refuses_unapproved_changes_and_bad_runbooks(app: TestApp) {
     rita.get("/api/v1/releases/REL-999").await.status(404);
 }
 
+async fn the_release_page_authorizes_phases_and_shows_each_client_its_part(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    release_manager(&app).await;
+    weekly_windows(&m).await;
+    let a = approved_in_a(&m, "Upgrade payments", json!({})).await;
+    let b = standard_in_b(&m).await;
+    let rita = crate::portal::sign_in(&app, "rita@msp.example").await;
+    let api = app
+        .msp(
+            "rita-api@msp.example",
+            &[
+                ("client-a", Role::ReleaseManager),
+                ("client-b", Role::ReleaseManager),
+            ],
+        )
+        .await;
+    let rel = api
+        .post(
+            "/api/v1/releases",
+            json!({ "name": "November maintenance",
+                    "changes": [ { "tenant": "client-a", "change": a }, { "tenant": "client-b", "change": b } ],
+                    "planned_start": "2026-11-28T01:00:00Z", "planned_end": "2026-11-28T03:00:00Z",
+                    "runbook": [ { "kind": "deploy", "title": "Upgrade payments-api", "owner": "ian@msp.example", "change": a },
+                                 { "kind": "deploy", "title": "Rotate VPN keys", "owner": "ian@msp.example", "change": b } ] }),
+        )
+        .await
+        .status(201)
+        .json["number"]
+        .as_str()
+        .expect("number")
+        .to_string();
+    let list = rita.get("/releases").await.status(200).text;
+    assert!(
+        list.contains(&rel) && list.contains("November maintenance"),
+        "{list}"
+    );
+    let page = rita.get(&format!("/releases/{rel}")).await.status(200).text;
+    assert!(
+        page.contains("Authorize plan") && page.contains(&a) && page.contains(&b),
+        "{page}"
+    );
+    let token = crate::portal::csrf(&page);
+    let r = rita
+        .form(
+            &format!("/releases/{rel}/phases"),
+            &[("csrf", &token), ("phase", "plan"), ("note", "CAB")],
+        )
+        .await
+        .status(303);
+    assert_eq!(r.headers["location"], format!("/releases/{rel}").as_str());
+    // Build and test without test evidence: the page again, with the reason.
+    let refused = rita
+        .form(
+            &format!("/releases/{rel}/phases"),
+            &[("csrf", &token), ("phase", "build-and-test")],
+        )
+        .await
+        .status(409);
+    assert!(refused.text.contains("test evidence"), "{}", refused.text);
+    // Each client sees its own part only.
+    let carol = crate::portal::sign_in(&app, "carol@client-a.example").await;
+    let seen = carol
+        .get(&format!("/releases/{rel}"))
+        .await
+        .status(200)
+        .text;
+    assert!(
+        seen.contains(&a) && !seen.contains(&b) && !seen.contains("Rotate VPN"),
+        "{seen}"
+    );
+    let bob = crate::portal::sign_in(&app, "bob@client-b.example").await;
+    let seen = bob.get(&format!("/releases/{rel}")).await.status(200).text;
+    assert!(
+        seen.contains(&b) && !seen.contains(&a) && !seen.contains("payments"),
+        "{seen}"
+    );
+    let bob_token = crate::portal::csrf(&seen);
+    bob.form(
+        &format!("/releases/{rel}/phases"),
+        &[("csrf", &bob_token), ("phase", "build-and-test")],
+    )
+    .await
+    .status(403);
+}
+
 crate::on_both!(
+    the_release_page_authorizes_phases_and_shows_each_client_its_part,
     two_clients_one_release_a_failed_step_rolled_back_then_reviewed_and_closed,
     a_release_refuses_unapproved_changes_and_bad_runbooks,
 );
