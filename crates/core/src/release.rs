@@ -395,8 +395,8 @@ pub struct Conflict {
     /// The tenant it concerns (slug).
     pub tenant: String,
     pub message: String,
-    /// Clashes and double-booked implementers may be overridden by a
-    /// change manager with a reason; closed windows and blackouts may not.
+    /// Blackouts, clashes and double-booked implementers may be overridden
+    /// by a change manager with a reason; a closed window may not.
     pub overridable: bool,
 }
 

@@ -36,6 +36,8 @@ pub struct Rules<'a, W> {
 pub enum Problem {
     /// The windows forbid starting then: the verdict's explanation.
     Windows(String),
+    /// A blackout forbidding the type is open when the slot starts.
+    Blackout { window: String, why: String },
     /// The slot starts in an open stretch that closes before it ends.
     RunsPastClose { closes: DateTime<Utc> },
     /// A blackout forbidding the type opens during the slot.
@@ -48,7 +50,7 @@ impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let at = |t: &DateTime<Utc>| t.format("%a %Y-%m-%d %H:%M UTC").to_string();
         match self {
-            Problem::Windows(why) => f.write_str(why),
+            Problem::Windows(why) | Problem::Blackout { why, .. } => f.write_str(why),
             Problem::RunsPastClose { closes } => {
                 write!(
                     f,
@@ -133,9 +135,10 @@ pub fn check<W: AsRef<CompiledWindow>>(
     bookings: &[Booking],
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
-    match rules.verdict(start) {
-        WindowVerdict::Open { closes, .. } if closes < end => {
-            problems.push(Problem::RunsPastClose { closes });
+    let verdict = rules.verdict(start);
+    match &verdict {
+        WindowVerdict::Open { closes, .. } if *closes < end => {
+            problems.push(Problem::RunsPastClose { closes: *closes });
         }
         WindowVerdict::Open { .. } => {}
         WindowVerdict::NotRequired => {
@@ -143,7 +146,11 @@ pub fn check<W: AsRef<CompiledWindow>>(
                 problems.push(Problem::BlackoutDuring { window, from });
             }
         }
-        other => problems.push(Problem::Windows(other.explain())),
+        WindowVerdict::Blackout { window, .. } => problems.push(Problem::Blackout {
+            window: window.clone(),
+            why: verdict.explain(),
+        }),
+        WindowVerdict::Closed { .. } => problems.push(Problem::Windows(verdict.explain())),
     }
     for (b, item) in clashes(items, start, end, bookings) {
         problems.push(Problem::Clash {

@@ -11,7 +11,7 @@ use changegate_core::change::ChangeState;
 use changegate_core::policy::PolicySpec;
 use changegate_core::release::{Conflict, ReleaseState};
 use changegate_core::slot::{self, Booking, Problem, Rules};
-use changegate_core::window::CompiledWindow;
+use changegate_core::window::{CompiledWindow, WindowKind};
 use changegate_core::{ChangeNumber, TenantId, UserId};
 use changegate_store::{Change, ChangeFilter, Release, Tenant};
 use chrono::{DateTime, TimeDelta, Utc};
@@ -149,9 +149,11 @@ async fn bookings(
 }
 
 /// What stands in the way of delivering `r` in `[start, end)`, per tenant:
-/// closed windows and blackouts (not overridable), other changes or
-/// releases on the same configuration items and implementers booked
-/// twice (overridable by a change manager).
+/// closed windows (not overridable: choose another slot), blackouts, other
+/// changes or releases on the same configuration items and implementers
+/// booked twice (a change manager of the tenant may override these with a
+/// reason). A blackout overridden for `r` is left out when the windows
+/// are judged, so what it hid (a closed window) still shows.
 pub async fn conflicts(
     state: &AppState,
     r: &Release,
@@ -175,9 +177,35 @@ pub async fn conflicts(
     let mut found: Vec<Conflict> = Vec::new();
     for inv in involved {
         let slug = inv.tenant.slug.as_str();
+        let lifted: Vec<&str> = r
+            .record
+            .overrides
+            .iter()
+            .filter_map(|o| o.conflict.strip_prefix(&format!("blackout:{slug}:")))
+            .collect();
+        let windows: Vec<_> = inv
+            .windows
+            .iter()
+            .filter(|w| !(w.kind() == WindowKind::Blackout && lifted.contains(&w.name())))
+            .cloned()
+            .collect();
+        for name in &lifted {
+            if inv
+                .windows
+                .iter()
+                .any(|w| w.name() == *name && !w.windows_between(start, end).is_empty())
+            {
+                found.push(Conflict {
+                    key: format!("blackout:{slug}:{name}"),
+                    tenant: slug.into(),
+                    message: format!("blackout {name} of {slug} covers the slot"),
+                    overridable: true,
+                });
+            }
+        }
         for c in &inv.changes {
             let rules = Rules {
-                windows: &inv.windows,
+                windows: &windows,
                 tenant: slug,
                 kind: c.kind,
                 requires_window: inv.policy.window_required.contains(&c.kind),
@@ -196,6 +224,12 @@ pub async fn conflicts(
                         message: format!("{} of {slug}: {p}", c.number),
                         overridable: false,
                     },
+                    Problem::Blackout { window, why } => Conflict {
+                        key: format!("blackout:{slug}:{window}"),
+                        tenant: slug.into(),
+                        message: format!("{} of {slug}: {why}", c.number),
+                        overridable: true,
+                    },
                     Problem::BlackoutDuring { window, from } => Conflict {
                         key: format!("blackout:{slug}:{window}"),
                         tenant: slug.into(),
@@ -207,7 +241,7 @@ pub async fn conflicts(
                                 from
                             }
                         ),
-                        overridable: false,
+                        overridable: true,
                     },
                     Problem::Clash { number, item } => {
                         let number = if owners.get(&number).is_some_and(|o| o.contains(slug)) {

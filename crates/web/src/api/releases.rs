@@ -956,8 +956,8 @@ async fn implementer_for(
 }
 
 /// Let a conflict stand, with a reason: a change manager of the tenant
-/// the conflict concerns. Closed windows and blackouts cannot be
-/// overridden.
+/// the conflict concerns. Blackouts, clashes and double bookings can be
+/// overridden; a closed maintenance window cannot (choose another slot).
 #[utoipa::path(post, path = "/api/v1/releases/{number}/overrides", tag = "releases", request_body = OverrideBody,
     params(("number" = String, Path)), responses((status = 200, body = ReleaseView)))]
 pub async fn override_conflict(

@@ -637,7 +637,118 @@ async fn the_release_page_authorizes_phases_and_shows_each_client_its_part(app: 
     .status(403);
 }
 
+async fn a_blackout_may_be_overridden_by_a_change_manager_a_closed_window_may_not(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let rita = release_manager(&app).await;
+    weekly_windows(&m).await;
+    // Client A's admin adds a payroll blackout over Saturday morning.
+    m.alice
+        .put(
+            &format!("{A}/windows/payroll"),
+            json!({ "kind": "blackout", "timeZone": "Europe/Berlin",
+                    "schedule": { "ranges": [ { "start": "2026-11-28T00:00:00Z", "end": "2026-11-28T06:00:00Z" } ] } }),
+        )
+        .await
+        .ok();
+    let a = approved_in_a(&m, "Upgrade payments", json!({ "test_evidence": "green" })).await;
+    let r = rita
+        .post(
+            "/api/v1/releases",
+            json!({ "name": "x", "changes": [ { "tenant": "client-a", "change": a } ],
+                    "planned_start": "2026-11-28T01:00:00Z", "planned_end": "2026-11-28T02:00:00Z",
+                    "runbook": [ { "kind": "deploy", "title": "go" } ] }),
+        )
+        .await
+        .status(201)
+        .json;
+    let rel = r["number"].as_str().expect("number").to_string();
+    assert!(
+        keys(&r, "conflicts").contains(&"blackout:client-a:payroll".to_string()),
+        "{r}"
+    );
+    for phase in ["plan", "build-and-test"] {
+        rita.post(
+            &format!("/api/v1/releases/{rel}/phases"),
+            json!({ "phase": phase }),
+        )
+        .await
+        .ok();
+    }
+    app.set_now(Utc.with_ymd_and_hms(2026, 11, 28, 1, 0, 0).unwrap());
+    let refused = rita
+        .post(
+            &format!("/api/v1/releases/{rel}/phases"),
+            json!({ "phase": "deploy" }),
+        )
+        .await
+        .status(409);
+    assert!(refused.text.contains("payroll"), "{}", refused.text);
+    m.carol
+        .post(
+            &format!("/api/v1/releases/{rel}/overrides"),
+            json!({ "conflict": "blackout:client-a:payroll", "reason": "fine" }),
+        )
+        .await
+        .status(403);
+    let r = m
+        .cm
+        .post(
+            &format!("/api/v1/releases/{rel}/overrides"),
+            json!({ "conflict": "blackout:client-a:payroll", "reason": "payroll ran early; agreed with Alice" }),
+        )
+        .await
+        .ok();
+    let c = r["conflicts"]
+        .as_array()
+        .expect("conflicts")
+        .iter()
+        .find(|c| c["key"] == "blackout:client-a:payroll")
+        .cloned()
+        .expect("the blackout, shown as overridden");
+    assert_eq!(c["overridden_by"], "cm@msp.example");
+    let r = rita
+        .post(
+            &format!("/api/v1/releases/{rel}/phases"),
+            json!({ "phase": "deploy" }),
+        )
+        .await
+        .ok();
+    assert_eq!(r["state"], "deploying");
+
+    // Outside every maintenance window, nothing lets a release start.
+    let b = approved_in_a(&m, "Resize payments", json!({ "test_evidence": "green" })).await;
+    let r = rita
+        .post(
+            "/api/v1/releases",
+            json!({ "name": "y", "changes": [ { "tenant": "client-a", "change": b } ],
+                    "planned_start": "2026-12-02T10:00:00Z", "planned_end": "2026-12-02T11:00:00Z" }),
+        )
+        .await
+        .status(201)
+        .json;
+    let closed = keys(&r, "conflicts")
+        .into_iter()
+        .find(|k| k.starts_with("window:"))
+        .expect("a closed window");
+    let refused =
+        m.cm.post(
+            &format!(
+                "/api/v1/releases/{}/overrides",
+                r["number"].as_str().unwrap()
+            ),
+            json!({ "conflict": closed, "reason": "please" }),
+        )
+        .await
+        .status(409);
+    assert!(
+        refused.text.contains("cannot be overridden"),
+        "{}",
+        refused.text
+    );
+}
+
 crate::on_both!(
+    a_blackout_may_be_overridden_by_a_change_manager_a_closed_window_may_not,
     the_release_page_authorizes_phases_and_shows_each_client_its_part,
     two_clients_one_release_a_failed_step_rolled_back_then_reviewed_and_closed,
     a_release_refuses_unapproved_changes_and_bad_runbooks,
