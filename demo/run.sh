@@ -22,6 +22,7 @@ refused() {
 }
 as() { local who=$1; shift; CHANGEGATE_TOKEN=${TOKENS[$who]} "$@"; }
 number() { sed -n 's/^\(CHG-[0-9]*\) .*/\1/p' | head -1; }
+release_number() { sed -n 's/^\(REL-[0-9]*\) .*/\1/p' | head -1; }
 
 rm -rf "$DATA"
 say "Start the server on a fresh embedded database ($DATA)"
@@ -54,7 +55,8 @@ run as admin "$BIN" change list --tenant client-c 2>&1 || true
 
 for who in eve:"Eve (MSP engineer)":requester ian:"Ian (MSP implementer)":implementer \
            tom:"Tom (MSP technical approver)":technical-approver tina:"Tina (MSP technical approver)":technical-approver \
-           cm:"Cody (change manager)":change-manager audrey:"Audrey (auditor)":auditor; do
+           cm:"Cody (change manager)":change-manager rita:"Rita (release manager)":release-manager \
+           audrey:"Audrey (auditor)":auditor; do
   IFS=: read -r id name role <<<"$who"
   roles=(--role "client-a:$role")
   # Eve also reviews her peers' changes: she shows separation of duties.
@@ -67,7 +69,7 @@ for who in carol@client-a.example alice@client-a.example bob@client-b.example; d
   TOKENS[${who%%@*}]=$("$BIN" admin token "$who" --name demo)
   "$BIN" admin set-password "$who" --password-env CHANGEGATE_DEMO_PASSWORD >/dev/null
 done
-echo "MSP staff created: eve, ian, tom, tina, cm (change manager), audrey (auditor); client users carol, alice, bob"
+echo "MSP staff created: eve, ian, tom, tina, cm (change manager), rita (release manager), audrey (auditor); client users carol, alice, bob"
 
 say "1. Client A, normal change: Eve raises a high-risk upgrade of the payments API"
 out=$(as eve "$BIN" change create --tenant client-a --type normal --title "Upgrade payments API to 2.4.1" \
@@ -134,6 +136,70 @@ out=$(as eve "$BIN" change create --tenant client-a --type normal --title "Rotat
 echo "$out"; A3=$(number <<<"$out")
 run as eve "$BIN" change submit "$A3" --tenant client-a
 
+say "7. A release: client A's normal change and client B's standard change, together in one shared window"
+out=$(as eve "$BIN" change create --tenant client-a --type normal --title "Payments API 2.5: settlement reports" \
+  --description "Adds the settlement report endpoint" --ci payments-api --artifact "registry.example/payments@sha256:7d2e01" \
+  --risk production=yes --risk outage=yes --risk untested=no --risk no-backout=no \
+  --implementation-plan "helm upgrade payments 2.5.0" --backout-plan "helm rollback payments" \
+  --test-plan "staging smoke tests" --test-evidence "staging run: 148 of 148 tests green" --implementer ian@msp.example)
+echo "$out"; A4=$(number <<<"$out")
+run as eve "$BIN" change submit "$A4" --tenant client-a
+run as tom "$BIN" change approve "$A4" --tenant client-a -m "technical review done"
+run as carol "$BIN" change approve "$A4" --tenant client-a -m "approved for the release"
+out=$(as eve "$BIN" change create --tenant client-b --type standard --title "Shared mailbox for the auditors" --template add-mailbox \
+  --ci m365-tenant --test-evidence "created and removed in the test tenant" --implementer ian@msp.example)
+echo "$out"; B3=$(number <<<"$out")
+run as eve "$BIN" change submit "$B3" --tenant client-b
+echo "The change manager agrees a release window for tonight with both clients (policy as code):"
+from=$(date -u -d '-10 min' +%Y-%m-%dT%H:%M:%SZ); until=$(date -u -d '+3 hours' +%Y-%m-%dT%H:%M:%SZ)
+for t in client-a client-b; do
+  printf 'kind: Window\ntenant: %s\nname: release-night\nspec:\n  timeZone: Europe/Berlin\n  schedule:\n    ranges: [ { start: "%s", end: "%s" } ]\n---\n' "$t" "$from" "$until"
+done > "$DATA/release-window.yaml"
+run as cm "$BIN" apply -f "$DATA/release-window.yaml"
+cat > "$DATA/runbook.yaml" <<RUNBOOK
+- { kind: deploy, title: "Upgrade payments-api to 2.5.0", owner: ian@msp.example, change: $A4 }
+- { kind: deploy, title: "Create the auditors' shared mailbox", owner: ian@msp.example, change: $B3 }
+- { kind: validate, title: "Smoke tests of both clients", owner: ian@msp.example }
+- { kind: rollback, title: "helm rollback payments to 2.4.1", owner: ian@msp.example, change: $A4 }
+- { kind: rollback, title: "Remove the partial mailbox", owner: ian@msp.example, change: $B3 }
+RUNBOOK
+out=$(as rita "$BIN" release create --name "November release" --change "client-a/$A4" --change "client-b/$B3" \
+  --start "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --end "$(date -u -d '+2 hours' +%Y-%m-%dT%H:%M:%SZ)" --runbook "$DATA/runbook.yaml")
+echo "$out"; REL=$(release_number <<<"$out")
+echo "Rita (release manager) sees the conflicts where she chose the slot; Bob sees only client B's part:"
+run as bob "$BIN" release show "$REL"
+for key in $(as rita "$BIN" release show "$REL" --json | python3 -c 'import json,sys; print(" ".join(c["key"] for c in json.load(sys.stdin)["conflicts"] if c["overridable"] and not c["overridden_by"]))'); do
+  echo "A conflict stands: only a change manager may let it stand, with a reason."
+  run as cm "$BIN" release override "$REL" --conflict "$key" --reason "agreed with the client's CIO for this release (ticket MSP-4711)"
+done
+run as rita "$BIN" release authorize "$REL" --phase plan --note "CAB of this week"
+run as rita "$BIN" release authorize "$REL" --phase build-and-test --note "both changes tested"
+run as rita "$BIN" release authorize "$REL" --phase deploy --note "go"
+run as ian "$BIN" release step "$REL" 1 --status done --evidence "helm revision 12: payments 2.5.0 running"
+run as ian "$BIN" release step "$REL" 2 --status failed --evidence "mailbox refused: licence pool empty"
+echo "The runbook stops at the failure; Rita authorizes the rollback, Ian runs it:"
+refused as ian "$BIN" release step "$REL" 3 --status done --evidence "smoke tests"
+run as rita "$BIN" release rollback "$REL" --reason "client B's step failed; both changes go back as planned"
+run as ian "$BIN" release step "$REL" 4 --status done --evidence "payments-api 2.4.1 restored (helm revision 13)"
+run as ian "$BIN" release step "$REL" 5 --status done --evidence "partial mailbox removed"
+run as rita "$BIN" release finish "$REL"
+echo "The release closes only after every change's post-implementation review:"
+refused as rita "$BIN" release close "$REL"
+run as ian "$BIN" change review "$A4" --tenant client-a --outcome rolled-back --notes "rolled back with client B's part" --lessons "stage client B separately"
+run as ian "$BIN" change review "$B3" --tenant client-b --outcome rolled-back --notes "licence pool empty" --lessons "check licences in the plan"
+run as rita "$BIN" release close "$REL"
+
+say "8. KPIs of client A this month (the portal draws them at /t/client-a/kpis)"
+printf '$ curl -fsS -H "Authorization: Bearer <audrey>" %s | python3 -m json.tool\n' "$CHANGEGATE_SERVER/api/v1/tenants/client-a/kpis"
+curl -fsS -H "Authorization: Bearer ${TOKENS[audrey]}" "$CHANGEGATE_SERVER/api/v1/tenants/client-a/kpis" | python3 -m json.tool
+
+say "9. The auditor exports client A's evidence of the month and verifies it offline"
+run as audrey "$BIN" report evidence --tenant client-a --out "$DATA/evidence-client-a.tar.gz"
+run "$BIN" report verify "$DATA/evidence-client-a.tar.gz"
+mkdir -p "$DATA/evidence" && tar -xzf "$DATA/evidence-client-a.tar.gz" -C "$DATA/evidence"
+printf '$ (cd %s && sha256sum -c SHA256SUMS)\n' "$(ls -d "$DATA"/evidence/*/)"
+(cd "$(ls -d "$DATA"/evidence/*/)" && sha256sum -c SHA256SUMS)
+
 say "Every change, across both clients (the change manager's view)"
 run as cm "$BIN" change list
 say "The audit chains verify"
@@ -143,15 +209,16 @@ run as cm "$BIN" audit verify --tenant client-b
 say "changegate keeps running on $CHANGEGATE_SERVER (Ctrl-C stops it; log in $DATA.log)"
 cat <<INFO
 API tokens of the demo (use with: CHANGEGATE_TOKEN=<token> $BIN change list):
-$(for k in admin eve ian tom cm audrey carol bob; do printf '  %-7s %s\n' "$k" "${TOKENS[$k]}"; done)
+$(for k in admin eve ian tom cm rita audrey carol bob; do printf '  %-7s %s\n' "$k" "${TOKENS[$k]}"; done)
 The portal: $CHANGEGATE_SERVER/ ; every login below has the password $PASSWORD
   tom@msp.example        technical approver: $A3 waits for his decision in the inbox
   eve@msp.example        engineer: raises changes (New change, from a template, with a preview)
-  cm@msp.example         change manager: board agendas, settings (policy, boards, windows, templates)
+  cm@msp.example         change manager: board agendas, settings (policy, boards, windows, templates), conflict overrides
+  rita@msp.example       release manager: Releases ($REL with its failed step and rollback), Calendar
   carol@client-a.example client A's business approver: client A only
   alice@client-a.example client A's admin: its people and blackout dates (Settings)
   bob@client-b.example   client B's approver: sees nothing of client A
-  audrey@msp.example     auditor: client A read only, the evidence view
+  audrey@msp.example     auditor: client A read only, the evidence view, KPIs, the evidence bundle
   admin@msp.example      installation admin: tenants
 The OpenAPI document: $CHANGEGATE_SERVER/api/v1/openapi.json
 INFO

@@ -260,6 +260,55 @@ fn a_change_goes_from_draft_to_approved_through_the_cli_and_the_chain_verifies()
     let audit = s.ok(Some(&carol), &["audit", "verify", "--tenant", "client-a"]);
     assert!(audit.contains("intact"), "{audit}");
 
+    // The approved change, packaged into a release (the admin may act in
+    // every tenant); its conflicts say it has no slot yet.
+    let runbook = write(
+        s.dir.path(),
+        "runbook.yaml",
+        "- { kind: deploy, title: Rotate the certificates, owner: eve@msp.example }\n",
+    );
+    let created = s.ok(
+        Some(&admin),
+        &[
+            "release",
+            "create",
+            "--name",
+            "Certificates",
+            "--change",
+            &format!("client-a/{number}"),
+            "--runbook",
+            &runbook,
+        ],
+    );
+    assert!(
+        created.starts_with("REL-1 [planning] Certificates"),
+        "{created}"
+    );
+    assert!(
+        created.contains("conflict slot:client-a (stands)"),
+        "{created}"
+    );
+    assert!(
+        created.contains("step 1 deploy [pending] Rotate the certificates"),
+        "{created}"
+    );
+    let listed = s.ok(Some(&carol), &["release", "list"]);
+    assert!(
+        listed.contains("REL-1 [planning] Certificates (client-a/"),
+        "{listed}"
+    );
+    let refused = s.refused(
+        Some(&carol),
+        &["release", "authorize", "REL-1", "--phase", "plan"],
+    );
+    assert!(refused.contains("403"), "{refused}");
+    let bad = s.run(
+        Some(&admin),
+        &["release", "create", "--name", "x", "--change", "CHG-1"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("<tenant>/<CHG-n>"));
+
     // The period's evidence as a bundle, verified offline: by changegate
     // and by the manifest alone with sha256sum, as the bundle's README says.
     let bundle = s.dir.path().join("evidence.tar.gz");

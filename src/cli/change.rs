@@ -96,6 +96,9 @@ struct CreateArgs {
     implementation_plan: Option<String>,
     #[arg(long)]
     test_plan: Option<String>,
+    /// What shows the tests passed (a release's build-and-test phase asks for it).
+    #[arg(long)]
+    test_evidence: Option<String>,
     #[arg(long)]
     backout_plan: Option<String>,
     /// The backout is automatic: if the rollout fails, the agent rolls the
@@ -292,6 +295,7 @@ fn content(a: &CreateArgs) -> Result<Map<String, Value>, String> {
     set("planned_end", &a.planned_end);
     set("implementation_plan", &a.implementation_plan);
     set("test_plan", &a.test_plan);
+    set("test_evidence", &a.test_evidence);
     set("backout_plan", &a.backout_plan);
     set("template", &a.template);
     if !a.risk.is_empty() {

@@ -9,6 +9,7 @@ mod change;
 mod client;
 mod database;
 mod gate;
+mod release;
 mod report;
 mod serve;
 
@@ -46,6 +47,8 @@ enum Command {
     Apply(apply::ApplyArgs),
     /// Raise, submit, decide and implement changes.
     Change(change::ChangeArgs),
+    /// Package approved changes into releases, run their phases and runbooks.
+    Release(release::ReleaseArgs),
     /// Ask the gate from a pipeline: may this ship now? (exit 0 allow, 1 deny, 2 error)
     #[command(subcommand)]
     Gate(gate::GateCommand),
@@ -94,6 +97,7 @@ pub fn main() -> ExitCode {
         Command::Audit(cmd) => block_on(change::audit(cmd)),
         Command::Gate(cmd) => block_on(gate::run(cmd)),
         Command::Report(cmd) => block_on(report::run(cmd)),
+        Command::Release(args) => block_on(release::run(args)),
         Command::Webhooks => match changegate_agent::webhook::registration::chart_template() {
             Ok(yaml) => {
                 print!("{yaml}");

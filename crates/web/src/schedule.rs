@@ -148,6 +148,25 @@ async fn bookings(
     Ok((bookings, owners))
 }
 
+/// The blackouts of `inv`'s tenant overridden for `r`, and the tenant's
+/// windows without them.
+fn lift<'a>(r: &'a Release, inv: &Involved) -> (Vec<&'a str>, Vec<Arc<CompiledWindow>>) {
+    let prefix = format!("blackout:{}:", inv.tenant.slug);
+    let lifted: Vec<&str> = r
+        .record
+        .overrides
+        .iter()
+        .filter_map(|o| o.conflict.strip_prefix(&prefix))
+        .collect();
+    let windows = inv
+        .windows
+        .iter()
+        .filter(|w| !(w.kind() == WindowKind::Blackout && lifted.contains(&w.name())))
+        .cloned()
+        .collect();
+    (lifted, windows)
+}
+
 /// What stands in the way of delivering `r` in `[start, end)`, per tenant:
 /// closed windows (not overridable: choose another slot), blackouts, other
 /// changes or releases on the same configuration items and implementers
@@ -177,18 +196,7 @@ pub async fn conflicts(
     let mut found: Vec<Conflict> = Vec::new();
     for inv in involved {
         let slug = inv.tenant.slug.as_str();
-        let lifted: Vec<&str> = r
-            .record
-            .overrides
-            .iter()
-            .filter_map(|o| o.conflict.strip_prefix(&format!("blackout:{slug}:")))
-            .collect();
-        let windows: Vec<_> = inv
-            .windows
-            .iter()
-            .filter(|w| !(w.kind() == WindowKind::Blackout && lifted.contains(&w.name())))
-            .cloned()
-            .collect();
+        let (lifted, windows) = lift(r, inv);
         for name in &lifted {
             if inv
                 .windows
@@ -300,7 +308,7 @@ pub async fn conflicts(
 
 /// The earliest start, from now on, of a slot as long as `r`'s planned
 /// one that every tenant's windows allow for every change of the release
-/// and no other booking holds.
+/// (blackouts overridden for it aside) and no other booking holds.
 pub async fn proposal(
     state: &AppState,
     r: &Release,
@@ -312,8 +320,9 @@ pub async fn proposal(
     };
     let (bookings, _) = bookings(state, r, involved).await?;
     let mut all_items = Vec::new();
+    let lifted: Vec<Vec<Arc<CompiledWindow>>> = involved.iter().map(|inv| lift(r, inv).1).collect();
     let mut rules = Vec::new();
-    for inv in involved {
+    for (inv, windows) in involved.iter().zip(&lifted) {
         let slug = inv.tenant.slug.as_str();
         let kinds: BTreeSet<_> = inv.changes.iter().map(|c| c.kind).collect();
         for c in &inv.changes {
@@ -321,7 +330,7 @@ pub async fn proposal(
         }
         for kind in kinds {
             rules.push(Rules {
-                windows: inv.windows.as_slice(),
+                windows: windows.as_slice(),
                 tenant: slug,
                 kind,
                 requires_window: inv.policy.window_required.contains(&kind),
