@@ -41,6 +41,9 @@ enum ReleaseCommand {
         phase: String,
         #[arg(long, default_value = "")]
         note: String,
+        /// deploy: start at the planned start instead of now (the server starts it then).
+        #[arg(long)]
+        at_planned_start: bool,
     },
     /// Let a conflict stand, with a reason (a change manager of its tenant).
     Override {
@@ -244,11 +247,12 @@ pub async fn run(args: ReleaseArgs) -> ExitCode {
             release,
             phase,
             note,
+            at_planned_start,
         } => {
             client
                 .post(
                     &path(&release, "/phases"),
-                    &json!({ "phase": phase, "note": note }),
+                    &json!({ "phase": phase, "note": note, "at_planned_start": at_planned_start }),
                 )
                 .await
         }

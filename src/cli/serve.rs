@@ -116,6 +116,12 @@ pub async fn run(args: ServeArgs) -> ExitCode {
     let state = changegate_web::AppState::new(store)
         .with_secure_cookies(!args.insecure_cookies)
         .with_public_url(&public_url);
+    let starter = tokio::spawn(changegate_web::starter::run(state.clone(), {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.changed().await;
+        }
+    }));
     let app = changegate_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -124,6 +130,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         })
         .await;
     let _ = jobs.await;
+    let _ = starter.await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -136,6 +136,10 @@ pub struct Record {
     pub started_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub finished_at: Option<DateTime<Utc>>,
+    /// Deployment authorized ahead, to start at the planned start: who and
+    /// when. The scheduler starts the release then, once, as that person.
+    #[serde(default)]
+    pub scheduled_start: Option<Authorization>,
 }
 
 /// Why a release may not do what was asked.

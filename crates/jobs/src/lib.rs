@@ -105,6 +105,7 @@ pub async fn run_due(
     Ok(done)
 }
 
+pub mod boundaries;
 pub mod mail;
 mod nudge;
 
@@ -130,6 +131,14 @@ pub async fn run(
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "scheduler pass failed; retrying next second"),
+                }
+                match boundaries::run(store.as_ref(), Utc::now()).await {
+                    Ok(done) => {
+                        for b in done {
+                            tracing::info!(tenant = %b.tenant, window = %b.window, action = b.action, at = %b.at, "window boundary");
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "window boundary pass failed; retrying next second"),
                 }
                 if let Some(m) = &mailer
                     && let Err(e) = mail::send_due(store.as_ref(), m, Utc::now()).await

@@ -16,6 +16,7 @@ mod audit;
 mod changes;
 mod feeds;
 mod mail;
+mod marks;
 mod objects;
 mod people;
 mod releases;
@@ -479,6 +480,24 @@ impl Store for PostgresStore {
         let r = releases::save(&mut tx, release, expected_version, write).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
+    }
+
+    async fn job_mark(&self, key: &str) -> Result<Option<DateTime<Utc>>> {
+        marks::get(&self.pool, key).await
+    }
+
+    async fn advance_job_mark(
+        &self,
+        key: &str,
+        from: Option<DateTime<Utc>>,
+        to: DateTime<Utc>,
+        tenant: TenantId,
+        events: Vec<NewEvent>,
+    ) -> Result<bool> {
+        let mut tx = self.write(tenant).await?;
+        let moved = marks::advance(&mut tx, key, from, to, tenant, &events).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(moved)
     }
 
     async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)> {

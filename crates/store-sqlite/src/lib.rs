@@ -8,6 +8,7 @@ mod audit;
 mod changes;
 mod feeds;
 mod mail;
+mod marks;
 mod objects;
 mod people;
 mod releases;
@@ -454,6 +455,24 @@ impl Store for SqliteStore {
         let r = releases::save(&mut tx, release, expected_version, write).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
+    }
+
+    async fn job_mark(&self, key: &str) -> Result<Option<DateTime<Utc>>> {
+        marks::get(&self.pool, key).await
+    }
+
+    async fn advance_job_mark(
+        &self,
+        key: &str,
+        from: Option<DateTime<Utc>>,
+        to: DateTime<Utc>,
+        tenant: TenantId,
+        events: Vec<NewEvent>,
+    ) -> Result<bool> {
+        let (_turn, mut tx) = self.write().await?;
+        let moved = marks::advance(&mut tx, key, from, to, tenant, &events).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(moved)
     }
 
     async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)> {

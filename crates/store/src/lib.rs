@@ -197,6 +197,21 @@ pub trait Store: Send + Sync + 'static {
         write: ReleaseWrite,
     ) -> Result<Release>;
 
+    // Scheduler marks
+    /// How far the job `key` has got, if it ran before.
+    async fn job_mark(&self, key: &str) -> Result<Option<DateTime<Utc>>>;
+    /// Move the job's mark from `from` (none: first run) to `to` and append
+    /// `events` to `tenant`'s chain, in one transaction; `false`, writing
+    /// nothing, when the mark is no longer `from` (another replica moved it).
+    async fn advance_job_mark(
+        &self,
+        key: &str,
+        from: Option<DateTime<Utc>>,
+        to: DateTime<Utc>,
+        tenant: TenantId,
+        events: Vec<NewEvent>,
+    ) -> Result<bool>;
+
     // Audit
     /// The tenant's events in stored order and the head sequence number.
     async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)>;

@@ -96,6 +96,22 @@ impl TestDb {
         }
     }
 
+    /// A second store on the same database, opened afresh: what a restarted
+    /// server or another replica sees (nothing shared but the database).
+    pub async fn reopen(&self) -> Arc<dyn Store> {
+        match self {
+            TestDb::Sqlite { _dir, .. } => match SqliteStore::open_dir(_dir.path()).await {
+                Ok(store) => Arc::new(store),
+                Err(e) => panic!("cannot reopen the SQLite store: {e}"),
+            },
+            TestDb::Postgres { database, .. } => match PostgresStore::connect(database.url()).await
+            {
+                Ok(store) => Arc::new(store),
+                Err(e) => panic!("cannot reopen the PostgreSQL store: {e}"),
+            },
+        }
+    }
+
     /// The PostgreSQL database's URL; `None` on SQLite.
     pub fn postgres_url(&self) -> Option<&str> {
         match self {

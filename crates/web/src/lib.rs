@@ -17,6 +17,7 @@ pub mod portal;
 pub mod preview;
 pub(crate) mod schedule;
 pub mod snapshot;
+pub mod starter;
 pub mod tenant;
 mod workflow;
 

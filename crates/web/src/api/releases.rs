@@ -93,6 +93,10 @@ pub struct PhaseBody {
     pub phase: String,
     #[serde(default)]
     pub note: String,
+    /// `deploy` only: authorize now, start at the planned start (the
+    /// scheduler starts it then, with the same checks, as you).
+    #[serde(default)]
+    pub at_planned_start: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -195,6 +199,8 @@ pub struct ReleaseView {
     pub validation_failures: usize,
     pub started_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// Deployment authorized ahead, to start at the planned start.
+    pub start_scheduled_by: Option<String>,
     pub version: i64,
 }
 
@@ -601,6 +607,7 @@ pub(crate) async fn view(
         validation_failures: release::validation_failures(&r.record),
         started_at: r.record.started_at,
         finished_at: r.record.finished_at,
+        start_scheduled_by: r.record.scheduled_start.as_ref().map(|a| a.by.clone()),
         version: r.version,
     })
 }
@@ -810,6 +817,9 @@ pub async fn authorize_phase(
     let expected = r.version;
     let now = state.now();
     let actor = caller.email.to_string();
+    if body.at_planned_start {
+        return schedule_start(&state, &caller, &loaded, phase, &body.note, now).await;
+    }
     let involved = schedule::involved(&state, &loaded).await?;
     let mut write = ReleaseWrite::default();
     match phase {
@@ -892,6 +902,7 @@ pub async fn authorize_phase(
     }
     r.state = release::authorize(r.state, &mut r.record, phase, &actor, &body.note, now)
         .map_err(refusal)?;
+    r.record.scheduled_start = None;
     write.events = to_all(
         &loaded,
         &actor,
@@ -901,6 +912,67 @@ pub async fn authorize_phase(
     );
     let saved = save(&state, &r, expected, write).await?;
     answer(&state, &caller, saved).await
+}
+
+/// Deployment authorized ahead: the release stays ready and the scheduler
+/// starts it at its planned start (`crate::starter`).
+async fn schedule_start(
+    state: &AppState,
+    caller: &Principal,
+    loaded: &Loaded,
+    phase: Phase,
+    note: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Json<ReleaseView>> {
+    let mut r = loaded.release.clone();
+    if phase != Phase::Deploy {
+        return Err(ApiError::invalid(
+            "at_planned_start",
+            "only the deploy phase starts at the planned start",
+        ));
+    }
+    if r.state != ReleaseState::Ready {
+        return Err(ApiError::state(format!(
+            "{} is {}; its start is scheduled once it is ready",
+            r.number, r.state
+        )));
+    }
+    let Some(start) = r.planned_start.filter(|s| *s > now) else {
+        return Err(ApiError::state(format!(
+            "{} has no planned start ahead; plan one, or authorize the deploy phase now",
+            r.number
+        )));
+    };
+    if !r.record.runbook.iter().any(|s| s.kind == StepKind::Deploy) {
+        return Err(ApiError::state(
+            "the runbook has no deploy step; add the steps before deploying",
+        ));
+    }
+    let expected = r.version;
+    r.record.scheduled_start = Some(release::Authorization {
+        phase,
+        by: caller.email.to_string(),
+        at: now,
+        note: note.to_string(),
+    });
+    let events = to_all(
+        loaded,
+        caller.email.as_str(),
+        "release.start-scheduled",
+        json!({ "at": start, "note": note }),
+        now,
+    );
+    let saved = save(
+        state,
+        &r,
+        expected,
+        ReleaseWrite {
+            events,
+            ..Default::default()
+        },
+    )
+    .await?;
+    answer(state, caller, saved).await
 }
 
 fn refusal(e: release::Refusal) -> ApiError {

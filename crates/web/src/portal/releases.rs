@@ -136,6 +136,7 @@ pub async fn authorize_phase(
         Body(PhaseBody {
             phase: form.phase,
             note: form.note,
+            at_planned_start: false,
         }),
     )
     .await;

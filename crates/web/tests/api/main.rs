@@ -14,6 +14,7 @@ mod openapi;
 mod policy;
 mod portal;
 mod releases;
+mod scheduler;
 mod session;
 
 /// Run an async scenario `fn(TestApp)` on both databases.

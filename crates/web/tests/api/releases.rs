@@ -747,7 +747,121 @@ async fn a_blackout_may_be_overridden_by_a_change_manager_a_closed_window_may_no
     );
 }
 
+/// A ready release with its slot on Saturday 01:00-02:00 UTC (inside the
+/// weekly window) or on `start`/`end`, and its deployment authorized ahead.
+async fn scheduled(m: &Msp, rita: &Actor, title: &str, start: &str, end: &str) -> String {
+    let a = approved_in_a(m, title, json!({ "test_evidence": "green" })).await;
+    let rel = rita
+        .post(
+            "/api/v1/releases",
+            json!({ "name": title, "changes": [ { "tenant": "client-a", "change": a } ],
+                    "planned_start": start, "planned_end": end,
+                    "runbook": [ { "kind": "deploy", "title": "go" } ] }),
+        )
+        .await
+        .status(201)
+        .json["number"]
+        .as_str()
+        .expect("number")
+        .to_string();
+    for phase in ["plan", "build-and-test"] {
+        rita.post(
+            &format!("/api/v1/releases/{rel}/phases"),
+            json!({ "phase": phase }),
+        )
+        .await
+        .ok();
+    }
+    let r = rita
+        .post(
+            &format!("/api/v1/releases/{rel}/phases"),
+            json!({ "phase": "deploy", "note": "night shift", "at_planned_start": true }),
+        )
+        .await
+        .ok();
+    assert_eq!(
+        (r["state"].as_str(), r["start_scheduled_by"].as_str()),
+        (Some("ready"), Some("rita@msp.example"))
+    );
+    rel
+}
+
+async fn a_release_authorized_ahead_starts_once_at_its_planned_start(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let rita = release_manager(&app).await;
+    weekly_windows(&m).await;
+    let on_time = scheduled(
+        &m,
+        &rita,
+        "Upgrade payments",
+        "2026-11-28T01:00:00Z",
+        "2026-11-28T02:00:00Z",
+    )
+    .await;
+    // Its slot starts on Wednesday at 12:00, outside every window.
+    let refused = scheduled(
+        &m,
+        &rita,
+        "Resize payments",
+        "2026-12-02T12:00:00Z",
+        "2026-12-02T13:00:00Z",
+    )
+    .await;
+    let pass = async || {
+        changegate_web::starter::run_due(&app.state, app.now())
+            .await
+            .expect("a pass")
+    };
+    app.set_now(Utc.with_ymd_and_hms(2026, 11, 28, 0, 59, 59).unwrap());
+    assert!(pass().await.is_empty(), "not before its time");
+    app.set_now(Utc.with_ymd_and_hms(2026, 11, 28, 1, 0, 1).unwrap());
+    // Two replicas pass together: it starts once.
+    let (a, b) = tokio::join!(pass(), pass());
+    assert_eq!(a.len() + b.len(), 1, "{a:?} {b:?}");
+    let r = rita.get(&format!("/api/v1/releases/{on_time}")).await.ok();
+    assert_eq!(r["state"], "deploying");
+    let deploy = &r["authorizations"][2];
+    assert_eq!(deploy["by"], "rita@msp.example");
+    assert!(
+        deploy["note"]
+            .as_str()
+            .unwrap()
+            .contains("as scheduled by rita@msp.example"),
+        "{deploy}"
+    );
+    assert!(pass().await.is_empty(), "never twice");
+
+    // The second one's moment comes with the window closed: refused once,
+    // the schedule dropped, the reason in the chain.
+    app.set_now(Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 1).unwrap());
+    let done = pass().await;
+    assert!(
+        matches!(&done[..], [changegate_web::starter::Started::Refused(n, why)] if *n == refused && why.contains("weekly")),
+        "{done:?}"
+    );
+    assert!(pass().await.is_empty());
+    let r = rita.get(&format!("/api/v1/releases/{refused}")).await.ok();
+    assert_eq!(
+        (r["state"].as_str(), r["start_scheduled_by"].as_str()),
+        (Some("ready"), None)
+    );
+    let events = app
+        .store
+        .audit_events(app.store.tenant_by_slug("client-a").await.unwrap().id)
+        .await
+        .unwrap()
+        .0;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.body.action == "release.start-refused" && e.body.subject == refused)
+            .count(),
+        1
+    );
+}
+
 crate::on_both!(
+    a_release_authorized_ahead_starts_once_at_its_planned_start,
     a_blackout_may_be_overridden_by_a_change_manager_a_closed_window_may_not,
     the_release_page_authorizes_phases_and_shows_each_client_its_part,
     two_clients_one_release_a_failed_step_rolled_back_then_reviewed_and_closed,

@@ -1,0 +1,119 @@
+//! Window openings and closings, recorded as they happen: every boundary
+//! of every tenant's maintenance windows and blackouts becomes one
+//! `window.opened` or `window.closed` event in the tenant's chain (what a
+//! gate or an agent allowed then can be read against it), exactly once.
+//!
+//! Each tenant has a mark (`windows:<tenant id>`): every boundary up to it
+//! was recorded. A pass records the boundaries in (mark, now] and moves
+//! the mark in the same transaction, only from the mark it read. So a
+//! restart resumes from the mark (nothing missed), and a second replica
+//! passing over the same stretch writes nothing (nothing doubled). A
+//! tenant's first pass starts its mark at that moment.
+
+use changegate_core::TenantId;
+use changegate_core::window::{CompiledWindow, WindowKind, WindowSpec};
+use changegate_store::{NewEvent, ObjectKind, Store, StoreError};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+
+/// How far back a pass catches up after a long stop.
+const CATCH_UP: TimeDelta = TimeDelta::days(31);
+
+/// A boundary a pass recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Boundary {
+    pub tenant: TenantId,
+    pub window: String,
+    /// `window.opened` or `window.closed`.
+    pub action: &'static str,
+    pub at: DateTime<Utc>,
+}
+
+fn mark_of(tenant: TenantId) -> String {
+    format!("windows:{}", tenant.0)
+}
+
+/// The tenant's windows; one that does not parse is skipped and logged
+/// (the API never stores one).
+async fn windows(store: &dyn Store, tenant: TenantId) -> Result<Vec<CompiledWindow>, StoreError> {
+    let mut out = Vec::new();
+    for o in store.objects(tenant, ObjectKind::Window).await? {
+        let compiled = serde_json::from_str::<WindowSpec>(&o.spec)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| CompiledWindow::compile(&o.name, &spec).map_err(|e| e.to_string()));
+        match compiled {
+            Ok(w) => out.push(w),
+            Err(e) => tracing::error!(window = %o.name, error = %e, "stored window skipped"),
+        }
+    }
+    Ok(out)
+}
+
+/// The boundaries of `windows` for tenant `slug` in `(since, now]`, in order.
+pub fn boundaries(
+    windows: &[CompiledWindow],
+    slug: &str,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<(String, WindowKind, &'static str, DateTime<Utc>)> {
+    let mut out = Vec::new();
+    for w in windows.iter().filter(|w| w.applies_to(slug)) {
+        for i in w.windows_between(since, now + TimeDelta::nanoseconds(1)) {
+            if since < i.start && i.start <= now {
+                out.push((w.name().to_string(), w.kind(), "window.opened", i.start));
+            }
+            if since < i.end && i.end <= now {
+                out.push((w.name().to_string(), w.kind(), "window.closed", i.end));
+            }
+        }
+    }
+    out.sort_by(|a, b| (a.3, a.2, &a.0).cmp(&(b.3, b.2, &b.0)));
+    out
+}
+
+/// One pass at `now` over every tenant.
+pub async fn run(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec<Boundary>, StoreError> {
+    let mut done = Vec::new();
+    for tenant in store.tenants(None).await? {
+        let key = mark_of(tenant.id);
+        let mark = store.job_mark(&key).await?;
+        let Some(since) = mark else {
+            store
+                .advance_job_mark(&key, None, now, tenant.id, Vec::new())
+                .await?;
+            continue;
+        };
+        if since >= now {
+            continue;
+        }
+        let from = since.max(now - CATCH_UP);
+        let found = boundaries(
+            &windows(store, tenant.id).await?,
+            tenant.slug.as_str(),
+            from,
+            now,
+        );
+        let events: Vec<NewEvent> = found
+            .iter()
+            .map(|(name, kind, action, at)| NewEvent {
+                actor: super::ACTOR.into(),
+                action: (*action).into(),
+                subject: format!("window {name}"),
+                detail: json!({ "window": name, "kind": kind, "at": at }),
+                at: *at,
+            })
+            .collect();
+        if store
+            .advance_job_mark(&key, Some(since), now, tenant.id, events)
+            .await?
+        {
+            done.extend(found.into_iter().map(|(window, _, action, at)| Boundary {
+                tenant: tenant.id,
+                window,
+                action,
+                at,
+            }));
+        }
+    }
+    Ok(done)
+}

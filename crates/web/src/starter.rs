@@ -1,0 +1,143 @@
+//! Releases whose deployment was authorized ahead start at their planned
+//! start: each pass (every second, `serve` runs it beside the other jobs)
+//! authorizes the deploy phase of every ready release whose moment has
+//! come, as the person who scheduled it and with every check the deploy
+//! phase makes then. It fires once: on success the release is deploying;
+//! on a refusal (a window closed, a change no longer approved) the
+//! schedule is dropped and the refusal recorded in each tenant's chain, for
+//! the release manager to decide again. The release's version guards the
+//! write, so two replicas passing together start it once, and a restart
+//! finds a due release still ready and starts it then.
+
+use axum::extract::{Path, State};
+use changegate_core::release::ReleaseState;
+use changegate_store::{NewEvent, ReleaseWrite, StoreError};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::AppState;
+use crate::api::Body;
+use crate::api::releases::{self, PhaseBody, ReleasePath};
+use crate::auth::{Caller, principal_of};
+
+/// What a pass did to one release.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Started {
+    Started(String),
+    /// Refused, with the reason; the schedule is dropped.
+    Refused(String, String),
+}
+
+const ACTOR: &str = "changegate-scheduler";
+
+/// One pass at `now` (the state's clock decides the checks).
+pub async fn run_due(state: &AppState, now: DateTime<Utc>) -> Result<Vec<Started>, StoreError> {
+    let store = state.store.as_ref();
+    let mut done = Vec::new();
+    for r in store.releases(None, 500).await? {
+        let (Some(scheduled), Some(start)) = (&r.record.scheduled_start, r.planned_start) else {
+            continue;
+        };
+        if r.state != ReleaseState::Ready || start > now {
+            continue;
+        }
+        let who = store
+            .user_by_email(
+                &changegate_core::Email::parse(&scheduled.by)
+                    .map_err(|e| StoreError::corrupt("scheduler", e))?,
+            )
+            .await?;
+        let principal = match principal_of(store, who).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(release = %r.number, error = %e.message, "the scheduled starter's identity");
+                continue;
+            }
+        };
+        let number = r.number.to_string();
+        let outcome = releases::authorize_phase(
+            State(state.clone()),
+            Caller(principal),
+            Path(ReleasePath {
+                number: number.clone(),
+            }),
+            Body(PhaseBody {
+                phase: "deploy".into(),
+                note: format!(
+                    "started at its planned start, as scheduled by {} at {}{}",
+                    scheduled.by,
+                    scheduled.at.format("%Y-%m-%d %H:%M UTC"),
+                    if scheduled.note.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", scheduled.note)
+                    }
+                ),
+                at_planned_start: false,
+            }),
+        )
+        .await;
+        match outcome {
+            Ok(_) => done.push(Started::Started(number)),
+            // Another replica (or a person) moved it first: nothing to do.
+            Err(e) if e.code == "conflict" => {}
+            Err(e) => {
+                // Drop the schedule, once, under the version read above.
+                let mut dropped = r.clone();
+                dropped.record.scheduled_start = None;
+                let events = r
+                    .tenants()
+                    .into_iter()
+                    .map(|t| {
+                        (
+                            t,
+                            NewEvent {
+                                actor: ACTOR.into(),
+                                action: "release.start-refused".into(),
+                                subject: number.clone(),
+                                detail: json!({ "reason": e.message }),
+                                at: now,
+                            },
+                        )
+                    })
+                    .collect();
+                match store
+                    .save_release(
+                        &dropped,
+                        r.version,
+                        ReleaseWrite {
+                            events,
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                {
+                    Ok(_) => done.push(Started::Refused(number, e.message)),
+                    Err(StoreError::Conflict { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// Run a pass every second until `shutdown` resolves.
+pub async fn run(state: AppState, shutdown: impl std::future::Future<Output = ()>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tick.tick() => match run_due(&state, state.now()).await {
+                Ok(done) => {
+                    for s in done {
+                        tracing::info!(outcome = ?s, "scheduled release start");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "release start pass failed; retrying next second"),
+            },
+        }
+    }
+}

@@ -1,0 +1,103 @@
+//! The scheduler's window boundaries: each opening and closing recorded
+//! once, within the pass after it, across a restart (a store opened
+//! afresh on the same database) and with two replicas passing together.
+
+use changegate_core::{Slug, TenantId};
+use changegate_store::{NewTenant, ObjectKind, Store};
+use changegate_testkit::db::TestDb;
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+
+fn at(d: u32, h: u32, m: u32, s: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, d, h, m, s).unwrap()
+}
+
+async fn tenant_with_a_window(store: &dyn Store) -> TenantId {
+    let t = store
+        .create_tenant(
+            NewTenant {
+                slug: Slug::parse("client-a").expect("slug"),
+                name: "Client A".into(),
+                time_zone: "Europe/Berlin".into(),
+            },
+            "test",
+        )
+        .await
+        .expect("tenant");
+    // Saturday 02:00-06:00 Berlin: 01:00-05:00 UTC on 2026-11-28.
+    let weekly = r#"{"timeZone":"Europe/Berlin","schedule":{"cron":{"expr":"0 2 * * SAT","duration":"4h"}}}"#;
+    store
+        .put_object(t.id, ObjectKind::Window, "weekly", weekly, "test")
+        .await
+        .expect("window");
+    t.id
+}
+
+async fn recorded(store: &dyn Store, tenant: TenantId) -> Vec<(String, DateTime<Utc>)> {
+    store
+        .audit_events(tenant)
+        .await
+        .expect("events")
+        .0
+        .into_iter()
+        .filter(|e| e.body.action == "window.opened" || e.body.action == "window.closed")
+        .map(|e| (e.body.action, e.body.at))
+        .collect()
+}
+
+async fn each_boundary_is_recorded_once_across_a_restart_and_two_replicas(db: TestDb) {
+    let store = db.store();
+    let tenant = tenant_with_a_window(store.as_ref()).await;
+    let pass = |store: std::sync::Arc<dyn Store>, now| async move {
+        changegate_jobs::boundaries::run(store.as_ref(), now)
+            .await
+            .expect("a pass")
+    };
+    // The first pass starts the mark; nothing before it is recorded.
+    assert!(pass(store.clone(), at(28, 0, 0, 0)).await.is_empty());
+    assert!(pass(store.clone(), at(28, 0, 59, 59)).await.is_empty());
+    // The pass right after the opening records it (within the second).
+    let opened = pass(store.clone(), at(28, 1, 0, 1)).await;
+    assert_eq!(opened.len(), 1);
+    assert_eq!(
+        (opened[0].action, opened[0].at),
+        ("window.opened", at(28, 1, 0, 0))
+    );
+    assert!(
+        pass(store.clone(), at(28, 1, 0, 2)).await.is_empty(),
+        "never twice"
+    );
+
+    // The server stops before the window closes and starts again after.
+    drop(store);
+    let restarted = db.reopen().await;
+    let closed = pass(restarted.clone(), at(28, 5, 0, 30)).await;
+    assert_eq!(closed.len(), 1, "the closing during the stop is not missed");
+    assert_eq!(
+        (closed[0].action, closed[0].at),
+        ("window.closed", at(28, 5, 0, 0))
+    );
+
+    // Two replicas pass over the next opening together: one records it.
+    let other = db.reopen().await;
+    let next = at(28, 1, 0, 0) + TimeDelta::days(7) + TimeDelta::seconds(1);
+    let (a, b) = tokio::join!(pass(restarted.clone(), next), pass(other.clone(), next));
+    assert_eq!(a.len() + b.len(), 1, "one replica records it: {a:?} {b:?}");
+    assert_eq!(
+        recorded(restarted.as_ref(), tenant).await,
+        [
+            ("window.opened".to_string(), at(28, 1, 0, 0)),
+            ("window.closed".to_string(), at(28, 5, 0, 0)),
+            (
+                "window.opened".to_string(),
+                at(28, 1, 0, 0) + TimeDelta::days(7)
+            ),
+        ]
+    );
+    let audit = changegate_core::audit::verify(
+        &restarted.audit_events(tenant).await.expect("events").0,
+        restarted.audit_head(tenant).await.expect("head"),
+    );
+    assert!(audit.intact);
+}
+
+changegate_testkit::store_tests!(each_boundary_is_recorded_once_across_a_restart_and_two_replicas);
