@@ -71,9 +71,18 @@ pub fn boundaries(
     out
 }
 
+/// What a pass did, and when the next boundary comes (within a day), so
+/// the scheduler can wake for it rather than wait for its next second.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pass {
+    pub recorded: Vec<Boundary>,
+    pub next: Option<DateTime<Utc>>,
+}
+
 /// One pass at `now` over every tenant.
-pub async fn run(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec<Boundary>, StoreError> {
+pub async fn run(store: &dyn Store, now: DateTime<Utc>) -> Result<Pass, StoreError> {
     let mut done = Vec::new();
+    let mut next: Option<DateTime<Utc>> = None;
     for tenant in store.tenants(None).await? {
         let key = mark_of(tenant.id);
         let mark = store.job_mark(&key).await?;
@@ -87,12 +96,16 @@ pub async fn run(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec<Boundary>,
             continue;
         }
         let from = since.max(now - CATCH_UP);
-        let found = boundaries(
-            &windows(store, tenant.id).await?,
-            tenant.slug.as_str(),
-            from,
-            now,
-        );
+        let windows = windows(store, tenant.id).await?;
+        let slug = tenant.slug.as_str();
+        let coming = boundaries(&windows, slug, now, now + TimeDelta::days(1))
+            .first()
+            .map(|b| b.3);
+        next = match (next, coming) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let found = boundaries(&windows, slug, from, now);
         let events: Vec<NewEvent> = found
             .iter()
             .map(|(name, kind, action, at)| NewEvent {
@@ -115,5 +128,8 @@ pub async fn run(store: &dyn Store, now: DateTime<Utc>) -> Result<Vec<Boundary>,
             }));
         }
     }
-    Ok(done)
+    Ok(Pass {
+        recorded: done,
+        next,
+    })
 }

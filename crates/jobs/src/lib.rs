@@ -110,7 +110,8 @@ pub mod mail;
 mod nudge;
 
 /// Run a pass every second until `shutdown` resolves; with a mailer, the
-/// outbox is delivered in the same rhythm.
+/// outbox is delivered in the same rhythm. A window boundary due before
+/// the next second wakes the boundary pass at its moment.
 pub async fn run(
     store: Arc<dyn Store>,
     mailer: Option<mail::Mailer>,
@@ -120,32 +121,53 @@ pub async fn run(
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
+    let mut boundary: Option<tokio::time::Instant> = None;
     loop {
-        tokio::select! {
+        let wake = async {
+            match boundary {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        let full = tokio::select! {
             _ = &mut shutdown => return,
-            _ = tick.tick() => {
-                match run_due(store.as_ref(), &public_url, Utc::now()).await {
-                    Ok(done) => {
-                        for o in done {
-                            tracing::info!(outcome = ?o, "scheduler");
-                        }
+            _ = tick.tick() => true,
+            _ = wake => false,
+        };
+        if full {
+            match run_due(store.as_ref(), &public_url, Utc::now()).await {
+                Ok(done) => {
+                    for o in done {
+                        tracing::info!(outcome = ?o, "scheduler");
                     }
-                    Err(e) => tracing::warn!(error = %e, "scheduler pass failed; retrying next second"),
                 }
-                match boundaries::run(store.as_ref(), Utc::now()).await {
-                    Ok(done) => {
-                        for b in done {
-                            tracing::info!(tenant = %b.tenant, window = %b.window, action = b.action, at = %b.at, "window boundary");
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "window boundary pass failed; retrying next second"),
+                Err(e) => tracing::warn!(error = %e, "scheduler pass failed; retrying next second"),
+            }
+        }
+        boundary = None;
+        match boundaries::run(store.as_ref(), Utc::now()).await {
+            Ok(pass) => {
+                for b in pass.recorded {
+                    tracing::info!(tenant = %b.tenant, window = %b.window, action = b.action, at = %b.at, "window boundary");
                 }
-                if let Some(m) = &mailer
-                    && let Err(e) = mail::send_due(store.as_ref(), m, Utc::now()).await
+                // Wake for a boundary due before the next second (a few
+                // milliseconds after it, so it has passed).
+                if let Some(next) = pass.next
+                    && let Ok(wait) = (next - Utc::now()).to_std()
+                    && wait < Duration::from_secs(1)
                 {
-                    tracing::warn!(error = %e, "outbox pass failed; retrying next second");
+                    boundary = Some(tokio::time::Instant::now() + wait + Duration::from_millis(2));
                 }
             }
+            Err(e) => {
+                tracing::warn!(error = %e, "window boundary pass failed; retrying next second")
+            }
+        }
+        if full
+            && let Some(m) = &mailer
+            && let Err(e) = mail::send_due(store.as_ref(), m, Utc::now()).await
+        {
+            tracing::warn!(error = %e, "outbox pass failed; retrying next second");
         }
     }
 }
