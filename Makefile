@@ -43,6 +43,7 @@ bench: cluster-up ## benchmarks that print figures (see README); runs a release 
 	$(CARGO) build --release --bins
 	$(CARGO) bench --bench gate_decision
 	$(CARGO) bench --bench server_load
+	$(CARGO) bench --bench release_side
 	CHANGEGATE_BIN=$(CURDIR)/target/release/changegate localcluster/operator-up.sh
 	$(CARGO) bench --bench webhook_load
 

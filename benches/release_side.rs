@@ -295,9 +295,13 @@ async fn main() {
         .await
         .expect("approvals");
     }
-    // Its chain: created, approval recorded, closed for each change.
-    let mut prev = GENESIS.to_string();
-    let mut seq = 0i64;
+    // Its chain: created, approval recorded, closed for each change, after
+    // the events it already has (its creation).
+    let (existing, head) = store.audit_events(big).await.expect("chain");
+    let mut prev = existing
+        .last()
+        .map_or(GENESIS.to_string(), |e| e.hash.clone());
+    let mut seq = head;
     let mut rows = Vec::new();
     for i in 0..EXPORT_CHANGES {
         let number = format!("CHG-{}", first + i as i64);

@@ -180,6 +180,7 @@ for (const db of DATABASES) {
       ['eve@msp.example', ['--role', 'client-a:requester']],
       ['tom@msp.example', ['--role', 'client-a:technical-approver']],
       ['audrey@audit.example', ['--role', 'client-a:auditor']],
+      ['rita@msp.example', ['--role', 'client-a:release-manager', '--role', 'client-a:implementer']],
       ['carol@client-a.example', ['--client-of', 'client-a', '--role', 'client-a:business-approver']],
       ['bob@client-b.example', ['--client-of', 'client-b', '--role', 'client-b:business-approver']],
     ];
@@ -272,10 +273,45 @@ for (const db of DATABASES) {
       await shot(page, db, 'change');
     });
 
+    await t.test('the release manager runs a release of the approved change from its page', async () => {
+      const eve = cli(env, ['admin', 'token', 'eve@msp.example']);
+      const patched = await api(server.url, eve, 'PATCH', `/api/v1/tenants/client-a/changes/${number}`, { test_evidence: 'staging run green' });
+      assert.equal(patched.status, 200);
+      const runbook = path.join(dir, 'runbook.yaml');
+      fs.writeFileSync(runbook, `- { kind: deploy, title: Upgrade payments-api, owner: rita@msp.example, change: ${number} }\n- { kind: validate, title: Smoke tests, owner: rita@msp.example }\n`);
+      const rita = cli(env, ['admin', 'token', 'rita@msp.example']);
+      const created = cli(env, ['release', 'create', '--name', 'Payments release', '--change', `client-a/${number}`,
+        '--start', new Date().toISOString(), '--end', new Date(Date.now() + 3600e3).toISOString(), '--runbook', runbook], rita);
+      const release = created.split(' ')[0];
+      assert.match(release, /^REL-\d+$/);
+      const page = await signIn(browser, server.url, 'rita@msp.example');
+      await page.goto(`${server.url}/releases`);
+      await page.getByRole('link', { name: release }).click();
+      for (const phase of ['plan', 'build-and-test', 'deploy']) {
+        await page.getByRole('button', { name: `Authorize ${phase}` }).click();
+        await page.getByText(`${phase} authorized by rita@msp.example`).waitFor();
+      }
+      for (const [step, evidence] of [['1', 'helm revision 12'], ['2', 'all green']]) {
+        await page.getByLabel(`Evidence of step ${step}`).fill(evidence);
+        await page.getByRole('button', { name: 'Record' }).first().click();
+        await page.getByRole('cell', { name: evidence }).waitFor();
+      }
+      await page.getByRole('button', { name: 'Finish the release' }).click();
+      await page.getByText('outcome succeeded').waitFor();
+      await shot(page, db, 'release');
+      assert.equal(await state(), 'implemented');
+      await page.goto(`${server.url}/t/client-a/calendar?view=agenda`);
+      await page.getByRole('link', { name: new RegExp(`${release} Payments release`) }).first().waitFor();
+      await shot(page, db, 'calendar');
+      await page.goto(`${server.url}/t/client-a/kpis`);
+      await page.getByRole('img', { name: 'KPI shares' }).waitFor();
+      await shot(page, db, 'kpis');
+    });
+
     await t.test('a client B user sees nothing of client A by guessing URLs', async () => {
       const page = await signIn(browser, server.url, 'bob@client-b.example');
       assert.equal(await page.getByText('client-a').count(), 0);
-      for (const guess of [`/t/client-a/changes/${number}`, '/t/client-a/changes', '/t/client-a/changes/new', '/t/client-a/boards/msp-tech', '/t/client-a/evidence', '/t/client-a/settings']) {
+      for (const guess of [`/t/client-a/changes/${number}`, '/t/client-a/changes', '/t/client-a/changes/new', '/t/client-a/boards/msp-tech', '/t/client-a/evidence', '/t/client-a/settings', '/t/client-a/calendar', '/t/client-a/kpis', '/releases/REL-1']) {
         const res = await page.goto(server.url + guess);
         assert.equal(res.status(), 404, guess);
         assert.equal(await page.getByText('Upgrade the payments API').count(), 0, guess);

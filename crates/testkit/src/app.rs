@@ -138,7 +138,7 @@ impl Actor {
             .expect("router answers");
         let status = res.status();
         let headers = res.headers().clone();
-        let bytes = axum::body::to_bytes(res.into_body(), 16 << 20)
+        let bytes = axum::body::to_bytes(res.into_body(), 512 << 20)
             .await
             .expect("body reads");
         let text = String::from_utf8_lossy(&bytes).to_string();

@@ -80,7 +80,14 @@ pub async fn entries(
     let mut out = Vec::new();
     for t in tenants {
         let slug = t.slug.as_str();
-        let windows = workflow::windows(store, t.id).await?;
+        // Prepared as far as a conflict's next opening is looked for.
+        let windows = workflow::windows_prepared(
+            store,
+            t.id,
+            from - TimeDelta::days(2),
+            to + TimeDelta::days(64),
+        )
+        .await?;
         for w in windows.iter().filter(|w| w.applies_to(slug)) {
             let kind = match w.kind() {
                 WindowKind::Blackout => EntryKind::Blackout,
@@ -148,15 +155,18 @@ pub async fn entries(
                     kind: c.kind,
                     requires_window: policy.window_required.contains(&c.kind),
                 };
-                let others: Vec<Booking> = bookings
-                    .iter()
-                    .filter(|b| b.number != c.number.to_string())
-                    .cloned()
-                    .collect();
-                slot::check(&rules, &c.content.configuration_items, start, end, &others)
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect()
+                let own = c.number.to_string();
+                slot::check(
+                    &rules,
+                    &c.content.configuration_items,
+                    start,
+                    end,
+                    &bookings,
+                )
+                .into_iter()
+                .filter(|p| !matches!(p, slot::Problem::Clash { number, .. } if *number == own))
+                .map(|p| p.to_string())
+                .collect()
             } else {
                 Vec::new()
             };

@@ -12,6 +12,7 @@
 //! checks offline with `sha256sum -c SHA256SUMS`, and the tenant's whole
 //! chain (`audit.jsonl`) that `changegate report verify` re-hashes.
 
+use changegate_core::ChangeNumber;
 use changegate_core::audit::{self, Event};
 use changegate_store::{Approval, Change, ChangeFilter, Store, Tenant};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
@@ -192,7 +193,14 @@ pub async fn gather(
             .flatten(),
     );
     let emails = Emails::load(store, ids).await?;
-    let (changes, unauthorized) = assemble(&changes, &approvals, &events, &emails, period);
+    let (changes, unauthorized) = {
+        let assembled = assemble(&changes, &approvals, &events, &emails, period);
+        // The rows are not needed once assembled: free them before the
+        // bundle is written.
+        drop(changes);
+        drop(approvals);
+        assembled
+    };
     let controls = controls(&changes, &unauthorized);
     let evidence = Evidence {
         tenant: tenant.slug.to_string(),
@@ -252,6 +260,10 @@ pub fn assemble(
             }
         }
     }
+    let mut approvals_of: BTreeMap<ChangeNumber, Vec<&Approval>> = BTreeMap::new();
+    for a in approvals {
+        approvals_of.entry(a.change).or_default().push(a);
+    }
     let out = changes
         .iter()
         .map(|c| {
@@ -300,9 +312,10 @@ pub fn assemble(
                 planned_end: c.content.planned_end,
                 policy_version: c.policy_version,
                 fingerprint: c.fingerprint.clone(),
-                approvals: approvals
-                    .iter()
-                    .filter(|a| a.change == c.number)
+                approvals: approvals_of
+                    .get(&c.number)
+                    .into_iter()
+                    .flatten()
                     .map(|a| ApprovalEvidence {
                         approver: a.approver_email.to_string(),
                         on_behalf_of: a.on_behalf_of.map(|u| emails.of(u)),
@@ -565,40 +578,47 @@ pub fn bundle(e: &Evidence, events: &[Event]) -> ApiResult<Vec<u8>> {
         tracing::error!(%err, "writing the evidence bundle");
         ApiError::internal()
     };
-    let json = serde_json::to_vec_pretty(e).map_err(|_| ApiError::internal())?;
-    let csv = csv(e)?.into_bytes();
-    let mut chain = Vec::new();
-    for ev in events {
-        serde_json::to_writer(&mut chain, ev).map_err(|_| ApiError::internal())?;
-        chain.push(b'\n');
-    }
-    let files: [(&str, &[u8]); 4] = [
-        ("evidence.json", &json),
-        ("changes.csv", &csv),
-        ("audit.jsonl", &chain),
-        ("README.txt", BUNDLE_README.as_bytes()),
-    ];
-    let manifest: String = files
-        .iter()
-        .map(|(name, body)| format!("{}  {name}\n", hex::encode(Sha256::digest(body))))
-        .collect();
     let dir = format!("evidence-{}-{}-{}", e.tenant, e.from, e.to);
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     let mut tar = tar::Builder::new(gz);
     let mtime = u64::try_from(e.generated_at.timestamp()).unwrap_or_default();
-    for (name, body) in files
-        .iter()
-        .copied()
-        .chain([("SHA256SUMS", manifest.as_bytes())])
-    {
+    let mut manifest = String::new();
+    // Each file is made, hashed, archived and dropped before the next: the
+    // archive (compressed) and one file are in memory at a time.
+    let mut add = |name: &str, body: &[u8]| -> ApiResult<()> {
+        manifest.push_str(&format!("{}  {name}\n", hex::encode(Sha256::digest(body))));
         let mut header = tar::Header::new_gnu();
         header.set_size(body.len() as u64);
         header.set_mode(0o644);
         header.set_mtime(mtime);
         header.set_cksum();
         tar.append_data(&mut header, format!("{dir}/{name}"), body)
-            .map_err(fail)?;
+            .map_err(fail)
+    };
+    add(
+        "evidence.json",
+        &serde_json::to_vec(e).map_err(|_| ApiError::internal())?,
+    )?;
+    add("changes.csv", csv(e)?.as_bytes())?;
+    let mut chain = Vec::new();
+    for ev in events {
+        serde_json::to_writer(&mut chain, ev).map_err(|_| ApiError::internal())?;
+        chain.push(b'\n');
     }
+    add("audit.jsonl", &chain)?;
+    drop(chain);
+    add("README.txt", BUNDLE_README.as_bytes())?;
+    let mut header = tar::Header::new_gnu();
+    header.set_size(manifest.len() as u64);
+    header.set_mode(0o644);
+    header.set_mtime(mtime);
+    header.set_cksum();
+    tar.append_data(
+        &mut header,
+        format!("{dir}/SHA256SUMS"),
+        manifest.as_bytes(),
+    )
+    .map_err(fail)?;
     let gz = tar.into_inner().map_err(fail)?;
     gz.finish().map_err(fail)
 }

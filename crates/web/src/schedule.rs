@@ -13,7 +13,7 @@ use changegate_core::release::{Conflict, ReleaseState};
 use changegate_core::slot::{self, Booking, Problem, Rules};
 use changegate_core::window::{CompiledWindow, WindowKind};
 use changegate_core::{ChangeNumber, TenantId, UserId};
-use changegate_store::{Change, ChangeFilter, Release, Tenant};
+use changegate_store::{Change, Release, Tenant};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -46,7 +46,14 @@ pub async fn involved(state: &AppState, loaded: &Loaded) -> ApiResult<Vec<Involv
         out.push(Involved {
             tenant: tenant.clone(),
             changes,
-            windows: workflow::windows(store, *id).await?,
+            // Prepared: a slot search asks the windows thousands of times.
+            windows: workflow::windows_prepared(
+                store,
+                *id,
+                state.now() - TimeDelta::days(2),
+                state.now() + TimeDelta::days(800),
+            )
+            .await?,
             policy: workflow::policy(store, *id).await?.1,
         });
     }
@@ -80,6 +87,8 @@ async fn bookings(
     state: &AppState,
     r: &Release,
     involved: &[Involved],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
 ) -> ApiResult<(Vec<Booking>, Owners)> {
     let store = state.store.as_ref();
     let mine: BTreeSet<ChangeNumber> = r.changes.iter().map(|i| i.change).collect();
@@ -87,12 +96,10 @@ async fn bookings(
     let mut owners = Owners::new();
     let mut known: BTreeMap<ChangeNumber, (String, Change)> = BTreeMap::new();
     for inv in involved {
-        let filter = ChangeFilter {
-            tenants: Some([inv.tenant.id].into()),
-            limit: 500,
-            ..ChangeFilter::default()
-        };
-        for c in store.list_changes(&filter).await? {
+        for c in store
+            .changes_planned_between(inv.tenant.id, from, to)
+            .await?
+        {
             let slug = inv.tenant.slug.to_string();
             if IN_FLIGHT.contains(&c.state)
                 && !mine.contains(&c.number)
@@ -123,6 +130,18 @@ async fn bookings(
         };
         if !active || other.number == r.number {
             continue;
+        }
+        // Its changes of the tenants involved (those planned elsewhere in
+        // time were not read above).
+        for i in other.changes.iter().filter(|i| tenants.contains(&i.tenant)) {
+            if !known.contains_key(&i.change) {
+                let slug = involved
+                    .iter()
+                    .find(|inv| inv.tenant.id == i.tenant)
+                    .map(|inv| inv.tenant.slug.to_string())
+                    .unwrap_or_default();
+                known.insert(i.change, (slug, store.change(i.tenant, i.change).await?));
+            }
         }
         let held = other
             .changes
@@ -191,7 +210,15 @@ pub async fn conflicts(
             })
             .collect());
     };
-    let (bookings, owners) = bookings(state, r, involved).await?;
+    // Only bookings overlapping the slot can clash with it.
+    let (bookings, owners) = bookings(
+        state,
+        r,
+        involved,
+        start - TimeDelta::days(1),
+        end + TimeDelta::days(1),
+    )
+    .await?;
     let mut names: BTreeMap<String, String> = BTreeMap::new();
     let mut found: Vec<Conflict> = Vec::new();
     for inv in involved {
@@ -318,7 +345,7 @@ pub async fn proposal(
         (Some(s), Some(e)) => e - s,
         _ => DEFAULT_LENGTH,
     };
-    let (bookings, _) = bookings(state, r, involved).await?;
+    let now = state.now();
     let mut all_items = Vec::new();
     let lifted: Vec<Vec<Arc<CompiledWindow>>> = involved.iter().map(|inv| lift(r, inv).1).collect();
     let mut rules = Vec::new();
@@ -337,11 +364,71 @@ pub async fn proposal(
             });
         }
     }
+    // The bookings ahead, from each tenant's shared snapshot of its
+    // changes in flight (read once per write, not per question); one
+    // sharing no configuration item with the release never moves the
+    // slot. (An implementer booked twice shows among the conflicts of the
+    // slot chosen.)
+    let mine: BTreeSet<ChangeNumber> = r.changes.iter().map(|i| i.change).collect();
+    let mut bookings = Vec::new();
+    let mut in_flight: BTreeMap<ChangeNumber, Vec<String>> = BTreeMap::new();
+    for inv in involved {
+        let slug = inv.tenant.slug.as_str();
+        let snapshot = state.snapshots.of(state, &inv.tenant).await?;
+        for c in &snapshot.changes {
+            let held: Vec<String> = c
+                .configuration_items
+                .iter()
+                .map(|i| format!("{slug}/{i}"))
+                .collect();
+            in_flight.insert(c.number, held.clone());
+            let Some(start) = c.planned_start else {
+                continue;
+            };
+            let end = c.planned_end.unwrap_or(start + DEFAULT_LENGTH);
+            if mine.contains(&c.number) || end <= now || !held.iter().any(|i| all_items.contains(i))
+            {
+                continue;
+            }
+            bookings.push(Booking {
+                number: c.number.to_string(),
+                configuration_items: held,
+                start,
+                end,
+            });
+        }
+    }
+    let tenants: BTreeSet<TenantId> = involved.iter().map(|i| i.tenant.id).collect();
+    for other in state.store.releases(Some(&tenants), 200).await? {
+        let active = !matches!(
+            other.state,
+            ReleaseState::Finished | ReleaseState::Closed | ReleaseState::Cancelled
+        );
+        if let (true, Some(start), Some(end)) = (
+            active && other.number != r.number,
+            other.planned_start,
+            other.planned_end,
+        ) && end > now
+        {
+            let held: Vec<String> = other
+                .changes
+                .iter()
+                .filter_map(|i| in_flight.get(&i.change))
+                .flatten()
+                .filter(|i| all_items.contains(i))
+                .cloned()
+                .collect();
+            if !held.is_empty() {
+                bookings.push(Booking {
+                    number: other.number.to_string(),
+                    configuration_items: held,
+                    start,
+                    end,
+                });
+            }
+        }
+    }
     Ok(slot::earliest_for_all(
-        &rules,
-        &all_items,
-        state.now(),
-        length,
-        &bookings,
+        &rules, &all_items, now, length, &bookings,
     ))
 }

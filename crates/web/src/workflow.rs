@@ -45,6 +45,21 @@ pub async fn windows(
         .collect())
 }
 
+/// The tenant's windows, each prepared over `[from, to)`: questions inside
+/// it are binary searches (a calendar or a slot search asks thousands).
+pub async fn windows_prepared(
+    store: &dyn Store,
+    tenant: TenantId,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<Arc<CompiledWindow>>, ApiError> {
+    Ok(windows_as_written(store, tenant)
+        .await?
+        .into_iter()
+        .map(|(_, _, compiled)| Arc::new((*compiled).clone().prepared(from, to)))
+        .collect())
+}
+
 /// The tenant's windows: name, spec as written, and compiled.
 pub async fn windows_as_written(
     store: &dyn Store,
