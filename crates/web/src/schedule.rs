@@ -134,13 +134,13 @@ async fn bookings(
         // Its changes of the tenants involved (those planned elsewhere in
         // time were not read above).
         for i in other.changes.iter().filter(|i| tenants.contains(&i.tenant)) {
-            if !known.contains_key(&i.change) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = known.entry(i.change) {
                 let slug = involved
                     .iter()
                     .find(|inv| inv.tenant.id == i.tenant)
                     .map(|inv| inv.tenant.slug.to_string())
                     .unwrap_or_default();
-                known.insert(i.change, (slug, store.change(i.tenant, i.change).await?));
+                slot.insert((slug, store.change(i.tenant, i.change).await?));
             }
         }
         let held = other
