@@ -326,7 +326,9 @@ for (const db of DATABASES) {
         assert.equal(await page.getByRole('button', { name }).count(), 0, name);
       }
       await page.goto(`${server.url}/t/client-a/evidence`);
-      await page.getByRole('cell', { name: new RegExp(number) }).waitFor();
+      await page.getByRole('cell', { name: `${number} Upgrade the payments API` }).waitFor();
+      // The controls name the change among the records proving them.
+      await page.getByRole('row', { name: new RegExp(`implemented by an approved individual.*${number}`, 'i') }).waitFor();
       await shot(page, db, 'evidence');
       const csrf = await page.locator('input[name="csrf"]').first().inputValue();
       const decide = await page.request.post(`${server.url}/t/client-a/changes/${number}/decide`, {

@@ -224,7 +224,7 @@ pub fn shares_chart(k: &Kpis) -> String {
     let height = row_h * rows.len() as f64 + 8.0;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"KPI shares\" viewBox=\"0 0 {} {height}\" class=\"chart\">",
-        label_w + bar_w + 90.0
+        label_w + bar_w + 130.0
     );
     for (i, (label, s)) in rows.iter().enumerate() {
         let y = 4.0 + row_h * i as f64;
@@ -258,7 +258,7 @@ pub fn durations_chart(k: &Kpis) -> String {
     let height = row_h * rows.len() as f64 + 8.0;
     let mut svg = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"KPI durations\" viewBox=\"0 0 {} {height}\" class=\"chart\">",
-        label_w + bar_w + 150.0
+        label_w + bar_w + 260.0
     );
     for (i, (label, s)) in rows.iter().enumerate() {
         let y = 4.0 + row_h * i as f64;
