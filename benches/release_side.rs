@@ -86,8 +86,14 @@ async fn bulk_changes(
     approved: bool,
 ) {
     let plan = serde_json::to_string(&ApprovalPlan::default()).expect("plan");
-    let start_of_year = Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap();
-    let created = Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap();
+    let start_of_year = Utc
+        .with_ymd_and_hms(2027, 1, 1, 0, 0, 0)
+        .single()
+        .expect("a valid time");
+    let created = Utc
+        .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+        .single()
+        .expect("a valid time");
     for chunk in (0..n).collect::<Vec<_>>().chunks(1_000) {
         let rows: Vec<String> = chunk
             .iter()
@@ -240,8 +246,16 @@ async fn main() {
             NewRelease {
                 name: "ten tenants".into(),
                 owner: changegate_core::UserId(admin_id),
-                planned_start: Some(Utc.with_ymd_and_hms(2027, 3, 2, 10, 0, 0).unwrap()),
-                planned_end: Some(Utc.with_ymd_and_hms(2027, 3, 2, 12, 0, 0).unwrap()),
+                planned_start: Some(
+                    Utc.with_ymd_and_hms(2027, 3, 2, 10, 0, 0)
+                        .single()
+                        .expect("a valid time"),
+                ),
+                planned_end: Some(
+                    Utc.with_ymd_and_hms(2027, 3, 2, 12, 0, 0)
+                        .single()
+                        .expect("a valid time"),
+                ),
                 changes: items,
                 record: Default::default(),
             },
@@ -278,7 +292,10 @@ async fn main() {
         let rows: Vec<String> = chunk
             .iter()
             .map(|&i| {
-                let at = Utc.with_ymd_and_hms(2026, 11, 2, 10, 0, 0).unwrap()
+                let at = Utc
+                    .with_ymd_and_hms(2026, 11, 2, 10, 0, 0)
+                    .single()
+                    .expect("a valid time")
                     + TimeDelta::seconds(i as i64);
                 format!(
                     "({}, {}, 1, {admin_id}, NULL, 'approve', 'fine', 'portal', 'sha256:x', 1, {})",
@@ -305,7 +322,11 @@ async fn main() {
     let mut rows = Vec::new();
     for i in 0..EXPORT_CHANGES {
         let number = format!("CHG-{}", first + i as i64);
-        let at = Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap() + TimeDelta::seconds(i as i64);
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 2, 9, 0, 0)
+            .single()
+            .expect("a valid time")
+            + TimeDelta::seconds(i as i64);
         for action in ["change.created", "approval.recorded", "change.closed"] {
             seq += 1;
             let e = audit::seal(

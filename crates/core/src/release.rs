@@ -418,7 +418,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn at(h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 28, h, 0, 0).unwrap()
+        Utc.with_ymd_and_hms(2026, 11, 28, h, 0, 0)
+            .single()
+            .expect("a valid time")
     }
 
     fn step(kind: StepKind, title: &str) -> Step {
@@ -450,7 +452,7 @@ mod tests {
         let mut r = planned();
         let mut s = ReleaseState::Planning;
         for p in Phase::ALL {
-            s = authorize(s, &mut r, *p, "rm@msp.example", "", at(1)).unwrap();
+            s = authorize(s, &mut r, *p, "rm@msp.example", "", at(1)).expect("as set up");
         }
         (s, r)
     }
@@ -497,14 +499,14 @@ mod tests {
             "e",
             at(2),
         )
-        .unwrap();
+        .expect("as set up");
         assert!(record_step(s, &mut r, 0, StepStatus::Done, "again", "e", at(2)).is_err());
-        record_step(s, &mut r, 1, StepStatus::Skipped, "", "e", at(2)).unwrap();
+        record_step(s, &mut r, 1, StepStatus::Skipped, "", "e", at(2)).expect("as set up");
         assert!(
             finish(s, &mut r.clone(), at(3)).is_err(),
             "validation pending"
         );
-        record_step(s, &mut r, 2, StepStatus::Done, "200 OK", "e", at(3)).unwrap();
+        record_step(s, &mut r, 2, StepStatus::Done, "200 OK", "e", at(3)).expect("as set up");
         assert_eq!(finish(s, &mut r, at(3)), Ok(Outcome::Succeeded));
         assert_eq!(r.finished_at, Some(at(3)));
     }
@@ -512,20 +514,21 @@ mod tests {
     #[test]
     fn a_failed_step_stops_the_runbook_until_a_rollback_is_authorized() {
         let (s, mut r) = deploying();
-        record_step(s, &mut r, 0, StepStatus::Failed, "pods crash", "e", at(2)).unwrap();
+        record_step(s, &mut r, 0, StepStatus::Failed, "pods crash", "e", at(2)).expect("as set up");
         let err = record_step(s, &mut r, 1, StepStatus::Done, "ok", "e", at(2));
         assert!(matches!(err, Err(Refusal::Runbook(m)) if m.contains("rollback")));
         assert!(authorize_rollback(s, &mut r, "rm", "  ", at(2)).is_err());
-        let s = authorize_rollback(s, &mut r, "rm", "step 1 failed", at(2)).unwrap();
+        let s = authorize_rollback(s, &mut r, "rm", "step 1 failed", at(2)).expect("as set up");
         assert_eq!(s, ReleaseState::RollingBack);
         assert!(record_step(s, &mut r, 1, StepStatus::Done, "ok", "e", at(2)).is_err());
         assert!(
             finish(s, &mut r.clone(), at(3)).is_err(),
             "rollback pending"
         );
-        record_step(s, &mut r, 3, StepStatus::Done, "1.4.2 restored", "e", at(3)).unwrap();
+        record_step(s, &mut r, 3, StepStatus::Done, "1.4.2 restored", "e", at(3))
+            .expect("as set up");
         assert_eq!(finish(s, &mut r, at(4)), Ok(Outcome::RolledBack));
-        let rb = r.rollback.unwrap();
+        let rb = r.rollback.expect("as set up");
         assert_eq!(
             (
                 rb.authorized_by.as_str(),
@@ -539,9 +542,9 @@ mod tests {
     #[test]
     fn a_failure_without_rollback_finishes_as_failed_and_counts_validation_failures() {
         let (s, mut r) = deploying();
-        record_step(s, &mut r, 0, StepStatus::Done, "ok", "e", at(2)).unwrap();
-        record_step(s, &mut r, 1, StepStatus::Done, "ok", "e", at(2)).unwrap();
-        record_step(s, &mut r, 2, StepStatus::Failed, "500s", "e", at(2)).unwrap();
+        record_step(s, &mut r, 0, StepStatus::Done, "ok", "e", at(2)).expect("as set up");
+        record_step(s, &mut r, 1, StepStatus::Done, "ok", "e", at(2)).expect("as set up");
+        record_step(s, &mut r, 2, StepStatus::Failed, "500s", "e", at(2)).expect("as set up");
         assert_eq!(validation_failures(&r), 1);
         assert_eq!(finish(s, &mut r, at(3)), Ok(Outcome::Failed));
     }
@@ -584,7 +587,10 @@ mod tests {
         assert!(plan_runbook(&planned().runbook).is_ok());
         let mut bad = planned().runbook;
         bad[1].title = " ".into();
-        assert_eq!(plan_runbook(&bad).unwrap_err().field, "runbook[1].title");
+        assert_eq!(
+            plan_runbook(&bad).expect_err("refused").field,
+            "runbook[1].title"
+        );
         let mut done = planned().runbook;
         done[0].status = StepStatus::Done;
         assert!(plan_runbook(&done).is_err());

@@ -600,14 +600,34 @@ pub fn bundle(e: &Evidence, events: &[Event]) -> ApiResult<Vec<u8>> {
         &serde_json::to_vec(e).map_err(|_| ApiError::internal())?,
     )?;
     add("changes.csv", csv(e)?.as_bytes())?;
-    let mut chain = Vec::new();
-    for ev in events {
-        serde_json::to_writer(&mut chain, ev).map_err(|_| ApiError::internal())?;
-        chain.push(b'\n');
-    }
-    add("audit.jsonl", &chain)?;
-    drop(chain);
     add("README.txt", BUNDLE_README.as_bytes())?;
+    // The chain, the largest file, is never held whole: a first pass
+    // measures and hashes its lines, the second writes them as they are
+    // made.
+    let mut digest = Measure::default();
+    for ev in events {
+        serde_json::to_writer(&mut digest, ev).map_err(|_| ApiError::internal())?;
+        digest.add(b"\n");
+    }
+    manifest.push_str(&format!(
+        "{}  audit.jsonl\n",
+        hex::encode(digest.hash.finalize())
+    ));
+    let mut header = tar::Header::new_gnu();
+    header.set_size(digest.len);
+    header.set_mode(0o644);
+    header.set_mtime(mtime);
+    header.set_cksum();
+    tar.append_data(
+        &mut header,
+        format!("{dir}/audit.jsonl"),
+        Lines {
+            events: events.iter(),
+            line: Vec::new(),
+            at: 0,
+        },
+    )
+    .map_err(fail)?;
     let mut header = tar::Header::new_gnu();
     header.set_size(manifest.len() as u64);
     header.set_mode(0o644);
@@ -621,6 +641,56 @@ pub fn bundle(e: &Evidence, events: &[Event]) -> ApiResult<Vec<u8>> {
     .map_err(fail)?;
     let gz = tar.into_inner().map_err(fail)?;
     gz.finish().map_err(fail)
+}
+
+/// A writer that keeps only the length and the SHA-256 of what it is given.
+#[derive(Default)]
+struct Measure {
+    len: u64,
+    hash: Sha256,
+}
+
+impl Measure {
+    fn add(&mut self, bytes: &[u8]) {
+        self.len += bytes.len() as u64;
+        self.hash.update(bytes);
+    }
+}
+
+impl std::io::Write for Measure {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.add(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The chain as JSON lines, each made when the reader reaches it.
+struct Lines<'a> {
+    events: std::slice::Iter<'a, Event>,
+    line: Vec<u8>,
+    at: usize,
+}
+
+impl std::io::Read for Lines<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.line.len() {
+            let Some(e) = self.events.next() else {
+                return Ok(0);
+            };
+            self.line.clear();
+            self.at = 0;
+            serde_json::to_writer(&mut self.line, e)?;
+            self.line.push(b'\n');
+        }
+        let n = out.len().min(self.line.len() - self.at);
+        out[..n].copy_from_slice(&self.line[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
 }
 
 /// What checking a bundle found.
@@ -718,7 +788,9 @@ pub(crate) mod tests {
     use chrono::TimeZone;
 
     fn at(d: u32, h: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0).unwrap()
+        Utc.with_ymd_and_hms(2026, 11, d, h, 0, 0)
+            .single()
+            .expect("a valid time")
     }
 
     fn change(number: &str, kind: &str) -> ChangeEvidence {
@@ -850,8 +922,8 @@ pub(crate) mod tests {
         Evidence {
             tenant: "client-a".into(),
             tenant_name: "Client A".into(),
-            from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
-            to: NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+            from: NaiveDate::from_ymd_opt(2026, 11, 1).expect("a valid date"),
+            to: NaiveDate::from_ymd_opt(2026, 11, 30).expect("a valid date"),
             generated_at: at(28, 9),
             chain: ChainEvidence {
                 intact: report.intact,
@@ -871,12 +943,16 @@ pub(crate) mod tests {
         use std::io::Read;
         let mut files: Vec<(String, Vec<u8>)> = Vec::new();
         let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bundle));
-        for entry in archive.entries().unwrap() {
-            let mut entry = entry.unwrap();
-            let name = entry.path().unwrap().to_string_lossy().to_string();
+        for entry in archive.entries().expect("as set up") {
+            let mut entry = entry.expect("as set up");
+            let name = entry
+                .path()
+                .expect("as set up")
+                .to_string_lossy()
+                .to_string();
             let mut body = Vec::new();
-            entry.read_to_end(&mut body).unwrap();
-            edit(name.rsplit('/').next().unwrap(), &mut body);
+            entry.read_to_end(&mut body).expect("as set up");
+            edit(name.rsplit('/').next().expect("as set up"), &mut body);
             files.push((name, body));
         }
         if remanifest {
@@ -887,7 +963,7 @@ pub(crate) mod tests {
                     format!(
                         "{}  {}\n",
                         hex::encode(Sha256::digest(b)),
-                        n.rsplit('/').next().unwrap()
+                        n.rsplit('/').next().expect("as set up")
                     )
                 })
                 .collect();
@@ -906,16 +982,20 @@ pub(crate) mod tests {
             h.set_size(body.len() as u64);
             h.set_mode(0o644);
             h.set_cksum();
-            tar.append_data(&mut h, name, body.as_slice()).unwrap();
+            tar.append_data(&mut h, name, body.as_slice())
+                .expect("as set up");
         }
-        tar.into_inner().unwrap().finish().unwrap()
+        tar.into_inner()
+            .expect("as set up")
+            .finish()
+            .expect("as set up")
     }
 
     #[test]
     fn a_bundle_verifies_and_any_tampering_is_found() {
         let events = sealed_chain(5);
-        let bundle = bundle(&evidence_of(&events), &events).unwrap();
-        let check = verify_bundle(&bundle).unwrap();
+        let bundle = bundle(&evidence_of(&events), &events).expect("as set up");
+        let check = verify_bundle(&bundle).expect("as set up");
         assert!(check.intact(), "{check:?}");
         assert_eq!(check.chain.events, 5);
 
@@ -929,7 +1009,7 @@ pub(crate) mod tests {
             },
             false,
         );
-        let check = verify_bundle(&edited).unwrap();
+        let check = verify_bundle(&edited).expect("as set up");
         assert!(!check.intact());
         assert_eq!(
             check
@@ -947,14 +1027,14 @@ pub(crate) mod tests {
             |name, body| {
                 if name == "audit.jsonl" {
                     *body = String::from_utf8(body.clone())
-                        .unwrap()
+                        .expect("as set up")
                         .replacen("CHG-2", "CHG-7", 1)
                         .into_bytes();
                 }
             },
             true,
         );
-        let check = verify_bundle(&rewritten).unwrap();
+        let check = verify_bundle(&rewritten).expect("as set up");
         assert!(check.files.iter().all(|(_, ok)| *ok));
         assert!(!check.chain.intact && !check.intact());
 
@@ -964,14 +1044,14 @@ pub(crate) mod tests {
             &bundle,
             |name, body| {
                 if name == "audit.jsonl" {
-                    let text = String::from_utf8(body.clone()).unwrap();
+                    let text = String::from_utf8(body.clone()).expect("as set up");
                     let kept: Vec<&str> = text.lines().take(3).collect();
                     *body = format!("{}\n", kept.join("\n")).into_bytes();
                 }
             },
             true,
         );
-        let check = verify_bundle(&cut).unwrap();
+        let check = verify_bundle(&cut).expect("as set up");
         assert!(check.chain.intact && !check.head_matches && !check.intact());
 
         assert!(verify_bundle(b"not a bundle").is_err());
@@ -984,8 +1064,8 @@ pub(crate) mod tests {
         let e = Evidence {
             tenant: "client-a".into(),
             tenant_name: "Client A".into(),
-            from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
-            to: NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+            from: NaiveDate::from_ymd_opt(2026, 11, 1).expect("a valid date"),
+            to: NaiveDate::from_ymd_opt(2026, 11, 30).expect("a valid date"),
             generated_at: at(28, 9),
             chain: ChainEvidence {
                 intact: true,
@@ -997,13 +1077,18 @@ pub(crate) mod tests {
             unauthorized: Vec::new(),
             controls: Vec::new(),
         };
-        let text = csv(&e).unwrap();
+        let text = csv(&e).expect("as set up");
         let mut lines = text.lines();
-        assert!(lines.next().unwrap().starts_with("number,title,type"));
         assert!(
             lines
                 .next()
-                .unwrap()
+                .expect("as set up")
+                .starts_with("number,title,type")
+        );
+        assert!(
+            lines
+                .next()
+                .expect("as set up")
                 .starts_with("CHG-1,\"Upgrade \"\"payments\"\", then restart\",normal")
         );
     }

@@ -296,7 +296,9 @@ mod tests {
     use chrono::TimeZone;
 
     fn at(d: u32, h: u32, m: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap()
+        Utc.with_ymd_and_hms(2026, 11, d, h, m, 0)
+            .single()
+            .expect("a valid time")
     }
 
     fn approval(who: &str, at: DateTime<Utc>) -> ApprovalEvidence {
@@ -315,8 +317,8 @@ mod tests {
         Evidence {
             tenant: "client-a".into(),
             tenant_name: "Client A".into(),
-            from: NaiveDate::from_ymd_opt(2026, 11, 1).unwrap(),
-            to: NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+            from: NaiveDate::from_ymd_opt(2026, 11, 1).expect("a valid date"),
+            to: NaiveDate::from_ymd_opt(2026, 11, 30).expect("a valid date"),
             generated_at: at(30, 9, 0),
             chain: ChainEvidence {
                 intact: true,

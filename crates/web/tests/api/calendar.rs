@@ -164,7 +164,7 @@ async fn the_calendar_and_its_feed_hold_across_daylight_saving(app: TestApp) {
     assert!(
         ics.headers["content-type"]
             .to_str()
-            .unwrap()
+            .expect("as set up")
             .starts_with("text/calendar")
     );
     let berlin = parsed(&ics.text, "Europe/Berlin");
@@ -199,13 +199,13 @@ async fn the_calendar_and_its_feed_hold_across_daylight_saving(app: TestApp) {
     assert!(
         change[0]["description"]
             .as_str()
-            .unwrap()
+            .expect("as set up")
             .contains("Conflict:")
     );
     assert!(
         change[0]["url"]
             .as_str()
-            .unwrap()
+            .expect("as set up")
             .ends_with(&format!("/t/client-a/changes/{second}"))
     );
     assert!(!ics.text.contains("client-b"));

@@ -40,7 +40,11 @@ async fn a_change_through_its_life(app: &TestApp, m: &Msp) -> String {
         )
         .await
         .ok();
-    app.set_now(Utc.with_ymd_and_hms(2026, 11, 28, 1, 30, 0).unwrap());
+    app.set_now(
+        Utc.with_ymd_and_hms(2026, 11, 28, 1, 30, 0)
+            .single()
+            .expect("a valid time"),
+    );
     m.ian
         .post(&format!("{A}/changes/{n}/start"), json!({}))
         .await
@@ -169,7 +173,7 @@ async fn an_auditor_exports_a_period_and_verifies_the_bundle_offline(app: TestAp
     let names: Vec<&str> = check.files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["evidence.json", "changes.csv", "audit.jsonl", "README.txt"]
+        ["evidence.json", "changes.csv", "README.txt", "audit.jsonl"]
     );
     assert!(check.chain.events > 5);
 

@@ -236,7 +236,11 @@ async fn two_clients_one_release_a_failed_step_rolled_back_then_reviewed_and_clo
     );
 
     // Saturday 01:30 UTC: open, but the clash stands until overridden.
-    app.set_now(Utc.with_ymd_and_hms(2026, 11, 28, 1, 30, 0).unwrap());
+    app.set_now(
+        Utc.with_ymd_and_hms(2026, 11, 28, 1, 30, 0)
+            .single()
+            .expect("a valid time"),
+    );
     let refused = rita
         .post(
             &format!("/api/v1/releases/{rel}/phases"),
@@ -352,7 +356,11 @@ async fn two_clients_one_release_a_failed_step_rolled_back_then_reviewed_and_clo
         )
         .await
         .ok();
-    app.set_now(Utc.with_ymd_and_hms(2026, 11, 28, 2, 40, 0).unwrap());
+    app.set_now(
+        Utc.with_ymd_and_hms(2026, 11, 28, 2, 40, 0)
+            .single()
+            .expect("a valid time"),
+    );
     let r = rita
         .post(&format!("/api/v1/releases/{rel}/finish"), json!({}))
         .await
@@ -374,7 +382,7 @@ async fn two_clients_one_release_a_failed_step_rolled_back_then_reviewed_and_clo
 
     // Each tenant sees its own part only.
     let seen_by_b = m.bob.get(&format!("/api/v1/releases/{rel}")).await.ok();
-    assert_eq!(numbers(&seen_by_b), [b.clone()]);
+    assert_eq!(numbers(&seen_by_b), std::slice::from_ref(&b));
     assert!(!seen_by_b.to_string().contains(&a), "{seen_by_b}");
     assert!(
         !seen_by_b.to_string().contains("payments-api"),
@@ -392,7 +400,7 @@ async fn two_clients_one_release_a_failed_step_rolled_back_then_reviewed_and_clo
         .collect();
     assert_eq!(steps, [2, 3, 5]);
     let seen_by_a = m.carol.get(&format!("/api/v1/releases/{rel}")).await.ok();
-    assert_eq!(numbers(&seen_by_a), [a.clone()]);
+    assert_eq!(numbers(&seen_by_a), std::slice::from_ref(&a));
     let listed = m.bob.get("/api/v1/releases").await.ok();
     assert_eq!(listed[0]["changes"], json!([format!("client-b/{b}")]));
     let stranger = app.msp("sam@msp.example", &[]).await;
@@ -438,9 +446,15 @@ async fn two_clients_one_release_a_failed_step_rolled_back_then_reviewed_and_clo
     }
     let b_events: Vec<_> = app
         .store
-        .audit_events(app.store.tenant_by_slug("client-b").await.unwrap().id)
+        .audit_events(
+            app.store
+                .tenant_by_slug("client-b")
+                .await
+                .expect("as set up")
+                .id,
+        )
         .await
-        .unwrap()
+        .expect("as set up")
         .0;
     let about_release: Vec<&str> = b_events
         .iter()
@@ -522,7 +536,7 @@ async fn a_release_refuses_unapproved_changes_and_bad_runbooks(app: TestApp) {
         .await
         .status(201)
         .json;
-    let rel = r["number"].as_str().unwrap().to_string();
+    let rel = r["number"].as_str().expect("as set up").to_string();
     assert_eq!(keys(&r, "conflicts"), ["slot:client-a"]);
     rita.post(
         &format!("/api/v1/releases/{rel}/phases"),
@@ -674,7 +688,11 @@ async fn a_blackout_may_be_overridden_by_a_change_manager_a_closed_window_may_no
         .await
         .ok();
     }
-    app.set_now(Utc.with_ymd_and_hms(2026, 11, 28, 1, 0, 0).unwrap());
+    app.set_now(
+        Utc.with_ymd_and_hms(2026, 11, 28, 1, 0, 0)
+            .single()
+            .expect("a valid time"),
+    );
     let refused = rita
         .post(
             &format!("/api/v1/releases/{rel}/phases"),
@@ -734,7 +752,7 @@ async fn a_blackout_may_be_overridden_by_a_change_manager_a_closed_window_may_no
         m.cm.post(
             &format!(
                 "/api/v1/releases/{}/overrides",
-                r["number"].as_str().unwrap()
+                r["number"].as_str().expect("as set up")
             ),
             json!({ "conflict": closed, "reason": "please" }),
         )
@@ -812,9 +830,17 @@ async fn a_release_authorized_ahead_starts_once_at_its_planned_start(app: TestAp
             .await
             .expect("a pass")
     };
-    app.set_now(Utc.with_ymd_and_hms(2026, 11, 28, 0, 59, 59).unwrap());
+    app.set_now(
+        Utc.with_ymd_and_hms(2026, 11, 28, 0, 59, 59)
+            .single()
+            .expect("a valid time"),
+    );
     assert!(pass().await.is_empty(), "not before its time");
-    app.set_now(Utc.with_ymd_and_hms(2026, 11, 28, 1, 0, 1).unwrap());
+    app.set_now(
+        Utc.with_ymd_and_hms(2026, 11, 28, 1, 0, 1)
+            .single()
+            .expect("a valid time"),
+    );
     // Two replicas pass together: it starts once.
     let (a, b) = tokio::join!(pass(), pass());
     assert_eq!(a.len() + b.len(), 1, "{a:?} {b:?}");
@@ -825,7 +851,7 @@ async fn a_release_authorized_ahead_starts_once_at_its_planned_start(app: TestAp
     assert!(
         deploy["note"]
             .as_str()
-            .unwrap()
+            .expect("as set up")
             .contains("as scheduled by rita@msp.example"),
         "{deploy}"
     );
@@ -833,7 +859,11 @@ async fn a_release_authorized_ahead_starts_once_at_its_planned_start(app: TestAp
 
     // The second one's moment comes with the window closed: refused once,
     // the schedule dropped, the reason in the chain.
-    app.set_now(Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 1).unwrap());
+    app.set_now(
+        Utc.with_ymd_and_hms(2026, 12, 2, 12, 0, 1)
+            .single()
+            .expect("a valid time"),
+    );
     let done = pass().await;
     assert!(
         matches!(&done[..], [changegate_web::starter::Started::Refused(n, why)] if *n == refused && why.contains("weekly")),
@@ -847,9 +877,15 @@ async fn a_release_authorized_ahead_starts_once_at_its_planned_start(app: TestAp
     );
     let events = app
         .store
-        .audit_events(app.store.tenant_by_slug("client-a").await.unwrap().id)
+        .audit_events(
+            app.store
+                .tenant_by_slug("client-a")
+                .await
+                .expect("as set up")
+                .id,
+        )
         .await
-        .unwrap()
+        .expect("as set up")
         .0;
     assert_eq!(
         events
@@ -860,7 +896,109 @@ async fn a_release_authorized_ahead_starts_once_at_its_planned_start(app: TestAp
     );
 }
 
+/// One change delivered in two stages: the first release leaves it
+/// implementing, the second implements it.
+async fn a_change_delivered_by_two_releases_is_implemented_by_the_last(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let rita = release_manager(&app).await;
+    weekly_windows(&m).await;
+    let a = approved_in_a(
+        &m,
+        "Migrate payments in two stages",
+        json!({ "test_evidence": "green" }),
+    )
+    .await;
+    let stage = async |name: &str, start: &str, end: &str| {
+        let rel = rita
+            .post(
+                "/api/v1/releases",
+                json!({ "name": name, "changes": [ { "tenant": "client-a", "change": a } ],
+                        "planned_start": start, "planned_end": end,
+                        "runbook": [ { "kind": "deploy", "title": name } ] }),
+            )
+            .await
+            .status(201)
+            .json["number"]
+            .as_str()
+            .expect("number")
+            .to_string();
+        for phase in ["plan", "build-and-test"] {
+            rita.post(
+                &format!("/api/v1/releases/{rel}/phases"),
+                json!({ "phase": phase }),
+            )
+            .await
+            .ok();
+        }
+        rel
+    };
+    let first = stage("stage 1", "2026-11-28T01:00:00Z", "2026-11-28T02:00:00Z").await;
+    let second = stage("stage 2", "2026-12-05T01:00:00Z", "2026-12-05T02:00:00Z").await;
+    let state = async || m.eve.get(&format!("{A}/changes/{a}")).await.ok()["state"].clone();
+    assert_eq!(state().await, "scheduled");
+    let run = async |rel: &str| {
+        rita.post(
+            &format!("/api/v1/releases/{rel}/phases"),
+            json!({ "phase": "deploy" }),
+        )
+        .await
+        .ok();
+        rita.post(
+            &format!("/api/v1/releases/{rel}/steps/1"),
+            json!({ "status": "done", "evidence": "done" }),
+        )
+        .await
+        .ok();
+        rita.post(&format!("/api/v1/releases/{rel}/finish"), json!({}))
+            .await
+            .ok()
+    };
+    app.set_now(
+        Utc.with_ymd_and_hms(2026, 11, 28, 1, 10, 0)
+            .single()
+            .expect("a valid time"),
+    );
+    let r = run(&first).await;
+    assert_eq!(r["outcome"], "succeeded");
+    assert_eq!(
+        state().await,
+        "implementing",
+        "the second stage is still to come"
+    );
+    app.set_now(
+        Utc.with_ymd_and_hms(2026, 12, 5, 1, 10, 0)
+            .single()
+            .expect("a valid time"),
+    );
+    run(&second).await;
+    assert_eq!(state().await, "implemented");
+    let events: Vec<String> = app
+        .store
+        .audit_events_about(
+            app.store
+                .tenant_by_slug("client-a")
+                .await
+                .expect("as set up")
+                .id,
+            &a,
+        )
+        .await
+        .expect("as set up")
+        .into_iter()
+        .map(|e| e.body.action)
+        .collect();
+    assert!(
+        events.contains(&"change.stage-delivered".to_string()),
+        "{events:?}"
+    );
+    assert_eq!(
+        events.iter().filter(|e| *e == "change.implemented").count(),
+        1
+    );
+}
+
 crate::on_both!(
+    a_change_delivered_by_two_releases_is_implemented_by_the_last,
     a_release_authorized_ahead_starts_once_at_its_planned_start,
     a_blackout_may_be_overridden_by_a_change_manager_a_closed_window_may_not,
     the_release_page_authorizes_phases_and_shows_each_client_its_part,

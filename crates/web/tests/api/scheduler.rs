@@ -8,7 +8,9 @@ use changegate_testkit::db::TestDb;
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 fn at(d: u32, h: u32, m: u32, s: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, d, h, m, s).unwrap()
+    Utc.with_ymd_and_hms(2026, 11, d, h, m, s)
+        .single()
+        .expect("a valid time")
 }
 
 async fn tenant_with_a_window(store: &dyn Store) -> TenantId {
