@@ -367,9 +367,16 @@ pub fn finish(
             }
         }
         ReleaseState::RollingBack => {
-            if !settled(&[StepKind::Rollback]) {
+            // A rollback step that failed ends the rollback: nothing after
+            // it runs, and the release finishes as failed with what the
+            // steps before it restored.
+            let rollback_failed = record
+                .runbook
+                .iter()
+                .any(|s| s.kind == StepKind::Rollback && s.status == StepStatus::Failed);
+            if !rollback_failed && !settled(&[StepKind::Rollback]) {
                 return Err(Refusal::Runbook(
-                    "rollback steps are still pending or failed; record them first".into(),
+                    "rollback steps are still pending; record them first".into(),
                 ));
             }
             let restored: Vec<String> = record
@@ -382,7 +389,11 @@ pub fn finish(
                 r.finished_at = Some(now);
                 r.restored = restored.join("; ");
             }
-            Outcome::RolledBack
+            if rollback_failed {
+                Outcome::Failed
+            } else {
+                Outcome::RolledBack
+            }
         }
         other => return Err(refuse(other, "only a running release finishes")),
     };
@@ -537,6 +548,25 @@ mod tests {
             ),
             ("rm", Some(at(4)), "1.4.2 restored")
         );
+    }
+
+    #[test]
+    fn a_failed_rollback_step_finishes_the_release_as_failed() {
+        let (s, mut r) = deploying();
+        record_step(s, &mut r, 0, StepStatus::Failed, "pods crash", "e", at(2)).expect("recorded");
+        let s = authorize_rollback(s, &mut r, "rm", "step 1 failed", at(2)).expect("authorized");
+        record_step(
+            s,
+            &mut r,
+            3,
+            StepStatus::Failed,
+            "helm rollback failed",
+            "e",
+            at(3),
+        )
+        .expect("recorded");
+        assert_eq!(finish(s, &mut r, at(4)), Ok(Outcome::Failed));
+        assert_eq!(r.rollback.expect("rollback").finished_at, Some(at(4)));
     }
 
     #[test]
