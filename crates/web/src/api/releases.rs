@@ -496,6 +496,22 @@ async fn save(
         })
 }
 
+/// Save `r` with only its events, and answer with the caller's view.
+async fn save_events(
+    state: &AppState,
+    caller: &Principal,
+    r: &Release,
+    expected: i64,
+    events: Vec<(TenantId, NewEvent)>,
+) -> ApiResult<Json<ReleaseView>> {
+    let write = ReleaseWrite {
+        events,
+        ..Default::default()
+    };
+    let saved = save(state, r, expected, write).await?;
+    answer(state, caller, saved).await
+}
+
 /// The view of `loaded` for `caller`, with conflicts and a proposed slot
 /// while it is planned.
 pub(crate) async fn view(
@@ -765,6 +781,20 @@ pub async fn edit(
     check_slot(r.planned_start, r.planned_end)?;
     if let Some(steps) = &body.runbook {
         r.record.runbook = runbook(steps, &r.changes)?;
+    } else if body.changes.is_some() {
+        // Every planned step must still be about a change it delivers.
+        for (i, s) in r.record.runbook.iter().enumerate() {
+            if let Some(n) = &s.change
+                && !r.changes.iter().any(|item| item.change.to_string() == *n)
+            {
+                return Err(ApiError::invalid(
+                    format!("runbook[{i}].change"),
+                    format!(
+                        "{n} is no longer delivered by this release; send the runbook with the changes"
+                    ),
+                ));
+            }
+        }
     }
     let now = state.now();
     let mut all = loaded;
@@ -781,17 +811,7 @@ pub async fn edit(
         json!({ "name": r.name, "planned_start": r.planned_start, "planned_end": r.planned_end, "steps": r.record.runbook.len() }),
         now,
     );
-    let saved = save(
-        &state,
-        &r,
-        expected,
-        ReleaseWrite {
-            events,
-            ..Default::default()
-        },
-    )
-    .await?;
-    answer(&state, &caller, saved).await
+    save_events(&state, &caller, &r, expected, events).await
 }
 
 /// Authorize the next phase: `plan` (every change approved, a slot
@@ -814,6 +834,13 @@ pub async fn authorize_phase(
         .parse()
         .map_err(|e: changegate_core::ids::InvalidValue| ApiError::invalid("phase", e.message))?;
     let mut r = loaded.release.clone();
+    let (from, _) = release::phase_move(phase);
+    if r.state != from {
+        return Err(ApiError::state(format!(
+            "{} is {}; the {phase} phase is authorized from {from}",
+            r.number, r.state
+        )));
+    }
     let expected = r.version;
     let now = state.now();
     let actor = caller.email.to_string();
@@ -931,12 +958,6 @@ async fn schedule_start(
             "only the deploy phase starts at the planned start",
         ));
     }
-    if r.state != ReleaseState::Ready {
-        return Err(ApiError::state(format!(
-            "{} is {}; its start is scheduled once it is ready",
-            r.number, r.state
-        )));
-    }
     let Some(start) = r.planned_start.filter(|s| *s > now) else {
         return Err(ApiError::state(format!(
             "{} has no planned start ahead; plan one, or authorize the deploy phase now",
@@ -962,17 +983,7 @@ async fn schedule_start(
         json!({ "at": start, "note": note }),
         now,
     );
-    let saved = save(
-        state,
-        &r,
-        expected,
-        ReleaseWrite {
-            events,
-            ..Default::default()
-        },
-    )
-    .await?;
-    answer(state, caller, saved).await
+    save_events(state, caller, &r, expected, events).await
 }
 
 fn refusal(e: release::Refusal) -> ApiError {
@@ -1073,8 +1084,17 @@ pub async fn override_conflict(
     let mut found =
         schedule::conflicts(&state, &r, &involved, r.planned_start, r.planned_end).await?;
     found.extend(schedule::conflicts(&state, &r, &involved, Some(now), Some(now + length)).await?);
+    // Only the conflicts of tenants where the caller may override: another
+    // tenant's key answers like an unknown one, so nothing is learnt of it.
+    let mine: BTreeSet<&str> = loaded
+        .tenants
+        .values()
+        .filter(|t| authz::authorize(&caller, t.id, Action::OverrideConflict).is_ok())
+        .map(|t| t.slug.as_str())
+        .collect();
     let conflict = found
         .iter()
+        .filter(|c| mine.contains(c.tenant.as_str()))
         .find(|c| c.key == body.conflict)
         .ok_or_else(|| {
             ApiError::invalid(
@@ -1111,17 +1131,7 @@ pub async fn override_conflict(
             at: now,
         },
     )];
-    let saved = save(
-        &state,
-        &r,
-        expected,
-        ReleaseWrite {
-            events,
-            ..Default::default()
-        },
-    )
-    .await?;
-    answer(&state, &caller, saved).await
+    save_events(&state, &caller, &r, expected, events).await
 }
 
 /// Record how a runbook step went: its owner or a release manager of
@@ -1157,7 +1167,11 @@ pub async fn record_step(
             .find(|i| i.change.to_string() == *n)
             .map(|i| i.tenant)
     });
-    if step_tenant.is_some_and(|t| !caller.sees(t)) {
+    // About a change it no longer delivers, or of a tenant the caller
+    // does not see: not found (never written to every tenant's chain).
+    if (step.change.is_some() && step_tenant.is_none())
+        || step_tenant.is_some_and(|t| !caller.sees(t))
+    {
         return Err(ApiError::not_found("step"));
     }
     let owner = !step.owner.is_empty() && step.owner.eq_ignore_ascii_case(caller.email.as_str());
@@ -1195,17 +1209,7 @@ pub async fn record_step(
         )],
         None => to_all(&loaded, &actor, "release.step-recorded", detail, now),
     };
-    let saved = save(
-        &state,
-        &r,
-        expected,
-        ReleaseWrite {
-            events,
-            ..Default::default()
-        },
-    )
-    .await?;
-    answer(&state, &caller, saved).await
+    save_events(&state, &caller, &r, expected, events).await
 }
 
 /// Authorize the rollback of a deploying release: who, when, why. Its
@@ -1233,17 +1237,7 @@ pub async fn rollback(
         json!({ "reason": body.reason.trim() }),
         now,
     );
-    let saved = save(
-        &state,
-        &r,
-        expected,
-        ReleaseWrite {
-            events,
-            ..Default::default()
-        },
-    )
-    .await?;
-    answer(&state, &caller, saved).await
+    save_events(&state, &caller, &r, expected, events).await
 }
 
 /// Finish a running release: its outcome (succeeded, failed, rolled back)
@@ -1427,17 +1421,7 @@ pub async fn close(
         json!({}),
         now,
     );
-    let saved = save(
-        &state,
-        &r,
-        expected,
-        ReleaseWrite {
-            events,
-            ..Default::default()
-        },
-    )
-    .await?;
-    answer(&state, &caller, saved).await
+    save_events(&state, &caller, &r, expected, events).await
 }
 
 /// Cancel a release that has not deployed: its scheduled changes are

@@ -997,7 +997,71 @@ async fn a_change_delivered_by_two_releases_is_implemented_by_the_last(app: Test
     );
 }
 
+/// What a client cannot learn or reach of another client's part of a
+/// shared release: its conflicts (a probe answers like an unknown key) and
+/// steps about a change the release no longer delivers.
+async fn a_shared_release_gives_away_nothing_of_the_other_client(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let rita = release_manager(&app).await;
+    let cmb = app
+        .msp("cmb@msp.example", &[("client-b", Role::ChangeManager)])
+        .await;
+    weekly_windows(&m).await;
+    let a = approved_in_a(&m, "Upgrade payments", json!({})).await;
+    let b = standard_in_b(&m).await;
+    // Wednesday: client A's normal change has no window open.
+    let r = rita
+        .post(
+            "/api/v1/releases",
+            json!({ "name": "shared", "changes": [ { "tenant": "client-a", "change": a }, { "tenant": "client-b", "change": b } ],
+                    "planned_start": "2026-12-02T10:00:00Z", "planned_end": "2026-12-02T11:00:00Z",
+                    "runbook": [ { "kind": "deploy", "title": "Upgrade payments-api", "change": a },
+                                 { "kind": "deploy", "title": "Rotate", "change": b } ] }),
+        )
+        .await
+        .status(201)
+        .json;
+    let rel = r["number"].as_str().expect("number").to_string();
+    let real = format!("window:client-a:{a}");
+    assert!(keys(&r, "conflicts").contains(&real), "{r}");
+    let probe = |key: String| {
+        let cmb = cmb.clone();
+        let rel = rel.clone();
+        async move {
+            cmb.post(
+                &format!("/api/v1/releases/{rel}/overrides"),
+                json!({ "conflict": key, "reason": "probe" }),
+            )
+            .await
+        }
+    };
+    let known = probe(real).await;
+    let unknown = probe("window:client-a:CHG-999".into()).await;
+    assert_eq!((known.status, &known.text), (unknown.status, &unknown.text));
+    assert_eq!(known.status.as_u16(), 422);
+    // The runbook must follow the changes: a step about client A's change
+    // cannot outlive it in the release.
+    let r = rita
+        .patch(
+            &format!("/api/v1/releases/{rel}"),
+            json!({ "changes": [ { "tenant": "client-b", "change": b } ] }),
+        )
+        .await
+        .status(422);
+    assert_eq!(r.field(), "runbook[0].change");
+    // A deploy asked of a release still being planned is refused for its state.
+    let r = rita
+        .post(
+            &format!("/api/v1/releases/{rel}/phases"),
+            json!({ "phase": "deploy" }),
+        )
+        .await
+        .status(409);
+    assert!(r.text.contains("planning"), "{}", r.text);
+}
+
 crate::on_both!(
+    a_shared_release_gives_away_nothing_of_the_other_client,
     a_change_delivered_by_two_releases_is_implemented_by_the_last,
     a_release_authorized_ahead_starts_once_at_its_planned_start,
     a_blackout_may_be_overridden_by_a_change_manager_a_closed_window_may_not,
