@@ -149,6 +149,28 @@ pub(crate) async fn events(pool: &PgPool, tenant: TenantId) -> Result<(Vec<Event
     Ok((events_of!(rows, tenant), head))
 }
 
+/// Up to `limit` of the tenant's events stored after row `after`, and
+/// the row of the last (`after` when there are none).
+pub(crate) async fn page(
+    pool: &PgPool,
+    tenant: TenantId,
+    after: i64,
+    limit: i64,
+) -> Result<(Vec<Event>, i64)> {
+    let rows = sqlx::query!(
+        "SELECT id, seq, at, actor, action, subject, detail, prev_hash, hash
+         FROM audit_events WHERE tenant_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+        tenant.0,
+        after,
+        limit
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let next = rows.last().map_or(after, |r| r.id);
+    Ok((events_of!(rows, tenant), next))
+}
+
 /// The tenant's events about `subject` (e.g. a change number), in order.
 pub(crate) async fn about(pool: &PgPool, tenant: TenantId, subject: &str) -> Result<Vec<Event>> {
     let rows = sqlx::query!(

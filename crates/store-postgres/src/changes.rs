@@ -241,6 +241,28 @@ pub(crate) async fn planned_between(
     .collect()
 }
 
+pub(crate) async fn implemented_between(
+    pool: &PgPool,
+    user: UserId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Change>> {
+    select_change!(
+        "WHERE implementer_id = $1 AND planned_start IS NOT NULL AND planned_start < $2
+           AND COALESCE(planned_end, planned_start) >= $3
+         ORDER BY planned_start, id",
+        user.0,
+        to,
+        from
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .map(ChangeRow::into_change)
+    .collect()
+}
+
 pub(crate) async fn save(
     tx: &mut Transaction<'_, Postgres>,
     c: &Change,

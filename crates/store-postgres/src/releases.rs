@@ -199,6 +199,24 @@ pub(crate) async fn list(
     complete(pool, rows).await
 }
 
+pub(crate) async fn active(
+    pool: &PgPool,
+    tenants: Option<&BTreeSet<TenantId>>,
+) -> Result<Vec<Release>> {
+    let only: Option<Vec<i64>> = tenants.map(|ts| ts.iter().map(|t| t.0).collect());
+    let rows = select_release!(
+        "WHERE state NOT IN ('finished', 'closed', 'cancelled')
+           AND ($1::BIGINT[] IS NULL OR id IN (SELECT release_id FROM release_changes
+                                              WHERE tenant_id = ANY($1)))
+         ORDER BY id",
+        only.as_deref()
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    complete(pool, rows).await
+}
+
 pub(crate) async fn of_change(
     pool: &PgPool,
     tenant: TenantId,

@@ -130,6 +130,28 @@ pub(crate) async fn events(pool: &SqlitePool, tenant: TenantId) -> Result<(Vec<E
     Ok((events_of!(rows, tenant), head))
 }
 
+/// Up to `limit` of the tenant's events stored after row `after`, and
+/// the row of the last (`after` when there are none).
+pub(crate) async fn page(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    after: i64,
+    limit: i64,
+) -> Result<(Vec<Event>, i64)> {
+    let rows = sqlx::query!(
+        r#"SELECT id AS "id!", seq, at AS "at: DateTime<Utc>", actor, action, subject, detail, prev_hash, hash
+           FROM audit_events WHERE tenant_id = ? AND id > ? ORDER BY id LIMIT ?"#,
+        tenant.0,
+        after,
+        limit
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    let next = rows.last().map_or(after, |r| r.id);
+    Ok((events_of!(rows, tenant), next))
+}
+
 /// The tenant's events about `subject` (e.g. a change number), in order.
 pub(crate) async fn about(
     pool: &SqlitePool,

@@ -259,6 +259,28 @@ pub(crate) async fn planned_between(
     .collect()
 }
 
+pub(crate) async fn implemented_between(
+    pool: &SqlitePool,
+    user: UserId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<Change>> {
+    select_change!(
+        "WHERE implementer_id = ? AND planned_start IS NOT NULL AND planned_start < ?
+           AND COALESCE(planned_end, planned_start) >= ?
+         ORDER BY planned_start, id",
+        user.0,
+        to,
+        from
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .map(ChangeRow::into_change)
+    .collect()
+}
+
 pub(crate) async fn save(
     tx: &mut Transaction<'_, Sqlite>,
     c: &Change,

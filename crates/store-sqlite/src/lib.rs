@@ -390,6 +390,15 @@ impl Store for SqliteStore {
         changes::planned_between(&self.pool, tenant, from, to).await
     }
 
+    async fn changes_implemented_between(
+        &self,
+        user: UserId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Change>> {
+        changes::implemented_between(&self.pool, user, from, to).await
+    }
+
     async fn create_feed(
         &self,
         tenant: TenantId,
@@ -437,6 +446,10 @@ impl Store for SqliteStore {
         releases::list(&self.pool, tenants, limit).await
     }
 
+    async fn active_releases(&self, tenants: Option<&BTreeSet<TenantId>>) -> Result<Vec<Release>> {
+        releases::active(&self.pool, tenants).await
+    }
+
     async fn releases_of_change(
         &self,
         tenant: TenantId,
@@ -477,6 +490,15 @@ impl Store for SqliteStore {
 
     async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)> {
         audit::events(&self.pool, tenant).await
+    }
+
+    async fn audit_events_page(
+        &self,
+        tenant: TenantId,
+        after: i64,
+        limit: i64,
+    ) -> Result<(Vec<Event>, i64)> {
+        audit::page(&self.pool, tenant, after, limit).await
     }
 
     async fn audit_head(&self, tenant: TenantId) -> Result<i64> {

@@ -207,6 +207,33 @@ pub(crate) async fn list(
     complete(pool, rows).await
 }
 
+pub(crate) async fn active(
+    pool: &SqlitePool,
+    tenants: Option<&BTreeSet<TenantId>>,
+) -> Result<Vec<Release>> {
+    let all = tenants.is_none();
+    let only = to_json(
+        "tenant filter",
+        &tenants
+            .into_iter()
+            .flatten()
+            .map(|t| t.0)
+            .collect::<Vec<_>>(),
+    )?;
+    let rows = select_release!(
+        "WHERE state NOT IN ('finished', 'closed', 'cancelled')
+           AND (? OR id IN (SELECT release_id FROM release_changes
+                            WHERE tenant_id IN (SELECT value FROM json_each(?))))
+         ORDER BY id",
+        all,
+        only
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    complete(pool, rows).await
+}
+
 pub(crate) async fn of_change(
     pool: &SqlitePool,
     tenant: TenantId,

@@ -151,6 +151,16 @@ pub trait Store: Send + Sync + 'static {
         to: DateTime<Utc>,
     ) -> Result<Vec<Change>>;
 
+    /// Changes of every tenant that `user` is named to implement, with a
+    /// planned slot overlapping `[from, to)`, by planned start: where an
+    /// implementer is already booked.
+    async fn changes_implemented_between(
+        &self,
+        user: UserId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<Change>>;
+
     // Calendar feeds
     /// A feed of `tenant` made by `user`; `calendar-feed.created` is
     /// appended to the tenant's chain.
@@ -181,6 +191,9 @@ pub trait Store: Send + Sync + 'static {
         tenants: Option<&BTreeSet<TenantId>>,
         limit: i64,
     ) -> Result<Vec<Release>>;
+    /// The releases of `tenants` (all when `None`) that have not finished,
+    /// closed or been cancelled, oldest first: every booking still ahead.
+    async fn active_releases(&self, tenants: Option<&BTreeSet<TenantId>>) -> Result<Vec<Release>>;
     /// The releases delivering one change, oldest first.
     async fn releases_of_change(
         &self,
@@ -215,6 +228,16 @@ pub trait Store: Send + Sync + 'static {
     // Audit
     /// The tenant's events in stored order and the head sequence number.
     async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)>;
+    /// A page of the tenant's events in stored order: at most `limit`
+    /// after the cursor `after` (0 before the first), with the cursor to
+    /// ask for the next page. A chain is read whole this way without
+    /// being held whole.
+    async fn audit_events_page(
+        &self,
+        tenant: TenantId,
+        after: i64,
+        limit: i64,
+    ) -> Result<(Vec<Event>, i64)>;
     /// The sequence number of the tenant's last audit event. Every write
     /// to a tenant's records appends one in its transaction, so an
     /// unchanged head means nothing of the tenant changed.
