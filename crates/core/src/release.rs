@@ -326,13 +326,50 @@ pub fn authorize_rollback(
     Ok(ReleaseState::RollingBack)
 }
 
-/// Validation checks that failed (a KPI: release validation failures).
-pub fn validation_failures(record: &Record) -> usize {
-    record
-        .runbook
-        .iter()
+/// Validation checks among `steps` that failed (a KPI: release
+/// validation failures). Each client counts the steps it sees: those
+/// about its changes and those about none in particular.
+pub fn validation_failures<'a>(steps: impl IntoIterator<Item = &'a Step>) -> usize {
+    steps
+        .into_iter()
         .filter(|s| s.kind == StepKind::Validate && s.status == StepStatus::Failed)
         .count()
+}
+
+/// What editing a planned release's slot or runbook undid.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Replanned {
+    /// The plan had been authorized: it is to be authorized again.
+    pub reopened: bool,
+    /// Overrides given for the conflicts of the slot before it moved.
+    pub overrides_dropped: usize,
+    /// A start scheduled ahead was dropped.
+    pub start_unscheduled: bool,
+}
+
+/// The slot or runbook of a planned release changed: what was authorized
+/// for the old plan no longer holds. An authorized plan (build and test,
+/// ready) goes back to planning, a start scheduled ahead is dropped, and
+/// when the slot moved, the overrides given for the old slot's conflicts
+/// are dropped. Returns the new state.
+pub fn replan(
+    state: ReleaseState,
+    record: &mut Record,
+    slot_moved: bool,
+) -> Result<(ReleaseState, Replanned), Refusal> {
+    if !state.plannable() {
+        return Err(refuse(state, "only a planned release is edited"));
+    }
+    let mut done = Replanned {
+        reopened: state != ReleaseState::Planning,
+        start_unscheduled: record.scheduled_start.take().is_some(),
+        ..Replanned::default()
+    };
+    if slot_moved {
+        done.overrides_dropped = record.overrides.len();
+        record.overrides.clear();
+    }
+    Ok((ReleaseState::Planning, done))
 }
 
 /// Finish a release: succeeded when every deploy and validation step is
@@ -575,7 +612,7 @@ mod tests {
         record_step(s, &mut r, 0, StepStatus::Done, "ok", "e", at(2)).expect("as set up");
         record_step(s, &mut r, 1, StepStatus::Done, "ok", "e", at(2)).expect("as set up");
         record_step(s, &mut r, 2, StepStatus::Failed, "500s", "e", at(2)).expect("as set up");
-        assert_eq!(validation_failures(&r), 1);
+        assert_eq!(validation_failures(&r.runbook), 1);
         assert_eq!(finish(s, &mut r, at(3)), Ok(Outcome::Failed));
     }
 
@@ -624,5 +661,37 @@ mod tests {
         let mut done = planned().runbook;
         done[0].status = StepStatus::Done;
         assert!(plan_runbook(&done).is_err());
+    }
+
+    #[test]
+    fn a_replanned_release_is_authorized_again_and_loses_the_old_slots_overrides() {
+        let mut r = planned();
+        let mut s = ReleaseState::Planning;
+        for p in [Phase::Plan, Phase::BuildAndTest] {
+            s = authorize(s, &mut r, p, "rm@msp.example", "", at(1)).expect("as set up");
+        }
+        r.overrides.push(Override {
+            conflict: "blackout:a:year-end".into(),
+            by: "cm@msp.example".into(),
+            at: at(1),
+            reason: "agreed".into(),
+        });
+        r.scheduled_start = Some(r.authorizations[0].clone());
+        // The runbook changed, the slot did not: overrides kept.
+        let mut kept = r.clone();
+        let (state, done) = replan(s, &mut kept, false).expect("replanned");
+        assert_eq!(state, ReleaseState::Planning);
+        assert!(done.reopened && done.start_unscheduled);
+        assert_eq!((done.overrides_dropped, kept.overrides.len()), (0, 1));
+        assert_eq!(kept.authorizations.len(), 2, "history kept");
+        // The slot moved: the overrides go too.
+        let (_, done) = replan(s, &mut r, true).expect("replanned");
+        assert_eq!((done.overrides_dropped, r.overrides.len()), (1, 0));
+        // Still planning: nothing reopened.
+        let (_, done) = replan(ReleaseState::Planning, &mut planned(), true).expect("replanned");
+        assert!(!done.reopened && !done.start_unscheduled);
+        // Deploying: not edited.
+        let (d, mut rec) = deploying();
+        assert!(replan(d, &mut rec, false).is_err());
     }
 }

@@ -4,7 +4,7 @@
 //! configuration items in that slot, and the earliest slot the windows
 //! and those bookings allow. Nothing is written.
 
-use changegate_core::change::ChangeType;
+use changegate_core::change::{ChangeState, ChangeType};
 use changegate_core::slot::{self, Booking, Rules};
 use changegate_core::window::{CompiledWindow, WindowKind};
 use changegate_core::{TenantId, UserId};
@@ -151,15 +151,32 @@ pub async fn preview(
     };
     let items = &content.configuration_items;
     let from = content.planned_start.unwrap_or(now);
+    let (busy, implementer_item, implementer_name) = match implementer {
+        Some(u) => (
+            implementer_bookings(state, tenant, u, now).await?,
+            Some(format!("implementer:{}", u.0)),
+            store.user(u).await?.email.to_string(),
+        ),
+        None => (Vec::new(), None, String::new()),
+    };
     let slot = content.planned_start.map(|start| {
         let end = content.planned_end.unwrap_or(start + DEFAULT_SLOT);
+        let mut problems: Vec<String> = slot::check(&rules, items, start, end, &bookings)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        if let Some(item) = &implementer_item {
+            for (b, _) in slot::clashes(std::slice::from_ref(item), start, end, &busy) {
+                problems.push(format!(
+                    "{implementer_name} is booked on {} in the same slot",
+                    b.number
+                ));
+            }
+        }
         SlotNote {
             start,
             end,
-            problems: slot::check(&rules, items, start, end, &bookings)
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
+            problems,
         }
     });
     let others = match &slot {
@@ -176,7 +193,15 @@ pub async fn preview(
         None => Vec::new(),
     };
     let length = slot.as_ref().map_or(DEFAULT_SLOT, |s| s.end - s.start);
-    let earliest = slot::earliest(&rules, items, now, length, &bookings);
+    // The earliest slot also leaves the implementer free.
+    let earliest = match implementer_item {
+        Some(item) => {
+            let items: Vec<String> = items.iter().cloned().chain([item]).collect();
+            let all: Vec<Booking> = bookings.iter().chain(&busy).cloned().collect();
+            slot::earliest(&rules, &items, now, length, &all)
+        }
+        None => slot::earliest(&rules, items, now, length, &bookings),
+    };
     Ok(Preview {
         risk,
         approvers,
@@ -211,6 +236,51 @@ async fn bookings(
         });
     }
     Ok((bookings, states))
+}
+
+/// Where `user` is booked from `now` on, in any tenant, as bookings of
+/// the item `implementer:<id>`: a change of `tenant` by its number,
+/// another client's only by when it starts.
+async fn implementer_bookings(
+    state: &AppState,
+    tenant: &Tenant,
+    user: UserId,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<Booking>> {
+    let item = format!("implementer:{}", user.0);
+    let ahead = now + TimeDelta::days(800);
+    Ok(state
+        .store
+        .changes_implemented_between(user, now, ahead)
+        .await?
+        .into_iter()
+        .filter(|c| {
+            matches!(
+                c.state,
+                ChangeState::AwaitingApproval
+                    | ChangeState::Approved
+                    | ChangeState::Scheduled
+                    | ChangeState::Implementing
+            )
+        })
+        .filter_map(|c| {
+            let start = c.content.planned_start?;
+            let number = if c.tenant == tenant.id {
+                c.number.to_string()
+            } else {
+                format!(
+                    "another client's booking from {}",
+                    start.format("%Y-%m-%d %H:%M UTC")
+                )
+            };
+            Some(Booking {
+                number,
+                configuration_items: vec![item.clone()],
+                start,
+                end: c.content.planned_end.unwrap_or(start + DEFAULT_SLOT),
+            })
+        })
+        .collect())
 }
 
 fn window_notes(

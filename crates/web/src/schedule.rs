@@ -9,7 +9,7 @@
 
 use changegate_core::change::ChangeState;
 use changegate_core::policy::PolicySpec;
-use changegate_core::release::{Conflict, ReleaseState};
+use changegate_core::release::Conflict;
 use changegate_core::slot::{self, Booking, Problem, Rules};
 use changegate_core::window::{CompiledWindow, WindowKind};
 use changegate_core::{ChangeNumber, TenantId, UserId};
@@ -76,13 +76,41 @@ const IN_FLIGHT: [ChangeState; 4] = [
     ChangeState::Implementing,
 ];
 
-/// Everything else booked in the tenants of `r`: their changes in flight
-/// with a planned slot (not those `r` delivers) and their other releases
-/// with a slot that have not finished.
 /// Each booking's number with the tenants it belongs to: a conflict names
-/// another tenant's booking only as "another booking".
+/// another tenant's booking only as "another client's booking".
 type Owners = BTreeMap<String, BTreeSet<String>>;
 
+/// The implementers `involved`'s changes name.
+fn implementers(involved: &[Involved]) -> BTreeSet<UserId> {
+    involved
+        .iter()
+        .flat_map(|inv| inv.changes.iter())
+        .filter_map(|c| c.implementer)
+        .collect()
+}
+
+/// The other releases not yet finished whose slot overlaps `[from, to)`,
+/// in every tenant: one of another client may book the same implementer.
+async fn other_releases(
+    state: &AppState,
+    r: &Release,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> ApiResult<Vec<Release>> {
+    Ok(state
+        .store
+        .active_releases(None)
+        .await?
+        .into_iter()
+        .filter(|o| o.number != r.number)
+        .filter(|o| matches!((o.planned_start, o.planned_end), (Some(s), Some(e)) if s < to && e > from))
+        .collect())
+}
+
+/// Everything else booked over `[from, to)`: the changes in flight with a
+/// planned slot of `r`'s tenants (not those `r` delivers), the changes of
+/// any tenant its implementers are named on, and the other releases with
+/// a slot that have not finished (booking what their changes hold).
 async fn bookings(
     state: &AppState,
     r: &Release,
@@ -92,55 +120,60 @@ async fn bookings(
 ) -> ApiResult<(Vec<Booking>, Owners)> {
     let store = state.store.as_ref();
     let mine: BTreeSet<ChangeNumber> = r.changes.iter().map(|i| i.change).collect();
+    let tenants = state.snapshots.tenants(state).await?;
+    let slug_of = |t: TenantId| {
+        tenants
+            .iter()
+            .find(|x| x.id == t)
+            .map(|x| x.slug.to_string())
+            .unwrap_or_default()
+    };
     let mut bookings = Vec::new();
     let mut owners = Owners::new();
     let mut known: BTreeMap<ChangeNumber, (String, Change)> = BTreeMap::new();
+    let mut planned = Vec::new();
     for inv in involved {
         for c in store
             .changes_planned_between(inv.tenant.id, from, to)
             .await?
         {
-            let slug = inv.tenant.slug.to_string();
-            if IN_FLIGHT.contains(&c.state)
-                && !mine.contains(&c.number)
-                && let Some(start) = c.content.planned_start
-            {
-                owners
-                    .entry(c.number.to_string())
-                    .or_default()
-                    .insert(slug.clone());
-                bookings.push(Booking {
-                    number: c.number.to_string(),
-                    configuration_items: items(&slug, &c),
-                    start,
-                    end: c.content.planned_end.unwrap_or(start + DEFAULT_LENGTH),
-                });
-            }
-            known.insert(c.number, (slug, c));
+            planned.push((inv.tenant.slug.to_string(), c));
         }
     }
-    let tenants: BTreeSet<TenantId> = involved.iter().map(|i| i.tenant.id).collect();
-    for other in store.releases(Some(&tenants), 200).await? {
-        let active = !matches!(
-            other.state,
-            ReleaseState::Finished | ReleaseState::Closed | ReleaseState::Cancelled
-        );
+    for user in implementers(involved) {
+        for c in store.changes_implemented_between(user, from, to).await? {
+            planned.push((slug_of(c.tenant), c));
+        }
+    }
+    for (slug, c) in planned {
+        if known.contains_key(&c.number) {
+            continue;
+        }
+        if IN_FLIGHT.contains(&c.state)
+            && !mine.contains(&c.number)
+            && let Some(start) = c.content.planned_start
+        {
+            owners
+                .entry(c.number.to_string())
+                .or_default()
+                .insert(slug.clone());
+            bookings.push(Booking {
+                number: c.number.to_string(),
+                configuration_items: items(&slug, &c),
+                start,
+                end: c.content.planned_end.unwrap_or(start + DEFAULT_LENGTH),
+            });
+        }
+        known.insert(c.number, (slug, c));
+    }
+    for other in other_releases(state, r, from, to).await? {
         let (Some(start), Some(end)) = (other.planned_start, other.planned_end) else {
             continue;
         };
-        if !active || other.number == r.number {
-            continue;
-        }
-        // Its changes of the tenants involved (those planned elsewhere in
-        // time were not read above).
-        for i in other.changes.iter().filter(|i| tenants.contains(&i.tenant)) {
+        // Its changes (those planned elsewhere in time were not read above).
+        for i in &other.changes {
             if let std::collections::btree_map::Entry::Vacant(slot) = known.entry(i.change) {
-                let slug = involved
-                    .iter()
-                    .find(|inv| inv.tenant.id == i.tenant)
-                    .map(|inv| inv.tenant.slug.to_string())
-                    .unwrap_or_default();
-                slot.insert((slug, store.change(i.tenant, i.change).await?));
+                slot.insert((slug_of(i.tenant), store.change(i.tenant, i.change).await?));
             }
         }
         let held = other
@@ -279,11 +312,25 @@ pub async fn conflicts(
                         overridable: true,
                     },
                     Problem::Clash { number, item } => {
-                        let number = if owners.get(&number).is_some_and(|o| o.contains(slug)) {
-                            number
-                        } else {
-                            "another client's booking".to_string()
-                        };
+                        // Another client's booking is named by when it
+                        // starts, never by its number.
+                        let (number, key_part) =
+                            if owners.get(&number).is_some_and(|o| o.contains(slug)) {
+                                (number.clone(), number)
+                            } else {
+                                let at = bookings
+                                    .iter()
+                                    .find(|b| b.number == number)
+                                    .map(|b| b.start)
+                                    .unwrap_or(start);
+                                (
+                                    format!(
+                                        "another client's booking from {}",
+                                        at.format("%Y-%m-%d %H:%M UTC")
+                                    ),
+                                    format!("other-{}", at.format("%Y%m%dT%H%MZ")),
+                                )
+                            };
                         match item.strip_prefix("implementer:") {
                             Some(id) => {
                                 if !names.contains_key(id) {
@@ -296,11 +343,7 @@ pub async fn conflicts(
                                     names.insert(id.to_string(), email);
                                 }
                                 Conflict {
-                                    key: format!(
-                                        "double-booked:{slug}:{}:{}",
-                                        c.number,
-                                        number.replace(' ', "-")
-                                    ),
+                                    key: format!("double-booked:{slug}:{}:{key_part}", c.number),
                                     tenant: slug.into(),
                                     message: format!(
                                         "{} implements {} of {slug} and is booked on {number} in the same slot",
@@ -312,7 +355,7 @@ pub async fn conflicts(
                             None => {
                                 let ci = item.strip_prefix(&format!("{slug}/")).unwrap_or(&item);
                                 Conflict {
-                                    key: format!("clash:{slug}:{number}:{ci}"),
+                                    key: format!("clash:{slug}:{key_part}:{ci}"),
                                     tenant: slug.into(),
                                     message: format!(
                                         "{number} is booked on {ci} of {slug} in the same slot as {}",
@@ -335,7 +378,8 @@ pub async fn conflicts(
 
 /// The earliest start, from now on, of a slot as long as `r`'s planned
 /// one that every tenant's windows allow for every change of the release
-/// (blackouts overridden for it aside) and no other booking holds.
+/// (blackouts overridden for it aside) and no other booking holds: no
+/// configuration item of it, and none of its implementers.
 pub async fn proposal(
     state: &AppState,
     r: &Release,
@@ -367,8 +411,7 @@ pub async fn proposal(
     // The bookings ahead, from each tenant's shared snapshot of its
     // changes in flight (read once per write, not per question); one
     // sharing no configuration item with the release never moves the
-    // slot. (An implementer booked twice shows among the conflicts of the
-    // slot chosen.)
+    // slot.
     let mine: BTreeSet<ChangeNumber> = r.changes.iter().map(|i| i.change).collect();
     let mut bookings = Vec::new();
     let mut in_flight: BTreeMap<ChangeNumber, Vec<String>> = BTreeMap::new();
@@ -398,34 +441,54 @@ pub async fn proposal(
             });
         }
     }
-    let tenants: BTreeSet<TenantId> = involved.iter().map(|i| i.tenant.id).collect();
-    for other in state.store.releases(Some(&tenants), 200).await? {
-        let active = !matches!(
-            other.state,
-            ReleaseState::Finished | ReleaseState::Closed | ReleaseState::Cancelled
-        );
-        if let (true, Some(start), Some(end)) = (
-            active && other.number != r.number,
-            other.planned_start,
-            other.planned_end,
-        ) && end > now
+    // Where its implementers are booked already, in any tenant: their
+    // changes with a slot ahead, and the releases delivering changes they
+    // implement.
+    let people = implementers(involved);
+    let ahead = now + TimeDelta::days(800);
+    for user in &people {
+        let item = format!("implementer:{}", user.0);
+        for c in state
+            .store
+            .changes_implemented_between(*user, now, ahead)
+            .await?
         {
-            let held: Vec<String> = other
-                .changes
-                .iter()
-                .filter_map(|i| in_flight.get(&i.change))
-                .flatten()
-                .filter(|i| all_items.contains(i))
-                .cloned()
-                .collect();
-            if !held.is_empty() {
+            if let (true, Some(start)) = (
+                IN_FLIGHT.contains(&c.state) && !mine.contains(&c.number),
+                c.content.planned_start,
+            ) {
                 bookings.push(Booking {
-                    number: other.number.to_string(),
-                    configuration_items: held,
+                    number: c.number.to_string(),
+                    configuration_items: vec![item.clone()],
                     start,
-                    end,
+                    end: c.content.planned_end.unwrap_or(start + DEFAULT_LENGTH),
                 });
             }
+        }
+    }
+    for other in other_releases(state, r, now, ahead).await? {
+        let (Some(start), Some(end)) = (other.planned_start, other.planned_end) else {
+            continue;
+        };
+        let mut held: Vec<String> = Vec::new();
+        for i in &other.changes {
+            if let Some(items) = in_flight.get(&i.change) {
+                held.extend(items.iter().filter(|x| all_items.contains(x)).cloned());
+            }
+            if !people.is_empty()
+                && let Some(user) = state.store.change(i.tenant, i.change).await?.implementer
+                && people.contains(&user)
+            {
+                held.push(format!("implementer:{}", user.0));
+            }
+        }
+        if !held.is_empty() {
+            bookings.push(Booking {
+                number: other.number.to_string(),
+                configuration_items: held,
+                start,
+                end,
+            });
         }
     }
     Ok(slot::earliest_for_all(

@@ -34,7 +34,7 @@ const ACTOR: &str = "changegate-scheduler";
 pub async fn run_due(state: &AppState, now: DateTime<Utc>) -> Result<Vec<Started>, StoreError> {
     let store = state.store.as_ref();
     let mut done = Vec::new();
-    for r in store.releases(None, 500).await? {
+    for r in store.active_releases(None).await? {
         let (Some(scheduled), Some(start)) = (&r.record.scheduled_start, r.planned_start) else {
             continue;
         };

@@ -91,6 +91,8 @@ pub struct EditReleaseBody {
 pub struct PhaseBody {
     /// `plan`, `build-and-test` or `deploy`.
     pub phase: String,
+    /// Shown to, and recorded in the audit trail of, every tenant of the
+    /// release: write nothing one client may not read of another.
     #[serde(default)]
     pub note: String,
     /// `deploy` only: authorize now, start at the planned start (the
@@ -120,6 +122,8 @@ pub struct StepRecordBody {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackBody {
+    /// Why: shown to, and recorded in the audit trail of, every tenant of
+    /// the release.
     pub reason: String,
 }
 
@@ -202,6 +206,13 @@ pub struct ReleaseView {
     /// Deployment authorized ahead, to start at the planned start.
     pub start_scheduled_by: Option<String>,
     pub version: i64,
+    /// The caller is a release manager of every tenant of the release:
+    /// may authorize its phases, record any step, roll back, finish,
+    /// close or cancel it.
+    pub can_release: bool,
+    /// The caller is a change manager of one of its tenants: may override
+    /// that tenant's conflicts.
+    pub can_override: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -620,11 +631,16 @@ pub(crate) async fn view(
             restored: restored_seen_by(r, &seen),
         }),
         outcome: r.record.outcome.map(|o| o.to_string()),
-        validation_failures: release::validation_failures(&r.record),
+        validation_failures: release::validation_failures(steps_seen_by(r, &seen).map(|(_, s)| s)),
         started_at: r.record.started_at,
         finished_at: r.record.finished_at,
         start_scheduled_by: r.record.scheduled_start.as_ref().map(|a| a.by.clone()),
         version: r.version,
+        can_release: authorize_all(caller, loaded.tenants.keys().copied(), Action::Release).is_ok(),
+        can_override: loaded
+            .tenants
+            .keys()
+            .any(|t| authz::authorize(caller, *t, Action::OverrideConflict).is_ok()),
     })
 }
 
@@ -779,8 +795,13 @@ pub async fn edit(
         r.planned_end = body.planned_end;
     }
     check_slot(r.planned_start, r.planned_end)?;
+    let slot_moved = (r.planned_start, r.planned_end)
+        != (loaded.release.planned_start, loaded.release.planned_end);
+    let mut runbook_changed = false;
     if let Some(steps) = &body.runbook {
-        r.record.runbook = runbook(steps, &r.changes)?;
+        let steps = runbook(steps, &r.changes)?;
+        runbook_changed = steps != r.record.runbook;
+        r.record.runbook = steps;
     } else if body.changes.is_some() {
         // Every planned step must still be about a change it delivers.
         for (i, s) in r.record.runbook.iter().enumerate() {
@@ -796,6 +817,12 @@ pub async fn edit(
             }
         }
     }
+    // What was authorized or overridden for the old plan no longer holds.
+    let mut replanned = release::Replanned::default();
+    if slot_moved || runbook_changed {
+        (r.state, replanned) =
+            release::replan(r.state, &mut r.record, slot_moved).map_err(refusal)?;
+    }
     let now = state.now();
     let mut all = loaded;
     // Events go to the tenants it delivers to after the edit, too.
@@ -808,7 +835,9 @@ pub async fn edit(
         &all,
         caller.email.as_str(),
         "release.edited",
-        json!({ "name": r.name, "planned_start": r.planned_start, "planned_end": r.planned_end, "steps": r.record.runbook.len() }),
+        json!({ "name": r.name, "planned_start": r.planned_start, "planned_end": r.planned_end, "steps": r.record.runbook.len(),
+                "plan_reopened": replanned.reopened, "overrides_dropped": replanned.overrides_dropped,
+                "start_unscheduled": replanned.start_unscheduled }),
         now,
     );
     save_events(&state, &caller, &r, expected, events).await
@@ -907,6 +936,7 @@ pub async fn authorize_phase(
             for inv in &involved {
                 for c in &inv.changes {
                     not_approved(c, now)?;
+                    busy(&state, &r, inv, c).await?;
                     let implementer = implementer_for(&state, &caller, inv, c).await?;
                     if c.state == ChangeState::Implementing {
                         continue; // delivered in stages: an earlier release started it
@@ -984,6 +1014,56 @@ async fn schedule_start(
         now,
     );
     save_events(state, caller, &r, expected, events).await
+}
+
+/// A change another release is deploying (or rolling back) is not
+/// deployed by a second one at the same time: the stages of a change go
+/// one after the other, so the outcome of each lands on a change in a
+/// known state.
+async fn busy(state: &AppState, r: &Release, inv: &Involved, c: &Change) -> ApiResult<()> {
+    let running = state
+        .store
+        .releases_of_change(inv.tenant.id, c.number)
+        .await?
+        .into_iter()
+        .find(|o| {
+            o.number != r.number
+                && matches!(o.state, ReleaseState::Deploying | ReleaseState::RollingBack)
+        });
+    match running {
+        Some(o) => Err(ApiError::state(format!(
+            "{} of {} is being delivered by {} ({}); finish that release before starting this one",
+            c.number, inv.tenant.slug, o.number, o.state
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// The other releases of `c` whose plan was authorized and that have not
+/// finished: they hold it scheduled (or implementing) too.
+async fn held_elsewhere(
+    state: &AppState,
+    r: &Release,
+    tenant: TenantId,
+    c: &Change,
+) -> ApiResult<Vec<ReleaseNumber>> {
+    Ok(state
+        .store
+        .releases_of_change(tenant, c.number)
+        .await?
+        .into_iter()
+        .filter(|o| {
+            o.number != r.number
+                && matches!(
+                    o.state,
+                    ReleaseState::BuildAndTest
+                        | ReleaseState::Ready
+                        | ReleaseState::Deploying
+                        | ReleaseState::RollingBack
+                )
+        })
+        .map(|o| o.number)
+        .collect())
 }
 
 fn refusal(e: release::Refusal) -> ApiError {
@@ -1369,7 +1449,7 @@ pub async fn finish(
                     actor: actor.clone(),
                     action: "release.finished".into(),
                     subject: r.number.to_string(),
-                    detail: json!({ "outcome": outcome.as_str(), "validation_failures": release::validation_failures(&r.record), "rollback": rollback }),
+                    detail: json!({ "outcome": outcome.as_str(), "validation_failures": release::validation_failures(steps_seen_by(&r, &[*t].into()).map(|(_, s)| s)), "rollback": rollback }),
                     at: now,
                 },
             )
@@ -1448,19 +1528,42 @@ pub async fn cancel(
     let mut write = ReleaseWrite::default();
     for inv in schedule::involved(&state, &loaded).await? {
         for c in &inv.changes {
-            if c.state == ChangeState::Scheduled {
-                let mut moved = c.clone();
-                super::lifecycle::move_to(&mut moved, ChangeState::Approved)?;
-                let mut w = ChangeWrite::default();
-                w.events.push(change_event(
-                    &actor,
-                    &moved,
-                    "change.unscheduled",
-                    json!({ "release": r.number.to_string() }),
-                    now,
-                ));
-                write.changes.push((moved, c.version, w));
+            // Another release still holds it: it stays as that one left it.
+            if !held_elsewhere(&state, &r, inv.tenant.id, c)
+                .await?
+                .is_empty()
+            {
+                continue;
             }
+            let mut moved = c.clone();
+            let mut w = ChangeWrite::default();
+            match c.state {
+                ChangeState::Scheduled => {
+                    super::lifecycle::move_to(&mut moved, ChangeState::Approved)?;
+                    w.events.push(change_event(
+                        &actor,
+                        &moved,
+                        "change.unscheduled",
+                        json!({ "release": r.number.to_string() }),
+                        now,
+                    ));
+                }
+                // Delivered in part by an earlier release, and this one
+                // was to deliver the rest: its implementer records how it
+                // ended (complete, or fail) on the change.
+                ChangeState::Implementing => {
+                    w.events.push(change_event(
+                        &actor,
+                        &moved,
+                        "change.stage-cancelled",
+                        json!({ "release": r.number.to_string(),
+                                "next": "no release delivers the rest; its implementer records the change implemented or failed" }),
+                        now,
+                    ));
+                }
+                _ => continue,
+            }
+            write.changes.push((moved, c.version, w));
         }
     }
     r.state = ReleaseState::Cancelled;

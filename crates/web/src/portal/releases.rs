@@ -46,6 +46,8 @@ struct ReleasePage {
     r: ReleaseView,
     /// The phase the release may be authorized into next.
     next_phase: Option<&'static str>,
+    /// The viewer's e-mail address: a step's owner records it.
+    me: String,
     problem: Option<String>,
 }
 
@@ -81,6 +83,7 @@ async fn show_page(
         csrf: viewer.csrf.clone(),
         r,
         next_phase,
+        me: viewer.principal.email.to_string(),
         problem: problem.map(|p| p.message),
     };
     let mut response = render(&page);

@@ -811,6 +811,44 @@ async fn a_preview_names_the_approvers_the_windows_the_clash_and_the_earliest_sl
     // Right after the booked change, inside the same window.
     assert_eq!(p["earliest"], "2026-11-28T02:00:00Z", "{p}");
 
+    // ian is booked for client B 02:00-03:00: a preview naming him as the
+    // implementer says so (not on what), and the earliest slot waits for him.
+    let mut theirs = normal_change("Patch the VPN", low_risk());
+    theirs["implementer"] = json!("ian@msp.example");
+    theirs["planned_start"] = json!("2026-11-28T02:00:00Z");
+    theirs["planned_end"] = json!("2026-11-28T03:00:00Z");
+    let b = m
+        .eve
+        .post("/api/v1/tenants/client-b/changes", theirs)
+        .await
+        .status(201)
+        .json["number"]
+        .as_str()
+        .expect("number")
+        .to_string();
+    m.eve
+        .post(
+            &format!("/api/v1/tenants/client-b/changes/{b}/submit"),
+            json!({}),
+        )
+        .await
+        .ok();
+    let mut mine = body.clone();
+    mine["implementer"] = json!("ian@msp.example");
+    let p = m.eve.post(&format!("{A}/changes/preview"), mine).await.ok();
+    let problems = p["slot"]["problems"].to_string();
+    assert!(
+        problems.contains(
+            "ian@msp.example is booked on another client's booking from 2026-11-28 02:00 UTC"
+        ),
+        "{p}"
+    );
+    assert!(
+        !p.to_string().contains(&b),
+        "client B's change is not named: {p}"
+    );
+    assert_eq!(p["earliest"], "2026-11-28T03:00:00Z", "{p}");
+
     // Unanswered questions and a slot outside every window are said, not refused.
     let mut body = normal_change("Upgrade payments", json!({}));
     body["planned_start"] = json!("2026-11-30T09:00:00Z");

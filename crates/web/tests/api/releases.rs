@@ -171,8 +171,14 @@ async fn two_clients_one_release_a_failed_step_rolled_back_then_reviewed_and_clo
     );
     // ian implements client B's change too: B's view says he is booked,
     // not on what of client A's.
-    let twice = format!("double-booked:client-b:{b}:another-client's-booking");
+    let twice = format!("double-booked:client-b:{b}:other-20261128T0130Z");
     assert!(conflicts.contains(&twice), "{conflicts:?}");
+    assert!(
+        !conflicts
+            .iter()
+            .any(|k| k.starts_with("double-booked:client-b") && k.contains(&other)),
+        "{conflicts:?}"
+    );
     assert_eq!(r["proposed_start"], "2026-11-28T02:30:00Z", "{r}");
 
     // Plan authorized: both changes scheduled.
@@ -1060,7 +1066,233 @@ async fn a_shared_release_gives_away_nothing_of_the_other_client(app: TestApp) {
     assert!(r.text.contains("planning"), "{}", r.text);
 }
 
+/// Stages of one change go one after the other: a second release does not
+/// deploy it while the first is deploying; cancelling a release leaves a
+/// change another release holds as that one left it; a change whose last
+/// stage is cancelled is completed by its implementer.
+async fn stages_run_one_after_the_other_and_a_cancel_leaves_the_others_alone(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let rita = release_manager(&app).await;
+    weekly_windows(&m).await;
+    let a = approved_in_a(&m, "Migrate payments", json!({ "test_evidence": "green" })).await;
+    let stage = async |name: &str, start: &str, end: &str| {
+        let rel = rita
+            .post(
+                "/api/v1/releases",
+                json!({ "name": name, "changes": [ { "tenant": "client-a", "change": a } ],
+                        "planned_start": start, "planned_end": end,
+                        "runbook": [ { "kind": "deploy", "title": name } ] }),
+            )
+            .await
+            .status(201)
+            .json["number"]
+            .as_str()
+            .expect("number")
+            .to_string();
+        for phase in ["plan", "build-and-test"] {
+            rita.post(
+                &format!("/api/v1/releases/{rel}/phases"),
+                json!({ "phase": phase }),
+            )
+            .await
+            .ok();
+        }
+        rel
+    };
+    let state = async || m.eve.get(&format!("{A}/changes/{a}")).await.ok()["state"].clone();
+    let first = stage("stage 1", "2026-11-28T01:00:00Z", "2026-11-28T01:30:00Z").await;
+    let spare = stage("spare", "2026-12-05T01:00:00Z", "2026-12-05T02:00:00Z").await;
+    // Cancelling the spare leaves the change scheduled for the first.
+    let r = rita
+        .post(&format!("/api/v1/releases/{spare}/cancel"), json!({}))
+        .await
+        .ok();
+    assert_eq!(r["state"], "cancelled");
+    assert_eq!(
+        state().await,
+        "scheduled",
+        "the first release still holds it"
+    );
+    let second = stage("stage 2", "2026-11-28T01:40:00Z", "2026-11-28T02:40:00Z").await;
+
+    let at = |h: u32, min: u32| {
+        Utc.with_ymd_and_hms(2026, 11, 28, h, min, 0)
+            .single()
+            .expect("a valid time")
+    };
+    app.set_now(at(1, 10));
+    rita.post(
+        &format!("/api/v1/releases/{first}/phases"),
+        json!({ "phase": "deploy" }),
+    )
+    .await
+    .ok();
+    assert_eq!(state().await, "implementing");
+    // Running late: the first is still deploying when the second's slot comes.
+    app.set_now(at(1, 40));
+    let refused = rita
+        .post(
+            &format!("/api/v1/releases/{second}/phases"),
+            json!({ "phase": "deploy" }),
+        )
+        .await
+        .status(409);
+    assert!(
+        refused.text.contains(&first) && refused.text.contains("finish that release"),
+        "{}",
+        refused.text
+    );
+    rita.post(
+        &format!("/api/v1/releases/{first}/steps/1"),
+        json!({ "status": "done", "evidence": "stage 1 moved" }),
+    )
+    .await
+    .ok();
+    let r = rita
+        .post(&format!("/api/v1/releases/{first}/finish"), json!({}))
+        .await
+        .ok();
+    assert_eq!(r["outcome"], "succeeded");
+    assert_eq!(state().await, "implementing", "stage 2 is still to come");
+    // Stage 2 is called off: the change stays implementing, and says so.
+    rita.post(&format!("/api/v1/releases/{second}/cancel"), json!({}))
+        .await
+        .ok();
+    assert_eq!(state().await, "implementing");
+    let tenant = app
+        .store
+        .tenant_by_slug("client-a")
+        .await
+        .expect("as set up")
+        .id;
+    let actions = async || -> Vec<String> {
+        app.store
+            .audit_events_about(tenant, &a)
+            .await
+            .expect("as set up")
+            .into_iter()
+            .map(|e| e.body.action)
+            .collect()
+    };
+    assert!(
+        actions()
+            .await
+            .contains(&"change.stage-cancelled".to_string()),
+        "{:?}",
+        actions().await
+    );
+    assert!(!actions().await.contains(&"change.unscheduled".to_string()));
+    // Its implementer records how it ended.
+    let c = m
+        .ian
+        .post(
+            &format!("{A}/changes/{a}/complete"),
+            json!({ "documentation": "payments-api runbook updated after stage 1" }),
+        )
+        .await
+        .ok();
+    assert_eq!(c["state"], "implemented");
+}
+
+/// The implementer is booked across clients: a release of client B alone
+/// sees ian's change of client A in its slot (named only by when it
+/// starts), and proposes a slot after it. Moving the slot or the runbook
+/// of an authorized plan reopens it; a moved slot drops its overrides.
+async fn an_implementer_booked_for_another_client_is_seen_and_a_moved_slot_is_replanned(
+    app: TestApp,
+) {
+    let m = Msp::setup(&app).await;
+    let rita = release_manager(&app).await;
+    weekly_windows(&m).await;
+    let b = standard_in_b(&m).await;
+    let other = approved_in_a(
+        &m,
+        "Resize payments database",
+        json!({ "planned_start": "2026-11-28T01:30:00Z", "planned_end": "2026-11-28T02:30:00Z" }),
+    )
+    .await;
+    let rb = async |who: &Actor| {
+        let r = who
+            .post(
+                "/api/v1/releases",
+                json!({ "name": "B alone", "changes": [ { "tenant": "client-b", "change": b } ],
+                        "planned_start": "2026-11-28T01:00:00Z", "planned_end": "2026-11-28T02:00:00Z",
+                        "runbook": [ { "kind": "deploy", "title": "Rotate" } ] }),
+            )
+            .await
+            .status(201)
+            .json;
+        r
+    };
+    let r = rb(&rita).await;
+    let rel = r["number"].as_str().expect("number").to_string();
+    let twice = format!("double-booked:client-b:{b}:other-20261128T0130Z");
+    assert_eq!(keys(&r, "conflicts"), [twice.clone()], "{r}");
+    assert!(
+        !r.to_string().contains(&other),
+        "client A's change is not named: {r}"
+    );
+    // Client B's standard change needs no window: the earliest slot is
+    // as soon as ian is free.
+    app.set_now(
+        Utc.with_ymd_and_hms(2026, 11, 28, 1, 45, 0)
+            .single()
+            .expect("a valid time"),
+    );
+    let r = rita.get(&format!("/api/v1/releases/{rel}")).await.ok();
+    assert_eq!(
+        r["proposed_start"], "2026-11-28T02:30:00Z",
+        "after ian's booking: {r}"
+    );
+
+    m.cm.post(
+        &format!("/api/v1/releases/{rel}/overrides"),
+        json!({ "conflict": twice, "reason": "ian hands the resize to tina" }),
+    )
+    .await
+    .ok();
+    let r = rita
+        .post(
+            &format!("/api/v1/releases/{rel}/phases"),
+            json!({ "phase": "plan" }),
+        )
+        .await
+        .ok();
+    assert_eq!(r["state"], "build-and-test");
+    // A new runbook reopens the plan, overrides kept.
+    let r = rita
+        .patch(
+            &format!("/api/v1/releases/{rel}"),
+            json!({ "runbook": [ { "kind": "deploy", "title": "Rotate" }, { "kind": "validate", "title": "Connect" } ] }),
+        )
+        .await
+        .ok();
+    assert_eq!(r["state"], "planning", "{r}");
+    assert_eq!(r["conflicts"][0]["overridden_by"], "cm@msp.example", "{r}");
+    // A moved slot drops the overrides given for the old one.
+    let r = rita
+        .patch(
+            &format!("/api/v1/releases/{rel}"),
+            json!({ "planned_start": "2026-11-28T01:15:00Z", "planned_end": "2026-11-28T02:15:00Z" }),
+        )
+        .await
+        .ok();
+    assert_eq!(r["state"], "planning");
+    assert!(r["conflicts"][0]["overridden_by"].is_null(), "{r}");
+    // The same slot sent again moves nothing.
+    let again = rita
+        .patch(
+            &format!("/api/v1/releases/{rel}"),
+            json!({ "planned_start": "2026-11-28T01:15:00Z", "planned_end": "2026-11-28T02:15:00Z" }),
+        )
+        .await
+        .ok();
+    assert_eq!(again["conflicts"], r["conflicts"]);
+}
+
 crate::on_both!(
+    stages_run_one_after_the_other_and_a_cancel_leaves_the_others_alone,
+    an_implementer_booked_for_another_client_is_seen_and_a_moved_slot_is_replanned,
     a_shared_release_gives_away_nothing_of_the_other_client,
     a_change_delivered_by_two_releases_is_implemented_by_the_last,
     a_release_authorized_ahead_starts_once_at_its_planned_start,
