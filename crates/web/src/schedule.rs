@@ -441,32 +441,10 @@ pub async fn proposal(
             });
         }
     }
-    // Where its implementers are booked already, in any tenant: their
-    // changes with a slot ahead, and the releases delivering changes they
-    // implement.
+    // The releases ahead holding its items or its implementers.
     let people = implementers(involved);
-    let ahead = now + TimeDelta::days(800);
-    for user in &people {
-        let item = format!("implementer:{}", user.0);
-        for c in state
-            .store
-            .changes_implemented_between(*user, now, ahead)
-            .await?
-        {
-            if let (true, Some(start)) = (
-                IN_FLIGHT.contains(&c.state) && !mine.contains(&c.number),
-                c.content.planned_start,
-            ) {
-                bookings.push(Booking {
-                    number: c.number.to_string(),
-                    configuration_items: vec![item.clone()],
-                    start,
-                    end: c.content.planned_end.unwrap_or(start + DEFAULT_LENGTH),
-                });
-            }
-        }
-    }
-    for other in other_releases(state, r, now, ahead).await? {
+    let far = now + TimeDelta::days(800);
+    for other in other_releases(state, r, now, far).await? {
         let (Some(start), Some(end)) = (other.planned_start, other.planned_end) else {
             continue;
         };
@@ -491,7 +469,40 @@ pub async fn proposal(
             });
         }
     }
-    Ok(slot::earliest_for_all(
-        &rules, &all_items, now, length, &bookings,
-    ))
+    // Where its implementers are booked in changes of any tenant: read as
+    // far ahead as the search needs, two weeks first, four times further
+    // each time the slot found lies past what was read (a busy engineer's
+    // year is not read to find a slot next Saturday).
+    let mut seen: BTreeSet<ChangeNumber> = BTreeSet::new();
+    let (mut from, mut until) = (now, now + TimeDelta::days(14));
+    loop {
+        for user in &people {
+            let item = format!("implementer:{}", user.0);
+            for c in state
+                .store
+                .changes_implemented_between(*user, from, until)
+                .await?
+            {
+                if let (true, Some(start)) = (
+                    IN_FLIGHT.contains(&c.state)
+                        && !mine.contains(&c.number)
+                        && seen.insert(c.number),
+                    c.content.planned_start,
+                ) {
+                    bookings.push(Booking {
+                        number: c.number.to_string(),
+                        configuration_items: vec![item.clone()],
+                        start,
+                        end: c.content.planned_end.unwrap_or(start + DEFAULT_LENGTH),
+                    });
+                }
+            }
+        }
+        let found = slot::earliest_for_all(&rules, &all_items, now, length, &bookings);
+        if until >= far || found.is_some_and(|t| t + length <= until) {
+            return Ok(found);
+        }
+        from = until;
+        until = (now + (until - now) * 4).min(far);
+    }
 }
