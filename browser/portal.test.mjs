@@ -177,10 +177,11 @@ for (const db of DATABASES) {
     const admin = cli(env, ['admin', 'token', 'admin@msp.example']);
     cli(env, ['apply', '-f', path.join(ROOT, 'browser/msp.yaml')], admin);
     const people = [
-      ['eve@msp.example', ['--role', 'client-a:requester']],
+      ['eve@msp.example', ['--role', 'client-a:requester', '--role', 'client-b:requester']],
       ['tom@msp.example', ['--role', 'client-a:technical-approver']],
       ['audrey@audit.example', ['--role', 'client-a:auditor']],
-      ['rita@msp.example', ['--role', 'client-a:release-manager', '--role', 'client-a:implementer']],
+      ['rita@msp.example', ['--role', 'client-a:release-manager', '--role', 'client-a:implementer',
+        '--role', 'client-b:release-manager', '--role', 'client-b:implementer']],
       ['carol@client-a.example', ['--client-of', 'client-a', '--role', 'client-a:business-approver']],
       ['bob@client-b.example', ['--client-of', 'client-b', '--role', 'client-b:business-approver']],
     ];
@@ -273,14 +274,28 @@ for (const db of DATABASES) {
       await shot(page, db, 'change');
     });
 
-    await t.test('the release manager runs a release of the approved change from its page', async () => {
+    await t.test('one release for two clients: a step fails, the rollback is authorized and run from the page', async () => {
       const eve = cli(env, ['admin', 'token', 'eve@msp.example']);
       const patched = await api(server.url, eve, 'PATCH', `/api/v1/tenants/client-a/changes/${number}`, { test_evidence: 'staging run green' });
       assert.equal(patched.status, 200);
+      // Client B's standard change, approved at submission from its template.
+      const raised = await api(server.url, eve, 'POST', '/api/v1/tenants/client-b/changes',
+        { type: 'standard', title: 'Rotate the VPN keys', template: 'vpn-rotate', test_plan: 'connect from the test client', test_evidence: 'test client connects' });
+      assert.equal(raised.status, 201, JSON.stringify(raised.json));
+      const theirs = raised.json.number;
+      const submitted = await api(server.url, eve, 'POST', `/api/v1/tenants/client-b/changes/${theirs}/submit`, {});
+      assert.equal(submitted.json.state, 'approved');
       const runbook = path.join(dir, 'runbook.yaml');
-      fs.writeFileSync(runbook, `- { kind: deploy, title: Upgrade payments-api, owner: rita@msp.example, change: ${number} }\n- { kind: validate, title: Smoke tests, owner: rita@msp.example }\n`);
+      fs.writeFileSync(runbook, [
+        `- { kind: deploy, title: Upgrade payments-api, owner: rita@msp.example, change: ${number} }`,
+        `- { kind: deploy, title: Rotate the VPN keys, owner: rita@msp.example, change: ${theirs} }`,
+        '- { kind: validate, title: Smoke tests of both clients, owner: rita@msp.example }',
+        `- { kind: rollback, title: Restore payments-api 2.4.0, owner: rita@msp.example, change: ${number} }`,
+        `- { kind: rollback, title: Restore the previous VPN keys, owner: rita@msp.example, change: ${theirs} }`,
+        '',
+      ].join('\n'));
       const rita = cli(env, ['admin', 'token', 'rita@msp.example']);
-      const created = cli(env, ['release', 'create', '--name', 'Payments release', '--change', `client-a/${number}`,
+      const created = cli(env, ['release', 'create', '--name', 'Saturday night', '--change', `client-a/${number}`, '--change', `client-b/${theirs}`,
         '--start', new Date().toISOString(), '--end', new Date(Date.now() + 3600e3).toISOString(), '--runbook', runbook], rita);
       const release = created.split(' ')[0];
       assert.match(release, /^REL-\d+$/);
@@ -291,17 +306,43 @@ for (const db of DATABASES) {
         await page.getByRole('button', { name: `Authorize ${phase}` }).click();
         await page.getByText(`${phase} authorized by rita@msp.example`).waitFor();
       }
-      for (const [step, evidence] of [['1', 'helm revision 12'], ['2', 'all green']]) {
+      // Client A's step goes well; client B's fails.
+      await page.getByLabel('Evidence of step 1').fill('helm revision 12');
+      await page.getByRole('button', { name: 'Record' }).first().click();
+      await page.getByRole('cell', { name: 'helm revision 12' }).waitFor();
+      await page.getByLabel('Evidence of step 2').fill('tunnel does not come up');
+      await page.getByLabel('Status of step 2').selectOption('failed');
+      await page.getByRole('button', { name: 'Record' }).first().click();
+      await page.getByRole('cell', { name: 'tunnel does not come up' }).waitFor();
+      // Nothing more runs until a rollback is authorized, with a reason.
+      await page.getByLabel('Why roll back').fill('VPN tunnel down after the rotation');
+      await page.getByRole('button', { name: 'Authorize rollback' }).click();
+      await page.getByRole('heading', { name: 'Rollback' }).waitFor();
+      await page.getByText(/Authorized by rita@msp\.example at .*: VPN tunnel down after the rotation/).waitFor();
+      for (const [step, evidence] of [['4', 'payments-api 2.4.0 restored'], ['5', 'previous keys back, tunnel up']]) {
         await page.getByLabel(`Evidence of step ${step}`).fill(evidence);
         await page.getByRole('button', { name: 'Record' }).first().click();
         await page.getByRole('cell', { name: evidence }).waitFor();
       }
       await page.getByRole('button', { name: 'Finish the release' }).click();
-      await page.getByText('outcome succeeded').waitFor();
+      await page.getByText('outcome rolled-back').waitFor();
       await shot(page, db, 'release');
-      assert.equal(await state(), 'implemented');
+      assert.equal(await state(), 'rolled-back');
+      const b = await api(server.url, rita, 'GET', `/api/v1/tenants/client-b/changes/${theirs}`);
+      assert.equal(b.json.state, 'rolled-back');
+
+      // Client B's approver reads the release: its own part only.
+      const bob = await signIn(browser, server.url, 'bob@client-b.example');
+      await bob.goto(`${server.url}/releases/${release}`);
+      await bob.getByRole('cell', { name: 'previous keys back, tunnel up' }).waitFor();
+      await bob.getByText('outcome rolled-back').waitFor();
+      for (const hidden of ['Upgrade payments-api', 'payments-api 2.4.0 restored', 'helm revision 12', 'client-a', number]) {
+        assert.equal(await bob.getByText(hidden).count(), 0, hidden);
+      }
+      assert.equal(await bob.getByRole('button').filter({ hasText: /Authorize|Record|Finish/ }).count(), 0);
+
       await page.goto(`${server.url}/t/client-a/calendar?view=agenda`);
-      await page.getByRole('link', { name: new RegExp(`${release} Payments release`) }).first().waitFor();
+      await page.getByRole('link', { name: new RegExp(`${release} Saturday night`) }).first().waitFor();
       await shot(page, db, 'calendar');
       await page.goto(`${server.url}/t/client-a/kpis`);
       await page.getByRole('img', { name: 'KPI shares' }).waitFor();
@@ -311,7 +352,7 @@ for (const db of DATABASES) {
     await t.test('a client B user sees nothing of client A by guessing URLs', async () => {
       const page = await signIn(browser, server.url, 'bob@client-b.example');
       assert.equal(await page.getByText('client-a').count(), 0);
-      for (const guess of [`/t/client-a/changes/${number}`, '/t/client-a/changes', '/t/client-a/changes/new', '/t/client-a/boards/msp-tech', '/t/client-a/evidence', '/t/client-a/settings', '/t/client-a/calendar', '/t/client-a/kpis', '/releases/REL-1']) {
+      for (const guess of [`/t/client-a/changes/${number}`, '/t/client-a/changes', '/t/client-a/changes/new', '/t/client-a/boards/msp-tech', '/t/client-a/evidence', '/t/client-a/settings', '/t/client-a/calendar', '/t/client-a/kpis']) {
         const res = await page.goto(server.url + guess);
         assert.equal(res.status(), 404, guess);
         assert.equal(await page.getByText('Upgrade the payments API').count(), 0, guess);
