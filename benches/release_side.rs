@@ -10,6 +10,10 @@
 //!   <= 10 s, peak memory <= 200 MiB);
 //! - the scheduler's delay after a window boundary (target p99 <= 1 s).
 //!
+//! Each change is implemented by one of 100 engineers (about three hours
+//! booked a day each, across the clients), so conflicts and the slot
+//! search see implementers booked elsewhere.
+//!
 //! The records are written in bulk behind the store's back (the API's
 //! own write path is measured by `server_load`); the chain is sealed with
 //! `core::audit::seal`, so the export verifies it for real.
@@ -83,6 +87,7 @@ async fn bulk_changes(
     first_id: i64,
     n: usize,
     requester: i64,
+    implementers: &[i64],
     approved: bool,
 ) {
     let plan = serde_json::to_string(&ApprovalPlan::default()).expect("plan");
@@ -112,9 +117,10 @@ async fn bulk_changes(
                 let state = if approved { "approved" } else { "closed" };
                 let at = created + TimeDelta::seconds(i as i64);
                 format!(
-                    "({id}, {}, 'normal', '{state}', {}, {requester}, {requester}, 1, 'sha256:x', 1, {}, {}, {}, {}, {}, {}, 0, {}, {}, 1)",
+                    "({id}, {}, 'normal', '{state}', {}, {requester}, {}, 1, 'sha256:x', 1, {}, {}, {}, {}, {}, {}, 0, {}, {}, 1)",
                     tenant.0,
                     quote(&format!("Change {id}")),
+                    implementers[i % implementers.len()],
                     quote(&plan),
                     quote(&content),
                     quote(&ts(start)),
@@ -149,6 +155,29 @@ async fn main() {
         .id
         .0;
 
+    // The MSP's engineers: each change is implemented by one of 100, so
+    // each engineer is booked about three hours a day across the clients.
+    let mut engineers = Vec::new();
+    for e in 0..100 {
+        let user = store
+            .create_user(
+                changegate_store::NewUser {
+                    email: changegate_core::Email::parse(&format!("engineer-{e}@msp.example"))
+                        .expect("email"),
+                    name: format!("Engineer {e}"),
+                    kind: changegate_core::UserKind::Msp,
+                    admin: false,
+                    tenant: None,
+                    password_hash: None,
+                },
+                &[],
+                "bench",
+            )
+            .await
+            .expect("engineer");
+        engineers.push(user.id.0);
+    }
+
     // 100 tenants, each with a weekly window and a blackout, 1,000 changes.
     let loading = Instant::now();
     let weekly = r#"{"timeZone":"Europe/Berlin","schedule":{"cron":{"expr":"0 2 * * SAT","duration":"4h"}}}"#;
@@ -170,6 +199,7 @@ async fn main() {
             1 + (t * CHANGES_PER_TENANT) as i64,
             CHANGES_PER_TENANT,
             admin_id,
+            &engineers,
             true,
         )
         .await;
@@ -287,7 +317,7 @@ async fn main() {
     // The evidence export of one tenant with 100,000 changes.
     let big = tenant(store.as_ref(), "big-client").await;
     let first = 1 + (TENANTS * CHANGES_PER_TENANT) as i64;
-    bulk_changes(&db, big, first, EXPORT_CHANGES, admin_id, false).await;
+    bulk_changes(&db, big, first, EXPORT_CHANGES, admin_id, &engineers, false).await;
     for chunk in (0..EXPORT_CHANGES).collect::<Vec<_>>().chunks(2_000) {
         let rows: Vec<String> = chunk
             .iter()
@@ -312,8 +342,9 @@ async fn main() {
         .await
         .expect("approvals");
     }
-    // Its chain: created, approval recorded, closed for each change, after
-    // the events it already has (its creation).
+    // Its chain: created, started (in a window), implemented (with the
+    // documentation updated) for each change, after the events it
+    // already has (its creation), so the export folds facts of every one.
     let (existing, head) = store.audit_events(big).await.expect("chain");
     let mut prev = existing
         .last()
@@ -327,7 +358,14 @@ async fn main() {
             .single()
             .expect("a valid time")
             + TimeDelta::seconds(i as i64);
-        for action in ["change.created", "approval.recorded", "change.closed"] {
+        for (action, detail) in [
+            ("change.created", "{}"),
+            ("change.started", r#"{"window":"weekly"}"#),
+            (
+                "change.implemented",
+                r#"{"documentation":"runbook updated"}"#,
+            ),
+        ] {
             seq += 1;
             let e = audit::seal(
                 &prev,
@@ -338,13 +376,14 @@ async fn main() {
                     actor: "admin@msp.example".into(),
                     action: action.into(),
                     subject: number.clone(),
-                    detail: "{}".into(),
+                    detail: detail.into(),
                 },
             );
             rows.push(format!(
-                "({}, {seq}, {}, 'admin@msp.example', '{action}', '{number}', '{{}}', '{}', '{}')",
+                "({}, {seq}, {}, 'admin@msp.example', '{action}', '{number}', {}, '{}', '{}')",
                 big.0,
                 quote(&ts(e.body.at)),
+                quote(detail),
                 e.prev_hash,
                 e.hash
             ));
@@ -370,22 +409,27 @@ async fn main() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
     let before = rss_kib("VmRSS:");
     let t = Instant::now();
-    let r = admin
-        .call_with(
-            "GET",
+    // The client writes the archive to a file as it arrives, as a browser
+    // or the CLI would: the peak is the server's.
+    let mut file = tempfile::tempfile().expect("a temporary file");
+    let status = admin
+        .download(
             "/api/v1/tenants/big-client/evidence?from=2026-11-01&to=2026-11-30&format=bundle",
-            &[],
+            &mut file,
         )
         .await;
     let took = t.elapsed();
-    assert_eq!(r.status.as_u16(), 200, "{}", r.text);
+    assert_eq!(status.as_u16(), 200);
     let peak = rss_kib("VmHWM:");
-    let check = changegate_web::evidence::verify_bundle(&r.bytes).expect("bundle");
+    let size = file.metadata().expect("metadata").len();
+    std::io::Seek::rewind(&mut file).expect("rewound");
+    let check = changegate_web::evidence::verify_bundle_from(std::io::BufReader::new(file))
+        .expect("bundle");
     assert!(check.intact(), "{check:?}");
     println!(
         "evidence bundle of 100,000 changes (300,000 events): {:.2} s, {:.1} MB gzipped, RSS before {:.1} MiB, peak {:.1} MiB (+{:.1} MiB); verified: {} events, intact",
         took.as_secs_f64(),
-        r.bytes.len() as f64 / 1e6,
+        size as f64 / 1e6,
         before as f64 / 1024.0,
         peak as f64 / 1024.0,
         (peak.saturating_sub(before)) as f64 / 1024.0,

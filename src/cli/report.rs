@@ -87,14 +87,15 @@ async fn evidence(a: EvidenceArgs) -> ExitCode {
 }
 
 fn verify(bundle: &std::path::Path) -> ExitCode {
-    let bytes = match std::fs::read(bundle) {
-        Ok(b) => b,
+    let file = match std::fs::File::open(bundle) {
+        Ok(f) => std::io::BufReader::new(f),
         Err(e) => {
             eprintln!("changegate: cannot read {}: {e}", bundle.display());
             return ExitCode::from(2);
         }
     };
-    let check = match changegate_web::evidence::verify_bundle(&bytes) {
+    // Read as it is checked: a bundle of any size fits.
+    let check = match changegate_web::evidence::verify_bundle_from(file) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("changegate: {}: {e}", bundle.display());

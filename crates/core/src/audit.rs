@@ -96,66 +96,101 @@ pub struct Report {
 /// Verify a tenant's events in stored (insertion) order against the head
 /// recorded when the last event was appended.
 pub fn verify(events: &[Event], head_seq: i64) -> Report {
-    let mut prev_hash = GENESIS.to_string();
-    let mut prev_seq = 0i64;
-    let report = |first_break: Option<Break>, head_hash: &str| Report {
-        events: events.len(),
-        intact: first_break.is_none(),
-        first_break,
-        head_hash: head_hash.to_string(),
-    };
-    for (i, e) in events.iter().enumerate() {
+    let mut v = Verifier::new();
+    for e in events {
+        v.push(e);
+    }
+    v.finish(head_seq)
+}
+
+/// [`verify`] one event at a time, for a chain read in pages: it holds
+/// the last link only. Its report is the same as `verify` over the same
+/// events.
+#[derive(Debug, Clone)]
+pub struct Verifier {
+    prev_hash: String,
+    prev_seq: i64,
+    events: usize,
+    /// The first break found, final.
+    found: Option<Break>,
+    /// A gap in the sequence, `(seq found, after)`: a reordering if the
+    /// missing event comes later, else an event missing.
+    gap: Option<(i64, i64)>,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Verifier {
+    pub fn new() -> Self {
+        Verifier {
+            prev_hash: GENESIS.to_string(),
+            prev_seq: 0,
+            events: 0,
+            found: None,
+            gap: None,
+        }
+    }
+
+    /// The next event in stored order.
+    pub fn push(&mut self, e: &Event) {
+        self.events += 1;
+        if self.found.is_some() {
+            return;
+        }
         let seq = e.body.seq;
-        if seq <= prev_seq {
-            return report(
-                Some(Break::Reordered {
-                    seq,
-                    after: prev_seq,
-                }),
-                &prev_hash,
-            );
-        }
-        if link_hash(&e.prev_hash, &e.body) != e.hash {
-            return report(Some(Break::Edited { seq }), &prev_hash);
-        }
-        if seq != prev_seq + 1 {
-            // The expected event stored later means the rows were reordered.
-            if events[i..]
-                .iter()
-                .any(|later| later.body.seq == prev_seq + 1)
-            {
-                return report(
-                    Some(Break::Reordered {
-                        seq,
-                        after: prev_seq,
-                    }),
-                    &prev_hash,
-                );
+        if let Some((found, after)) = self.gap {
+            // The expected event stored later: the rows were reordered.
+            if seq == after + 1 {
+                self.found = Some(Break::Reordered { seq: found, after });
             }
-            return report(
-                Some(Break::Missing {
-                    expected_seq: prev_seq + 1,
-                    found_seq: seq,
-                }),
-                &prev_hash,
-            );
+            return;
         }
-        if e.prev_hash != prev_hash {
-            return report(Some(Break::Unlinked { seq }), &prev_hash);
+        let prev_seq = self.prev_seq;
+        if seq <= prev_seq {
+            self.found = Some(Break::Reordered {
+                seq,
+                after: prev_seq,
+            });
+        } else if link_hash(&e.prev_hash, &e.body) != e.hash {
+            self.found = Some(Break::Edited { seq });
+        } else if seq != prev_seq + 1 {
+            self.gap = Some((seq, prev_seq));
+        } else if e.prev_hash != self.prev_hash {
+            self.found = Some(Break::Unlinked { seq });
+        } else {
+            self.prev_hash.clone_from(&e.hash);
+            self.prev_seq = seq;
         }
-        prev_hash = e.hash.clone();
-        prev_seq = seq;
     }
-    if prev_seq < head_seq {
-        return report(
-            Some(Break::Truncated {
-                last_seq: prev_seq,
-                head_seq,
-            }),
-            &prev_hash,
-        );
+
+    /// The report, against the head recorded when the last event was
+    /// appended.
+    pub fn finish(self, head_seq: i64) -> Report {
+        let first_break = self
+            .found
+            .or_else(|| {
+                self.gap.map(|(found_seq, after)| Break::Missing {
+                    expected_seq: after + 1,
+                    found_seq,
+                })
+            })
+            .or_else(|| {
+                (self.prev_seq < head_seq).then_some(Break::Truncated {
+                    last_seq: self.prev_seq,
+                    head_seq,
+                })
+            });
+        Report {
+            events: self.events,
+            intact: first_break.is_none(),
+            first_break,
+            head_hash: self.prev_hash,
+        }
     }
-    report(None, &prev_hash)
 }
 
 #[cfg(test)]

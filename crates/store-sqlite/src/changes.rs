@@ -237,6 +237,31 @@ pub(crate) async fn list(pool: &SqlitePool, f: &ChangeFilter) -> Result<Vec<Chan
 }
 
 /// The tenant's changes whose planned slot overlaps `[from, to)`.
+pub(crate) async fn created_page(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    after: ChangeNumber,
+    limit: i64,
+) -> Result<Vec<Change>> {
+    select_change!(
+        "WHERE tenant_id = ? AND created_at >= ? AND created_at < ? AND id > ?
+         ORDER BY id LIMIT ?",
+        tenant.0,
+        from,
+        to,
+        after.0,
+        limit
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .map(ChangeRow::into_change)
+    .collect()
+}
+
 pub(crate) async fn planned_between(
     pool: &SqlitePool,
     tenant: TenantId,
@@ -439,23 +464,21 @@ pub(crate) async fn approvals(
 }
 
 /// The approvals of the tenant's changes created in `[from, to)`, in order.
-pub(crate) async fn approvals_between(
+pub(crate) async fn approvals_of_changes(
     pool: &SqlitePool,
     tenant: TenantId,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    first: ChangeNumber,
+    last: ChangeNumber,
 ) -> Result<Vec<Approval>> {
     let rows = sqlx::query!(
         r#"SELECT a.id AS "id!", a.change_id, a.revision, a.approver_id, u.email, a.on_behalf_of, a.decision, a.comment, a.channel,
                   a.fingerprint, a.policy_version, a.at AS "at: DateTime<Utc>"
            FROM approvals a JOIN users u ON u.id = a.approver_id
-           WHERE a.tenant_id = ? AND a.change_id IN
-                 (SELECT id FROM changes WHERE tenant_id = ? AND created_at >= ? AND created_at < ?)
+           WHERE a.tenant_id = ? AND a.change_id >= ? AND a.change_id <= ?
            ORDER BY a.change_id, a.id"#,
         tenant.0,
-        tenant.0,
-        from,
-        to
+        first.0,
+        last.0
     )
     .fetch_all(pool)
     .await

@@ -360,13 +360,13 @@ impl Store for SqliteStore {
         changes::approvals(&self.pool, tenant, change).await
     }
 
-    async fn approvals_between(
+    async fn approvals_of_changes(
         &self,
         tenant: TenantId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        first: ChangeNumber,
+        last: ChangeNumber,
     ) -> Result<Vec<Approval>> {
-        changes::approvals_between(&self.pool, tenant, from, to).await
+        changes::approvals_of_changes(&self.pool, tenant, first, last).await
     }
 
     async fn revisions(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Revision>> {
@@ -379,6 +379,17 @@ impl Store for SqliteStore {
 
     async fn changes_due(&self, now: DateTime<Utc>) -> Result<Vec<Change>> {
         changes::due(&self.pool, now).await
+    }
+
+    async fn changes_created_page(
+        &self,
+        tenant: TenantId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: ChangeNumber,
+        limit: i64,
+    ) -> Result<Vec<Change>> {
+        changes::created_page(&self.pool, tenant, from, to, after, limit).await
     }
 
     async fn changes_planned_between(

@@ -127,19 +127,32 @@ pub trait Store: Send + Sync + 'static {
         write: ChangeWrite,
     ) -> Result<Change>;
     async fn approvals(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Approval>>;
-    /// The approvals of the tenant's changes created in `[from, to)`, by
-    /// change and in order (evidence of a period, in one read).
-    async fn approvals_between(
+    /// The approvals of the tenant's changes numbered `first` to `last`
+    /// (both included), by change and in order: a page of a period's
+    /// evidence in one read.
+    async fn approvals_of_changes(
         &self,
         tenant: TenantId,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
+        first: ChangeNumber,
+        last: ChangeNumber,
     ) -> Result<Vec<Approval>>;
     async fn revisions(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Revision>>;
     async fn comments(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Comment>>;
     /// Changes whose approval expiry, retrospective deadline, reminder or
     /// escalation has come.
     async fn changes_due(&self, now: DateTime<Utc>) -> Result<Vec<Change>>;
+
+    /// A page of the tenant's changes created in `[from, to)`, by number
+    /// from the first after `after`: a period read in order without being
+    /// held whole.
+    async fn changes_created_page(
+        &self,
+        tenant: TenantId,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        after: ChangeNumber,
+        limit: i64,
+    ) -> Result<Vec<Change>>;
 
     /// The tenant's changes with a planned slot overlapping `[from, to)`
     /// (a slot without an end counts as starting and ending at its start),

@@ -129,6 +129,37 @@ impl Actor {
         self.answer(req).await
     }
 
+    /// GET `path`, writing the body to `out` as it arrives: a large
+    /// download (an evidence bundle) is measured without the client
+    /// holding it. Returns the status.
+    pub async fn download(&self, path: &str, out: &mut impl std::io::Write) -> StatusCode {
+        use axum::body::HttpBody;
+        let mut req = Request::builder().method(Method::GET).uri(path);
+        if let Some(t) = &self.token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        let req = req.body(Body::empty()).expect("request builds");
+        let res = self
+            .router
+            .clone()
+            .oneshot(req)
+            .await
+            .expect("router answers");
+        let status = res.status();
+        let mut body = res.into_body();
+        while let Some(frame) =
+            std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+        {
+            if let Ok(data) = frame.expect("body reads").into_data() {
+                out.write_all(&data).expect("body written");
+            }
+        }
+        status
+    }
+
     async fn answer(&self, req: Request<Body>) -> Resp {
         let res = self
             .router
@@ -141,13 +172,23 @@ impl Actor {
         let bytes = axum::body::to_bytes(res.into_body(), 512 << 20)
             .await
             .expect("body reads");
-        let text = String::from_utf8_lossy(&bytes).to_string();
-        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        // An archive is kept once, as bytes; text and JSON are for the rest.
+        let binary = headers
+            .get("content-type")
+            .is_some_and(|t| t.as_bytes().starts_with(b"application/gzip"));
+        let (text, json) = if binary {
+            (String::new(), Value::Null)
+        } else {
+            (
+                String::from_utf8_lossy(&bytes).to_string(),
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            )
+        };
         Resp {
             status,
             json,
             text,
-            bytes: bytes.to_vec(),
+            bytes: Vec::from(bytes),
             headers,
         }
     }

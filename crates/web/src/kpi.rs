@@ -5,7 +5,6 @@
 //! Percentiles are nearest-rank: the p-th percentile of n sorted values
 //! is the value at rank ⌈p·n⌉ (the median of 1, 2, 3, 4 is 2).
 
-use changegate_core::audit::Event;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -103,9 +102,10 @@ fn implemented(c: &ChangeEvidence) -> bool {
     c.outcome.is_some()
 }
 
-/// Every KPI of the evidence's tenant and period; `events` is the
-/// tenant's chain (release outcomes).
-pub fn compute(e: &Evidence, events: &[Event]) -> Kpis {
+/// Every KPI of the evidence's tenant and period; the validation
+/// failures of the releases finished in it are counted as the chain is
+/// read ([`crate::evidence::Gathered`]).
+pub fn compute(e: &Evidence, release_validation_failures: usize) -> Kpis {
     let changes = &e.changes;
     let needs_approval = |c: &&ChangeEvidence| c.kind != "standard";
     let cycle: Vec<f64> = changes
@@ -171,21 +171,6 @@ pub fn compute(e: &Evidence, events: &[Event]) -> Kpis {
             Some((c.finished_at? - from).num_seconds() as f64 / 60.0)
         })
         .collect();
-    let (start, end) = (
-        e.from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc(),
-        e.to.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() + TimeDelta::days(1),
-    );
-    let release_validation_failures = events
-        .iter()
-        .filter(|ev| {
-            ev.body.action == "release.finished" && ev.body.at >= start && ev.body.at < end
-        })
-        .filter_map(|ev| {
-            serde_json::from_str::<serde_json::Value>(&ev.body.detail).ok()?["validation_failures"]
-                .as_u64()
-        })
-        .sum::<u64>() as usize;
-
     Kpis {
         tenant: e.tenant.clone(),
         from: e.from,
@@ -393,7 +378,16 @@ mod tests {
                 detail: r#"{"outcome":"rolled-back","validation_failures":2}"#.into(),
             },
         );
-        let k = compute(&evidence(vec![c1, c2, c3, c4]), &[release]);
+        // Counted as the chain is read, like the export does.
+        let period = crate::evidence::Period::new(
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 1).expect("a valid date"),
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 30).expect("a valid date"),
+        )
+        .expect("a period");
+        let mut fold = crate::evidence::Fold::new(period);
+        fold.event(&release);
+        let (_, _, failures) = fold.finish();
+        let k = compute(&evidence(vec![c1, c2, c3, c4]), failures);
         assert_eq!(k.changes, 4);
         // Cycle times 2, 24, 0.5 → sorted 0.5, 2, 24: median rank 2 = 2, p90 rank 3 = 24.
         assert_eq!(
@@ -457,7 +451,7 @@ mod tests {
 
     #[test]
     fn an_empty_period_has_no_ratios() {
-        let k = compute(&evidence(Vec::new()), &[]);
+        let k = compute(&evidence(Vec::new()), 0);
         assert_eq!(k.success_rate.ratio, None);
         assert!(shares_chart(&k).contains("no data"));
     }

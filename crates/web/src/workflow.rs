@@ -157,10 +157,27 @@ impl People {
 }
 
 /// Maps ids to e-mails, asking the store for people it has not seen.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Emails(BTreeMap<UserId, String>);
 
 impl Emails {
+    /// Also the addresses of `ids` not known yet.
+    pub async fn load_more(
+        &mut self,
+        store: &dyn Store,
+        ids: impl IntoIterator<Item = UserId>,
+    ) -> Result<(), ApiError> {
+        let unknown: Vec<UserId> = ids
+            .into_iter()
+            .filter(|id| !self.0.contains_key(id))
+            .collect();
+        if !unknown.is_empty() {
+            let more = Emails::load(store, unknown).await?;
+            self.0.extend(more.0);
+        }
+        Ok(())
+    }
+
     pub async fn load(
         store: &dyn Store,
         ids: impl IntoIterator<Item = UserId>,

@@ -67,24 +67,44 @@ pub async fn export(
     if !matches!(format, "json" | "csv" | "bundle") {
         return Err(ApiError::invalid("format", "use json, csv or bundle"));
     }
-    let (e, events) = evidence::gather(state.store.as_ref(), &t.tenant, period, now).await?;
-    let name = format!("evidence-{}-{}-{}", e.tenant, e.from, e.to);
-    let attachment = |ext: &str| format!("attachment; filename=\"{name}.{ext}\"");
+    if format == "bundle" {
+        let gz = evidence::export_bundle(state.store.as_ref(), &t.tenant, period, now).await?;
+        let name = evidence::write::folder(t.tenant.slug.as_str(), period.from, period.to);
+        // Streamed from its temporary file: never in memory whole.
+        let length = gz.len.to_string();
+        let body = axum::body::Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            tokio::fs::File::from_std(gz.file),
+            1 << 16,
+        ));
+        return Ok((
+            [
+                (header::CONTENT_TYPE, "application/gzip".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{name}.tar.gz\""),
+                ),
+                (header::CONTENT_LENGTH, length),
+            ],
+            body,
+        )
+            .into_response());
+    }
+    let e = evidence::gather(state.store.as_ref(), &t.tenant, period, now)
+        .await?
+        .evidence;
     Ok(match format {
         "csv" => (
             [
                 (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-                (header::CONTENT_DISPOSITION, attachment("csv")),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!(
+                        "attachment; filename=\"{}.csv\"",
+                        evidence::write::folder(&e.tenant, e.from, e.to)
+                    ),
+                ),
             ],
             evidence::csv(&e)?,
-        )
-            .into_response(),
-        "bundle" => (
-            [
-                (header::CONTENT_TYPE, "application/gzip".to_string()),
-                (header::CONTENT_DISPOSITION, attachment("tar.gz")),
-            ],
-            evidence::bundle(&e, &events)?,
         )
             .into_response(),
         _ => axum::Json(e).into_response(),

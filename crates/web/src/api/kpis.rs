@@ -5,6 +5,7 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use changegate_core::TenantId;
 use changegate_core::authz::{self, Action};
 use chrono::TimeDelta;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -12,6 +13,7 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 use utoipa::IntoParams;
@@ -37,9 +39,8 @@ pub struct KpiQuery {
 
 /// The KPIs of `t` in `period`.
 pub async fn of(state: &AppState, t: &InTenant, period: Period) -> ApiResult<Kpis> {
-    let (e, events) =
-        evidence::gather(state.store.as_ref(), &t.tenant, period, state.now()).await?;
-    Ok(kpi::compute(&e, &events))
+    let g = evidence::gather(state.store.as_ref(), &t.tenant, period, state.now()).await?;
+    Ok(kpi::compute(&g.evidence, g.release_validation_failures))
 }
 
 /// Approval cycle time (median, p90), approver responsiveness, change
@@ -70,16 +71,22 @@ struct TenantLabel {
 /// How long a rendering of `/metrics` is served before the KPIs are read again.
 const METRICS_FOR: Duration = Duration::from_secs(60);
 
-/// The rendered metrics, and when.
+/// The rendered metrics, and when; and each tenant's KPIs with the audit
+/// head and period they were computed at, reused while the head has not
+/// moved (every write of a tenant's records moves it), so an idle
+/// tenant's chain is not read again every minute.
 #[derive(Default)]
-pub struct MetricsCache(tokio::sync::Mutex<Option<(Instant, String)>>);
+pub struct MetricsCache {
+    rendered: tokio::sync::Mutex<Option<(Instant, String)>>,
+    kpis: std::sync::Mutex<HashMap<TenantId, (i64, Period, Kpis)>>,
+}
 
 /// Prometheus text: per tenant (one label, as many values as tenants),
 /// the KPIs of the last 30 days. Installation admins only (tenant names
 /// are data); rendered at most once a minute.
 pub async fn metrics(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult<Response> {
     authz::authorize_admin(&caller)?;
-    let mut cached = state.metrics.0.lock().await;
+    let mut cached = state.metrics.rendered.lock().await;
     if let Some((at, text)) = cached.as_ref()
         && at.elapsed() < METRICS_FOR
     {
@@ -165,10 +172,27 @@ async fn render(state: &AppState) -> ApiResult<String> {
         "time_to_restore_median_minutes",
         "Median minutes to restore after a failed change",
     );
+    let heads = state.store.audit_heads().await?;
     for tenant in state.snapshots.tenants(state).await?.iter() {
-        let (e, events) =
-            evidence::gather(state.store.as_ref(), tenant, period, state.now()).await?;
-        let k = kpi::compute(&e, &events);
+        let head = heads.get(&tenant.id).copied().unwrap_or_default();
+        let known = state
+            .metrics
+            .kpis
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&tenant.id).cloned())
+            .filter(|(h, p, _)| (*h, *p) == (head, period));
+        let k = match known {
+            Some((_, _, k)) => k,
+            None => {
+                let g = evidence::gather(state.store.as_ref(), tenant, period, state.now()).await?;
+                let k = kpi::compute(&g.evidence, g.release_validation_failures);
+                if let Ok(mut m) = state.metrics.kpis.lock() {
+                    m.insert(tenant.id, (head, period, k.clone()));
+                }
+                k
+            }
+        };
         let l = TenantLabel {
             tenant: tenant.slug.to_string(),
         };

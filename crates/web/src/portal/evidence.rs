@@ -77,7 +77,9 @@ pub async fn evidence(
         format: None,
     };
     let period = api::evidence::period(&query, now.date_naive())?;
-    let (e, _) = crate::evidence::gather(state.store.as_ref(), &t.tenant, period, now).await?;
+    let e = crate::evidence::gather(state.store.as_ref(), &t.tenant, period, now)
+        .await?
+        .evidence;
     let rows = e
         .changes
         .iter()
