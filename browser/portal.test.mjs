@@ -339,7 +339,21 @@ for (const db of DATABASES) {
       for (const hidden of ['Upgrade payments-api', 'payments-api 2.4.0 restored', 'helm revision 12', 'client-a', number]) {
         assert.equal(await bob.getByText(hidden).count(), 0, hidden);
       }
-      assert.equal(await bob.getByRole('button').filter({ hasText: /Authorize|Record|Finish/ }).count(), 0);
+      assert.equal(await bob.getByRole('button').filter({ hasText: /Authorize|Record|Finish|Close/ }).count(), 0);
+
+      // The post-implementation reviews from each change's page, then the release closes.
+      for (const [tenant, change] of [['client-a', number], ['client-b', theirs]]) {
+        await page.goto(`${server.url}/t/${tenant}/changes/${change}`);
+        assert.equal(await page.getByLabel('Outcome').inputValue(), 'rolled-back');
+        await page.getByLabel('What happened').fill('the VPN rotation broke the tunnel; both clients rolled back within the window');
+        await page.getByLabel('Lessons').fill('test the tunnel from the client side before the rotation');
+        await page.getByRole('button', { name: 'Record the review and close' }).click();
+        await page.getByText('closed', { exact: true }).first().waitFor();
+      }
+      assert.equal(await state(), 'closed');
+      await page.goto(`${server.url}/releases/${release}`);
+      await page.getByRole('button', { name: 'Close (after every change\'s review)' }).click();
+      await page.getByText(/State closed/).waitFor();
 
       await page.goto(`${server.url}/t/client-a/calendar?view=agenda`);
       await page.getByRole('link', { name: new RegExp(`${release} Saturday night`) }).first().waitFor();

@@ -191,6 +191,12 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             Tenant(Decide),
             post(pages::decide),
         ),
+        r(
+            "POST",
+            "/t/{tenant}/changes/{number}/review",
+            Tenant(Implement),
+            post(pages::review),
+        ),
     ]
 }
 

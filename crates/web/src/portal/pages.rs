@@ -484,6 +484,9 @@ struct ChangePage {
     c: ChangeModel,
     waiting: Option<String>,
     can_decide: bool,
+    /// The outcome to review, when the viewer may record the
+    /// post-implementation review now.
+    review_outcome: Option<String>,
     csrf: String,
     approvals: Vec<ApprovalRow>,
     timeline: Vec<EventRow>,
@@ -564,6 +567,14 @@ pub async fn change(
     };
     let can_decide =
         t.authorize(Action::Decide).is_ok() && waits_for(store, &c, viewer.principal.user).await?;
+    let review_outcome = match c.state {
+        ChangeState::Implemented => Some("succeeded"),
+        ChangeState::Failed => Some("failed"),
+        ChangeState::RolledBack => Some("rolled-back"),
+        _ => None,
+    }
+    .filter(|_| t.authorize(Action::Implement).is_ok())
+    .map(str::to_string);
     let report = state.snapshots.chain(&state, &t.tenant).await?;
     let timeline = store
         .audit_events_about(t.tenant.id, &c.number.to_string())
@@ -633,6 +644,7 @@ pub async fn change(
         c: model,
         waiting,
         can_decide,
+        review_outcome,
         csrf: viewer.csrf.clone(),
         approvals: approvals
             .iter()
@@ -714,4 +726,44 @@ pub async fn decide(
         .map(|board| format!("{agenda}{board}"));
     let to = back.unwrap_or_else(|| format!("/t/{}/changes/{}", t.tenant.slug, saved.number));
     Ok(Redirect::to(&to).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ReviewForm {
+    csrf: String,
+    #[serde(default)]
+    outcome: String,
+    #[serde(default)]
+    notes: String,
+    #[serde(default)]
+    lessons: String,
+}
+
+/// The post-implementation review from the change page, through the
+/// API's handler: the change closes.
+pub async fn review(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(p): Path<ChangePath>,
+    Form(form): Form<ReviewForm>,
+) -> PageResult<Response> {
+    viewer.check_csrf(&form.csrf)?;
+    let t = in_tenant(&state, &viewer, &p.tenant).await?;
+    t.authorize(Action::Implement)?;
+    let slug = t.tenant.slug.to_string();
+    let axum::Json(saved) = crate::api::lifecycle::review(
+        State(state.clone()),
+        t,
+        Path(crate::api::ChangePath {
+            tenant: slug.clone(),
+            number: p.number.clone(),
+        }),
+        crate::api::Body(crate::dto::ReviewBody {
+            outcome: form.outcome,
+            notes: form.notes,
+            lessons: form.lessons,
+        }),
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/t/{slug}/changes/{}", saved.number)).into_response())
 }
