@@ -8,16 +8,31 @@
 //! the mark in the same transaction, only from the mark it read. So a
 //! restart resumes from the mark (nothing missed), and a second replica
 //! passing over the same stretch writes nothing (nothing doubled). A
-//! tenant's first pass starts its mark at that moment.
+//! tenant's first pass starts its mark at that moment; with nothing to
+//! record, the mark moves at most once a minute. Compiled windows are
+//! kept between passes until the tenant's audit head moves.
 
 use changegate_core::TenantId;
 use changegate_core::window::{CompiledWindow, WindowKind, WindowSpec};
 use changegate_store::{NewEvent, ObjectKind, Store, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// How far back a pass catches up after a long stop.
 const CATCH_UP: TimeDelta = TimeDelta::days(31);
+
+/// With nothing to record, a tenant's mark moves at most this often: not
+/// a write a second per tenant for nothing.
+const MARK_EVERY: TimeDelta = TimeDelta::minutes(1);
+
+/// Each tenant's compiled windows with the audit head they were read at:
+/// a pass reads and compiles a tenant's windows again only once a write
+/// (every write of a tenant's records moves its head) may have changed
+/// them.
+#[derive(Default)]
+pub struct Windows(HashMap<TenantId, (i64, Arc<Vec<CompiledWindow>>)>);
 
 /// A boundary a pass recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,8 +96,18 @@ pub struct Pass {
 
 /// One pass at `now` over every tenant.
 pub async fn run(store: &dyn Store, now: DateTime<Utc>) -> Result<Pass, StoreError> {
+    run_with(store, now, &mut Windows::default()).await
+}
+
+/// [`run`], with the windows compiled by earlier passes.
+pub async fn run_with(
+    store: &dyn Store,
+    now: DateTime<Utc>,
+    cache: &mut Windows,
+) -> Result<Pass, StoreError> {
     let mut done = Vec::new();
     let mut next: Option<DateTime<Utc>> = None;
+    let heads = store.audit_heads().await?;
     for tenant in store.tenants(None).await? {
         let key = mark_of(tenant.id);
         let mark = store.job_mark(&key).await?;
@@ -96,7 +121,15 @@ pub async fn run(store: &dyn Store, now: DateTime<Utc>) -> Result<Pass, StoreErr
             continue;
         }
         let from = since.max(now - CATCH_UP);
-        let windows = windows(store, tenant.id).await?;
+        let head = heads.get(&tenant.id).copied().unwrap_or_default();
+        let windows = match cache.0.get(&tenant.id) {
+            Some((at, w)) if *at == head => Arc::clone(w),
+            _ => {
+                let w = Arc::new(windows(store, tenant.id).await?);
+                cache.0.insert(tenant.id, (head, Arc::clone(&w)));
+                w
+            }
+        };
         let slug = tenant.slug.as_str();
         let coming = boundaries(&windows, slug, now, now + TimeDelta::days(1))
             .first()
@@ -106,6 +139,9 @@ pub async fn run(store: &dyn Store, now: DateTime<Utc>) -> Result<Pass, StoreErr
             (a, b) => a.or(b),
         };
         let found = boundaries(&windows, slug, from, now);
+        if found.is_empty() && now - since < MARK_EVERY {
+            continue;
+        }
         let events: Vec<NewEvent> = found
             .iter()
             .map(|(name, kind, action, at)| NewEvent {

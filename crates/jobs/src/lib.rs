@@ -122,6 +122,7 @@ pub async fn run(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
     let mut boundary: Option<tokio::time::Instant> = None;
+    let mut windows = boundaries::Windows::default();
     loop {
         let wake = async {
             match boundary {
@@ -145,7 +146,7 @@ pub async fn run(
             }
         }
         boundary = None;
-        match boundaries::run(store.as_ref(), Utc::now()).await {
+        match boundaries::run_with(store.as_ref(), Utc::now(), &mut windows).await {
             Ok(pass) => {
                 for b in pass.recorded {
                     tracing::info!(tenant = %b.tenant, window = %b.window, action = b.action, at = %b.at, "window boundary");

@@ -110,4 +110,50 @@ async fn each_boundary_is_recorded_once_across_a_restart_and_two_replicas(db: Te
     assert!(audit.intact);
 }
 
-changegate_testkit::store_tests!(each_boundary_is_recorded_once_across_a_restart_and_two_replicas);
+/// Passes with nothing to record write nothing for a minute; a window
+/// edited between passes is read again (the compiled windows are kept
+/// only while the tenant's audit head stands).
+async fn idle_passes_write_nothing_and_an_edited_window_is_seen(db: TestDb) {
+    let store = db.store();
+    let tenant = tenant_with_a_window(store.as_ref()).await;
+    let key = format!("windows:{}", tenant.0);
+    let mut cache = changegate_jobs::boundaries::Windows::default();
+    let mut pass = async |now| {
+        changegate_jobs::boundaries::run_with(store.as_ref(), now, &mut cache)
+            .await
+            .expect("a pass")
+    };
+    pass(at(27, 10, 0, 0)).await;
+    let started = store.job_mark(&key).await.expect("mark");
+    assert_eq!(started, Some(at(27, 10, 0, 0)));
+    for s in 1..30 {
+        pass(at(27, 10, 0, s)).await;
+    }
+    assert_eq!(store.job_mark(&key).await.expect("mark"), started, "idle");
+    pass(at(27, 10, 1, 0)).await;
+    assert_eq!(
+        store.job_mark(&key).await.expect("mark"),
+        Some(at(27, 10, 1, 0)),
+        "a minute on, the mark moves"
+    );
+    // A window opening in a minute, added between two passes.
+    let soon = r#"{"timeZone":"UTC","schedule":{"ranges":[{"start":"2026-11-27T10:02:00Z","end":"2026-11-27T10:03:00Z"}]}}"#;
+    store
+        .put_object(tenant, ObjectKind::Window, "soon", soon, "test")
+        .await
+        .expect("window");
+    assert_eq!(pass(at(27, 10, 1, 30)).await.next, Some(at(27, 10, 2, 0)));
+    let opened = pass(at(27, 10, 2, 1)).await.recorded;
+    assert_eq!(
+        opened
+            .iter()
+            .map(|b| (b.window.as_str(), b.action))
+            .collect::<Vec<_>>(),
+        [("soon", "window.opened")]
+    );
+}
+
+changegate_testkit::store_tests!(
+    each_boundary_is_recorded_once_across_a_restart_and_two_replicas,
+    idle_passes_write_nothing_and_an_edited_window_is_seen
+);
