@@ -21,7 +21,6 @@ use std::sync::Arc;
 use crate::AppState;
 use crate::api::releases::Loaded;
 use crate::error::ApiResult;
-use crate::workflow;
 
 /// A slot's length when none is planned.
 pub const DEFAULT_LENGTH: TimeDelta = TimeDelta::hours(1);
@@ -46,15 +45,15 @@ pub async fn involved(state: &AppState, loaded: &Loaded) -> ApiResult<Vec<Involv
         out.push(Involved {
             tenant: tenant.clone(),
             changes,
-            // Prepared: a slot search asks the windows thousands of times.
-            windows: workflow::windows_prepared(
-                store,
-                *id,
-                state.now() - TimeDelta::days(2),
-                state.now() + TimeDelta::days(800),
-            )
-            .await?,
-            policy: workflow::policy(store, *id).await?.1,
+            // Prepared once a day and write: a slot search asks the
+            // windows thousands of times.
+            windows: state
+                .snapshots
+                .windows_ahead(state, tenant)
+                .await?
+                .as_ref()
+                .clone(),
+            policy: state.snapshots.of(state, tenant).await?.policy.clone(),
         });
     }
     Ok(out)

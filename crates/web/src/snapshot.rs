@@ -22,7 +22,7 @@ use changegate_core::catalogue::{ConfigurationItem, Enforcement as Binding};
 use changegate_core::change::ChangeState;
 use changegate_core::gate::{GateChange, TenantGate};
 use changegate_core::policy::PolicySpec;
-use changegate_core::window::WindowSpec;
+use changegate_core::window::{CompiledWindow, WindowSpec};
 use changegate_store::{Change, ChangeFilter, Store, StoreError, Tenant, TokenScope, User};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::Hash;
@@ -104,9 +104,49 @@ pub struct Snapshots {
     bindings: Cache<(), u64, Bindings>,
     heads: Cache<(), (), Heads>,
     chains: Cache<String, (), ChainVerdict>,
+    /// Each tenant's windows prepared for slot searches, with the audit
+    /// head and the day they were prepared at.
+    prepared: Mutex<HashMap<TenantId, Prepared>>,
 }
 
+type Prepared = (i64, chrono::NaiveDate, Arc<Vec<Arc<CompiledWindow>>>);
+
 impl Snapshots {
+    /// `tenant`'s windows prepared from two days before today to 800 days
+    /// ahead (a slot search asks them thousands of questions): kept while
+    /// its snapshot's audit head stands and the day is the same.
+    pub async fn windows_ahead(
+        &self,
+        state: &AppState,
+        tenant: &Tenant,
+    ) -> ApiResult<Arc<Vec<Arc<CompiledWindow>>>> {
+        let head = self.of(state, tenant).await?.head;
+        let day = state.now().date_naive();
+        let known = self
+            .prepared
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&tenant.id).cloned())
+            .filter(|(h, d, _)| (*h, *d) == (head, day));
+        if let Some((_, _, w)) = known {
+            return Ok(w);
+        }
+        let start = day.and_time(chrono::NaiveTime::MIN).and_utc();
+        let w = Arc::new(
+            workflow::windows_prepared(
+                state.store.as_ref(),
+                tenant.id,
+                start - chrono::TimeDelta::days(2),
+                start + chrono::TimeDelta::days(801),
+            )
+            .await?,
+        );
+        if let Ok(mut m) = self.prepared.lock() {
+            m.insert(tenant.id, (head, day, Arc::clone(&w)));
+        }
+        Ok(w)
+    }
+
     /// `tenant`'s snapshot: rebuilt after a write to it or to no tenant in
     /// particular (a write to another tenant leaves it be).
     pub async fn of(&self, state: &AppState, tenant: &Tenant) -> ApiResult<Arc<TenantSnapshot>> {
