@@ -4,7 +4,7 @@
 //! configuration items in that slot, and the earliest slot the windows
 //! and those bookings allow. Nothing is written.
 
-use changegate_core::change::{ChangeState, ChangeType};
+use changegate_core::change::ChangeType;
 use changegate_core::slot::{self, Booking, Rules};
 use changegate_core::window::{CompiledWindow, WindowKind};
 use changegate_core::{TenantId, UserId};
@@ -17,6 +17,7 @@ use utoipa::ToSchema;
 
 use crate::AppState;
 use crate::error::ApiResult;
+use crate::schedule;
 use crate::workflow;
 
 /// A slot asked for without a planned end lasts this long.
@@ -238,49 +239,27 @@ async fn bookings(
     Ok((bookings, states))
 }
 
-/// Where `user` is booked from `now` on, in any tenant, as bookings of
-/// the item `implementer:<id>`: a change of `tenant` by its number,
-/// another client's only by when it starts.
+/// Where `user` is booked from `now` on, in any tenant: a change of
+/// `tenant` by its number, another client's only by when it starts.
 async fn implementer_bookings(
     state: &AppState,
     tenant: &Tenant,
     user: UserId,
     now: DateTime<Utc>,
 ) -> ApiResult<Vec<Booking>> {
-    let item = format!("implementer:{}", user.0);
     let ahead = now + TimeDelta::days(800);
-    Ok(state
-        .store
-        .changes_implemented_between(user, now, ahead)
-        .await?
-        .into_iter()
-        .filter(|c| {
-            matches!(
-                c.state,
-                ChangeState::AwaitingApproval
-                    | ChangeState::Approved
-                    | ChangeState::Scheduled
-                    | ChangeState::Implementing
-            )
-        })
-        .filter_map(|c| {
-            let start = c.content.planned_start?;
-            let number = if c.tenant == tenant.id {
-                c.number.to_string()
-            } else {
-                format!(
-                    "another client's booking from {}",
-                    start.format("%Y-%m-%d %H:%M UTC")
-                )
-            };
-            Some(Booking {
-                number,
-                configuration_items: vec![item.clone()],
-                start,
-                end: c.content.planned_end.unwrap_or(start + DEFAULT_SLOT),
+    Ok(
+        schedule::implementer_bookings(state, user, now, ahead, &Default::default())
+            .await?
+            .into_iter()
+            .map(|(t, _, mut b)| {
+                if t != tenant.id {
+                    b.number = schedule::hidden_booking(b.start);
+                }
+                b
             })
-        })
-        .collect())
+            .collect(),
+    )
 }
 
 fn window_notes(

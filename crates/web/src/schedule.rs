@@ -68,7 +68,8 @@ fn items(slug: &str, c: &Change) -> Vec<String> {
         .collect()
 }
 
-const IN_FLIGHT: [ChangeState; 4] = [
+/// The states in which a change with a planned slot books it.
+pub(crate) const IN_FLIGHT: [ChangeState; 4] = [
     ChangeState::AwaitingApproval,
     ChangeState::Approved,
     ChangeState::Scheduled,
@@ -78,6 +79,48 @@ const IN_FLIGHT: [ChangeState; 4] = [
 /// Each booking's number with the tenants it belongs to: a conflict names
 /// another tenant's booking only as "another client's booking".
 type Owners = BTreeMap<String, BTreeSet<String>>;
+
+/// How another client's booking is named: by when it starts, never by
+/// its number.
+pub(crate) fn hidden_booking(start: DateTime<Utc>) -> String {
+    format!(
+        "another client's booking from {}",
+        start.format("%Y-%m-%d %H:%M UTC")
+    )
+}
+
+/// Where `user` is booked over `[from, to)` in every tenant: their changes
+/// in flight with a planned slot (not those in `skip`), each a booking of
+/// the item `implementer:<id>`, with its tenant and number.
+pub(crate) async fn implementer_bookings(
+    state: &AppState,
+    user: UserId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    skip: &BTreeSet<ChangeNumber>,
+) -> ApiResult<Vec<(TenantId, ChangeNumber, Booking)>> {
+    let item = format!("implementer:{}", user.0);
+    Ok(state
+        .store
+        .changes_implemented_between(user, from, to)
+        .await?
+        .into_iter()
+        .filter(|c| IN_FLIGHT.contains(&c.state) && !skip.contains(&c.number))
+        .filter_map(|c| {
+            let start = c.content.planned_start?;
+            Some((
+                c.tenant,
+                c.number,
+                Booking {
+                    number: c.number.to_string(),
+                    configuration_items: vec![item.clone()],
+                    start,
+                    end: c.content.planned_end.unwrap_or(start + DEFAULT_LENGTH),
+                },
+            ))
+        })
+        .collect())
+}
 
 /// The implementers `involved`'s changes name.
 fn implementers(involved: &[Involved]) -> BTreeSet<UserId> {
@@ -323,10 +366,7 @@ pub async fn conflicts(
                                     .map(|b| b.start)
                                     .unwrap_or(start);
                                 (
-                                    format!(
-                                        "another client's booking from {}",
-                                        at.format("%Y-%m-%d %H:%M UTC")
-                                    ),
+                                    hidden_booking(at),
                                     format!("other-{}", at.format("%Y%m%dT%H%MZ")),
                                 )
                             };
@@ -472,29 +512,14 @@ pub async fn proposal(
     // far ahead as the search needs, two weeks first, four times further
     // each time the slot found lies past what was read (a busy engineer's
     // year is not read to find a slot next Saturday).
-    let mut seen: BTreeSet<ChangeNumber> = BTreeSet::new();
+    // (A change read before is skipped like the release's own.)
+    let mut skip = mine;
     let (mut from, mut until) = (now, now + TimeDelta::days(14));
     loop {
         for user in &people {
-            let item = format!("implementer:{}", user.0);
-            for c in state
-                .store
-                .changes_implemented_between(*user, from, until)
-                .await?
-            {
-                if let (true, Some(start)) = (
-                    IN_FLIGHT.contains(&c.state)
-                        && !mine.contains(&c.number)
-                        && seen.insert(c.number),
-                    c.content.planned_start,
-                ) {
-                    bookings.push(Booking {
-                        number: c.number.to_string(),
-                        configuration_items: vec![item.clone()],
-                        start,
-                        end: c.content.planned_end.unwrap_or(start + DEFAULT_LENGTH),
-                    });
-                }
+            for (_, n, b) in implementer_bookings(state, *user, from, until, &skip).await? {
+                skip.insert(n);
+                bookings.push(b);
             }
         }
         let found = slot::earliest_for_all(&rules, &all_items, now, length, &bookings);
