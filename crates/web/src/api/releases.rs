@@ -1016,54 +1016,35 @@ async fn schedule_start(
     save_events(state, caller, &r, expected, events).await
 }
 
+/// Another release of `c` than `r` in one of `states`, if there is one.
+async fn other_release_of(
+    state: &AppState,
+    r: &Release,
+    tenant: TenantId,
+    c: &Change,
+    states: &[ReleaseState],
+) -> ApiResult<Option<Release>> {
+    Ok(state
+        .store
+        .releases_of_change(tenant, c.number)
+        .await?
+        .into_iter()
+        .find(|o| o.number != r.number && states.contains(&o.state)))
+}
+
 /// A change another release is deploying (or rolling back) is not
 /// deployed by a second one at the same time: the stages of a change go
 /// one after the other, so the outcome of each lands on a change in a
 /// known state.
 async fn busy(state: &AppState, r: &Release, inv: &Involved, c: &Change) -> ApiResult<()> {
-    let running = state
-        .store
-        .releases_of_change(inv.tenant.id, c.number)
-        .await?
-        .into_iter()
-        .find(|o| {
-            o.number != r.number
-                && matches!(o.state, ReleaseState::Deploying | ReleaseState::RollingBack)
-        });
-    match running {
+    use ReleaseState::*;
+    match other_release_of(state, r, inv.tenant.id, c, &[Deploying, RollingBack]).await? {
         Some(o) => Err(ApiError::state(format!(
             "{} of {} is being delivered by {} ({}); finish that release before starting this one",
             c.number, inv.tenant.slug, o.number, o.state
         ))),
         None => Ok(()),
     }
-}
-
-/// The other releases of `c` whose plan was authorized and that have not
-/// finished: they hold it scheduled (or implementing) too.
-async fn held_elsewhere(
-    state: &AppState,
-    r: &Release,
-    tenant: TenantId,
-    c: &Change,
-) -> ApiResult<Vec<ReleaseNumber>> {
-    Ok(state
-        .store
-        .releases_of_change(tenant, c.number)
-        .await?
-        .into_iter()
-        .filter(|o| {
-            o.number != r.number
-                && matches!(
-                    o.state,
-                    ReleaseState::BuildAndTest
-                        | ReleaseState::Ready
-                        | ReleaseState::Deploying
-                        | ReleaseState::RollingBack
-                )
-        })
-        .map(|o| o.number)
-        .collect())
 }
 
 fn refusal(e: release::Refusal) -> ApiError {
@@ -1363,20 +1344,11 @@ pub async fn finish(
             };
             match outcome {
                 Outcome::Succeeded => {
-                    let later = state
-                        .store
-                        .releases_of_change(inv.tenant.id, c.number)
+                    use ReleaseState::*;
+                    let unfinished = [Planning, BuildAndTest, Ready, Deploying, RollingBack];
+                    let later = other_release_of(&state, &r, inv.tenant.id, c, &unfinished)
                         .await?
-                        .into_iter()
-                        .any(|o| {
-                            o.number != r.number
-                                && !matches!(
-                                    o.state,
-                                    ReleaseState::Finished
-                                        | ReleaseState::Closed
-                                        | ReleaseState::Cancelled
-                                )
-                        });
+                        .is_some();
                     if later {
                         w.events.push(change_event(
                             &actor,
@@ -1529,9 +1501,11 @@ pub async fn cancel(
     for inv in schedule::involved(&state, &loaded).await? {
         for c in &inv.changes {
             // Another release still holds it: it stays as that one left it.
-            if !held_elsewhere(&state, &r, inv.tenant.id, c)
+            use ReleaseState::*;
+            let held = [BuildAndTest, Ready, Deploying, RollingBack];
+            if other_release_of(&state, &r, inv.tenant.id, c, &held)
                 .await?
-                .is_empty()
+                .is_some()
             {
                 continue;
             }
