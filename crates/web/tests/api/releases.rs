@@ -904,6 +904,33 @@ async fn a_release_authorized_ahead_starts_once_at_its_planned_start(app: TestAp
 
 /// One change delivered in two stages: the first release leaves it
 /// implementing, the second implements it.
+/// A release of client A's change `a` alone, in `[start, end)`, with one
+/// deploy step, planned and built: ready to deploy. Its number.
+async fn stage(rita: &Actor, a: &str, name: &str, start: &str, end: &str) -> String {
+    let rel = rita
+        .post(
+            "/api/v1/releases",
+            json!({ "name": name, "changes": [ { "tenant": "client-a", "change": a } ],
+                    "planned_start": start, "planned_end": end,
+                    "runbook": [ { "kind": "deploy", "title": name } ] }),
+        )
+        .await
+        .status(201)
+        .json["number"]
+        .as_str()
+        .expect("number")
+        .to_string();
+    for phase in ["plan", "build-and-test"] {
+        rita.post(
+            &format!("/api/v1/releases/{rel}/phases"),
+            json!({ "phase": phase }),
+        )
+        .await
+        .ok();
+    }
+    rel
+}
+
 async fn a_change_delivered_by_two_releases_is_implemented_by_the_last(app: TestApp) {
     let m = Msp::setup(&app).await;
     let rita = release_manager(&app).await;
@@ -914,32 +941,22 @@ async fn a_change_delivered_by_two_releases_is_implemented_by_the_last(app: Test
         json!({ "test_evidence": "green" }),
     )
     .await;
-    let stage = async |name: &str, start: &str, end: &str| {
-        let rel = rita
-            .post(
-                "/api/v1/releases",
-                json!({ "name": name, "changes": [ { "tenant": "client-a", "change": a } ],
-                        "planned_start": start, "planned_end": end,
-                        "runbook": [ { "kind": "deploy", "title": name } ] }),
-            )
-            .await
-            .status(201)
-            .json["number"]
-            .as_str()
-            .expect("number")
-            .to_string();
-        for phase in ["plan", "build-and-test"] {
-            rita.post(
-                &format!("/api/v1/releases/{rel}/phases"),
-                json!({ "phase": phase }),
-            )
-            .await
-            .ok();
-        }
-        rel
-    };
-    let first = stage("stage 1", "2026-11-28T01:00:00Z", "2026-11-28T02:00:00Z").await;
-    let second = stage("stage 2", "2026-12-05T01:00:00Z", "2026-12-05T02:00:00Z").await;
+    let first = stage(
+        &rita,
+        &a,
+        "stage 1",
+        "2026-11-28T01:00:00Z",
+        "2026-11-28T02:00:00Z",
+    )
+    .await;
+    let second = stage(
+        &rita,
+        &a,
+        "stage 2",
+        "2026-12-05T01:00:00Z",
+        "2026-12-05T02:00:00Z",
+    )
+    .await;
     let state = async || m.eve.get(&format!("{A}/changes/{a}")).await.ok()["state"].clone();
     assert_eq!(state().await, "scheduled");
     let run = async |rel: &str| {
@@ -1075,33 +1092,23 @@ async fn stages_run_one_after_the_other_and_a_cancel_leaves_the_others_alone(app
     let rita = release_manager(&app).await;
     weekly_windows(&m).await;
     let a = approved_in_a(&m, "Migrate payments", json!({ "test_evidence": "green" })).await;
-    let stage = async |name: &str, start: &str, end: &str| {
-        let rel = rita
-            .post(
-                "/api/v1/releases",
-                json!({ "name": name, "changes": [ { "tenant": "client-a", "change": a } ],
-                        "planned_start": start, "planned_end": end,
-                        "runbook": [ { "kind": "deploy", "title": name } ] }),
-            )
-            .await
-            .status(201)
-            .json["number"]
-            .as_str()
-            .expect("number")
-            .to_string();
-        for phase in ["plan", "build-and-test"] {
-            rita.post(
-                &format!("/api/v1/releases/{rel}/phases"),
-                json!({ "phase": phase }),
-            )
-            .await
-            .ok();
-        }
-        rel
-    };
     let state = async || m.eve.get(&format!("{A}/changes/{a}")).await.ok()["state"].clone();
-    let first = stage("stage 1", "2026-11-28T01:00:00Z", "2026-11-28T01:30:00Z").await;
-    let spare = stage("spare", "2026-12-05T01:00:00Z", "2026-12-05T02:00:00Z").await;
+    let first = stage(
+        &rita,
+        &a,
+        "stage 1",
+        "2026-11-28T01:00:00Z",
+        "2026-11-28T01:30:00Z",
+    )
+    .await;
+    let spare = stage(
+        &rita,
+        &a,
+        "spare",
+        "2026-12-05T01:00:00Z",
+        "2026-12-05T02:00:00Z",
+    )
+    .await;
     // Cancelling the spare leaves the change scheduled for the first.
     let r = rita
         .post(&format!("/api/v1/releases/{spare}/cancel"), json!({}))
@@ -1113,7 +1120,14 @@ async fn stages_run_one_after_the_other_and_a_cancel_leaves_the_others_alone(app
         "scheduled",
         "the first release still holds it"
     );
-    let second = stage("stage 2", "2026-11-28T01:40:00Z", "2026-11-28T02:40:00Z").await;
+    let second = stage(
+        &rita,
+        &a,
+        "stage 2",
+        "2026-11-28T01:40:00Z",
+        "2026-11-28T02:40:00Z",
+    )
+    .await;
 
     let at = |h: u32, min: u32| {
         Utc.with_ymd_and_hms(2026, 11, 28, h, min, 0)
