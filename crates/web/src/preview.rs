@@ -152,16 +152,19 @@ pub async fn preview(
     };
     let items = &content.configuration_items;
     let from = content.planned_start.unwrap_or(now);
-    let (busy, implementer_item, implementer_name) = match implementer {
-        Some(u) => (
-            implementer_bookings(state, tenant, u, now).await?,
+    let planned = content
+        .planned_start
+        .map(|start| (start, content.planned_end.unwrap_or(start + DEFAULT_SLOT)));
+    // Where the implementer is booked in the planned slot, in any tenant.
+    let (busy, implementer_item, implementer_name) = match (implementer, planned) {
+        (Some(u), Some((start, end))) => (
+            implementer_bookings(state, tenant, u, start, end).await?,
             Some(format!("implementer:{}", u.0)),
             store.user(u).await?.email.to_string(),
         ),
-        None => (Vec::new(), None, String::new()),
+        _ => (Vec::new(), None, String::new()),
     };
-    let slot = content.planned_start.map(|start| {
-        let end = content.planned_end.unwrap_or(start + DEFAULT_SLOT);
+    let slot = planned.map(|(start, end)| {
         let mut problems: Vec<String> = slot::check(&rules, items, start, end, &bookings)
             .iter()
             .map(ToString::to_string)
@@ -195,11 +198,23 @@ pub async fn preview(
     };
     let length = slot.as_ref().map_or(DEFAULT_SLOT, |s| s.end - s.start);
     // The earliest slot also leaves the implementer free.
-    let earliest = match implementer_item {
-        Some(item) => {
-            let items: Vec<String> = items.iter().cloned().chain([item]).collect();
-            let all: Vec<Booking> = bookings.iter().chain(&busy).cloned().collect();
-            slot::earliest(&rules, &items, now, length, &all)
+    let earliest = match implementer {
+        Some(u) => {
+            let items: Vec<String> = items
+                .iter()
+                .cloned()
+                .chain([format!("implementer:{}", u.0)])
+                .collect();
+            schedule::earliest_with_people(
+                state,
+                std::slice::from_ref(&rules),
+                &items,
+                length,
+                bookings,
+                &[u].into(),
+                Default::default(),
+            )
+            .await?
         }
         None => slot::earliest(&rules, items, now, length, &bookings),
     };
@@ -239,17 +254,17 @@ async fn bookings(
     Ok((bookings, states))
 }
 
-/// Where `user` is booked from `now` on, in any tenant: a change of
+/// Where `user` is booked over `[from, to)`, in any tenant: a change of
 /// `tenant` by its number, another client's only by when it starts.
 async fn implementer_bookings(
     state: &AppState,
     tenant: &Tenant,
     user: UserId,
-    now: DateTime<Utc>,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
 ) -> ApiResult<Vec<Booking>> {
-    let ahead = now + TimeDelta::days(800);
     Ok(
-        schedule::implementer_bookings(state, user, now, ahead, &Default::default())
+        schedule::implementer_bookings(state, user, from, to, &Default::default())
             .await?
             .into_iter()
             .map(|(t, _, mut b)| {

@@ -508,21 +508,35 @@ pub async fn proposal(
             });
         }
     }
-    // Where its implementers are booked in changes of any tenant: read as
-    // far ahead as the search needs, two weeks first, four times further
-    // each time the slot found lies past what was read (a busy engineer's
-    // year is not read to find a slot next Saturday).
-    // (A change read before is skipped like the release's own.)
-    let mut skip = mine;
+    earliest_with_people(state, &rules, &all_items, length, bookings, &people, mine).await
+}
+
+/// The earliest start from now of a slot of `length` that `rules` allow
+/// and no booking holds, `people`'s bookings in every tenant included
+/// (not the changes in `skip`). Their bookings are read as far ahead as
+/// the search needs: two weeks first, four times further each time the
+/// slot found lies past what was read (a busy engineer's year is not read
+/// to find a slot next Saturday).
+pub(crate) async fn earliest_with_people<W: AsRef<CompiledWindow>>(
+    state: &AppState,
+    rules: &[Rules<'_, W>],
+    items: &[String],
+    length: TimeDelta,
+    mut bookings: Vec<Booking>,
+    people: &BTreeSet<UserId>,
+    mut skip: BTreeSet<ChangeNumber>,
+) -> ApiResult<Option<DateTime<Utc>>> {
+    let now = state.now();
+    let far = now + TimeDelta::days(800);
     let (mut from, mut until) = (now, now + TimeDelta::days(14));
     loop {
-        for user in &people {
+        for user in people {
             for (_, n, b) in implementer_bookings(state, *user, from, until, &skip).await? {
-                skip.insert(n);
+                skip.insert(n); // read once, though its slot spans two stretches
                 bookings.push(b);
             }
         }
-        let found = slot::earliest_for_all(&rules, &all_items, now, length, &bookings);
+        let found = slot::earliest_for_all(rules, items, now, length, &bookings);
         if until >= far || found.is_some_and(|t| t + length <= until) {
             return Ok(found);
         }
