@@ -74,6 +74,7 @@ async fn tenant(store: &dyn Store, slug: &str) -> TenantId {
                 time_zone: "Europe/Berlin".into(),
             },
             "bench",
+            changegate_testkit::start_of_tests(),
         )
         .await
         .expect("tenant")
@@ -172,6 +173,7 @@ async fn main() {
                 },
                 &[],
                 "bench",
+                changegate_testkit::start_of_tests(),
             )
             .await
             .expect("engineer");
@@ -186,11 +188,25 @@ async fn main() {
     for t in 0..TENANTS {
         let id = tenant(store.as_ref(), &format!("tenant-{t:03}")).await;
         store
-            .put_object(id, ObjectKind::Window, "weekly", weekly, "bench")
+            .put_object(
+                id,
+                ObjectKind::Window,
+                "weekly",
+                weekly,
+                "bench",
+                changegate_testkit::start_of_tests(),
+            )
             .await
             .expect("window");
         store
-            .put_object(id, ObjectKind::Window, "freeze", blackout, "bench")
+            .put_object(
+                id,
+                ObjectKind::Window,
+                "freeze",
+                blackout,
+                "bench",
+                changegate_testkit::start_of_tests(),
+            )
             .await
             .expect("blackout");
         bulk_changes(
@@ -290,6 +306,7 @@ async fn main() {
                 record: Default::default(),
             },
             "bench",
+            changegate_testkit::start_of_tests(),
         )
         .await
         .expect("release");
@@ -456,12 +473,13 @@ async fn main() {
         ranges.join(",")
     );
     store
-        .put_object(sched, ObjectKind::Window, "pulses", &spec, "bench")
+        .put_object(sched, ObjectKind::Window, "pulses", &spec, "bench", now)
         .await
         .expect("window");
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let jobs = tokio::spawn(changegate_jobs::run(
         store.clone(),
+        std::sync::Arc::new(chrono::Utc::now),
         None,
         "http://bench".into(),
         {

@@ -403,6 +403,7 @@ async fn setup_tenant(store: &dyn Store, i: usize) -> TenantSetup {
                 time_zone: "Europe/Berlin".into(),
             },
             "bench",
+            chrono::Utc::now(),
         )
         .await
         .expect("tenant created");
@@ -424,6 +425,7 @@ async fn setup_tenant(store: &dyn Store, i: usize) -> TenantSetup {
                 },
                 &[(tenant.id, role)],
                 "bench",
+                chrono::Utc::now(),
             )
             .await
             .expect("user created");
@@ -440,6 +442,7 @@ async fn setup_tenant(store: &dyn Store, i: usize) -> TenantSetup {
             "tech",
             &serde_json::to_string(&board).expect("board serialises"),
             "bench",
+            chrono::Utc::now(),
         )
         .await
         .expect("board stored");
@@ -452,6 +455,7 @@ async fn setup_tenant(store: &dyn Store, i: usize) -> TenantSetup {
             tenant.id,
             &serde_json::to_string(&policy).expect("policy serialises"),
             "bench",
+            chrono::Utc::now(),
         )
         .await
         .expect("policy stored");
@@ -475,13 +479,19 @@ async fn setup_tenant(store: &dyn Store, i: usize) -> TenantSetup {
             "payments-api",
             &json!({"kind": "application", "enforcement": {"pipeline": {"environment": "production"}}})
                 .to_string(),
-            "bench",
+            "bench", chrono::Utc::now(),
         )
         .await
         .expect("configuration item stored");
     let (token, hash) = changegate_web::auth::new_token();
     store
-        .create_token(approver, "bench", &hash, &TokenScope::Full)
+        .create_token(
+            approver,
+            "bench",
+            &hash,
+            &TokenScope::Full,
+            chrono::Utc::now(),
+        )
         .await
         .expect("token stored");
     // What the agents of the fleet phase enforce: payments-web runs in
@@ -496,6 +506,7 @@ async fn setup_tenant(store: &dyn Store, i: usize) -> TenantSetup {
                 "cluster": cluster, "namespace": "payments", "kind": "Deployment", "name": "web"}}})
             .to_string(),
             "bench",
+            chrono::Utc::now(),
         )
         .await
         .expect("configuration item stored");
@@ -506,6 +517,7 @@ async fn setup_tenant(store: &dyn Store, i: usize) -> TenantSetup {
             &format!("agent of {cluster}"),
             &hash,
             &TokenScope::Agent(cluster),
+            chrono::Utc::now(),
         )
         .await
         .expect("agent token stored");
@@ -558,6 +570,7 @@ async fn create_change(
                 content,
             },
             "bench",
+            chrono::Utc::now(),
         )
         .await
         .expect("change created");
@@ -587,7 +600,7 @@ async fn create_change(
         ..ChangeWrite::default()
     };
     store
-        .save_change(&c, expected, write)
+        .save_change(&c, expected, write, now)
         .await
         .expect("change submitted")
         .number

@@ -102,7 +102,10 @@ fn fixture_app(changes: usize, windows: usize) -> Arc<App> {
         "configuration_items": items, "windows": window_specs, "changes": list}]}))
     .expect("bundle");
     let state = BundleState::default();
-    state.replace(Arc::new(Snapshot::new("\"bench\"".into(), bundle)), now);
+    state.replace(
+        Arc::new(Snapshot::new("\"bench\"".into(), bundle, now)),
+        now,
+    );
     Arc::new(App {
         stores: Stores::from_namespaces(vec![ns]),
         operator_namespace: "changegate-system".into(),

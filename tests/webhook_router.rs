@@ -95,7 +95,7 @@ impl World {
         ]}))
         .expect("a bundle");
         let state = BundleState::default();
-        state.replace(Arc::new(Snapshot::new("\"e1\"".into(), bundle)), now);
+        state.replace(Arc::new(Snapshot::new("\"e1\"".into(), bundle, now)), now);
 
         let namespace = |name: &str, tenant: Option<&str>| {
             let labels = match tenant {

@@ -254,6 +254,7 @@ async fn create_user(a: CreateUserArgs) -> ExitCode {
             },
             &roles,
             "changegate-admin",
+            chrono::Utc::now(),
         )
         .await
     {
@@ -293,7 +294,13 @@ async fn token(a: TokenArgs) -> ExitCode {
     };
     let (token, hash) = changegate_web::auth::new_token();
     if let Err(e) = store
-        .create_token(user.id, &a.name, &hash, &TokenScope::Full)
+        .create_token(
+            user.id,
+            &a.name,
+            &hash,
+            &TokenScope::Full,
+            chrono::Utc::now(),
+        )
         .await
     {
         return fail(2, e);

@@ -102,8 +102,11 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
+    // The server's one clock: handlers, their writes and the scheduler.
+    let clock: changegate_store::Clock = std::sync::Arc::new(chrono::Utc::now);
     let jobs = tokio::spawn(changegate_jobs::run(
         store.clone(),
+        clock.clone(),
         mailer,
         public_url.clone(),
         {
@@ -113,7 +116,7 @@ pub async fn run(args: ServeArgs) -> ExitCode {
             }
         },
     ));
-    let state = changegate_web::AppState::new(store)
+    let state = changegate_web::AppState::new(store, clock)
         .with_secure_cookies(!args.insecure_cookies)
         .with_public_url(&public_url);
     let starter = tokio::spawn(changegate_web::starter::run(state.clone(), {

@@ -7,7 +7,7 @@
 
 use changegate_core::ChangeNumber;
 use changegate_core::change::{self, ChangeState};
-use changegate_store::{Change, ChangeWrite, NewEvent, Store, StoreError};
+use changegate_store::{Change, ChangeWrite, Clock, NewEvent, Store, StoreError};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use std::sync::Arc;
@@ -90,7 +90,7 @@ pub async fn run_due(
                     None => break,
                 },
             };
-            match store.save_change(&next, expected, write).await {
+            match store.save_change(&next, expected, write, now).await {
                 Ok(_) => {
                     done.push(outcome);
                     break;
@@ -111,9 +111,11 @@ mod nudge;
 
 /// Run a pass every second until `shutdown` resolves; with a mailer, the
 /// outbox is delivered in the same rhythm. A window boundary due before
-/// the next second wakes the boundary pass at its moment.
+/// the next second wakes the boundary pass at its moment. Every pass
+/// reads the time from `clock`, the server's one clock.
 pub async fn run(
     store: Arc<dyn Store>,
+    clock: Clock,
     mailer: Option<mail::Mailer>,
     public_url: String,
     shutdown: impl std::future::Future<Output = ()>,
@@ -136,7 +138,7 @@ pub async fn run(
             _ = wake => false,
         };
         if full {
-            match run_due(store.as_ref(), &public_url, Utc::now()).await {
+            match run_due(store.as_ref(), &public_url, clock()).await {
                 Ok(done) => {
                     for o in done {
                         tracing::info!(outcome = ?o, "scheduler");
@@ -146,7 +148,7 @@ pub async fn run(
             }
         }
         boundary = None;
-        match boundaries::run_with(store.as_ref(), Utc::now(), &mut windows).await {
+        match boundaries::run_with(store.as_ref(), clock(), &mut windows).await {
             Ok(pass) => {
                 for b in pass.recorded {
                     tracing::info!(tenant = %b.tenant, window = %b.window, action = b.action, at = %b.at, "window boundary");
@@ -154,7 +156,7 @@ pub async fn run(
                 // Wake for a boundary due before the next second (a few
                 // milliseconds after it, so it has passed).
                 if let Some(next) = pass.next
-                    && let Ok(wait) = (next - Utc::now()).to_std()
+                    && let Ok(wait) = (next - clock()).to_std()
                     && wait < Duration::from_secs(1)
                 {
                     boundary = Some(tokio::time::Instant::now() + wait + Duration::from_millis(2));
@@ -166,7 +168,7 @@ pub async fn run(
         }
         if full
             && let Some(m) = &mailer
-            && let Err(e) = mail::send_due(store.as_ref(), m, Utc::now()).await
+            && let Err(e) = mail::send_due(store.as_ref(), m, clock()).await
         {
             tracing::warn!(error = %e, "outbox pass failed; retrying next second");
         }

@@ -12,7 +12,7 @@ use serde_json::json;
 use sqlx::{PgPool, Postgres, Transaction};
 
 use crate::rows::{json, parse, to_json};
-use crate::{audit, db, found, now};
+use crate::{audit, db, found, stamp};
 
 struct ChangeRow {
     id: i64,
@@ -94,8 +94,9 @@ pub(crate) async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     c: &NewChange,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<Change> {
-    let now = now();
+    let now = stamp(at);
     let (kind, state) = (c.kind.as_str(), ChangeState::Draft.as_str());
     let plan = to_json("approval plan", &ApprovalPlan::default())?;
     let content = to_json("change content", &c.content)?;
@@ -293,8 +294,9 @@ pub(crate) async fn save(
     c: &Change,
     expected_version: i64,
     w: ChangeWrite,
+    at: DateTime<Utc>,
 ) -> Result<Change> {
-    let now = now();
+    let now = stamp(at);
     let (kind, state) = (c.kind.as_str(), c.state.as_str());
     let implementer = c.implementer.map(|u| u.0);
     let risk_level = c.risk_level.map(|l| l.as_str());
@@ -399,7 +401,7 @@ pub(crate) async fn save(
         .await
         .map_err(db)?;
     }
-    crate::mail::write(tx, c, &w).await?;
+    crate::mail::write(tx, c, &w, at).await?;
     audit::append(tx, c.tenant, &w.events).await?;
     select_change!("WHERE id = $1", c.number.0)
         .fetch_one(&mut **tx)

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::{audit, db, found, now};
+use crate::{audit, db, found, stamp};
 
 struct FeedRow {
     id: i64,
@@ -49,8 +49,9 @@ pub(crate) async fn create(
     name: &str,
     hash: &str,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<CalendarFeed> {
-    let now = now();
+    let now = stamp(at);
     let id = sqlx::query_scalar!(
         "INSERT INTO calendar_feeds (tenant_id, user_id, name, token_hash, created_at)
          VALUES ($1, $2, $3, $4, $5) RETURNING id AS \"id!\"",
@@ -107,8 +108,9 @@ pub(crate) async fn revoke(
     tenant: TenantId,
     id: i64,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<()> {
-    let now = now();
+    let now = stamp(at);
     let done = sqlx::query!(
         "UPDATE calendar_feeds SET revoked_at = $1 WHERE id = $2 AND tenant_id = $3 AND revoked_at IS NULL",
         now,

@@ -132,10 +132,10 @@ pub(crate) fn found<T>(
     r.map_err(db)?.ok_or(StoreError::not_found(what))
 }
 
-/// Now, at the microsecond precision PostgreSQL keeps, so that what a
-/// write returns equals what a later read returns.
-pub(crate) fn now() -> DateTime<Utc> {
-    changegate_core::audit::normalise(Utc::now())
+/// The write's time at the microsecond precision PostgreSQL keeps, so
+/// that what a write returns equals what a later read returns.
+pub(crate) fn stamp(at: DateTime<Utc>) -> DateTime<Utc> {
+    changegate_core::audit::normalise(at)
 }
 
 #[async_trait]
@@ -152,16 +152,26 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn create_tenant(&self, tenant: NewTenant, actor: &str) -> Result<Tenant> {
+    async fn create_tenant(
+        &self,
+        tenant: NewTenant,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Tenant> {
         let mut tx = self.begin().await?;
-        let t = people::insert_tenant(&mut tx, &tenant, actor).await?;
+        let t = people::insert_tenant(&mut tx, &tenant, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(t)
     }
 
-    async fn apply_tenant(&self, tenant: NewTenant, actor: &str) -> Result<(Tenant, Applied)> {
+    async fn apply_tenant(
+        &self,
+        tenant: NewTenant,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(Tenant, Applied)> {
         let mut tx = self.begin().await?;
-        let r = people::apply_tenant(&mut tx, &tenant, actor).await?;
+        let r = people::apply_tenant(&mut tx, &tenant, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
     }
@@ -187,6 +197,7 @@ impl Store for PostgresStore {
         user: NewUser,
         roles: &[(TenantId, Role)],
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<User> {
         // Lock every tenant written to, in id order so that two such
         // writes cannot wait on each other.
@@ -199,9 +210,9 @@ impl Store for PostgresStore {
         for tenant in &locked {
             audit::lock_tenant(&mut tx, *tenant).await?;
         }
-        let u = people::insert_user(&mut tx, &user, actor).await?;
+        let u = people::insert_user(&mut tx, &user, actor, at).await?;
         for (tenant, role) in roles {
-            people::bind_role(&mut tx, u.id, *tenant, *role, actor).await?;
+            people::bind_role(&mut tx, u.id, *tenant, *role, actor, at).await?;
         }
         tx.commit().await.map_err(db)?;
         Ok(u)
@@ -229,9 +240,10 @@ impl Store for PostgresStore {
         tenant: TenantId,
         role: Role,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<Applied> {
         let mut tx = self.write(tenant).await?;
-        let r = people::bind_role(&mut tx, user, tenant, role, actor).await?;
+        let r = people::bind_role(&mut tx, user, tenant, role, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
     }
@@ -246,8 +258,9 @@ impl Store for PostgresStore {
         name: &str,
         token_hash: &str,
         scope: &TokenScope,
+        at: DateTime<Utc>,
     ) -> Result<ApiToken> {
-        people::create_token(&self.pool, user, name, token_hash, scope).await
+        people::create_token(&self.pool, user, name, token_hash, scope, at).await
     }
 
     async fn user_by_token(&self, token_hash: &str) -> Result<(User, TokenScope)> {
@@ -259,8 +272,9 @@ impl Store for PostgresStore {
         user: UserId,
         id_hash: &str,
         expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
     ) -> Result<()> {
-        people::create_session(&self.pool, user, id_hash, expires_at).await
+        people::create_session(&self.pool, user, id_hash, expires_at, at).await
     }
 
     async fn user_by_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<User> {
@@ -278,9 +292,10 @@ impl Store for PostgresStore {
         name: &str,
         spec: &str,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<Applied> {
         let mut tx = self.write(tenant).await?;
-        let r = objects::put(&mut tx, tenant, kind, name, spec, actor).await?;
+        let r = objects::put(&mut tx, tenant, kind, name, spec, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
     }
@@ -295,9 +310,10 @@ impl Store for PostgresStore {
         kind: ObjectKind,
         name: &str,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = self.write(tenant).await?;
-        objects::delete(&mut tx, tenant, kind, name, actor).await?;
+        objects::delete(&mut tx, tenant, kind, name, actor, at).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -306,9 +322,10 @@ impl Store for PostgresStore {
         tenant: TenantId,
         spec: &str,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<(i64, Applied)> {
         let mut tx = self.write(tenant).await?;
-        let r = objects::put_policy(&mut tx, tenant, spec, actor).await?;
+        let r = objects::put_policy(&mut tx, tenant, spec, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
     }
@@ -331,16 +348,22 @@ impl Store for PostgresStore {
         &self,
         delegation: NewDelegation,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<Delegation> {
         let mut tx = self.write(delegation.tenant).await?;
-        let d = objects::create_delegation(&mut tx, &delegation, actor).await?;
+        let d = objects::create_delegation(&mut tx, &delegation, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(d)
     }
 
-    async fn create_change(&self, change: NewChange, actor: &str) -> Result<Change> {
+    async fn create_change(
+        &self,
+        change: NewChange,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Change> {
         let mut tx = self.write(change.tenant).await?;
-        let c = changes::insert(&mut tx, &change, actor).await?;
+        let c = changes::insert(&mut tx, &change, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(c)
     }
@@ -358,9 +381,10 @@ impl Store for PostgresStore {
         change: &Change,
         expected_version: i64,
         write: ChangeWrite,
+        at: DateTime<Utc>,
     ) -> Result<Change> {
         let mut tx = self.write(change.tenant).await?;
-        let c = changes::save(&mut tx, change, expected_version, write).await?;
+        let c = changes::save(&mut tx, change, expected_version, write, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(c)
     }
@@ -426,9 +450,10 @@ impl Store for PostgresStore {
         name: &str,
         token_hash: &str,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<CalendarFeed> {
         let mut tx = self.write(tenant).await?;
-        let f = feeds::create(&mut tx, tenant, user, name, token_hash, actor).await?;
+        let f = feeds::create(&mut tx, tenant, user, name, token_hash, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(f)
     }
@@ -441,13 +466,24 @@ impl Store for PostgresStore {
         feeds::list(&self.pool, tenant).await
     }
 
-    async fn revoke_feed(&self, tenant: TenantId, id: i64, actor: &str) -> Result<()> {
+    async fn revoke_feed(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         let mut tx = self.write(tenant).await?;
-        feeds::revoke(&mut tx, tenant, id, actor).await?;
+        feeds::revoke(&mut tx, tenant, id, actor, at).await?;
         tx.commit().await.map_err(db)
     }
 
-    async fn create_release(&self, release: NewRelease, actor: &str) -> Result<Release> {
+    async fn create_release(
+        &self,
+        release: NewRelease,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Release> {
         let mut tx = self.begin().await?;
         for tenant in release
             .changes
@@ -457,7 +493,7 @@ impl Store for PostgresStore {
         {
             audit::lock_tenant(&mut tx, tenant).await?;
         }
-        let r = releases::insert(&mut tx, &release, actor).await?;
+        let r = releases::insert(&mut tx, &release, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
     }
@@ -491,6 +527,7 @@ impl Store for PostgresStore {
         release: &Release,
         expected_version: i64,
         write: ReleaseWrite,
+        at: DateTime<Utc>,
     ) -> Result<Release> {
         // Every tenant it touches, locked in one order (no deadlock
         // between two releases sharing tenants).
@@ -501,7 +538,7 @@ impl Store for PostgresStore {
         for tenant in tenants {
             audit::lock_tenant(&mut tx, tenant).await?;
         }
-        let r = releases::save(&mut tx, release, expected_version, write).await?;
+        let r = releases::save(&mut tx, release, expected_version, write, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
     }

@@ -6,15 +6,16 @@ use changegate_store::*;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::{db, found, now as clock};
+use crate::{db, found, stamp};
 
 /// The messages, links and link use of a change write, inside its transaction.
 pub(crate) async fn write(
     tx: &mut Transaction<'_, Postgres>,
     c: &Change,
     w: &ChangeWrite,
+    at: DateTime<Utc>,
 ) -> Result<()> {
-    let now = clock();
+    let now = stamp(at);
     for m in &w.messages {
         let recipient = m.recipient.as_str();
         sqlx::query!(

@@ -7,15 +7,21 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::{audit, db, found, now};
+use crate::{audit, db, found, stamp};
 
-fn event(actor: &str, action: String, subject: String, detail: serde_json::Value) -> NewEvent {
+fn event(
+    actor: &str,
+    at: DateTime<Utc>,
+    action: String,
+    subject: String,
+    detail: serde_json::Value,
+) -> NewEvent {
     NewEvent {
         actor: actor.to_string(),
         action,
         subject,
         detail,
-        at: now(),
+        at,
     }
 }
 
@@ -26,6 +32,7 @@ pub(crate) async fn put(
     name: &str,
     spec: &str,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<Applied> {
     let kind_name = kind.as_str();
     let current = sqlx::query_scalar!(
@@ -42,7 +49,7 @@ pub(crate) async fn put(
         Some(_) => Applied::Updated,
         None => Applied::Created,
     };
-    let now = now();
+    let now = stamp(at);
     sqlx::query!(
         "INSERT INTO tenant_objects (tenant_id, kind, name, spec, updated_at) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (tenant_id, kind, name) DO UPDATE SET spec = excluded.spec, updated_at = excluded.updated_at",
@@ -67,6 +74,7 @@ pub(crate) async fn put(
         tenant,
         &[event(
             actor,
+            at,
             format!("{kind_name}.{verb}"),
             name.to_string(),
             json!({ "spec": spec_json }),
@@ -109,6 +117,7 @@ pub(crate) async fn delete(
     kind: ObjectKind,
     name: &str,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<()> {
     let kind_name = kind.as_str();
     let done = sqlx::query!(
@@ -128,6 +137,7 @@ pub(crate) async fn delete(
         tenant,
         &[event(
             actor,
+            at,
             format!("{kind_name}.deleted"),
             name.to_string(),
             json!({}),
@@ -141,6 +151,7 @@ pub(crate) async fn put_policy(
     tenant: TenantId,
     spec: &str,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<(i64, Applied)> {
     let current = sqlx::query!(
         "SELECT version, spec FROM policies WHERE tenant_id = $1 ORDER BY version DESC LIMIT 1",
@@ -154,7 +165,7 @@ pub(crate) async fn put_policy(
         Some(c) => (c.version + 1, Applied::Updated),
         None => (1, Applied::Created),
     };
-    let now = now();
+    let now = stamp(at);
     sqlx::query!(
         "INSERT INTO policies (tenant_id, version, spec, created_at, created_by) VALUES ($1, $2, $3, $4, $5)",
         tenant.0,
@@ -173,6 +184,7 @@ pub(crate) async fn put_policy(
         tenant,
         &[event(
             actor,
+            at,
             "policy.versioned".into(),
             format!("v{version}"),
             json!({ "spec": spec_json }),
@@ -221,6 +233,7 @@ pub(crate) async fn create_delegation(
     tx: &mut Transaction<'_, Postgres>,
     d: &NewDelegation,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<Delegation> {
     // RETURNING the stored times: PostgreSQL keeps microseconds.
     let row = sqlx::query!(
@@ -241,6 +254,7 @@ pub(crate) async fn create_delegation(
         d.tenant,
         &[event(
             actor,
+            at,
             "delegation.created".into(),
             format!("delegation-{id}"),
             json!({ "from": d.from, "to": d.to, "starts_at": d.starts_at, "ends_at": d.ends_at }),

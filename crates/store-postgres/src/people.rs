@@ -8,15 +8,21 @@ use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::rows::parse;
-use crate::{audit, db, found, now};
+use crate::{audit, db, found, stamp};
 
-fn event(actor: &str, action: &str, subject: String, detail: serde_json::Value) -> NewEvent {
+fn event(
+    actor: &str,
+    at: DateTime<Utc>,
+    action: &str,
+    subject: String,
+    detail: serde_json::Value,
+) -> NewEvent {
     NewEvent {
         actor: actor.to_string(),
         action: action.to_string(),
         subject,
         detail,
-        at: now(),
+        at,
     }
 }
 
@@ -60,6 +66,7 @@ async fn tenant_created(
         tenant.id,
         &[event(
             actor,
+            now,
             "tenant.created",
             t.slug.to_string(),
             json!({ "name": t.name, "time_zone": t.time_zone }),
@@ -73,8 +80,9 @@ pub(crate) async fn insert_tenant(
     tx: &mut Transaction<'_, Postgres>,
     t: &NewTenant,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<Tenant> {
-    let now = now();
+    let now = stamp(at);
     let slug = t.slug.as_str();
     let id = sqlx::query_scalar!(
         "INSERT INTO tenants (slug, name, time_zone, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
@@ -93,8 +101,9 @@ pub(crate) async fn apply_tenant(
     tx: &mut Transaction<'_, Postgres>,
     t: &NewTenant,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<(Tenant, Applied)> {
-    let now = now();
+    let now = stamp(at);
     let slug = t.slug.as_str();
     // Insert unless the slug exists. A concurrent apply of the same new
     // slug waits here for ours to commit and then finds it, as it would
@@ -142,6 +151,7 @@ pub(crate) async fn apply_tenant(
         current.id,
         &[event(
             actor,
+            at,
             "tenant.updated",
             t.slug.to_string(),
             json!({ "name": t.name, "time_zone": t.time_zone }),
@@ -230,8 +240,9 @@ pub(crate) async fn insert_user(
     tx: &mut Transaction<'_, Postgres>,
     u: &NewUser,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<User> {
-    let now = now();
+    let now = stamp(at);
     let (email, kind) = (u.email.as_str(), u.kind.as_str());
     let tenant = u.tenant.map(|t| t.0);
     let id = sqlx::query_scalar!(
@@ -254,6 +265,7 @@ pub(crate) async fn insert_user(
             t,
             &[event(
                 actor,
+                at,
                 "user.created",
                 email.to_string(),
                 json!({ "kind": kind }),
@@ -363,6 +375,7 @@ pub(crate) async fn bind_role(
     tenant: TenantId,
     role: Role,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<Applied> {
     let role_name = role.as_str();
     let done = sqlx::query!(
@@ -386,6 +399,7 @@ pub(crate) async fn bind_role(
         tenant,
         &[event(
             actor,
+            at,
             "role.granted",
             email,
             json!({ "role": role_name }),
@@ -421,9 +435,10 @@ pub(crate) async fn create_token(
     name: &str,
     hash: &str,
     scope: &TokenScope,
+    at: DateTime<Utc>,
 ) -> Result<ApiToken> {
     let (gate_tenant, agent_cluster) = scope.columns();
-    let now = now();
+    let now = stamp(at);
     let id = sqlx::query_scalar!(
         "INSERT INTO api_tokens (user_id, name, token_hash, created_at, gate_tenant_id, agent_cluster) VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         user.0,
@@ -493,8 +508,9 @@ pub(crate) async fn create_session(
     user: UserId,
     id_hash: &str,
     expires_at: DateTime<Utc>,
+    at: DateTime<Utc>,
 ) -> Result<()> {
-    let now = now();
+    let now = stamp(at);
     sqlx::query!(
         "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
         id_hash,

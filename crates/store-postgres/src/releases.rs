@@ -11,7 +11,7 @@ use sqlx::{PgPool, Postgres, Transaction};
 use std::collections::BTreeSet;
 
 use crate::rows::{json, parse, to_json};
-use crate::{audit, changes, db, found, now};
+use crate::{audit, changes, db, found, stamp};
 
 struct ReleaseRow {
     id: i64,
@@ -124,8 +124,9 @@ pub(crate) async fn insert(
     tx: &mut Transaction<'_, Postgres>,
     r: &NewRelease,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<Release> {
-    let now = now();
+    let now = stamp(at);
     let state = ReleaseState::Planning.as_str();
     let record = to_json("release record", &r.record)?;
     let id = sqlx::query_scalar!(
@@ -239,8 +240,9 @@ pub(crate) async fn save(
     r: &Release,
     expected_version: i64,
     w: ReleaseWrite,
+    at: DateTime<Utc>,
 ) -> Result<Release> {
-    let now = now();
+    let now = stamp(at);
     let state = r.state.as_str();
     let record = to_json("release record", &r.record)?;
     let done = sqlx::query!(
@@ -267,7 +269,7 @@ pub(crate) async fn save(
     }
     put_items(tx, r.number.0, &r.changes).await?;
     for (change, expected, write) in w.changes {
-        changes::save(tx, &change, expected, write).await?;
+        changes::save(tx, &change, expected, write, at).await?;
     }
     let tenants: BTreeSet<TenantId> = w.events.iter().map(|(t, _)| *t).collect();
     for tenant in tenants {

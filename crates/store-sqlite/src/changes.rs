@@ -98,8 +98,9 @@ pub(crate) async fn insert(
     tx: &mut Transaction<'_, Sqlite>,
     c: &NewChange,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<Change> {
-    let now = Utc::now();
+    let now = at;
     let (kind, state) = (c.kind.as_str(), ChangeState::Draft.as_str());
     let plan = to_json("approval plan", &ApprovalPlan::default())?;
     let content = to_json("change content", &c.content)?;
@@ -311,8 +312,9 @@ pub(crate) async fn save(
     c: &Change,
     expected_version: i64,
     w: ChangeWrite,
+    at: DateTime<Utc>,
 ) -> Result<Change> {
-    let now = Utc::now();
+    let now = at;
     let (kind, state) = (c.kind.as_str(), c.state.as_str());
     let implementer = c.implementer.map(|u| u.0);
     let risk_level = c.risk_level.map(|l| l.as_str());
@@ -416,7 +418,7 @@ pub(crate) async fn save(
         .await
         .map_err(db)?;
     }
-    crate::mail::write(tx, c, &w).await?;
+    crate::mail::write(tx, c, &w, at).await?;
     audit::append(tx, c.tenant, &w.events).await?;
     select_change!("WHERE id = ?", c.number.0)
         .fetch_one(&mut **tx)

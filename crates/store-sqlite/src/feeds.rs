@@ -49,8 +49,9 @@ pub(crate) async fn create(
     name: &str,
     hash: &str,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<CalendarFeed> {
-    let now = Utc::now();
+    let now = at;
     let id = sqlx::query_scalar!(
         "INSERT INTO calendar_feeds (tenant_id, user_id, name, token_hash, created_at)
          VALUES (?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
@@ -107,8 +108,9 @@ pub(crate) async fn revoke(
     tenant: TenantId,
     id: i64,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<()> {
-    let now = Utc::now();
+    let now = at;
     let done = sqlx::query!(
         "UPDATE calendar_feeds SET revoked_at = ? WHERE id = ? AND tenant_id = ? AND revoked_at IS NULL",
         now,

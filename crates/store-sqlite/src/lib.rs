@@ -153,16 +153,26 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn create_tenant(&self, tenant: NewTenant, actor: &str) -> Result<Tenant> {
+    async fn create_tenant(
+        &self,
+        tenant: NewTenant,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Tenant> {
         let (_turn, mut tx) = self.write().await?;
-        let t = people::insert_tenant(&mut tx, &tenant, actor).await?;
+        let t = people::insert_tenant(&mut tx, &tenant, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(t)
     }
 
-    async fn apply_tenant(&self, tenant: NewTenant, actor: &str) -> Result<(Tenant, Applied)> {
+    async fn apply_tenant(
+        &self,
+        tenant: NewTenant,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(Tenant, Applied)> {
         let (_turn, mut tx) = self.write().await?;
-        let r = people::apply_tenant(&mut tx, &tenant, actor).await?;
+        let r = people::apply_tenant(&mut tx, &tenant, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
     }
@@ -188,11 +198,12 @@ impl Store for SqliteStore {
         user: NewUser,
         roles: &[(TenantId, Role)],
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<User> {
         let (_turn, mut tx) = self.write().await?;
-        let u = people::insert_user(&mut tx, &user, actor).await?;
+        let u = people::insert_user(&mut tx, &user, actor, at).await?;
         for (tenant, role) in roles {
-            people::bind_role(&mut tx, u.id, *tenant, *role, actor).await?;
+            people::bind_role(&mut tx, u.id, *tenant, *role, actor, at).await?;
         }
         tx.commit().await.map_err(db)?;
         Ok(u)
@@ -220,9 +231,10 @@ impl Store for SqliteStore {
         tenant: TenantId,
         role: Role,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<Applied> {
         let (_turn, mut tx) = self.write().await?;
-        let r = people::bind_role(&mut tx, user, tenant, role, actor).await?;
+        let r = people::bind_role(&mut tx, user, tenant, role, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
     }
@@ -237,8 +249,9 @@ impl Store for SqliteStore {
         name: &str,
         token_hash: &str,
         scope: &TokenScope,
+        at: DateTime<Utc>,
     ) -> Result<ApiToken> {
-        people::create_token(&self.pool, user, name, token_hash, scope).await
+        people::create_token(&self.pool, user, name, token_hash, scope, at).await
     }
 
     async fn user_by_token(&self, token_hash: &str) -> Result<(User, TokenScope)> {
@@ -250,8 +263,9 @@ impl Store for SqliteStore {
         user: UserId,
         id_hash: &str,
         expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
     ) -> Result<()> {
-        people::create_session(&self.pool, user, id_hash, expires_at).await
+        people::create_session(&self.pool, user, id_hash, expires_at, at).await
     }
 
     async fn user_by_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<User> {
@@ -269,9 +283,10 @@ impl Store for SqliteStore {
         name: &str,
         spec: &str,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<Applied> {
         let (_turn, mut tx) = self.write().await?;
-        let r = objects::put(&mut tx, tenant, kind, name, spec, actor).await?;
+        let r = objects::put(&mut tx, tenant, kind, name, spec, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
     }
@@ -286,9 +301,10 @@ impl Store for SqliteStore {
         kind: ObjectKind,
         name: &str,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<()> {
         let (_turn, mut tx) = self.write().await?;
-        objects::delete(&mut tx, tenant, kind, name, actor).await?;
+        objects::delete(&mut tx, tenant, kind, name, actor, at).await?;
         tx.commit().await.map_err(db)
     }
 
@@ -297,9 +313,10 @@ impl Store for SqliteStore {
         tenant: TenantId,
         spec: &str,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<(i64, Applied)> {
         let (_turn, mut tx) = self.write().await?;
-        let r = objects::put_policy(&mut tx, tenant, spec, actor).await?;
+        let r = objects::put_policy(&mut tx, tenant, spec, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
     }
@@ -322,16 +339,22 @@ impl Store for SqliteStore {
         &self,
         delegation: NewDelegation,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<Delegation> {
         let (_turn, mut tx) = self.write().await?;
-        let d = objects::create_delegation(&mut tx, &delegation, actor).await?;
+        let d = objects::create_delegation(&mut tx, &delegation, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(d)
     }
 
-    async fn create_change(&self, change: NewChange, actor: &str) -> Result<Change> {
+    async fn create_change(
+        &self,
+        change: NewChange,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Change> {
         let (_turn, mut tx) = self.write().await?;
-        let c = changes::insert(&mut tx, &change, actor).await?;
+        let c = changes::insert(&mut tx, &change, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(c)
     }
@@ -349,9 +372,10 @@ impl Store for SqliteStore {
         change: &Change,
         expected_version: i64,
         write: ChangeWrite,
+        at: DateTime<Utc>,
     ) -> Result<Change> {
         let (_turn, mut tx) = self.write().await?;
-        let c = changes::save(&mut tx, change, expected_version, write).await?;
+        let c = changes::save(&mut tx, change, expected_version, write, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(c)
     }
@@ -417,9 +441,10 @@ impl Store for SqliteStore {
         name: &str,
         token_hash: &str,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<CalendarFeed> {
         let (_turn, mut tx) = self.write().await?;
-        let f = feeds::create(&mut tx, tenant, user, name, token_hash, actor).await?;
+        let f = feeds::create(&mut tx, tenant, user, name, token_hash, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(f)
     }
@@ -432,15 +457,26 @@ impl Store for SqliteStore {
         feeds::list(&self.pool, tenant).await
     }
 
-    async fn revoke_feed(&self, tenant: TenantId, id: i64, actor: &str) -> Result<()> {
+    async fn revoke_feed(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         let (_turn, mut tx) = self.write().await?;
-        feeds::revoke(&mut tx, tenant, id, actor).await?;
+        feeds::revoke(&mut tx, tenant, id, actor, at).await?;
         tx.commit().await.map_err(db)
     }
 
-    async fn create_release(&self, release: NewRelease, actor: &str) -> Result<Release> {
+    async fn create_release(
+        &self,
+        release: NewRelease,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Release> {
         let (_turn, mut tx) = self.write().await?;
-        let r = releases::insert(&mut tx, &release, actor).await?;
+        let r = releases::insert(&mut tx, &release, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
     }
@@ -474,9 +510,10 @@ impl Store for SqliteStore {
         release: &Release,
         expected_version: i64,
         write: ReleaseWrite,
+        at: DateTime<Utc>,
     ) -> Result<Release> {
         let (_turn, mut tx) = self.write().await?;
-        let r = releases::save(&mut tx, release, expected_version, write).await?;
+        let r = releases::save(&mut tx, release, expected_version, write, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
     }

@@ -13,8 +13,9 @@ pub(crate) async fn write(
     tx: &mut Transaction<'_, Sqlite>,
     c: &Change,
     w: &ChangeWrite,
+    at: DateTime<Utc>,
 ) -> Result<()> {
-    let now = Utc::now();
+    let now = at;
     for m in &w.messages {
         let recipient = m.recipient.as_str();
         sqlx::query!(

@@ -10,13 +10,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use crate::rows::parse;
 use crate::{audit, db, found};
 
-fn event(actor: &str, action: &str, subject: String, detail: serde_json::Value) -> NewEvent {
+fn event(
+    actor: &str,
+    at: DateTime<Utc>,
+    action: &str,
+    subject: String,
+    detail: serde_json::Value,
+) -> NewEvent {
     NewEvent {
         actor: actor.to_string(),
         action: action.to_string(),
         subject,
         detail,
-        at: Utc::now(),
+        at,
     }
 }
 
@@ -44,8 +50,9 @@ pub(crate) async fn insert_tenant(
     tx: &mut Transaction<'_, Sqlite>,
     t: &NewTenant,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<Tenant> {
-    let now = Utc::now();
+    let now = at;
     let slug = t.slug.as_str();
     let id = sqlx::query_scalar!(
         "INSERT INTO tenants (slug, name, time_zone, created_at) VALUES (?, ?, ?, ?) RETURNING id AS \"id!\"",
@@ -69,6 +76,7 @@ pub(crate) async fn insert_tenant(
         tenant.id,
         &[event(
             actor,
+            at,
             "tenant.created",
             t.slug.to_string(),
             json!({ "name": t.name, "time_zone": t.time_zone }),
@@ -82,6 +90,7 @@ pub(crate) async fn apply_tenant(
     tx: &mut Transaction<'_, Sqlite>,
     t: &NewTenant,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<(Tenant, Applied)> {
     let slug = t.slug.as_str();
     let existing = sqlx::query_as!(
@@ -93,7 +102,7 @@ pub(crate) async fn apply_tenant(
     .await
     .map_err(db)?;
     match existing {
-        None => Ok((insert_tenant(tx, t, actor).await?, Applied::Created)),
+        None => Ok((insert_tenant(tx, t, actor, at).await?, Applied::Created)),
         Some(row) => {
             let current = row.into_tenant()?;
             if current.name == t.name && current.time_zone == t.time_zone {
@@ -113,6 +122,7 @@ pub(crate) async fn apply_tenant(
                 current.id,
                 &[event(
                     actor,
+                    at,
                     "tenant.updated",
                     t.slug.to_string(),
                     json!({ "name": t.name, "time_zone": t.time_zone }),
@@ -202,8 +212,9 @@ pub(crate) async fn insert_user(
     tx: &mut Transaction<'_, Sqlite>,
     u: &NewUser,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<User> {
-    let now = Utc::now();
+    let now = at;
     let (email, kind) = (u.email.as_str(), u.kind.as_str());
     let tenant = u.tenant.map(|t| t.0);
     let id = sqlx::query_scalar!(
@@ -226,6 +237,7 @@ pub(crate) async fn insert_user(
             t,
             &[event(
                 actor,
+                at,
                 "user.created",
                 email.to_string(),
                 json!({ "kind": kind }),
@@ -337,6 +349,7 @@ pub(crate) async fn bind_role(
     tenant: TenantId,
     role: Role,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<Applied> {
     let role_name = role.as_str();
     let done = sqlx::query!(
@@ -360,6 +373,7 @@ pub(crate) async fn bind_role(
         tenant,
         &[event(
             actor,
+            at,
             "role.granted",
             email,
             json!({ "role": role_name }),
@@ -395,9 +409,10 @@ pub(crate) async fn create_token(
     name: &str,
     hash: &str,
     scope: &TokenScope,
+    at: DateTime<Utc>,
 ) -> Result<ApiToken> {
     let (gate_tenant, agent_cluster) = scope.columns();
-    let now = Utc::now();
+    let now = at;
     let id = sqlx::query_scalar!(
         "INSERT INTO api_tokens (user_id, name, token_hash, created_at, gate_tenant_id, agent_cluster) VALUES (?, ?, ?, ?, ?, ?) RETURNING id AS \"id!\"",
         user.0,
@@ -467,8 +482,9 @@ pub(crate) async fn create_session(
     user: UserId,
     id_hash: &str,
     expires_at: DateTime<Utc>,
+    at: DateTime<Utc>,
 ) -> Result<()> {
-    let now = Utc::now();
+    let now = at;
     sqlx::query!(
         "INSERT INTO sessions (id_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
         id_hash,

@@ -123,8 +123,9 @@ pub(crate) async fn insert(
     tx: &mut Transaction<'_, Sqlite>,
     r: &NewRelease,
     actor: &str,
+    at: DateTime<Utc>,
 ) -> Result<Release> {
-    let now = Utc::now();
+    let now = at;
     let state = ReleaseState::Planning.as_str();
     let record = to_json("release record", &r.record)?;
     let id = sqlx::query_scalar!(
@@ -256,8 +257,9 @@ pub(crate) async fn save(
     r: &Release,
     expected_version: i64,
     w: ReleaseWrite,
+    at: DateTime<Utc>,
 ) -> Result<Release> {
-    let now = Utc::now();
+    let now = at;
     let state = r.state.as_str();
     let record = to_json("release record", &r.record)?;
     let done = sqlx::query!(
@@ -284,7 +286,7 @@ pub(crate) async fn save(
     }
     put_items(tx, r.number.0, &r.changes).await?;
     for (change, expected, write) in w.changes {
-        changes::save(tx, &change, expected, write).await?;
+        changes::save(tx, &change, expected, write, at).await?;
     }
     let tenants: BTreeSet<TenantId> = w.events.iter().map(|(t, _)| *t).collect();
     for tenant in tenants {

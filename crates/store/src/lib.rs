@@ -17,7 +17,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The one clock of a server: handlers, the scheduler and the stores'
+/// writes all take their time from it (tests pin it).
+pub type Clock = std::sync::Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
 /// One database, behind one trait: the server never branches on which.
+///
+/// Every write takes `at`, the time of the request it serves (the clock
+/// the handler was given): the store never reads the wall clock, so what
+/// it stamps agrees with what the handler decided, and tests pinned to
+/// any date see that date in every row.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Which backend this is, for logs and `/readyz`.
@@ -27,9 +36,19 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
 
     // Tenants
-    async fn create_tenant(&self, tenant: NewTenant, actor: &str) -> Result<Tenant>;
+    async fn create_tenant(
+        &self,
+        tenant: NewTenant,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Tenant>;
     /// Create or update by slug; `Unchanged` when nothing differs.
-    async fn apply_tenant(&self, tenant: NewTenant, actor: &str) -> Result<(Tenant, Applied)>;
+    async fn apply_tenant(
+        &self,
+        tenant: NewTenant,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(Tenant, Applied)>;
     async fn tenant(&self, id: TenantId) -> Result<Tenant>;
     async fn tenant_by_slug(&self, slug: &str) -> Result<Tenant>;
     /// All tenants, or only `only` when given.
@@ -43,6 +62,7 @@ pub trait Store: Send + Sync + 'static {
         user: NewUser,
         roles: &[(TenantId, Role)],
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<User>;
     async fn user(&self, id: UserId) -> Result<User>;
     async fn user_by_email(&self, email: &Email) -> Result<User>;
@@ -55,6 +75,7 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         role: Role,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<Applied>;
     async fn roles_of(&self, user: UserId) -> Result<BTreeMap<TenantId, BTreeSet<Role>>>;
     /// A token created by `user`, with what it may reach.
@@ -64,6 +85,7 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         token_hash: &str,
         scope: &TokenScope,
+        at: DateTime<Utc>,
     ) -> Result<ApiToken>;
     /// The user behind a live token's hash and the token's scope
     /// (revoked tokens find nobody).
@@ -74,6 +96,7 @@ pub trait Store: Send + Sync + 'static {
         user: UserId,
         id_hash: &str,
         expires_at: DateTime<Utc>,
+        at: DateTime<Utc>,
     ) -> Result<()>;
     /// The user of a session that has not expired at `now`.
     async fn user_by_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<User>;
@@ -89,6 +112,7 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         spec: &str,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<Applied>;
     async fn objects(&self, tenant: TenantId, kind: ObjectKind) -> Result<Vec<TenantObject>>;
     async fn delete_object(
@@ -97,10 +121,16 @@ pub trait Store: Send + Sync + 'static {
         kind: ObjectKind,
         name: &str,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<()>;
     /// Store a new policy version when `spec` differs from the current one.
-    async fn put_policy(&self, tenant: TenantId, spec: &str, actor: &str)
-    -> Result<(i64, Applied)>;
+    async fn put_policy(
+        &self,
+        tenant: TenantId,
+        spec: &str,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(i64, Applied)>;
     /// The current version and spec; `NotFound` when the tenant has none yet.
     async fn policy(&self, tenant: TenantId) -> Result<(i64, String)>;
     async fn delegation_active(
@@ -110,11 +140,20 @@ pub trait Store: Send + Sync + 'static {
         to: UserId,
         at: DateTime<Utc>,
     ) -> Result<bool>;
-    async fn create_delegation(&self, delegation: NewDelegation, actor: &str)
-    -> Result<Delegation>;
+    async fn create_delegation(
+        &self,
+        delegation: NewDelegation,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Delegation>;
 
     // Changes
-    async fn create_change(&self, change: NewChange, actor: &str) -> Result<Change>;
+    async fn create_change(
+        &self,
+        change: NewChange,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Change>;
     async fn change(&self, tenant: TenantId, number: ChangeNumber) -> Result<Change>;
     async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<Change>>;
     /// Write `change` if its row still has `expected_version` (else
@@ -125,6 +164,7 @@ pub trait Store: Send + Sync + 'static {
         change: &Change,
         expected_version: i64,
         write: ChangeWrite,
+        at: DateTime<Utc>,
     ) -> Result<Change>;
     async fn approvals(&self, tenant: TenantId, change: ChangeNumber) -> Result<Vec<Approval>>;
     /// The approvals of the tenant's changes numbered `first` to `last`
@@ -184,18 +224,30 @@ pub trait Store: Send + Sync + 'static {
         name: &str,
         token_hash: &str,
         actor: &str,
+        at: DateTime<Utc>,
     ) -> Result<CalendarFeed>;
     /// The live feed with this token hash (revoked feeds find nothing).
     async fn feed_by_token(&self, token_hash: &str) -> Result<CalendarFeed>;
     async fn feeds(&self, tenant: TenantId) -> Result<Vec<CalendarFeed>>;
     /// Revoke feed `id` of `tenant` (`NotFound` when it is not the tenant's
     /// or already revoked).
-    async fn revoke_feed(&self, tenant: TenantId, id: i64, actor: &str) -> Result<()>;
+    async fn revoke_feed(
+        &self,
+        tenant: TenantId,
+        id: i64,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
 
     // Releases
     /// Create a release; `release.created` is appended to the chain of
     /// every tenant whose changes it delivers.
-    async fn create_release(&self, release: NewRelease, actor: &str) -> Result<Release>;
+    async fn create_release(
+        &self,
+        release: NewRelease,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Release>;
     async fn release(&self, number: ReleaseNumber) -> Result<Release>;
     /// Releases delivering a change of one of `tenants` (all when `None`),
     /// newest first.
@@ -221,6 +273,7 @@ pub trait Store: Send + Sync + 'static {
         release: &Release,
         expected_version: i64,
         write: ReleaseWrite,
+        at: DateTime<Utc>,
     ) -> Result<Release>;
 
     // Scheduler marks

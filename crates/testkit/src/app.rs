@@ -239,9 +239,10 @@ impl TestApp {
     pub fn new(store: Arc<dyn Store>, guard: Box<dyn Any + Send + Sync>) -> Self {
         let clock = Arc::new(Mutex::new(start_of_tests()));
         let reader = clock.clone();
-        let state = AppState::new(store.clone()).with_clock(Arc::new(move || {
-            *reader.lock().unwrap_or_else(|p| p.into_inner())
-        }));
+        let state = AppState::new(
+            store.clone(),
+            Arc::new(move || *reader.lock().unwrap_or_else(|p| p.into_inner())),
+        );
         TestApp {
             store,
             router: changegate_web::router(state.clone()),
@@ -253,6 +254,12 @@ impl TestApp {
 
     pub fn now(&self) -> DateTime<Utc> {
         *self.clock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The database under the app, for tests that read or tamper with it
+    /// behind the store (`None` for an app over a store given whole).
+    pub fn db(&self) -> Option<&crate::db::TestDb> {
+        self._guard.downcast_ref::<crate::db::TestDb>()
     }
 
     pub fn set_now(&self, t: DateTime<Utc>) {
@@ -271,7 +278,7 @@ impl TestApp {
     async fn actor_for(&self, user: changegate_store::User) -> Actor {
         let (token, hash) = auth::new_token();
         self.store
-            .create_token(user.id, "test", &hash, &TokenScope::Full)
+            .create_token(user.id, "test", &hash, &TokenScope::Full, self.now())
             .await
             .expect("token stored");
         Actor {
@@ -297,6 +304,7 @@ impl TestApp {
                 },
                 &[],
                 "test",
+                self.now(),
             )
             .await
             .expect("admin created");
@@ -312,6 +320,7 @@ impl TestApp {
                     time_zone: "Europe/Berlin".into(),
                 },
                 "test",
+                self.now(),
             )
             .await
             .expect("tenant created")
@@ -356,6 +365,7 @@ impl TestApp {
                 },
                 &grants,
                 "test",
+                self.now(),
             )
             .await
             .expect("user created");

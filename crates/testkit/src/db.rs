@@ -12,6 +12,7 @@ use std::sync::Arc;
 use changegate_store::Store;
 use changegate_store_postgres::PostgresStore;
 use changegate_store_sqlite::SqliteStore;
+use chrono::{DateTime, Utc};
 use tempfile::TempDir;
 
 use crate::postgres::{PgDatabase, PgServer};
@@ -142,6 +143,69 @@ impl TestDb {
             TestDb::Sqlite { store, .. } => sqlx::query_scalar(sql).fetch_one(store.pool()).await,
             TestDb::Postgres { store, .. } => sqlx::query_scalar(sql).fetch_one(store.pool()).await,
         }
+    }
+
+    /// Every point in time stored in a column of the database, as
+    /// `(table.column, value)`: on PostgreSQL the columns typed as
+    /// timestamps, on SQLite the text values written as RFC 3339 times.
+    /// sqlx's own migration table, stamped by the database, is left out.
+    pub async fn timestamps(&self) -> Result<Vec<(String, DateTime<Utc>)>, sqlx::Error> {
+        use sqlx::Row;
+        let mut found = Vec::new();
+        match self {
+            TestDb::Sqlite { store, .. } => {
+                let tables: Vec<String> = sqlx::query_scalar(
+                    "SELECT name FROM sqlite_master WHERE type = 'table'
+                     AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations'",
+                )
+                .fetch_all(store.pool())
+                .await?;
+                for table in tables {
+                    let columns: Vec<String> =
+                        sqlx::query_scalar("SELECT name FROM pragma_table_info(?)")
+                            .bind(&table)
+                            .fetch_all(store.pool())
+                            .await?;
+                    for column in columns {
+                        let rows = sqlx::query(&format!(
+                            "SELECT CAST(\"{column}\" AS TEXT) FROM \"{table}\"
+                             WHERE typeof(\"{column}\") = 'text'
+                               AND \"{column}\" GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9][T ]*'"
+                        ))
+                        .fetch_all(store.pool())
+                        .await?;
+                        for row in rows {
+                            let text: String = row.get(0);
+                            let t = DateTime::parse_from_rfc3339(&text.replacen(' ', "T", 1))
+                                .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+                            found.push((format!("{table}.{column}"), t.with_timezone(&Utc)));
+                        }
+                    }
+                }
+            }
+            TestDb::Postgres { store, .. } => {
+                let columns = sqlx::query(
+                    "SELECT table_name::text, column_name::text FROM information_schema.columns
+                     WHERE table_schema = current_schema() AND data_type LIKE 'timestamp%'
+                       AND table_name <> '_sqlx_migrations'",
+                )
+                .fetch_all(store.pool())
+                .await?;
+                for c in columns {
+                    let (table, column): (String, String) = (c.get(0), c.get(1));
+                    let rows = sqlx::query(&format!(
+                        "SELECT \"{column}\" FROM \"{table}\" WHERE \"{column}\" IS NOT NULL"
+                    ))
+                    .fetch_all(store.pool())
+                    .await?;
+                    for row in rows {
+                        let t: DateTime<Utc> = row.get(0);
+                        found.push((format!("{table}.{column}"), t));
+                    }
+                }
+            }
+        }
+        Ok(found)
     }
 
     /// How the database would run `sql` (its query plan as text), with

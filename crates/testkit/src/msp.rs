@@ -41,7 +41,7 @@ pub async fn board(app: &TestApp, tenant: &str, spec: serde_json::Value) {
     let b: BoardSpec = serde_json::from_value(spec).expect("board spec");
     let text = serde_json::to_string(&b).expect("serialises");
     app.store
-        .put_object(t.id, ObjectKind::Board, &b.name, &text, "test")
+        .put_object(t.id, ObjectKind::Board, &b.name, &text, "test", app.now())
         .await
         .expect("board stored");
 }
@@ -51,7 +51,7 @@ pub async fn policy(app: &TestApp, tenant: &str, spec: serde_json::Value) {
     let p: PolicySpec = serde_json::from_value(spec).expect("policy spec");
     let text = serde_json::to_string(&p).expect("serialises");
     app.store
-        .put_policy(t.id, &text, "test")
+        .put_policy(t.id, &text, "test", app.now())
         .await
         .expect("policy stored");
 }

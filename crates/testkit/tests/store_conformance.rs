@@ -18,6 +18,12 @@ use changegate_testkit::store_tests;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 
+/// The time every write of these cases is stamped with: the tests' pinned
+/// clock, never the wall clock.
+fn now() -> DateTime<Utc> {
+    changegate_testkit::start_of_tests()
+}
+
 store_tests!(
     the_store_answers_and_names_its_backend,
     a_tenant_is_found_by_id_and_by_slug_as_created,
@@ -86,7 +92,7 @@ fn new_tenant(s: &str) -> NewTenant {
 
 async fn tenant(store: &dyn Store, s: &str) -> Tenant {
     store
-        .create_tenant(new_tenant(s), "test")
+        .create_tenant(new_tenant(s), "test", now())
         .await
         .expect("tenant created")
 }
@@ -108,7 +114,7 @@ fn new_user(address: &str, tenant: Option<TenantId>) -> NewUser {
 
 async fn msp_user(store: &dyn Store, address: &str) -> User {
     store
-        .create_user(new_user(address, None), &[], "test")
+        .create_user(new_user(address, None), &[], "test", now())
         .await
         .expect("user created")
 }
@@ -134,6 +140,18 @@ async fn new_change(
     kind: ChangeType,
     title: &str,
 ) -> Change {
+    new_change_at(store, tenant, requester, kind, title, now()).await
+}
+
+/// A draft raised at `at`.
+async fn new_change_at(
+    store: &dyn Store,
+    tenant: TenantId,
+    requester: UserId,
+    kind: ChangeType,
+    title: &str,
+    at: DateTime<Utc>,
+) -> Change {
     store
         .create_change(
             NewChange {
@@ -144,6 +162,7 @@ async fn new_change(
                 content: content(title),
             },
             "test",
+            at,
         )
         .await
         .expect("change created")
@@ -152,7 +171,7 @@ async fn new_change(
 /// Save `change` as it is (at its own version) with nothing else.
 async fn save(store: &dyn Store, change: &Change) -> Change {
     store
-        .save_change(change, change.version, ChangeWrite::default())
+        .save_change(change, change.version, ChangeWrite::default(), now())
         .await
         .expect("change saved")
 }
@@ -210,12 +229,13 @@ async fn tenant_with_six_events(store: &dyn Store, s: &str) -> TenantId {
                 name,
                 r#"{"rule":"any"}"#,
                 "tom@msp.example",
+                now(),
             )
             .await
             .expect("object put");
     }
     store
-        .put_policy(t.id, r#"{"routing":{}}"#, "tom@msp.example")
+        .put_policy(t.id, r#"{"routing":{}}"#, "tom@msp.example", now())
         .await
         .expect("policy put");
     let report = verify(store, t.id).await;
@@ -251,12 +271,12 @@ async fn a_tenant_is_found_by_id_and_by_slug_as_created(db: TestDb) {
 async fn applying_a_tenant_creates_then_updates_then_leaves_it_unchanged(db: TestDb) {
     let store = db.store();
     let (created, applied) = store
-        .apply_tenant(new_tenant("client-a"), "admin")
+        .apply_tenant(new_tenant("client-a"), "admin", now())
         .await
         .expect("applied");
     assert_eq!(applied, Applied::Created);
     let (same, applied) = store
-        .apply_tenant(new_tenant("client-a"), "admin")
+        .apply_tenant(new_tenant("client-a"), "admin", now())
         .await
         .expect("applied");
     assert_eq!((applied, &same), (Applied::Unchanged, &created));
@@ -265,7 +285,7 @@ async fn applying_a_tenant_creates_then_updates_then_leaves_it_unchanged(db: Tes
         ..new_tenant("client-a")
     };
     let (updated, applied) = store
-        .apply_tenant(renamed.clone(), "admin")
+        .apply_tenant(renamed.clone(), "admin", now())
         .await
         .expect("applied");
     assert_eq!(applied, Applied::Updated);
@@ -274,7 +294,10 @@ async fn applying_a_tenant_creates_then_updates_then_leaves_it_unchanged(db: Tes
         (created.id, "Client A GmbH", created.created_at)
     );
     assert_eq!(store.tenant(created.id).await.expect("read"), updated);
-    let (_, applied) = store.apply_tenant(renamed, "admin").await.expect("applied");
+    let (_, applied) = store
+        .apply_tenant(renamed, "admin", now())
+        .await
+        .expect("applied");
     assert_eq!(applied, Applied::Unchanged);
     assert_eq!(
         actions(&*store, created.id).await,
@@ -286,7 +309,9 @@ async fn a_second_tenant_with_the_same_slug_is_a_conflict_on_the_slug(db: TestDb
     let store = db.store();
     tenant(&*store, "client-a").await;
     assert_conflict_on(
-        store.create_tenant(new_tenant("client-a"), "admin").await,
+        store
+            .create_tenant(new_tenant("client-a"), "admin", now())
+            .await,
         "tenants.slug",
     );
     assert_eq!(store.tenants(None).await.expect("listed").len(), 1);
@@ -329,14 +354,14 @@ async fn writes_for_a_tenant_that_does_not_exist_fail_and_leave_nothing_behind(d
     let tom = msp_user(&*store, "tom@msp.example").await;
     assert!(
         store
-            .put_object(nowhere, ObjectKind::Board, "cab", "{}", "tom")
+            .put_object(nowhere, ObjectKind::Board, "cab", "{}", "tom", now())
             .await
             .is_err()
     );
-    assert!(store.put_policy(nowhere, "{}", "tom").await.is_err());
+    assert!(store.put_policy(nowhere, "{}", "tom", now()).await.is_err());
     assert!(
         store
-            .bind_role(tom.id, nowhere, Role::Auditor, "admin")
+            .bind_role(tom.id, nowhere, Role::Auditor, "admin", now())
             .await
             .is_err()
     );
@@ -347,7 +372,7 @@ async fn writes_for_a_tenant_that_does_not_exist_fail_and_leave_nothing_behind(d
         implementer: None,
         content: content("nowhere"),
     };
-    assert!(store.create_change(change, "tom").await.is_err());
+    assert!(store.create_change(change, "tom", now()).await.is_err());
     let delegation = NewDelegation {
         tenant: nowhere,
         from: tom.id,
@@ -355,7 +380,12 @@ async fn writes_for_a_tenant_that_does_not_exist_fail_and_leave_nothing_behind(d
         starts_at: at(0),
         ends_at: at(1),
     };
-    assert!(store.create_delegation(delegation, "tom").await.is_err());
+    assert!(
+        store
+            .create_delegation(delegation, "tom", now())
+            .await
+            .is_err()
+    );
     assert!(store.roles_of(tom.id).await.expect("roles").is_empty());
     let all = ChangeFilter {
         limit: 10,
@@ -379,6 +409,7 @@ async fn users_are_found_by_id_and_by_email_as_created(db: TestDb) {
             },
             &[],
             "admin",
+            now(),
         )
         .await
         .expect("created");
@@ -387,7 +418,12 @@ async fn users_are_found_by_id_and_by_email_as_created(db: TestDb) {
         ("tom@msp.example", UserKind::Msp, true, None)
     );
     let client = store
-        .create_user(new_user("carol@client-a.example", Some(t.id)), &[], "admin")
+        .create_user(
+            new_user("carol@client-a.example", Some(t.id)),
+            &[],
+            "admin",
+            now(),
+        )
         .await
         .expect("created");
     assert_eq!((client.kind, client.tenant), (UserKind::Client, Some(t.id)));
@@ -409,7 +445,7 @@ async fn a_second_user_with_the_same_email_is_a_conflict_on_the_email(db: TestDb
     msp_user(&*store, "tom@msp.example").await;
     assert_conflict_on(
         store
-            .create_user(new_user("TOM@msp.example", None), &[], "admin")
+            .create_user(new_user("TOM@msp.example", None), &[], "admin", now())
             .await,
         "users.email",
     );
@@ -423,6 +459,7 @@ async fn a_user_is_created_with_its_roles_or_not_at_all(db: TestDb) {
             new_user("carol@client-a.example", Some(a.id)),
             &[(a.id, Role::BusinessApprover), (a.id, Role::Requester)],
             "admin",
+            now(),
         )
         .await
         .expect("created");
@@ -449,6 +486,7 @@ async fn a_user_is_created_with_its_roles_or_not_at_all(db: TestDb) {
                 (TenantId(404), Role::Implementer),
             ],
             "admin",
+            now(),
         )
         .await;
     assert!(refused.is_err(), "a grant in a missing tenant is refused");
@@ -484,37 +522,42 @@ async fn a_role_bound_twice_is_unchanged_and_roles_are_listed_per_tenant(db: Tes
     let tom = msp_user(&*store, "tom@msp.example").await;
     let eve = msp_user(&*store, "eve@msp.example").await;
     let carol = store
-        .create_user(new_user("carol@client-a.example", Some(a.id)), &[], "admin")
+        .create_user(
+            new_user("carol@client-a.example", Some(a.id)),
+            &[],
+            "admin",
+            now(),
+        )
         .await
         .expect("created");
     assert_eq!(
         store
-            .bind_role(tom.id, a.id, Role::TechnicalApprover, "admin")
+            .bind_role(tom.id, a.id, Role::TechnicalApprover, "admin", now())
             .await
             .expect("bound"),
         Applied::Created
     );
     assert_eq!(
         store
-            .bind_role(tom.id, a.id, Role::TechnicalApprover, "admin")
+            .bind_role(tom.id, a.id, Role::TechnicalApprover, "admin", now())
             .await
             .expect("bound"),
         Applied::Unchanged
     );
     store
-        .bind_role(tom.id, a.id, Role::ChangeManager, "admin")
+        .bind_role(tom.id, a.id, Role::ChangeManager, "admin", now())
         .await
         .expect("bound");
     store
-        .bind_role(tom.id, b.id, Role::Auditor, "admin")
+        .bind_role(tom.id, b.id, Role::Auditor, "admin", now())
         .await
         .expect("bound");
     store
-        .bind_role(eve.id, a.id, Role::Requester, "admin")
+        .bind_role(eve.id, a.id, Role::Requester, "admin", now())
         .await
         .expect("bound");
     store
-        .bind_role(carol.id, a.id, Role::BusinessApprover, "admin")
+        .bind_role(carol.id, a.id, Role::BusinessApprover, "admin", now())
         .await
         .expect("bound");
 
@@ -561,12 +604,12 @@ async fn a_live_token_finds_its_user_and_a_revoked_or_unknown_one_finds_nobody(d
     let store = db.store();
     let tom = msp_user(&*store, "tom@msp.example").await;
     let live = store
-        .create_token(tom.id, "laptop", "hash-live", &TokenScope::Full)
+        .create_token(tom.id, "laptop", "hash-live", &TokenScope::Full, now())
         .await
         .expect("token");
     assert_eq!((live.user, live.name.as_str()), (tom.id, "laptop"));
     let revoked = store
-        .create_token(tom.id, "old", "hash-revoked", &TokenScope::Full)
+        .create_token(tom.id, "old", "hash-revoked", &TokenScope::Full, now())
         .await
         .expect("token");
     assert_eq!(
@@ -577,7 +620,13 @@ async fn a_live_token_finds_its_user_and_a_revoked_or_unknown_one_finds_nobody(d
     // A gate token carries its tenant.
     let t = tenant(&*store, "client-a").await;
     let gate = store
-        .create_token(tom.id, "pipeline", "hash-gate", &TokenScope::Gate(t.id))
+        .create_token(
+            tom.id,
+            "pipeline",
+            "hash-gate",
+            &TokenScope::Gate(t.id),
+            now(),
+        )
         .await
         .expect("token");
     assert_eq!(gate.scope, TokenScope::Gate(t.id));
@@ -592,6 +641,7 @@ async fn a_live_token_finds_its_user_and_a_revoked_or_unknown_one_finds_nobody(d
             "agent",
             "hash-agent",
             &TokenScope::Agent("prod-eu".into()),
+            now(),
         )
         .await
         .expect("token");
@@ -613,12 +663,12 @@ async fn a_token_hash_is_unique(db: TestDb) {
     let store = db.store();
     let tom = msp_user(&*store, "tom@msp.example").await;
     store
-        .create_token(tom.id, "one", "same-hash", &TokenScope::Full)
+        .create_token(tom.id, "one", "same-hash", &TokenScope::Full, now())
         .await
         .expect("token");
     assert_conflict_on(
         store
-            .create_token(tom.id, "two", "same-hash", &TokenScope::Full)
+            .create_token(tom.id, "two", "same-hash", &TokenScope::Full, now())
             .await,
         "api_tokens.token_hash",
     );
@@ -635,7 +685,7 @@ async fn events_of_no_change_join_the_tenant_chain(db: TestDb) {
                 action: "deployment.unauthorized".into(),
                 subject: "web-shop".into(),
                 detail: serde_json::json!({ "artifacts": ["app@sha256:1"] }),
-                at: chrono::Utc::now(),
+                at: now(),
             }],
         )
         .await
@@ -681,6 +731,7 @@ async fn messages_and_links_are_written_with_their_change_and_a_link_is_used_onc
                 }],
                 ..ChangeWrite::default()
             },
+            now(),
         )
         .await
         .expect("saved");
@@ -740,6 +791,7 @@ async fn messages_and_links_are_written_with_their_change_and_a_link_is_used_onc
                 use_link: Some("link-hash".into()),
                 ..ChangeWrite::default()
             },
+            now(),
         )
         .await
         .expect("used");
@@ -760,6 +812,7 @@ async fn messages_and_links_are_written_with_their_change_and_a_link_is_used_onc
                     use_link: Some("link-hash".into()),
                     ..ChangeWrite::default()
                 },
+                now(),
             )
             .await,
         "approval_links.used_at",
@@ -780,7 +833,7 @@ async fn putting_an_object_creates_then_updates_then_leaves_it_unchanged(db: Tes
         let store = store.clone();
         async move {
             store
-                .put_object(t.id, ObjectKind::Window, "weekend", spec, "tom")
+                .put_object(t.id, ObjectKind::Window, "weekend", spec, "tom", now())
                 .await
                 .expect("put")
         }
@@ -813,7 +866,7 @@ async fn objects_are_listed_per_kind_by_name_with_their_spec_text_unchanged(db: 
     let spec = r#"{ "rule": "any",  "members": ["tom@msp.example"], "a": 1 }"#;
     for name in ["msp-tech", "cab", "client-a-business"] {
         store
-            .put_object(a.id, ObjectKind::Board, name, spec, "tom")
+            .put_object(a.id, ObjectKind::Board, name, spec, "tom", now())
             .await
             .expect("put");
     }
@@ -824,11 +877,12 @@ async fn objects_are_listed_per_kind_by_name_with_their_spec_text_unchanged(db: 
             "payments-api",
             "{}",
             "tom",
+            now(),
         )
         .await
         .expect("put");
     store
-        .put_object(b.id, ObjectKind::Board, "other", "{}", "tom")
+        .put_object(b.id, ObjectKind::Board, "other", "{}", "tom", now())
         .await
         .expect("put");
     let boards = store
@@ -870,11 +924,11 @@ async fn deleting_an_object_removes_it_and_deleting_a_missing_one_is_not_found(d
     let store = db.store();
     let t = tenant(&*store, "client-a").await;
     store
-        .put_object(t.id, ObjectKind::Template, "db-patch", "{}", "tom")
+        .put_object(t.id, ObjectKind::Template, "db-patch", "{}", "tom", now())
         .await
         .expect("put");
     store
-        .delete_object(t.id, ObjectKind::Template, "db-patch", "tom")
+        .delete_object(t.id, ObjectKind::Template, "db-patch", "tom", now())
         .await
         .expect("deleted");
     assert!(
@@ -886,7 +940,7 @@ async fn deleting_an_object_removes_it_and_deleting_a_missing_one_is_not_found(d
     );
     assert_not_found(
         store
-            .delete_object(t.id, ObjectKind::Template, "db-patch", "tom")
+            .delete_object(t.id, ObjectKind::Template, "db-patch", "tom", now())
             .await,
     );
     assert_eq!(
@@ -901,28 +955,28 @@ async fn policy_versions_count_up_only_when_the_spec_changes(db: TestDb) {
     assert_not_found(store.policy(t.id).await);
     assert_eq!(
         store
-            .put_policy(t.id, r#"{"v":1}"#, "cm")
+            .put_policy(t.id, r#"{"v":1}"#, "cm", now())
             .await
             .expect("put"),
         (1, Applied::Created)
     );
     assert_eq!(
         store
-            .put_policy(t.id, r#"{"v":1}"#, "cm")
+            .put_policy(t.id, r#"{"v":1}"#, "cm", now())
             .await
             .expect("put"),
         (1, Applied::Unchanged)
     );
     assert_eq!(
         store
-            .put_policy(t.id, r#"{"v":2}"#, "cm")
+            .put_policy(t.id, r#"{"v":2}"#, "cm", now())
             .await
             .expect("put"),
         (2, Applied::Updated)
     );
     assert_eq!(
         store
-            .put_policy(t.id, r#"{"v":1}"#, "cm")
+            .put_policy(t.id, r#"{"v":1}"#, "cm", now())
             .await
             .expect("put"),
         (3, Applied::Updated)
@@ -959,6 +1013,7 @@ async fn a_delegation_is_active_from_its_start_until_just_before_its_end(db: Tes
                 ends_at: at(60),
             },
             "carol",
+            now(),
         )
         .await
         .expect("created");
@@ -1072,10 +1127,11 @@ async fn changes_are_listed_newest_first_by_every_filter(db: TestDb) {
         msp_user(&*store, "eve@msp.example").await,
         msp_user(&*store, "ian@msp.example").await,
     );
-    let c1 = new_change(&*store, a.id, eve.id, ChangeType::Normal, "one").await;
-    let c2 = new_change(&*store, a.id, ian.id, ChangeType::Emergency, "two").await;
-    // Changes 1 and 2 were created before `middle`, 3 and 4 at or after it.
-    let middle = audit::normalise(Utc::now());
+    // Changes 1 and 2 are created before `middle`, 3 and 4 at it.
+    let middle = audit::normalise(now());
+    let before = middle - Duration::hours(1);
+    let c1 = new_change_at(&*store, a.id, eve.id, ChangeType::Normal, "one", before).await;
+    let c2 = new_change_at(&*store, a.id, ian.id, ChangeType::Emergency, "two", before).await;
     let c3 = new_change(&*store, b.id, eve.id, ChangeType::Normal, "three").await;
     let c4 = new_change(&*store, a.id, eve.id, ChangeType::Standard, "four").await;
     save(
@@ -1292,6 +1348,7 @@ async fn saving_a_change_with_a_stale_version_is_a_conflict_and_writes_nothing(d
             },
             c.version,
             stale,
+            now(),
         )
         .await;
     assert_conflict_on(result, "changes.version");
@@ -1367,7 +1424,7 @@ async fn saving_a_change_records_its_revision_approval_comment_and_events(db: Te
         ..Default::default()
     };
     let saved = store
-        .save_change(&submitted, c.version, submit)
+        .save_change(&submitted, c.version, submit, now())
         .await
         .expect("saved");
     assert_eq!(
@@ -1407,6 +1464,7 @@ async fn saving_a_change_records_its_revision_approval_comment_and_events(db: Te
             },
             saved.version,
             approve,
+            now(),
         )
         .await
         .expect("saved");
@@ -1616,6 +1674,7 @@ async fn approvals_revisions_and_audit_events_cannot_be_updated_or_deleted(db: T
             },
             c.version,
             write,
+            now(),
         )
         .await
         .expect("saved");
@@ -1653,40 +1712,58 @@ async fn every_write_appends_to_the_tenants_intact_audit_chain(db: TestDb) {
     let t = tenant(&*store, "client-a").await;
     let other = tenant(&*store, "client-b").await;
     store
-        .create_user(new_user("carol@client-a.example", Some(t.id)), &[], "admin")
+        .create_user(
+            new_user("carol@client-a.example", Some(t.id)),
+            &[],
+            "admin",
+            now(),
+        )
         .await
         .expect("user");
     let tom = msp_user(&*store, "tom@msp.example").await;
     store
-        .bind_role(tom.id, t.id, Role::TechnicalApprover, "admin")
+        .bind_role(tom.id, t.id, Role::TechnicalApprover, "admin", now())
         .await
         .expect("bound");
     store
-        .bind_role(tom.id, t.id, Role::TechnicalApprover, "admin")
+        .bind_role(tom.id, t.id, Role::TechnicalApprover, "admin", now())
         .await
         .expect("bound");
     store
-        .bind_role(tom.id, other.id, Role::TechnicalApprover, "admin")
+        .bind_role(tom.id, other.id, Role::TechnicalApprover, "admin", now())
         .await
         .expect("bound");
     store
-        .put_object(t.id, ObjectKind::Board, "cab", "{}", "cm")
+        .put_object(t.id, ObjectKind::Board, "cab", "{}", "cm", now())
         .await
         .expect("put");
     store
-        .put_object(t.id, ObjectKind::Board, "cab", "{}", "cm")
+        .put_object(t.id, ObjectKind::Board, "cab", "{}", "cm", now())
         .await
         .expect("put");
     store
-        .put_object(t.id, ObjectKind::Board, "cab", r#"{"rule":"all"}"#, "cm")
+        .put_object(
+            t.id,
+            ObjectKind::Board,
+            "cab",
+            r#"{"rule":"all"}"#,
+            "cm",
+            now(),
+        )
         .await
         .expect("put");
     store
-        .delete_object(t.id, ObjectKind::Board, "cab", "cm")
+        .delete_object(t.id, ObjectKind::Board, "cab", "cm", now())
         .await
         .expect("deleted");
-    store.put_policy(t.id, "{}", "cm").await.expect("policy");
-    store.put_policy(t.id, "{}", "cm").await.expect("policy");
+    store
+        .put_policy(t.id, "{}", "cm", now())
+        .await
+        .expect("policy");
+    store
+        .put_policy(t.id, "{}", "cm", now())
+        .await
+        .expect("policy");
     store
         .create_delegation(
             NewDelegation {
@@ -1697,6 +1774,7 @@ async fn every_write_appends_to_the_tenants_intact_audit_chain(db: TestDb) {
                 ends_at: at(1),
             },
             "tom",
+            now(),
         )
         .await
         .expect("delegation");
@@ -1720,6 +1798,7 @@ async fn every_write_appends_to_the_tenants_intact_audit_chain(db: TestDb) {
             },
             c.version,
             submit,
+            now(),
         )
         .await
         .expect("saved");
@@ -1730,6 +1809,7 @@ async fn every_write_appends_to_the_tenants_intact_audit_chain(db: TestDb) {
                 ..new_tenant("client-a")
             },
             "admin",
+            now(),
         )
         .await
         .expect("applied");
@@ -1934,7 +2014,10 @@ async fn fifty_concurrent_approvals_retried_on_conflict_are_all_recorded_in_an_i
                     events: vec![event("change.approved", &c.number.to_string(), i as i64)],
                     ..Default::default()
                 };
-                match store.save_change(&current, current.version, write).await {
+                match store
+                    .save_change(&current, current.version, write, now())
+                    .await
+                {
                     Ok(_) => return conflicts,
                     Err(StoreError::Conflict { .. }) => conflicts += 1,
                     Err(e) => panic!("approval {i} failed: {e}"),
@@ -1994,11 +2077,18 @@ async fn concurrent_writes_to_different_records_of_one_tenant_keep_its_chain_lin
                 ..Default::default()
             };
             store
-                .save_change(&c, c.version, submit)
+                .save_change(&c, c.version, submit, now())
                 .await
                 .expect("saved");
             store
-                .put_object(t.id, ObjectKind::Window, &format!("window-{i}"), "{}", "cm")
+                .put_object(
+                    t.id,
+                    ObjectKind::Window,
+                    &format!("window-{i}"),
+                    "{}",
+                    "cm",
+                    now(),
+                )
                 .await
                 .expect("put");
         });
@@ -2043,23 +2133,26 @@ async fn the_audit_head_moves_with_every_write_of_a_tenants_gate_records_and_onl
         ..Default::default()
     };
     store
-        .save_change(&c, c.version, submit)
+        .save_change(&c, c.version, submit, now())
         .await
         .expect("saved");
     moved(head(a.id).await, "saving a change with its event");
     for kind in [ObjectKind::ConfigurationItem, ObjectKind::Window] {
         store
-            .put_object(a.id, kind, "x", "{}", "cm")
+            .put_object(a.id, kind, "x", "{}", "cm", now())
             .await
             .expect("put");
         moved(head(a.id).await, "putting an object");
     }
     store
-        .delete_object(a.id, ObjectKind::Window, "x", "cm")
+        .delete_object(a.id, ObjectKind::Window, "x", "cm", now())
         .await
         .expect("deleted");
     moved(head(a.id).await, "deleting an object");
-    store.put_policy(a.id, "{}", "cm").await.expect("policy");
+    store
+        .put_policy(a.id, "{}", "cm", now())
+        .await
+        .expect("policy");
     moved(head(a.id).await, "writing the policy");
     store.change(a.id, c.number).await.expect("read");
     assert_eq!(head(a.id).await, last, "a read moves nothing");

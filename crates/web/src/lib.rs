@@ -28,8 +28,8 @@ use changegate_store::Store;
 use chrono::{DateTime, Utc};
 use std::sync::Arc;
 
-/// The clock handlers read; tests pin it.
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+/// The clock handlers read, and pass to every store write; tests pin it.
+pub use changegate_store::Clock;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -51,10 +51,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// The state of a server over `store` whose every handler, and every
+    /// write they make, takes the time from `clock`.
+    pub fn new(store: Arc<dyn Store>, clock: Clock) -> Self {
         AppState {
             store,
-            clock: Arc::new(Utc::now),
+            clock,
             secure_cookies: true,
             writes: Arc::default(),
             sign_ins: Arc::new(limit::SignInLimiter::default()),
@@ -71,11 +73,6 @@ impl AppState {
 
     pub fn with_public_url(mut self, url: &str) -> Self {
         self.public_url = url.trim_end_matches('/').to_string();
-        self
-    }
-
-    pub fn with_clock(mut self, clock: Clock) -> Self {
-        self.clock = clock;
         self
     }
 

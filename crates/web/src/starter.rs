@@ -109,6 +109,7 @@ pub async fn run_due(state: &AppState, now: DateTime<Utc>) -> Result<Vec<Started
                             events,
                             ..Default::default()
                         },
+                        now,
                     )
                     .await
                 {

@@ -65,8 +65,8 @@ impl Snapshot {
     /// that does not compile (the server validates them on write, so only
     /// a newer server's syntax could) is left out with a warning: it can
     /// only have opened a window, never closed one that this agent knows.
-    pub fn new(etag: String, bundle: Bundle) -> Self {
-        let now = Utc::now();
+    /// Windows are prepared around `now`, the time the bundle arrived.
+    pub fn new(etag: String, bundle: Bundle, now: DateTime<Utc>) -> Self {
         let mut gates = HashMap::new();
         let mut strict = HashMap::new();
         for t in &bundle.tenants {

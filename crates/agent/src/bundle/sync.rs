@@ -34,7 +34,7 @@ pub fn restore(settings: &SyncSettings, state: &BundleState) {
         tracing::info!(etag = %cached.etag, confirmed_at = %cached.confirmed_at, "deciding from the cached bundle until the server answers");
         let confirmed = cached.confirmed_at;
         state.replace(
-            Arc::new(Snapshot::new(cached.etag, cached.bundle)),
+            Arc::new(Snapshot::new(cached.etag, cached.bundle, Utc::now())),
             confirmed,
         );
     }
@@ -119,7 +119,7 @@ async fn poll(
             let bundle: Bundle = serde_json::from_slice(&body)?;
             tracing::info!(%etag, tenants = bundle.tenants.len(), changes = bundle.tenants.iter().map(|t| t.changes.len()).sum::<usize>(), "new bundle");
             write_cache(settings, &etag, &bundle, now);
-            state.replace(Arc::new(Snapshot::new(etag, bundle)), now);
+            state.replace(Arc::new(Snapshot::new(etag, bundle, now)), now);
             Ok(())
         }
         s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => Err(PollError::Refused(s)),

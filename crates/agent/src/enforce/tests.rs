@@ -41,7 +41,7 @@ fn snapshot(enforcement: &str, changes: Vec<GateChange>) -> Snapshot {
         }]
     }))
     .expect("bundle");
-    Snapshot::new("\"e1\"".into(), bundle)
+    Snapshot::new("\"e1\"".into(), bundle, now())
 }
 
 fn deployment(image: &str, replicas: u32) -> Value {

@@ -34,7 +34,7 @@ fn snapshot_of(kind: &str, enforcement: &str, automatic_rollback: bool) -> Snaps
         }]
     }))
     .expect("bundle");
-    Snapshot::new("\"e\"".into(), bundle)
+    Snapshot::new("\"e\"".into(), bundle, now())
 }
 
 fn deployment(image: &str, replicas: i64, generation: i64, status: Value) -> Value {

@@ -60,6 +60,7 @@ pub async fn register_cluster(
             &format!("agent of {name}"),
             &hash,
             &TokenScope::Agent(name.to_string()),
+            state.now(),
         )
         .await?;
     Ok((

@@ -118,7 +118,14 @@ pub async fn create_feed(
     let (token, hash) = new_token();
     let feed = state
         .store
-        .create_feed(t.tenant.id, t.caller.user, name, &hash, &t.actor())
+        .create_feed(
+            t.tenant.id,
+            t.caller.user,
+            name,
+            &hash,
+            &t.actor(),
+            state.now(),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -195,7 +202,7 @@ pub async fn revoke_feed(
     }
     state
         .store
-        .revoke_feed(t.tenant.id, feed.id, &t.actor())
+        .revoke_feed(t.tenant.id, feed.id, &t.actor(), state.now())
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

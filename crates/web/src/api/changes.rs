@@ -202,6 +202,7 @@ pub async fn create(
                 content,
             },
             &t.actor(),
+            state.now(),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(view(&state, &t, &change).await?)))
@@ -483,7 +484,7 @@ pub async fn edit(
     write.events = events;
     let saved = state
         .store
-        .save_change(&c, expected, write)
+        .save_change(&c, expected, write, now)
         .await
         .map_err(|e| match e {
             StoreError::Conflict { .. } => ApiError::conflict(format!(
@@ -562,7 +563,7 @@ pub async fn comment(
             }],
             ..ChangeWrite::default()
         };
-        match state.store.save_change(&c, c.version, write).await {
+        match state.store.save_change(&c, c.version, write, now).await {
             Ok(_) => {
                 return Ok((
                     StatusCode::CREATED,

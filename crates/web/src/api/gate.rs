@@ -311,7 +311,13 @@ pub async fn create_token(
     let (token, hash) = new_token();
     state
         .store
-        .create_token(t.caller.user, name, &hash, &TokenScope::Gate(t.tenant.id))
+        .create_token(
+            t.caller.user,
+            name,
+            &hash,
+            &TokenScope::Gate(t.tenant.id),
+            state.now(),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -73,7 +73,7 @@ pub(crate) async fn save(
     };
     state
         .store
-        .save_change(c, expected, write)
+        .save_change(c, expected, write, state.now())
         .await
         .map_err(|e| match e {
             StoreError::Conflict { .. } => {
@@ -455,7 +455,7 @@ pub(crate) async fn record_decision(
         if c.state != ChangeState::AwaitingApproval {
             (c.remind_at, c.escalate_at) = (None, None);
         }
-        match store.save_change(&c, expected, write).await {
+        match store.save_change(&c, expected, write, now).await {
             Ok(saved) => return Ok(saved),
             Err(StoreError::Conflict { constraint }) if constraint == "approval_links.used_at" => {
                 return Err(ApiError::new(

@@ -54,7 +54,13 @@ pub async fn create_token(
     let (token, hash) = new_token();
     state
         .store
-        .create_token(caller.user, body.name.trim(), &hash, &TokenScope::Full)
+        .create_token(
+            caller.user,
+            body.name.trim(),
+            &hash,
+            &TokenScope::Full,
+            state.now(),
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -145,6 +151,7 @@ pub async fn add(
                     },
                     &grants,
                     &t.actor(),
+                    state.now(),
                 )
                 .await?
         }
@@ -169,7 +176,7 @@ pub async fn add(
     for role in roles.iter().filter(|_| !created) {
         let granted = state
             .store
-            .bind_role(user.id, t.tenant.id, *role, &t.actor())
+            .bind_role(user.id, t.tenant.id, *role, &t.actor(), state.now())
             .await?;
         if granted != changegate_store::Applied::Unchanged && applied == "unchanged" {
             applied = "updated";

@@ -124,7 +124,7 @@ pub async fn replace(
     }
     let (version, a) = state
         .store
-        .put_policy(t.tenant.id, &canonical(&spec)?, &t.actor())
+        .put_policy(t.tenant.id, &canonical(&spec)?, &t.actor(), state.now())
         .await?;
     Ok(Json(PolicyView {
         applied: Some(AppliedView::from(a).applied),
@@ -174,6 +174,7 @@ pub async fn put_board(
             &name,
             &canonical(&spec)?,
             &t.actor(),
+            state.now(),
         )
         .await?;
     Ok(applied(r))
@@ -247,6 +248,7 @@ pub async fn put_window(
             &name,
             &canonical(&spec)?,
             &t.actor(),
+            state.now(),
         )
         .await?;
     Ok(applied(r))
@@ -272,7 +274,13 @@ pub async fn delete_window(
     }
     state
         .store
-        .delete_object(t.tenant.id, ObjectKind::Window, &name, &t.actor())
+        .delete_object(
+            t.tenant.id,
+            ObjectKind::Window,
+            &name,
+            &t.actor(),
+            state.now(),
+        )
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -308,6 +316,7 @@ pub async fn put_template(
             &name,
             &canonical(&spec)?,
             &t.actor(),
+            state.now(),
         )
         .await?;
     Ok(applied(r))
@@ -344,6 +353,7 @@ pub async fn put_ci(
             &name,
             &canonical(&spec)?,
             &t.actor(),
+            state.now(),
         )
         .await?;
     // A binding can bring the tenant into a cluster's bundle it was not in.
@@ -397,6 +407,7 @@ pub async fn delegate(
                 ends_at: body.ends_at,
             },
             &t.actor(),
+            state.now(),
         )
         .await
         .map_err(|e| match e {

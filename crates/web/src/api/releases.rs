@@ -496,7 +496,7 @@ async fn save(
 ) -> ApiResult<Release> {
     state
         .store
-        .save_release(r, expected, write)
+        .save_release(r, expected, write, state.now())
         .await
         .map_err(|e| match e {
             StoreError::Conflict { .. } => ApiError::conflict(format!(
@@ -725,6 +725,7 @@ pub async fn create(
                 record,
             },
             caller.email.as_str(),
+            state.now(),
         )
         .await?;
     Ok((StatusCode::CREATED, answer(&state, &caller, created).await?))

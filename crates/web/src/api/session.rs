@@ -103,7 +103,7 @@ pub(crate) async fn start(
     let (id, id_hash) = new_token();
     state
         .store
-        .create_session(user.id, &id_hash, state.now() + LIFETIME)
+        .create_session(user.id, &id_hash, state.now() + LIFETIME, state.now())
         .await?;
     set_cookie(state, &id, LIFETIME.num_seconds())
 }

@@ -57,6 +57,7 @@ pub async fn create(
                 time_zone: body.time_zone,
             },
             caller.email.as_str(),
+            state.now(),
         )
         .await
         .map_err(|e| match e {
@@ -100,6 +101,7 @@ pub async fn apply(
                 time_zone: body.time_zone,
             },
             caller.email.as_str(),
+            state.now(),
         )
         .await?;
     Ok(Json(AppliedView::from(applied)))

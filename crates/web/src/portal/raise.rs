@@ -180,6 +180,7 @@ pub async fn raise(
                     content,
                 },
                 &t.actor(),
+                state.now(),
             )
             .await?;
         let number = change.number.to_string();

@@ -10,7 +10,7 @@ use changegate_core::{Email, Role};
 use changegate_store::Store;
 use changegate_testkit::msp::{Msp, low_risk, normal_change};
 use changegate_testkit::{Actor, TestApp};
-use changegate_web::{AppState, RouteInfo};
+use changegate_web::RouteInfo;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::{Value, json};
@@ -196,7 +196,7 @@ async fn everyone(app: &TestApp) -> Msp {
         .expect("client-a");
     for role in [Role::ChangeManager, Role::Requester] {
         app.store
-            .bind_role(admin.id, a.id, role, "test")
+            .bind_role(admin.id, a.id, role, "test", app.now())
             .await
             .expect("bound");
     }
@@ -318,6 +318,7 @@ where
                     },
                 },
                 "test",
+                app.now(),
             )
             .await
             .expect("release created")
@@ -378,7 +379,7 @@ async fn raw(
     content_type: Option<&str>,
     body: &str,
 ) -> (StatusCode, Value) {
-    let router = changegate_web::router(AppState::new(app.store.clone()));
+    let router = changegate_web::router(app.state.clone());
     let mut req = Request::post(path).header(
         "authorization",
         format!("Bearer {}", who.token.as_deref().unwrap_or("")),

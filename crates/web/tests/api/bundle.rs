@@ -335,7 +335,7 @@ async fn a_new_binding_and_a_write_elsewhere_both_reach_the_bundle(app: TestApp)
             changegate_store::ObjectKind::Window,
             "written-elsewhere",
             r#"{"timeZone":"Europe/Berlin","schedule":{"cron":{"expr":"0 2 * * SAT","duration":"4h"}}}"#,
-            "another replica",
+            "another replica", app.now(),
         )
         .await
         .expect("written behind the server's back");

@@ -154,7 +154,13 @@ async fn the_requester_cannot_approve_their_own_change(app: TestApp) {
         .await
         .expect("tom");
     app.store
-        .bind_role(tom.id, t.id, changegate_core::Role::Requester, "test")
+        .bind_role(
+            tom.id,
+            t.id,
+            changegate_core::Role::Requester,
+            "test",
+            app.now(),
+        )
         .await
         .expect("bound");
     let c = m

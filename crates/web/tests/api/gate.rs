@@ -316,6 +316,7 @@ async fn checks_read_a_snapshot_that_every_write_renews(app: TestApp) {
             "payments-api",
             &json!({ "kind": "application" }).to_string(),
             "someone at the database",
+            app.now(),
         )
         .await
         .expect("stored");

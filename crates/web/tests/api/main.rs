@@ -5,6 +5,7 @@ mod bad_input;
 mod bundle;
 mod calendar;
 mod changes;
+mod clock;
 mod concurrency;
 mod email;
 mod evidence;

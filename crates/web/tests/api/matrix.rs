@@ -227,6 +227,7 @@ impl World {
                     time_zone: "Europe/Berlin".into(),
                 },
                 "test",
+                app.now(),
             )
             .await
             .expect("client-b created");

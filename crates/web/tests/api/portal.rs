@@ -285,6 +285,7 @@ async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
                 },
             },
             "test",
+            app.now(),
         )
         .await
         .expect("release")

@@ -22,13 +22,21 @@ async fn tenant_with_a_window(store: &dyn Store) -> TenantId {
                 time_zone: "Europe/Berlin".into(),
             },
             "test",
+            at(27, 9, 0, 0),
         )
         .await
         .expect("tenant");
     // Saturday 02:00-06:00 Berlin: 01:00-05:00 UTC on 2026-11-28.
     let weekly = r#"{"timeZone":"Europe/Berlin","schedule":{"cron":{"expr":"0 2 * * SAT","duration":"4h"}}}"#;
     store
-        .put_object(t.id, ObjectKind::Window, "weekly", weekly, "test")
+        .put_object(
+            t.id,
+            ObjectKind::Window,
+            "weekly",
+            weekly,
+            "test",
+            at(27, 9, 0, 0),
+        )
         .await
         .expect("window");
     t.id
@@ -139,7 +147,14 @@ async fn idle_passes_write_nothing_and_an_edited_window_is_seen(db: TestDb) {
     // A window opening in a minute, added between two passes.
     let soon = r#"{"timeZone":"UTC","schedule":{"ranges":[{"start":"2026-11-27T10:02:00Z","end":"2026-11-27T10:03:00Z"}]}}"#;
     store
-        .put_object(tenant, ObjectKind::Window, "soon", soon, "test")
+        .put_object(
+            tenant,
+            ObjectKind::Window,
+            "soon",
+            soon,
+            "test",
+            at(27, 10, 1, 30),
+        )
         .await
         .expect("window");
     assert_eq!(pass(at(27, 10, 1, 30)).await.next, Some(at(27, 10, 2, 0)));
