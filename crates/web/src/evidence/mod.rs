@@ -538,6 +538,44 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn no_cell_of_the_csv_is_read_as_a_formula() {
+        let mut c = change("CHG-1", "normal");
+        c.title = "=HYPERLINK(\"http://evil.example\",\"click\")".into();
+        c.test_evidence = "+1+cmd|' /C calc'!A0".into();
+        c.requester = "@SUM(1+1)".into();
+        c.window = Some("-2+3".into());
+        c.implementer = Some("\tnested".into());
+        c.outcome = Some("\rreturn".into());
+        let e = Evidence {
+            tenant: "client-a".into(),
+            tenant_name: "Client A".into(),
+            from: NaiveDate::from_ymd_opt(2026, 11, 1).expect("a valid date"),
+            to: NaiveDate::from_ymd_opt(2026, 11, 30).expect("a valid date"),
+            generated_at: at(28, 9),
+            chain: ChainEvidence {
+                intact: true,
+                events: 0,
+                head_hash: String::new(),
+                first_break: None,
+            },
+            changes: vec![c],
+            unauthorized: Vec::new(),
+            controls: Vec::new(),
+        };
+        let text = csv(&e).expect("as set up");
+        let mut reader = ::csv::Reader::from_reader(text.as_bytes());
+        let row = reader.records().next().expect("a row").expect("a record");
+        for value in row.iter() {
+            assert!(
+                !value.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{value:?} would be a formula"
+            );
+        }
+        assert_eq!(&row[1], "'=HYPERLINK(\"http://evil.example\",\"click\")");
+        assert_eq!(&row[9], "'-2+3");
+    }
+
+    #[test]
     fn the_csv_quotes_what_needs_quoting() {
         let mut c = change("CHG-1", "normal");
         c.title = "Upgrade \"payments\", then restart".into();

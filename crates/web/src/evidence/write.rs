@@ -15,6 +15,17 @@ fn csv_failed(err: csv::Error) -> ApiError {
     ApiError::internal()
 }
 
+/// A cell a spreadsheet reads as text, never as a formula: one that
+/// begins with `=`, `+`, `-`, `@`, a tab or a carriage return is prefixed
+/// with `'` (OWASP, CSV injection). Titles, comments and evidence are
+/// written by requesters and clients; the auditor opens the file.
+fn cell(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{s}").into(),
+        _ => s.into(),
+    }
+}
+
 /// One row per change: the columns an auditor filters in a spreadsheet.
 pub struct CsvOut<W: Write>(csv::Writer<W>);
 
@@ -71,27 +82,28 @@ impl<W: Write> CsvOut<W> {
             .as_ref()
             .map(|r| format!("{} by {}: {}", r.at.to_rfc3339(), r.by, r.detail))
             .unwrap_or_default();
+        let cells = [
+            c.number.as_str(),
+            &c.title,
+            &c.kind,
+            &c.state,
+            c.risk.as_deref().unwrap_or_default(),
+            &c.requester,
+            &c.created_at.to_rfc3339(),
+            &c.policy_version.map(|v| v.to_string()).unwrap_or_default(),
+            &approvals.join("; "),
+            c.window.as_deref().unwrap_or_default(),
+            &c.test_evidence,
+            c.implementer.as_deref().unwrap_or_default(),
+            &time(c.started_at),
+            &time(c.finished_at),
+            &c.deployments.len().to_string(),
+            c.outcome.as_deref().unwrap_or_default(),
+            &c.releases.join(" "),
+            &review,
+        ];
         self.0
-            .write_record([
-                c.number.as_str(),
-                &c.title,
-                &c.kind,
-                &c.state,
-                c.risk.as_deref().unwrap_or_default(),
-                &c.requester,
-                &c.created_at.to_rfc3339(),
-                &c.policy_version.map(|v| v.to_string()).unwrap_or_default(),
-                &approvals.join("; "),
-                c.window.as_deref().unwrap_or_default(),
-                &c.test_evidence,
-                c.implementer.as_deref().unwrap_or_default(),
-                &time(c.started_at),
-                &time(c.finished_at),
-                &c.deployments.len().to_string(),
-                c.outcome.as_deref().unwrap_or_default(),
-                &c.releases.join(" "),
-                &review,
-            ])
+            .write_record(cells.iter().map(|c| cell(c).into_owned()))
             .map_err(csv_failed)
     }
 
