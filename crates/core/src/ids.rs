@@ -50,10 +50,13 @@ macro_rules! number {
             /// Accepts the prefixed form in either case, or the bare number.
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let prefix = concat!($prefix, "-");
-                let digits = if s.len() > prefix.len() && s[..prefix.len()].eq_ignore_ascii_case(prefix) {
-                    &s[prefix.len()..]
-                } else {
-                    s
+                // `get` and `strip_prefix`, never a byte slice: a multi-byte
+                // character where the prefix would end is simply not the prefix.
+                let digits = match s.get(..prefix.len()) {
+                    Some(head) if s.len() > prefix.len() && head.eq_ignore_ascii_case(prefix) => {
+                        &s[prefix.len()..]
+                    }
+                    _ => s,
                 };
                 match digits.parse::<i64>() {
                     Ok(n) if n > 0 => Ok($name(n)),
@@ -226,6 +229,41 @@ mod tests {
         assert_eq!("rel-3".parse::<ReleaseNumber>(), Ok(ReleaseNumber(3)));
         assert_eq!(ReleaseNumber(3).to_string(), "REL-3");
         assert!("CHG-3".parse::<ReleaseNumber>().is_err());
+    }
+
+    proptest::proptest! {
+        /// Any text at all, of any script, is a number or a clear error:
+        /// never a panic (a path segment reaches this parser as it was sent).
+        #[test]
+        fn numbers_parse_any_text_without_panicking(s in "\\PC{0,12}", prefix in "(CHG-|chg-|REL-|rel-|)") {
+            let text = format!("{prefix}{s}");
+            if let Ok(n) = text.parse::<ChangeNumber>() {
+                proptest::prop_assert!(n.0 > 0);
+            }
+            if let Ok(n) = text.parse::<ReleaseNumber>() {
+                proptest::prop_assert!(n.0 > 0);
+            }
+        }
+
+        #[test]
+        fn a_number_reads_back_as_itself(n in 1i64..i64::MAX) {
+            proptest::prop_assert_eq!(ChangeNumber(n).to_string().parse::<ChangeNumber>(), Ok(ChangeNumber(n)));
+            proptest::prop_assert_eq!(ReleaseNumber(n).to_string().parse::<ReleaseNumber>(), Ok(ReleaseNumber(n)));
+        }
+
+        #[test]
+        fn slugs_and_emails_parse_any_text_without_panicking(s in "\\PC{0,40}") {
+            let _ = Slug::parse(&s);
+            let _ = Email::parse(&s);
+        }
+    }
+
+    #[test]
+    fn a_multi_byte_character_where_the_prefix_ends_is_not_a_number() {
+        // "0" then U+10000 (four bytes): byte 4 is inside the character.
+        assert!("0\u{10000}".parse::<ChangeNumber>().is_err());
+        assert!("CHG\u{10000}".parse::<ChangeNumber>().is_err());
+        assert!("ÄÄÄÄ5".parse::<ReleaseNumber>().is_err());
     }
 
     #[test]

@@ -495,6 +495,14 @@ pub fn router(state: AppState) -> Router {
             note_writes,
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        // A bug that panics answers this request with the API's 500 (and
+        // is logged) instead of dropping the connection; the tests treat
+        // either as a failure.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                axum::response::IntoResponse::into_response(error::ApiError::internal())
+            },
+        ))
         .with_state(state)
 }
 

@@ -11,7 +11,7 @@
 //! seconds, at most 60).
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use changegate_core::catalogue::{ConfigurationItem, Enforcement as Binding};
@@ -28,7 +28,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use utoipa::ToSchema;
 
-use super::Body;
+use super::{Body, Params};
 use crate::AppState;
 use crate::auth::{Agent, Caller, new_token};
 use crate::dto::TokenView;
@@ -112,7 +112,7 @@ pub struct BundleQuery {
 pub async fn bundle(
     State(state): State<AppState>,
     agent: Agent,
-    Query(q): Query<BundleQuery>,
+    Params(q): Params<BundleQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let known = headers

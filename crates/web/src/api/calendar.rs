@@ -4,7 +4,7 @@
 //! maker may still read the tenant.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use changegate_core::authz::{self, Action};
@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::Body;
+use super::{Body, Params};
 use crate::AppState;
 use crate::auth::{new_token, token_hash};
 use crate::calendar::{self, Entry};
@@ -72,7 +72,7 @@ pub fn range(
 pub async fn show(
     State(state): State<AppState>,
     t: InTenant,
-    Query(q): Query<RangeQuery>,
+    Params(q): Params<RangeQuery>,
 ) -> ApiResult<Json<Vec<Entry>>> {
     t.authorize(Action::Read)?;
     let (from, to) = range(q.from.as_deref(), q.to.as_deref(), state.now().date_naive())?;
@@ -170,7 +170,8 @@ pub async fn feeds(State(state): State<AppState>, t: InTenant) -> ApiResult<Json
 pub struct FeedPath {
     #[allow(dead_code)]
     pub tenant: String,
-    pub id: i64,
+    /// A feed's number; anything else finds no feed.
+    pub id: String,
 }
 
 /// Revoke a feed: its maker, or a tenant admin. The URL stops working at once.
@@ -182,12 +183,15 @@ pub async fn revoke_feed(
     Path(p): Path<FeedPath>,
 ) -> ApiResult<StatusCode> {
     t.authorize(Action::Read)?;
+    let id: i64 =
+        p.id.parse()
+            .map_err(|_| ApiError::not_found("calendar feed"))?;
     let feed = state
         .store
         .feeds(t.tenant.id)
         .await?
         .into_iter()
-        .find(|f| f.id == p.id)
+        .find(|f| f.id == id)
         .ok_or_else(|| ApiError::not_found("calendar feed"))?;
     if feed.user != t.caller.user && t.authorize(Action::AdministerTenant).is_err() {
         return Err(ApiError::forbidden(

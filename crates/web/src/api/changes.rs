@@ -3,7 +3,7 @@
 //! approval), revisions with what changed, and comments.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use changegate_core::authz::Action;
@@ -18,7 +18,7 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use utoipa::IntoParams;
 
-use super::{Body, ChangePath};
+use super::{Body, ChangePath, Params};
 use crate::auth::Caller;
 use crate::dto::{
     self, ChangePage, ChangeView, CommentBody, CommentView, EditChangeBody, NewChangeBody,
@@ -144,7 +144,7 @@ async fn page(state: &AppState, f: &ChangeFilter) -> ApiResult<Json<ChangePage>>
 pub async fn list_all(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Query(q): Query<ListQuery>,
+    Params(q): Params<ListQuery>,
 ) -> ApiResult<Json<ChangePage>> {
     let mut f = filter(&state, &q).await?;
     f.tenants = caller.visible_tenants();
@@ -164,7 +164,7 @@ pub async fn list_all(
 pub async fn list(
     State(state): State<AppState>,
     t: InTenant,
-    Query(q): Query<ListQuery>,
+    Params(q): Params<ListQuery>,
 ) -> ApiResult<Json<ChangePage>> {
     t.authorize(Action::Read)?;
     if q.tenant.is_some() {

@@ -1,7 +1,8 @@
 //! The evidence export of one tenant and one period, for auditors: JSON,
 //! CSV, or a bundle with a manifest of SHA-256 hashes (see `crate::evidence`).
 
-use axum::extract::{Query, State};
+use super::Params;
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use changegate_core::authz::Action;
@@ -58,7 +59,7 @@ pub fn period(q: &ExportQuery, today: NaiveDate) -> ApiResult<Period> {
 pub async fn export(
     State(state): State<AppState>,
     t: InTenant,
-    Query(q): Query<ExportQuery>,
+    Params(q): Params<ExportQuery>,
 ) -> ApiResult<Response> {
     t.authorize(Action::Read)?;
     let now = state.now();

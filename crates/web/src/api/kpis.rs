@@ -2,7 +2,7 @@
 //! with the KPIs of the last 30 days per tenant as gauges.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use changegate_core::TenantId;
@@ -18,6 +18,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 use utoipa::IntoParams;
 
+use super::Params;
 use super::evidence::ExportQuery;
 use crate::AppState;
 use crate::auth::Caller;
@@ -51,7 +52,7 @@ pub async fn of(state: &AppState, t: &InTenant, period: Period) -> ApiResult<Kpi
 pub async fn show(
     State(state): State<AppState>,
     t: InTenant,
-    Query(q): Query<KpiQuery>,
+    Params(q): Params<KpiQuery>,
 ) -> ApiResult<Json<Kpis>> {
     t.authorize(Action::Read)?;
     let query = ExportQuery {

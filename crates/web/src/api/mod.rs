@@ -58,6 +58,33 @@ where
     }
 }
 
+/// A query string, with a value that does not parse reported as a 422
+/// naming the parameter (axum's `Query` answers in plain text).
+pub struct Params<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for Params<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(de)
+            .map(Params)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let field = if path == "." { String::new() } else { path };
+                ApiError::invalid(field, e.into_inner().to_string())
+            })
+    }
+}
+
 /// `/tenants/{tenant}/changes/{number}/...`
 #[derive(serde::Deserialize)]
 pub struct ChangePath {

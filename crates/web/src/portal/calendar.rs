@@ -361,7 +361,7 @@ pub struct RevokeForm {
 pub async fn revoke_feed(
     State(state): State<AppState>,
     viewer: Viewer,
-    Path((slug, id)): Path<(String, i64)>,
+    Path((slug, id)): Path<(String, String)>,
     Form(form): Form<RevokeForm>,
 ) -> PageResult<Response> {
     viewer.check_csrf(&form.csrf)?;

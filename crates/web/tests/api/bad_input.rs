@@ -371,6 +371,166 @@ mod random_bodies_never_break_the_server_nor_half_write {
     }
 }
 
+/// Percent-encoding of a path segment or query value: every byte that is
+/// not unreserved, so any text reaches the router as it was meant.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Parameters known to have broken parsers: a number followed by a
+/// four-byte character (a byte slice cut inside it), a prefix cut the same
+/// way, overflow, signs, separators. Always sent, before the random ones.
+const KNOWN_BAD: &[&str] = &[
+    "0\u{10000}",
+    "CHG\u{10000}",
+    "REL\u{10000}",
+    "ÄÄÄÄ1",
+    "-1",
+    "0",
+    "99999999999999999999",
+    "1e3",
+    " 1",
+    "%",
+    "/",
+    "",
+];
+
+/// Text a path or query parameter could hold: any script, numbers with
+/// odd characters around them.
+fn parameter() -> impl Strategy<Value = String> {
+    prop_oneof![
+        2 => "\\PC{0,12}",
+        1 => ("(CHG-|REL-|chg-|)", "[0-9]{0,3}", "\\PC{0,3}").prop_map(|(p, n, t)| format!("{p}{n}{t}")),
+    ]
+}
+
+/// Every route of the table with its parameters replaced by `text`, and
+/// the list routes with `text` in each query parameter they read.
+fn paths_with(text: &str) -> Vec<(&'static str, String)> {
+    let t = encode(text);
+    let mut paths: Vec<(&'static str, String)> = changegate_web::route_table()
+        .into_iter()
+        .filter(|r| r.path.contains('{'))
+        .map(|r| {
+            let path = r
+                .path
+                .replace("{tenant}", "client-a")
+                .replace("{number}", &t)
+                .replace("{name}", &t)
+                .replace("{step}", &t)
+                .replace("{id}", &t);
+            (r.method, path)
+        })
+        .collect();
+    for q in [
+        "before",
+        "limit",
+        "state",
+        "type",
+        "requester",
+        "from",
+        "to",
+        "tenant",
+    ] {
+        paths.push(("GET", format!("/api/v1/changes?{q}={t}")));
+        paths.push(("GET", format!("{A}/changes?{q}={t}")));
+    }
+    for q in ["from", "to", "format"] {
+        paths.push(("GET", format!("{A}/evidence?{q}={t}")));
+        paths.push(("GET", format!("{A}/kpis?{q}={t}")));
+        paths.push(("GET", format!("{A}/calendar?{q}={t}")));
+    }
+    paths.push(("GET", format!("/api/v1/changes/{t}")));
+    paths
+}
+
+fn random_path_and_query_parameters_never_break_the_server<F, Fut>(new_app: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = TestApp>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (app, who) = rt.block_on(async {
+        let app = new_app().await;
+        let m = everyone(&app).await;
+        (app, m.admin)
+    });
+    let config = Config {
+        cases: 96,
+        max_shrink_iters: 256,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    let known = proptest::sample::select(KNOWN_BAD).prop_map(String::from);
+    let result = TestRunner::new(Config {
+        cases: 256,
+        failure_persistence: None,
+        ..Config::default()
+    })
+    .run(&known, |text| rt.block_on(every_route_with(&who, &text)))
+    .and_then(|()| {
+        runner.run(&parameter(), |text| {
+            rt.block_on(every_route_with(&who, &text))
+        })
+    });
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+    rt.block_on(every_chain_is_intact(app.store.as_ref()));
+}
+
+/// Every parameter of every route set to `text`: never a server error,
+/// every refusal a JSON error with a code.
+async fn every_route_with(who: &Actor, text: &str) -> Result<(), TestCaseError> {
+    for (method, path) in paths_with(text) {
+        let body = (method != "GET" && method != "DELETE").then(|| json!({}));
+        let r = who
+            .call(method.parse().expect("an HTTP method"), &path, body)
+            .await;
+        prop_assert!(
+            !r.status.is_server_error(),
+            "{method} {path}: {} {}",
+            r.status,
+            r.text
+        );
+        if r.status.is_client_error() {
+            prop_assert!(
+                !r.code().is_empty(),
+                "{method} {path}: {} without an error code: {}",
+                r.status,
+                r.text
+            );
+        }
+    }
+    Ok(())
+}
+
+mod random_path_and_query_parameters_never_break_the_server {
+    use changegate_testkit::TestApp;
+
+    #[test]
+    fn sqlite() {
+        super::random_path_and_query_parameters_never_break_the_server(TestApp::sqlite)
+    }
+
+    #[test]
+    fn postgres() {
+        super::random_path_and_query_parameters_never_break_the_server(TestApp::postgres)
+    }
+}
+
 /// A request as a client could send it, without the JSON help of `Actor`.
 async fn raw(
     app: &TestApp,
