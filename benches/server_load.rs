@@ -956,7 +956,7 @@ async fn approve_all(
                         t.slug
                     ))
                     .bearer_auth(&t.token)
-                    .json(&json!({ "decision": "approve" }));
+                    .json(&json!({ "decision": "approve", "revision": 1 }));
                 let (took, outcome) = send(decide).await;
                 latencies.push(took);
                 if let Err(e) = outcome {

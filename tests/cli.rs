@@ -244,6 +244,25 @@ fn a_change_goes_from_draft_to_approved_through_the_cli_and_the_chain_verifies()
         &["change", "approve", &number, "--tenant", "client-a"],
     );
     assert!(own.contains("403"), "{own}");
+    // The CLI says which revision it decides on (the one it read), and an
+    // older revision named on the command line is refused.
+    assert!(own.contains("revision 1 (sha256:"), "{own}");
+    let stale = s.refused(
+        Some(&carol),
+        &[
+            "change",
+            "approve",
+            &number,
+            "--tenant",
+            "client-a",
+            "--revision",
+            "0",
+        ],
+    );
+    assert!(
+        stale.contains("409") && stale.contains("revision"),
+        "{stale}"
+    );
     let approved = s.ok(
         Some(&carol),
         &[

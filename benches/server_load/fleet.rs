@@ -79,7 +79,7 @@ pub async fn run(name: &str, server: &Server, tenants: &Arc<Vec<Fixture>>) {
                 server.url, t.slug
             ))
             .bearer_auth(&t.token)
-            .json(&json!({ "decision": "approve" }));
+            .json(&json!({ "decision": "approve", "revision": 1 }));
         decisions.push(tokio::spawn(async move {
             let started = Instant::now();
             match decide.send().await {

@@ -136,6 +136,8 @@ struct DecideArgs {
     #[arg(long)]
     on_behalf_of: Option<String>,
     /// The revision you reviewed (refused if the change has a newer one).
+    /// Left out, the change is read first and the revision it shows (with
+    /// its fingerprint and title) is the one decided on.
     #[arg(long)]
     revision: Option<i64>,
 }
@@ -388,7 +390,31 @@ pub async fn run(args: ChangeArgs) -> ExitCode {
             } else {
                 "reject"
             };
-            let body = json!({ "decision": decision, "comment": d.comment, "on_behalf_of": d.on_behalf_of, "revision": d.revision });
+            // A decision binds to a revision: the one the caller named, or
+            // the one shown to them here before it is sent.
+            let revision = match d.revision {
+                Some(r) => r,
+                None => match client.get(&path(&d.target, "")).await {
+                    Ok(c) => {
+                        let Some(r) = c["revision"].as_i64() else {
+                            eprintln!(
+                                "changegate: the server did not say which revision {} is at",
+                                d.target.change
+                            );
+                            return ExitCode::from(2);
+                        };
+                        eprintln!(
+                            "{decision} {} revision {r} ({}): {}",
+                            d.target.change,
+                            c["fingerprint"].as_str().unwrap_or("not submitted"),
+                            c["title"].as_str().unwrap_or("")
+                        );
+                        r
+                    }
+                    Err(e) => return fail(e),
+                },
+            };
+            let body = json!({ "decision": decision, "comment": d.comment, "on_behalf_of": d.on_behalf_of, "revision": revision });
             client.post(&path(&d.target, "/decisions"), &body).await
         }
         ChangeCommand::Start(n) => {

@@ -22,6 +22,11 @@ pub struct Report {
     pub event: ReportEvent,
     pub change: Option<String>,
     pub revision: Option<String>,
+    /// With `started`: the fingerprint the covering change carried in the
+    /// bundle the rollout was admitted from. The server starts the change
+    /// only if it still carries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
     pub note: String,
 }
 

@@ -127,10 +127,11 @@ pub struct PendingBoard {
 }
 
 /// One recorded decision: `seat` is whose vote it counts as (the approver,
-/// or the person they decided on behalf of).
+/// or the person they decided on behalf of), `by` who gave it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Vote {
     pub seat: UserId,
+    pub by: UserId,
     pub decision: Decision,
 }
 
@@ -185,8 +186,13 @@ impl ApprovalPlan {
     }
 
     /// May `actor` decide now, for themselves or on behalf of a member
-    /// whose delegation the caller has checked? Returns the seat the
-    /// decision counts for.
+    /// whose delegation (or escalation) the caller has checked? Returns
+    /// the seat the decision counts for.
+    ///
+    /// One person, one seat: on every board, a person decides in one seat
+    /// only, as themselves, as a delegate or as the escalation backup. A
+    /// decision on someone else's behalf goes only into a seat nobody has
+    /// decided yet; a recorded decision is changed only by its holder.
     pub fn check_decision(
         &self,
         votes: &[Vote],
@@ -199,23 +205,33 @@ impl ApprovalPlan {
             return Err(NotEligible::OwnChange);
         }
         let seats = self.seats();
-        let seat = match on_behalf_of {
-            None => actor,
-            Some(principal) => {
-                // One person counts once: a delegate who holds a seat on a
-                // board of the delegator would vote twice there.
-                let shares_board = self.boards.iter().any(|b| {
-                    let on = |u: UserId| b.members.contains(&u) || b.chair == Some(u);
-                    on(actor) && on(principal)
-                });
-                if shares_board {
-                    return Err(NotEligible::DelegateHoldsSeat);
-                }
-                principal
-            }
-        };
+        let seat = on_behalf_of.unwrap_or(actor);
         if !seats.contains(&seat) {
             return Err(NotEligible::NotAnApprover);
+        }
+        let boards_of = |u: UserId| {
+            self.boards
+                .iter()
+                .filter(move |b| b.members.contains(&u) || b.chair == Some(u))
+        };
+        if on_behalf_of.is_some() {
+            // A delegate who holds a seat on a board of the delegator
+            // would vote twice there.
+            if boards_of(seat).any(|b| b.members.contains(&actor) || b.chair == Some(actor)) {
+                return Err(NotEligible::DelegateHoldsSeat);
+            }
+            if votes.iter().any(|v| v.seat == seat) {
+                return Err(NotEligible::SeatDecided);
+            }
+        }
+        // Already decided in another seat of a board this seat is on.
+        let elsewhere = votes.iter().any(|v| {
+            v.by == actor
+                && v.seat != seat
+                && boards_of(seat).any(|b| b.members.contains(&v.seat) || b.chair == Some(v.seat))
+        });
+        if elsewhere {
+            return Err(NotEligible::SecondSeat);
         }
         if latest(votes).get(&seat) == Some(&decision) {
             return Err(NotEligible::Repeated);
@@ -234,6 +250,14 @@ pub enum NotEligible {
     Repeated,
     #[error("you hold a seat on the same board as the person you act for; one person counts once")]
     DelegateHoldsSeat,
+    #[error(
+        "that seat has a decision already; only its holder changes it, nobody decides over it on their behalf"
+    )]
+    SeatDecided,
+    #[error(
+        "you decided in another seat of the same board already; one person holds one seat on a board"
+    )]
+    SecondSeat,
 }
 
 #[cfg(test)]
@@ -324,6 +348,7 @@ mod tests {
         .expect("freezes");
         let approve = |u| Vote {
             seat: UserId(u),
+            by: UserId(u),
             decision: Decision::Approve,
         };
         assert!(matches!(
@@ -338,6 +363,7 @@ mod tests {
             approve(2),
             Vote {
                 seat: UserId(4),
+                by: UserId(4),
                 decision: Decision::Reject,
             },
         ]);
@@ -350,10 +376,12 @@ mod tests {
         let v = [
             Vote {
                 seat: UserId(2),
+                by: UserId(2),
                 decision: Decision::Approve,
             },
             Vote {
                 seat: UserId(2),
+                by: UserId(2),
                 decision: Decision::Reject,
             },
         ];
@@ -388,6 +416,7 @@ mod tests {
         );
         let voted = [Vote {
             seat: UserId(2),
+            by: UserId(2),
             decision: Decision::Approve,
         }];
         assert_eq!(
@@ -415,6 +444,63 @@ mod tests {
                 Decision::Approve
             ),
             Ok(UserId(4))
+        );
+    }
+
+    #[test]
+    fn one_person_holds_one_seat_on_a_board() {
+        let plan = freeze(
+            &["tech".into(), "client".into()],
+            &boards(),
+            resolve,
+            &[UserId(9)],
+        )
+        .expect("freezes");
+        let by = |seat, by, decision| Vote {
+            seat: UserId(seat),
+            by: UserId(by),
+            decision,
+        };
+        // bob (2) approved for dave (4) on the client board; he cannot
+        // also approve for carol (3) there: that would be a second seat.
+        let voted = [by(4, 2, Decision::Approve)];
+        assert_eq!(
+            plan.check_decision(
+                &voted,
+                UserId(9),
+                UserId(2),
+                Some(UserId(3)),
+                Decision::Approve
+            ),
+            Err(NotEligible::SecondSeat)
+        );
+        // His own tech seat is another board: he may decide there.
+        assert_eq!(
+            plan.check_decision(&voted, UserId(9), UserId(2), None, Decision::Approve),
+            Ok(UserId(2))
+        );
+        // Nobody decides over a recorded decision on its holder's behalf.
+        let carol_rejected = [by(3, 3, Decision::Reject)];
+        assert_eq!(
+            plan.check_decision(
+                &carol_rejected,
+                UserId(9),
+                UserId(2),
+                Some(UserId(3)),
+                Decision::Approve
+            ),
+            Err(NotEligible::SeatDecided)
+        );
+        // The holder changes their own decision.
+        assert_eq!(
+            plan.check_decision(
+                &carol_rejected,
+                UserId(9),
+                UserId(3),
+                None,
+                Decision::Approve
+            ),
+            Ok(UserId(3))
         );
     }
 }

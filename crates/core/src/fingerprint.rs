@@ -1,11 +1,14 @@
 //! The content fingerprint approvals sign: a SHA-256 over the parts of a
 //! change that define what may ship (scope, configuration items,
-//! artifacts, planned window, backout plan). An edit that changes it after
-//! submission is material: a new revision that re-opens approval.
+//! artifacts, planned window, backout plan) and what its risk was judged
+//! on (the risk answers, the standard template). An edit that changes it
+//! after submission is material: a new revision that re-opens approval,
+//! assessed again from the new content.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 
 /// What the fingerprint covers. Field order and normalisation are part of
 /// the format: lists are sorted and de-duplicated, text is trimmed.
@@ -20,6 +23,11 @@ pub struct Content<'a> {
     pub planned_end: Option<DateTime<Utc>>,
     /// The agent rolls the workload back by itself if the rollout fails.
     pub automatic_rollback: bool,
+    /// The risk questionnaire's answers: the risk level and the boards
+    /// routed follow from them, so approvers approve them too.
+    pub risk_answers: Option<&'a BTreeMap<String, String>>,
+    /// The pre-approved template of a standard change.
+    pub template: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -35,6 +43,11 @@ struct Canonical<'a> {
     /// Left out when false, so fingerprints from before the field stay valid.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     automatic_rollback: bool,
+    /// Left out when empty, likewise (answers with blank values count as none).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    risk_answers: BTreeMap<&'a str, &'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    template: Option<&'a str>,
 }
 
 fn sorted(items: &[String]) -> Vec<&str> {
@@ -61,6 +74,14 @@ pub fn fingerprint(content: &Content<'_>) -> String {
         planned_start: at(content.planned_start),
         planned_end: at(content.planned_end),
         automatic_rollback: content.automatic_rollback,
+        risk_answers: content
+            .risk_answers
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.trim(), v.trim()))
+            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+            .collect(),
+        template: content.template.map(str::trim).filter(|t| !t.is_empty()),
     };
     // Serialising a struct of strings cannot fail.
     let json = serde_json::to_vec(&canonical).unwrap_or_default();
@@ -151,6 +172,49 @@ mod tests {
                 automatic_rollback: true,
                 ..c.clone()
             })
+        );
+        let risky = BTreeMap::from([("production".to_string(), "yes".to_string())]);
+        assert_ne!(
+            f,
+            fingerprint(&Content {
+                risk_answers: Some(&risky),
+                ..c.clone()
+            }),
+            "the risk answers are approved too"
+        );
+        assert_ne!(
+            f,
+            fingerprint(&Content {
+                template: Some("add-mailbox"),
+                ..c.clone()
+            })
+        );
+    }
+
+    #[test]
+    fn fingerprints_without_answers_or_template_are_those_of_before() {
+        // A change without risk answers or template keeps the fingerprint
+        // it was approved under before they were covered.
+        let (cis, arts) = base();
+        let none = BTreeMap::new();
+        let c = Content {
+            description: "x",
+            configuration_items: &cis,
+            artifacts: &arts,
+            ..Default::default()
+        };
+        assert_eq!(
+            fingerprint(&c),
+            fingerprint(&Content {
+                risk_answers: Some(&none),
+                template: Some(" "),
+                ..c.clone()
+            })
+        );
+        // The canonical JSON of before, hashed outside this code.
+        assert_eq!(
+            fingerprint(&c),
+            "sha256:c2116d0e694e9243ba7fdf76b6e401deb216fe6c2df7e969feac95689e047fb1"
         );
     }
 }

@@ -5,7 +5,8 @@
 //! A target is governed when a configuration item of the tenant names it
 //! (directly, or through its enforcement binding). A governed target ships
 //! only under a change that names one of those items, is approved (or
-//! being implemented), whose approved artifacts include every artifact
+//! being implemented; a change a release holds ships only once that
+//! release deploys it), whose approved artifacts include every artifact
 //! shipped, whose planned slot holds `now`, and whose type the tenant's
 //! windows allow now. Every refusal says what to do next.
 //!
@@ -132,6 +133,8 @@ pub enum Reason {
     Covered,
     NoChange,
     NotApproved,
+    /// Approved, and held by a release: it ships when the release deploys.
+    HeldByRelease,
     Finished,
     ContentNotApproved,
     OutsidePlannedSlot,
@@ -147,6 +150,7 @@ impl Reason {
             Reason::Covered => "covered",
             Reason::NoChange => "no-change",
             Reason::NotApproved => "not-approved",
+            Reason::HeldByRelease => "held-by-release",
             Reason::Finished => "finished",
             Reason::ContentNotApproved => "content-not-approved",
             Reason::OutsidePlannedSlot => "outside-planned-slot",
@@ -161,6 +165,7 @@ impl Reason {
         match self {
             Reason::Finished => 0,
             Reason::NotApproved => 1,
+            Reason::HeldByRelease => 2,
             Reason::ContentNotApproved => 2,
             Reason::OutsidePlannedSlot => 3,
             Reason::WindowClosed | Reason::Blackout => 4,
@@ -347,7 +352,17 @@ impl TenantGate {
             ));
         }
         match change.state {
-            ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing => {}
+            ChangeState::Approved | ChangeState::Implementing => {}
+            // A release planned it: it starts only through that release,
+            // whose deploy phase moves it to implementing.
+            ChangeState::Scheduled => {
+                return Some((
+                    Reason::HeldByRelease,
+                    format!(
+                        "{n} is scheduled in a release; it ships once the release manager authorizes the release's deploy phase"
+                    ),
+                ));
+            }
             ChangeState::Draft => {
                 return Some((
                     Reason::NotApproved,

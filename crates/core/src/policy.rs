@@ -25,9 +25,15 @@ pub struct PolicySpec {
     pub routing: Routing,
     #[serde(default = "Questionnaire::default_for_msp")]
     pub questionnaire: Questionnaire,
-    /// Hours an approval stays valid before implementation must start.
+    /// Hours an approval stays valid before implementation must start;
+    /// left out, [`DEFAULT_APPROVAL_EXPIRY_HOURS`]. Every approval expires.
     #[serde(default)]
     pub approval_expiry_hours: Option<u32>,
+    /// What a standard change that names more than its template
+    /// pre-approves gets at submission: refused, or routed as a normal
+    /// change (risk questionnaire, boards).
+    #[serde(default)]
+    pub standard_beyond_template: BeyondTemplate,
     #[serde(default)]
     pub emergency: EmergencyPolicy,
     /// Separation of duties beyond the requester: the named implementer
@@ -57,6 +63,20 @@ pub struct PolicySpec {
     /// (a delegation, on the audit chain) and is told by e-mail.
     #[serde(default)]
     pub escalation: Option<Escalation>,
+}
+
+/// How long an approval stays valid when the policy sets no expiry: 30
+/// days. An approved change that has not started never waits forever.
+pub const DEFAULT_APPROVAL_EXPIRY_HOURS: u32 = 30 * 24;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum BeyondTemplate {
+    /// Submission is refused, saying what lies outside the template.
+    #[default]
+    Refuse,
+    /// The change becomes a normal change and is approved as one.
+    RouteAsNormal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +132,7 @@ impl Default for PolicySpec {
             routing: Routing::default(),
             questionnaire: Questionnaire::default_for_msp(),
             approval_expiry_hours: None,
+            standard_beyond_template: BeyondTemplate::Refuse,
             emergency: EmergencyPolicy::default(),
             implementer_may_not_approve: false,
             window_required: default_window_types(),
@@ -167,6 +188,14 @@ impl PolicySpec {
 
     pub fn needs_review(&self, kind: ChangeType) -> bool {
         self.review_required.contains(&kind)
+    }
+
+    /// How long an approval given now stays valid.
+    pub fn approval_validity(&self) -> chrono::TimeDelta {
+        chrono::TimeDelta::hours(i64::from(
+            self.approval_expiry_hours
+                .unwrap_or(DEFAULT_APPROVAL_EXPIRY_HOURS),
+        ))
     }
 }
 

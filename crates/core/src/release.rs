@@ -439,6 +439,38 @@ pub fn finish(
     Ok(outcome)
 }
 
+/// Finish a running release with nothing left to do: every change it
+/// delivers moved on during it (its implementer, a pipeline or an agent
+/// recorded how it went), so the steps still pending are skipped, saying
+/// why, and the release ends with `outcome`, what its changes came to.
+pub fn finish_moved_on(
+    state: ReleaseState,
+    record: &mut Record,
+    outcome: Outcome,
+    now: DateTime<Utc>,
+) -> Result<Outcome, Refusal> {
+    if !matches!(state, ReleaseState::Deploying | ReleaseState::RollingBack) {
+        return Err(refuse(state, "only a running release finishes"));
+    }
+    for step in record
+        .runbook
+        .iter_mut()
+        .filter(|s| s.status == StepStatus::Pending)
+    {
+        step.status = StepStatus::Skipped;
+        step.evidence = "nothing left to do: every change moved on during the release".into();
+        step.at = Some(now);
+    }
+    if let Some(r) = record.rollback.as_mut()
+        && r.finished_at.is_none()
+    {
+        r.finished_at = Some(now);
+    }
+    record.outcome = Some(outcome);
+    record.finished_at = Some(now);
+    Ok(outcome)
+}
+
 /// Something standing in the way of a release's slot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Conflict {

@@ -254,7 +254,7 @@ pub(crate) async fn create_delegation(
             at,
             "delegation.created".into(),
             format!("delegation-{id}"),
-            json!({ "from": d.from, "to": d.to, "starts_at": d.starts_at, "ends_at": d.ends_at }),
+            json!({ "from": d.from, "to": d.to, "starts_at": d.starts_at, "ends_at": d.ends_at, "set_by_admin": d.reason }),
         )],
     )
     .await?;

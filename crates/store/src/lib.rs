@@ -336,6 +336,7 @@ pub async fn votes(store: &dyn Store, c: &Change) -> Result<Vec<changegate_core:
         .filter(|a| a.revision == c.revision)
         .map(|a| changegate_core::approval::Vote {
             seat: a.seat(),
+            by: a.approver,
             decision: a.decision,
         })
         .collect())

@@ -147,6 +147,9 @@ pub struct NewDelegation {
     pub to: UserId,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    /// Set by an administrator for someone who cannot (a departed user):
+    /// why, recorded with it. `None`: the approver delegated their own seat.
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +198,8 @@ impl ChangeContent {
             planned_start: self.planned_start,
             planned_end: self.planned_end,
             automatic_rollback: self.automatic_rollback,
+            risk_answers: Some(&self.risk_answers),
+            template: self.template.as_deref(),
         })
     }
 }

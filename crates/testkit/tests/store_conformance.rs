@@ -379,6 +379,7 @@ async fn writes_for_a_tenant_that_does_not_exist_fail_and_leave_nothing_behind(d
         to: tom.id,
         starts_at: at(0),
         ends_at: at(1),
+        reason: None,
     };
     assert!(
         store
@@ -1011,6 +1012,7 @@ async fn a_delegation_is_active_from_its_start_until_just_before_its_end(db: Tes
                 to: dan.id,
                 starts_at: at(0),
                 ends_at: at(60),
+                reason: None,
             },
             "carol",
             now(),
@@ -1772,6 +1774,7 @@ async fn every_write_appends_to_the_tenants_intact_audit_chain(db: TestDb) {
                 to: tom.id,
                 starts_at: at(0),
                 ends_at: at(1),
+                reason: None,
             },
             "tom",
             now(),

@@ -145,11 +145,17 @@ pub struct PolicyView {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DelegationBody {
-    /// The approver whose seat you will fill; must be the caller unless a change manager delegates.
+    /// The approver whose seat is delegated: yourself, or (as an
+    /// administrator of the tenant) someone who cannot, e.g. a departed user.
     pub from: String,
+    /// Who decides in that seat meanwhile; never the administrator setting
+    /// it for someone else.
     pub to: String,
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
+    /// Required when an administrator delegates someone else's seat: why.
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -283,8 +289,10 @@ pub struct DecisionBody {
     /// Decide in the seat of this approver (needs their active delegation to you).
     #[serde(default)]
     pub on_behalf_of: Option<String>,
-    /// The revision you reviewed; refused when the change has a newer one.
+    /// The revision you reviewed (required): a decision binds to what was
+    /// read, and is refused when the change has another revision.
     #[serde(default)]
+    #[schema(required = true)]
     pub revision: Option<i64>,
 }
 

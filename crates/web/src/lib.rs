@@ -4,6 +4,7 @@
 //! authorization-matrix tests are both built from that table.
 
 pub mod api;
+pub mod app;
 pub mod auth;
 pub mod calendar;
 pub mod dto;

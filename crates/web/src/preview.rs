@@ -99,7 +99,7 @@ pub async fn preview(
     let store = state.store.as_ref();
     let now = state.now();
     let mut problems = Vec::new();
-    let (risk, approvers, requires_window) = match workflow::assess(
+    let (risk, approvers, requires_window) = match crate::app::assess::assess(
         store,
         tenant.id,
         kind,

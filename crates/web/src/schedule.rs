@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::AppState;
-use crate::api::releases::Loaded;
+use crate::app::release::Loaded;
 use crate::error::ApiResult;
 
 /// A slot's length when none is planned.

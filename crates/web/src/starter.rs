@@ -9,16 +9,15 @@
 //! write, so two replicas passing together start it once, and a restart
 //! finds a due release still ready and starts it then.
 
-use axum::extract::{Path, State};
-use changegate_core::release::ReleaseState;
+use changegate_core::authz::Action;
+use changegate_core::release::{Phase, ReleaseState};
 use changegate_store::{NewEvent, ReleaseWrite, StoreError};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::AppState;
-use crate::api::Body;
-use crate::api::releases::{self, PhaseBody, ReleasePath};
-use crate::auth::{Caller, principal_of};
+use crate::app::release;
+use crate::auth::principal_of;
 
 /// What a pass did to one release.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,27 +54,22 @@ pub async fn run_due(state: &AppState, now: DateTime<Utc>) -> Result<Vec<Started
             }
         };
         let number = r.number.to_string();
-        let outcome = releases::authorize_phase(
-            State(state.clone()),
-            Caller(principal),
-            Path(ReleasePath {
-                number: number.clone(),
-            }),
-            Body(PhaseBody {
-                phase: "deploy".into(),
-                note: format!(
-                    "started at its planned start, as scheduled by {} at {}{}",
-                    scheduled.by,
-                    scheduled.at.format("%Y-%m-%d %H:%M UTC"),
-                    if scheduled.note.is_empty() {
-                        String::new()
-                    } else {
-                        format!(": {}", scheduled.note)
-                    }
-                ),
-                at_planned_start: false,
-            }),
-        )
+        let note = format!(
+            "started at its planned start, as scheduled by {} at {}{}",
+            scheduled.by,
+            scheduled.at.format("%Y-%m-%d %H:%M UTC"),
+            if scheduled.note.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", scheduled.note)
+            }
+        );
+        // As the person who scheduled it, with every check they face now.
+        let outcome = async {
+            let loaded = release::load(state, &principal, &number).await?;
+            release::authorize_all(&principal, loaded.tenants.keys().copied(), Action::Release)?;
+            release::authorize_phase(state, &principal, &loaded, Phase::Deploy, &note, now).await
+        }
         .await;
         match outcome {
             Ok(_) => done.push(Started::Started(number)),

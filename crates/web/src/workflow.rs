@@ -2,15 +2,13 @@
 //! resolving board members to people, freezing approvers at submission,
 //! and showing user ids as e-mail addresses.
 
-use changegate_core::approval::{self, ApprovalPlan, FreezeError, Vote};
+use changegate_core::approval::Vote;
 use changegate_core::board::{BoardSpec, Member};
 use changegate_core::catalogue::{ConfigurationItem, Template};
-use changegate_core::change::{ChangeType, RiskLevel};
 use changegate_core::policy::PolicySpec;
 use changegate_core::window::{CompiledWindow, WindowSpec};
 use changegate_core::{Role, TenantId, UserId};
-use changegate_store::{Change, ChangeContent, ObjectKind, Store, StoreError};
-use chrono::NaiveDate;
+use changegate_store::{Change, ObjectKind, Store, StoreError};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -209,101 +207,6 @@ pub fn ids_in(c: &Change) -> Vec<UserId> {
     ids.extend(c.implementer);
     ids.extend(c.plan.seats());
     ids
-}
-
-/// Freeze the approvers a change of `requester`, carried out by
-/// `implementer`, needs now under `policy`.
-pub fn freeze(
-    requester: UserId,
-    implementer: Option<UserId>,
-    policy: &PolicySpec,
-    routed: &[String],
-    boards: &[BoardSpec],
-    people: &People,
-) -> Result<ApprovalPlan, ApiError> {
-    let mut excluded = vec![requester];
-    if policy.implementer_may_not_approve {
-        excluded.extend(implementer);
-    }
-    approval::freeze(routed, boards, |m| people.resolve(m), &excluded).map_err(|e| match e {
-        FreezeError::UnknownBoard { .. } => {
-            ApiError::invalid("routing", format!("{e}; fix the tenant's policy"))
-        }
-        _ => ApiError::invalid(
-            "approvers",
-            format!("{e}; ask the change manager to fix the board"),
-        ),
-    })
-}
-
-/// What submitting a change decides under the tenant's current policy.
-pub struct Assessment {
-    pub policy_version: i64,
-    pub policy: PolicySpec,
-    pub level: RiskLevel,
-    pub score: i64,
-    /// The boards the policy routes the change to.
-    pub routed: Vec<String>,
-    /// Their members, frozen: who must approve.
-    pub plan: ApprovalPlan,
-}
-
-/// Assess a change of `kind` with `content`: its risk (a standard change
-/// is low risk under its template, which must exist and be current; any
-/// other from the questionnaire), the boards routed and the approvers
-/// frozen from them. Submission records this; the change form previews it.
-pub async fn assess(
-    store: &dyn Store,
-    tenant: TenantId,
-    kind: ChangeType,
-    content: &ChangeContent,
-    requester: UserId,
-    implementer: Option<UserId>,
-    today: NaiveDate,
-) -> Result<Assessment, ApiError> {
-    let (policy_version, policy) = policy(store, tenant).await?;
-    let (level, score) = match kind {
-        ChangeType::Standard => {
-            let name = content.template.clone().ok_or_else(|| {
-                ApiError::invalid(
-                    "template",
-                    "a standard change names its pre-approved template",
-                )
-            })?;
-            let template = template(store, tenant, &name).await?.ok_or_else(|| {
-                ApiError::invalid(
-                    "template",
-                    format!("no template {name:?} in this tenant; raise a normal change instead"),
-                )
-            })?;
-            if !template.is_current(today) {
-                return Err(ApiError::invalid(
-                    "template",
-                    format!(
-                        "template {name:?} was due for review on {}; ask the change manager to renew it, or raise a normal change",
-                        template.review_due
-                    ),
-                ));
-            }
-            (RiskLevel::Low, 0)
-        }
-        _ => {
-            let a = policy.questionnaire.assess(&content.risk_answers)?;
-            (a.level, i64::from(a.score))
-        }
-    };
-    let routed = policy.routing.boards_for(kind, level);
-    let boards = boards(store, tenant).await?;
-    let people = People::load(store, tenant).await?;
-    let plan = freeze(requester, implementer, &policy, &routed, &boards, &people)?;
-    Ok(Assessment {
-        policy_version,
-        policy,
-        level,
-        score,
-        routed,
-        plan,
-    })
 }
 
 /// The tenant's template `name`, if it has one.

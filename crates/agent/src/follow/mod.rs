@@ -137,12 +137,10 @@ impl Tracker {
                     (Verdict::Allow, Reason::Covered, Some(n)) => {
                         following = Some(n);
                         since = now;
-                        reports.push(Action::Report(report(
-                            seen,
-                            ReportEvent::Started,
-                            Some(n),
-                            d.message,
-                        )));
+                        reports.push(Action::Report(Report {
+                            fingerprint: d.fingerprint.clone(),
+                            ..report(seen, ReportEvent::Started, Some(n), d.message)
+                        }));
                     }
                     _ => reports.push(Action::Report(report(
                         seen,
@@ -273,6 +271,7 @@ fn report(
             .pointer("/metadata/generation")
             .and_then(Value::as_i64)
             .map(|g| format!("generation {g}")),
+        fingerprint: None,
         note,
     }
 }

@@ -232,8 +232,26 @@ fn a_blackout_stops_even_a_standard_change_unless_it_allows_the_type() {
 }
 
 #[test]
+fn a_change_held_by_a_release_ships_only_once_the_release_deploys_it() {
+    let held = change(142, ChangeState::Scheduled, "payments-api");
+    let d = gate(vec![held.clone()]).check(&payments(), &digest(), saturday());
+    assert!(!d.allowed(), "{}", d.message);
+    assert_eq!(d.reason, Reason::HeldByRelease);
+    assert!(d.message.contains("deploy phase"), "{}", d.message);
+    let deploying = GateChange {
+        state: ChangeState::Implementing,
+        ..held
+    };
+    assert!(
+        gate(vec![deploying])
+            .check(&payments(), &digest(), saturday())
+            .allowed()
+    );
+}
+
+#[test]
 fn outside_the_planned_slot_is_denied_before_and_after() {
-    let mut c = change(142, ChangeState::Scheduled, "payments-api");
+    let mut c = change(142, ChangeState::Approved, "payments-api");
     c.planned_start = Some(at("2026-11-28T01:30:00Z"));
     c.planned_end = Some(at("2026-11-28T03:00:00Z"));
     let g = gate(vec![c]);
@@ -416,7 +434,7 @@ proptest! {
         let shipped: Vec<String> = shipped.iter().map(|s| s.to_string()).collect();
         let covers = |c: &GateChange| {
             c.configuration_items.iter().any(|i| i == target)
-                && matches!(c.state, ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing)
+                && matches!(c.state, ChangeState::Approved | ChangeState::Implementing)
                 && shipped.iter().all(|a| c.artifacts.contains(a))
         };
         let d = g.check(&Target::ConfigurationItem(target.to_string()), &shipped, friday());

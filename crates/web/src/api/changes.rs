@@ -10,7 +10,7 @@ use changegate_core::authz::Action;
 use changegate_core::change::{ChangeState, ChangeType};
 use changegate_core::{ChangeNumber, TenantId, UserId};
 use changegate_store::{
-    Change, ChangeContent, ChangeFilter, ChangeWrite, NewChange, NewEvent, Store, StoreError,
+    Change, ChangeContent, ChangeFilter, ChangeWrite, NewChange, NewEvent, StoreError,
 };
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use utoipa::IntoParams;
 
 use super::{Body, ChangePath, Params};
+pub(crate) use crate::app::change::load;
 use crate::auth::Caller;
 use crate::dto::{
     self, ChangePage, ChangeView, CommentBody, CommentView, EditChangeBody, NewChangeBody,
@@ -51,18 +52,6 @@ pub struct ListQuery {
     pub before: Option<String>,
     /// Page size, 1 to 500 (default 50).
     pub limit: Option<u32>,
-}
-
-pub(crate) fn number(s: &str) -> ApiResult<ChangeNumber> {
-    s.parse::<ChangeNumber>()
-        .map_err(|_| ApiError::not_found("change"))
-}
-
-pub(crate) async fn load(store: &dyn Store, tenant: TenantId, n: &str) -> ApiResult<Change> {
-    store
-        .change(tenant, number(n)?)
-        .await
-        .map_err(ApiError::from)
 }
 
 async fn filter(state: &AppState, q: &ListQuery) -> ApiResult<ChangeFilter> {
@@ -326,15 +315,7 @@ pub(crate) async fn view(state: &AppState, t: &InTenant, c: &Change) -> ApiResul
     let approval = if c.plan.is_empty() {
         None
     } else {
-        let approvals = state.store.approvals(t.tenant.id, c.number).await?;
-        let votes: Vec<_> = approvals
-            .iter()
-            .filter(|a| a.revision == c.revision)
-            .map(|a| changegate_core::approval::Vote {
-                seat: a.seat(),
-                decision: a.decision,
-            })
-            .collect();
+        let votes = workflow::votes(state.store.as_ref(), c).await?;
         let status = dto::PlanStatusView::from(c.plan.status(&votes), &|u| emails.of(u));
         let boards = c
             .plan
@@ -417,82 +398,30 @@ pub async fn edit(
     check_planned(&new)?;
     let expected = c.version;
     let now = state.now();
-    let submitted = c.fingerprint.is_some()
-        && c.state != ChangeState::Draft
-        && c.state != ChangeState::Rejected;
-    let material = submitted && c.fingerprint.as_deref() != Some(new.fingerprint().as_str());
+    let material = crate::app::submit::is_material(&c, &new);
     c.content = new;
-    let mut write = ChangeWrite::default();
-    let mut events = vec![NewEvent {
+    let edited = NewEvent {
         actor: t.actor(),
         action: "change.edited".into(),
         subject: c.number.to_string(),
         detail: json!({ "material": material }),
         at: now,
-    }];
+    };
+    let mut write = ChangeWrite::default();
+    let mut events = vec![edited];
     if material {
-        let (version, policy) = workflow::policy(store, t.tenant.id).await?;
-        let routed = policy.routing.boards_for(
-            c.kind,
-            c.risk_level
-                .unwrap_or(changegate_core::change::RiskLevel::Low),
-        );
-        let boards = workflow::boards(store, t.tenant.id).await?;
-        let people = workflow::People::load(store, t.tenant.id).await?;
-        c.plan = workflow::freeze(
-            c.requester,
-            c.implementer,
-            &policy,
-            &routed,
-            &boards,
-            &people,
-        )?;
-        c.revision += 1;
-        c.fingerprint = Some(c.content.fingerprint());
-        c.policy_version = Some(version);
-        c.decided_at = None;
-        c.approval_expires_at = None;
-        c.state = if c.plan.is_empty() {
-            ChangeState::Approved
-        } else {
-            ChangeState::AwaitingApproval
+        // A new revision, judged afresh from its new content: risk from
+        // its answers, routing, approvers frozen, a standard change
+        // against its template.
+        let revised = crate::app::submit::revise(&state, &t, &mut c, now).await?;
+        events.extend(revised.events);
+        write = ChangeWrite {
+            events: Vec::new(),
+            ..revised
         };
-        if c.state == ChangeState::Approved {
-            c.decided_at = Some(now);
-        }
-        write.record_revision = Some(t.caller.user);
-        super::lifecycle::nudges(&mut c, &policy, now);
-        if c.state == ChangeState::AwaitingApproval {
-            (write.messages, write.links) = crate::mail::approval_requests(
-                store,
-                &state.public_url,
-                &t.tenant.name,
-                &c,
-                &policy,
-                now,
-            )
-            .await?;
-        }
-        events.push(NewEvent {
-            actor: t.actor(),
-            action: "change.revised".into(),
-            subject: c.number.to_string(),
-            detail: json!({ "revision": c.revision, "fingerprint": c.fingerprint, "state": c.state.as_str() }),
-            at: now,
-        });
     }
     write.events = events;
-    let saved = state
-        .store
-        .save_change(&c, expected, write, now)
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict { .. } => ApiError::conflict(format!(
-                "{} changed while you edited it; reload and retry",
-                c.number
-            )),
-            other => other.into(),
-        })?;
+    let saved = crate::app::change::save(&state, &c, expected, write, now).await?;
     Ok(Json(view(&state, &t, &saved).await?))
 }
 

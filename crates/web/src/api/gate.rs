@@ -10,21 +10,19 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use changegate_core::authz::Action;
-use changegate_core::change::ChangeState;
 use changegate_core::gate::{GateDecision, Reason, Target, Verdict};
-use changegate_store::{ChangeWrite, NewEvent, TokenScope};
+use changegate_store::{NewEvent, TokenScope};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
 use super::Body;
-use super::lifecycle::{event, move_to, save};
+use crate::app::implement::{self, Stage, Via};
 use crate::auth::{Caller, new_token};
 use crate::dto::{NewTokenBody, TokenView};
 use crate::error::{ApiError, ApiResult};
 use crate::tenant::InTenant;
-use crate::workflow;
 use crate::{AppState, NothingWritten};
 
 #[derive(Deserialize, ToSchema)]
@@ -122,9 +120,19 @@ pub async fn check(
     }
     let now = state.now();
     let snapshot = state.snapshots.of(&state, &t.tenant).await?;
-    let decision = snapshot.gate.check(&body.target, &body.artifacts, now);
+    let mut decision = snapshot.gate.check(&body.target, &body.artifacts, now);
     let recorded = match &body.record {
-        Some(record) => Some(record_deployment(&state, &t, &body, record, &decision, now).await?),
+        Some(record) => {
+            let (recorded, refused) =
+                record_deployment(&state, &t, &body, record, &decision, now).await?;
+            if let Some(why) = refused {
+                decision.verdict = Verdict::Deny;
+                decision.reason = Reason::NotApproved;
+                decision.message = why;
+                decision.fingerprint = None;
+            }
+            Some(recorded)
+        }
         None => None,
     };
     let mut response = Json(GateView {
@@ -148,6 +156,12 @@ pub async fn check(
     Ok(response)
 }
 
+/// Record the deployment: on the covering change (which it starts, then
+/// moves as the status says) when the gate covered it and the change may
+/// still start with the fingerprint judged; else as an unauthorized
+/// deployment where the target is governed, plain evidence where not.
+/// `Some(why)` when a covered deployment was refused at recording (the
+/// change moved since the decision): the answer is then a denial.
 async fn record_deployment(
     state: &AppState,
     t: &InTenant,
@@ -155,11 +169,12 @@ async fn record_deployment(
     record: &RecordBody,
     decision: &GateDecision,
     now: DateTime<Utc>,
-) -> ApiResult<RecordedView> {
+) -> ApiResult<(RecordedView, Option<String>)> {
+    let run = record.run.trim();
     let detail = json!({
         "target": body.target,
         "artifacts": body.artifacts,
-        "run": record.run.trim(),
+        "run": run,
         "status": record.status,
         "verdict": decision.verdict,
         "reason": decision.reason.as_str(),
@@ -169,8 +184,6 @@ async fn record_deployment(
     let covering = match (decision.reason, decision.change) {
         (Reason::Covered, Some(n)) => n,
         _ => {
-            // Not covered by an approved change: unauthorized where the
-            // target is governed, plain evidence where it is not.
             let action = match decision.reason {
                 Reason::NotGoverned | Reason::EnforcementOff => "deployment.recorded",
                 _ => "deployment.unauthorized",
@@ -188,106 +201,43 @@ async fn record_deployment(
                     }],
                 )
                 .await?;
-            return Ok(RecordedView {
-                event: action.into(),
-                change_state: None,
-            });
-        }
-    };
-    let mut c = state.store.change(t.tenant.id, covering).await?;
-    let expected = c.version;
-    let mut events = Vec::new();
-    let run = record.run.trim();
-    if c.state != ChangeState::Implementing {
-        move_to(&mut c, ChangeState::Implementing)?;
-        c.implementer.get_or_insert(t.caller.user);
-        events.push(event(
-            t,
-            &c,
-            "change.started",
-            json!({ "note": format!("deployment by pipeline run {run}"), "via": "gate" }),
-            now,
-        ));
-    }
-    events.push(event(t, &c, "deployment.recorded", detail, now));
-    match record.status {
-        DeployStatus::Started => {}
-        DeployStatus::Succeeded => {
-            move_to(&mut c, ChangeState::Implemented)?;
-            events.push(event(
-                t,
-                &c,
-                "change.implemented",
-                json!({ "note": format!("pipeline run {run} succeeded"),
-                        "documentation": format!("deployed {} by pipeline run {run}", body.artifacts.join(", ")),
-                        "configuration_items": c.content.configuration_items }),
-                now,
-            ));
-            let (_, policy) = workflow::policy(state.store.as_ref(), t.tenant.id).await?;
-            if !policy.needs_review(c.kind) {
-                move_to(&mut c, ChangeState::Closed)?;
-                events.push(event(
-                    t,
-                    &c,
-                    "change.closed",
-                    json!({ "review": "not required" }),
-                    now,
-                ));
-            }
-        }
-        DeployStatus::Failed => {
-            move_to(&mut c, ChangeState::Failed)?;
-            events.push(event(
-                t,
-                &c,
-                "change.failed",
-                json!({ "note": format!("pipeline run {run} failed") }),
-                now,
+            return Ok((
+                RecordedView {
+                    event: action.into(),
+                    change_state: None,
+                },
+                None,
             ));
         }
-    }
-    // As when a person records the outcome: the requester and the
-    // communication plan are told, through the outbox, in this transaction.
-    let messages = match record.status {
-        DeployStatus::Started => Vec::new(),
-        DeployStatus::Succeeded => {
-            crate::mail::outcome_notices(
-                state.store.as_ref(),
-                &state.public_url,
-                &t.tenant,
-                &c,
-                "implemented",
-                now,
-            )
-            .await?
-        }
-        DeployStatus::Failed => {
-            crate::mail::outcome_notices(
-                state.store.as_ref(),
-                &state.public_url,
-                &t.tenant,
-                &c,
-                "failed",
-                now,
-            )
-            .await?
-        }
     };
-    let saved = save(
+    let actor = t.actor();
+    let recorded = implement::record(
         state,
-        &c,
-        expected,
-        ChangeWrite {
-            events,
-            messages,
-            ..Default::default()
+        implement::Deployment {
+            tenant: &t.tenant,
+            change: covering,
+            who: Some(t.caller.user),
+            actor: &actor,
+            via: Via::Gate,
+            stage: match record.status {
+                DeployStatus::Started => Stage::Started,
+                DeployStatus::Succeeded => Stage::Succeeded,
+                DeployStatus::Failed => Stage::Failed,
+            },
+            judged: decision.fingerprint.as_deref(),
+            detail,
+            what: format!("pipeline run {run}"),
         },
+        now,
     )
     .await?;
-    Ok(RecordedView {
-        event: "deployment.recorded".into(),
-        change_state: Some(saved.state.as_str().to_string()),
-    })
+    Ok((
+        RecordedView {
+            event: recorded.event.into(),
+            change_state: recorded.change_state.map(|s| s.as_str().to_string()),
+        },
+        recorded.why,
+    ))
 }
 
 /// A token for a pipeline: it reaches only this tenant's gate API, with

@@ -362,7 +362,9 @@ pub async fn put_ci(
 }
 
 /// Let someone decide in an approver's seat for a period (holidays). An
-/// approver delegates their own seat; a change manager may delegate any.
+/// approver delegates their own seat; an administrator of the tenant may
+/// delegate the seat of someone who cannot (a departed user), saying why,
+/// but never to themselves. Nobody else delegates anyone's seat.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/delegations", tag = "policy",
     params(("tenant" = String, Path)), request_body = DelegationBody, responses((status = 201)))]
 pub async fn delegate(
@@ -370,16 +372,33 @@ pub async fn delegate(
     t: InTenant,
     Body(body): Body<DelegationBody>,
 ) -> ApiResult<StatusCode> {
-    t.authorize(Action::Decide)?;
     let from = email_field("from", &body.from)?;
     let to = email_field("to", &body.to)?;
-    if from != t.caller.email {
-        t.authorize(Action::ManagePolicy).map_err(|_| {
+    let reason = if from == t.caller.email {
+        t.authorize(Action::Decide)?;
+        None
+    } else {
+        t.authorize(Action::AdministerTenant).map_err(|_| {
             ApiError::forbidden(
-                "you can delegate only your own seat; a change manager can delegate others'",
+                "you delegate only your own seat; an administrator of the tenant delegates the seat of someone who cannot",
             )
         })?;
-    }
+        if to == t.caller.email {
+            return Err(ApiError::forbidden(
+                "an administrator does not delegate someone else's seat to themselves; name another approver",
+            )
+            .with_field("to"));
+        }
+        match body.reason.as_deref().map(str::trim) {
+            Some(r) if !r.is_empty() => Some(r.to_string()),
+            _ => {
+                return Err(ApiError::invalid(
+                    "reason",
+                    format!("say why you delegate {from}'s seat, e.g. they left the company"),
+                ));
+            }
+        }
+    };
     if body.ends_at <= body.starts_at {
         return Err(ApiError::invalid(
             "ends_at",
@@ -405,6 +424,7 @@ pub async fn delegate(
                 to: to_id,
                 starts_at: body.starts_at,
                 ends_at: body.ends_at,
+                reason,
             },
             &t.actor(),
             state.now(),

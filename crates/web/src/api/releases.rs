@@ -12,12 +12,10 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use changegate_core::authz::{self, Action, Denied, Principal};
+use changegate_core::authz::{self, Action, Principal};
 use changegate_core::change::ChangeState;
-use changegate_core::release::{
-    self, Outcome, Phase, Record, ReleaseState, Step, StepKind, StepStatus,
-};
-use changegate_core::{ChangeNumber, ReleaseNumber, Role, TenantId, UserId};
+use changegate_core::release::{self, Phase, Record, ReleaseState, Step, StepKind, StepStatus};
+use changegate_core::{ChangeNumber, TenantId};
 use changegate_store::{
     Change, ChangeWrite, NewEvent, NewRelease, Release, ReleaseItem, ReleaseWrite, StoreError,
     Tenant,
@@ -25,14 +23,19 @@ use changegate_store::{
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use utoipa::ToSchema;
 
 use super::Body;
 use crate::AppState;
+use crate::app::change::{event as change_event, move_to};
+use crate::app::release::{
+    Loaded, authorize_all, load, other_release_of, refusal, restored_seen_by, save, steps_seen_by,
+    to_all,
+};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::schedule::{self, Involved};
+use crate::schedule;
 
 /// A change to deliver: its tenant and number.
 #[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
@@ -241,54 +244,6 @@ pub struct StepPath {
     pub step: String,
 }
 
-fn release_number(s: &str) -> ApiResult<ReleaseNumber> {
-    s.parse().map_err(|_| ApiError::not_found("release"))
-}
-
-/// A release and the tenants it delivers to, as the caller may see it.
-pub(crate) struct Loaded {
-    pub release: Release,
-    pub tenants: BTreeMap<TenantId, Tenant>,
-}
-
-/// The release, if the caller sees one of its tenants (else 404).
-pub(crate) async fn load(state: &AppState, caller: &Principal, n: &str) -> ApiResult<Loaded> {
-    let release = state.store.release(release_number(n)?).await?;
-    let tenants: BTreeMap<TenantId, Tenant> = state
-        .snapshots
-        .tenants(state)
-        .await?
-        .iter()
-        .filter(|t| release.changes.iter().any(|i| i.tenant == t.id))
-        .map(|t| (t.id, t.clone()))
-        .collect();
-    if !tenants.keys().any(|t| caller.sees(*t)) {
-        return Err(ApiError::not_found("release"));
-    }
-    Ok(Loaded { release, tenants })
-}
-
-/// `action` in every tenant of `tenants`: a tenant the caller is not
-/// bound to forbids it without naming it.
-fn authorize_all(
-    caller: &Principal,
-    tenants: impl IntoIterator<Item = TenantId>,
-    action: Action,
-) -> ApiResult<()> {
-    for t in tenants {
-        match authz::authorize(caller, t, action) {
-            Ok(()) => {}
-            Err(Denied::Hidden) => {
-                return Err(ApiError::forbidden(
-                    "this release delivers changes of a tenant you are not bound to; its release manager acts on it",
-                ));
-            }
-            Err(denied) => return Err(denied.into()),
-        }
-    }
-    Ok(())
-}
-
 /// Resolve the changes a body names: each tenant visible to the caller
 /// (404 otherwise), each change existing in it.
 async fn resolve_items(
@@ -422,91 +377,6 @@ fn check_slot(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> ApiRe
     Ok(())
 }
 
-/// The steps a reader of `tenants` sees: those about their changes and
-/// those about no change in particular.
-fn steps_seen_by<'a>(
-    r: &'a Release,
-    tenants: &BTreeSet<TenantId>,
-) -> impl Iterator<Item = (usize, &'a Step)> {
-    r.record.runbook.iter().enumerate().filter(move |(_, s)| {
-        s.change.as_ref().is_none_or(|n| {
-            r.changes
-                .iter()
-                .any(|i| tenants.contains(&i.tenant) && i.change.to_string() == *n)
-        })
-    })
-}
-
-/// What the rollback restored, as far as a reader of `tenants` may read.
-fn restored_seen_by(r: &Release, tenants: &BTreeSet<TenantId>) -> String {
-    steps_seen_by(r, tenants)
-        .filter(|(_, s)| s.kind == StepKind::Rollback && s.status == StepStatus::Done)
-        .map(|(_, s)| s.evidence.clone())
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-/// One event for every tenant of the release.
-fn to_all(
-    loaded: &Loaded,
-    actor: &str,
-    action: &str,
-    detail: serde_json::Value,
-    at: DateTime<Utc>,
-) -> Vec<(TenantId, NewEvent)> {
-    loaded
-        .tenants
-        .keys()
-        .map(|t| {
-            (
-                *t,
-                NewEvent {
-                    actor: actor.to_string(),
-                    action: action.into(),
-                    subject: loaded.release.number.to_string(),
-                    detail: detail.clone(),
-                    at,
-                },
-            )
-        })
-        .collect()
-}
-
-fn change_event(
-    actor: &str,
-    c: &Change,
-    action: &str,
-    detail: serde_json::Value,
-    at: DateTime<Utc>,
-) -> NewEvent {
-    NewEvent {
-        actor: actor.to_string(),
-        action: action.into(),
-        subject: c.number.to_string(),
-        detail,
-        at,
-    }
-}
-
-async fn save(
-    state: &AppState,
-    r: &Release,
-    expected: i64,
-    write: ReleaseWrite,
-) -> ApiResult<Release> {
-    state
-        .store
-        .save_release(r, expected, write, state.now())
-        .await
-        .map_err(|e| match e {
-            StoreError::Conflict { .. } => ApiError::conflict(format!(
-                "{} or one of its changes changed meanwhile; reload and retry",
-                r.number
-            )),
-            other => other.into(),
-        })
-}
-
 /// Save `r` with only its events, and answer with the caller's view.
 async fn save_events(
     state: &AppState,
@@ -514,12 +384,13 @@ async fn save_events(
     r: &Release,
     expected: i64,
     events: Vec<(TenantId, NewEvent)>,
+    at: DateTime<Utc>,
 ) -> ApiResult<Json<ReleaseView>> {
     let write = ReleaseWrite {
         events,
         ..Default::default()
     };
-    let saved = save(state, r, expected, write).await?;
+    let saved = save(state, r, expected, write, at).await?;
     answer(state, caller, saved).await
 }
 
@@ -841,7 +712,7 @@ pub async fn edit(
                 "start_unscheduled": replanned.start_unscheduled }),
         now,
     );
-    save_events(&state, &caller, &r, expected, events).await
+    save_events(&state, &caller, &r, expected, events, now).await
 }
 
 /// Authorize the next phase: `plan` (every change approved, a slot
@@ -863,112 +734,20 @@ pub async fn authorize_phase(
         .phase
         .parse()
         .map_err(|e: changegate_core::ids::InvalidValue| ApiError::invalid("phase", e.message))?;
-    let mut r = loaded.release.clone();
-    let (from, _) = release::phase_move(phase);
-    if r.state != from {
-        return Err(ApiError::state(format!(
-            "{} is {}; the {phase} phase is authorized from {from}",
-            r.number, r.state
-        )));
-    }
-    let expected = r.version;
     let now = state.now();
-    let actor = caller.email.to_string();
     if body.at_planned_start {
+        let (from, _) = release::phase_move(phase);
+        if loaded.release.state != from {
+            return Err(ApiError::state(format!(
+                "{} is {}; the {phase} phase is authorized from {from}",
+                loaded.release.number, loaded.release.state
+            )));
+        }
         return schedule_start(&state, &caller, &loaded, phase, &body.note, now).await;
     }
-    let involved = schedule::involved(&state, &loaded).await?;
-    let mut write = ReleaseWrite::default();
-    match phase {
-        Phase::Plan => {
-            let (Some(start), Some(end)) = (r.planned_start, r.planned_end) else {
-                return Err(ApiError::state(format!(
-                    "plan the slot of {} (planned start and end) before authorizing its plan",
-                    r.number
-                )));
-            };
-            for inv in &involved {
-                for c in &inv.changes {
-                    not_approved(c, now)?;
-                    if c.state == ChangeState::Approved {
-                        let mut moved = c.clone();
-                        super::lifecycle::move_to(&mut moved, ChangeState::Scheduled)?;
-                        let mut w = ChangeWrite::default();
-                        w.events.push(change_event(
-                            &actor,
-                            &moved,
-                            "change.scheduled",
-                            json!({ "release": r.number.to_string(), "start": start, "end": end }),
-                            now,
-                        ));
-                        write.changes.push((moved, c.version, w));
-                    }
-                }
-            }
-        }
-        Phase::BuildAndTest => {
-            for inv in &involved {
-                for c in &inv.changes {
-                    if c.content.test_evidence.trim().is_empty() {
-                        return Err(ApiError::state(format!(
-                            "{} of {} has no test evidence; attach it to the change before authorizing build and test",
-                            c.number, inv.tenant.slug
-                        )));
-                    }
-                }
-            }
-        }
-        Phase::Deploy => {
-            let length = match (r.planned_start, r.planned_end) {
-                (Some(s), Some(e)) => e - s,
-                _ => schedule::DEFAULT_LENGTH,
-            };
-            let found =
-                schedule::conflicts(&state, &r, &involved, Some(now), Some(now + length)).await?;
-            let standing = release::standing(&found, &r.record);
-            if !standing.is_empty() {
-                let why: Vec<&str> = standing.iter().map(|c| c.message.as_str()).collect();
-                return Err(ApiError::state(format!(
-                    "{} cannot start now: {}",
-                    r.number,
-                    why.join("; ")
-                )));
-            }
-            for inv in &involved {
-                for c in &inv.changes {
-                    not_approved(c, now)?;
-                    busy(&state, &r, inv, c).await?;
-                    let implementer = implementer_for(&state, &caller, inv, c).await?;
-                    if c.state == ChangeState::Implementing {
-                        continue; // delivered in stages: an earlier release started it
-                    }
-                    let mut moved = c.clone();
-                    super::lifecycle::move_to(&mut moved, ChangeState::Implementing)?;
-                    moved.implementer = Some(implementer);
-                    let mut w = ChangeWrite::default();
-                    w.events.push(change_event(
-                        &actor,
-                        &moved,
-                        "change.started",
-                        json!({ "release": r.number.to_string(), "note": body.note }),
-                        now,
-                    ));
-                    write.changes.push((moved, c.version, w));
-                }
-            }
-        }
-    }
-    r.state = release::authorize(r.state, &mut r.record, phase, &actor, &body.note, now)
-        .map_err(refusal)?;
-    r.record.scheduled_start = None;
-    write.events = to_all(
-        &loaded,
-        &actor,
-        "release.phase-authorized",
-        json!({ "phase": phase.as_str(), "note": body.note }),
-        now,
-    );
-    let saved = save(&state, &r, expected, write).await?;
+    let saved =
+        crate::app::release::authorize_phase(&state, &caller, &loaded, phase, &body.note, now)
+            .await?;
     answer(&state, &caller, saved).await
 }
 
@@ -1014,90 +793,7 @@ async fn schedule_start(
         json!({ "at": start, "note": note }),
         now,
     );
-    save_events(state, caller, &r, expected, events).await
-}
-
-/// Another release of `c` than `r` in one of `states`, if there is one.
-async fn other_release_of(
-    state: &AppState,
-    r: &Release,
-    tenant: TenantId,
-    c: &Change,
-    states: &[ReleaseState],
-) -> ApiResult<Option<Release>> {
-    Ok(state
-        .store
-        .releases_of_change(tenant, c.number)
-        .await?
-        .into_iter()
-        .find(|o| o.number != r.number && states.contains(&o.state)))
-}
-
-/// A change another release is deploying (or rolling back) is not
-/// deployed by a second one at the same time: the stages of a change go
-/// one after the other, so the outcome of each lands on a change in a
-/// known state.
-async fn busy(state: &AppState, r: &Release, inv: &Involved, c: &Change) -> ApiResult<()> {
-    use ReleaseState::*;
-    match other_release_of(state, r, inv.tenant.id, c, &[Deploying, RollingBack]).await? {
-        Some(o) => Err(ApiError::state(format!(
-            "{} of {} is being delivered by {} ({}); finish that release before starting this one",
-            c.number, inv.tenant.slug, o.number, o.state
-        ))),
-        None => Ok(()),
-    }
-}
-
-fn refusal(e: release::Refusal) -> ApiError {
-    match e {
-        release::Refusal::State { .. } => ApiError::state(e.to_string()),
-        release::Refusal::Runbook(m) => ApiError::state(m),
-    }
-}
-
-/// A change a release may not carry on with: no longer approved, or its
-/// approval expired.
-fn not_approved(c: &Change, now: DateTime<Utc>) -> ApiResult<()> {
-    if !matches!(
-        c.state,
-        ChangeState::Approved | ChangeState::Scheduled | ChangeState::Implementing
-    ) {
-        return Err(ApiError::state(format!(
-            "{} is {}; every change of a release must be approved",
-            c.number, c.state
-        )));
-    }
-    if c.state != ChangeState::Implementing && c.approval_expires_at.is_some_and(|e| e <= now) {
-        return Err(ApiError::state(format!(
-            "the approval of {} expired; submit it again",
-            c.number
-        )));
-    }
-    Ok(())
-}
-
-/// Who implements `c` in this release: its named implementer, else the
-/// person authorizing deployment; either must hold the implementer role
-/// in the change's tenant (DESIGN §5, qualified implementers).
-async fn implementer_for(
-    state: &AppState,
-    caller: &Principal,
-    inv: &Involved,
-    c: &Change,
-) -> ApiResult<UserId> {
-    let who = c.implementer.unwrap_or(caller.user);
-    let roles = state.store.roles_of(who).await?;
-    if roles
-        .get(&inv.tenant.id)
-        .is_some_and(|r| r.contains(&Role::Implementer))
-    {
-        Ok(who)
-    } else {
-        Err(ApiError::state(format!(
-            "{} of {} needs an implementer: name one with the implementer role on the change, or hold that role in {} yourself",
-            c.number, inv.tenant.slug, inv.tenant.slug
-        )))
-    }
+    save_events(state, caller, &r, expected, events, now).await
 }
 
 /// Let a conflict stand, with a reason: a change manager of the tenant
@@ -1193,7 +889,7 @@ pub async fn override_conflict(
             at: now,
         },
     )];
-    save_events(&state, &caller, &r, expected, events).await
+    save_events(&state, &caller, &r, expected, events, now).await
 }
 
 /// Record how a runbook step went: its owner or a release manager of
@@ -1271,7 +967,7 @@ pub async fn record_step(
         )],
         None => to_all(&loaded, &actor, "release.step-recorded", detail, now),
     };
-    save_events(&state, &caller, &r, expected, events).await
+    save_events(&state, &caller, &r, expected, events, now).await
 }
 
 /// Authorize the rollback of a deploying release: who, when, why. Its
@@ -1299,7 +995,7 @@ pub async fn rollback(
         json!({ "reason": body.reason.trim() }),
         now,
     );
-    save_events(&state, &caller, &r, expected, events).await
+    save_events(&state, &caller, &r, expected, events, now).await
 }
 
 /// Finish a running release: its outcome (succeeded, failed, rolled back)
@@ -1315,120 +1011,7 @@ pub async fn finish(
 ) -> ApiResult<Json<ReleaseView>> {
     let loaded = load(&state, &caller, &p.number).await?;
     authorize_all(&caller, loaded.tenants.keys().copied(), Action::Release)?;
-    let mut r = loaded.release.clone();
-    let expected = r.version;
-    let now = state.now();
-    let actor = caller.email.to_string();
-    let outcome = release::finish(r.state, &mut r.record, now).map_err(refusal)?;
-    r.state = ReleaseState::Finished;
-    let involved = schedule::involved(&state, &loaded).await?;
-    let mut write = ReleaseWrite::default();
-    for inv in &involved {
-        let (_, policy) = crate::workflow::policy(state.store.as_ref(), inv.tenant.id).await?;
-        for c in &inv.changes {
-            let evidence: Vec<String> = r
-                .record
-                .runbook
-                .iter()
-                .filter(|s| s.change.as_deref() == Some(c.number.to_string().as_str()))
-                .filter(|s| !s.evidence.is_empty())
-                .map(|s| format!("{}: {}", s.title, s.evidence))
-                .collect();
-            let mut moved = c.clone();
-            let mut w = ChangeWrite::default();
-            let detail = |extra: serde_json::Value| {
-                let mut d = json!({ "release": r.number.to_string(), "outcome": outcome.as_str(), "evidence": evidence });
-                if let (Some(d), Some(e)) = (d.as_object_mut(), extra.as_object()) {
-                    d.extend(e.clone());
-                }
-                d
-            };
-            match outcome {
-                Outcome::Succeeded => {
-                    use ReleaseState::*;
-                    let unfinished = [Planning, BuildAndTest, Ready, Deploying, RollingBack];
-                    let later = other_release_of(&state, &r, inv.tenant.id, c, &unfinished)
-                        .await?
-                        .is_some();
-                    if later {
-                        w.events.push(change_event(
-                            &actor,
-                            &moved,
-                            "change.stage-delivered",
-                            detail(json!({})),
-                            now,
-                        ));
-                    } else {
-                        super::lifecycle::move_to(&mut moved, ChangeState::Implemented)?;
-                        w.events.push(change_event(
-                            &actor,
-                            &moved,
-                            "change.implemented",
-                            detail(json!({ "documentation": format!("delivered by {}", r.number), "configuration_items": c.content.configuration_items })),
-                            now,
-                        ));
-                        if !policy.needs_review(c.kind) {
-                            super::lifecycle::move_to(&mut moved, ChangeState::Closed)?;
-                            w.events.push(change_event(
-                                &actor,
-                                &moved,
-                                "change.closed",
-                                json!({ "review": "not required" }),
-                                now,
-                            ));
-                        }
-                    }
-                }
-                Outcome::Failed => {
-                    super::lifecycle::move_to(&mut moved, ChangeState::Failed)?;
-                    w.events.push(change_event(
-                        &actor,
-                        &moved,
-                        "change.failed",
-                        detail(json!({})),
-                        now,
-                    ));
-                }
-                Outcome::RolledBack => {
-                    // What was restored of this tenant's, in its chain.
-                    let restored = restored_seen_by(&r, &[inv.tenant.id].into());
-                    super::lifecycle::move_to(&mut moved, ChangeState::RolledBack)?;
-                    w.events.push(change_event(
-                        &actor,
-                        &moved,
-                        "change.rolled-back",
-                        detail(json!({ "restored": restored })),
-                        now,
-                    ));
-                }
-            }
-            if moved.state != c.state || !w.events.is_empty() {
-                write.changes.push((moved, c.version, w));
-            }
-        }
-    }
-    // Each tenant's chain says what was restored of its own.
-    write.events = loaded
-        .tenants
-        .keys()
-        .map(|t| {
-            let rollback = r.record.rollback.as_ref().map(|b| {
-                json!({ "authorized_by": b.authorized_by, "at": b.at, "reason": b.reason,
-                        "finished_at": b.finished_at, "restored": restored_seen_by(&r, &[*t].into()) })
-            });
-            (
-                *t,
-                NewEvent {
-                    actor: actor.clone(),
-                    action: "release.finished".into(),
-                    subject: r.number.to_string(),
-                    detail: json!({ "outcome": outcome.as_str(), "validation_failures": release::validation_failures(steps_seen_by(&r, &[*t].into()).map(|(_, s)| s)), "rollback": rollback }),
-                    at: now,
-                },
-            )
-        })
-        .collect();
-    let saved = save(&state, &r, expected, write).await?;
+    let saved = crate::app::release::finish(&state, &caller, &loaded, state.now()).await?;
     answer(&state, &caller, saved).await
 }
 
@@ -1474,7 +1057,7 @@ pub async fn close(
         json!({}),
         now,
     );
-    save_events(&state, &caller, &r, expected, events).await
+    save_events(&state, &caller, &r, expected, events, now).await
 }
 
 /// Cancel a release that has not deployed: its scheduled changes are
@@ -1514,7 +1097,7 @@ pub async fn cancel(
             let mut w = ChangeWrite::default();
             match c.state {
                 ChangeState::Scheduled => {
-                    super::lifecycle::move_to(&mut moved, ChangeState::Approved)?;
+                    move_to(&mut moved, ChangeState::Approved)?;
                     w.events.push(change_event(
                         &actor,
                         &moved,
@@ -1543,23 +1126,6 @@ pub async fn cancel(
     }
     r.state = ReleaseState::Cancelled;
     write.events = to_all(&loaded, &actor, "release.cancelled", json!({}), now);
-    let saved = save(&state, &r, expected, write).await?;
+    let saved = save(&state, &r, expected, write, now).await?;
     answer(&state, &caller, saved).await
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn release_numbers_that_do_not_parse_are_not_found() {
-        assert_eq!(
-            release_number("REL-2").expect("as set up"),
-            ReleaseNumber(2)
-        );
-        assert_eq!(
-            release_number("CHG-2").expect_err("refused").status,
-            StatusCode::NOT_FOUND
-        );
-    }
 }

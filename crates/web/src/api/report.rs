@@ -12,18 +12,16 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use changegate_core::ChangeNumber;
-use changegate_core::change::ChangeState;
 use changegate_core::gate::{Target, Workload};
-use changegate_store::{Change, ChangeWrite, NewEvent};
-use chrono::{DateTime, Utc};
+use changegate_store::NewEvent;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
 use super::Body;
-use super::lifecycle::{move_to, save};
 use crate::AppState;
+use crate::app::implement::{self, Stage, Via};
 use crate::auth::Agent;
 use crate::error::{ApiError, ApiResult};
 use crate::workflow;
@@ -50,6 +48,10 @@ pub struct AgentReport {
     /// The workload's generation (or revision) the report is about.
     #[serde(default)]
     pub revision: Option<String>,
+    /// The fingerprint of the change the agent admitted the rollout under,
+    /// from its bundle: a change revised since then is not started by it.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
     /// What the agent saw, for people.
     #[serde(default)]
     pub note: String,
@@ -156,7 +158,7 @@ pub async fn report(
     let number: ChangeNumber = number
         .parse()
         .map_err(|_| ApiError::invalid("change", "a change number, e.g. CHG-42"))?;
-    let mut c = store
+    let c = store
         .change(tenant.id, number)
         .await
         .map_err(|_| ApiError::not_found("change"))?;
@@ -171,147 +173,39 @@ pub async fn report(
             format!("{number} names no configuration item bound to {target}"),
         ));
     }
-    let expected = c.version;
-    let events = transitions(&mut c, body.event, &actor, detail, now)?;
-    if events.is_empty() {
-        return Ok((
-            StatusCode::OK,
-            Json(ReportView {
-                event: "none".into(),
-                change_state: Some(c.state.as_str().to_string()),
-            }),
-        ));
-    }
-    let needs_review = if c.state == ChangeState::Implemented {
-        let (_, policy) = workflow::policy(store, tenant.id).await?;
-        policy.needs_review(c.kind)
-    } else {
-        true
+    let stage = match body.event {
+        ReportEvent::Started => Stage::Started,
+        ReportEvent::Succeeded => Stage::Succeeded,
+        ReportEvent::Failed => Stage::Failed,
+        ReportEvent::RolledBack => Stage::RolledBack,
+        ReportEvent::Unauthorized => unreachable!("handled above"),
     };
-    let mut events = events;
-    if !needs_review {
-        move_to(&mut c, ChangeState::Closed)?;
-        events.push(change_event(
-            &c,
-            &actor,
-            "change.closed",
-            json!({ "review": "not required" }),
-            now,
-        ));
-    }
-    // The requester and the communication plan hear of an outcome as when
-    // a person records it: through the outbox, in the same transaction.
-    let messages = match c.state {
-        ChangeState::Implemented
-        | ChangeState::Closed
-        | ChangeState::Failed
-        | ChangeState::RolledBack => {
-            let outcome = if c.state == ChangeState::Closed {
-                "implemented"
-            } else {
-                c.state.as_str()
-            };
-            crate::mail::outcome_notices(store, &state.public_url, &tenant, &c, outcome, now)
-                .await?
-        }
-        _ => Vec::new(),
-    };
-    let saved = save(
+    let recorded = implement::record(
         &state,
-        &c,
-        expected,
-        ChangeWrite {
-            events,
-            messages,
-            ..Default::default()
+        implement::Deployment {
+            tenant: &tenant,
+            change: c.number,
+            who: None,
+            actor: &actor,
+            via: Via::Agent,
+            stage,
+            judged: body.fingerprint.as_deref(),
+            detail,
+            what: format!("the rollout the agent of {} admitted", agent.cluster),
         },
+        now,
     )
     .await?;
+    let status = if recorded.event == "none" {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
     Ok((
-        StatusCode::CREATED,
+        status,
         Json(ReportView {
-            event: "deployment.recorded".into(),
-            change_state: Some(saved.state.as_str().to_string()),
+            event: recorded.event.into(),
+            change_state: recorded.change_state.map(|s| s.as_str().to_string()),
         }),
     ))
-}
-
-fn change_event(
-    c: &Change,
-    actor: &str,
-    action: &str,
-    detail: serde_json::Value,
-    at: DateTime<Utc>,
-) -> NewEvent {
-    NewEvent {
-        actor: actor.into(),
-        action: action.into(),
-        subject: c.number.to_string(),
-        detail,
-        at,
-    }
-}
-
-/// Moves `c` where `event` puts it, with the events saying so; none when
-/// it is there already (a report repeated).
-fn transitions(
-    c: &mut Change,
-    event: ReportEvent,
-    actor: &str,
-    detail: serde_json::Value,
-    now: DateTime<Utc>,
-) -> ApiResult<Vec<NewEvent>> {
-    use ChangeState::*;
-    let target = match event {
-        ReportEvent::Started => Implementing,
-        ReportEvent::Succeeded => Implemented,
-        ReportEvent::Failed => Failed,
-        ReportEvent::RolledBack => RolledBack,
-        ReportEvent::Unauthorized => unreachable!("handled by the caller"),
-    };
-    let already = c.state == target
-        || (event == ReportEvent::Succeeded && matches!(c.state, InReview | Closed))
-        || (event == ReportEvent::Started
-            && matches!(
-                c.state,
-                Implemented | Failed | RolledBack | InReview | Closed
-            ));
-    if already {
-        return Ok(Vec::new());
-    }
-    let mut events = Vec::new();
-    if matches!(c.state, Approved | Scheduled | AwaitingApproval) {
-        move_to(c, Implementing)?;
-        events.push(change_event(
-            c,
-            actor,
-            "change.started",
-            json!({ "note": "rollout admitted by the agent", "via": "agent" }),
-            now,
-        ));
-    }
-    events.push(change_event(
-        c,
-        actor,
-        "deployment.recorded",
-        detail.clone(),
-        now,
-    ));
-    match target {
-        Implementing => {}
-        Implemented => {
-            move_to(c, Implemented)?;
-            events.push(change_event(c, actor, "change.implemented", detail, now));
-        }
-        Failed => {
-            move_to(c, Failed)?;
-            events.push(change_event(c, actor, "change.failed", detail, now));
-        }
-        RolledBack => {
-            move_to(c, RolledBack)?;
-            events.push(change_event(c, actor, "change.rolled-back", detail, now));
-        }
-        _ => unreachable!("the targets above"),
-    }
-    Ok(events)
 }

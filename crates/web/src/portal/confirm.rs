@@ -23,7 +23,7 @@ use super::pages::{Nav, render};
 use super::viewer::{Viewer, same};
 use super::{PageError, PageResult};
 use crate::AppState;
-use crate::api::lifecycle::{LinkUse, record_decision};
+use crate::app::decide::{Decide, LinkUse, record_decision};
 use crate::auth::{principal_of, token_hash};
 use crate::dto::DecisionBody;
 use crate::error::ApiError;
@@ -266,15 +266,8 @@ pub async fn decide(
         detail: json!({ "revision": link.revision, "address": client.address,
                         "user_agent": client.user_agent }),
     };
-    let saved = record_decision(
-        &state,
-        &t,
-        &c.number.to_string(),
-        &body,
-        Channel::Email,
-        Some(used),
-    )
-    .await?;
+    let d = Decide::from_body(&body, Channel::Email, Some(used))?;
+    let saved = record_decision(&state, &t, &c.number.to_string(), d).await?;
     let page = NoticePage {
         viewer: None,
         title: format!("Thank you: your decision on {} is recorded", saved.number),

@@ -18,8 +18,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::viewer::{Viewer, same};
 use super::{PageError, PageResult};
 use crate::AppState;
-use crate::api::lifecycle::record_decision;
 use crate::api::session;
+use crate::app::decide::{Decide, record_decision};
 use crate::auth::{cookie, new_token};
 use crate::dto::DecisionBody;
 use crate::error::ApiError;
@@ -540,6 +540,7 @@ pub async fn change(
         .filter(|a| a.revision == c.revision)
         .map(|a| changegate_core::approval::Vote {
             seat: a.seat(),
+            by: a.approver,
             decision: a.decision,
         })
         .collect();
@@ -714,7 +715,8 @@ pub async fn decide(
         on_behalf_of,
         revision: Some(form.revision),
     };
-    let saved = record_decision(&state, &t, &p.number, &body, Channel::Portal, None).await?;
+    let d = Decide::from_body(&body, Channel::Portal, None)?;
+    let saved = record_decision(&state, &t, &p.number, d).await?;
     // Only back to an agenda of this tenant: never an open redirect.
     let agenda = format!("/t/{}/boards/", t.tenant.slug);
     let back = form

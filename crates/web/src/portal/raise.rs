@@ -23,7 +23,7 @@ use serde::Deserialize;
 use super::pages::{Nav, in_tenant, nav, render, when};
 use super::{Fields, PageError, PageResult, Viewer};
 use crate::AppState;
-use crate::api::lifecycle::submit_change;
+use crate::app::submit::submit as submit_change;
 use crate::error::ApiError;
 use crate::preview::{self, Preview};
 use crate::tenant::InTenant;

@@ -123,7 +123,7 @@ async fn an_approval_reaches_a_long_polling_agent_at_once(app: TestApp) {
     m.tom
         .post(
             &format!("{A}/changes/{n}/decisions"),
-            json!({ "decision": "approve", "comment": "fine" }),
+            json!({ "decision": "approve", "comment": "fine", "revision": 1 }),
         )
         .await
         .ok();
@@ -191,7 +191,7 @@ async fn an_agents_reports_move_the_covering_change_and_record_unauthorized_chan
     m.tom
         .post(
             &format!("{A}/changes/{n}/decisions"),
-            json!({ "decision": "approve", "comment": "fine" }),
+            json!({ "decision": "approve", "comment": "fine", "revision": 1 }),
         )
         .await
         .ok();

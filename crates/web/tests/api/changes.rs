@@ -25,7 +25,7 @@ async fn submit(m: &Msp, n: &str) -> Value {
 }
 
 fn decide(decision: &str) -> Value {
-    json!({ "decision": decision, "comment": "looks fine" })
+    json!({ "decision": decision, "comment": "looks fine", "revision": 1 })
 }
 
 async fn audit_intact(who: &changegate_testkit::Actor, tenant: &str) -> Value {
@@ -630,7 +630,7 @@ async fn a_delegate_decides_in_the_seat_of_an_absent_approver(app: TestApp) {
     m.tina
         .post(
             &format!("{A}/changes/{n}/decisions"),
-            json!({ "decision": "approve", "on_behalf_of": "carol@client-a.example" }),
+            json!({ "decision": "approve", "on_behalf_of": "carol@client-a.example", "revision": 1 }),
         )
         .await
         .status(403);
@@ -651,7 +651,7 @@ async fn a_delegate_decides_in_the_seat_of_an_absent_approver(app: TestApp) {
         .tina
         .post(
             &format!("{A}/changes/{n}/decisions"),
-            json!({ "decision": "approve", "on_behalf_of": "carol@client-a.example" }),
+            json!({ "decision": "approve", "on_behalf_of": "carol@client-a.example", "revision": 1 }),
         )
         .await
         .ok();

@@ -65,7 +65,8 @@ async fn fifty_approvers_deciding_at_once_are_all_recorded(app: TestApp) {
         tokio::spawn(async move {
             (
                 a.email.clone(),
-                a.post(&path, json!({ "decision": "approve" })).await,
+                a.post(&path, json!({ "decision": "approve", "revision": 1 }))
+                    .await,
             )
         })
     });

@@ -280,7 +280,7 @@ async fn the_communication_plan_and_the_requester_are_told_the_outcome(app: Test
     m.tom
         .post(
             &format!("{A}/changes/{n}/decisions"),
-            json!({ "decision": "approve" }),
+            json!({ "decision": "approve", "revision": 1 }),
         )
         .await
         .ok();

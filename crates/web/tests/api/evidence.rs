@@ -36,7 +36,7 @@ async fn a_change_through_its_life(app: &TestApp, m: &Msp) -> String {
     m.tom
         .post(
             &format!("{A}/changes/{n}/decisions"),
-            json!({ "decision": "approve", "comment": "fine" }),
+            json!({ "decision": "approve", "comment": "fine", "revision": 1 }),
         )
         .await
         .ok();

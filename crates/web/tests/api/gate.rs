@@ -84,7 +84,7 @@ async fn a_pipeline_ships_only_approved_content_in_the_window_and_records_it(app
         .tom
         .post(
             &format!("{A}/changes/{n}/decisions"),
-            json!({ "decision": "approve", "comment": "fine" }),
+            json!({ "decision": "approve", "comment": "fine", "revision": 1 }),
         )
         .await
         .ok();
@@ -293,7 +293,7 @@ async fn checks_read_a_snapshot_that_every_write_renews(app: TestApp) {
     m.tom
         .post(
             &format!("{A}/changes/{n}/decisions"),
-            json!({ "decision": "approve", "comment": "fine" }),
+            json!({ "decision": "approve", "comment": "fine", "revision": 1 }),
         )
         .await
         .ok();

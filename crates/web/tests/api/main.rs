@@ -10,6 +10,7 @@ mod concurrency;
 mod email;
 mod evidence;
 mod gate;
+mod integrity;
 mod matrix;
 mod openapi;
 mod policy;

@@ -144,7 +144,7 @@ fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
         "POST" if p == format!("{C}/submit") => json!({}),
         "POST" if p == format!("{C}/cancel") => json!({ "note": "matrix" }),
         "POST" if p == format!("{C}/decisions") => {
-            json!({ "decision": "approve", "comment": "matrix" })
+            json!({ "decision": "approve", "comment": "matrix", "revision": 1 })
         }
         "POST" if p == format!("{C}/start") => json!({ "note": "matrix" }),
         "POST" if p == format!("{C}/complete") => json!({ "documentation": "runbook updated" }),
@@ -365,7 +365,7 @@ impl World {
             .ok();
         zoe.post(
             &format!("{b}/changes/{of_client_b}/decisions"),
-            json!({ "decision": "approve" }),
+            json!({ "decision": "approve", "revision": 1 }),
         )
         .await
         .ok();

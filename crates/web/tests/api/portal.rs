@@ -64,7 +64,7 @@ async fn a_client_approver_signs_in_and_approves_from_the_change_page(app: TestA
     m.tom
         .post(
             &format!("{A}/changes/{n}/decisions"),
-            json!({ "decision": "approve" }),
+            json!({ "decision": "approve", "revision": 1 }),
         )
         .await
         .ok();
@@ -486,7 +486,7 @@ async fn the_auditor_reads_a_period_of_evidence_with_no_write_control(app: TestA
     m.tom
         .post(
             &format!("{A}/changes/{n}/decisions"),
-            json!({ "decision": "approve" }),
+            json!({ "decision": "approve", "revision": 1 }),
         )
         .await
         .ok();
@@ -896,7 +896,7 @@ async fn an_undecided_approval_is_reminded_once_then_escalated_to_the_backup(app
     m.tom
         .post(
             &format!("{A}/changes/{n}/decisions"),
-            json!({ "decision": "approve" }),
+            json!({ "decision": "approve", "revision": 1 }),
         )
         .await
         .ok();
@@ -995,7 +995,7 @@ async fn an_undecided_approval_is_reminded_once_then_escalated_to_the_backup(app
     let refused =
         m.cm.post(
             &format!("{A}/changes/{other}/decisions"),
-            json!({ "decision": "approve", "on_behalf_of": "carol@client-a.example" }),
+            json!({ "decision": "approve", "on_behalf_of": "carol@client-a.example", "revision": 1 }),
         )
         .await
         .status(403);

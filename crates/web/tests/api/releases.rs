@@ -49,7 +49,7 @@ async fn approved_in_a(m: &Msp, title: &str, extra: Value) -> String {
     for who in [&m.tom, &m.carol] {
         who.post(
             &format!("{A}/changes/{n}/decisions"),
-            json!({ "decision": "approve" }),
+            json!({ "decision": "approve", "revision": 1 }),
         )
         .await
         .ok();
@@ -502,7 +502,7 @@ async fn a_release_refuses_unapproved_changes_and_bad_runbooks(app: TestApp) {
     m.tom
         .post(
             &format!("{A}/changes/{awaiting}/decisions"),
-            json!({ "decision": "approve" }),
+            json!({ "decision": "approve", "revision": 1 }),
         )
         .await
         .ok();

@@ -1,0 +1,266 @@
+//! Recording a decision: the one path every channel takes (the API, the
+//! portal's change page and CAB agenda, e-mail links). A decision names
+//! the revision it judges; the decider must hold a seat of the frozen
+//! plan (their own, a delegated one, or one the change was escalated to
+//! them for), one seat per board; a seat decided by its holder is never
+//! decided over on their behalf; the requester never decides.
+
+use changegate_core::approval::PlanStatus;
+use changegate_core::board::Decision;
+use changegate_core::change::ChangeState;
+use changegate_core::{Email, UserId};
+use changegate_store::{Change, ChangeWrite, Channel, NewApproval, StoreError};
+use serde_json::json;
+
+use super::change::{approve, event, load, move_to};
+use crate::AppState;
+use crate::dto::{DecisionBody, email_field};
+use crate::error::{ApiError, ApiResult};
+use crate::tenant::InTenant;
+use crate::workflow;
+
+/// What someone decides.
+pub struct Decide<'a> {
+    pub decision: Decision,
+    pub comment: &'a str,
+    /// The revision they reviewed: a decision on any other is refused.
+    pub revision: i64,
+    /// Deciding in this approver's seat (by delegation or escalation).
+    pub on_behalf_of: Option<&'a str>,
+    pub channel: Channel,
+    /// The approval link the decision uses up (e-mail).
+    pub link: Option<LinkUse>,
+}
+
+impl<'a> Decide<'a> {
+    /// A decision as a request body states it. Which revision was
+    /// reviewed is required: a decision binds to what was read.
+    pub fn from_body(
+        body: &'a DecisionBody,
+        channel: Channel,
+        link: Option<LinkUse>,
+    ) -> ApiResult<Self> {
+        let decision: Decision = body.decision.parse()?;
+        let revision = body.revision.ok_or_else(|| {
+            ApiError::invalid(
+                "revision",
+                "say which revision of the change you reviewed (its `revision`); a decision binds to it",
+            )
+        })?;
+        Ok(Decide {
+            decision,
+            comment: &body.comment,
+            revision,
+            on_behalf_of: body.on_behalf_of.as_deref(),
+            channel,
+            link,
+        })
+    }
+}
+
+/// An approval link a decision uses up, with what to record of its use.
+pub struct LinkUse {
+    pub token_hash: String,
+    pub detail: serde_json::Value,
+}
+
+/// Whether the change takes decisions now: awaiting approval, or an
+/// emergency change implemented first whose retrospective approval is owed.
+pub fn takes_decisions(c: &Change) -> bool {
+    c.state.takes_decisions()
+        || (c.retrospective_due_at.is_some() && c.decided_at.is_none() && !c.state.is_final())
+}
+
+/// Record `t.caller`'s decision on change `n` (the caller has been
+/// authorized to decide in the tenant): eligibility against the frozen
+/// plan, the resulting state, and the approval with its audit events in
+/// one write. Concurrent decisions race on the change's version; the
+/// loser reads again and decides again, so none is lost or doubled.
+pub async fn record_decision(
+    state: &AppState,
+    t: &InTenant,
+    n: &str,
+    d: Decide<'_>,
+) -> ApiResult<Change> {
+    let store = state.store.as_ref();
+    let now = state.now();
+    let actor = t.actor();
+    let on_behalf_of: Option<(UserId, Email, bool)> = match d.on_behalf_of {
+        None => None,
+        Some(e) => {
+            let email = email_field("on_behalf_of", e)?;
+            let people = workflow::People::load(store, t.tenant.id).await?;
+            let principal = people.id_of(email.as_str()).ok_or_else(|| {
+                ApiError::invalid(
+                    "on_behalf_of",
+                    format!("{email} is not a user of this tenant"),
+                )
+            })?;
+            let delegated = store
+                .delegation_active(t.tenant.id, principal, t.caller.user, now)
+                .await?;
+            Some((principal, email, delegated))
+        }
+    };
+    for _ in 0..200 {
+        let mut c = load(store, t.tenant.id, n).await?;
+        if !takes_decisions(&c) {
+            return Err(ApiError::state(format!(
+                "{} is {}; it is not awaiting approval",
+                c.number, c.state
+            )));
+        }
+        if d.revision != c.revision {
+            return Err(ApiError::state(format!(
+                "{} is at revision {}, not the revision {} you reviewed; review it again",
+                c.number, c.revision, d.revision
+            ))
+            .with_field("revision"));
+        }
+        let (_, policy) = workflow::policy(store, t.tenant.id).await?;
+        // On someone's behalf: by their delegation, or as the backup this
+        // change was escalated to; never as the change's implementer where
+        // the policy keeps implementers from approving.
+        let seat_holder = match &on_behalf_of {
+            None => None,
+            Some((principal, email, delegated)) => {
+                if !delegated && c.escalated_to != Some(t.caller.user) {
+                    return Err(ApiError::forbidden(format!(
+                        "{email} has no active delegation to you, and {} was not escalated to you",
+                        c.number
+                    )));
+                }
+                Some(*principal)
+            }
+        };
+        if policy.implementer_may_not_approve && c.implementer == Some(t.caller.user) {
+            return Err(ApiError::forbidden(format!(
+                "you implement {}; the policy keeps implementers from approving",
+                c.number
+            )));
+        }
+        let mut votes = workflow::votes(store, &c).await?;
+        let seat = c
+            .plan
+            .check_decision(&votes, c.requester, t.caller.user, seat_holder, d.decision)
+            .map_err(|e| ApiError::forbidden(e.to_string()))?;
+        votes.push(changegate_core::approval::Vote {
+            seat,
+            by: t.caller.user,
+            decision: d.decision,
+        });
+        let expected = c.version;
+        let mut events = vec![event(
+            &actor,
+            &c,
+            "approval.recorded",
+            json!({ "decision": d.decision.as_str(), "comment": d.comment, "channel": d.channel.as_str(), "revision": c.revision,
+                    "fingerprint": c.fingerprint, "on_behalf_of": d.on_behalf_of, "policy_version": c.policy_version }),
+            now,
+        )];
+        let retrospective =
+            c.retrospective_due_at.is_some() && c.state != ChangeState::AwaitingApproval;
+        match c.plan.status(&votes) {
+            PlanStatus::Approved if retrospective => {
+                c.decided_at = Some(now);
+                events.push(event(
+                    &actor,
+                    &c,
+                    "change.retrospectively-approved",
+                    json!({}),
+                    now,
+                ));
+            }
+            PlanStatus::Approved => {
+                approve(&mut c, &policy, now)?;
+                events.push(event(
+                    &actor,
+                    &c,
+                    "change.approved",
+                    json!({ "revision": c.revision, "expires_at": c.approval_expires_at }),
+                    now,
+                ));
+            }
+            PlanStatus::Rejected { board, reason } if retrospective => {
+                c.decided_at = Some(now);
+                events.push(event(
+                    &actor,
+                    &c,
+                    "change.retrospectively-rejected",
+                    json!({ "board": board, "reason": reason }),
+                    now,
+                ));
+            }
+            PlanStatus::Rejected { board, reason } => {
+                move_to(&mut c, ChangeState::Rejected)?;
+                c.decided_at = Some(now);
+                events.push(event(
+                    &actor,
+                    &c,
+                    "change.rejected",
+                    json!({ "board": board, "reason": reason }),
+                    now,
+                ));
+            }
+            PlanStatus::Pending { .. } => {}
+        }
+        if let Some(l) = &d.link {
+            events.push(event(
+                &actor,
+                &c,
+                "approval-link.used",
+                l.detail.clone(),
+                now,
+            ));
+        }
+        let messages = match c.state {
+            ChangeState::Approved | ChangeState::Rejected if !retrospective => {
+                crate::mail::outcome_notices(
+                    store,
+                    &state.public_url,
+                    &t.tenant,
+                    &c,
+                    c.state.as_str(),
+                    now,
+                )
+                .await?
+            }
+            _ => Vec::new(),
+        };
+        let write = ChangeWrite {
+            messages,
+            use_link: d.link.as_ref().map(|l| l.token_hash.clone()),
+            approval: Some(NewApproval {
+                approver: t.caller.user,
+                on_behalf_of: seat_holder,
+                decision: d.decision,
+                comment: d.comment.to_string(),
+                channel: d.channel,
+                at: now,
+            }),
+            events,
+            ..ChangeWrite::default()
+        };
+        if c.state != ChangeState::AwaitingApproval {
+            (c.remind_at, c.escalate_at) = (None, None);
+        }
+        match store.save_change(&c, expected, write, now).await {
+            Ok(saved) => return Ok(saved),
+            Err(StoreError::Conflict { constraint }) if constraint == "approval_links.used_at" => {
+                return Err(ApiError::new(
+                    axum::http::StatusCode::GONE,
+                    "link-used",
+                    "this approval link has been used already",
+                ));
+            }
+            Err(StoreError::Conflict { .. }) => {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::conflict(
+        "the change is busy with other decisions; retry",
+    ))
+}

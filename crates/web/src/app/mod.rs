@@ -1,0 +1,49 @@
+//! The application layer: the rules every entry point shares, each kept
+//! in one place. The API's handlers, the portal's pages, e-mail links, the
+//! gate and the agent's reports call it; it never calls them (no module
+//! here imports `crate::api` or `crate::portal`, which a test checks).
+//!
+//! - `change`: moving a change between states and saving it with its events;
+//! - `assess`: risk, routing and frozen approvers, and a standard change's
+//!   bounds, for submission, every material edit and the form's preview;
+//! - `submit`: submission and revision;
+//! - `decide`: recording a decision, through every channel;
+//! - `implement`: starting a change (by a person, a pipeline's record, the
+//!   agent's report or a release) and what may start it;
+//! - `release`: what deploying and finishing a release do to its changes.
+
+pub mod assess;
+pub mod change;
+pub mod decide;
+pub mod implement;
+pub mod release;
+pub mod submit;
+
+#[cfg(test)]
+mod tests {
+    /// The layer stands below the handlers: none of its files names them.
+    #[test]
+    fn no_module_of_the_application_layer_imports_a_handler() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src/app");
+        let mut read = 0;
+        for entry in std::fs::read_dir(dir).expect("the app folder") {
+            let path = entry.expect("an entry").path();
+            let text = std::fs::read_to_string(&path).expect("a source file");
+            // Spelt apart, so this file does not name them itself.
+            for handler in ["api", "portal"].map(|m| format!("crate::{m}::")) {
+                let code: String = text
+                    .lines()
+                    .filter(|l| !l.trim_start().starts_with("//"))
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                assert!(
+                    !code.contains(&handler),
+                    "{} imports {handler}",
+                    path.display()
+                );
+            }
+            read += 1;
+        }
+        assert!(read >= 6, "read {read} files");
+    }
+}

@@ -1,0 +1,159 @@
+//! Submission and revision: the moments a change's content is judged.
+//! Both assess it afresh (risk from its answers, routing, approvers
+//! frozen, a standard change against its template), fingerprint what the
+//! approvers will sign, and either approve it at once (no board routed) or
+//! ask its approvers, by e-mail through the outbox, in the same write.
+
+use changegate_core::Role;
+use changegate_core::change::{ChangeState, ChangeType};
+use changegate_store::{Change, ChangeContent, ChangeWrite, NewEvent};
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::assess::{Assessment, assess};
+use super::change::{approve, event, load, move_to, nudges, save};
+use crate::AppState;
+use crate::error::{ApiError, ApiResult};
+use crate::tenant::InTenant;
+
+/// Submit change `n` (a draft, or a rejected change as a new revision).
+pub async fn submit(state: &AppState, t: &InTenant, n: &str) -> ApiResult<Change> {
+    let mut c = load(state.store.as_ref(), t.tenant.id, n).await?;
+    if c.requester != t.caller.user
+        && !t.caller.has_role(t.tenant.id, Role::ChangeManager)
+        && !t.caller.admin
+    {
+        return Err(ApiError::forbidden(
+            "only the requester or a change manager submits a change",
+        ));
+    }
+    let expected = c.version;
+    let now = state.now();
+    if c.state == ChangeState::Rejected {
+        move_to(&mut c, ChangeState::Draft)?;
+        c.revision += 1;
+    }
+    move_to(&mut c, ChangeState::Submitted)?;
+    let mut write = open_approval(state, t, &mut c, "change.submitted", now).await?;
+    write.record_revision = Some(t.caller.user);
+    save(state, &c, expected, write, now).await
+}
+
+/// A material edit of a submitted change (its fingerprint moved): a new
+/// revision, judged again from its new content as at submission; earlier
+/// approvals no longer count.
+pub async fn revise(
+    state: &AppState,
+    t: &InTenant,
+    c: &mut Change,
+    now: DateTime<Utc>,
+) -> ApiResult<ChangeWrite> {
+    c.revision += 1;
+    c.state = ChangeState::Submitted;
+    let mut write = open_approval(state, t, c, "change.revised", now).await?;
+    write.record_revision = Some(t.caller.user);
+    Ok(write)
+}
+
+/// Assess `c` (submitted) and open its approval: approved at once when no
+/// board is routed, else awaiting its frozen approvers, who are asked.
+/// Returns the write that records it, with `action` as its first event.
+async fn open_approval(
+    state: &AppState,
+    t: &InTenant,
+    c: &mut Change,
+    action: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<ChangeWrite> {
+    let store = state.store.as_ref();
+    let Assessment {
+        policy_version,
+        policy,
+        kind,
+        level,
+        score,
+        routed,
+        plan,
+        beyond_template,
+    } = assess(
+        store,
+        t.tenant.id,
+        c.kind,
+        &c.content,
+        c.requester,
+        c.implementer,
+        now.date_naive(),
+    )
+    .await?;
+    let routed_as_normal = kind != c.kind;
+    c.kind = kind;
+    c.risk_score = Some(score);
+    c.risk_level = Some(level);
+    c.plan = plan;
+    c.fingerprint = Some(c.content.fingerprint());
+    c.policy_version = Some(policy_version);
+    c.submitted_at = Some(now);
+    c.decided_at = None;
+    c.approval_expires_at = None;
+    let actor = t.actor();
+    let mut events = vec![event(
+        &actor,
+        c,
+        action,
+        json!({ "revision": c.revision, "fingerprint": c.fingerprint, "policy_version": policy_version,
+                "risk": { "level": level.as_str(), "score": c.risk_score }, "boards": routed }),
+        now,
+    )];
+    if routed_as_normal {
+        events.push(event(
+            &actor,
+            c,
+            "change.routed-as-normal",
+            json!({ "template": c.content.template, "beyond_template": beyond_template }),
+            now,
+        ));
+    }
+    let mut write = ChangeWrite::default();
+    if c.plan.is_empty() {
+        approve(c, &policy, now)?;
+        let why = if c.kind == ChangeType::Standard {
+            "pre-approved template"
+        } else {
+            "no board is routed"
+        };
+        events.push(approved_event(&actor, c, why, now));
+    } else {
+        move_to(c, ChangeState::AwaitingApproval)?;
+        (write.messages, write.links) = crate::mail::approval_requests(
+            store,
+            &state.public_url,
+            &t.tenant.name,
+            c,
+            &policy,
+            now,
+        )
+        .await?;
+    }
+    nudges(c, &policy, now);
+    write.events = events;
+    Ok(write)
+}
+
+fn approved_event(actor: &str, c: &Change, why: &str, now: DateTime<Utc>) -> NewEvent {
+    event(
+        actor,
+        c,
+        "change.approved",
+        json!({ "by": why, "revision": c.revision, "expires_at": c.approval_expires_at }),
+        now,
+    )
+}
+
+/// The edit of `c`'s content by `t.caller`: the new content, and whether
+/// it is material (a submitted change whose fingerprint moves).
+pub fn is_material(c: &Change, new: &ChangeContent) -> bool {
+    let submitted = c.fingerprint.is_some()
+        && c.state != ChangeState::Draft
+        && c.state != ChangeState::Rejected;
+    submitted && c.fingerprint.as_deref() != Some(new.fingerprint().as_str())
+}
