@@ -932,9 +932,28 @@ pub async fn record_step(
     {
         return Err(ApiError::not_found("step"));
     }
+    // A release manager of every tenant involved records any step; the
+    // step's owner records their own, while they hold the implementer role
+    // in the tenants it concerns (its change's, or every tenant's when it
+    // names none). Being named owner alone grants nothing.
     let owner = !step.owner.is_empty() && step.owner.eq_ignore_ascii_case(caller.email.as_str());
-    if !owner {
-        authorize_all(&caller, loaded.tenants.keys().copied(), Action::Release)?;
+    let concerns: Vec<TenantId> = match step_tenant {
+        Some(t) => vec![t],
+        None => loaded.tenants.keys().copied().collect(),
+    };
+    let implements = concerns
+        .iter()
+        .all(|t| caller.has_role(*t, changegate_core::Role::Implementer));
+    if !(owner && implements) {
+        authorize_all(&caller, loaded.tenants.keys().copied(), Action::Release).map_err(|e| {
+            if owner {
+                ApiError::forbidden(
+                    "you own this step but do not hold the implementer role where it applies; a release manager records it",
+                )
+            } else {
+                e
+            }
+        })?;
     }
     let status: StepStatus = body
         .status

@@ -1300,7 +1300,228 @@ async fn an_implementer_booked_for_another_client_is_seen_and_a_moved_slot_is_re
     assert_eq!(again["conflicts"], r["conflicts"]);
 }
 
+/// 2026-11-28 01:10 UTC, inside the weekly window of both tenants.
+fn saturday_night() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 28, 1, 10, 0)
+        .single()
+        .expect("a valid time")
+}
+
+async fn a_release_finishes_when_its_changes_moved_on_during_it(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let rita = release_manager(&app).await;
+    weekly_windows(&m).await;
+    let a = approved_in_a(&m, "Upgrade payments", json!({ "test_evidence": "green" })).await;
+    let rel = stage(
+        &rita,
+        &a,
+        "Saturday",
+        "2026-11-28T01:00:00Z",
+        "2026-11-28T02:00:00Z",
+    )
+    .await;
+    app.set_now(saturday_night());
+    rita.post(
+        &format!("/api/v1/releases/{rel}/phases"),
+        json!({ "phase": "deploy" }),
+    )
+    .await
+    .ok();
+    // Its implementer records the change done during the release.
+    let c = m
+        .ian
+        .post(
+            &format!("{A}/changes/{a}/complete"),
+            json!({ "documentation": "payments runbook: 2.4.1" }),
+        )
+        .await
+        .ok();
+    assert_eq!(c["state"], "implemented");
+    // The runbook's step is still pending, but nothing is left to do: the
+    // release finishes (it used to answer 409 for ever).
+    let r = rita
+        .post(&format!("/api/v1/releases/{rel}/finish"), json!({}))
+        .await
+        .ok();
+    assert_eq!(r["state"], "finished", "{r}");
+    assert_eq!(r["outcome"], "succeeded", "{r}");
+    assert_eq!(r["runbook"][0]["status"], "skipped", "{r}");
+    let c = m.eve.get(&format!("{A}/changes/{a}")).await.ok();
+    assert_eq!(c["state"], "implemented", "it keeps its own outcome");
+    let tenant = app.store.tenant_by_slug("client-a").await.expect("tenant");
+    let events = app
+        .store
+        .audit_events_about(tenant.id, &a)
+        .await
+        .expect("events");
+    let kept = events
+        .iter()
+        .find(|e| e.body.action == "change.release-finished")
+        .expect("the release's end is on the change");
+    assert!(
+        kept.body.detail.contains("\"kept\":\"implemented\""),
+        "{}",
+        kept.body.detail
+    );
+}
+
+async fn two_releases_never_deploy_one_change_at_once(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let rita = release_manager(&app).await;
+    weekly_windows(&m).await;
+    let a = approved_in_a(&m, "Migrate payments", json!({ "test_evidence": "green" })).await;
+    // Stage 1 delivers part of it; stages 2 and 3 both hold the rest, in
+    // the same slot, and are deployed at the same moment.
+    let first = stage(
+        &rita,
+        &a,
+        "stage 1",
+        "2026-11-28T01:00:00Z",
+        "2026-11-28T01:20:00Z",
+    )
+    .await;
+    let second = stage(
+        &rita,
+        &a,
+        "stage 2",
+        "2026-11-28T01:30:00Z",
+        "2026-11-28T02:30:00Z",
+    )
+    .await;
+    let third = stage(
+        &rita,
+        &a,
+        "stage 3",
+        "2026-11-28T01:30:00Z",
+        "2026-11-28T02:30:00Z",
+    )
+    .await;
+    app.set_now(saturday_night());
+    for (path, body) in [
+        (
+            format!("/api/v1/releases/{first}/phases"),
+            json!({ "phase": "deploy" }),
+        ),
+        (
+            format!("/api/v1/releases/{first}/steps/1"),
+            json!({ "status": "done", "evidence": "part 1" }),
+        ),
+        (format!("/api/v1/releases/{first}/finish"), json!({})),
+    ] {
+        rita.post(&path, body).await.ok();
+    }
+    let c = m.eve.get(&format!("{A}/changes/{a}")).await.ok();
+    assert_eq!(c["state"], "implementing");
+    app.set_now(
+        Utc.with_ymd_and_hms(2026, 11, 28, 1, 35, 0)
+            .single()
+            .expect("a valid time"),
+    );
+    // Each stage's booking of payments-api clashes with the other's: the
+    // change manager lets both stand, on purpose.
+    for (rel, other) in [(&second, &third), (&third, &second)] {
+        m.cm.post(
+            &format!("/api/v1/releases/{rel}/overrides"),
+            json!({ "conflict": format!("clash:client-a:{other}:payments-api"),
+                    "reason": "the stages share the slot on purpose" }),
+        )
+        .await
+        .ok();
+    }
+    let deploy = |rel: String| {
+        let rita = rita.clone();
+        async move {
+            rita.post(
+                &format!("/api/v1/releases/{rel}/phases"),
+                json!({ "phase": "deploy" }),
+            )
+            .await
+        }
+    };
+    let (two, three) = tokio::join!(deploy(second.clone()), deploy(third.clone()));
+    let started = [&two, &three]
+        .iter()
+        .filter(|r| r.status.is_success())
+        .count();
+    assert_eq!(
+        started, 1,
+        "exactly one deploys it: {} {} / {} {}",
+        two.status, two.text, three.status, three.text
+    );
+    let refused = if two.status.is_success() {
+        &three
+    } else {
+        &two
+    };
+    assert_eq!(refused.status.as_u16(), 409, "{}", refused.text);
+}
+
+async fn a_step_is_recorded_by_its_owner_only_where_they_implement(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let rita = release_manager(&app).await;
+    weekly_windows(&m).await;
+    let a = approved_in_a(&m, "Upgrade payments", json!({ "test_evidence": "green" })).await;
+    let r = rita
+        .post(
+            "/api/v1/releases",
+            json!({ "name": "owners", "changes": [ { "tenant": "client-a", "change": a } ],
+                    "planned_start": "2026-11-28T01:00:00Z", "planned_end": "2026-11-28T02:00:00Z",
+                    "runbook": [
+                        { "kind": "deploy", "title": "helm upgrade", "owner": "eve@msp.example", "change": a },
+                        { "kind": "validate", "title": "smoke tests", "owner": "ian@msp.example", "change": a },
+                    ] }),
+        )
+        .await
+        .status(201)
+        .json;
+    let rel = r["number"].as_str().expect("a number").to_string();
+    for phase in ["plan", "build-and-test"] {
+        rita.post(
+            &format!("/api/v1/releases/{rel}/phases"),
+            json!({ "phase": phase }),
+        )
+        .await
+        .ok();
+    }
+    app.set_now(saturday_night());
+    rita.post(
+        &format!("/api/v1/releases/{rel}/phases"),
+        json!({ "phase": "deploy" }),
+    )
+    .await
+    .ok();
+    // Eve is named owner of step 1 but implements nothing in client-a.
+    let r = m
+        .eve
+        .post(
+            &format!("/api/v1/releases/{rel}/steps/1"),
+            json!({ "status": "done", "evidence": "upgraded" }),
+        )
+        .await
+        .status(403);
+    assert!(r.text.contains("implementer role"), "{}", r.text);
+    rita.post(
+        &format!("/api/v1/releases/{rel}/steps/1"),
+        json!({ "status": "done", "evidence": "upgraded (recorded by the release manager)" }),
+    )
+    .await
+    .ok();
+    // Ian owns step 2 and implements in client-a: he records it.
+    let r = m
+        .ian
+        .post(
+            &format!("/api/v1/releases/{rel}/steps/2"),
+            json!({ "status": "done", "evidence": "smoke tests green" }),
+        )
+        .await
+        .ok();
+    assert_eq!(r["runbook"][1]["status"], "done", "{r}");
+}
+
 crate::on_both!(
+    a_release_finishes_when_its_changes_moved_on_during_it,
+    two_releases_never_deploy_one_change_at_once,
+    a_step_is_recorded_by_its_owner_only_where_they_implement,
     stages_run_one_after_the_other_and_a_cancel_leaves_the_others_alone,
     an_implementer_booked_for_another_client_is_seen_and_a_moved_slot_is_replanned,
     a_shared_release_gives_away_nothing_of_the_other_client,
