@@ -94,6 +94,11 @@ echo "$out"; B1=$(number <<<"$out")
 run as eve "$BIN" change submit "$B1" --tenant client-b
 run as ian "$BIN" change start "$B1" --tenant client-b
 run as ian "$BIN" change complete "$B1" --tenant client-b --documentation "mailbox list in the client runbook"
+say "The template pre-approves the M365 tenant only: the same template naming the edge firewall and an image is refused"
+out=$(as eve "$BIN" change create --tenant client-b --type standard --title "Shared mailbox, and a firewall rule" --template add-mailbox \
+  --ci edge-firewall --artifact registry.example/fw-rules@sha256:6666)
+echo "$out"; B0=$(number <<<"$out")
+refused as eve "$BIN" change submit "$B0" --tenant client-b
 
 say "3. Client A, emergency in the year-end freeze: implemented first, approved retrospectively"
 out=$(as eve "$BIN" change create --tenant client-a --type emergency --title "Block exploited VPN endpoint" \
