@@ -99,10 +99,13 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.to_str().ok());
         let Some(header) = header else {
             // A signed-in session. Other sites cannot send it
-            // (SameSite=Strict), and every write needs a JSON body, which a
-            // cross-site form cannot send.
+            // (SameSite=Strict); and a write must carry a JSON content type
+            // (which a cross-site form cannot send without a preflight this
+            // server never grants) or this server's own origin, bodiless
+            // POSTs included.
             let session =
                 cookie(&parts.headers, SESSION_COOKIE).ok_or_else(ApiError::unauthenticated)?;
+            same_site_write(parts, state)?;
             let user = match state
                 .store
                 .user_by_session(&token_hash(session), state.now())
@@ -138,6 +141,51 @@ impl FromRequestParts<AppState> for Caller {
             }
         }
         Ok(Caller(principal))
+    }
+}
+
+/// A write authenticated by the session cookie comes from this server's
+/// pages or a script of its own: an `Origin` other than this server's is
+/// refused, and without one of this server's origin the request must say
+/// `Content-Type: application/json`.
+fn same_site_write(parts: &Parts, state: &AppState) -> Result<(), ApiError> {
+    use axum::http::{Method, header};
+    if matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return Ok(());
+    }
+    let origin = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    let host = parts
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok());
+    let own_origin = |o: &str| {
+        o.eq_ignore_ascii_case(&state.public_url)
+            || host.is_some_and(|h| {
+                o.eq_ignore_ascii_case(&format!("https://{h}"))
+                    || o.eq_ignore_ascii_case(&format!("http://{h}"))
+            })
+    };
+    let json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+    match origin {
+        Some(o) if own_origin(o) => Ok(()),
+        Some(o) => Err(ApiError::forbidden(format!(
+            "a write from {o} with this server's session cookie is refused; call the API from this server's pages, or with an API token"
+        ))),
+        None if json => Ok(()),
+        None => Err(ApiError::forbidden(
+            "a write with the session cookie needs `Content-Type: application/json` (send `{}` when there is no body), or use an API token",
+        )),
     }
 }
 

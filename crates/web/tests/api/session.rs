@@ -42,7 +42,15 @@ async fn a_signed_in_user_is_known_by_the_session_cookie_until_signing_out(app: 
     assert_eq!(me["roles"], json!({ "client-a": ["business-approver"] }));
     // The session acts with the user's own rights only.
     browser.get("/api/v1/tenants/client-b").await.status(404);
-    let out = browser.delete("/api/v1/session").await.status(204);
+    // Signing out is a write like any other: from a script of this server.
+    let out = browser
+        .call_with(
+            "DELETE",
+            "/api/v1/session",
+            &[("content-type", "application/json")],
+        )
+        .await
+        .status(204);
     let cleared = out
         .headers
         .get("set-cookie")
@@ -145,7 +153,89 @@ async fn a_session_expires_after_twelve_hours(app: TestApp) {
         .status(401);
 }
 
+async fn a_session_cookie_writes_only_from_this_server_or_with_json(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    app.set_password("eve@msp.example", PASSWORD).await;
+    let r = app
+        .anonymous()
+        .post(
+            "/api/v1/session",
+            json!({ "email": "eve@msp.example", "password": PASSWORD }),
+        )
+        .await
+        .status(200);
+    let set = r
+        .headers
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a session cookie")
+        .to_string();
+    let browser = app.browser(Some(session_cookie(&set)));
+    let n = m
+        .eve
+        .post(
+            "/api/v1/tenants/client-a/changes",
+            changegate_testkit::msp::normal_change("Upgrade", changegate_testkit::msp::low_risk()),
+        )
+        .await
+        .status(201)
+        .json["number"]
+        .as_str()
+        .expect("a number")
+        .to_string();
+    let submit = format!("/api/v1/tenants/client-a/changes/{n}/submit");
+    // What a page of another site can make a browser send: a bodiless
+    // POST, or a form, with the cookie.
+    let r = browser.call_with("POST", &submit, &[]).await.status(403);
+    assert!(r.text.contains("application/json"), "{}", r.text);
+    browser
+        .call_with(
+            "POST",
+            &submit,
+            &[("content-type", "application/x-www-form-urlencoded")],
+        )
+        .await
+        .status(403);
+    browser
+        .call_with(
+            "POST",
+            &submit,
+            &[
+                ("origin", "https://evil.example"),
+                ("content-type", "application/json"),
+            ],
+        )
+        .await
+        .status(403);
+    let c = m
+        .eve
+        .get(&format!("/api/v1/tenants/client-a/changes/{n}"))
+        .await
+        .ok();
+    assert_eq!(c["state"], "draft", "nothing was submitted");
+    // This server's own origin, or a JSON request, is a write of its own.
+    browser
+        .call_with("POST", &submit, &[("origin", "http://127.0.0.1:8080")])
+        .await
+        .ok();
+    let c = m
+        .eve
+        .get(&format!("/api/v1/tenants/client-a/changes/{n}"))
+        .await
+        .ok();
+    assert_eq!(c["state"], "awaiting-approval");
+    browser
+        .call_with(
+            "POST",
+            &format!("/api/v1/tenants/client-a/changes/{n}/cancel"),
+            &[("content-type", "application/json")],
+        )
+        .await
+        .status(400); // past the origin check: the body is missing
+}
+
 crate::on_both!(
+    a_session_cookie_writes_only_from_this_server_or_with_json,
     a_signed_in_user_is_known_by_the_session_cookie_until_signing_out,
     a_wrong_password_and_an_unknown_account_get_the_same_answer,
     a_session_expires_after_twelve_hours,
