@@ -366,7 +366,7 @@ async fn main() {
     let mut prev = existing
         .last()
         .map_or(GENESIS.to_string(), |e| e.hash.clone());
-    let mut seq = head;
+    let mut seq = head.seq;
     let mut rows = Vec::new();
     for i in 0..EXPORT_CHANGES {
         let number = format!("CHG-{}", first + i as i64);
@@ -480,6 +480,7 @@ async fn main() {
     let jobs = tokio::spawn(changegate_jobs::run(
         store.clone(),
         std::sync::Arc::new(chrono::Utc::now),
+        None,
         None,
         "http://bench".into(),
         {

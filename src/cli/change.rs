@@ -466,9 +466,10 @@ pub async fn audit(cmd: AuditCommand) -> ExitCode {
     match client.get(&format!("/api/v1/tenants/{tenant}/audit")).await {
         Ok(v) if v["intact"] == json!(true) => {
             println!(
-                "audit chain of {tenant}: intact, {} events, head {}",
+                "audit chain of {tenant}: intact, {} events, head {} at event {} (keep it: a later chain must still hold it)",
                 v["events"],
-                v["head_hash"].as_str().unwrap_or("?")
+                v["head_hash"].as_str().unwrap_or("?"),
+                v["head_seq"]
             );
             ExitCode::SUCCESS
         }

@@ -17,6 +17,14 @@ pub enum ReportCommand {
     Verify {
         /// The bundle, e.g. evidence-client-a-2026-11-01-2026-11-30.tar.gz.
         bundle: PathBuf,
+        /// A checkpoint log the server wrote (`serve --checkpoint-log`): the
+        /// chain must hold every signed head of its tenant recorded there,
+        /// so a history rewritten in the database, head included, is found.
+        #[arg(long)]
+        checkpoints: Option<PathBuf>,
+        /// The log's public key (default: the log's path with `.pub`).
+        #[arg(long, requires = "checkpoints")]
+        public_key: Option<PathBuf>,
     },
 }
 
@@ -43,7 +51,11 @@ pub struct EvidenceArgs {
 pub async fn run(cmd: ReportCommand) -> ExitCode {
     match cmd {
         ReportCommand::Evidence(args) => evidence(args).await,
-        ReportCommand::Verify { bundle } => verify(&bundle),
+        ReportCommand::Verify {
+            bundle,
+            checkpoints,
+            public_key,
+        } => verify(&bundle, checkpoints.as_deref(), public_key.as_deref()),
     }
 }
 
@@ -86,7 +98,44 @@ async fn evidence(a: EvidenceArgs) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn verify(bundle: &std::path::Path) -> ExitCode {
+/// The lines of a checkpoint log and its public key.
+fn read_checkpoints(
+    log: &std::path::Path,
+    public_key: Option<&std::path::Path>,
+) -> Result<(Vec<changegate_jobs::checkpoint::Line>, String), String> {
+    let text =
+        std::fs::read_to_string(log).map_err(|e| format!("cannot read {}: {e}", log.display()))?;
+    let lines = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l).map_err(|e| format!("{} line {}: {e}", log.display(), i + 1))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let key_file = public_key.map_or_else(|| log.with_extension("pub"), |p| p.to_path_buf());
+    let key = std::fs::read_to_string(&key_file)
+        .map_err(|e| format!("cannot read the public key {}: {e}", key_file.display()))?;
+    Ok((lines, key.trim().to_string()))
+}
+
+fn verify(
+    bundle: &std::path::Path,
+    checkpoints: Option<&std::path::Path>,
+    public_key: Option<&std::path::Path>,
+) -> ExitCode {
+    let anchors = match checkpoints.map(|log| read_checkpoints(log, public_key)) {
+        Some(Ok(a)) => Some(a),
+        Some(Err(e)) => {
+            eprintln!("changegate: {e}");
+            return ExitCode::from(2);
+        }
+        None => None,
+    };
+    let wanted: std::collections::BTreeSet<i64> = anchors
+        .iter()
+        .flat_map(|(lines, _)| lines.iter().map(|l| l.checkpoint.seq))
+        .collect();
     let file = match std::fs::File::open(bundle) {
         Ok(f) => std::io::BufReader::new(f),
         Err(e) => {
@@ -95,7 +144,7 @@ fn verify(bundle: &std::path::Path) -> ExitCode {
         }
     };
     // Read as it is checked: a bundle of any size fits.
-    let check = match changegate_web::evidence::verify_bundle_from(file) {
+    let check = match changegate_web::evidence::verify_bundle_keeping(file, &wanted) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("changegate: {}: {e}", bundle.display());
@@ -125,7 +174,25 @@ fn verify(bundle: &std::path::Path) -> ExitCode {
             "audit chain: its head is not the one evidence.json records (events cut off or replaced)"
         );
     }
-    if check.intact() {
+    let mut anchored = true;
+    if let Some((lines, key)) = &anchors {
+        let tenant = check.tenant.clone().unwrap_or_default();
+        let (problems, held) = changegate_jobs::checkpoint::check(
+            lines,
+            key,
+            &tenant,
+            chain.events as i64,
+            &check.hashes_at,
+        );
+        for p in &problems {
+            println!("{p}");
+        }
+        anchored = problems.is_empty();
+        if anchored {
+            println!("checkpoints: the chain holds all {held} signed heads of {tenant}");
+        }
+    }
+    if check.intact() && anchored {
         println!("bundle verified");
         ExitCode::SUCCESS
     } else {

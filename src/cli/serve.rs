@@ -34,6 +34,14 @@ pub struct ServeArgs {
         default_value = "changegate <changegate@localhost>"
     )]
     mail_from: String,
+    /// Append each tenant's audit head, signed, to this file whenever it
+    /// moved (at most once a minute): an anchor outside the database that
+    /// `changegate report verify --checkpoints` checks a chain against. Its
+    /// Ed25519 key is made next to it (FILE.key, owner-only) and the public
+    /// key written to FILE.pub. Keep the log where the database's
+    /// administrators cannot rewrite it.
+    #[arg(long, env = "CHANGEGATE_CHECKPOINT_LOG")]
+    checkpoint_log: Option<std::path::PathBuf>,
     #[command(flatten)]
     db: DatabaseArgs,
 }
@@ -102,12 +110,26 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
+    let checkpoints = match &args.checkpoint_log {
+        Some(file) => match changegate_jobs::checkpoint::Checkpoints::open(file) {
+            Ok(c) => {
+                tracing::info!(log = %file.display(), public_key = %c.public_key(), "audit heads are checkpointed");
+                Some(c)
+            }
+            Err(e) => {
+                eprintln!("changegate: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
     // The server's one clock: handlers, their writes and the scheduler.
     let clock: changegate_store::Clock = std::sync::Arc::new(chrono::Utc::now);
     let jobs = tokio::spawn(changegate_jobs::run(
         store.clone(),
         clock.clone(),
         mailer,
+        checkpoints,
         public_url.clone(),
         {
             let mut rx = stop_rx.clone();

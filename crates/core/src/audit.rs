@@ -1,8 +1,11 @@
 //! The audit chain: every decision and transition is an event, and each
 //! event's hash covers the previous event's hash and the event itself,
 //! per tenant. `verify` walks the events in stored order and reports the
-//! first broken link, so an edit, a deletion or a reordering made behind
-//! the application's back is found.
+//! first broken link, and compares where the chain ends with the head
+//! (sequence and hash) recorded with the last append, so an edit, a
+//! deletion or a reordering made behind the application's back is found,
+//! the last events' included. Someone who rewrites the head too is found
+//! only against a head kept elsewhere: a signed [`Checkpoint`].
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -69,6 +72,33 @@ pub fn seal(prev_hash: &str, body: EventBody) -> Event {
     }
 }
 
+/// A tenant's head as the server saw it at `at`, written (signed) to a
+/// checkpoint log kept apart from the database: a chain read later must
+/// hold that hash at that sequence number, so rewriting history, head
+/// included, is found against it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    /// The tenant's slug.
+    pub tenant: String,
+    pub seq: i64,
+    pub hash: String,
+    pub at: DateTime<Utc>,
+}
+
+impl Checkpoint {
+    /// The bytes a checkpoint's signature covers.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        format!(
+            "changegate-checkpoint-v1\x1f{}\x1f{}\x1f{}\x1f{}",
+            self.tenant,
+            self.seq,
+            self.hash,
+            normalise(self.at).to_rfc3339_opts(SecondsFormat::Micros, true)
+        )
+        .into_bytes()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Break {
@@ -83,6 +113,27 @@ pub enum Break {
     Reordered { seq: i64, after: i64 },
     /// The chain ends before the recorded head: trailing events were removed.
     Truncated { last_seq: i64, head_seq: i64 },
+    /// The chain does not end at the recorded head (sequence and hash):
+    /// its last events were edited, removed or added, and the head's
+    /// sequence moved to hide it.
+    HeadMismatch { last_seq: i64, head_seq: i64 },
+}
+
+/// Where a tenant's chain ends, as recorded with its last append.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Head {
+    pub seq: i64,
+    pub hash: String,
+}
+
+impl Head {
+    /// The head of a chain with no event.
+    pub fn genesis() -> Self {
+        Head {
+            seq: 0,
+            hash: GENESIS.to_string(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -95,12 +146,12 @@ pub struct Report {
 
 /// Verify a tenant's events in stored (insertion) order against the head
 /// recorded when the last event was appended.
-pub fn verify(events: &[Event], head_seq: i64) -> Report {
+pub fn verify(events: &[Event], head: &Head) -> Report {
     let mut v = Verifier::new();
     for e in events {
         v.push(e);
     }
-    v.finish(head_seq)
+    v.finish(head)
 }
 
 /// [`verify`] one event at a time, for a chain read in pages: it holds
@@ -169,7 +220,8 @@ impl Verifier {
 
     /// The report, against the head recorded when the last event was
     /// appended.
-    pub fn finish(self, head_seq: i64) -> Report {
+    pub fn finish(self, head: &Head) -> Report {
+        let head_seq = head.seq;
         let first_break = self
             .found
             .or_else(|| {
@@ -183,6 +235,14 @@ impl Verifier {
                     last_seq: self.prev_seq,
                     head_seq,
                 })
+            })
+            .or_else(|| {
+                (self.prev_seq != head_seq || self.prev_hash != head.hash).then_some(
+                    Break::HeadMismatch {
+                        last_seq: self.prev_seq,
+                        head_seq,
+                    },
+                )
             });
         Report {
             events: self.events,
@@ -220,9 +280,54 @@ mod tests {
             .collect()
     }
 
+    /// The head the store recorded with the last of `n` events.
+    fn recorded(n: i64) -> Head {
+        let c = chain(n);
+        Head {
+            seq: n,
+            hash: c.last().map_or(GENESIS.to_string(), |e| e.hash.clone()),
+        }
+    }
+
+    #[test]
+    fn the_last_events_rewritten_with_the_head_sequence_are_found_by_its_hash() {
+        // The last event removed, and the head's sequence moved back to hide it.
+        let mut c = chain(5);
+        c.pop();
+        let moved = Head {
+            seq: 4,
+            hash: recorded(5).hash,
+        };
+        assert_eq!(
+            verify(&c, &moved).first_break,
+            Some(Break::HeadMismatch {
+                last_seq: 4,
+                head_seq: 4
+            })
+        );
+        // The last event edited and re-hashed: every link holds, the head does not.
+        let mut c = chain(5);
+        c[4].body.detail = r#"{"approved":"by nobody"}"#.into();
+        c[4].hash = link_hash(&c[4].prev_hash, &c[4].body);
+        assert_eq!(
+            verify(&c, &recorded(5)).first_break,
+            Some(Break::HeadMismatch {
+                last_seq: 5,
+                head_seq: 5
+            })
+        );
+        // Someone who rewrites the head's hash too leaves an intact chain:
+        // only a checkpoint kept elsewhere finds that.
+        let rewritten = Head {
+            seq: 5,
+            hash: c[4].hash.clone(),
+        };
+        assert!(verify(&c, &rewritten).intact);
+    }
+
     #[test]
     fn an_untouched_chain_verifies() {
-        let r = verify(&chain(5), 5);
+        let r = verify(&chain(5), &recorded(5));
         assert!(r.intact, "{r:?}");
         assert_eq!(r.events, 5);
     }
@@ -231,7 +336,10 @@ mod tests {
     fn an_edit_is_found_at_the_edited_event() {
         let mut c = chain(5);
         c[2].body.detail = r#"{"b":1,"a":3}"#.into();
-        assert_eq!(verify(&c, 5).first_break, Some(Break::Edited { seq: 3 }));
+        assert_eq!(
+            verify(&c, &recorded(5)).first_break,
+            Some(Break::Edited { seq: 3 })
+        );
     }
 
     #[test]
@@ -239,7 +347,7 @@ mod tests {
         let mut c = chain(5);
         c.remove(1);
         assert_eq!(
-            verify(&c, 5).first_break,
+            verify(&c, &recorded(5)).first_break,
             Some(Break::Missing {
                 expected_seq: 2,
                 found_seq: 3
@@ -248,7 +356,7 @@ mod tests {
         let mut tail = chain(5);
         tail.pop();
         assert_eq!(
-            verify(&tail, 5).first_break,
+            verify(&tail, &recorded(5)).first_break,
             Some(Break::Truncated {
                 last_seq: 4,
                 head_seq: 5
@@ -261,7 +369,7 @@ mod tests {
         let mut c = chain(5);
         c.swap(1, 3);
         assert_eq!(
-            verify(&c, 5).first_break,
+            verify(&c, &recorded(5)).first_break,
             Some(Break::Reordered { seq: 4, after: 1 })
         );
     }
@@ -271,7 +379,10 @@ mod tests {
         let mut c = chain(4);
         c[1].body.actor = "mallory@example.com".into();
         c[1].hash = link_hash(&c[1].prev_hash, &c[1].body);
-        assert_eq!(verify(&c, 4).first_break, Some(Break::Unlinked { seq: 3 }));
+        assert_eq!(
+            verify(&c, &recorded(4)).first_break,
+            Some(Break::Unlinked { seq: 3 })
+        );
     }
 
     #[test]

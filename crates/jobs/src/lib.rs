@@ -106,6 +106,7 @@ pub async fn run_due(
 }
 
 pub mod boundaries;
+pub mod checkpoint;
 pub mod mail;
 mod nudge;
 
@@ -117,9 +118,11 @@ pub async fn run(
     store: Arc<dyn Store>,
     clock: Clock,
     mailer: Option<mail::Mailer>,
+    mut checkpoints: Option<checkpoint::Checkpoints>,
     public_url: String,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
+    let mut checkpointed: Option<tokio::time::Instant> = None;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -171,6 +174,23 @@ pub async fn run(
             && let Err(e) = mail::send_due(store.as_ref(), m, clock()).await
         {
             tracing::warn!(error = %e, "outbox pass failed; retrying next second");
+        }
+        // Each tenant's audit head, signed into the checkpoint log, at
+        // most once a minute and only when it moved.
+        if full
+            && let Some(c) = checkpoints.as_mut()
+            && checkpointed.is_none_or(|t| t.elapsed() >= Duration::from_secs(60))
+        {
+            checkpointed = Some(tokio::time::Instant::now());
+            match c.write_due(store.as_ref(), clock()).await {
+                Ok(lines) if !lines.is_empty() => {
+                    tracing::info!(tenants = lines.len(), "audit heads checkpointed")
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "checkpoint pass failed; retrying in a minute")
+                }
+            }
         }
     }
 }

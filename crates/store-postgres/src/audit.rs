@@ -114,6 +114,23 @@ pub(crate) async fn heads(pool: &PgPool) -> Result<BTreeMap<TenantId, i64>> {
         .collect())
 }
 
+/// Where the tenant's chain ends, as recorded with its last append.
+pub(crate) async fn chain_head(pool: &PgPool, tenant: TenantId) -> Result<audit::Head> {
+    let row = crate::found(
+        "tenant",
+        sqlx::query!(
+            "SELECT audit_seq AS seq, audit_hash AS hash FROM tenants WHERE id = $1",
+            tenant.0
+        )
+        .fetch_optional(pool)
+        .await,
+    )?;
+    Ok(audit::Head {
+        seq: row.seq,
+        hash: row.hash,
+    })
+}
+
 /// Rows of `audit_events` as events of `tenant`.
 macro_rules! events_of {
     ($rows:expr, $tenant:expr) => {
@@ -136,8 +153,8 @@ macro_rules! events_of {
     };
 }
 
-pub(crate) async fn events(pool: &PgPool, tenant: TenantId) -> Result<(Vec<Event>, i64)> {
-    let head = head(pool, tenant).await?;
+pub(crate) async fn events(pool: &PgPool, tenant: TenantId) -> Result<(Vec<Event>, audit::Head)> {
+    let head = chain_head(pool, tenant).await?;
     let rows = sqlx::query!(
         "SELECT seq, at, actor, action, subject, detail, prev_hash, hash
          FROM audit_events WHERE tenant_id = $1 ORDER BY id",

@@ -15,7 +15,7 @@ mod releases;
 mod rows;
 
 use async_trait::async_trait;
-use changegate_core::audit::Event;
+use changegate_core::audit::{Event, Head};
 use changegate_core::{ChangeNumber, Email, ReleaseNumber, Role, TenantId, UserId};
 use changegate_store::*;
 use chrono::{DateTime, Utc};
@@ -536,7 +536,7 @@ impl Store for SqliteStore {
         Ok(moved)
     }
 
-    async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)> {
+    async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, Head)> {
         audit::events(&self.pool, tenant).await
     }
 
@@ -547,6 +547,10 @@ impl Store for SqliteStore {
         limit: i64,
     ) -> Result<(Vec<Event>, i64)> {
         audit::page(&self.pool, tenant, after, limit).await
+    }
+
+    async fn audit_chain_head(&self, tenant: TenantId) -> Result<Head> {
+        audit::chain_head(&self.pool, tenant).await
     }
 
     async fn audit_head(&self, tenant: TenantId) -> Result<i64> {

@@ -10,7 +10,7 @@ pub use error::StoreError;
 pub use records::*;
 
 use async_trait::async_trait;
-use changegate_core::audit::Event;
+use changegate_core::audit::{Event, Head};
 use changegate_core::{ChangeNumber, Email, ReleaseNumber, Role, TenantId, UserId};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -292,8 +292,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<bool>;
 
     // Audit
-    /// The tenant's events in stored order and the head sequence number.
-    async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, i64)>;
+    /// The tenant's events in stored order and the head recorded with the
+    /// last append (sequence and hash).
+    async fn audit_events(&self, tenant: TenantId) -> Result<(Vec<Event>, Head)>;
+    /// Where the tenant's chain ends, as recorded with its last append.
+    async fn audit_chain_head(&self, tenant: TenantId) -> Result<Head>;
     /// A page of the tenant's events in stored order: at most `limit`
     /// after the cursor `after` (0 before the first), with the cursor to
     /// ask for the next page. A chain is read whole this way without

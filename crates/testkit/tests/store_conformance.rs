@@ -57,6 +57,7 @@ store_tests!(
     every_write_appends_to_the_tenants_intact_audit_chain,
     an_edited_audit_event_is_reported_as_edited_at_its_sequence_number,
     a_deleted_audit_event_is_reported_as_missing_and_a_deleted_last_one_as_truncated,
+    the_last_events_removed_with_the_head_sequence_moved_are_found_by_the_head_hash,
     swapped_audit_events_are_reported_as_reordered,
     fifty_concurrent_approvals_retried_on_conflict_are_all_recorded_in_an_intact_chain,
     concurrent_writes_to_different_records_of_one_tenant_keep_its_chain_linear,
@@ -189,7 +190,7 @@ fn event(action: &str, subject: &str, minutes: i64) -> NewEvent {
 /// The tenant's chain as `verify` sees it.
 async fn verify(store: &dyn Store, tenant: TenantId) -> audit::Report {
     let (events, head) = store.audit_events(tenant).await.expect("audit events read");
-    audit::verify(&events, head)
+    audit::verify(&events, &head)
 }
 
 async fn actions(store: &dyn Store, tenant: TenantId) -> Vec<String> {
@@ -1834,13 +1835,17 @@ async fn every_write_appends_to_the_tenants_intact_audit_chain(db: TestDb) {
         ]
     );
     let (events, head) = store.audit_events(t.id).await.expect("events");
-    assert_eq!(head, 11);
+    assert_eq!(head.seq, 11);
+    assert_eq!(
+        head.hash, events[10].hash,
+        "the head is the last event's hash"
+    );
     assert_eq!(
         events.iter().map(|e| e.body.seq).collect::<Vec<_>>(),
         (1..=11).collect::<Vec<_>>()
     );
     assert!(events.iter().all(|e| e.body.tenant == t.id));
-    let report = audit::verify(&events, head);
+    let report = audit::verify(&events, &head);
     assert!(report.intact, "{report:?}");
     assert_eq!(report.head_hash, events[10].hash);
     // The detail is hashed as stored: it reads back as the JSON text written.
@@ -1912,6 +1917,41 @@ async fn a_deleted_audit_event_is_reported_as_missing_and_a_deleted_last_one_as_
             head_seq: 6
         })
     );
+}
+
+async fn the_last_events_removed_with_the_head_sequence_moved_are_found_by_the_head_hash(
+    db: TestDb,
+) {
+    let store = db.store();
+    let t = tenant_with_six_events(&*store, "client-a").await;
+    db.drop_append_only_triggers()
+        .await
+        .expect("triggers dropped");
+    // Someone with database access removes the last two events and moves
+    // the head's sequence back, so that no gap and no truncation shows.
+    db.exec(&format!(
+        "DELETE FROM audit_events WHERE tenant_id = {t} AND seq > 4;
+         UPDATE tenants SET audit_seq = 4 WHERE id = {t};"
+    ))
+    .await
+    .expect("rewritten");
+    assert_eq!(
+        verify(&*store, t).await.first_break,
+        Some(Break::HeadMismatch {
+            last_seq: 4,
+            head_seq: 4
+        })
+    );
+    // Rewriting the head's hash too leaves a chain that verifies: what
+    // finds that is a head kept elsewhere (a signed checkpoint).
+    let (events, _) = store.audit_events(t).await.expect("events");
+    db.exec(&format!(
+        "UPDATE tenants SET audit_hash = '{}' WHERE id = {t};",
+        events[3].hash
+    ))
+    .await
+    .expect("rewritten");
+    assert!(verify(&*store, t).await.intact);
 }
 
 async fn swapped_audit_events_are_reported_as_reordered(db: TestDb) {
@@ -2101,10 +2141,10 @@ async fn concurrent_writes_to_different_records_of_one_tenant_keep_its_chain_lin
     }
     let (events, head) = store.audit_events(t.id).await.expect("events");
     assert_eq!(
-        (events.len(), head),
+        (events.len(), head.seq),
         (1 + 3 * WRITERS, 1 + 3 * WRITERS as i64)
     );
-    let report = audit::verify(&events, head);
+    let report = audit::verify(&events, &head);
     assert!(report.intact, "{report:?}");
 }
 

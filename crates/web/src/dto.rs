@@ -422,7 +422,10 @@ pub struct AuditView {
     /// The first broken link, when the chain was tampered with.
     #[schema(value_type = Object)]
     pub first_break: Option<serde_json::Value>,
+    /// The hash of the chain's last event.
     pub head_hash: String,
+    /// The sequence number of the last event the server recorded.
+    pub head_seq: i64,
 }
 
 /// Build a change view; `email` maps user ids to addresses.

@@ -197,7 +197,7 @@ impl Snapshots {
                     let at = state.now();
                     let (events, head) = state.store.audit_events(tenant.id).await?;
                     Ok(ChainVerdict {
-                        report: audit::verify(&events, head),
+                        report: audit::verify(&events, &head),
                         verified,
                         at,
                     })

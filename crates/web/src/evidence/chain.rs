@@ -194,7 +194,7 @@ pub async fn read(
     period: Period,
     with_file: bool,
 ) -> ApiResult<ChainRead> {
-    let head = store.audit_head(tenant.id).await?;
+    let head = store.audit_chain_head(tenant.id).await?;
     let mut fold = Fold::new(period);
     let mut verifier = audit::Verifier::new();
     let mut file = if with_file {
@@ -218,7 +218,7 @@ pub async fn read(
         }
         after = next;
     }
-    let report = verifier.finish(head);
+    let report = verifier.finish(&head);
     let (facts, unauthorized, release_validation_failures) = fold.finish();
     Ok(ChainRead {
         evidence: ChainEvidence {

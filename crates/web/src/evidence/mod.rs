@@ -27,7 +27,7 @@ pub mod write;
 pub use chain::Fold;
 pub use controls::controls;
 pub use spool::{Spool, Spooled};
-pub use verify::{BundleCheck, verify_bundle, verify_bundle_from};
+pub use verify::{BundleCheck, verify_bundle, verify_bundle_from, verify_bundle_keeping};
 pub use write::{BUNDLE_README, bundle, csv};
 
 use changegate_store::{Store, Tenant};
@@ -395,7 +395,13 @@ pub(crate) mod tests {
     }
 
     fn evidence_of(events: &[Event]) -> Evidence {
-        let report = audit::verify(events, events.len() as i64);
+        let head = events
+            .last()
+            .map_or(audit::Head::genesis(), |e| audit::Head {
+                seq: e.body.seq,
+                hash: e.hash.clone(),
+            });
+        let report = audit::verify(events, &head);
         Evidence {
             tenant: "client-a".into(),
             tenant_name: "Client A".into(),

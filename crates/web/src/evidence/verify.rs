@@ -17,6 +17,10 @@ pub struct BundleCheck {
     /// `evidence.json` names the same head hash and number of events: the
     /// chain in the bundle is the one the export was made from, not cut short.
     pub head_matches: bool,
+    /// The tenant `evidence.json` names.
+    pub tenant: Option<String>,
+    /// The hash of each event asked for by sequence number (checkpoints).
+    pub hashes_at: BTreeMap<i64, String>,
 }
 
 impl BundleCheck {
@@ -51,6 +55,8 @@ impl<R: std::io::Read> std::io::Read for Hashing<R> {
 /// What `evidence.json` says of the chain it was made from.
 #[derive(serde::Deserialize)]
 struct Stated {
+    #[serde(default)]
+    tenant: Option<String>,
     chain: StatedChain,
 }
 
@@ -64,7 +70,17 @@ struct StatedChain {
 /// read and the chain verified a line at a time, so a bundle of any size
 /// is checked without being held in memory.
 pub fn verify_bundle_from(gzipped: impl std::io::Read) -> Result<BundleCheck, String> {
+    verify_bundle_keeping(gzipped, &std::collections::BTreeSet::new())
+}
+
+/// [`verify_bundle_from`], keeping the hashes of the events numbered in
+/// `wanted` (to check the chain against checkpoints kept elsewhere).
+pub fn verify_bundle_keeping(
+    gzipped: impl std::io::Read,
+    wanted: &std::collections::BTreeSet<i64>,
+) -> Result<BundleCheck, String> {
     use std::io::{BufRead, Read};
+    let mut hashes_at = BTreeMap::new();
     let mut hashes: BTreeMap<String, String> = BTreeMap::new();
     let mut manifest: Option<String> = None;
     let mut stated: Option<Stated> = None;
@@ -100,7 +116,9 @@ pub fn verify_bundle_from(gzipped: impl std::io::Read) -> Result<BundleCheck, St
             }
             "audit.jsonl" => {
                 let mut verifier = audit::Verifier::new();
-                let mut last = 0;
+                // The file's own end: the links are checked here, where it
+                // ends against the head evidence.json recorded.
+                let mut last = audit::Head::genesis();
                 let mut lines = std::io::BufReader::new(&mut body);
                 let mut line = Vec::new();
                 let mut number = 0;
@@ -116,11 +134,17 @@ pub fn verify_bundle_from(gzipped: impl std::io::Read) -> Result<BundleCheck, St
                     }
                     let e: Event = serde_json::from_str(&text)
                         .map_err(|e| format!("audit.jsonl line {number}: {e}"))?;
-                    last = e.body.seq;
+                    last = audit::Head {
+                        seq: e.body.seq,
+                        hash: e.hash.clone(),
+                    };
+                    if wanted.contains(&e.body.seq) {
+                        hashes_at.insert(e.body.seq, e.hash.clone());
+                    }
                     verifier.push(&e);
                 }
                 drop(lines);
-                chain = Some(verifier.finish(last));
+                chain = Some(verifier.finish(&last));
             }
             _ => {
                 std::io::copy(&mut body, &mut std::io::sink()).map_err(unreadable)?;
@@ -140,12 +164,14 @@ pub fn verify_bundle_from(gzipped: impl std::io::Read) -> Result<BundleCheck, St
         ));
     }
     let chain = chain.ok_or("the bundle has no audit.jsonl")?;
-    let head_matches = stated.is_some_and(|s| {
+    let head_matches = stated.as_ref().is_some_and(|s| {
         s.chain.head_hash == chain.head_hash && s.chain.events == chain.events as u64
     });
     Ok(BundleCheck {
         files: checked,
         chain,
         head_matches,
+        tenant: stated.and_then(|s| s.tenant),
+        hashes_at,
     })
 }

@@ -170,7 +170,7 @@ async fn audit_event_count(store: &dyn Store) -> usize {
 async fn every_chain_is_intact(store: &dyn Store) {
     for t in store.tenants(None).await.expect("tenants") {
         let (events, head) = store.audit_events(t.id).await.expect("audit events");
-        let report = changegate_core::audit::verify(&events, head);
+        let report = changegate_core::audit::verify(&events, &head);
         assert!(
             report.intact,
             "the audit chain of {} broke: {:?}",

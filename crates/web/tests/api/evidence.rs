@@ -251,7 +251,100 @@ async fn the_kpis_of_a_period_match_its_records_and_reach_prometheus(app: TestAp
     );
 }
 
+/// Someone with database access rewrites client A's last event and the
+/// head the store keeps: the chain verifies on its own, the server's
+/// signed checkpoint log still finds it.
+async fn a_history_rewritten_head_and_all_is_found_against_the_checkpoint_log(app: TestApp) {
+    use changegate_jobs::checkpoint::{Checkpoints, check};
+    let m = Msp::setup(&app).await;
+    a_change_through_its_life(&app, &m).await;
+    let dir = tempfile::tempdir().expect("a directory");
+    let log = dir.path().join("checkpoints.jsonl");
+    let mut checkpoints = Checkpoints::open(&log).expect("the log opens");
+    let written = checkpoints
+        .write_due(app.store.as_ref(), app.now())
+        .await
+        .expect("written");
+    assert!(written.iter().any(|l| l.checkpoint.tenant == "client-a"));
+    assert!(
+        checkpoints
+            .write_due(app.store.as_ref(), app.now())
+            .await
+            .expect("a second pass")
+            .is_empty(),
+        "nothing moved, nothing written"
+    );
+    let key = std::fs::read_to_string(log.with_extension("pub")).expect("the public key");
+    let lines: Vec<changegate_jobs::checkpoint::Line> = std::fs::read_to_string(&log)
+        .expect("the log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a line"))
+        .collect();
+    let period = "from=2026-11-01&to=2026-11-30&format=bundle";
+    let bundle = async || {
+        let r = m
+            .audrey
+            .get(&format!("{A}/evidence?{period}"))
+            .await
+            .status(200);
+        let wanted = lines.iter().map(|l| l.checkpoint.seq).collect();
+        changegate_web::evidence::verify_bundle_keeping(r.bytes.as_slice(), &wanted)
+            .expect("a readable bundle")
+    };
+    let before = bundle().await;
+    assert!(before.intact());
+    let (problems, held) = check(
+        &lines,
+        &key,
+        "client-a",
+        before.chain.events as i64,
+        &before.hashes_at,
+    );
+    assert_eq!((problems.len(), held), (0, 1), "{problems:?}");
+
+    // The last event rewritten and re-hashed, and the head moved with it.
+    let db = app.db().expect("the app's database");
+    db.drop_append_only_triggers()
+        .await
+        .expect("triggers dropped");
+    let a = app.store.tenant_by_slug("client-a").await.expect("tenant");
+    let (events, head) = app.store.audit_events(a.id).await.expect("events");
+    let mut last = events.last().expect("events").clone();
+    last.body.actor = "nobody@example.com".into();
+    let forged = changegate_core::audit::seal(&last.prev_hash, last.body.clone());
+    db.exec(&format!(
+        "UPDATE audit_events SET actor = 'nobody@example.com', hash = '{}' WHERE tenant_id = {} AND seq = {};
+         UPDATE tenants SET audit_hash = '{}' WHERE id = {};",
+        forged.hash, a.id, head.seq, forged.hash, a.id
+    ))
+    .await
+    .expect("rewritten");
+    let after = bundle().await;
+    assert!(after.intact(), "the rewritten chain verifies on its own");
+    let (problems, _) = check(
+        &lines,
+        &key,
+        "client-a",
+        after.chain.events as i64,
+        &after.hashes_at,
+    );
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].contains("rewritten"), "{problems:?}");
+    // A line signed by another key is no anchor.
+    let mut forged_line = lines[0].clone();
+    forged_line.checkpoint.hash = forged.hash.clone();
+    let (problems, _) = check(
+        &[forged_line],
+        &key,
+        &lines[0].checkpoint.tenant,
+        i64::MAX,
+        &after.hashes_at,
+    );
+    assert!(problems[0].contains("not signed"), "{problems:?}");
+}
+
 crate::on_both!(
+    a_history_rewritten_head_and_all_is_found_against_the_checkpoint_log,
     an_auditor_exports_a_period_and_verifies_the_bundle_offline,
     the_kpis_of_a_period_match_its_records_and_reach_prometheus,
 );

@@ -113,7 +113,7 @@ async fn each_boundary_is_recorded_once_across_a_restart_and_two_replicas(db: Te
     );
     let audit = changegate_core::audit::verify(
         &restarted.audit_events(tenant).await.expect("events").0,
-        restarted.audit_head(tenant).await.expect("head"),
+        &restarted.audit_chain_head(tenant).await.expect("head"),
     );
     assert!(audit.intact);
 }
