@@ -67,14 +67,23 @@ pub struct Sent {
     pub failed: usize,
 }
 
-/// Deliver the messages due at `now`.
+/// How long a sender holds the messages it claimed: longer than it takes
+/// to send a batch through a slow relay (20 s a message at worst), after
+/// which a replica that died mid-send leaves them to another.
+const LEASE: TimeDelta = TimeDelta::minutes(10);
+
+/// Messages claimed at a time.
+const BATCH: i64 = 20;
+
+/// Deliver the messages due at `now`, each claimed first so that another
+/// replica passing at the same moment sends the others, not these.
 pub async fn send_due(
     store: &dyn Store,
     mailer: &Mailer,
     now: DateTime<Utc>,
 ) -> Result<Sent, StoreError> {
     let mut done = Sent::default();
-    for m in store.due_messages(now, 50).await? {
+    for m in store.claim_messages(now, BATCH, now + LEASE).await? {
         let built = m
             .recipient
             .parse::<Mailbox>()

@@ -598,6 +598,18 @@ impl Store for PostgresStore {
         mail::due(&self.pool, now, limit).await
     }
 
+    async fn claim_messages(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Message>> {
+        let mut tx = self.begin().await?;
+        let claimed = mail::claim(&mut tx, now, limit, lease_until).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(claimed)
+    }
+
     async fn message_sent(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
         let mut tx = self.begin().await?;
         mail::sent(&mut tx, id, at).await?;

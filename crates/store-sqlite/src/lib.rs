@@ -573,6 +573,18 @@ impl Store for SqliteStore {
         mail::due(&self.pool, now, limit).await
     }
 
+    async fn claim_messages(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Message>> {
+        let (_turn, mut tx) = self.write().await?;
+        let claimed = mail::claim(&mut tx, now, limit, lease_until).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(claimed)
+    }
+
     async fn message_sent(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
         let (_turn, mut tx) = self.write().await?;
         mail::sent(&mut tx, id, at).await?;

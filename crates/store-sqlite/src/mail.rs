@@ -112,13 +112,50 @@ pub(crate) async fn due(pool: &SqlitePool, now: DateTime<Utc>, limit: i64) -> Re
         .collect())
 }
 
+/// Claim up to `limit` messages due at `now` until `lease_until`: none
+/// another sender holds an unexpired claim on, oldest first.
+pub(crate) async fn claim(
+    tx: &mut Transaction<'_, Sqlite>,
+    now: DateTime<Utc>,
+    limit: i64,
+    lease_until: DateTime<Utc>,
+) -> Result<Vec<Message>> {
+    let rows = sqlx::query!(
+        r#"UPDATE outbox SET claimed_until = ?3
+           WHERE id IN (SELECT id FROM outbox
+                        WHERE sent_at IS NULL AND next_attempt_at <= ?1
+                          AND (claimed_until IS NULL OR claimed_until <= ?1)
+                        ORDER BY id LIMIT ?2)
+           RETURNING id AS "id!", tenant_id, recipient, subject, body, attempts"#,
+        now,
+        limit,
+        lease_until
+    )
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db)?;
+    let mut claimed: Vec<Message> = rows
+        .into_iter()
+        .map(|r| Message {
+            id: r.id,
+            tenant: TenantId(r.tenant_id),
+            recipient: r.recipient,
+            subject: r.subject,
+            body: r.body,
+            attempts: r.attempts,
+        })
+        .collect();
+    claimed.sort_by_key(|m| m.id);
+    Ok(claimed)
+}
+
 pub(crate) async fn sent(
     tx: &mut Transaction<'_, Sqlite>,
     id: i64,
     at: DateTime<Utc>,
 ) -> Result<()> {
     sqlx::query!(
-        "UPDATE outbox SET sent_at = ?, body = '', attempts = attempts + 1, last_error = NULL WHERE id = ?",
+        "UPDATE outbox SET sent_at = ?, body = '', attempts = attempts + 1, last_error = NULL, claimed_until = NULL WHERE id = ?",
         at,
         id
     )
@@ -135,7 +172,7 @@ pub(crate) async fn failed(
     retry_at: DateTime<Utc>,
 ) -> Result<()> {
     sqlx::query!(
-        "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?",
+        "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?, claimed_until = NULL WHERE id = ?",
         error,
         retry_at,
         id

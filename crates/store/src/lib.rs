@@ -320,6 +320,16 @@ pub trait Store: Send + Sync + 'static {
     async fn approval_link(&self, token_hash: &str) -> Result<ApprovalLink>;
     /// Unsent messages whose next attempt is due at `now`, oldest first.
     async fn due_messages(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<Message>>;
+    /// Claim up to `limit` messages due at `now` for sending, until
+    /// `lease_until`, in one write: a message another sender claimed (and
+    /// whose lease has not run out) is not claimed again, so replicas
+    /// sharing one database send each message once.
+    async fn claim_messages(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+        lease_until: DateTime<Utc>,
+    ) -> Result<Vec<Message>>;
     /// Delivered: never sent again; its body is cleared.
     async fn message_sent(&self, id: i64, at: DateTime<Utc>) -> Result<()>;
     /// Not delivered: tried again at `retry_at`.

@@ -28,6 +28,15 @@ impl SmtpSink {
 
     /// A sink on `addr` (e.g. the port a relay that was down comes back on).
     pub async fn on(addr: SocketAddr) -> SmtpSink {
+        Self::on_with(addr, Duration::ZERO).await
+    }
+
+    /// A sink that takes `delay` to accept each message, like a slow relay.
+    pub async fn slow(delay: Duration) -> SmtpSink {
+        Self::on_with("127.0.0.1:0".parse().expect("address"), delay).await
+    }
+
+    async fn on_with(addr: SocketAddr, delay: Duration) -> SmtpSink {
         let listener = TcpListener::bind(addr).await.expect("the sink binds");
         let addr = listener.local_addr().expect("local address");
         let received = Arc::new(Mutex::new(Vec::new()));
@@ -43,6 +52,9 @@ impl SmtpSink {
                     while let Ok(Some(line)) = lines.next_line().await {
                         if let Some(message) = data.as_mut() {
                             if line == "." {
+                                if !delay.is_zero() {
+                                    tokio::time::sleep(delay).await;
+                                }
                                 kept.lock()
                                     .unwrap_or_else(|p| p.into_inner())
                                     .push(std::mem::take(message));

@@ -346,7 +346,78 @@ async fn a_mail_directory_receives_each_message_once_as_a_file(app: TestApp) {
     assert!(to_tom.contains("/approve/"), "{to_tom}");
 }
 
+/// Two replicas on one database, delivering the same outbox through one
+/// relay at once: every message is sent once, none twice, none lost.
+/// `CHANGEGATE_TEST_OUTBOX_CHANGES` scales it (each change asks two
+/// approvers); the figures are printed.
+async fn two_replicas_send_each_message_once(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let changes: usize = std::env::var("CHANGEGATE_TEST_OUTBOX_CHANGES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    for _ in 0..changes {
+        m.submitted(low_risk()).await;
+    }
+    let expected = 2 * changes; // tom and tina, for each change
+    let sink = SmtpSink::slow(std::time::Duration::from_millis(20)).await;
+    let other = app.db().expect("the app's database").reopen().await;
+    let replicas = [app.store.clone(), other];
+    let started = std::time::Instant::now();
+    let runs = replicas.iter().map(|store| {
+        let (store, mailer, now) = (store.clone(), mailer(&sink), app.now());
+        tokio::spawn(async move {
+            let mut delivered = 0;
+            loop {
+                let sent = send_due(store.as_ref(), &mailer, now)
+                    .await
+                    .expect("a pass");
+                if sent.delivered + sent.failed == 0 {
+                    return delivered;
+                }
+                delivered += sent.delivered;
+            }
+        })
+    });
+    let mut by_replica = Vec::new();
+    for run in runs.collect::<Vec<_>>() {
+        by_replica.push(run.await.expect("a replica's run"));
+    }
+    let received = sink.messages();
+    let mut distinct: Vec<(String, String)> = received
+        .iter()
+        .map(|m| {
+            let header = |name: &str| {
+                m.lines()
+                    .find(|l| l.starts_with(name))
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            (header("To: "), header("Subject: "))
+        })
+        .collect();
+    distinct.sort();
+    distinct.dedup();
+    eprintln!(
+        "outbox on {}: {expected} messages through two replicas in {:?}: sent {}, duplicated {}, lost {} (per replica {:?})",
+        app.store.backend(),
+        started.elapsed(),
+        received.len(),
+        received.len() - distinct.len(),
+        expected.saturating_sub(distinct.len()),
+        by_replica
+    );
+    assert_eq!(distinct.len(), expected, "every message arrived");
+    assert_eq!(received.len(), expected, "none twice");
+    assert_eq!(by_replica.iter().sum::<usize>(), expected);
+    assert!(
+        by_replica.iter().all(|n| *n > 0),
+        "both replicas sent: {by_replica:?}"
+    );
+}
+
 crate::on_both!(
+    two_replicas_send_each_message_once,
     a_mail_directory_receives_each_message_once_as_a_file,
     the_communication_plan_and_the_requester_are_told_the_outcome,
     an_approver_decides_from_the_link_and_a_scanner_decides_nothing,

@@ -1,0 +1,5 @@
+-- A sender claims the messages it is about to send until a lease ends
+-- (FOR UPDATE SKIP LOCKED), so that with several replicas each message is
+-- sent by one of them; a replica that died mid-send leaves a lease that
+-- runs out.
+ALTER TABLE outbox ADD COLUMN claimed_until TIMESTAMPTZ;
