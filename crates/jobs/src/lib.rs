@@ -123,6 +123,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let mut checkpointed: Option<tokio::time::Instant> = None;
+    // While the database is away: said once, tried again with growing pauses.
+    let mut outage = changegate_store::outage::Outage::default();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -140,14 +142,21 @@ pub async fn run(
             _ = tick.tick() => true,
             _ = wake => false,
         };
+        if outage.waiting() {
+            continue;
+        }
         if full {
             match run_due(store.as_ref(), &public_url, clock()).await {
                 Ok(done) => {
+                    outage.succeeded("the scheduler");
                     for o in done {
                         tracing::info!(outcome = ?o, "scheduler");
                     }
                 }
-                Err(e) => tracing::warn!(error = %e, "scheduler pass failed; retrying next second"),
+                Err(e) => {
+                    outage.failed("the scheduler", &e);
+                    continue;
+                }
             }
         }
         boundary = None;
@@ -166,14 +175,15 @@ pub async fn run(
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "window boundary pass failed; retrying next second")
+                outage.failed("the window boundary pass", &e);
+                continue;
             }
         }
         if full
             && let Some(m) = &mailer
             && let Err(e) = mail::send_due(store.as_ref(), m, clock()).await
         {
-            tracing::warn!(error = %e, "outbox pass failed; retrying next second");
+            outage.failed("the outbox", &e);
         }
         // Each tenant's audit head, signed into the checkpoint log, at
         // most once a minute and only when it moved.

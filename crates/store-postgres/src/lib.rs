@@ -38,6 +38,11 @@ pub struct PostgresStore {
     pool: PgPool,
 }
 
+/// How long a store call waits for a connection before it is told the
+/// database is unavailable (a request makes a few: it is answered within
+/// about two seconds).
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(700);
+
 impl PostgresStore {
     /// Connect to a `postgres://` URL and run the migrations.
     pub async fn connect(url: &str) -> Result<Self> {
@@ -49,9 +54,11 @@ impl PostgresStore {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Database(format!("bad PostgreSQL URL: {e}")))?
             .application_name("changegate");
+        // A call that finds no connection in time (the database is away)
+        // fails as unavailable: the request is answered 503, not left waiting.
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(db)?;
@@ -100,6 +107,19 @@ pub(crate) fn db(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(d) if d.message().contains("append-only") => {
             StoreError::AppendOnly("this record")
         }
+        // Connection exceptions (08), the server shutting down or
+        // restarting (57P01..57P03): it is away, not the request wrong.
+        sqlx::Error::Database(d)
+            if d.code()
+                .is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Database(e.to_string()),
     }
 }

@@ -127,6 +127,9 @@ pub(crate) fn db(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(d) if d.message().contains("append-only") => {
             StoreError::AppendOnly("this record")
         }
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
         _ => StoreError::Database(e.to_string()),
     }
 }

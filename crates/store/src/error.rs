@@ -14,6 +14,10 @@ pub enum StoreError {
     /// Stored data no longer parses (hand-edited or written by a newer version).
     #[error("stored {what} is unreadable: {message}")]
     Corrupt { what: &'static str, message: String },
+    /// The database cannot be reached now (stopped, restarting, the pool
+    /// found no connection in time): worth retrying shortly.
+    #[error("the database is unreachable: {0}")]
+    Unavailable(String),
     #[error("database error: {0}")]
     Database(String),
 }

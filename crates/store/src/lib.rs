@@ -4,6 +4,7 @@
 //! does so in one transaction, together with the audit events it appends.
 
 mod error;
+pub mod outage;
 mod records;
 
 pub use error::StoreError;

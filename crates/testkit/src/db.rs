@@ -75,6 +75,22 @@ impl TestDb {
         }
     }
 
+    /// A migrated PostgreSQL store on a new database of `server` (a
+    /// private server a test may stop and restart).
+    pub async fn postgres_on(server: &'static PgServer) -> TestDb {
+        let database = match server.create_database().await {
+            Ok(database) => database,
+            Err(e) => panic!("{e}"),
+        };
+        match PostgresStore::connect(database.url()).await {
+            Ok(store) => TestDb::Postgres {
+                store: Arc::new(store),
+                database,
+            },
+            Err(e) => panic!("cannot open a PostgreSQL store on {}: {e}", database.url()),
+        }
+    }
+
     pub async fn new(backend: Backend) -> TestDb {
         match backend {
             Backend::Sqlite => TestDb::sqlite().await,

@@ -94,6 +94,8 @@ fn fail<T>(message: impl Into<String>) -> Result<T, PgError> {
 pub struct PgServer {
     port: u16,
     dir: PathBuf,
+    bin: PathBuf,
+    run_as: Option<String>,
     next_database: AtomicU64,
     /// Holding the watchdog's stdin open keeps the server running.
     _watchdog: (Child, ChildStdin),
@@ -153,6 +155,72 @@ impl PgServer {
                     self.port
                 ))
             })
+    }
+
+    /// A server of the test's own, not the process's shared one: for a
+    /// test that stops it under a running changegate and starts it again
+    /// (`stop`, `restart`). Its watchdog removes it when the process ends.
+    pub fn private() -> Result<&'static PgServer, PgError> {
+        Ok(Box::leak(Box::new(PgServer::start()?)))
+    }
+
+    /// `pg_ctl` on this server's data directory, as the server's OS user.
+    fn pg_ctl(&self, args: &[&str]) -> Result<(), PgError> {
+        let pg_ctl = self.bin.join("pg_ctl");
+        let mut cmd = match &self.run_as {
+            Some(user) => {
+                let mut c = Command::new("setpriv");
+                c.args([
+                    &format!("--reuid={user}"),
+                    &format!("--regid={user}"),
+                    "--init-groups",
+                    "--",
+                ])
+                .arg(&pg_ctl);
+                c
+            }
+            None => Command::new(&pg_ctl),
+        };
+        let out = cmd
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(args)
+            .output()
+            .map_err(|e| PgError(format!("cannot run pg_ctl: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            fail(format!(
+                "pg_ctl {args:?} failed: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ))
+        }
+    }
+
+    /// Stop the server (fast shutdown: sessions are cut), as an outage.
+    pub fn stop(&self) -> Result<(), PgError> {
+        self.pg_ctl(&["-m", "fast", "-w", "-t", "60", "stop"])
+    }
+
+    /// Start it again on the same port and data after `stop`.
+    pub fn restart(&self) -> Result<(), PgError> {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            self.port,
+            self.dir.display()
+        );
+        let log = self.dir.join("restarted.log");
+        self.pg_ctl(&[
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            &log.to_string_lossy(),
+            "-o",
+            &options,
+            "start",
+        ])
     }
 
     fn start() -> Result<PgServer, PgError> {
@@ -272,6 +340,8 @@ fn run_server(bin: &Path, dir: &Path, run_as: Option<&str>) -> Result<PgServer, 
         Ok(()) => Ok(PgServer {
             port,
             dir: dir.to_path_buf(),
+            bin: bin.to_path_buf(),
+            run_as: run_as.map(str::to_string),
             next_database: AtomicU64::new(1),
             _watchdog: (watchdog, stdin),
         }),

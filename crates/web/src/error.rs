@@ -81,6 +81,19 @@ impl ApiError {
         Self::new(StatusCode::CONFLICT, "wrong-state", message)
     }
 
+    /// The database cannot be reached now: 503, with `Retry-After`.
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the database cannot be reached right now; nothing was changed, try again in a few seconds",
+        )
+    }
+
+    pub fn is_unavailable(&self) -> bool {
+        self.status == StatusCode::SERVICE_UNAVAILABLE
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -123,6 +136,10 @@ impl From<StoreError> for ApiError {
                 "this already exists or was changed meanwhile ({constraint}); reload and retry"
             )),
             StoreError::AppendOnly(what) => ApiError::conflict(format!("{what} is append-only")),
+            StoreError::Unavailable(why) => {
+                note_unavailable(&why);
+                ApiError::unavailable()
+            }
             other => {
                 tracing::error!(error = %other, "store error");
                 ApiError::internal()
@@ -131,8 +148,42 @@ impl From<StoreError> for ApiError {
     }
 }
 
+/// Log that the database is away at most once every ten seconds: during
+/// an outage every request would say so.
+fn note_unavailable(why: &str) {
+    use std::sync::atomic::{AtomicI64, Ordering};
+    static LAST: AtomicI64 = AtomicI64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let last = LAST.load(Ordering::Relaxed);
+    if now - last >= 10
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(error = %why, "the database is unreachable; requests are answered 503");
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        if self.is_unavailable() {
+            // Said once by `note_unavailable`; the client is told to retry.
+            let body = ErrorBody {
+                error: ErrorDetail {
+                    code: self.code.to_string(),
+                    message: self.message,
+                    field: self.field,
+                },
+            };
+            return (
+                self.status,
+                [(axum::http::header::RETRY_AFTER, "2")],
+                Json(body),
+            )
+                .into_response();
+        }
         if self.status.is_server_error() {
             tracing::error!(code = self.code, message = %self.message, "request failed");
         }

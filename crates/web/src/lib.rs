@@ -49,6 +49,10 @@ pub struct AppState {
     pub snapshots: Arc<snapshot::Snapshots>,
     /// `/metrics` as last rendered.
     pub metrics: Arc<api::kpis::MetricsCache>,
+    /// When the database was last found unreachable: for a second after,
+    /// requests are answered 503 at once instead of each waiting to find
+    /// out again (`/readyz` and an agent's cached bundle excepted).
+    pub away: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl AppState {
@@ -64,6 +68,7 @@ impl AppState {
             public_url: "http://127.0.0.1:8080".into(),
             snapshots: Arc::default(),
             metrics: Arc::default(),
+            away: Arc::default(),
         }
     }
 
@@ -495,6 +500,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             note_writes,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            fail_fast_while_away,
+        ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         // A bug that panics answers this request with the API's 500 (and
         // is logged) instead of dropping the connection; the tests treat
@@ -505,6 +514,37 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .with_state(state)
+}
+
+/// While the database was found unreachable less than a second ago, a
+/// request is answered 503 (with `Retry-After`) at once; the first after
+/// that second tries the database again. `/healthz`, `/readyz` and the
+/// agents' bundle (served from what the server holds) always go through.
+async fn fail_fast_while_away(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    let exempt = matches!(path, "/healthz" | "/readyz" | "/api/v1/agent/bundle");
+    let away = *state.away.lock().unwrap_or_else(|e| e.into_inner());
+    if !exempt && away.is_some_and(|at| at.elapsed() < std::time::Duration::from_secs(1)) {
+        let e = error::ApiError::unavailable();
+        return if path.starts_with("/api/") {
+            axum::response::IntoResponse::into_response(e)
+        } else {
+            portal::pages::problem(e)
+        };
+    }
+    let response = next.run(request).await;
+    if response.status() == axum::http::StatusCode::SERVICE_UNAVAILABLE
+        && response
+            .headers()
+            .contains_key(axum::http::header::RETRY_AFTER)
+    {
+        *state.away.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::Instant::now());
+    }
+    response
 }
 
 /// A response extension: this request, though not a GET, wrote nothing

@@ -327,7 +327,9 @@ impl Snapshots {
 /// Values by key, each built by one caller at a time and shared while the
 /// version it was built at holds. Past [`FRESH_FOR`] a value is used again
 /// only if `still` confirms it (for a tenant snapshot: the tenant's audit
-/// head has not moved) and says from when, else rebuilt. A failed build leaves nothing behind.
+/// head has not moved) and says from when, else rebuilt. A failed build
+/// leaves nothing behind, unless the database was unavailable: then the
+/// last value built keeps serving until it answers again.
 struct Cache<K, V, T> {
     slots: Mutex<HashMap<K, Slot<V, T>>>,
 }
@@ -377,9 +379,16 @@ impl<K: Eq + Hash + Clone, V: PartialEq, T> Cache<K, V, T> {
             if built.at.elapsed() < FRESH_FOR {
                 return Ok(built.value.clone());
             }
-            if let Some(at) = still(built.value.clone()).await? {
-                built.at = at;
-                return Ok(built.value.clone());
+            match still(built.value.clone()).await {
+                Ok(Some(at)) => {
+                    built.at = at;
+                    return Ok(built.value.clone());
+                }
+                Ok(None) => {}
+                // The database is away: the last value serves until it is
+                // back (an agent keeps its bundle, a gate its inputs).
+                Err(e) if e.is_unavailable() => return Ok(built.value.clone()),
+                Err(e) => return Err(e),
             }
         }
         let at = Instant::now();
@@ -393,6 +402,10 @@ impl<K: Eq + Hash + Clone, V: PartialEq, T> Cache<K, V, T> {
                 });
                 Ok(value)
             }
+            Err(e) if e.is_unavailable() && held.is_some() => match held.as_ref() {
+                Some(built) => Ok(built.value.clone()),
+                None => Err(e),
+            },
             Err(e) => {
                 *held = None;
                 drop(held);

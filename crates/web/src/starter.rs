@@ -122,17 +122,24 @@ pub async fn run(state: AppState, shutdown: impl std::future::Future<Output = ()
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
+    let mut outage = changegate_store::outage::Outage::default();
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
-            _ = tick.tick() => match run_due(&state, state.now()).await {
-                Ok(done) => {
-                    for s in done {
-                        tracing::info!(outcome = ?s, "scheduled release start");
-                    }
+            _ = tick.tick() => {
+                if outage.waiting() {
+                    continue;
                 }
-                Err(e) => tracing::warn!(error = %e, "release start pass failed; retrying next second"),
-            },
+                match run_due(&state, state.now()).await {
+                    Ok(done) => {
+                        outage.succeeded("the release starter");
+                        for s in done {
+                            tracing::info!(outcome = ?s, "scheduled release start");
+                        }
+                    }
+                    Err(e) => outage.failed("the release starter", &e),
+                }
+            }
         }
     }
 }

@@ -11,13 +11,19 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready once the database answers (migrations ran before the server listened).
+/// Ready once the database answers (migrations ran before the server
+/// listened); not ready, at once, while it does not answer within a second.
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, String) {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, format!("ready ({})", state.store.backend())),
-        Err(e) => (
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(1), state.store.ping()).await;
+    match ping {
+        Ok(Ok(())) => (StatusCode::OK, format!("ready ({})", state.store.backend())),
+        Ok(Err(e)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("database unavailable: {e}"),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database unavailable: no answer within a second".to_string(),
         ),
     }
 }

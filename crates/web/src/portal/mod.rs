@@ -12,7 +12,7 @@ mod calendar;
 mod confirm;
 mod evidence;
 mod kpis;
-mod pages;
+pub(crate) mod pages;
 mod raise;
 mod releases;
 mod settings;

@@ -63,6 +63,7 @@ pub fn problem(e: ApiError) -> Response {
         StatusCode::NOT_FOUND => "Not found",
         StatusCode::FORBIDDEN => "Not allowed",
         StatusCode::UNAUTHORIZED => "Sign in first",
+        StatusCode::SERVICE_UNAVAILABLE => "Unavailable for a moment",
         s if s.is_server_error() => "Something went wrong",
         _ => "That cannot be done",
     };
@@ -73,6 +74,12 @@ pub fn problem(e: ApiError) -> Response {
     };
     let mut response = render(&page);
     *response.status_mut() = e.status;
+    if e.is_unavailable() {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("2"),
+        );
+    }
     response
 }
 

@@ -13,6 +13,7 @@ mod gate;
 mod integrity;
 mod matrix;
 mod openapi;
+mod outage;
 mod policy;
 mod portal;
 mod releases;
