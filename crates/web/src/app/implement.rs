@@ -334,7 +334,19 @@ pub async fn record(
         }
         let expected = c.version;
         let mut events = Vec::new();
-        if c.state != ChangeState::Implementing {
+        // A change under way or past it (a rollback reported after the
+        // failure it undoes) moves on from where it is; any other must
+        // start first, through the checks of every start.
+        let under_way = matches!(
+            c.state,
+            ChangeState::Implementing
+                | ChangeState::Implemented
+                | ChangeState::Failed
+                | ChangeState::RolledBack
+                | ChangeState::InReview
+                | ChangeState::Closed
+        );
+        if !under_way {
             let started = begin(
                 store,
                 &mut c,

@@ -487,6 +487,14 @@ async fn an_agent_report_never_starts_an_unapproved_or_revised_change(app: TestA
         .status(201);
     assert_eq!(r.json["event"], "deployment.recorded", "{}", r.text);
     assert_eq!(r.json["change_state"], "implementing");
+    // The rollout fails and the agent rolls it back: the change follows.
+    for (event, state) in [("failed", "failed"), ("rolled-back", "rolled-back")] {
+        let r = agent
+            .post("/api/v1/agent/reports", agent_report(event, &n, None))
+            .await
+            .status(201);
+        assert_eq!(r.json["change_state"], state, "{}", r.text);
+    }
     let refused = events_of(&app, "client-a")
         .await
         .into_iter()
