@@ -12,6 +12,7 @@ mod gate;
 mod release;
 mod report;
 mod serve;
+mod token;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -55,6 +56,9 @@ enum Command {
     /// Verify a tenant's audit chain.
     #[command(subcommand)]
     Audit(change::AuditCommand),
+    /// Your tokens with their last use; revoke one.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Evidence for auditors: export a period, verify a bundle offline.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -95,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Apply(args) => block_on(apply::run(args)),
         Command::Change(args) => block_on(change::run(args)),
         Command::Audit(cmd) => block_on(change::audit(cmd)),
+        Command::Token(cmd) => block_on(token::run(cmd)),
         Command::Gate(cmd) => block_on(gate::run(cmd)),
         Command::Report(cmd) => block_on(report::run(cmd)),
         Command::Release(args) => block_on(release::run(args)),

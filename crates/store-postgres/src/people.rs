@@ -305,7 +305,7 @@ pub(crate) async fn user_by_email(pool: &PgPool, email: &Email) -> Result<User> 
         "user",
         sqlx::query_as!(
             UserRow,
-            "SELECT id, email, name, kind, admin, tenant_id, password_hash, created_at FROM users WHERE email = $1",
+            "SELECT id, email, name, kind, admin, tenant_id, password_hash, created_at FROM users WHERE email = $1 AND disabled_at IS NULL",
             email
         )
         .fetch_optional(pool)
@@ -337,7 +337,7 @@ pub(crate) async fn users_in_tenant(
     let rows = sqlx::query!(
         r#"SELECT u.id, u.email, u.name, u.kind, u.admin, u.tenant_id, u.password_hash, u.created_at, b.role
            FROM users u JOIN role_bindings b ON b.user_id = u.id
-           WHERE b.tenant_id = $1 ORDER BY u.email COLLATE "C", b.role COLLATE "C""#,
+           WHERE b.tenant_id = $1 AND u.disabled_at IS NULL ORDER BY u.email COLLATE "C", b.role COLLATE "C""#,
         tenant.0
     )
     .fetch_all(pool)
@@ -482,7 +482,7 @@ pub(crate) async fn user_by_token(pool: &PgPool, hash: &str) -> Result<(User, To
             "SELECT u.id, u.email, u.name, u.kind, u.admin, u.tenant_id, u.password_hash, u.created_at,
                     t.gate_tenant_id, t.agent_cluster
              FROM api_tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.token_hash = $1 AND t.revoked_at IS NULL",
+             WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.disabled_at IS NULL",
             hash
         )
         .fetch_optional(pool)
@@ -535,7 +535,7 @@ pub(crate) async fn user_by_session(
             UserRow,
             "SELECT u.id, u.email, u.name, u.kind, u.admin, u.tenant_id, u.password_hash, u.created_at
              FROM sessions s JOIN users u ON u.id = s.user_id
-             WHERE s.id_hash = $1 AND s.expires_at > $2",
+             WHERE s.id_hash = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL",
             id_hash,
             now
         )
@@ -550,5 +550,69 @@ pub(crate) async fn delete_session(pool: &PgPool, id_hash: &str) -> Result<()> {
         .execute(pool)
         .await
         .map_err(db)?;
+    Ok(())
+}
+
+/// See `Store::sign_in_attempt`.
+pub(crate) async fn sign_in_attempt(
+    tx: &mut Transaction<'_, Postgres>,
+    address_hash: &str,
+    now: DateTime<Utc>,
+    window: chrono::TimeDelta,
+    max: usize,
+) -> Result<Option<DateTime<Utc>>> {
+    let forget = now - window;
+    sqlx::query!("DELETE FROM sign_in_limits WHERE last_at <= $1", forget)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    sqlx::query!(
+        "INSERT INTO sign_in_limits (address_hash, failures, last_at) VALUES ($1, '[]', $2)
+         ON CONFLICT (address_hash) DO NOTHING",
+        address_hash,
+        now
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    let failures = sqlx::query_scalar!(
+        "SELECT failures FROM sign_in_limits WHERE address_hash = $1 FOR UPDATE",
+        address_hash
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    let failures: Vec<DateTime<Utc>> =
+        serde_json::from_str(&failures).map_err(|e| StoreError::corrupt("sign-in failures", e))?;
+    match changegate_store::sign_in::attempt(&failures, now, window, max) {
+        Err(until) => Ok(Some(until)),
+        Ok(kept) => {
+            let kept = serde_json::to_string(&kept)
+                .map_err(|e| StoreError::corrupt("sign-in failures", e))?;
+            sqlx::query!(
+                "UPDATE sign_in_limits SET failures = $1, last_at = $2 WHERE address_hash = $3",
+                kept,
+                now,
+                address_hash
+            )
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+            Ok(None)
+        }
+    }
+}
+
+pub(crate) async fn sign_in_succeeded(
+    tx: &mut Transaction<'_, Postgres>,
+    address_hash: &str,
+) -> Result<()> {
+    sqlx::query!(
+        "DELETE FROM sign_in_limits WHERE address_hash = $1",
+        address_hash
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! failing on a lock upgrade; each write is one transaction together with
 //! the audit events it appends.
 
+mod access;
 mod audit;
 mod changes;
 mod feeds;
@@ -261,6 +262,53 @@ impl Store for SqliteStore {
         people::user_by_token(&self.pool, token_hash).await
     }
 
+    async fn tokens(&self, filter: &TokenFilter) -> Result<Vec<TokenInfo>> {
+        access::tokens(&self.pool, filter).await
+    }
+
+    async fn revoke_token(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        events: Vec<(TenantId, NewEvent)>,
+    ) -> Result<()> {
+        let (_turn, mut tx) = self.write().await?;
+        access::revoke_token(&mut tx, id, at, &events).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn token_used(&self, token_hash: &str, at: DateTime<Utc>) -> Result<()> {
+        access::token_used(&self.pool, token_hash, at).await
+    }
+
+    async fn unbind_role(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+        role: Role,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let (_turn, mut tx) = self.write().await?;
+        access::unbind_role(&mut tx, user, tenant, role, actor, at).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn disable_user(
+        &self,
+        user: UserId,
+        at: DateTime<Utc>,
+        events: Vec<(TenantId, NewEvent)>,
+    ) -> Result<()> {
+        let (_turn, mut tx) = self.write().await?;
+        access::disable_user(&mut tx, user, at, &events).await?;
+        tx.commit().await.map_err(db)
+    }
+
+    async fn end_sessions(&self, user: UserId, keep: Option<&str>) -> Result<u64> {
+        access::end_sessions(&self.pool, user, keep).await
+    }
+
     async fn create_session(
         &self,
         user: UserId,
@@ -269,6 +317,25 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<()> {
         people::create_session(&self.pool, user, id_hash, expires_at, at).await
+    }
+
+    async fn sign_in_attempt(
+        &self,
+        address_hash: &str,
+        now: DateTime<Utc>,
+        window: chrono::TimeDelta,
+        max: usize,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let (_turn, mut tx) = self.write().await?;
+        let locked = people::sign_in_attempt(&mut tx, address_hash, now, window, max).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(locked)
+    }
+
+    async fn sign_in_succeeded(&self, address_hash: &str) -> Result<()> {
+        let (_turn, mut tx) = self.write().await?;
+        people::sign_in_succeeded(&mut tx, address_hash).await?;
+        tx.commit().await.map_err(db)
     }
 
     async fn user_by_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<User> {

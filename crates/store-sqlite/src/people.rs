@@ -279,7 +279,7 @@ pub(crate) async fn user_by_email(pool: &SqlitePool, email: &Email) -> Result<Us
         sqlx::query_as!(
             UserRow,
             r#"SELECT id AS "id!", email, name, kind, admin AS "admin: bool", tenant_id, password_hash,
-                      created_at AS "created_at: DateTime<Utc>" FROM users WHERE email = ?"#,
+                      created_at AS "created_at: DateTime<Utc>" FROM users WHERE email = ? AND disabled_at IS NULL"#,
             email
         )
         .fetch_optional(pool)
@@ -311,7 +311,7 @@ pub(crate) async fn users_in_tenant(
         r#"SELECT u.id AS "id!", u.email, u.name, u.kind, u.admin AS "admin: bool", u.tenant_id, u.password_hash,
                   u.created_at AS "created_at: DateTime<Utc>", b.role
            FROM users u JOIN role_bindings b ON b.user_id = u.id
-           WHERE b.tenant_id = ? ORDER BY u.email, b.role"#,
+           WHERE b.tenant_id = ? AND u.disabled_at IS NULL ORDER BY u.email, b.role"#,
         tenant.0
     )
     .fetch_all(pool)
@@ -456,7 +456,7 @@ pub(crate) async fn user_by_token(pool: &SqlitePool, hash: &str) -> Result<(User
             r#"SELECT u.id AS "id!", u.email, u.name, u.kind, u.admin AS "admin: bool", u.tenant_id, u.password_hash,
                       u.created_at AS "created_at: DateTime<Utc>", t.gate_tenant_id, t.agent_cluster
                FROM api_tokens t JOIN users u ON u.id = t.user_id
-               WHERE t.token_hash = ? AND t.revoked_at IS NULL"#,
+               WHERE t.token_hash = ? AND t.revoked_at IS NULL AND u.disabled_at IS NULL"#,
             hash
         )
         .fetch_optional(pool)
@@ -510,7 +510,7 @@ pub(crate) async fn user_by_session(
             r#"SELECT u.id AS "id!", u.email, u.name, u.kind, u.admin AS "admin: bool", u.tenant_id, u.password_hash,
                       u.created_at AS "created_at: DateTime<Utc>"
                FROM sessions s JOIN users u ON u.id = s.user_id
-               WHERE s.id_hash = ? AND s.expires_at > ?"#,
+               WHERE s.id_hash = ? AND s.expires_at > ? AND u.disabled_at IS NULL"#,
             id_hash,
             now
         )
@@ -525,5 +525,69 @@ pub(crate) async fn delete_session(pool: &SqlitePool, id_hash: &str) -> Result<(
         .execute(pool)
         .await
         .map_err(db)?;
+    Ok(())
+}
+
+/// See `Store::sign_in_attempt`.
+pub(crate) async fn sign_in_attempt(
+    tx: &mut Transaction<'_, Sqlite>,
+    address_hash: &str,
+    now: DateTime<Utc>,
+    window: chrono::TimeDelta,
+    max: usize,
+) -> Result<Option<DateTime<Utc>>> {
+    let forget = now - window;
+    sqlx::query!("DELETE FROM sign_in_limits WHERE last_at <= ?", forget)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    sqlx::query!(
+        "INSERT INTO sign_in_limits (address_hash, failures, last_at) VALUES (?, '[]', ?)
+         ON CONFLICT (address_hash) DO NOTHING",
+        address_hash,
+        now
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    let failures = sqlx::query_scalar!(
+        "SELECT failures FROM sign_in_limits WHERE address_hash = ?",
+        address_hash
+    )
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db)?;
+    let failures: Vec<DateTime<Utc>> =
+        serde_json::from_str(&failures).map_err(|e| StoreError::corrupt("sign-in failures", e))?;
+    match changegate_store::sign_in::attempt(&failures, now, window, max) {
+        Err(until) => Ok(Some(until)),
+        Ok(kept) => {
+            let kept = serde_json::to_string(&kept)
+                .map_err(|e| StoreError::corrupt("sign-in failures", e))?;
+            sqlx::query!(
+                "UPDATE sign_in_limits SET failures = ?, last_at = ? WHERE address_hash = ?",
+                kept,
+                now,
+                address_hash
+            )
+            .execute(&mut **tx)
+            .await
+            .map_err(db)?;
+            Ok(None)
+        }
+    }
+}
+
+pub(crate) async fn sign_in_succeeded(
+    tx: &mut Transaction<'_, Sqlite>,
+    address_hash: &str,
+) -> Result<()> {
+    sqlx::query!(
+        "DELETE FROM sign_in_limits WHERE address_hash = ?",
+        address_hash
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
     Ok(())
 }

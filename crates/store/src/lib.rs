@@ -6,6 +6,7 @@
 mod error;
 pub mod outage;
 mod records;
+pub mod sign_in;
 
 pub use error::StoreError;
 pub use records::*;
@@ -66,6 +67,8 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<User>;
     async fn user(&self, id: UserId) -> Result<User>;
+    /// The enabled user with this address (a disabled one is not found:
+    /// they sign in and are reached by address no more).
     async fn user_by_email(&self, email: &Email) -> Result<User>;
     async fn set_password(&self, user: UserId, password_hash: &str) -> Result<()>;
     async fn users_in_tenant(&self, tenant: TenantId) -> Result<Vec<(User, BTreeSet<Role>)>>;
@@ -91,6 +94,41 @@ pub trait Store: Send + Sync + 'static {
     /// The user behind a live token's hash and the token's scope
     /// (revoked tokens find nobody).
     async fn user_by_token(&self, token_hash: &str) -> Result<(User, TokenScope)>;
+    /// Tokens matching `filter`, newest first, revoked ones included.
+    async fn tokens(&self, filter: &TokenFilter) -> Result<Vec<TokenInfo>>;
+    /// Revoke live token `id` at `at`, appending `events` to their
+    /// tenants' chains in the same transaction (`NotFound` when there is no
+    /// such live token).
+    async fn revoke_token(
+        &self,
+        id: i64,
+        at: DateTime<Utc>,
+        events: Vec<(TenantId, NewEvent)>,
+    ) -> Result<()>;
+    /// The token with this hash was used at `at` (kept to the minute).
+    async fn token_used(&self, token_hash: &str, at: DateTime<Utc>) -> Result<()>;
+    /// Take `role` in `tenant` from `user` (`NotFound` when not held), with
+    /// `role.revoked` on the tenant's chain.
+    async fn unbind_role(
+        &self,
+        user: UserId,
+        tenant: TenantId,
+        role: Role,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Disable `user` at `at`: authentication finds them no more, their
+    /// sessions end and their live tokens are revoked, with `events` on
+    /// their tenants' chains, in one transaction (`NotFound` when the user
+    /// does not exist or is disabled already).
+    async fn disable_user(
+        &self,
+        user: UserId,
+        at: DateTime<Utc>,
+        events: Vec<(TenantId, NewEvent)>,
+    ) -> Result<()>;
+    /// End every session of `user` but the one with hash `keep`; how many.
+    async fn end_sessions(&self, user: UserId, keep: Option<&str>) -> Result<u64>;
     /// Record a signed-in session by the hash of its id.
     async fn create_session(
         &self,
@@ -99,6 +137,21 @@ pub trait Store: Send + Sync + 'static {
         expires_at: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> Result<()>;
+    /// Count a sign-in attempt for the address with this hash at `now`,
+    /// under a lock on the address (parallel attempts count one by one,
+    /// across replicas): `Some(until)` when `max` attempts failed within
+    /// `window` (nothing is counted then), else `None` with this attempt
+    /// counted as a failure until `sign_in_succeeded` clears the address.
+    /// Addresses without a failure within `window` are forgotten.
+    async fn sign_in_attempt(
+        &self,
+        address_hash: &str,
+        now: DateTime<Utc>,
+        window: chrono::TimeDelta,
+        max: usize,
+    ) -> Result<Option<DateTime<Utc>>>;
+    /// The address signed in: its failures are forgotten.
+    async fn sign_in_succeeded(&self, address_hash: &str) -> Result<()>;
     /// The user of a session that has not expired at `now`.
     async fn user_by_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<User>;
     /// Sign out: the session is gone (no error when it already was).

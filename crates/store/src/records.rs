@@ -67,6 +67,27 @@ pub struct ApiToken {
     pub created_at: DateTime<Utc>,
 }
 
+/// A token as its owner and administrators see it (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenInfo {
+    pub id: i64,
+    pub user: UserId,
+    pub user_email: Email,
+    pub name: String,
+    pub scope: TokenScope,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Which tokens to list (all given conditions hold).
+#[derive(Debug, Clone, Default)]
+pub struct TokenFilter {
+    pub user: Option<UserId>,
+    pub gate_tenant: Option<TenantId>,
+    pub id: Option<i64>,
+}
+
 /// What a token reaches.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TokenScope {

@@ -93,6 +93,8 @@ pub struct NewTokenBody {
 
 #[derive(Serialize, ToSchema)]
 pub struct TokenView {
+    /// Its id, to revoke it (`DELETE /api/v1/tokens/{id}`).
+    pub id: i64,
     pub name: String,
     /// Shown once; only its hash is stored.
     pub token: String,

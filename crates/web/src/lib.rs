@@ -41,8 +41,6 @@ pub struct AppState {
     /// Counted after every successful write through the server: wakes
     /// long-polling agents and outdates the shared reads of `snapshots`.
     pub writes: Arc<Writes>,
-    /// Failed sign-ins per address.
-    pub sign_ins: Arc<limit::SignInLimiter>,
     /// Where people reach this server: the base of links in e-mails.
     pub public_url: String,
     /// Each tenant's gate inputs, shared by gate checks and bundles.
@@ -64,7 +62,6 @@ impl AppState {
             clock,
             secure_cookies: true,
             writes: Arc::default(),
-            sign_ins: Arc::new(limit::SignInLimiter::default()),
             public_url: "http://127.0.0.1:8080".into(),
             snapshots: Arc::default(),
             metrics: Arc::default(),
@@ -153,6 +150,25 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         ),
         r("GET", "/api/v1/me", Caller, get(people::me)),
         r("POST", "/api/v1/tokens", Caller, post(people::create_token)),
+        r("GET", "/api/v1/tokens", Caller, get(access::list_tokens)),
+        r(
+            "DELETE",
+            "/api/v1/tokens/{id}",
+            Caller,
+            delete(access::revoke_token),
+        ),
+        r(
+            "PUT",
+            "/api/v1/me/password",
+            Caller,
+            put(access::change_password),
+        ),
+        r(
+            "POST",
+            "/api/v1/users/{email}/disable",
+            Admin,
+            post(access::disable_user),
+        ),
         r("GET", "/api/v1/tenants", Caller, get(tenants::list)),
         r(
             "POST",
@@ -250,6 +266,18 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             post(people::add),
         ),
         r(
+            "DELETE",
+            "/api/v1/tenants/{tenant}/users/{email}/roles/{role}",
+            Tenant(AdministerTenant),
+            delete(access::unbind_role),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/users/{email}/disable",
+            Tenant(AdministerTenant),
+            post(access::disable_tenant_user),
+        ),
+        r(
             "GET",
             "/api/v1/tenants/{tenant}/policy",
             Tenant(Read),
@@ -338,6 +366,18 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             "/api/v1/tenants/{tenant}/gate-tokens",
             Tenant(Implement),
             post(gate::create_token),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/gate-tokens",
+            Tenant(AdministerTenant),
+            get(access::list_gate_tokens),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/tenants/{tenant}/gate-tokens/{id}",
+            Tenant(AdministerTenant),
+            delete(access::revoke_gate_token),
         ),
         r(
             "GET",

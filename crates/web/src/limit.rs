@@ -1,55 +1,33 @@
 //! Sign-in rate limiting: after `MAX_FAILURES` wrong passwords for one
 //! address within `WINDOW`, that address cannot sign in until the oldest
-//! of them is `WINDOW` old, whatever password comes next. Kept in memory
-//! per server process; the clock is the caller's.
+//! of them is `WINDOW` old, whatever password comes next. Counted in the
+//! database (`Store::sign_in_attempt`), before the password is checked and
+//! under a lock on the address, so parallel attempts and several replicas
+//! share one count, and memory holds nothing of it. An address that does
+//! not exist costs the same password check as one that does.
 
-use chrono::{DateTime, TimeDelta, Utc};
-use std::collections::HashMap;
-use std::sync::Mutex;
+use chrono::TimeDelta;
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
 
 pub const MAX_FAILURES: usize = 5;
 pub const WINDOW: TimeDelta = TimeDelta::minutes(15);
-const MAX_ADDRESSES: usize = 10_000;
 
-#[derive(Default)]
-pub struct SignInLimiter {
-    failures: Mutex<HashMap<String, Vec<DateTime<Utc>>>>,
+/// What the store keeps of an address: its hash, never the address
+/// (sign-in attempts name addresses that may belong to nobody).
+pub fn address_key(address: &str) -> String {
+    hex::encode(Sha256::digest(format!("sign-in\x1f{address}").as_bytes()))
 }
 
-impl SignInLimiter {
-    fn recent(list: &mut Vec<DateTime<Utc>>, now: DateTime<Utc>) {
-        list.retain(|t| now - *t < WINDOW);
-    }
-
-    /// `Err(until)` while `address` is locked out.
-    pub fn check(&self, address: &str, now: DateTime<Utc>) -> Result<(), DateTime<Utc>> {
-        let mut all = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(list) = all.get_mut(address) else {
-            return Ok(());
-        };
-        Self::recent(list, now);
-        if list.len() >= MAX_FAILURES {
-            return Err(list[list.len() - MAX_FAILURES] + WINDOW);
-        }
-        Ok(())
-    }
-
-    pub fn failed(&self, address: &str, now: DateTime<Utc>) {
-        let mut all = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        // Bounded memory: addresses without a recent failure are dropped
-        // once many are kept (e.g. under a spray of made-up addresses).
-        if all.len() >= MAX_ADDRESSES {
-            all.retain(|_, l| l.last().is_some_and(|t| now - *t < WINDOW));
-        }
-        let list = all.entry(address.to_string()).or_default();
-        Self::recent(list, now);
-        list.push(now);
-    }
-
-    pub fn succeeded(&self, address: &str) {
-        let mut all = self.failures.lock().unwrap_or_else(|p| p.into_inner());
-        all.remove(address);
-    }
+/// A password hash no password matches, checked for an address with no
+/// account (or no password), so that such an address takes as long to
+/// refuse as a wrong password for a real one.
+pub fn nobodys_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| {
+        let (unguessable, _) = crate::auth::new_token();
+        crate::auth::hash_password(&unguessable).unwrap_or_default()
+    })
 }
 
 #[cfg(test)]
@@ -57,20 +35,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn five_failures_lock_the_address_for_the_window_and_others_stay_free() {
-        let l = SignInLimiter::default();
-        let t0 = DateTime::from_timestamp(1_800_000_000, 0).expect("time");
-        for i in 0..MAX_FAILURES {
-            assert!(l.check("a@x", t0).is_ok(), "attempt {i}");
-            l.failed("a@x", t0 + TimeDelta::seconds(i as i64));
-        }
-        assert_eq!(l.check("a@x", t0 + TimeDelta::minutes(1)), Err(t0 + WINDOW));
-        assert!(l.check("b@x", t0).is_ok());
-        assert!(
-            l.check("a@x", t0 + WINDOW).is_ok(),
-            "the oldest failure aged out"
-        );
-        l.succeeded("a@x");
-        assert!(l.check("a@x", t0 + TimeDelta::minutes(1)).is_ok());
+    fn addresses_are_kept_as_hashes_and_nobody_s_hash_matches_no_password() {
+        let key = address_key("carol@client-a.example");
+        assert_eq!(key.len(), 64);
+        assert!(!key.contains("carol"));
+        assert_ne!(key, address_key("dan@client-a.example"));
+        let hash = nobodys_hash();
+        assert!(hash.starts_with("$argon2"), "{hash}");
+        assert!(!crate::auth::verify_password("", hash));
+        assert!(!crate::auth::verify_password(
+            "correct horse battery staple",
+            hash
+        ));
     }
 }

@@ -12,6 +12,8 @@ use crate::api::*;
     paths(
         session::sign_in, session::sign_out,
         people::me, people::create_token, people::list, people::add,
+        access::list_tokens, access::revoke_token, access::list_gate_tokens, access::revoke_gate_token,
+        access::unbind_role, access::disable_user, access::disable_tenant_user, access::change_password,
         tenants::list, tenants::create, tenants::show, tenants::apply,
         policy::show, policy::replace, policy::list_boards, policy::put_board,
         policy::list_windows, policy::put_window, policy::delete_window,

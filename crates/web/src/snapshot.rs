@@ -231,6 +231,10 @@ impl Snapshots {
                     Err(StoreError::NotFound { .. }) => return Err(ApiError::unauthenticated()),
                     Err(e) => return Err(e.into()),
                 };
+                // Its last use, for its owner's list: written when the
+                // shared read is renewed (at most once a second), kept to
+                // the minute by the store.
+                store.token_used(&hash, state.now()).await?;
                 let principal = crate::auth::principal_of(store, user.clone()).await?;
                 Ok((user, scope, principal))
             })

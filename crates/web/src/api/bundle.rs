@@ -53,7 +53,7 @@ pub async fn register_cluster(
     changegate_core::authz::authorize_admin(&caller)?;
     let name = Slug::parse(&body.name).map_err(|e| ApiError::invalid("name", e.message))?;
     let (token, hash) = new_token();
-    state
+    let created = state
         .store
         .create_token(
             caller.user,
@@ -66,6 +66,7 @@ pub async fn register_cluster(
     Ok((
         StatusCode::CREATED,
         Json(TokenView {
+            id: created.id,
             name: name.to_string(),
             token,
         }),

@@ -259,7 +259,7 @@ pub async fn create_token(
         ));
     }
     let (token, hash) = new_token();
-    state
+    let created = state
         .store
         .create_token(
             t.caller.user,
@@ -272,6 +272,7 @@ pub async fn create_token(
     Ok((
         StatusCode::CREATED,
         Json(TokenView {
+            id: created.id,
             name: name.to_string(),
             token,
         }),

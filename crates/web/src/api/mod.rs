@@ -1,6 +1,7 @@
 //! The handlers, one module per resource. Each handler parses, makes its
 //! one authorization call, calls the domain and the store, and answers.
 
+pub mod access;
 pub mod audit;
 pub mod bundle;
 pub mod calendar;

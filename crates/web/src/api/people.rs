@@ -52,7 +52,7 @@ pub async fn create_token(
         ));
     }
     let (token, hash) = new_token();
-    state
+    let created = state
         .store
         .create_token(
             caller.user,
@@ -65,6 +65,7 @@ pub async fn create_token(
     Ok((
         StatusCode::CREATED,
         Json(TokenView {
+            id: created.id,
             name: body.name,
             token,
         }),

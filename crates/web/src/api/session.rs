@@ -11,12 +11,12 @@ use changegate_core::Email;
 use chrono::TimeDelta;
 
 use super::Body;
-use crate::AppState;
 use crate::auth::{
     Caller, SESSION_COOKIE, cookie, new_token, principal_of, token_hash, verify_password,
 };
 use crate::dto::SignInBody;
 use crate::error::{ApiError, ApiResult};
+use crate::{AppState, limit};
 
 /// How long a session lasts.
 const LIFETIME: TimeDelta = TimeDelta::hours(12);
@@ -54,8 +54,9 @@ pub async fn sign_in(
     Ok((headers, Json(me)).into_response())
 }
 
-/// The user whose password this is; the same refusal whether the account
-/// exists or not.
+/// The user whose password this is; the same refusal, after the same
+/// password check, whether the account exists or not. The attempt is
+/// counted (in the database, under the address's lock) before the check.
 pub(crate) async fn authenticate(
     state: &AppState,
     email: &str,
@@ -63,7 +64,12 @@ pub(crate) async fn authenticate(
 ) -> ApiResult<changegate_store::User> {
     let email = Email::parse(email).map_err(|_| wrong())?;
     let now = state.now();
-    if let Err(until) = state.sign_ins.check(email.as_str(), now) {
+    let key = limit::address_key(email.as_str());
+    if let Some(until) = state
+        .store
+        .sign_in_attempt(&key, now, limit::WINDOW, limit::MAX_FAILURES)
+        .await?
+    {
         let minutes = (until - now).num_minutes() + 1;
         return Err(ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
@@ -74,25 +80,29 @@ pub(crate) async fn authenticate(
         ));
     }
     let user = match state.store.user_by_email(&email).await {
-        Ok(u) => u,
-        Err(_) => {
-            state.sign_ins.failed(email.as_str(), now);
-            return Err(wrong());
-        }
+        Ok(u) => Some(u),
+        Err(changegate_store::StoreError::NotFound { .. }) => None,
+        Err(e) => return Err(e.into()),
     };
-    let hash = user.password_hash.clone().unwrap_or_default();
+    let hash = user
+        .as_ref()
+        .and_then(|u| u.password_hash.clone())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| limit::nobodys_hash().to_string());
     // argon2 is deliberately slow: keep it off the async workers.
-    let ok = !hash.is_empty()
-        && tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-            .await
-            .unwrap_or(false);
-    if !ok {
-        tracing::info!(email = %email, "sign-in refused");
-        state.sign_ins.failed(email.as_str(), now);
-        return Err(wrong());
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .unwrap_or(false);
+    match user {
+        Some(user) if ok => {
+            state.store.sign_in_succeeded(&key).await?;
+            Ok(user)
+        }
+        _ => {
+            tracing::info!(email = %email, "sign-in refused");
+            Err(wrong())
+        }
     }
-    state.sign_ins.succeeded(email.as_str());
-    Ok(user)
 }
 
 /// Start a session for `user`: the `Set-Cookie` value that carries it.

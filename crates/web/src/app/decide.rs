@@ -5,10 +5,10 @@
 //! them for), one seat per board; a seat decided by its holder is never
 //! decided over on their behalf; the requester never decides.
 
+use changegate_core::Email;
 use changegate_core::approval::PlanStatus;
 use changegate_core::board::Decision;
 use changegate_core::change::ChangeState;
-use changegate_core::{Email, UserId};
 use changegate_store::{Change, ChangeWrite, Channel, NewApproval, StoreError};
 use serde_json::json;
 
@@ -85,23 +85,10 @@ pub async fn record_decision(
     let store = state.store.as_ref();
     let now = state.now();
     let actor = t.actor();
-    let on_behalf_of: Option<(UserId, Email, bool)> = match d.on_behalf_of {
-        None => None,
-        Some(e) => {
-            let email = email_field("on_behalf_of", e)?;
-            let people = workflow::People::load(store, t.tenant.id).await?;
-            let principal = people.id_of(email.as_str()).ok_or_else(|| {
-                ApiError::invalid(
-                    "on_behalf_of",
-                    format!("{email} is not a user of this tenant"),
-                )
-            })?;
-            let delegated = store
-                .delegation_active(t.tenant.id, principal, t.caller.user, now)
-                .await?;
-            Some((principal, email, delegated))
-        }
-    };
+    let on_behalf_of: Option<Email> = d
+        .on_behalf_of
+        .map(|e| email_field("on_behalf_of", e))
+        .transpose()?;
     for _ in 0..200 {
         let mut c = load(store, t.tenant.id, n).await?;
         if !takes_decisions(&c) {
@@ -123,14 +110,32 @@ pub async fn record_decision(
         // the policy keeps implementers from approving.
         let seat_holder = match &on_behalf_of {
             None => None,
-            Some((principal, email, delegated)) => {
+            Some(email) => {
+                // Among the seats frozen for this change (a seat holder
+                // disabled since holds it still, for a backup to fill).
+                let mut principal = None;
+                for seat in c.plan.seats() {
+                    if store.user(seat).await?.email == *email {
+                        principal = Some(seat);
+                        break;
+                    }
+                }
+                let Some(principal) = principal else {
+                    return Err(ApiError::invalid(
+                        "on_behalf_of",
+                        format!("{email} holds no seat on {}", c.number),
+                    ));
+                };
+                let delegated = store
+                    .delegation_active(t.tenant.id, principal, t.caller.user, now)
+                    .await?;
                 if !delegated && c.escalated_to != Some(t.caller.user) {
                     return Err(ApiError::forbidden(format!(
                         "{email} has no active delegation to you, and {} was not escalated to you",
                         c.number
                     )));
                 }
-                Some(*principal)
+                Some(principal)
             }
         };
         if policy.implementer_may_not_approve && c.implementer == Some(t.caller.user) {
@@ -263,4 +268,79 @@ pub async fn record_decision(
     Err(ApiError::conflict(
         "the change is busy with other decisions; retry",
     ))
+}
+
+/// The seats `user` (just disabled) holds undecided on the changes of
+/// `tenants` awaiting approval: each change is escalated to its tenant's
+/// backup approver (the policy's `escalation.to`), who may then decide in
+/// it, or flagged where the tenant has none. The changes moved and those
+/// flagged, by number.
+pub async fn reassign_seats_of(
+    state: &AppState,
+    user: &changegate_store::User,
+    actor: &Email,
+    tenants: &[changegate_core::TenantId],
+) -> ApiResult<(Vec<String>, Vec<String>)> {
+    let store = state.store.as_ref();
+    let now = state.now();
+    let (mut moved, mut flagged) = (Vec::new(), Vec::new());
+    for tenant in tenants {
+        let (_, policy) = workflow::policy(store, *tenant).await?;
+        let people = workflow::People::load(store, *tenant).await?;
+        let backup = policy
+            .escalation
+            .as_ref()
+            .and_then(|e| people.id_of(e.to.as_str()))
+            .filter(|b| *b != user.id);
+        let mut filter = changegate_store::ChangeFilter {
+            tenants: Some([*tenant].into()),
+            state: Some(ChangeState::AwaitingApproval),
+            limit: 500,
+            ..Default::default()
+        };
+        loop {
+            let page = store.list_changes(&filter).await?;
+            let Some(last) = page.last().map(|c| c.number) else {
+                break;
+            };
+            for c in page {
+                if !c.plan.seats().contains(&user.id) {
+                    continue;
+                }
+                let votes = workflow::votes(store, &c).await?;
+                if votes.iter().any(|v| v.seat == user.id) {
+                    continue; // decided already: the decision stands
+                }
+                let mut next = c.clone();
+                if backup.is_some() {
+                    next.escalated_to = backup;
+                }
+                let backup_email = match backup {
+                    Some(b) => Some(store.user(b).await?.email.to_string()),
+                    None => None,
+                };
+                let write = ChangeWrite {
+                    events: vec![event(
+                        actor.as_str(),
+                        &next,
+                        "change.approver-disabled",
+                        json!({ "approver": user.email, "moved_to": backup_email,
+                                "flagged": backup.is_none() }),
+                        now,
+                    )],
+                    ..ChangeWrite::default()
+                };
+                match store.save_change(&next, c.version, write, now).await {
+                    Ok(_) if backup.is_some() => moved.push(c.number.to_string()),
+                    Ok(_) => flagged.push(c.number.to_string()),
+                    // Decided or edited meanwhile: its next assessment
+                    // freezes approvers without the disabled user.
+                    Err(StoreError::Conflict { .. }) => flagged.push(c.number.to_string()),
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            filter.before = Some(last);
+        }
+    }
+    Ok((moved, flagged))
 }

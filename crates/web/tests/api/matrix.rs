@@ -103,6 +103,14 @@ fn a_ci() -> Value {
 
 /// The admin signs in with it (the sign-in route is public).
 const ADMIN_PASSWORD: &str = "matrix admin password";
+/// Every other caller's password (they change it through the API).
+const CALLER_PASSWORD: &str = "matrix caller password";
+/// A client user of each tenant whom the user routes disable and strip
+/// of a role: never a caller.
+const VICTIM_OF_OWN: &str = "victim@client-a.example";
+const VICTIM_OF_OTHER: &str = "zed@client-b.example";
+/// The user the installation-wide disable route disables.
+const VICTIM_OF_ADMIN: &str = "zeta@client-a.example";
 
 /// A plausible, valid body for every route that takes one, keyed by
 /// method and path; `me` is the caller's e-mail.
@@ -113,6 +121,20 @@ fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
     let p = path;
     let body = match method {
         "POST" if p == "/api/v1/tokens" => json!({ "name": "matrix-token" }),
+        "PUT" if p == "/api/v1/me/password" => {
+            let current = if me == "admin@msp.example" {
+                ADMIN_PASSWORD
+            } else {
+                CALLER_PASSWORD
+            };
+            json!({ "current": current, "new": "a new matrix password" })
+        }
+        "POST"
+            if p == "/api/v1/users/{email}/disable"
+                || p == format!("{T}/users/{{email}}/disable") =>
+        {
+            json!({ "reason": "the matrix asks" })
+        }
         "POST" if p == "/api/v1/clusters" => json!({ "name": "matrix-cluster" }),
         "POST" if p == "/api/v1/agent/reports" => {
             json!({ "tenant": "client-a", "namespace": "payments",
@@ -201,6 +223,11 @@ struct Changes {
     /// and one of client-b's.
     feed: (String, String),
     feed_of_client_b: String,
+    /// A throwaway token of the caller's (not the one they call with).
+    own_token: String,
+    /// A gate token of each tenant.
+    gate_token: String,
+    gate_token_of_client_b: String,
 }
 
 /// One caller's app: both tenants, client-a's cast and client-b's distinctive data.
@@ -433,6 +460,61 @@ impl World {
             .status(201)
             .json["id"]
             .to_string();
+        if who != Who::Anonymous {
+            app.set_password(
+                &who.email(),
+                if who == Who::Admin {
+                    ADMIN_PASSWORD
+                } else {
+                    CALLER_PASSWORD
+                },
+            )
+            .await;
+        }
+        app.client(VICTIM_OF_OWN, &[(OWN, Requester)]).await;
+        app.client(VICTIM_OF_ADMIN, &[(OWN, Requester)]).await;
+        let own_token = caller
+            .post("/api/v1/tokens", json!({ "name": "the caller's spare" }))
+            .await
+            .json["id"]
+            .to_string();
+        let token_id = |all: Value| {
+            all.as_array()
+                .and_then(|l| l.iter().find(|t| t["kind"] == "gate"))
+                .map(|t| t["id"].to_string())
+                .expect("a gate token")
+        };
+        implementer
+            .post(
+                &format!("{a}/gate-tokens"),
+                json!({ "name": "matrix-pipeline" }),
+            )
+            .await
+            .status(201);
+        admin
+            .post(
+                &format!("{b}/gate-tokens"),
+                json!({ "name": "zebra-pipeline" }),
+            )
+            .await
+            .status(201);
+        let all_tokens = admin.get("/api/v1/tokens").await.ok();
+        let gate_token = token_id(json!(
+            all_tokens
+                .as_array()
+                .expect("tokens")
+                .iter()
+                .filter(|t| t["reaches"] == OWN)
+                .collect::<Vec<_>>()
+        ));
+        let gate_token_of_client_b = token_id(json!(
+            all_tokens
+                .as_array()
+                .expect("tokens")
+                .iter()
+                .filter(|t| t["reaches"] == OTHER)
+                .collect::<Vec<_>>()
+        ));
         let changes = Changes {
             draft,
             awaiting,
@@ -445,6 +527,9 @@ impl World {
             release_of_client_b,
             feed,
             feed_of_client_b,
+            own_token,
+            gate_token,
+            gate_token_of_client_b,
         };
         World {
             app,
@@ -496,8 +581,22 @@ impl World {
             let value = match *segment {
                 "{tenant}" => tenant.to_string(),
                 "{step}" => "1".to_string(),
+                "{id}" if segments.get(i.wrapping_sub(1)) == Some(&"tokens") => {
+                    self.changes.own_token.clone()
+                }
+                "{id}" if segments.get(i.wrapping_sub(1)) == Some(&"gate-tokens") => {
+                    if own {
+                        self.changes.gate_token.clone()
+                    } else {
+                        self.changes.gate_token_of_client_b.clone()
+                    }
+                }
                 "{id}" if own => self.changes.feed.0.clone(),
                 "{id}" => self.changes.feed_of_client_b.clone(),
+                "{email}" if path.starts_with("/api/v1/users/") => VICTIM_OF_ADMIN.to_string(),
+                "{email}" if own => VICTIM_OF_OWN.to_string(),
+                "{email}" => VICTIM_OF_OTHER.to_string(),
+                "{role}" => "requester".to_string(),
                 "{token}" => self.changes.feed.1.clone(),
                 "{number}" => self.change_for(path, tenant).to_string(),
                 "{name}" => {

@@ -234,7 +234,83 @@ async fn a_session_cookie_writes_only_from_this_server_or_with_json(app: TestApp
         .status(400); // past the origin check: the body is missing
 }
 
+/// Wrong passwords sent at once, and through two replicas on one
+/// database, share one count: no more than five are ever checked.
+async fn parallel_attempts_and_replicas_share_one_count(app: TestApp) {
+    Msp::setup(&app).await;
+    app.set_password("carol@client-a.example", PASSWORD).await;
+    let tries: Vec<_> = (0..20)
+        .map(|i| {
+            let anon = app.anonymous();
+            tokio::spawn(async move {
+                anon.post(
+                    "/api/v1/session",
+                    json!({ "email": "carol@client-a.example", "password": format!("guess number {i}") }),
+                )
+                .await
+                .status
+                .as_u16()
+            })
+        })
+        .collect();
+    let mut codes = Vec::new();
+    for t in tries {
+        codes.push(t.await.expect("an attempt"));
+    }
+    assert_eq!(
+        codes.iter().filter(|c| **c == 401).count(),
+        5,
+        "five checked, the rest refused unchecked: {codes:?}"
+    );
+    assert_eq!(codes.iter().filter(|c| **c == 429).count(), 15, "{codes:?}");
+
+    // A second replica: its own server state, the same database.
+    let replica = TestApp::new(
+        app.db().expect("the app's database").reopen().await,
+        Box::new(()),
+    );
+    app.set_password("dan@client-a.example", PASSWORD).await;
+    for (i, on) in [&app, &replica, &app, &replica, &app]
+        .into_iter()
+        .enumerate()
+    {
+        on.anonymous()
+            .post(
+                "/api/v1/session",
+                json!({ "email": "dan@client-a.example", "password": format!("guess {i}") }),
+            )
+            .await
+            .status(401);
+    }
+    replica
+        .anonymous()
+        .post(
+            "/api/v1/session",
+            json!({ "email": "dan@client-a.example", "password": PASSWORD }),
+        )
+        .await
+        .status(429);
+    // Unknown addresses are counted alike, without naming anyone.
+    for _ in 0..5 {
+        app.anonymous()
+            .post(
+                "/api/v1/session",
+                json!({ "email": "nobody@nowhere.example", "password": "guess guess guess" }),
+            )
+            .await
+            .status(401);
+    }
+    app.anonymous()
+        .post(
+            "/api/v1/session",
+            json!({ "email": "nobody@nowhere.example", "password": "guess guess guess" }),
+        )
+        .await
+        .status(429);
+}
+
 crate::on_both!(
+    parallel_attempts_and_replicas_share_one_count,
     a_session_cookie_writes_only_from_this_server_or_with_json,
     a_signed_in_user_is_known_by_the_session_cookie_until_signing_out,
     a_wrong_password_and_an_unknown_account_get_the_same_answer,

@@ -1,0 +1,180 @@
+//! Taking access back: tokens listed and revoked, roles unbound, users
+//! disabled (sessions ended, tokens revoked), sessions ended.
+
+use changegate_core::{Email, Role, TenantId, UserId};
+use changegate_store::*;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde_json::json;
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::{audit, db, stamp};
+
+pub(crate) async fn tokens(pool: &PgPool, f: &TokenFilter) -> Result<Vec<TokenInfo>> {
+    let (user, tenant) = (f.user.map(|u| u.0), f.gate_tenant.map(|t| t.0));
+    let rows = sqlx::query!(
+        r#"SELECT t.id, t.user_id, u.email, t.name, t.gate_tenant_id, t.agent_cluster,
+                  t.created_at, t.last_used_at, t.revoked_at
+           FROM api_tokens t JOIN users u ON u.id = t.user_id
+           WHERE ($1::BIGINT IS NULL OR t.user_id = $1) AND ($2::BIGINT IS NULL OR t.gate_tenant_id = $2)
+             AND ($3::BIGINT IS NULL OR t.id = $3)
+           ORDER BY t.id DESC"#,
+        user,
+        tenant,
+        f.id
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(TokenInfo {
+                id: r.id,
+                user: UserId(r.user_id),
+                user_email: Email::parse(&r.email)
+                    .map_err(|e| StoreError::corrupt("user e-mail", e.message))?,
+                name: r.name,
+                scope: TokenScope::from_columns(r.gate_tenant_id, r.agent_cluster),
+                created_at: r.created_at,
+                last_used_at: r.last_used_at,
+                revoked_at: r.revoked_at,
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn revoke_token(
+    tx: &mut Transaction<'_, Postgres>,
+    id: i64,
+    at: DateTime<Utc>,
+    events: &[(TenantId, NewEvent)],
+) -> Result<()> {
+    let done = sqlx::query!(
+        "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        stamp(at),
+        id
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("token"));
+    }
+    append_each(tx, events).await
+}
+
+async fn append_each(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[(TenantId, NewEvent)],
+) -> Result<()> {
+    let mut tenants: Vec<TenantId> = events.iter().map(|(t, _)| *t).collect();
+    tenants.sort();
+    tenants.dedup();
+    for t in tenants {
+        let mine: Vec<NewEvent> = events
+            .iter()
+            .filter(|(x, _)| *x == t)
+            .map(|(_, e)| e.clone())
+            .collect();
+        audit::append(tx, t, &mine).await?;
+    }
+    Ok(())
+}
+
+pub(crate) async fn token_used(pool: &PgPool, hash: &str, at: DateTime<Utc>) -> Result<()> {
+    let stale = at - TimeDelta::minutes(1);
+    sqlx::query!(
+        "UPDATE api_tokens SET last_used_at = $1
+         WHERE token_hash = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
+        stamp(at),
+        hash,
+        stale
+    )
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn unbind_role(
+    tx: &mut Transaction<'_, Postgres>,
+    user: UserId,
+    tenant: TenantId,
+    role: Role,
+    actor: &str,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let role_name = role.as_str();
+    let done = sqlx::query!(
+        "DELETE FROM role_bindings WHERE user_id = $1 AND tenant_id = $2 AND role = $3",
+        user.0,
+        tenant.0,
+        role_name
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("role binding"));
+    }
+    let email = sqlx::query_scalar!("SELECT email FROM users WHERE id = $1", user.0)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db)?;
+    audit::append(
+        tx,
+        tenant,
+        &[NewEvent {
+            actor: actor.into(),
+            action: "role.revoked".into(),
+            subject: email,
+            detail: json!({ "role": role_name }),
+            at,
+        }],
+    )
+    .await
+}
+
+pub(crate) async fn disable_user(
+    tx: &mut Transaction<'_, Postgres>,
+    user: UserId,
+    at: DateTime<Utc>,
+    events: &[(TenantId, NewEvent)],
+) -> Result<()> {
+    let done = sqlx::query!(
+        "UPDATE users SET disabled_at = $1 WHERE id = $2 AND disabled_at IS NULL",
+        stamp(at),
+        user.0
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("user"));
+    }
+    sqlx::query!("DELETE FROM sessions WHERE user_id = $1", user.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?;
+    sqlx::query!(
+        "UPDATE api_tokens SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        stamp(at),
+        user.0
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    append_each(tx, events).await
+}
+
+pub(crate) async fn end_sessions(pool: &PgPool, user: UserId, keep: Option<&str>) -> Result<u64> {
+    let keep = keep.unwrap_or("");
+    let done = sqlx::query!(
+        "DELETE FROM sessions WHERE user_id = $1 AND id_hash <> $2",
+        user.0,
+        keep
+    )
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(done.rows_affected())
+}
