@@ -6,7 +6,7 @@ CARGO ?= cargo
 # comes first, so tests and the demo stay inside the supported skew.
 export PATH := $(or $(CHANGEGATE_CACHE),$(HOME)/.cache/changegate)/bin:$(PATH)
 
-.PHONY: help build test test-unit test-api pydeps test-browser test-e2e demo bench lint fmt generate openapi sqlx-prepare up down cluster-build cluster-up cluster-down cluster-reset
+.PHONY: help build test test-unit test-api pydeps fuzz fuzzdeps test-browser test-e2e demo bench lint fmt generate openapi sqlx-prepare up down cluster-build cluster-up cluster-down cluster-reset
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -28,6 +28,16 @@ pydeps: target/pyenv/.installed ## the Python the calendar tests parse feeds wit
 target/pyenv/.installed: scripts/requirements-test.txt
 	python3 -m venv target/pyenv
 	target/pyenv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+	touch $@
+
+fuzz: build fuzzdeps ## the API under schemathesis (pinned, from PyPI) on SQLite and PostgreSQL, with two tenants' tokens: no server error, no ignored authentication
+	scripts/fuzz.sh
+
+fuzzdeps: target/fuzzenv/.installed ## schemathesis for make fuzz
+
+target/fuzzenv/.installed: scripts/requirements-fuzz.txt
+	python3 -m venv target/fuzzenv
+	target/fuzzenv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-fuzz.txt
 	touch $@
 
 test-browser: build ## the portal in Debian's Chromium (playwright-core from npm) on SQLite and PostgreSQL; screenshots in target/browser-artifacts

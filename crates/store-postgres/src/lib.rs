@@ -108,6 +108,14 @@ pub(crate) fn db(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(d) if d.message().contains("append-only") => {
             StoreError::AppendOnly("this record")
         }
+        // Text with U+0000, which a text column cannot hold (22021, and
+        // 22P05 from a JSON value).
+        sqlx::Error::Database(d)
+            if d.code()
+                .is_some_and(|c| matches!(c.as_ref(), "22021" | "22P05")) =>
+        {
+            StoreError::Unstorable("text may not contain the NUL character (U+0000)".to_string())
+        }
         // Connection exceptions (08), the server shutting down or
         // restarting (57P01..57P03): it is away, not the request wrong.
         sqlx::Error::Database(d)

@@ -14,6 +14,10 @@ pub enum StoreError {
     /// Stored data no longer parses (hand-edited or written by a newer version).
     #[error("stored {what} is unreadable: {message}")]
     Corrupt { what: &'static str, message: String },
+    /// The database cannot store a value as given (e.g. text holding
+    /// U+0000, which PostgreSQL refuses).
+    #[error("the value cannot be stored: {0}")]
+    Unstorable(String),
     /// The database cannot be reached now (stopped, restarting, the pool
     /// found no connection in time): worth retrying shortly.
     #[error("the database is unreachable: {0}")]

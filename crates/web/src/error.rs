@@ -136,6 +136,11 @@ impl From<StoreError> for ApiError {
                 "this already exists or was changed meanwhile ({constraint}); reload and retry"
             )),
             StoreError::AppendOnly(what) => ApiError::conflict(format!("{what} is append-only")),
+            StoreError::Unstorable(why) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+                format!("{why}; remove it and send again"),
+            ),
             StoreError::Unavailable(why) => {
                 note_unavailable(&why);
                 ApiError::unavailable()

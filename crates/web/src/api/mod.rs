@@ -36,6 +36,12 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<serde_json::Value>::from_request(req, state).await {
             Ok(Json(value)) => {
+                if let Some(field) = nul_in(&value, "") {
+                    return Err(ApiError::invalid(
+                        field,
+                        "text may not contain the NUL character (U+0000)",
+                    ));
+                }
                 let de = serde_path_to_error::deserialize(value);
                 de.map(Body).map_err(|e| {
                     let path = e.path().to_string();
@@ -59,6 +65,34 @@ where
     }
 }
 
+/// Where in `value` a string (or key) holds U+0000, which text columns of
+/// PostgreSQL cannot store: refused alike on either database.
+fn nul_in(value: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value;
+    let here = |key: &str| {
+        if at.is_empty() {
+            key.to_string()
+        } else {
+            format!("{at}.{key}")
+        }
+    };
+    match value {
+        Value::String(s) if s.contains('\0') => Some(at.to_string()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| nul_in(v, &format!("{at}[{i}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(k, v)| {
+            if k.contains('\0') {
+                Some(here(k))
+            } else {
+                nul_in(v, &here(k))
+            }
+        }),
+        _ => None,
+    }
+}
+
 /// A query string, with a value that does not parse reported as a 422
 /// naming the parameter (axum's `Query` answers in plain text).
 pub struct Params<T>(pub T);
@@ -75,6 +109,14 @@ where
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        if let Some((k, _)) = form_urlencoded::parse(query.as_bytes())
+            .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::invalid(
+                k.into_owned(),
+                "text may not contain the NUL character (U+0000)",
+            ));
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
         serde_path_to_error::deserialize(de)
             .map(Params)

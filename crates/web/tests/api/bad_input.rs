@@ -134,6 +134,8 @@ fn json_value() -> impl Strategy<Value = Value> {
             .prop_filter("JSON numbers are finite", |f| f.is_finite())
             .prop_map(|f| json!(f)),
         "\\PC{0,24}".prop_map(Value::String),
+        // Control characters too, U+0000 among them (PostgreSQL stores no NUL).
+        "[\\x00-\\x1f a-z]{0,6}".prop_map(Value::String),
         proptest::sample::select(WORDS).prop_map(|w| json!(w)),
     ];
     leaf.prop_recursive(3, 32, 6, |inner| {
@@ -389,6 +391,7 @@ fn encode(s: &str) -> String {
 /// way, overflow, signs, separators. Always sent, before the random ones.
 const KNOWN_BAD: &[&str] = &[
     "0\u{10000}",
+    "nul\u{0}inside",
     "CHG\u{10000}",
     "REL\u{10000}",
     "ÄÄÄÄ1",
@@ -630,7 +633,40 @@ async fn an_unknown_field_in_a_change_body_is_refused_naming_the_field(app: Test
     assert_eq!(r.field(), "title", "{}", r.text);
 }
 
+async fn text_with_a_nul_character_is_refused_naming_the_field(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let mut body = normal_change("Upgrade", low_risk());
+    body["title"] = json!("Upgrade\u{0}payments");
+    let r = m.eve.post(&format!("{A}/changes"), body).await.status(422);
+    assert_eq!(r.field(), "title", "{}", r.text);
+    let r = m
+        .ian
+        .post(&format!("{A}/gate-tokens"), json!({ "name": "ci\u{0}" }))
+        .await
+        .status(422);
+    assert_eq!(r.field(), "name", "{}", r.text);
+    // In a path, where no JSON is read: refused, never a server error.
+    let r =
+        m.cm.put(
+            &format!("{A}/boards/nul%00board"),
+            json!({ "members": ["tom@msp.example"], "rule": "any" }),
+        )
+        .await;
+    assert!(
+        r.status.is_client_error() || r.status.is_success(),
+        "{} {}",
+        r.status,
+        r.text
+    );
+    assert_eq!(
+        m.eve.get(&format!("{A}/changes")).await.ok()["items"],
+        json!([]),
+        "nothing was raised"
+    );
+}
+
 crate::on_both!(
+    text_with_a_nul_character_is_refused_naming_the_field,
     a_body_that_is_not_json_is_refused_as_bad_json,
     a_body_without_a_json_content_type_is_refused_as_unsupported,
     an_unknown_field_in_a_change_body_is_refused_naming_the_field,
