@@ -543,16 +543,9 @@ pub(crate) mod tests {
         assert!(verify_bundle(b"not a bundle").is_err());
     }
 
-    #[test]
-    fn no_cell_of_the_csv_is_read_as_a_formula() {
-        let mut c = change("CHG-1", "normal");
-        c.title = "=HYPERLINK(\"http://evil.example\",\"click\")".into();
-        c.test_evidence = "+1+cmd|' /C calc'!A0".into();
-        c.requester = "@SUM(1+1)".into();
-        c.window = Some("-2+3".into());
-        c.implementer = Some("\tnested".into());
-        c.outcome = Some("\rreturn".into());
-        let e = Evidence {
+    /// A period's evidence holding `c` alone.
+    fn of_one(c: ChangeEvidence) -> Evidence {
+        Evidence {
             tenant: "client-a".into(),
             tenant_name: "Client A".into(),
             from: NaiveDate::from_ymd_opt(2026, 11, 1).expect("a valid date"),
@@ -567,7 +560,19 @@ pub(crate) mod tests {
             changes: vec![c],
             unauthorized: Vec::new(),
             controls: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn no_cell_of_the_csv_is_read_as_a_formula() {
+        let mut c = change("CHG-1", "normal");
+        c.title = "=HYPERLINK(\"http://evil.example\",\"click\")".into();
+        c.test_evidence = "+1+cmd|' /C calc'!A0".into();
+        c.requester = "@SUM(1+1)".into();
+        c.window = Some("-2+3".into());
+        c.implementer = Some("\tnested".into());
+        c.outcome = Some("\rreturn".into());
+        let e = of_one(c);
         let text = csv(&e).expect("as set up");
         let mut reader = ::csv::Reader::from_reader(text.as_bytes());
         let row = reader.records().next().expect("a row").expect("a record");
@@ -585,22 +590,7 @@ pub(crate) mod tests {
     fn the_csv_quotes_what_needs_quoting() {
         let mut c = change("CHG-1", "normal");
         c.title = "Upgrade \"payments\", then restart".into();
-        let e = Evidence {
-            tenant: "client-a".into(),
-            tenant_name: "Client A".into(),
-            from: NaiveDate::from_ymd_opt(2026, 11, 1).expect("a valid date"),
-            to: NaiveDate::from_ymd_opt(2026, 11, 30).expect("a valid date"),
-            generated_at: at(28, 9),
-            chain: ChainEvidence {
-                intact: true,
-                events: 0,
-                head_hash: String::new(),
-                first_break: None,
-            },
-            changes: vec![c],
-            unauthorized: Vec::new(),
-            controls: Vec::new(),
-        };
+        let e = of_one(c);
         let text = csv(&e).expect("as set up");
         let mut lines = text.lines();
         assert!(

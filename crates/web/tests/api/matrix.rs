@@ -36,6 +36,9 @@ enum Who {
     Admin,
     Msp(Role),
     Client(Role),
+    /// Held every role of client-a, then was disabled by an installation
+    /// admin: nothing answers them but the public routes.
+    Disabled,
 }
 
 impl Who {
@@ -43,13 +46,14 @@ impl Who {
         let mut all = vec![Who::Anonymous, Who::Admin];
         all.extend(Role::ALL.map(Who::Msp));
         all.extend([Role::Requester, Role::BusinessApprover, Role::TenantAdmin].map(Who::Client));
+        all.push(Who::Disabled);
         all
     }
 
     fn role(self) -> Option<Role> {
         match self {
             Who::Msp(r) | Who::Client(r) => Some(r),
-            Who::Anonymous | Who::Admin => None,
+            Who::Anonymous | Who::Admin | Who::Disabled => None,
         }
     }
 
@@ -59,6 +63,7 @@ impl Who {
             Who::Admin => "admin@msp.example".into(),
             Who::Msp(r) => format!("{r}@msp.example"),
             Who::Client(r) => format!("{r}@client-a.example"),
+            Who::Disabled => "disabled@msp.example".into(),
         }
     }
 
@@ -68,6 +73,7 @@ impl Who {
             Who::Admin => "admin".into(),
             Who::Msp(r) => format!("msp {r}"),
             Who::Client(r) => format!("client {r}"),
+            Who::Disabled => "disabled user".into(),
         }
     }
 }
@@ -265,6 +271,10 @@ impl World {
             let actor = match who {
                 Who::Msp(r) => app.msp(&who.email(), &[(OWN, r)]).await,
                 Who::Client(r) => app.client(&who.email(), &[(OWN, r)]).await,
+                Who::Disabled => {
+                    let every: Vec<(&str, Role)> = Role::ALL.iter().map(|r| (OWN, *r)).collect();
+                    app.msp(&who.email(), &every).await
+                }
                 Who::Anonymous | Who::Admin => continue,
             };
             cast.push((who, actor));
@@ -531,6 +541,15 @@ impl World {
             gate_token,
             gate_token_of_client_b,
         };
+        if who == Who::Disabled {
+            admin
+                .post(
+                    &format!("/api/v1/users/{}/disable", who.email()),
+                    json!({ "reason": "the matrix disables this caller" }),
+                )
+                .await
+                .ok();
+        }
         World {
             app,
             caller,
@@ -638,7 +657,7 @@ enum Expect {
 fn expect(route: &RouteInfo, who: Who, tenant: &str) -> Expect {
     match (route.access, who) {
         (Access::Public, _) => Expect::Success,
-        (_, Who::Anonymous) => Expect::Unauthenticated,
+        (_, Who::Anonymous | Who::Disabled) => Expect::Unauthenticated,
         (Access::Caller, _) => Expect::Success,
         // No person's token or session is an agent's.
         (Access::Agent, _) => Expect::Forbidden,
