@@ -278,6 +278,8 @@ impl Store for SqliteStore {
     }
 
     async fn token_used(&self, token_hash: &str, at: DateTime<Utc>) -> Result<()> {
+        // Through this process's writer turn, like every write here.
+        let _turn = self.writer.lock().await;
         access::token_used(&self.pool, token_hash, at).await
     }
 
@@ -306,6 +308,7 @@ impl Store for SqliteStore {
     }
 
     async fn end_sessions(&self, user: UserId, keep: Option<&str>) -> Result<u64> {
+        let _turn = self.writer.lock().await;
         access::end_sessions(&self.pool, user, keep).await
     }
 
