@@ -163,6 +163,24 @@ pub(crate) async fn disable_user(
     .execute(&mut **tx)
     .await
     .map_err(db)?;
+    // What they could still decide or read without signing in: their
+    // approval links are void, their calendar feeds revoked.
+    sqlx::query!(
+        "UPDATE approval_links SET used_at = $1 WHERE approver_id = $2 AND used_at IS NULL",
+        stamp(at),
+        user.0
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    sqlx::query!(
+        "UPDATE calendar_feeds SET revoked_at = $1 WHERE user_id = $2 AND revoked_at IS NULL",
+        stamp(at),
+        user.0
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
     append_each(tx, events).await
 }
 

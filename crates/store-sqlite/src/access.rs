@@ -165,6 +165,24 @@ pub(crate) async fn disable_user(
     .execute(&mut **tx)
     .await
     .map_err(db)?;
+    // What they could still decide or read without signing in: their
+    // approval links are void, their calendar feeds revoked.
+    sqlx::query!(
+        "UPDATE approval_links SET used_at = ? WHERE approver_id = ? AND used_at IS NULL",
+        at,
+        user.0
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    sqlx::query!(
+        "UPDATE calendar_feeds SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+        at,
+        user.0
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
     append_each(tx, events).await
 }
 

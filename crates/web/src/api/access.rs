@@ -259,6 +259,12 @@ pub async fn unbind_role(
         .map_err(|_| ApiError::not_found("role binding"))?;
     let email = Email::parse(&p.email).map_err(|_| ApiError::not_found("user"))?;
     let user = state.store.user_by_email(&email).await?;
+    // As with adding people: MSP staff's roles are the MSP's to change.
+    if user.kind == UserKind::Msp && !t.caller.admin {
+        return Err(ApiError::forbidden(
+            "an installation admin changes the roles of MSP staff",
+        ));
+    }
     state
         .store
         .unbind_role(user.id, t.tenant.id, role, &t.actor(), state.now())

@@ -64,6 +64,20 @@ pub struct LinkUse {
     pub detail: serde_json::Value,
 }
 
+/// Whether the policy's escalation delay has passed for `c` at `now`.
+fn escalation_due(
+    c: &Change,
+    policy: &changegate_core::policy::PolicySpec,
+    now: chrono::DateTime<chrono::Utc>,
+) -> bool {
+    match (&policy.escalation, c.submitted_at) {
+        (Some(e), Some(submitted)) => {
+            now >= submitted + chrono::TimeDelta::hours(i64::from(e.after_hours))
+        }
+        _ => false,
+    }
+}
+
 /// Whether the change takes decisions now: awaiting approval, or an
 /// emergency change implemented first whose retrospective approval is owed.
 pub fn takes_decisions(c: &Change) -> bool {
@@ -129,9 +143,18 @@ pub async fn record_decision(
                 let delegated = store
                     .delegation_active(t.tenant.id, principal, t.caller.user, now)
                     .await?;
-                if !delegated && c.escalated_to != Some(t.caller.user) {
+                // The backup a change was escalated to fills the undecided
+                // seats once the policy's escalation delay has passed, and
+                // before that only the seat of a holder who was disabled.
+                let escalated = c.escalated_to == Some(t.caller.user)
+                    && (escalation_due(&c, &policy, now)
+                        || matches!(
+                            store.user_by_email(email).await,
+                            Err(StoreError::NotFound { .. })
+                        ));
+                if !delegated && !escalated {
                     return Err(ApiError::forbidden(format!(
-                        "{email} has no active delegation to you, and {} was not escalated to you",
+                        "{email} has no active delegation to you, and {}'s seat was not escalated to you",
                         c.number
                     )));
                 }

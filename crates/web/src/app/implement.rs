@@ -85,6 +85,11 @@ pub fn refusal(
     if c.approval_expires_at.is_some_and(|e| e <= now) {
         return Some(format!("the approval of {n} expired; submit it again"));
     }
+    if matches!(via, Via::Gate | Via::Agent) && judged.is_none() {
+        return Some(format!(
+            "{n} was not started: the report names no fingerprint, so it cannot be tied to the revision that was approved"
+        ));
+    }
     if let Some(judged) = judged
         && c.fingerprint.as_deref() != Some(judged)
     {

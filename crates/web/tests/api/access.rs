@@ -125,6 +125,13 @@ async fn a_role_taken_back_takes_its_rights_with_it(app: TestApp) {
         ))
         .await
         .status(404);
+    // MSP staff's roles are the installation admin's to change.
+    m.alice
+        .delete(&format!(
+            "{A}/users/tom@msp.example/roles/technical-approver"
+        ))
+        .await
+        .status(403);
     // Carol is bound to the tenant no more: it answers as if it did not exist.
     m.carol
         .post(
@@ -177,7 +184,36 @@ async fn a_disabled_user_is_shut_out_and_their_open_seats_go_to_the_backup(app: 
     .ok();
     app.set_password("carol@client-a.example", PASSWORD).await;
     let carols_browser = sign_in(&app, "carol@client-a.example").await;
+    let feed = m
+        .carol
+        .post(&format!("{A}/calendar-feeds"), json!({ "name": "mine" }))
+        .await
+        .status(201)
+        .json;
+    let feed_path = feed["url"]
+        .as_str()
+        .and_then(|u| u.find("/feeds/").map(|i| u[i..].to_string()))
+        .expect("a feed address");
+    app.anonymous().get(&feed_path).await.ok();
     let n = m.submitted(high_risk()).await;
+    let link = app
+        .store
+        .due_messages(app.now() + TimeDelta::days(1), 100)
+        .await
+        .expect("the outbox")
+        .into_iter()
+        .find(|m| m.recipient == "carol@client-a.example")
+        .and_then(|m| {
+            m.body.find("/approve/").map(|i| {
+                m.body[i..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+        })
+        .expect("carol's approval link");
+    app.anonymous().get(&link).await.ok();
 
     // Who may disable whom.
     let why = json!({ "reason": "left Client A on 2026-11-24" });
@@ -214,6 +250,21 @@ async fn a_disabled_user_is_shut_out_and_their_open_seats_go_to_the_backup(app: 
         .ok();
     assert_eq!(r["moved_to_backup"], json!([n]), "{r}");
 
+    // Her e-mail link decides nothing any more, her feed is gone.
+    let r = app.anonymous().get(&link).await;
+    assert!(r.status.is_client_error(), "{} {}", r.status, r.text);
+    app.anonymous().get(&feed_path).await.status(404);
+    // The backup fills her seat; dan's, who is active and has not decided,
+    // is not the backup's before the policy's escalation delay.
+    let r = m
+        .tina
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve", "on_behalf_of": "dan@client-a.example", "revision": 1 }),
+        )
+        .await
+        .status(403);
+    assert!(r.text.contains("not escalated"), "{}", r.text);
     // Shut out: token, session, and she approves nothing any more.
     m.carol.get("/api/v1/me").await.status(401);
     carols_browser.get("/api/v1/me").await.status(401);

@@ -185,10 +185,18 @@ fn report(event: &str, change: Option<&str>) -> Value {
             "revision": "generation 2", "note": "seen by the agent" })
 }
 
+/// A `started` report of the rollout admitted under `fingerprint`.
+fn started(change: &str, fingerprint: &Value) -> Value {
+    let mut r = report("started", Some(change));
+    r["fingerprint"] = fingerprint.clone();
+    r
+}
+
 async fn an_agents_reports_move_the_covering_change_and_record_unauthorized_changes(app: TestApp) {
     let (m, eu, us) = clusters(&app).await;
     let n = m.submitted(low_risk()).await;
-    m.tom
+    let approved = m
+        .tom
         .post(
             &format!("{A}/changes/{n}/decisions"),
             json!({ "decision": "approve", "comment": "fine", "revision": 1 }),
@@ -196,13 +204,19 @@ async fn an_agents_reports_move_the_covering_change_and_record_unauthorized_chan
         .await
         .ok();
     let r = eu
-        .post("/api/v1/agent/reports", report("started", Some(&n)))
+        .post(
+            "/api/v1/agent/reports",
+            started(&n, &approved["fingerprint"]),
+        )
         .await
         .status(201);
     assert_eq!(r.json["change_state"], "implementing", "{}", r.text);
     // A repeated report (an agent retrying) writes nothing.
     let r = eu
-        .post("/api/v1/agent/reports", report("started", Some(&n)))
+        .post(
+            "/api/v1/agent/reports",
+            started(&n, &approved["fingerprint"]),
+        )
         .await
         .ok();
     assert_eq!(r["event"], "none");

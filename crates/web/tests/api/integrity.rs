@@ -478,6 +478,14 @@ async fn an_agent_report_never_starts_an_unapproved_or_revised_change(app: TestA
         .status(201);
     assert_eq!(r.json["event"], "deployment.unauthorized", "{}", r.text);
     assert_eq!(r.json["change_state"], "approved");
+    // Nor does a report that names no fingerprint (the rollout of
+    // revision 1 finishing) implement revision 2.
+    let r = agent
+        .post("/api/v1/agent/reports", agent_report("succeeded", &n, None))
+        .await
+        .status(201);
+    assert_eq!(r.json["event"], "deployment.unauthorized", "{}", r.text);
+    assert_eq!(r.json["change_state"], "approved");
     let r = agent
         .post(
             "/api/v1/agent/reports",
@@ -500,7 +508,7 @@ async fn an_agent_report_never_starts_an_unapproved_or_revised_change(app: TestA
         .into_iter()
         .filter(|(a, _, _)| a == "deployment.unauthorized")
         .count();
-    assert_eq!(refused, 3, "each refused report is evidence");
+    assert_eq!(refused, 4, "each refused report is evidence");
 }
 
 async fn release_manager(app: &TestApp, extra: &[Role]) -> Actor {

@@ -432,7 +432,8 @@ impl World {
             .expect("a release number")
             .to_string();
 
-        let feed_maker = if who == Who::Anonymous {
+        // A disabled user's feeds die with them: the admin makes these.
+        let feed_maker = if matches!(who, Who::Anonymous | Who::Disabled) {
             admin.clone()
         } else {
             caller.clone()
