@@ -76,8 +76,9 @@ run_on() {
     [[ $who == b ]] && token=$token_b
     echo "[fuzz] $name, a token of client-$who, ${SECONDS_PER_RUN}s"
     # Left out: the bundle's long-poll (an agent's route, waits on purpose),
-    # and revoking tokens (a guessed id could be the fuzzer's own).
-    "$ST" run "$url/api/v1/openapi.json" \
+    # and revoking tokens (a guessed id could be the fuzzer's own). Run from
+    # the scratch folder: schemathesis keeps its cache in ./.schemathesis.
+    (cd "$work" && "$ST" run "$url/api/v1/openapi.json" \
       --header "Authorization: Bearer $token" \
       --checks not_a_server_error,ignored_auth \
       --phases examples,coverage,fuzzing \
@@ -87,7 +88,7 @@ run_on() {
       --suppress-health-check all \
       --exclude-path /api/v1/agent/bundle \
       --exclude-path '/api/v1/tokens/{id}' \
-      --no-color ||
+      --no-color) ||
       { echo "[fuzz] $name, client-$who: schemathesis found failures (server log: $log)" >&2; tail -20 "$log" >&2; exit 1; }
   done
   if grep -q "panicked" "$log"; then
