@@ -113,7 +113,10 @@ fn read_checkpoints(
             serde_json::from_str(l).map_err(|e| format!("{} line {}: {e}", log.display(), i + 1))
         })
         .collect::<Result<Vec<_>, String>>()?;
-    let key_file = public_key.map_or_else(|| log.with_extension("pub"), |p| p.to_path_buf());
+    let key_file = public_key.map_or_else(
+        || changegate_jobs::checkpoint::public_key_path(log),
+        |p| p.to_path_buf(),
+    );
     let key = std::fs::read_to_string(&key_file)
         .map_err(|e| format!("cannot read the public key {}: {e}", key_file.display()))?;
     Ok((lines, key.trim().to_string()))
@@ -176,20 +179,40 @@ fn verify(
     }
     let mut anchored = true;
     if let Some((lines, key)) = &anchors {
-        let tenant = check.tenant.clone().unwrap_or_default();
-        let (problems, held) = changegate_jobs::checkpoint::check(
+        let (Some(tenant), Some(made_at)) = (&check.tenant, check.generated_at) else {
+            eprintln!(
+                "changegate: {}: evidence.json names no tenant or no time it was made; a bundle exported by changegate names both",
+                bundle.display()
+            );
+            return ExitCode::from(2);
+        };
+        let found = changegate_jobs::checkpoint::check(
             lines,
             key,
-            &tenant,
+            tenant,
+            made_at,
             chain.events as i64,
             &check.hashes_at,
         );
-        for p in &problems {
+        for p in &found.problems {
             println!("{p}");
         }
-        anchored = problems.is_empty();
+        anchored = found.anchored();
         if anchored {
-            println!("checkpoints: the chain holds all {held} signed heads of {tenant}");
+            println!(
+                "checkpoints: the chain holds all {} heads of {tenant} signed before the bundle was made",
+                found.held
+            );
+        } else if found.problems.is_empty() {
+            println!(
+                "checkpoints: none of {tenant} was signed before this bundle was made; export a newer bundle to check it against the log"
+            );
+        }
+        if found.later > 0 {
+            println!(
+                "checkpoints: {} signed after the bundle was made (a newer bundle holds them)",
+                found.later
+            );
         }
     }
     if check.intact() && anchored {

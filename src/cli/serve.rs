@@ -117,7 +117,9 @@ pub async fn run(args: ServeArgs) -> ExitCode {
                 Some(c)
             }
             Err(e) => {
-                eprintln!("changegate: {e}");
+                eprintln!(
+                    "changegate: {e}\n  --checkpoint-log names a file this user can append to, in a folder it can write (its key is made there)"
+                );
                 return ExitCode::from(2);
             }
         },

@@ -113,9 +113,9 @@ pub enum Break {
     Reordered { seq: i64, after: i64 },
     /// The chain ends before the recorded head: trailing events were removed.
     Truncated { last_seq: i64, head_seq: i64 },
-    /// The chain does not end at the recorded head (sequence and hash):
-    /// its last events were edited, removed or added, and the head's
-    /// sequence moved to hide it.
+    /// The event at the recorded head's sequence does not hold the head's
+    /// hash: the chain's last events were rewritten or removed and the
+    /// head's sequence moved to hide it.
     HeadMismatch { last_seq: i64, head_seq: i64 },
 }
 
@@ -141,17 +141,20 @@ pub struct Report {
     pub events: usize,
     pub intact: bool,
     pub first_break: Option<Break>,
+    /// Where the linked chain read ends: the recorded head, or past it
+    /// when events were appended while it was read.
+    pub head_seq: i64,
     pub head_hash: String,
 }
 
 /// Verify a tenant's events in stored (insertion) order against the head
-/// recorded when the last event was appended.
+/// recorded when the last event was appended, read before the events.
 pub fn verify(events: &[Event], head: &Head) -> Report {
-    let mut v = Verifier::new();
+    let mut v = Verifier::new(head.clone());
     for e in events {
         v.push(e);
     }
-    v.finish(head)
+    v.finish()
 }
 
 /// [`verify`] one event at a time, for a chain read in pages: it holds
@@ -167,22 +170,35 @@ pub struct Verifier {
     /// A gap in the sequence, `(seq found, after)`: a reordering if the
     /// missing event comes later, else an event missing.
     gap: Option<(i64, i64)>,
-}
-
-impl Default for Verifier {
-    fn default() -> Self {
-        Self::new()
-    }
+    /// The head the chain must reach, `None` when the events read are the
+    /// whole chain (a bundle's file, whose end is checked apart).
+    head: Option<Head>,
+    /// The hash of the linked event at the head's sequence, once read.
+    at_head: Option<String>,
 }
 
 impl Verifier {
-    pub fn new() -> Self {
+    /// Against `head`, read before the events: events appended since are
+    /// read past it, and the one at its sequence must hold its hash.
+    pub fn new(head: Head) -> Self {
+        let at_head = (head.seq == 0).then(|| GENESIS.to_string());
+        Verifier {
+            head: Some(head),
+            at_head,
+            ..Self::links_only()
+        }
+    }
+
+    /// The links only: where the chain ends is checked by the caller.
+    pub fn links_only() -> Self {
         Verifier {
             prev_hash: GENESIS.to_string(),
             prev_seq: 0,
             events: 0,
             found: None,
             gap: None,
+            head: None,
+            at_head: None,
         }
     }
 
@@ -215,13 +231,15 @@ impl Verifier {
         } else {
             self.prev_hash.clone_from(&e.hash);
             self.prev_seq = seq;
+            if self.head.as_ref().is_some_and(|h| h.seq == seq) {
+                self.at_head = Some(e.hash.clone());
+            }
         }
     }
 
-    /// The report, against the head recorded when the last event was
-    /// appended.
-    pub fn finish(self, head: &Head) -> Report {
-        let head_seq = head.seq;
+    /// The report: the links, and that the chain holds the head.
+    pub fn finish(self) -> Report {
+        let last_seq = self.prev_seq;
         let first_break = self
             .found
             .or_else(|| {
@@ -231,23 +249,26 @@ impl Verifier {
                 })
             })
             .or_else(|| {
-                (self.prev_seq < head_seq).then_some(Break::Truncated {
-                    last_seq: self.prev_seq,
-                    head_seq,
-                })
-            })
-            .or_else(|| {
-                (self.prev_seq != head_seq || self.prev_hash != head.hash).then_some(
-                    Break::HeadMismatch {
-                        last_seq: self.prev_seq,
-                        head_seq,
-                    },
-                )
+                let head = self.head.as_ref()?;
+                if last_seq < head.seq {
+                    Some(Break::Truncated {
+                        last_seq,
+                        head_seq: head.seq,
+                    })
+                } else {
+                    (self.at_head.as_deref() != Some(head.hash.as_str())).then_some(
+                        Break::HeadMismatch {
+                            last_seq,
+                            head_seq: head.seq,
+                        },
+                    )
+                }
             });
         Report {
             events: self.events,
             intact: first_break.is_none(),
             first_break,
+            head_seq: last_seq,
             head_hash: self.prev_hash,
         }
     }
@@ -323,6 +344,33 @@ mod tests {
             hash: c[4].hash.clone(),
         };
         assert!(verify(&c, &rewritten).intact);
+    }
+
+    #[test]
+    fn events_appended_after_the_head_was_read_are_read_past_it() {
+        // The head read, then two more events appended before the events
+        // were read: intact, ending where the events end.
+        let r = verify(&chain(7), &recorded(5));
+        assert!(r.intact, "{r:?}");
+        assert_eq!((r.events, r.head_seq), (7, 7));
+        assert_eq!(r.head_hash, recorded(7).hash);
+        // Past the head still, but the event at its sequence rewritten.
+        let mut c = chain(7);
+        c[4].body.detail = r#"{"approved":"by nobody"}"#.into();
+        c[4].hash = link_hash(&c[4].prev_hash, &c[4].body);
+        c[5].prev_hash = c[4].hash.clone();
+        c[5].hash = link_hash(&c[5].prev_hash, &c[5].body);
+        c[6].prev_hash = c[5].hash.clone();
+        c[6].hash = link_hash(&c[6].prev_hash, &c[6].body);
+        assert_eq!(
+            verify(&c, &recorded(5)).first_break,
+            Some(Break::HeadMismatch {
+                last_seq: 7,
+                head_seq: 5
+            })
+        );
+        // An empty chain against the genesis head.
+        assert!(verify(&[], &Head::genesis()).intact);
     }
 
     #[test]

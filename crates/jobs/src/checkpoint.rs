@@ -4,8 +4,8 @@
 //! database access rewrote, its head included, still verifies on its own;
 //! against a checkpoint it does not (`changegate report verify
 //! --checkpoints`). The key is made at the first start, next to the log
-//! (`<log>.key`, readable by its owner only); its public half is written
-//! to `<log>.pub` for whoever verifies.
+//! (`<log>.key`, e.g. `heads.jsonl.key`, readable by its owner only); its
+//! public half is written to `<log>.pub` for whoever verifies.
 
 use changegate_core::TenantId;
 use changegate_core::audit::Checkpoint;
@@ -34,6 +34,22 @@ pub struct Checkpoints {
     written: HashMap<TenantId, i64>,
 }
 
+/// The log's signing key: `<log>.key`.
+pub fn key_path(log: &Path) -> PathBuf {
+    beside(log, ".key")
+}
+
+/// The log's public key: `<log>.pub`.
+pub fn public_key_path(log: &Path) -> PathBuf {
+    beside(log, ".pub")
+}
+
+fn beside(log: &Path, suffix: &str) -> PathBuf {
+    let mut name = log.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
 fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
     StoreError::Database(format!("checkpoint log: {what} {}: {e}", path.display()))
 }
@@ -41,7 +57,7 @@ fn io(what: &str, path: &Path, e: std::io::Error) -> StoreError {
 impl Checkpoints {
     /// Open the log at `file`, making its key on first use.
     pub fn open(file: &Path) -> Result<Self, StoreError> {
-        let key_path = file.with_extension("key");
+        let key_path = key_path(file);
         let key = match std::fs::read_to_string(&key_path) {
             Ok(text) => {
                 let bytes: [u8; 32] = hex::decode(text.trim())
@@ -64,7 +80,7 @@ impl Checkpoints {
             }
             Err(e) => return Err(io("cannot read the key", &key_path, e)),
         };
-        let public = file.with_extension("pub");
+        let public = public_key_path(file);
         std::fs::write(&public, hex::encode(key.verifying_key().to_bytes()) + "\n")
             .map_err(|e| io("cannot write the public key", &public, e))?;
         Ok(Checkpoints {
@@ -171,40 +187,63 @@ pub fn signed_by(line: &Line, public_key: &str) -> bool {
         .is_ok()
 }
 
-/// What is wrong with a chain of `tenant` (`events` long, with the hashes
-/// of the events numbered in the log in `hashes_at`) against the lines of
-/// a checkpoint log signed by `public_key`: one sentence per checkpoint
-/// the chain does not hold. Empty: it holds every one (`.1`, counted).
+/// What checking a bundle's chain against the log found.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Anchoring {
+    /// One sentence per checkpoint the chain does not hold.
+    pub problems: Vec<String>,
+    /// Checkpoints the chain holds.
+    pub held: usize,
+    /// Checkpoints signed after the bundle was made: a newer bundle holds
+    /// them, this one cannot.
+    pub later: usize,
+}
+
+impl Anchoring {
+    /// The chain holds every checkpoint signed before the bundle was made,
+    /// and there was at least one: something was checked.
+    pub fn anchored(&self) -> bool {
+        self.problems.is_empty() && self.held > 0
+    }
+}
+
+/// Check the chain of `tenant` in a bundle made at `made_at` (`events`
+/// long, with the hashes of the events numbered in the log in
+/// `hashes_at`) against the lines of a checkpoint log signed by
+/// `public_key`: every checkpoint of the tenant signed by then must be
+/// held, its event present with the hash signed.
 pub fn check(
     lines: &[Line],
     public_key: &str,
     tenant: &str,
+    made_at: DateTime<Utc>,
     events: i64,
     hashes_at: &std::collections::BTreeMap<i64, String>,
-) -> (Vec<String>, usize) {
-    let mut problems = Vec::new();
-    let mut held = 0;
+) -> Anchoring {
+    let mut found = Anchoring::default();
     for l in lines.iter().filter(|l| l.checkpoint.tenant == tenant) {
         let c = &l.checkpoint;
         let at = c.at.format("%Y-%m-%d %H:%M:%S UTC");
         if !signed_by(l, public_key) {
-            problems.push(format!(
+            found.problems.push(format!(
                 "checkpoint of {at} (event {}): not signed by the log's key",
                 c.seq
             ));
+        } else if c.at > made_at {
+            found.later += 1;
         } else if c.seq > events {
-            problems.push(format!(
+            found.problems.push(format!(
                 "checkpoint of {at}: the chain had {} events then; this one has {events}: events were removed",
                 c.seq
             ));
         } else if hashes_at.get(&c.seq) != Some(&c.hash) {
-            problems.push(format!(
+            found.problems.push(format!(
                 "checkpoint of {at}: event {} differs from the one signed then: history was rewritten",
                 c.seq
             ));
         } else {
-            held += 1;
+            found.held += 1;
         }
     }
-    (problems, held)
+    found
 }

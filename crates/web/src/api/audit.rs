@@ -26,7 +26,7 @@ pub async fn verify(State(state): State<AppState>, t: InTenant) -> ApiResult<Jso
         first_break: report
             .first_break
             .map(|b| serde_json::to_value(b).unwrap_or_default()),
+        head_seq: report.head_seq,
         head_hash: report.head_hash,
-        head_seq: head.seq,
     }))
 }

@@ -196,7 +196,7 @@ pub async fn read(
 ) -> ApiResult<ChainRead> {
     let head = store.audit_chain_head(tenant.id).await?;
     let mut fold = Fold::new(period);
-    let mut verifier = audit::Verifier::new();
+    let mut verifier = audit::Verifier::new(head);
     let mut file = if with_file {
         Some(Spool::new().map_err(io_failed)?)
     } else {
@@ -218,7 +218,7 @@ pub async fn read(
         }
         after = next;
     }
-    let report = verifier.finish(&head);
+    let report = verifier.finish();
     let (facts, unauthorized, release_validation_failures) = fold.finish();
     Ok(ChainRead {
         evidence: ChainEvidence {

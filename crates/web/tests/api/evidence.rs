@@ -4,7 +4,7 @@
 use changegate_store::NewEvent;
 use changegate_testkit::TestApp;
 use changegate_testkit::msp::{Msp, low_risk, normal_change};
-use chrono::{TimeZone, Utc};
+use chrono::{TimeDelta, TimeZone, Utc};
 use serde_json::{Value, json};
 
 const A: &str = "/api/v1/tenants/client-a";
@@ -274,7 +274,8 @@ async fn a_history_rewritten_head_and_all_is_found_against_the_checkpoint_log(ap
             .is_empty(),
         "nothing moved, nothing written"
     );
-    let key = std::fs::read_to_string(log.with_extension("pub")).expect("the public key");
+    let key = std::fs::read_to_string(dir.path().join("checkpoints.jsonl.pub"))
+        .expect("the public key, named after the log");
     let lines: Vec<changegate_jobs::checkpoint::Line> = std::fs::read_to_string(&log)
         .expect("the log")
         .lines()
@@ -293,14 +294,53 @@ async fn a_history_rewritten_head_and_all_is_found_against_the_checkpoint_log(ap
     };
     let before = bundle().await;
     assert!(before.intact());
-    let (problems, held) = check(
+    let made_at = before
+        .generated_at
+        .expect("the bundle says when it was made");
+    let found = check(
         &lines,
         &key,
         "client-a",
+        made_at,
         before.chain.events as i64,
         &before.hashes_at,
     );
-    assert_eq!((problems.len(), held), (0, 1), "{problems:?}");
+    assert_eq!((found.problems.len(), found.held), (0, 1), "{found:?}");
+    assert!(found.anchored());
+    // A bundle made before the checkpoint was signed cannot hold it, and
+    // checks nothing; one cut short after it has lost events.
+    let signed_at = lines[0].checkpoint.at;
+    let older = check(
+        &lines,
+        &key,
+        "client-a",
+        signed_at - TimeDelta::seconds(1),
+        before.chain.events as i64 - 1,
+        &before.hashes_at,
+    );
+    assert_eq!((older.held, older.later), (0, 1), "{older:?}");
+    assert!(!older.anchored(), "nothing checked is not verified");
+    let cut = check(
+        &lines,
+        &key,
+        "client-a",
+        made_at,
+        lines[0].checkpoint.seq - 1,
+        &before.hashes_at,
+    );
+    assert!(cut.problems[0].contains("removed"), "{cut:?}");
+    // Another tenant's name on the bundle finds none of its checkpoints.
+    assert!(
+        !check(
+            &lines,
+            &key,
+            "client-z",
+            made_at,
+            i64::MAX,
+            &before.hashes_at
+        )
+        .anchored()
+    );
 
     // The last event rewritten and re-hashed, and the head moved with it.
     let db = app.db().expect("the app's database");
@@ -321,25 +361,29 @@ async fn a_history_rewritten_head_and_all_is_found_against_the_checkpoint_log(ap
     .expect("rewritten");
     let after = bundle().await;
     assert!(after.intact(), "the rewritten chain verifies on its own");
-    let (problems, _) = check(
+    let problems = check(
         &lines,
         &key,
         "client-a",
+        after.generated_at.expect("made at"),
         after.chain.events as i64,
         &after.hashes_at,
-    );
+    )
+    .problems;
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert!(problems[0].contains("rewritten"), "{problems:?}");
     // A line signed by another key is no anchor.
     let mut forged_line = lines[0].clone();
     forged_line.checkpoint.hash = forged.hash.clone();
-    let (problems, _) = check(
+    let problems = check(
         &[forged_line],
         &key,
         &lines[0].checkpoint.tenant,
+        made_at,
         i64::MAX,
         &after.hashes_at,
-    );
+    )
+    .problems;
     assert!(problems[0].contains("not signed"), "{problems:?}");
 }
 
