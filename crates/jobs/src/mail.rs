@@ -5,7 +5,7 @@
 //! delivered one is never sent again.
 
 use changegate_store::{Store, StoreError};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
@@ -83,7 +83,10 @@ pub async fn send_due(
     now: DateTime<Utc>,
 ) -> Result<Sent, StoreError> {
     let mut done = Sent::default();
-    for m in store.claim_messages(now, BATCH, now + LEASE).await? {
+    // Whole seconds: the lease is written, then matched exactly when the
+    // outcome is recorded, and every database keeps seconds exactly.
+    let lease_until = (now + LEASE).trunc_subsecs(0);
+    for m in store.claim_messages(now, BATCH, lease_until).await? {
         let built = m
             .recipient
             .parse::<Mailbox>()
@@ -112,13 +115,18 @@ pub async fn send_due(
         };
         match result {
             Ok(()) => {
-                store.message_sent(m.id, now).await?;
+                if !store.message_sent(m.id, lease_until, now).await? {
+                    tracing::warn!(
+                        message = m.id,
+                        "e-mail sent after its claim ran out; another sender may send it too"
+                    );
+                }
                 done.delivered += 1;
             }
             Err(e) => {
                 tracing::warn!(message = m.id, to = %m.recipient, error = %e, "e-mail not delivered; will retry");
                 store
-                    .message_failed(m.id, &e, now + backoff(m.attempts + 1))
+                    .message_failed(m.id, lease_until, &e, now + backoff(m.attempts + 1))
                     .await?;
                 done.failed += 1;
             }

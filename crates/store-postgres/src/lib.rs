@@ -90,8 +90,20 @@ impl PostgresStore {
     /// A write transaction holding `tenant`'s row lock (see the module
     /// comment).
     async fn write(&self, tenant: TenantId) -> Result<Transaction<'static, Postgres>> {
+        self.write_all([tenant]).await
+    }
+
+    /// A write transaction holding the row locks of every tenant in
+    /// `tenants`, taken in id order (so two such writes cannot wait on
+    /// each other), before anything is written.
+    async fn write_all(
+        &self,
+        tenants: impl IntoIterator<Item = TenantId>,
+    ) -> Result<Transaction<'static, Postgres>> {
         let mut tx = self.begin().await?;
-        audit::lock_tenant(&mut tx, tenant).await?;
+        for tenant in tenants.into_iter().collect::<BTreeSet<_>>() {
+            audit::lock_tenant(&mut tx, tenant).await?;
+        }
         Ok(tx)
     }
 }
@@ -228,17 +240,9 @@ impl Store for PostgresStore {
         actor: &str,
         at: DateTime<Utc>,
     ) -> Result<User> {
-        // Lock every tenant written to, in id order so that two such
-        // writes cannot wait on each other.
-        let locked: BTreeSet<TenantId> = user
-            .tenant
-            .into_iter()
-            .chain(roles.iter().map(|(t, _)| *t))
-            .collect();
-        let mut tx = self.begin().await?;
-        for tenant in &locked {
-            audit::lock_tenant(&mut tx, *tenant).await?;
-        }
+        let mut tx = self
+            .write_all(user.tenant.into_iter().chain(roles.iter().map(|(t, _)| *t)))
+            .await?;
         let u = people::insert_user(&mut tx, &user, actor, at).await?;
         for (tenant, role) in roles {
             people::bind_role(&mut tx, u.id, *tenant, *role, actor, at).await?;
@@ -306,7 +310,7 @@ impl Store for PostgresStore {
         at: DateTime<Utc>,
         events: Vec<(TenantId, NewEvent)>,
     ) -> Result<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.write_all(events.iter().map(|(t, _)| *t)).await?;
         access::revoke_token(&mut tx, id, at, &events).await?;
         tx.commit().await.map_err(db)
     }
@@ -323,7 +327,7 @@ impl Store for PostgresStore {
         actor: &str,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.write(tenant).await?;
         access::unbind_role(&mut tx, user, tenant, role, actor, at).await?;
         tx.commit().await.map_err(db)
     }
@@ -334,7 +338,7 @@ impl Store for PostgresStore {
         at: DateTime<Utc>,
         events: Vec<(TenantId, NewEvent)>,
     ) -> Result<()> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.write_all(events.iter().map(|(t, _)| *t)).await?;
         access::disable_user(&mut tx, user, at, &events).await?;
         tx.commit().await.map_err(db)
     }
@@ -579,15 +583,9 @@ impl Store for PostgresStore {
         actor: &str,
         at: DateTime<Utc>,
     ) -> Result<Release> {
-        let mut tx = self.begin().await?;
-        for tenant in release
-            .changes
-            .iter()
-            .map(|i| i.tenant)
-            .collect::<BTreeSet<_>>()
-        {
-            audit::lock_tenant(&mut tx, tenant).await?;
-        }
+        let mut tx = self
+            .write_all(release.changes.iter().map(|i| i.tenant))
+            .await?;
         let r = releases::insert(&mut tx, &release, actor, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
@@ -624,15 +622,12 @@ impl Store for PostgresStore {
         write: ReleaseWrite,
         at: DateTime<Utc>,
     ) -> Result<Release> {
-        // Every tenant it touches, locked in one order (no deadlock
-        // between two releases sharing tenants).
+        // Every tenant it touches (no deadlock between two releases
+        // sharing tenants).
         let mut tenants = release.tenants();
         tenants.extend(write.events.iter().map(|(t, _)| *t));
         tenants.extend(write.changes.iter().map(|(c, _, _)| c.tenant));
-        let mut tx = self.begin().await?;
-        for tenant in tenants {
-            audit::lock_tenant(&mut tx, tenant).await?;
-        }
+        let mut tx = self.write_all(tenants).await?;
         let r = releases::save(&mut tx, release, expected_version, write, at).await?;
         tx.commit().await.map_err(db)?;
         Ok(r)
@@ -705,16 +700,29 @@ impl Store for PostgresStore {
         Ok(claimed)
     }
 
-    async fn message_sent(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+    async fn message_sent(
+        &self,
+        id: i64,
+        lease_until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        mail::sent(&mut tx, id, at).await?;
-        tx.commit().await.map_err(db)
+        let held = mail::sent(&mut tx, id, lease_until, at).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(held)
     }
 
-    async fn message_failed(&self, id: i64, error: &str, retry_at: DateTime<Utc>) -> Result<()> {
+    async fn message_failed(
+        &self,
+        id: i64,
+        lease_until: DateTime<Utc>,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        mail::failed(&mut tx, id, error, retry_at).await?;
-        tx.commit().await.map_err(db)
+        let held = mail::failed(&mut tx, id, lease_until, error, retry_at).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(held)
     }
 
     async fn record_events(&self, tenant: TenantId, events: Vec<NewEvent>) -> Result<()> {

@@ -149,36 +149,44 @@ pub(crate) async fn claim(
     Ok(claimed)
 }
 
+/// Mark `id` sent, if the claim until `lease_until` still holds it;
+/// whether it did.
 pub(crate) async fn sent(
     tx: &mut Transaction<'_, Postgres>,
     id: i64,
+    lease_until: DateTime<Utc>,
     at: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query!(
-        "UPDATE outbox SET sent_at = $1, body = '', attempts = attempts + 1, last_error = NULL, claimed_until = NULL WHERE id = $2",
+) -> Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE outbox SET sent_at = $1, body = '', attempts = attempts + 1, last_error = NULL, claimed_until = NULL WHERE id = $2 AND sent_at IS NULL AND claimed_until = $3",
         at,
-        id
+        id,
+        lease_until
     )
     .execute(&mut **tx)
     .await
     .map_err(db)?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
+/// Mark `id` for a retry at `retry_at`, if the claim until `lease_until`
+/// still holds it; whether it did.
 pub(crate) async fn failed(
     tx: &mut Transaction<'_, Postgres>,
     id: i64,
+    lease_until: DateTime<Utc>,
     error: &str,
     retry_at: DateTime<Utc>,
-) -> Result<()> {
-    sqlx::query!(
-        "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2, claimed_until = NULL WHERE id = $3",
+) -> Result<bool> {
+    let done = sqlx::query!(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2, claimed_until = NULL WHERE id = $3 AND sent_at IS NULL AND claimed_until = $4",
         error,
         retry_at,
-        id
+        id,
+        lease_until
     )
     .execute(&mut **tx)
     .await
     .map_err(db)?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }

@@ -566,18 +566,14 @@ pub(crate) async fn sign_in_attempt(
         .execute(&mut **tx)
         .await
         .map_err(db)?;
-    sqlx::query!(
+    // The row, created if new, locked by the upsert either way (another
+    // attempt's purge cannot remove it between two statements).
+    let failures = sqlx::query_scalar!(
         "INSERT INTO sign_in_limits (address_hash, failures, last_at) VALUES ($1, '[]', $2)
-         ON CONFLICT (address_hash) DO NOTHING",
+         ON CONFLICT (address_hash) DO UPDATE SET address_hash = EXCLUDED.address_hash
+         RETURNING failures",
         address_hash,
         now
-    )
-    .execute(&mut **tx)
-    .await
-    .map_err(db)?;
-    let failures = sqlx::query_scalar!(
-        "SELECT failures FROM sign_in_limits WHERE address_hash = $1 FOR UPDATE",
-        address_hash
     )
     .fetch_one(&mut **tx)
     .await

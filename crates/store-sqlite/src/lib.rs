@@ -658,16 +658,29 @@ impl Store for SqliteStore {
         Ok(claimed)
     }
 
-    async fn message_sent(&self, id: i64, at: DateTime<Utc>) -> Result<()> {
+    async fn message_sent(
+        &self,
+        id: i64,
+        lease_until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
         let (_turn, mut tx) = self.write().await?;
-        mail::sent(&mut tx, id, at).await?;
-        tx.commit().await.map_err(db)
+        let held = mail::sent(&mut tx, id, lease_until, at).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(held)
     }
 
-    async fn message_failed(&self, id: i64, error: &str, retry_at: DateTime<Utc>) -> Result<()> {
+    async fn message_failed(
+        &self,
+        id: i64,
+        lease_until: DateTime<Utc>,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<bool> {
         let (_turn, mut tx) = self.write().await?;
-        mail::failed(&mut tx, id, error, retry_at).await?;
-        tx.commit().await.map_err(db)
+        let held = mail::failed(&mut tx, id, lease_until, error, retry_at).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(held)
     }
 
     async fn record_events(&self, tenant: TenantId, events: Vec<NewEvent>) -> Result<()> {

@@ -384,10 +384,26 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
         lease_until: DateTime<Utc>,
     ) -> Result<Vec<Message>>;
-    /// Delivered: never sent again; its body is cleared.
-    async fn message_sent(&self, id: i64, at: DateTime<Utc>) -> Result<()>;
-    /// Not delivered: tried again at `retry_at`.
-    async fn message_failed(&self, id: i64, error: &str, retry_at: DateTime<Utc>) -> Result<()>;
+    /// Delivered under the claim until `lease_until`: never sent again;
+    /// its body is cleared. False, and nothing written, when that claim no
+    /// longer holds the message (it ran out and another sender claimed
+    /// it, or it was sent).
+    async fn message_sent(
+        &self,
+        id: i64,
+        lease_until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<bool>;
+    /// Not delivered under the claim until `lease_until`: tried again at
+    /// `retry_at`. False, and nothing written, when that claim no longer
+    /// holds the message.
+    async fn message_failed(
+        &self,
+        id: i64,
+        lease_until: DateTime<Utc>,
+        error: &str,
+        retry_at: DateTime<Utc>,
+    ) -> Result<bool>;
 
     /// Append events that belong to no change (e.g. a deployment no
     /// approved change covers) to the tenant's chain, in one transaction.

@@ -748,7 +748,10 @@ async fn messages_and_links_are_written_with_their_change_and_a_link_is_used_onc
     );
     assert_not_found(store.approval_link("other-hash").await);
 
-    let due = store.due_messages(at(10_000), 10).await.expect("due");
+    let due = store
+        .claim_messages(at(10_000), 10, at(10_010))
+        .await
+        .expect("claimed");
     assert_eq!(due.len(), 1);
     assert_eq!(
         (
@@ -758,24 +761,65 @@ async fn messages_and_links_are_written_with_their_change_and_a_link_is_used_onc
         ),
         ("tom@msp.example", "the link", 0)
     );
-    // A failed delivery waits for its retry time; a sent one is never due again.
-    store
-        .message_failed(due[0].id, "relay down", at(10_060))
-        .await
-        .expect("failed");
+    // Claimed: no other sender claims it until the claim runs out.
     assert!(
         store
-            .due_messages(at(10_030), 10)
+            .claim_messages(at(10_005), 10, at(10_015))
             .await
-            .expect("due")
+            .expect("claimed")
             .is_empty()
     );
-    let retry = store.due_messages(at(10_060), 10).await.expect("due");
-    assert_eq!(retry[0].attempts, 1);
-    store
-        .message_sent(retry[0].id, at(10_061))
+    // The claim ran out and another sender took it: the first sender's
+    // late outcome writes nothing.
+    let again = store
+        .claim_messages(at(10_010), 10, at(10_020))
         .await
-        .expect("sent");
+        .expect("claimed");
+    assert_eq!(again.len(), 1);
+    assert!(
+        !store
+            .message_failed(due[0].id, at(10_010), "relay down", at(10_011))
+            .await
+            .expect("failed")
+    );
+    assert!(
+        !store
+            .message_sent(due[0].id, at(10_010), at(10_012))
+            .await
+            .expect("sent")
+    );
+    // A failed delivery waits for its retry time; a sent one is never due again.
+    assert!(
+        store
+            .message_failed(due[0].id, at(10_020), "relay down", at(10_060))
+            .await
+            .expect("failed")
+    );
+    assert!(
+        store
+            .claim_messages(at(10_030), 10, at(10_040))
+            .await
+            .expect("claimed")
+            .is_empty()
+    );
+    let retry = store
+        .claim_messages(at(10_060), 10, at(10_070))
+        .await
+        .expect("claimed");
+    assert_eq!(retry[0].attempts, 1);
+    assert!(
+        store
+            .message_sent(retry[0].id, at(10_070), at(10_061))
+            .await
+            .expect("sent")
+    );
+    assert!(
+        !store
+            .message_failed(retry[0].id, at(10_070), "too late", at(10_080))
+            .await
+            .expect("failed"),
+        "a sent message is not failed afterwards"
+    );
     assert!(
         store
             .due_messages(at(20_000), 10)
