@@ -372,6 +372,20 @@ impl TestApp {
         self.actor_for(user).await
     }
 
+    /// Give an existing user one more role in a tenant.
+    pub async fn bind(&self, email: &str, tenant: &str, role: Role) {
+        let user = self
+            .store
+            .user_by_email(&Email::parse(email).expect("valid email"))
+            .await
+            .expect("user exists");
+        let t = self.store.tenant_by_slug(tenant).await.expect("tenant");
+        self.store
+            .bind_role(user.id, t.id, role, "test", self.now())
+            .await
+            .expect("bound");
+    }
+
     /// Give a user a password (for signing in).
     pub async fn set_password(&self, email: &str, password: &str) {
         let user = self

@@ -5,6 +5,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use changegate_core::UserKind;
 use changegate_core::authz::Action;
 use changegate_core::board::BoardSpec;
 use changegate_core::catalogue::{ConfigurationItem, Template};
@@ -363,8 +364,9 @@ pub async fn put_ci(
 
 /// Let someone decide in an approver's seat for a period (holidays). An
 /// approver delegates their own seat; an administrator of the tenant may
-/// delegate the seat of someone who cannot (a departed user), saying why,
-/// but never to themselves. Nobody else delegates anyone's seat.
+/// delegate the seat of someone who cannot (on sick leave), saying why,
+/// but never to themselves; MSP staff's seats only an installation admin
+/// delegates for them. Nobody else delegates anyone's seat.
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/delegations", tag = "policy",
     params(("tenant" = String, Path)), request_body = DelegationBody, responses((status = 201)))]
 pub async fn delegate(
@@ -414,6 +416,14 @@ pub async fn delegate(
         .ok_or_else(|| ApiError::invalid("to", format!("{to} is not a user of this tenant")))?;
     if from_id == to_id {
         return Err(ApiError::invalid("to", "delegate to someone else"));
+    }
+    // As with their roles: MSP staff's seats are the MSP's to hand over.
+    if reason.is_some() && !t.caller.admin && state.store.user(from_id).await?.kind == UserKind::Msp
+    {
+        return Err(ApiError::forbidden(format!(
+            "{from} is MSP staff; an installation admin delegates their seat, or they delegate it themselves"
+        ))
+        .with_field("from"));
     }
     state
         .store

@@ -13,7 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use changegate_core::ChangeNumber;
 use changegate_core::gate::{Target, Workload};
-use changegate_store::NewEvent;
+use changegate_store::{NewEvent, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -92,10 +92,15 @@ pub async fn report(
 ) -> ApiResult<(StatusCode, Json<ReportView>)> {
     let store = state.store.as_ref();
     let hidden = || ApiError::not_found("tenant");
+    // Only "not found" is hidden: a database away is a 503 the agent
+    // retries, never a 404 it would drop the report on.
     let tenant = store
         .tenant_by_slug(&body.tenant)
         .await
-        .map_err(|_| hidden())?;
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } => hidden(),
+            e => e.into(),
+        })?;
     let target = Target::Workload(Workload {
         cluster: agent.cluster.clone(),
         namespace: body.namespace.clone(),
@@ -158,10 +163,10 @@ pub async fn report(
     let number: ChangeNumber = number
         .parse()
         .map_err(|_| ApiError::invalid("change", "a change number, e.g. CHG-42"))?;
-    let c = store
-        .change(tenant.id, number)
-        .await
-        .map_err(|_| ApiError::not_found("change"))?;
+    let c = store.change(tenant.id, number).await.map_err(|e| match e {
+        StoreError::NotFound { .. } => ApiError::not_found("change"),
+        e => e.into(),
+    })?;
     if !c
         .content
         .configuration_items

@@ -5,11 +5,14 @@
 //! them for), one seat per board; a seat decided by its holder is never
 //! decided over on their behalf; the requester never decides.
 
-use changegate_core::Email;
+use axum::http::StatusCode;
 use changegate_core::approval::PlanStatus;
 use changegate_core::board::Decision;
 use changegate_core::change::ChangeState;
-use changegate_store::{Change, ChangeWrite, Channel, NewApproval, StoreError};
+use changegate_core::policy::PolicySpec;
+use changegate_core::{Email, UserId};
+use changegate_store::{Change, ChangeWrite, Channel, NewApproval, Store, StoreError, User};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::change::{approve, event, load, move_to};
@@ -65,11 +68,7 @@ pub struct LinkUse {
 }
 
 /// Whether the policy's escalation delay has passed for `c` at `now`.
-fn escalation_due(
-    c: &Change,
-    policy: &changegate_core::policy::PolicySpec,
-    now: chrono::DateTime<chrono::Utc>,
-) -> bool {
+fn escalation_due(c: &Change, policy: &PolicySpec, now: DateTime<Utc>) -> bool {
     match (&policy.escalation, c.submitted_at) {
         (Some(e), Some(submitted)) => {
             now >= submitted + chrono::TimeDelta::hours(i64::from(e.after_hours))
@@ -83,6 +82,108 @@ fn escalation_due(
 pub fn takes_decisions(c: &Change) -> bool {
     c.state.takes_decisions()
         || (c.retrospective_due_at.is_some() && c.decided_at.is_none() && !c.state.is_final())
+}
+
+/// The policy's rules on who sits where, before the plan's own (one seat
+/// per board, no decision over a recorded one): `caller` decides in
+/// `holder`'s seat (their own when `None`) only by the holder's active
+/// delegation, or as the backup the change was escalated to once the
+/// escalation delay has passed (before that, only in a disabled holder's
+/// seat); and where the policy keeps implementers from approving, the
+/// change's implementer neither decides nor has their seat decided for
+/// them.
+async fn may_sit(
+    store: &dyn Store,
+    c: &Change,
+    policy: &PolicySpec,
+    caller: UserId,
+    holder: Option<&User>,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    if let Some(h) = holder {
+        let delegated = store.delegation_active(c.tenant, h.id, caller, now).await?;
+        let escalated = c.escalated_to == Some(caller)
+            && (escalation_due(c, policy, now) || disabled(store, h).await?);
+        if !delegated && !escalated {
+            return Err(ApiError::forbidden(format!(
+                "{} has no active delegation to you, and {}'s seat was not escalated to you",
+                h.email, c.number
+            )));
+        }
+    }
+    if policy.implementer_may_not_approve {
+        if c.implementer == Some(caller) {
+            return Err(ApiError::forbidden(format!(
+                "you implement {}; the policy keeps implementers from approving",
+                c.number
+            )));
+        }
+        if let Some(h) = holder.filter(|h| c.implementer == Some(h.id)) {
+            return Err(ApiError::forbidden(format!(
+                "{} implements {}; the policy keeps implementers from approving, through a delegate or backup too",
+                h.email, c.number
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `u` was disabled (no longer found by address).
+async fn disabled(store: &dyn Store, u: &User) -> ApiResult<bool> {
+    match store.user_by_email(&u.email).await {
+        Ok(_) => Ok(false),
+        Err(StoreError::NotFound { .. }) => Ok(true),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The seat `caller` would decide `c` in now, by the rules
+/// [`record_decision`] applies: `Some(None)` their own, undecided;
+/// `Some(Some(holder))` an undecided seat of a board still waiting, on a
+/// change escalated to them; `None` when they have no decision to make.
+/// (A delegate names the seat through the API's `on_behalf_of`.)
+pub async fn seat_for(
+    store: &dyn Store,
+    c: &Change,
+    caller: UserId,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<Option<UserId>>> {
+    let seats = c.plan.seats();
+    let escalated = c.escalated_to == Some(caller);
+    if !takes_decisions(c) || c.requester == caller || !(seats.contains(&caller) || escalated) {
+        return Ok(None);
+    }
+    let (_, policy) = workflow::policy(store, c.tenant).await?;
+    let votes = workflow::votes(store, c).await?;
+    let mut candidates = Vec::new();
+    if seats.contains(&caller) && !votes.iter().any(|v| v.seat == caller) {
+        candidates.push(None);
+    }
+    if escalated && let PlanStatus::Pending { boards } = c.plan.status(&votes) {
+        for seat in boards.iter().flat_map(|b| b.awaiting.iter().copied()) {
+            if seat != caller && !candidates.contains(&Some(seat)) {
+                candidates.push(Some(seat));
+            }
+        }
+    }
+    for holder in candidates {
+        let holder_user = match holder {
+            Some(h) => Some(store.user(h).await?),
+            None => None,
+        };
+        match may_sit(store, c, &policy, caller, holder_user.as_ref(), now).await {
+            Ok(()) => {}
+            Err(e) if e.status == StatusCode::FORBIDDEN => continue,
+            Err(e) => return Err(e),
+        }
+        if c.plan
+            .check_decision(&votes, c.requester, caller, holder, Decision::Approve)
+            .is_ok()
+        {
+            return Ok(Some(holder));
+        }
+    }
+    Ok(None)
 }
 
 /// Record `t.caller`'s decision on change `n` (the caller has been
@@ -119,54 +220,29 @@ pub async fn record_decision(
             .with_field("revision"));
         }
         let (_, policy) = workflow::policy(store, t.tenant.id).await?;
-        // On someone's behalf: by their delegation, or as the backup this
-        // change was escalated to; never as the change's implementer where
-        // the policy keeps implementers from approving.
-        let seat_holder = match &on_behalf_of {
+        // Among the seats frozen for this change (a seat holder disabled
+        // since holds it still, for a backup to fill).
+        let holder = match &on_behalf_of {
             None => None,
             Some(email) => {
-                // Among the seats frozen for this change (a seat holder
-                // disabled since holds it still, for a backup to fill).
-                let mut principal = None;
+                let mut found = None;
                 for seat in c.plan.seats() {
-                    if store.user(seat).await?.email == *email {
-                        principal = Some(seat);
+                    let u = store.user(seat).await?;
+                    if u.email == *email {
+                        found = Some(u);
                         break;
                     }
                 }
-                let Some(principal) = principal else {
-                    return Err(ApiError::invalid(
+                Some(found.ok_or_else(|| {
+                    ApiError::invalid(
                         "on_behalf_of",
                         format!("{email} holds no seat on {}", c.number),
-                    ));
-                };
-                let delegated = store
-                    .delegation_active(t.tenant.id, principal, t.caller.user, now)
-                    .await?;
-                // The backup a change was escalated to fills the undecided
-                // seats once the policy's escalation delay has passed, and
-                // before that only the seat of a holder who was disabled.
-                let escalated = c.escalated_to == Some(t.caller.user)
-                    && (escalation_due(&c, &policy, now)
-                        || matches!(
-                            store.user_by_email(email).await,
-                            Err(StoreError::NotFound { .. })
-                        ));
-                if !delegated && !escalated {
-                    return Err(ApiError::forbidden(format!(
-                        "{email} has no active delegation to you, and {}'s seat was not escalated to you",
-                        c.number
-                    )));
-                }
-                Some(principal)
+                    )
+                })?)
             }
         };
-        if policy.implementer_may_not_approve && c.implementer == Some(t.caller.user) {
-            return Err(ApiError::forbidden(format!(
-                "you implement {}; the policy keeps implementers from approving",
-                c.number
-            )));
-        }
+        may_sit(store, &c, &policy, t.caller.user, holder.as_ref(), now).await?;
+        let seat_holder = holder.as_ref().map(|u| u.id);
         let mut votes = workflow::votes(store, &c).await?;
         let seat = c
             .plan
@@ -294,13 +370,14 @@ pub async fn record_decision(
 }
 
 /// The seats `user` (just disabled) holds undecided on the changes of
-/// `tenants` awaiting approval: each change is escalated to its tenant's
-/// backup approver (the policy's `escalation.to`), who may then decide in
-/// it, or flagged where the tenant has none. The changes moved and those
-/// flagged, by number.
+/// `tenants` that take decisions (awaiting approval, or owing a
+/// retrospective one): each change is escalated to its tenant's backup
+/// approver (the policy's `escalation.to`), who may then decide in it, or
+/// flagged where the tenant has none. A change written meanwhile is read
+/// again. The changes moved and those flagged, by number.
 pub async fn reassign_seats_of(
     state: &AppState,
-    user: &changegate_store::User,
+    user: &User,
     actor: &Email,
     tenants: &[changegate_core::TenantId],
 ) -> ApiResult<(Vec<String>, Vec<String>)> {
@@ -313,11 +390,12 @@ pub async fn reassign_seats_of(
         let backup = policy
             .escalation
             .as_ref()
-            .and_then(|e| people.id_of(e.to.as_str()))
-            .filter(|b| *b != user.id);
+            .and_then(|e| people.id_of(e.to.as_str()).map(|id| (id, e.to.to_string())))
+            .filter(|(b, _)| *b != user.id);
+        // Every change of the tenant, a page at a time: those owing a
+        // retrospective approval are past awaiting approval.
         let mut filter = changegate_store::ChangeFilter {
             tenants: Some([*tenant].into()),
-            state: Some(ChangeState::AwaitingApproval),
             limit: 500,
             ..Default::default()
         };
@@ -326,40 +404,43 @@ pub async fn reassign_seats_of(
             let Some(last) = page.last().map(|c| c.number) else {
                 break;
             };
-            for c in page {
-                if !c.plan.seats().contains(&user.id) {
-                    continue;
-                }
-                let votes = workflow::votes(store, &c).await?;
-                if votes.iter().any(|v| v.seat == user.id) {
-                    continue; // decided already: the decision stands
-                }
-                let mut next = c.clone();
-                if backup.is_some() {
-                    next.escalated_to = backup;
-                }
-                let backup_email = match backup {
-                    Some(b) => Some(store.user(b).await?.email.to_string()),
-                    None => None,
-                };
-                let write = ChangeWrite {
-                    events: vec![event(
-                        actor.as_str(),
-                        &next,
-                        "change.approver-disabled",
-                        json!({ "approver": user.email, "moved_to": backup_email,
-                                "flagged": backup.is_none() }),
-                        now,
-                    )],
-                    ..ChangeWrite::default()
-                };
-                match store.save_change(&next, c.version, write, now).await {
-                    Ok(_) if backup.is_some() => moved.push(c.number.to_string()),
-                    Ok(_) => flagged.push(c.number.to_string()),
-                    // Decided or edited meanwhile: its next assessment
-                    // freezes approvers without the disabled user.
-                    Err(StoreError::Conflict { .. }) => flagged.push(c.number.to_string()),
-                    Err(e) => return Err(e.into()),
+            for mut c in page {
+                let mut tries = 0;
+                loop {
+                    if !takes_decisions(&c) || !c.plan.seats().contains(&user.id) {
+                        break;
+                    }
+                    let votes = workflow::votes(store, &c).await?;
+                    if votes.iter().any(|v| v.seat == user.id) {
+                        break; // decided already: the decision stands
+                    }
+                    let mut next = c.clone();
+                    if let Some((b, _)) = &backup {
+                        next.escalated_to = Some(*b);
+                    }
+                    let write = ChangeWrite {
+                        events: vec![event(
+                            actor.as_str(),
+                            &next,
+                            "change.approver-disabled",
+                            json!({ "approver": user.email, "moved_to": backup.as_ref().map(|(_, e)| e),
+                                    "flagged": backup.is_none() }),
+                            now,
+                        )],
+                        ..ChangeWrite::default()
+                    };
+                    match store.save_change(&next, c.version, write, now).await {
+                        Ok(_) if backup.is_some() => moved.push(c.number.to_string()),
+                        Ok(_) => flagged.push(c.number.to_string()),
+                        Err(StoreError::Conflict { .. }) if tries < 50 => {
+                            tries += 1;
+                            c = store.change(*tenant, c.number).await?;
+                            continue;
+                        }
+                        Err(StoreError::Conflict { .. }) => flagged.push(c.number.to_string()),
+                        Err(e) => return Err(e.into()),
+                    }
+                    break;
                 }
             }
             filter.before = Some(last);

@@ -125,6 +125,17 @@ pub async fn check_separation(
     Ok(())
 }
 
+/// A change that names its implementer is started by them only.
+fn named_implementer(c: &Change, who: UserId) -> ApiResult<()> {
+    if c.implementer.is_some_and(|i| i != who) {
+        return Err(ApiError::forbidden(format!(
+            "{} names another implementer; they start it",
+            c.number
+        )));
+    }
+    Ok(())
+}
+
 /// Who starts a change, how, and what is recorded of it.
 pub struct Start<'a> {
     /// The person starting it, if one (a pipeline's token owner, the
@@ -157,6 +168,7 @@ pub async fn begin(
         return Err(ApiError::state(why));
     }
     if let Some(u) = who {
+        named_implementer(c, u)?;
         check_separation(store, c, policy, u).await?;
     }
     let mut events = Vec::new();
@@ -195,12 +207,7 @@ pub async fn start(
 ) -> ApiResult<Change> {
     let store = state.store.as_ref();
     let mut c = load(store, tenant.id, n).await?;
-    if c.implementer.is_some_and(|i| i != who) {
-        return Err(ApiError::forbidden(format!(
-            "{} names another implementer",
-            c.number
-        )));
-    }
+    named_implementer(&c, who)?;
     let expected = c.version;
     let now = state.now();
     let (_, policy) = workflow::policy(store, tenant.id).await?;
@@ -366,9 +373,16 @@ pub async fn record(
                 now,
             )
             .await;
+            // A start refused (by the change's state or by who would
+            // start it) leaves the deployment unauthorized, on the chain.
             match started {
                 Ok(e) => events.extend(e),
-                Err(e) if e.status == axum::http::StatusCode::CONFLICT => {
+                Err(e)
+                    if matches!(
+                        e.status,
+                        axum::http::StatusCode::CONFLICT | axum::http::StatusCode::FORBIDDEN
+                    ) =>
+                {
                     return unauthorized(state, &d, &c, e.message, now).await;
                 }
                 Err(e) => return Err(e),

@@ -159,7 +159,7 @@ pub async fn agenda(
             },
             revision: c.revision,
             waiting,
-            can_decide: may_decide && seated && waits_for(store, &c, me).await?,
+            can_decide: may_decide && seated && waits_for(store, &c, me, state.now()).await?,
         });
     }
     let page = AgendaPage {

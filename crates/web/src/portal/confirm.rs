@@ -13,7 +13,6 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
 use changegate_core::authz::Action;
-use changegate_core::change::ChangeState;
 use changegate_store::{ApprovalLink, Change, Channel, NewEvent, StoreError, Tenant};
 use serde::Deserialize;
 use serde_json::json;
@@ -23,7 +22,7 @@ use super::pages::{Nav, render};
 use super::viewer::{Viewer, same};
 use super::{PageError, PageResult};
 use crate::AppState;
-use crate::app::decide::{Decide, LinkUse, record_decision};
+use crate::app::decide::{Decide, LinkUse, record_decision, takes_decisions};
 use crate::auth::{principal_of, token_hash};
 use crate::dto::DecisionBody;
 use crate::error::ApiError;
@@ -107,7 +106,7 @@ async fn usable(state: &AppState, token: &str) -> PageResult<(ApprovalLink, Tena
             c.number, c.revision
         )));
     }
-    if c.state != ChangeState::AwaitingApproval {
+    if !takes_decisions(&c) {
         return Err(gone(format!(
             "{} is {}; it no longer awaits approval.",
             c.number, c.state

@@ -19,7 +19,7 @@ use super::viewer::{Viewer, same};
 use super::{PageError, PageResult};
 use crate::AppState;
 use crate::api::session;
-use crate::app::decide::{Decide, record_decision};
+use crate::app::decide::{Decide, record_decision, seat_for};
 use crate::auth::{cookie, new_token};
 use crate::dto::DecisionBody;
 use crate::error::ApiError;
@@ -240,40 +240,14 @@ struct InboxPage {
     week: Vec<Row>,
 }
 
-/// Has `me` a seat on `c`'s frozen plan with no decision yet on its
-/// current revision?
-pub(crate) async fn waits_for(store: &dyn Store, c: &Change, me: UserId) -> PageResult<bool> {
-    Ok(seat_for(store, c, me).await?.is_some())
-}
-
-/// The seat `me` decides `c` in now: `Some(None)` their own, undecided;
-/// `Some(Some(from))` the undecided seat of `from`, when `c` was escalated
-/// to `me`; `None` when they have no decision to make.
-pub(crate) async fn seat_for(
+/// Has `me` a decision to make on `c` now (see `app::decide::seat_for`)?
+pub(crate) async fn waits_for(
     store: &dyn Store,
     c: &Change,
     me: UserId,
-) -> PageResult<Option<Option<UserId>>> {
-    let seats = c.plan.seats();
-    if c.state != ChangeState::AwaitingApproval
-        || c.requester == me
-        || !(seats.contains(&me) || c.escalated_to == Some(me))
-    {
-        return Ok(None);
-    }
-    let votes = changegate_store::votes(store, c).await?;
-    if seats.contains(&me) {
-        return Ok((!votes.iter().any(|v| v.seat == me)).then_some(None));
-    }
-    // The backup: a seat on a board still waiting, not one already done.
-    Ok(match c.plan.status(&votes) {
-        PlanStatus::Pending { boards } => boards
-            .iter()
-            .flat_map(|b| b.awaiting.iter().copied())
-            .find(|seat| *seat != c.requester)
-            .map(Some),
-        _ => None,
-    })
+    now: DateTime<Utc>,
+) -> PageResult<bool> {
+    Ok(seat_for(store, c, me, now).await?.is_some())
 }
 
 pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> PageResult<Response> {
@@ -299,7 +273,7 @@ pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> PageResult<
         .list_changes(&list(Some(ChangeState::AwaitingApproval), None))
         .await?
     {
-        if waits_for(store, &c, me).await? {
+        if waits_for(store, &c, me, state.now()).await? {
             waiting.push(row(&c, &slugs));
         }
     }
@@ -573,8 +547,8 @@ pub async fn change(
         ),
         _ => None,
     };
-    let can_decide =
-        t.authorize(Action::Decide).is_ok() && waits_for(store, &c, viewer.principal.user).await?;
+    let can_decide = t.authorize(Action::Decide).is_ok()
+        && waits_for(store, &c, viewer.principal.user, state.now()).await?;
     let review_outcome = match c.state {
         ChangeState::Implemented => Some("succeeded"),
         ChangeState::Failed => Some("failed"),
@@ -712,7 +686,7 @@ pub async fn decide(
     t.authorize(Action::Decide)?;
     // In an undecided seat of a change escalated to the viewer, on its holder's behalf.
     let c = crate::api::changes::load(state.store.as_ref(), t.tenant.id, &p.number).await?;
-    let on_behalf_of = match seat_for(state.store.as_ref(), &c, t.caller.user).await? {
+    let on_behalf_of = match seat_for(state.store.as_ref(), &c, t.caller.user, state.now()).await? {
         Some(Some(from)) => Some(state.store.user(from).await?.email.to_string()),
         _ => None,
     };

@@ -240,6 +240,9 @@ async fn a_disabled_user_is_shut_out_and_their_open_seats_go_to_the_backup(app: 
     m.cm.post("/api/v1/users/carol@client-a.example/disable", why.clone())
         .await
         .status(403);
+    // Refused, nothing happened to them.
+    m.tom.get("/api/v1/me").await.ok();
+    m.carol.get("/api/v1/me").await.ok();
     let r = m
         .alice
         .post(
@@ -280,18 +283,55 @@ async fn a_disabled_user_is_shut_out_and_their_open_seats_go_to_the_backup(app: 
             .await
             .contains(&("user.disabled".into(), "carol@client-a.example".into()))
     );
-    // Her undecided seat went to the backup, who decides in it.
-    let c = m
-        .tina
-        .post(
-            &format!("{A}/changes/{n}/decisions"),
-            json!({ "decision": "approve", "on_behalf_of": "carol@client-a.example", "revision": 1 }),
+    // Her undecided seat went to the backup, who decides from the change
+    // page: in her own technical seat first, then in carol's; never in
+    // dan's (who is active).
+    let tina = crate::portal::sign_in(&app, "tina@msp.example").await;
+    for _ in 0..2 {
+        let page = tina
+            .get(&format!("/t/client-a/changes/{n}"))
+            .await
+            .status(200);
+        assert!(
+            page.text.contains(">Approve</button>"),
+            "the backup decides"
+        );
+        tina.form(
+            &format!("/t/client-a/changes/{n}/decide"),
+            &[
+                ("csrf", &crate::portal::csrf(&page.text)),
+                ("decision", "approve"),
+                ("revision", "1"),
+            ],
         )
         .await
-        .ok();
+        .status(303);
+    }
+    let c = m.eve.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(c["state"], "awaiting-approval", "dan's seat is still open");
+    let approvals = m.eve.get(&format!("{A}/changes/{n}/approvals")).await.ok();
+    let seats: Vec<(Option<&str>, Option<&str>)> = approvals
+        .as_array()
+        .expect("approvals")
+        .iter()
+        .map(|a| (a["approver"].as_str(), a["on_behalf_of"].as_str()))
+        .collect();
     assert_eq!(
-        c["state"], "awaiting-approval",
-        "dan's seat and the technical board are still open"
+        seats,
+        [
+            (Some("tina@msp.example"), None),
+            (Some("tina@msp.example"), Some("carol@client-a.example"))
+        ],
+        "{approvals}"
+    );
+    // Nothing left for her to decide on that change.
+    let page = tina
+        .get(&format!("/t/client-a/changes/{n}"))
+        .await
+        .status(200);
+    assert!(
+        !page.text.contains(">Approve</button>"),
+        "dan's seat is his"
     );
     // A new change no longer freezes her as an approver.
     let next = m.submitted(high_risk()).await;

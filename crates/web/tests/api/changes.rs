@@ -147,22 +147,12 @@ async fn a_board_that_can_no_longer_approve_rejects_and_the_change_can_be_resubm
 async fn the_requester_cannot_approve_their_own_change(app: TestApp) {
     let m = Msp::setup(&app).await;
     // tom requests in client-a too: he is a technical approver and a requester.
-    let t = app.store.tenant_by_slug("client-a").await.expect("tenant");
-    let tom = app
-        .store
-        .user_by_email(&changegate_core::Email::parse("tom@msp.example").expect("email"))
-        .await
-        .expect("tom");
-    app.store
-        .bind_role(
-            tom.id,
-            t.id,
-            changegate_core::Role::Requester,
-            "test",
-            app.now(),
-        )
-        .await
-        .expect("bound");
+    app.bind(
+        "tom@msp.example",
+        "client-a",
+        changegate_core::Role::Requester,
+    )
+    .await;
     let c = m
         .tom
         .post(

@@ -416,7 +416,100 @@ async fn two_replicas_send_each_message_once(app: TestApp) {
     );
 }
 
+/// An emergency change started before its approval still takes the
+/// decisions it owes, from every channel: the e-mail link sent at
+/// submission and the change page.
+async fn an_owed_retrospective_approval_is_given_from_the_link_and_the_page(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    m.cm.put(
+        &format!("{A}/boards/msp-tech"),
+        json!({ "members": ["tom@msp.example", "tina@msp.example"], "rule": "all" }),
+    )
+    .await
+    .ok();
+    let mut body = normal_change("Patch zero-day", low_risk());
+    body["type"] = json!("emergency");
+    let n = m
+        .eve
+        .post(&format!("{A}/changes"), body)
+        .await
+        .status(201)
+        .json["number"]
+        .as_str()
+        .expect("a number")
+        .to_string();
+    m.eve
+        .post(&format!("{A}/changes/{n}/submit"), json!({}))
+        .await
+        .ok();
+    let sink = SmtpSink::start().await;
+    send_due(app.store.as_ref(), &mailer(&sink), app.now())
+        .await
+        .expect("a pass");
+    let messages = sink.wait_for(2).await;
+    let (_, tom_link) = message_to(&messages, "tom@msp.example");
+    let c = m
+        .ian
+        .post(
+            &format!("{A}/changes/{n}/start"),
+            json!({ "note": "exploited in the wild" }),
+        )
+        .await
+        .ok();
+    assert_eq!(c["state"], "implementing");
+    // Tom decides from his link.
+    let browser = app.browser(None);
+    let page = browser.get(&tom_link).await.status(200);
+    browser
+        .form(
+            &tom_link,
+            &[
+                ("nonce", &field(&page.text, "nonce")),
+                ("decision", "approve"),
+                ("comment", "right call"),
+            ],
+        )
+        .await
+        .status(200);
+    // Tina from the change page.
+    let tina = crate::portal::sign_in(&app, "tina@msp.example").await;
+    let page = tina
+        .get(&format!("/t/client-a/changes/{n}"))
+        .await
+        .status(200);
+    assert!(
+        page.text.contains(">Approve</button>"),
+        "tina owes a decision"
+    );
+    tina.form(
+        &format!("/t/client-a/changes/{n}/decide"),
+        &[
+            ("csrf", &crate::portal::csrf(&page.text)),
+            ("decision", "approve"),
+            ("revision", "1"),
+        ],
+    )
+    .await
+    .status(303);
+    let c = m.eve.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(c["state"], "implementing", "{c}");
+    assert!(c["decided_at"].is_string(), "{c}");
+    let approvals = m.eve.get(&format!("{A}/changes/{n}/approvals")).await.ok();
+    let channels: Vec<&str> = approvals
+        .as_array()
+        .expect("approvals")
+        .iter()
+        .filter_map(|a| a["channel"].as_str())
+        .collect();
+    assert_eq!(channels, ["email", "portal"], "{approvals}");
+    assert_eq!(
+        events(&app, "change.retrospectively-approved").await.len(),
+        1
+    );
+}
+
 crate::on_both!(
+    an_owed_retrospective_approval_is_given_from_the_link_and_the_page,
     two_replicas_send_each_message_once,
     a_mail_directory_receives_each_message_once_as_a_file,
     the_communication_plan_and_the_requester_are_told_the_outcome,

@@ -278,6 +278,22 @@ async fn one_person_holds_one_seat(app: TestApp) {
         .await
         .status(422);
     assert_eq!(r.field(), "reason");
+    // MSP staff's seats are not the client's administrator's to hand over.
+    let mut for_tom = week("tom@msp.example", "dan@client-a.example");
+    for_tom["reason"] = json!("tom is on leave");
+    let r = m
+        .alice
+        .post(&format!("{A}/delegations"), for_tom)
+        .await
+        .status(403);
+    assert_eq!(r.field(), "from", "{}", r.text);
+    assert!(
+        !events_of(&app, "client-a")
+            .await
+            .iter()
+            .any(|(a, _, _)| a == "delegation.created"),
+        "the refused delegations were not recorded"
+    );
     let mut for_dan = week("dan@client-a.example", "tina@msp.example");
     for_dan["reason"] = json!("dan left Client A in November");
     m.alice
@@ -632,20 +648,8 @@ async fn whoever_approved_a_change_does_not_start_it(app: TestApp) {
     .await
     .ok();
     // Tom approves, and holds the implementer role too.
-    let tom = app
-        .store
-        .user_by_email(&changegate_core::Email::parse("tom@msp.example").expect("an address"))
-        .await
-        .expect("tom");
-    let a = app
-        .store
-        .tenant_by_slug("client-a")
-        .await
-        .expect("client-a");
-    app.store
-        .bind_role(tom.id, a.id, Role::Implementer, "test", app.now())
-        .await
-        .expect("bound");
+    app.bind("tom@msp.example", "client-a", Role::Implementer)
+        .await;
     let n = m.submitted(low_risk()).await;
     m.tom
         .post(
@@ -671,15 +675,21 @@ async fn whoever_approved_a_change_does_not_start_it(app: TestApp) {
         .as_str()
         .expect("a token")
         .to_string();
-    app.bearer(&token)
-        .post(
-            "/api/v1/gate/check",
-            json!({ "tenant": "client-a", "target": { "configuration_item": "payments-api" },
-                    "artifacts": ["registry.example/payments@sha256:aaaa"],
-                    "record": { "run": "https://ci.example/runs/1", "status": "started" } }),
-        )
-        .await
-        .status(403);
+    // The pipeline is denied, and its deployment is evidence.
+    let r = gate_record(&app.bearer(&token), "https://ci.example/runs/1").await;
+    assert_eq!(
+        (r["verdict"].as_str(), r["recorded"]["event"].as_str()),
+        (Some("deny"), Some("deployment.unauthorized")),
+        "{r}"
+    );
+    assert!(
+        r["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("approved by the person")),
+        "{r}"
+    );
+    let c = m.eve.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(c["state"], "approved", "nothing moved: {c}");
     // By a release whose manager approved it.
     let rita = release_manager(&app, &[Role::TechnicalApprover, Role::Implementer]).await;
     m.cm.put(
@@ -717,6 +727,160 @@ async fn whoever_approved_a_change_does_not_start_it(app: TestApp) {
     assert_eq!(c["state"], "implementing");
 }
 
+/// Where implementers may not approve, nobody decides in the seat of the
+/// change's implementer either: not their delegate, not a backup.
+async fn nobody_decides_in_the_seat_of_the_changes_implementer(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    m.cm.put(
+        &format!("{A}/policy"),
+        json!({ "routing": { "normal": [ { "from": "low", "boards": ["msp-tech"] } ],
+                             "emergency": ["msp-tech"] },
+                "implementerMayNotApprove": true }),
+    )
+    .await
+    .ok();
+    app.bind("tom@msp.example", "client-a", Role::Implementer)
+        .await;
+    m.tom
+        .post(
+            &format!("{A}/delegations"),
+            json!({ "from": "tom@msp.example", "to": "carol@client-a.example",
+                    "starts_at": app.now() - TimeDelta::hours(1), "ends_at": app.now() + TimeDelta::days(7) }),
+        )
+        .await
+        .status(201);
+    let mut body = normal_change("Patch zero-day", low_risk());
+    body["type"] = json!("emergency");
+    let n = m
+        .eve
+        .post(&format!("{A}/changes"), body)
+        .await
+        .status(201)
+        .json["number"]
+        .as_str()
+        .expect("a number")
+        .to_string();
+    m.eve
+        .post(&format!("{A}/changes/{n}/submit"), json!({}))
+        .await
+        .ok();
+    // Tom starts the emergency before it is approved: he implements it.
+    let c = m
+        .tom
+        .post(&format!("{A}/changes/{n}/start"), json!({}))
+        .await
+        .ok();
+    assert_eq!(c["implementer"], "tom@msp.example", "{c}");
+    let r = m
+        .carol
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve", "on_behalf_of": "tom@msp.example", "revision": 1 }),
+        )
+        .await
+        .status(403);
+    assert!(r.text.contains("implements"), "{}", r.text);
+    let approvals = m.eve.get(&format!("{A}/changes/{n}/approvals")).await.ok();
+    assert_eq!(approvals, json!([]), "nothing was recorded");
+    // Tina's own seat owes its decision.
+    let c = m
+        .tina
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve", "revision": 1 }),
+        )
+        .await
+        .ok();
+    assert!(c["decided_at"].is_string(), "{c}");
+}
+
+/// The gate check of a `payments-api` deployment, recorded as started.
+async fn gate_record(pipeline: &Actor, run: &str) -> Value {
+    pipeline
+        .post(
+            "/api/v1/gate/check",
+            json!({ "tenant": "client-a", "target": { "configuration_item": "payments-api" },
+                    "artifacts": ["registry.example/payments@sha256:aaaa"],
+                    "record": { "run": run, "status": "started" } }),
+        )
+        .await
+        .ok()
+}
+
+async fn a_change_that_names_its_implementer_is_started_by_them_only(app: TestApp) {
+    let (m, _) = governed(&app).await;
+    let mut body = normal_change("Upgrade payments", low_risk());
+    body["implementer"] = json!("ian@msp.example");
+    let n = m
+        .eve
+        .post(&format!("{A}/changes"), body)
+        .await
+        .status(201)
+        .json["number"]
+        .as_str()
+        .expect("a number")
+        .to_string();
+    m.eve
+        .post(&format!("{A}/changes/{n}/submit"), json!({}))
+        .await
+        .ok();
+    m.tom
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve", "revision": 1 }),
+        )
+        .await
+        .ok();
+    // Another implementer of the tenant: not by hand, not by pipeline.
+    let ivy = app
+        .msp("ivy@msp.example", &[("client-a", Role::Implementer)])
+        .await;
+    let r = ivy
+        .post(&format!("{A}/changes/{n}/start"), json!({}))
+        .await
+        .status(403);
+    assert!(r.text.contains("names another implementer"), "{}", r.text);
+    let token = ivy
+        .post(&format!("{A}/gate-tokens"), json!({ "name": "ivy-ci" }))
+        .await
+        .status(201)
+        .json["token"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    let r = gate_record(&app.bearer(&token), "https://ci.example/runs/2").await;
+    assert_eq!(
+        (r["verdict"].as_str(), r["recorded"]["event"].as_str()),
+        (Some("deny"), Some("deployment.unauthorized")),
+        "{r}"
+    );
+    let c = m.eve.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(
+        (c["state"].as_str(), c["implementer"].as_str()),
+        (Some("approved"), Some("ian@msp.example")),
+        "{c}"
+    );
+    // The named implementer's pipeline starts it.
+    let token = m
+        .ian
+        .post(&format!("{A}/gate-tokens"), json!({ "name": "ian-ci" }))
+        .await
+        .status(201)
+        .json["token"]
+        .as_str()
+        .expect("a token")
+        .to_string();
+    let r = gate_record(&app.bearer(&token), "https://ci.example/runs/3").await;
+    assert_eq!(
+        (
+            r["verdict"].as_str(),
+            r["recorded"]["change_state"].as_str()
+        ),
+        (Some("allow"), Some("implementing")),
+        "{r}"
+    );
+}
+
 crate::on_both!(
     a_standard_change_ships_only_what_its_template_pre_approves,
     risk_is_assessed_again_on_every_revision,
@@ -726,4 +890,6 @@ crate::on_both!(
     an_agent_report_never_starts_an_unapproved_or_revised_change,
     a_change_held_by_a_release_starts_only_through_it,
     whoever_approved_a_change_does_not_start_it,
+    a_change_that_names_its_implementer_is_started_by_them_only,
+    nobody_decides_in_the_seat_of_the_changes_implementer,
 );
