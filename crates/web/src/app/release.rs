@@ -546,6 +546,25 @@ async fn finish_one(
             ));
         }
     }
+    // As when a person or a pipeline records the outcome: the requester
+    // and the communication plan are told, in the same write.
+    let told = match moved.state {
+        ChangeState::Implemented | ChangeState::Closed => Some("implemented"),
+        ChangeState::Failed => Some("failed"),
+        ChangeState::RolledBack => Some("rolled-back"),
+        _ => None,
+    };
+    if let Some(outcome) = told {
+        w.messages = crate::mail::outcome_notices(
+            state.store.as_ref(),
+            &state.public_url,
+            &inv.tenant,
+            &moved,
+            outcome,
+            now,
+        )
+        .await?;
+    }
     Ok(Some((moved, c.version, w)))
 }
 

@@ -8,7 +8,7 @@
 use changegate_core::Role;
 use changegate_testkit::msp::{Msp, high_risk, low_risk, normal_change};
 use changegate_testkit::{Actor, TestApp};
-use chrono::{TimeZone, Utc};
+use chrono::{TimeDelta, TimeZone, Utc};
 use serde_json::{Value, json};
 
 const A: &str = "/api/v1/tenants/client-a";
@@ -385,6 +385,17 @@ async fn two_clients_one_release_a_failed_step_rolled_back_then_reviewed_and_clo
         let c = m.eve.get(&format!("{t}/changes/{n}")).await.ok();
         assert_eq!(c["state"], "rolled-back");
     }
+    // The requester hears of each outcome, as from any other path.
+    let told: Vec<String> = app
+        .store
+        .due_messages(app.now() + TimeDelta::days(1), 100)
+        .await
+        .expect("the outbox")
+        .into_iter()
+        .filter(|msg| msg.recipient == "eve@msp.example" && msg.subject.contains("rolled-back"))
+        .map(|msg| msg.subject)
+        .collect();
+    assert_eq!(told.len(), 2, "{told:?}");
 
     // Each tenant sees its own part only.
     let seen_by_b = m.bob.get(&format!("/api/v1/releases/{rel}")).await.ok();
