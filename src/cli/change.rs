@@ -475,8 +475,9 @@ pub async fn audit(cmd: AuditCommand) -> ExitCode {
         }
         Ok(v) => {
             println!(
-                "audit chain of {tenant}: BROKEN after {} events: {}",
-                v["events"], v["first_break"]
+                "audit chain of {tenant}: BROKEN after {} events: {}\n  It was altered outside changegate. Compare it with the last head you kept, and check an evidence bundle against the checkpoint log (changegate report verify BUNDLE --checkpoints LOG).",
+                v["events"],
+                changegate_core::audit::describe_break(&v["first_break"])
             );
             ExitCode::from(1)
         }

@@ -168,8 +168,12 @@ fn verify(
         );
     } else {
         println!(
-            "audit chain: BROKEN after {} events: {:?}",
-            chain.events, chain.first_break
+            "audit chain: BROKEN after {} events: {}",
+            chain.events,
+            chain
+                .first_break
+                .as_ref()
+                .map_or_else(|| "no break named".to_string(), ToString::to_string)
         );
     }
     if !check.head_matches {

@@ -99,7 +99,7 @@ impl Checkpoint {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Break {
     /// The event's content no longer matches its hash.
@@ -117,6 +117,48 @@ pub enum Break {
     /// hash: the chain's last events were rewritten or removed and the
     /// head's sequence moved to hide it.
     HeadMismatch { last_seq: i64, head_seq: i64 },
+}
+
+impl std::fmt::Display for Break {
+    /// For people: where the chain breaks and what that means.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Break::Edited { seq } => write!(
+                f,
+                "event {seq} was changed after it was written (it no longer matches its hash)"
+            ),
+            Break::Missing {
+                expected_seq,
+                found_seq,
+            } => write!(
+                f,
+                "event {expected_seq} is missing (the next one found is event {found_seq})"
+            ),
+            Break::Unlinked { seq } => write!(
+                f,
+                "event {seq} does not follow the one stored before it: that one was replaced, or the chain was spliced"
+            ),
+            Break::Reordered { seq, after } => write!(
+                f,
+                "event {seq} is stored after event {after}: events were reordered"
+            ),
+            Break::Truncated { last_seq, head_seq } => write!(
+                f,
+                "the chain ends at event {last_seq}, but {head_seq} were recorded: the last events were removed"
+            ),
+            Break::HeadMismatch { head_seq, .. } => write!(
+                f,
+                "event {head_seq} is not the one recorded as the chain's head: the last events were rewritten or removed"
+            ),
+        }
+    }
+}
+
+/// A break as stored in a report's JSON (`first_break`), for people;
+/// the JSON itself when it is not one.
+pub fn describe_break(value: &serde_json::Value) -> String {
+    serde_json::from_value::<Break>(value.clone())
+        .map_or_else(|_| value.to_string(), |b| b.to_string())
 }
 
 /// Where a tenant's chain ends, as recorded with its last append.
@@ -371,6 +413,20 @@ mod tests {
         );
         // An empty chain against the genesis head.
         assert!(verify(&[], &Head::genesis()).intact);
+    }
+
+    #[test]
+    fn a_break_reads_as_a_sentence_from_its_json_too() {
+        let b = Break::Missing {
+            expected_seq: 2,
+            found_seq: 3,
+        };
+        let text = "event 2 is missing (the next one found is event 3)";
+        assert_eq!(b.to_string(), text);
+        let json = serde_json::to_value(&b).expect("json");
+        assert_eq!(json["kind"], "missing");
+        assert_eq!(describe_break(&json), text);
+        assert_eq!(describe_break(&serde_json::json!("odd")), "\"odd\"");
     }
 
     #[test]

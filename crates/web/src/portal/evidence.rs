@@ -137,7 +137,13 @@ pub async fn evidence(
         chain: if e.chain.intact {
             format!("intact ({} events)", e.chain.events)
         } else {
-            format!("BROKEN at {:?}", e.chain.first_break)
+            format!(
+                "broken: {}",
+                e.chain.first_break.as_ref().map_or_else(
+                    || "no break named".to_string(),
+                    changegate_core::audit::describe_break
+                )
+            )
         },
         unauthorized: e.unauthorized.len(),
         rows,

@@ -215,6 +215,18 @@ pub struct Row {
     pub planned: String,
 }
 
+/// A hash as people compare it: `sha256:` and its first 12 hex digits.
+pub(crate) fn short_hash(hash: &str) -> String {
+    let (algorithm, hex) = hash.split_once(':').unwrap_or(("", hash));
+    let head: String = hex.chars().take(12).collect();
+    match (algorithm, head.len() < hex.len()) {
+        ("", true) => format!("{head}…"),
+        ("", false) => head,
+        (a, true) => format!("{a}:{head}…"),
+        (a, false) => format!("{a}:{head}"),
+    }
+}
+
 pub(crate) fn when(t: Option<DateTime<Utc>>) -> String {
     t.map(|t| t.format("%a %Y-%m-%d %H:%M UTC").to_string())
         .unwrap_or_default()
@@ -435,6 +447,8 @@ pub struct ChangeModel {
     pub test_evidence: String,
     pub backout_plan: String,
     pub fingerprint: String,
+    /// Its first characters, as people compare it (the whole in a tooltip).
+    pub fingerprint_short: String,
 }
 
 pub struct ApprovalRow {
@@ -482,6 +496,7 @@ pub struct RevisionRow {
     pub at: String,
     pub by: String,
     pub fingerprint: String,
+    pub fingerprint_short: String,
     /// The content fields that differ from the previous revision.
     pub changed: String,
 }
@@ -578,6 +593,7 @@ pub async fn change(
             at: when(Some(r.created_at)),
             by: authors.of(r.created_by),
             fingerprint: r.fingerprint.clone(),
+            fingerprint_short: short_hash(&r.fingerprint),
             changed: match i.checked_sub(1).map(|j| &stored[j]) {
                 None => "first submitted".into(),
                 Some(prev) => match changed_fields(&prev.content, &r.content) {
@@ -620,6 +636,7 @@ pub async fn change(
         test_evidence: content.test_evidence.clone(),
         backout_plan: content.backout_plan.clone(),
         fingerprint: c.fingerprint.clone().unwrap_or_default(),
+        fingerprint_short: short_hash(c.fingerprint.as_deref().unwrap_or_default()),
     };
     let page = ChangePage {
         viewer: Some(nav(&state, &viewer).await?),
@@ -651,8 +668,12 @@ pub async fn change(
             )
         } else {
             format!(
-                "BROKEN: {:?} (verified {})",
-                report.report.first_break,
+                "broken: {} (verified {})",
+                report
+                    .report
+                    .first_break
+                    .as_ref()
+                    .map_or_else(|| "no break named".to_string(), ToString::to_string),
                 when(Some(report.at))
             )
         },
@@ -749,4 +770,17 @@ pub async fn review(
     )
     .await?;
     Ok(Redirect::to(&format!("/t/{slug}/changes/{}", saved.number)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::short_hash;
+
+    #[test]
+    fn a_hash_is_shown_by_its_first_digits() {
+        let full = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(short_hash(&full), "sha256:abababababab…");
+        assert_eq!(short_hash("sha256:abc"), "sha256:abc");
+        assert_eq!(short_hash(""), "");
+    }
 }

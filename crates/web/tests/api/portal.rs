@@ -120,6 +120,17 @@ async fn a_client_approver_signs_in_and_approves_from_the_change_page(app: TestA
     let page_path = format!("/t/client-a/changes/{n}");
     let page = carol.get(&page_path).await.status(200);
     assert!(page.text.contains(">Approve</button>"), "{}", page.text);
+    // The fingerprint approvals sign: its first digits, the whole on hover.
+    let fingerprint = m.eve.get(&format!("{A}/changes/{n}")).await.ok()["fingerprint"]
+        .as_str()
+        .expect("a fingerprint")
+        .to_string();
+    assert!(
+        page.text
+            .contains(&format!("title=\"{fingerprint}\">{}…<", &fingerprint[..19])),
+        "{}",
+        page.text
+    );
     assert!(
         page.text
             .contains("Waiting for 1 approval from client-a-business")
