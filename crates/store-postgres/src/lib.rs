@@ -343,8 +343,17 @@ impl Store for PostgresStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn end_sessions(&self, user: UserId, keep: Option<&str>) -> Result<u64> {
-        access::end_sessions(&self.pool, user, keep).await
+    async fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        keep: Option<&str>,
+        events: Vec<(TenantId, NewEvent)>,
+    ) -> Result<u64> {
+        let mut tx = self.write_all(events.iter().map(|(t, _)| *t)).await?;
+        let ended = access::change_password(&mut tx, user, password_hash, keep, &events).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(ended)
     }
 
     async fn create_session(

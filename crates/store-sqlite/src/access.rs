@@ -186,19 +186,34 @@ pub(crate) async fn disable_user(
     append_each(tx, events).await
 }
 
-pub(crate) async fn end_sessions(
-    pool: &SqlitePool,
+/// See `Store::change_password`.
+pub(crate) async fn change_password(
+    tx: &mut Transaction<'_, Sqlite>,
     user: UserId,
+    password_hash: &str,
     keep: Option<&str>,
+    events: &[(TenantId, NewEvent)],
 ) -> Result<u64> {
-    let keep = keep.unwrap_or("");
     let done = sqlx::query!(
+        "UPDATE users SET password_hash = ? WHERE id = ? AND disabled_at IS NULL",
+        password_hash,
+        user.0
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found("user"));
+    }
+    let keep = keep.unwrap_or("");
+    let ended = sqlx::query!(
         "DELETE FROM sessions WHERE user_id = ? AND id_hash <> ?",
         user.0,
         keep
     )
-    .execute(pool)
+    .execute(&mut **tx)
     .await
     .map_err(db)?;
-    Ok(done.rows_affected())
+    append_each(tx, events).await?;
+    Ok(ended.rows_affected())
 }

@@ -222,6 +222,7 @@ impl Store for SqliteStore {
     }
 
     async fn set_password(&self, user: UserId, password_hash: &str) -> Result<()> {
+        let _turn = self.writer.lock().await;
         people::set_password(&self.pool, user, password_hash).await
     }
 
@@ -255,6 +256,7 @@ impl Store for SqliteStore {
         scope: &TokenScope,
         at: DateTime<Utc>,
     ) -> Result<ApiToken> {
+        let _turn = self.writer.lock().await;
         people::create_token(&self.pool, user, name, token_hash, scope, at).await
     }
 
@@ -307,9 +309,17 @@ impl Store for SqliteStore {
         tx.commit().await.map_err(db)
     }
 
-    async fn end_sessions(&self, user: UserId, keep: Option<&str>) -> Result<u64> {
-        let _turn = self.writer.lock().await;
-        access::end_sessions(&self.pool, user, keep).await
+    async fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        keep: Option<&str>,
+        events: Vec<(TenantId, NewEvent)>,
+    ) -> Result<u64> {
+        let (_turn, mut tx) = self.write().await?;
+        let ended = access::change_password(&mut tx, user, password_hash, keep, &events).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(ended)
     }
 
     async fn create_session(
@@ -319,6 +329,7 @@ impl Store for SqliteStore {
         expires_at: DateTime<Utc>,
         at: DateTime<Utc>,
     ) -> Result<()> {
+        let _turn = self.writer.lock().await;
         people::create_session(&self.pool, user, id_hash, expires_at, at).await
     }
 
@@ -346,6 +357,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_session(&self, id_hash: &str) -> Result<()> {
+        let _turn = self.writer.lock().await;
         people::delete_session(&self.pool, id_hash).await
     }
 

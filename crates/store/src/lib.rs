@@ -127,8 +127,16 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
         events: Vec<(TenantId, NewEvent)>,
     ) -> Result<()>;
-    /// End every session of `user` but the one with hash `keep`; how many.
-    async fn end_sessions(&self, user: UserId, keep: Option<&str>) -> Result<u64>;
+    /// A user's new password: their sessions but the one with hash `keep`
+    /// end, and `events` go on their tenants' chains, in one transaction.
+    /// How many sessions ended.
+    async fn change_password(
+        &self,
+        user: UserId,
+        password_hash: &str,
+        keep: Option<&str>,
+        events: Vec<(TenantId, NewEvent)>,
+    ) -> Result<u64>;
     /// Record a signed-in session by the hash of its id.
     async fn create_session(
         &self,

@@ -36,6 +36,7 @@ store_tests!(
     a_second_user_with_the_same_email_is_a_conflict_on_the_email,
     a_user_is_created_with_its_roles_or_not_at_all,
     setting_a_password_replaces_the_hash_of_an_existing_user_only,
+    a_changed_password_ends_the_other_sessions_with_its_events_in_one_write,
     a_role_bound_twice_is_unchanged_and_roles_are_listed_per_tenant,
     a_live_token_finds_its_user_and_a_revoked_or_unknown_one_finds_nobody,
     a_token_hash_is_unique,
@@ -513,6 +514,59 @@ async fn setting_a_password_replaces_the_hash_of_an_existing_user_only(db: TestD
         Some("argon2id$new")
     );
     assert_not_found(store.set_password(UserId(404), "argon2id$new").await);
+}
+
+async fn a_changed_password_ends_the_other_sessions_with_its_events_in_one_write(db: TestDb) {
+    let store = db.store();
+    let a = tenant(&*store, "client-a").await;
+    let tom = msp_user(&*store, "tom@msp.example").await;
+    let later = now() + Duration::days(1);
+    for id in ["here", "elsewhere", "also-elsewhere"] {
+        store
+            .create_session(tom.id, id, later, now())
+            .await
+            .expect("a session");
+    }
+    let ended = store
+        .change_password(
+            tom.id,
+            "argon2id$new",
+            Some("here"),
+            vec![(a.id, event("user.password-changed", "tom@msp.example", 1))],
+        )
+        .await
+        .expect("changed");
+    assert_eq!(ended, 2);
+    assert_eq!(
+        store.user_by_session("here", now()).await.expect("kept").id,
+        tom.id
+    );
+    assert_not_found(store.user_by_session("elsewhere", now()).await);
+    assert_eq!(
+        store
+            .user(tom.id)
+            .await
+            .expect("read")
+            .password_hash
+            .as_deref(),
+        Some("argon2id$new")
+    );
+    assert_eq!(
+        actions(&*store, a.id).await,
+        ["tenant.created", "user.password-changed"]
+    );
+    // Nobody's: nothing written, no event.
+    assert_not_found(
+        store
+            .change_password(
+                UserId(404),
+                "argon2id$x",
+                None,
+                vec![(a.id, event("user.password-changed", "nobody", 2))],
+            )
+            .await,
+    );
+    assert_eq!(actions(&*store, a.id).await.len(), 2);
 }
 
 async fn a_role_bound_twice_is_unchanged_and_roles_are_listed_per_tenant(db: TestDb) {

@@ -424,24 +424,29 @@ pub async fn change_password(
         return Err(ApiError::forbidden("the current password is not right").with_field("current"));
     }
     let hash = hash_password(&body.new).map_err(|e| e.with_field("new"))?;
-    state.store.set_password(user.id, &hash).await?;
     let keep = cookie(&headers, SESSION_COOKIE).map(token_hash);
-    let ended = state.store.end_sessions(user.id, keep.as_deref()).await?;
     let now = state.now();
-    for t in state.store.roles_of(user.id).await?.into_keys() {
-        state
-            .store
-            .record_events(
+    let events = state
+        .store
+        .roles_of(user.id)
+        .await?
+        .into_keys()
+        .map(|t| {
+            (
                 t,
-                vec![NewEvent {
+                NewEvent {
                     actor: caller.email.to_string(),
                     action: "user.password-changed".into(),
                     subject: caller.email.to_string(),
-                    detail: json!({ "other_sessions_ended": ended }),
+                    detail: json!({ "other_sessions": "ended" }),
                     at: now,
-                }],
+                },
             )
-            .await?;
-    }
+        })
+        .collect();
+    state
+        .store
+        .change_password(user.id, &hash, keep.as_deref(), events)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
