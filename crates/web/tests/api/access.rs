@@ -132,6 +132,8 @@ async fn a_role_taken_back_takes_its_rights_with_it(app: TestApp) {
         ))
         .await
         .status(403);
+    // Refused, he holds it still: he reads the change he may decide.
+    m.tom.get(&format!("{A}/changes/{n}")).await.ok();
     // Carol is bound to the tenant no more: it answers as if it did not exist.
     m.carol
         .post(

@@ -1449,7 +1449,12 @@ async fn two_releases_never_deploy_one_change_at_once(app: TestApp) {
             .await
         }
     };
-    let (two, three) = tokio::join!(deploy(second.clone()), deploy(third.clone()));
+    // On two tasks: the requests run at once, not interleaved on one.
+    let (two, three) = (
+        tokio::spawn(deploy(second.clone())),
+        tokio::spawn(deploy(third.clone())),
+    );
+    let (two, three) = (two.await.expect("joined"), three.await.expect("joined"));
     let started = [&two, &three]
         .iter()
         .filter(|r| r.status.is_success())
@@ -1465,6 +1470,14 @@ async fn two_releases_never_deploy_one_change_at_once(app: TestApp) {
         &two
     };
     assert_eq!(refused.status.as_u16(), 409, "{}", refused.text);
+    // The losing release is where it was.
+    let loser = if two.status.is_success() {
+        &third
+    } else {
+        &second
+    };
+    let r = rita.get(&format!("/api/v1/releases/{loser}")).await.ok();
+    assert_eq!(r["state"], "ready", "{r}");
 }
 
 async fn a_step_is_recorded_by_its_owner_only_where_they_implement(app: TestApp) {
@@ -1511,6 +1524,11 @@ async fn a_step_is_recorded_by_its_owner_only_where_they_implement(app: TestApp)
         .await
         .status(403);
     assert!(r.text.contains("implementer role"), "{}", r.text);
+    let r = rita.get(&format!("/api/v1/releases/{rel}")).await.ok();
+    assert_eq!(
+        r["runbook"][0]["status"], "pending",
+        "nothing recorded: {r}"
+    );
     rita.post(
         &format!("/api/v1/releases/{rel}/steps/1"),
         json!({ "status": "done", "evidence": "upgraded (recorded by the release manager)" }),
