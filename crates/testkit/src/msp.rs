@@ -160,6 +160,32 @@ impl Msp {
         assert_eq!(submitted["state"], "awaiting-approval");
         n
     }
+
+    /// Ian starts client-a's approved change `n` now, completes it with
+    /// `documentation` and reviews it as a success: closed.
+    pub async fn carried_out(&self, n: &str, documentation: &str) {
+        let change = format!("/api/v1/tenants/client-a/changes/{n}");
+        self.ian
+            .post(&format!("{change}/start"), json!({}))
+            .await
+            .ok();
+        self.ian
+            .post(
+                &format!("{change}/complete"),
+                json!({ "documentation": documentation }),
+            )
+            .await
+            .ok();
+        let c = self
+            .ian
+            .post(
+                &format!("{change}/review"),
+                json!({ "outcome": "succeeded", "notes": "smooth", "lessons": "none" }),
+            )
+            .await
+            .ok();
+        assert_eq!(c["state"], "closed", "{c}");
+    }
 }
 
 /// Risk answers scoring `high` on the default questionnaire (production + outage).

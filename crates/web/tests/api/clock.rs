@@ -133,24 +133,7 @@ async fn every_write_is_stamped_by_the_clock_of_the_request(app: TestApp) {
     changegate_jobs::run_due(app.store.as_ref(), "http://changegate.test", app.now())
         .await
         .expect("a scheduler pass");
-    m.ian
-        .post(&format!("{A}/changes/{n}/start"), json!({}))
-        .await
-        .ok();
-    m.ian
-        .post(
-            &format!("{A}/changes/{n}/complete"),
-            json!({ "documentation": "payments runbook updated" }),
-        )
-        .await
-        .ok();
-    m.ian
-        .post(
-            &format!("{A}/changes/{n}/review"),
-            json!({ "outcome": "succeeded", "notes": "smooth", "lessons": "none" }),
-        )
-        .await
-        .ok();
+    m.carried_out(&n, "payments runbook updated").await;
     // A deployment no change covers, recorded through the gate.
     m.ian
         .post(

@@ -45,24 +45,8 @@ async fn a_change_through_its_life(app: &TestApp, m: &Msp) -> String {
             .single()
             .expect("a valid time"),
     );
-    m.ian
-        .post(&format!("{A}/changes/{n}/start"), json!({}))
-        .await
-        .ok();
-    m.ian
-        .post(
-            &format!("{A}/changes/{n}/complete"),
-            json!({ "documentation": "payments-api runbook: version 2.4.1" }),
-        )
-        .await
-        .ok();
-    m.ian
-        .post(
-            &format!("{A}/changes/{n}/review"),
-            json!({ "outcome": "succeeded", "notes": "smooth", "lessons": "none" }),
-        )
-        .await
-        .ok();
+    m.carried_out(&n, "payments-api runbook: version 2.4.1")
+        .await;
     n
 }
 

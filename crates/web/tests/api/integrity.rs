@@ -101,17 +101,8 @@ async fn a_standard_change_ships_only_what_its_template_pre_approves(app: TestAp
     let c = m.eve.get(&format!("{B}/changes/{rogue}")).await.ok();
     assert_eq!(c["state"], "draft", "nothing of it was approved: {c}");
     // Nor does the gate let the digest ship.
-    let token = m
-        .ian
-        .post(&format!("{B}/gate-tokens"), json!({ "name": "ci" }))
+    let d = gate_token(&app, &m.ian, B, "ci")
         .await
-        .status(201)
-        .json["token"]
-        .as_str()
-        .expect("a token")
-        .to_string();
-    let gate = app.bearer(&token);
-    let d = gate
         .post(
             "/api/v1/gate/check",
             json!({ "tenant": "client-b", "target": { "configuration_item": "edge-firewall" },
@@ -593,17 +584,8 @@ async fn a_change_held_by_a_release_starts_only_through_it(app: TestApp) {
         .await
         .status(409);
     assert!(r.text.contains("release"), "{}", r.text);
-    let token = m
-        .ian
-        .post(&format!("{A}/gate-tokens"), json!({ "name": "ci" }))
-        .await
-        .status(201)
-        .json["token"]
-        .as_str()
-        .expect("a token")
-        .to_string();
-    let d = app
-        .bearer(&token)
+    let pipeline = gate_token(&app, &m.ian, A, "ci").await;
+    let d = pipeline
         .post(
             "/api/v1/gate/check",
             json!({ "tenant": "client-a", "target": { "configuration_item": "payments-api" },
@@ -666,17 +648,9 @@ async fn whoever_approved_a_change_does_not_start_it(app: TestApp) {
         .status(403);
     assert!(r.text.contains("approved by the person"), "{}", r.text);
     // By the gate's record, with his token.
-    let token = m
-        .tom
-        .post(&format!("{A}/gate-tokens"), json!({ "name": "tom-ci" }))
-        .await
-        .status(201)
-        .json["token"]
-        .as_str()
-        .expect("a token")
-        .to_string();
+    let pipeline = gate_token(&app, &m.tom, A, "tom-ci").await;
     // The pipeline is denied, and its deployment is evidence.
-    let r = gate_record(&app.bearer(&token), "https://ci.example/runs/1").await;
+    let r = gate_record(&pipeline, "https://ci.example/runs/1").await;
     assert_eq!(
         (r["verdict"].as_str(), r["recorded"]["event"].as_str()),
         (Some("deny"), Some("deployment.unauthorized")),
@@ -794,6 +768,16 @@ async fn nobody_decides_in_the_seat_of_the_changes_implementer(app: TestApp) {
     assert!(c["decided_at"].is_string(), "{c}");
 }
 
+/// A gate token of `who` for the tenant under `path` (`A` or `B`), as
+/// the pipeline that uses it.
+async fn gate_token(app: &TestApp, who: &Actor, path: &str, name: &str) -> Actor {
+    let r = who
+        .post(&format!("{path}/gate-tokens"), json!({ "name": name }))
+        .await
+        .status(201);
+    app.bearer(r.json["token"].as_str().expect("a token"))
+}
+
 /// The gate check of a `payments-api` deployment, recorded as started.
 async fn gate_record(pipeline: &Actor, run: &str) -> Value {
     pipeline
@@ -840,15 +824,8 @@ async fn a_change_that_names_its_implementer_is_started_by_them_only(app: TestAp
         .await
         .status(403);
     assert!(r.text.contains("names another implementer"), "{}", r.text);
-    let token = ivy
-        .post(&format!("{A}/gate-tokens"), json!({ "name": "ivy-ci" }))
-        .await
-        .status(201)
-        .json["token"]
-        .as_str()
-        .expect("a token")
-        .to_string();
-    let r = gate_record(&app.bearer(&token), "https://ci.example/runs/2").await;
+    let pipeline = gate_token(&app, &ivy, A, "ivy-ci").await;
+    let r = gate_record(&pipeline, "https://ci.example/runs/2").await;
     assert_eq!(
         (r["verdict"].as_str(), r["recorded"]["event"].as_str()),
         (Some("deny"), Some("deployment.unauthorized")),
@@ -861,16 +838,8 @@ async fn a_change_that_names_its_implementer_is_started_by_them_only(app: TestAp
         "{c}"
     );
     // The named implementer's pipeline starts it.
-    let token = m
-        .ian
-        .post(&format!("{A}/gate-tokens"), json!({ "name": "ian-ci" }))
-        .await
-        .status(201)
-        .json["token"]
-        .as_str()
-        .expect("a token")
-        .to_string();
-    let r = gate_record(&app.bearer(&token), "https://ci.example/runs/3").await;
+    let pipeline = gate_token(&app, &m.ian, A, "ian-ci").await;
+    let r = gate_record(&pipeline, "https://ci.example/runs/3").await;
     assert_eq!(
         (
             r["verdict"].as_str(),
