@@ -82,7 +82,7 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
         std::env::var("HOSTNAME").unwrap_or_else(|_| "agent".into()),
         std::process::id()
     );
-    match &settings.sync {
+    let follower = match &settings.sync {
         Some(sync_settings) => {
             sync::restore(sync_settings, &bundle);
             tokio::spawn(sync::run(sync_settings.clone(), bundle.clone()));
@@ -95,19 +95,23 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
                 me.clone(),
                 leadership.clone(),
             ));
-            tokio::spawn(follow::run(
+            // Started once the namespace store has synced (below).
+            Some(follow::run(
                 client.clone(),
                 stores.clone(),
                 bundle.clone(),
                 reporter,
                 settings.namespace.clone(),
                 leadership,
-            ));
+            ))
         }
         None => {
-            tracing::warn!("no --server: the agent has no bundle and refuses every governed change")
+            tracing::warn!(
+                "no --server: the agent has no bundle and refuses every governed change"
+            );
+            None
         }
-    }
+    };
     let app = Arc::new(App {
         stores: stores.clone(),
         operator_namespace: settings.namespace.clone(),
@@ -174,12 +178,17 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
     let mut https = tokio::spawn(https);
     tracing::info!(addr = %settings.webhook_addr, "admission webhook listening");
 
+    // The one wait on the store: kube's readiness (a oneshot receiver
+    // shared by its clones) wakes only the last task that polled it.
     stores
         .wait_until_ready()
         .await
         .map_err(|_| OperatorError::Stores)?;
     app.caches_synced.store(true, Ordering::Relaxed);
     tracing::info!("caches synced");
+    if let Some(follower) = follower {
+        tokio::spawn(follower);
+    }
 
     let register = |ca_pem: String| {
         let client = client.clone();

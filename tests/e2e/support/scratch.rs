@@ -1,6 +1,6 @@
 //! A private scratch directory for files that hold credentials (keys,
 //! kubeconfigs): under the gitignored `.cluster/`, mode 0700, removed when
-//! dropped, so a failing test leaves nothing readable behind either.
+//! dropped (kept, still private, when the test failed, for its logs).
 
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -40,6 +40,12 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
+        // A failing test keeps its logs to read (still owner-only, under
+        // the gitignored `.cluster/scratch`).
+        if std::thread::panicking() {
+            eprintln!("kept for a look: {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

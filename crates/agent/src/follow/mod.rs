@@ -323,6 +323,9 @@ const RECHECK: std::time::Duration = std::time::Duration::from_secs(5);
 /// Watches Deployments, StatefulSets, DaemonSets and CronJobs in every
 /// namespace and reports through `reporter` until the process ends.
 /// The agent's own namespace is left alone, as admission leaves it.
+/// Started once `stores` has synced: a workload's tenant is read from the
+/// namespace store, and one listed before it synced would be skipped,
+/// then taken for a new change when its status next moved.
 pub async fn run(
     client: Client,
     stores: Stores,

@@ -60,6 +60,8 @@ impl Stores {
         Self { namespaces: store }
     }
 
+    /// Once the first list is in. Await it from one task only: kube wakes
+    /// only the last of several tasks waiting at once.
     pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
         self.namespaces.wait_until_ready().await
     }
