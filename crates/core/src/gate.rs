@@ -332,6 +332,31 @@ impl TenantGate {
         }
     }
 
+    /// Why change `number` may not ship its own approved content at
+    /// `now`, if it may not (a closed window, a blackout, a release
+    /// holding it, its approval expired, not approved yet); `None` when it
+    /// may, or when this gate does not hold the change.
+    pub fn holds_back(&self, number: ChangeNumber, now: DateTime<Utc>) -> Option<(Reason, String)> {
+        let change = self.changes.iter().find(|c| c.number == number)?;
+        self.refusal(change, &change.artifacts, now)
+    }
+
+    /// The next window a change of `kind` may deploy in, by name with the
+    /// instant it opens, when none is open at `now`.
+    pub fn next_window(
+        &self,
+        kind: ChangeType,
+        now: DateTime<Utc>,
+    ) -> Option<(String, DateTime<Utc>)> {
+        match self.windows_for(kind, now) {
+            WindowVerdict::Closed { next: Some(next) }
+            | WindowVerdict::Blackout {
+                next: Some(next), ..
+            } => Some((next.window, next.at)),
+            _ => None,
+        }
+    }
+
     /// Why `change` does not cover shipping `artifacts` now, if it does not.
     fn refusal(
         &self,

@@ -16,6 +16,7 @@ mod access;
 mod audit;
 mod changes;
 mod feeds;
+mod links;
 mod mail;
 mod marks;
 mod objects;
@@ -478,6 +479,39 @@ impl Store for PostgresStore {
 
     async fn change(&self, tenant: TenantId, number: ChangeNumber) -> Result<Change> {
         changes::get(&self.pool, tenant, number).await
+    }
+
+    async fn resource_link(&self, key: &ResourceKey) -> Result<Option<ResourceLink>> {
+        links::get(&self.pool, key).await
+    }
+
+    async fn create_resource_change(
+        &self,
+        change: NewChange,
+        link: &ResourceLink,
+        replaces: Option<ChangeNumber>,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Change> {
+        let mut tx = self.write(change.tenant).await?;
+        let c = changes::insert(&mut tx, &change, actor, at).await?;
+        links::link(&mut tx, link, c.number, replaces, at).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(c)
+    }
+
+    async fn touch_resource_link(
+        &self,
+        key: &ResourceKey,
+        uid: &str,
+        generation: i64,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        links::touch(&self.pool, key, uid, generation, at).await
+    }
+
+    async fn unlink_resource(&self, key: &ResourceKey, change: ChangeNumber) -> Result<()> {
+        links::unlink(&self.pool, key, change).await
     }
 
     async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<Change>> {

@@ -217,6 +217,30 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
     ) -> Result<Change>;
     async fn change(&self, tenant: TenantId, number: ChangeNumber) -> Result<Change>;
+    /// The change the resource at `key` stands for, if one does.
+    async fn resource_link(&self, key: &ResourceKey) -> Result<Option<ResourceLink>>;
+    /// Creates `change` for the resource `link.key` and links them, in one
+    /// transaction (`link.change` is ignored). `replaces`: the change the
+    /// key is linked to now (a finished one), if any; `Conflict` when the
+    /// key's link is anything else (another replica created it first).
+    async fn create_resource_change(
+        &self,
+        change: NewChange,
+        link: &ResourceLink,
+        replaces: Option<ChangeNumber>,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Change>;
+    /// Records the resource's uid and the generation its change holds.
+    async fn touch_resource_link(
+        &self,
+        key: &ResourceKey,
+        uid: &str,
+        generation: i64,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Ends the link of `key` to `change` (the resource was deleted).
+    async fn unlink_resource(&self, key: &ResourceKey, change: ChangeNumber) -> Result<()>;
     async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<Change>>;
     /// Write `change` if its row still has `expected_version` (else
     /// `Conflict`), with the approval, revision and comment of `write` and

@@ -125,14 +125,19 @@ pub enum ObjectKind {
     Window,
     Template,
     ConfigurationItem,
+    /// A Kubernetes user name of a cluster mapped to a user of the tenant
+    /// (named `<cluster>/<user name>`): who a resource's requester or
+    /// editor is, as that cluster vouches.
+    ClusterIdentity,
 }
 
 impl ObjectKind {
-    pub const ALL: [ObjectKind; 4] = [
+    pub const ALL: [ObjectKind; 5] = [
         ObjectKind::Board,
         ObjectKind::Window,
         ObjectKind::Template,
         ObjectKind::ConfigurationItem,
+        ObjectKind::ClusterIdentity,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -141,6 +146,7 @@ impl ObjectKind {
             ObjectKind::Window => "window",
             ObjectKind::Template => "template",
             ObjectKind::ConfigurationItem => "configuration-item",
+            ObjectKind::ClusterIdentity => "cluster-identity",
         }
     }
 }
@@ -223,6 +229,30 @@ impl ChangeContent {
             template: self.template.as_deref(),
         })
     }
+}
+
+/// Where a Kubernetes resource standing for a change lives (DESIGN §7):
+/// one change per place, adopted again by a resource re-created there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResourceKey {
+    pub cluster: String,
+    pub namespace: String,
+    /// e.g. `ChangeRequest`.
+    pub kind: String,
+    pub name: String,
+}
+
+/// A resource's link to the change it stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceLink {
+    pub key: ResourceKey,
+    pub tenant: TenantId,
+    pub change: ChangeNumber,
+    /// The resource's `metadata.uid` last seen.
+    pub uid: String,
+    /// The resource generation the change holds.
+    pub generation: i64,
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]

@@ -178,6 +178,18 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         ),
         r("GET", "/api/v1/agent/bundle", Agent, get(bundle::bundle)),
         r("POST", "/api/v1/agent/reports", Agent, post(report::report)),
+        r(
+            "PUT",
+            "/api/v1/agent/changerequests/{namespace}/{name}",
+            Agent,
+            put(resources::sync_change_request),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/agent/changerequests/{namespace}/{name}",
+            Agent,
+            delete(resources::delete_change_request),
+        ),
         r("POST", "/api/v1/tenants", Admin, post(tenants::create)),
         r("GET", "/api/v1/releases", Caller, get(releases::list)),
         r(
@@ -276,6 +288,24 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             "/api/v1/tenants/{tenant}/users/{email}/disable",
             Tenant(AdministerTenant),
             post(access::disable_tenant_user),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/clusters/{cluster}/identities",
+            Tenant(Read),
+            get(resources::list_identities),
+        ),
+        r(
+            "PUT",
+            "/api/v1/tenants/{tenant}/clusters/{cluster}/identities/{user}",
+            Tenant(AdministerTenant),
+            put(resources::put_identity),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/tenants/{tenant}/clusters/{cluster}/identities/{user}",
+            Tenant(AdministerTenant),
+            delete(resources::delete_identity),
         ),
         r(
             "GET",

@@ -104,8 +104,11 @@ pub async fn preview(
         tenant.id,
         kind,
         content,
-        requester,
-        implementer,
+        crate::app::assess::Authors {
+            requester,
+            editor: None,
+            implementer,
+        },
         now.date_naive(),
     )
     .await

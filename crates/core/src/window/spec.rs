@@ -35,6 +35,7 @@ fn utc() -> String {
 /// A maintenance window opens a period in which changes may deploy; a
 /// blackout freezes changes (except its `allowTypes`) while it is open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum WindowKind {
     #[default]

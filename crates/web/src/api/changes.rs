@@ -8,10 +8,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use changegate_core::authz::Action;
 use changegate_core::change::{ChangeState, ChangeType};
-use changegate_core::{ChangeNumber, TenantId, UserId};
-use changegate_store::{
-    Change, ChangeContent, ChangeFilter, ChangeWrite, NewChange, NewEvent, StoreError,
-};
+use changegate_core::{ChangeNumber, TenantId};
+use changegate_store::{Change, ChangeFilter, ChangeWrite, NewChange, NewEvent, StoreError};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
@@ -19,7 +17,7 @@ use std::collections::BTreeMap;
 use utoipa::IntoParams;
 
 use super::{Body, ChangePath, Params};
-pub(crate) use crate::app::change::load;
+pub(crate) use crate::app::change::{check_planned, load, new_change};
 use crate::auth::Caller;
 use crate::dto::{
     self, ChangePage, ChangeView, CommentBody, CommentView, EditChangeBody, NewChangeBody,
@@ -224,91 +222,6 @@ pub async fn preview(
     Ok(response)
 }
 
-/// A new change's type, implementer and content from a request body.
-pub(crate) async fn new_change(
-    state: &AppState,
-    t: &InTenant,
-    body: serde_json::Value,
-) -> ApiResult<(ChangeType, Option<UserId>, ChangeContent)> {
-    let body = new_change_body(body)?;
-    let kind: ChangeType = body
-        .kind
-        .parse()
-        .map_err(|e: changegate_core::ids::InvalidValue| ApiError::invalid("type", e.message))?;
-    check_planned(&body.content)?;
-    let implementer = match &body.implementer {
-        None => None,
-        Some(e) => {
-            let email = email_field("implementer", e)?;
-            let people = workflow::People::load(state.store.as_ref(), t.tenant.id).await?;
-            Some(people.id_of(email.as_str()).ok_or_else(|| {
-                ApiError::invalid(
-                    "implementer",
-                    format!("{email} is not a user of this tenant"),
-                )
-            })?)
-        }
-    };
-    Ok((kind, implementer, body.content))
-}
-
-/// `type` and `implementer` beside the content fields; an unknown field
-/// is refused by name (serde's `flatten` would let it through).
-fn new_change_body(body: serde_json::Value) -> ApiResult<NewChangeBody> {
-    let serde_json::Value::Object(mut fields) = body else {
-        return Err(ApiError::invalid("", "send the change as a JSON object"));
-    };
-    let kind = match fields.remove("type") {
-        Some(serde_json::Value::String(s)) => s,
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "type",
-                "use standard, normal or emergency",
-            ));
-        }
-        None => {
-            return Err(ApiError::invalid(
-                "type",
-                "say which type of change: standard, normal or emergency",
-            ));
-        }
-    };
-    let implementer = match fields.remove("implementer") {
-        None | Some(serde_json::Value::Null) => None,
-        Some(serde_json::Value::String(s)) => Some(s),
-        Some(_) => {
-            return Err(ApiError::invalid(
-                "implementer",
-                "give the implementer's e-mail address",
-            ));
-        }
-    };
-    let content: ChangeContent =
-        serde_path_to_error::deserialize(serde_json::Value::Object(fields)).map_err(|e| {
-            ApiError::invalid(
-                e.path().to_string().trim_start_matches('.').to_string(),
-                e.into_inner().to_string(),
-            )
-        })?;
-    Ok(NewChangeBody {
-        kind,
-        implementer,
-        content,
-    })
-}
-
-pub(crate) fn check_planned(c: &ChangeContent) -> ApiResult<()> {
-    if let (Some(s), Some(e)) = (c.planned_start, c.planned_end)
-        && e <= s
-    {
-        return Err(ApiError::invalid(
-            "planned_end",
-            "the planned end must be after the planned start",
-        ));
-    }
-    Ok(())
-}
-
 /// A change with its approval status, approvers shown by e-mail.
 pub(crate) async fn view(state: &AppState, t: &InTenant, c: &Change) -> ApiResult<ChangeView> {
     let emails = Emails::load(state.store.as_ref(), workflow::ids_in(c)).await?;
@@ -365,63 +278,8 @@ pub async fn edit(
     Path(p): Path<ChangePath>,
     Body(body): Body<EditChangeBody>,
 ) -> ApiResult<Json<ChangeView>> {
-    let n = p.number;
     t.authorize(Action::RequestChange)?;
-    let store = state.store.as_ref();
-    let mut c = load(store, t.tenant.id, &n).await?;
-    if c.requester != t.caller.user
-        && !t
-            .caller
-            .has_role(t.tenant.id, changegate_core::Role::ChangeManager)
-    {
-        return Err(ApiError::forbidden(
-            "only the requester or a change manager edits a change",
-        ));
-    }
-    if !c.state.editable() {
-        return Err(ApiError::state(format!(
-            "{} is {}; it can no longer be edited",
-            c.number, c.state
-        )));
-    }
-    let mut content = serde_json::to_value(&c.content).map_err(|_| ApiError::internal())?;
-    if let Some(obj) = content.as_object_mut() {
-        for (k, v) in body.fields {
-            obj.insert(k, v);
-        }
-    }
-    let new: ChangeContent = serde_path_to_error::deserialize(content)
-        .map_err(|e| ApiError::invalid(e.path().to_string(), e.into_inner().to_string()))?;
-    if new.title.trim().is_empty() {
-        return Err(ApiError::invalid("title", "give the change a title"));
-    }
-    check_planned(&new)?;
-    let expected = c.version;
-    let now = state.now();
-    let material = crate::app::submit::is_material(&c, &new);
-    c.content = new;
-    let edited = NewEvent {
-        actor: t.actor(),
-        action: "change.edited".into(),
-        subject: c.number.to_string(),
-        detail: json!({ "material": material }),
-        at: now,
-    };
-    let mut write = ChangeWrite::default();
-    let mut events = vec![edited];
-    if material {
-        // A new revision, judged afresh from its new content: risk from
-        // its answers, routing, approvers frozen, a standard change
-        // against its template.
-        let revised = crate::app::submit::revise(&state, &t, &mut c, now).await?;
-        events.extend(revised.events);
-        write = ChangeWrite {
-            events: Vec::new(),
-            ..revised
-        };
-    }
-    write.events = events;
-    let saved = crate::app::change::save(&state, &c, expected, write, now).await?;
+    let saved = crate::app::submit::edit(&state, &t, &p.number, body.fields).await?;
     Ok(Json(view(&state, &t, &saved).await?))
 }
 

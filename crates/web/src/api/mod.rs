@@ -15,6 +15,7 @@ pub mod people;
 pub mod policy;
 pub mod releases;
 pub mod report;
+pub mod resources;
 pub mod session;
 pub mod tenants;
 

@@ -16,19 +16,28 @@ use chrono::NaiveDate;
 use crate::error::ApiError;
 use crate::workflow::{self, People};
 
-/// Freeze the approvers a change of `requester`, carried out by
-/// `implementer`, needs now under `policy`.
+/// The people of a change who do not approve its revision: its
+/// requester, whoever recorded the revision (submitted or edited it), and
+/// its implementer where the policy says so.
+#[derive(Debug, Clone, Copy)]
+pub struct Authors {
+    pub requester: UserId,
+    pub editor: Option<UserId>,
+    pub implementer: Option<UserId>,
+}
+
+/// Freeze the approvers a change by `authors` needs now under `policy`.
 pub fn freeze(
-    requester: UserId,
-    implementer: Option<UserId>,
+    authors: Authors,
     policy: &PolicySpec,
     routed: &[String],
     boards: &[BoardSpec],
     people: &People,
 ) -> Result<ApprovalPlan, ApiError> {
-    let mut excluded = vec![requester];
+    let mut excluded = vec![authors.requester];
+    excluded.extend(authors.editor);
     if policy.implementer_may_not_approve {
-        excluded.extend(implementer);
+        excluded.extend(authors.implementer);
     }
     approval::freeze(routed, boards, |m| people.resolve(m), &excluded).map_err(|e| match e {
         FreezeError::UnknownBoard { .. } => {
@@ -67,8 +76,7 @@ pub async fn assess(
     tenant: TenantId,
     kind: ChangeType,
     content: &ChangeContent,
-    requester: UserId,
-    implementer: Option<UserId>,
+    authors: Authors,
     today: NaiveDate,
 ) -> Result<Assessment, ApiError> {
     let (policy_version, policy) = workflow::policy(store, tenant).await?;
@@ -102,7 +110,7 @@ pub async fn assess(
     let routed = policy.routing.boards_for(approved_as, level);
     let boards = workflow::boards(store, tenant).await?;
     let people = People::load(store, tenant).await?;
-    let plan = freeze(requester, implementer, &policy, &routed, &boards, &people)?;
+    let plan = freeze(authors, &policy, &routed, &boards, &people)?;
     Ok(Assessment {
         policy_version,
         policy,

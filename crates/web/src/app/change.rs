@@ -3,14 +3,16 @@
 //! approval has), the reminders of one awaiting approval, and saving it
 //! under its version with what belongs to the move.
 
-use changegate_core::change::{self, ChangeState};
+use changegate_core::change::{self, ChangeState, ChangeType};
 use changegate_core::policy::PolicySpec;
-use changegate_core::{ChangeNumber, TenantId};
-use changegate_store::{Change, ChangeWrite, NewEvent, Store, StoreError};
+use changegate_core::{ChangeNumber, TenantId, UserId};
+use changegate_store::{Change, ChangeContent, ChangeWrite, NewEvent, Store, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::AppState;
+use crate::dto::{NewChangeBody, email_field};
 use crate::error::{ApiError, ApiResult};
+use crate::tenant::InTenant;
+use crate::{AppState, workflow};
 
 /// A change number from a path: one that does not parse is not found.
 pub fn number(s: &str) -> ApiResult<ChangeNumber> {
@@ -115,4 +117,90 @@ pub async fn save(
             }
             other => other.into(),
         })
+}
+
+/// A planned slot ends after it starts.
+pub fn check_planned(c: &ChangeContent) -> ApiResult<()> {
+    if let (Some(s), Some(e)) = (c.planned_start, c.planned_end)
+        && e <= s
+    {
+        return Err(ApiError::invalid(
+            "planned_end",
+            "the planned end must be after the planned start",
+        ));
+    }
+    Ok(())
+}
+
+/// A new change's type, implementer and content from a request body.
+pub async fn new_change(
+    state: &AppState,
+    t: &InTenant,
+    body: serde_json::Value,
+) -> ApiResult<(ChangeType, Option<UserId>, ChangeContent)> {
+    let body = new_change_body(body)?;
+    let kind: ChangeType = body
+        .kind
+        .parse()
+        .map_err(|e: changegate_core::ids::InvalidValue| ApiError::invalid("type", e.message))?;
+    check_planned(&body.content)?;
+    let implementer = match &body.implementer {
+        None => None,
+        Some(e) => {
+            let email = email_field("implementer", e)?;
+            let people = workflow::People::load(state.store.as_ref(), t.tenant.id).await?;
+            Some(people.id_of(email.as_str()).ok_or_else(|| {
+                ApiError::invalid(
+                    "implementer",
+                    format!("{email} is not a user of this tenant"),
+                )
+            })?)
+        }
+    };
+    Ok((kind, implementer, body.content))
+}
+
+/// `type` and `implementer` beside the content fields; an unknown field
+/// is refused by name (serde's `flatten` would let it through).
+fn new_change_body(body: serde_json::Value) -> ApiResult<NewChangeBody> {
+    let serde_json::Value::Object(mut fields) = body else {
+        return Err(ApiError::invalid("", "send the change as a JSON object"));
+    };
+    let kind = match fields.remove("type") {
+        Some(serde_json::Value::String(s)) => s,
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "type",
+                "use standard, normal or emergency",
+            ));
+        }
+        None => {
+            return Err(ApiError::invalid(
+                "type",
+                "say which type of change: standard, normal or emergency",
+            ));
+        }
+    };
+    let implementer = match fields.remove("implementer") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "implementer",
+                "give the implementer's e-mail address",
+            ));
+        }
+    };
+    let content: ChangeContent =
+        serde_path_to_error::deserialize(serde_json::Value::Object(fields)).map_err(|e| {
+            ApiError::invalid(
+                e.path().to_string().trim_start_matches('.').to_string(),
+                e.into_inner().to_string(),
+            )
+        })?;
+    Ok(NewChangeBody {
+        kind,
+        implementer,
+        content,
+    })
 }

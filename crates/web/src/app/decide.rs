@@ -219,6 +219,18 @@ pub async fn record_decision(
             ))
             .with_field("revision"));
         }
+        if t.caller.user != c.requester
+            && store
+                .revisions(t.tenant.id, c.number)
+                .await?
+                .iter()
+                .any(|r| r.revision == c.revision && r.created_by == t.caller.user)
+        {
+            return Err(ApiError::forbidden(format!(
+                "you edited or submitted revision {} of {}; someone else approves it",
+                c.revision, c.number
+            )));
+        }
         let (_, policy) = workflow::policy(store, t.tenant.id).await?;
         // Among the seats frozen for this change (a seat holder disabled
         // since holds it still, for a backup to fill).

@@ -17,6 +17,7 @@ pub mod change;
 pub mod decide;
 pub mod implement;
 pub mod release;
+pub mod resource;
 pub mod submit;
 
 #[cfg(test)]

@@ -10,8 +10,8 @@ use changegate_store::{Change, ChangeContent, ChangeWrite, NewEvent};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::assess::{Assessment, assess};
-use super::change::{approve, event, load, move_to, nudges, save};
+use super::assess::{Assessment, Authors, assess};
+use super::change::{approve, check_planned, event, load, move_to, nudges, save};
 use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::tenant::InTenant;
@@ -80,8 +80,12 @@ async fn open_approval(
         t.tenant.id,
         c.kind,
         &c.content,
-        c.requester,
-        c.implementer,
+        Authors {
+            requester: c.requester,
+            // Whoever records a revision (submits or edits it) does not approve it.
+            editor: Some(t.caller.user),
+            implementer: c.implementer,
+        },
         now.date_naive(),
     )
     .await?;
@@ -147,6 +151,65 @@ fn approved_event(actor: &str, c: &Change, why: &str, now: DateTime<Utc>) -> New
         json!({ "by": why, "revision": c.revision, "expires_at": c.approval_expires_at }),
         now,
     )
+}
+
+/// Edit change `n`'s content by `t.caller` (its requester or a change
+/// manager), replacing the `fields` given: before submission as it is;
+/// after, an edit that moves the fingerprint is a new revision, judged
+/// afresh (risk, routing, approvers frozen, a standard change against its
+/// template), and earlier approvals no longer count.
+pub async fn edit(
+    state: &AppState,
+    t: &InTenant,
+    n: &str,
+    fields: serde_json::Map<String, serde_json::Value>,
+) -> ApiResult<Change> {
+    let mut c = load(state.store.as_ref(), t.tenant.id, n).await?;
+    if c.requester != t.caller.user && !t.caller.has_role(t.tenant.id, Role::ChangeManager) {
+        return Err(ApiError::forbidden(
+            "only the requester or a change manager edits a change",
+        ));
+    }
+    if !c.state.editable() {
+        return Err(ApiError::state(format!(
+            "{} is {}; it can no longer be edited",
+            c.number, c.state
+        )));
+    }
+    let mut content = serde_json::to_value(&c.content).map_err(|_| ApiError::internal())?;
+    if let Some(obj) = content.as_object_mut() {
+        for (k, v) in fields {
+            obj.insert(k, v);
+        }
+    }
+    let new: ChangeContent = serde_path_to_error::deserialize(content)
+        .map_err(|e| ApiError::invalid(e.path().to_string(), e.into_inner().to_string()))?;
+    if new.title.trim().is_empty() {
+        return Err(ApiError::invalid("title", "give the change a title"));
+    }
+    check_planned(&new)?;
+    let expected = c.version;
+    let now = state.now();
+    let material = is_material(&c, &new);
+    c.content = new;
+    let mut events = vec![event(
+        &t.actor(),
+        &c,
+        "change.edited",
+        json!({ "material": material }),
+        now,
+    )];
+    let mut write = ChangeWrite::default();
+    if material {
+        let revised = revise(state, t, &mut c, now).await?;
+        events.extend(revised.events);
+        write = ChangeWrite {
+            events: Vec::new(),
+            ..revised
+        };
+    }
+    write.events = events;
+    save(state, &c, expected, write, now).await
 }
 
 /// The edit of `c`'s content by `t.caller`: the new content, and whether

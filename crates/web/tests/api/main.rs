@@ -18,6 +18,7 @@ mod outage;
 mod policy;
 mod portal;
 mod releases;
+mod resources;
 mod scheduler;
 mod session;
 

@@ -147,6 +147,14 @@ fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
             "kind": "Deployment", "name": "payments-api", "event": "unauthorized" })
         }
         "POST" if p == format!("{T}/gate-tokens") => json!({ "name": "matrix-pipeline" }),
+        "PUT" if p == "/api/v1/agent/changerequests/{namespace}/{name}" => {
+            json!({ "tenant": "client-a", "uid": "matrix-uid", "generation": 1,
+            "requestedBy": "matrix-user", "requested": { "type": "normal", "implementer": null,
+            "submit": true, "content": { "title": "Matrix resource" } } })
+        }
+        "PUT" if p == format!("{T}/clusters/{{cluster}}/identities/{{user}}") => {
+            json!({ "email": IMPLEMENTER })
+        }
         "POST" if p == "/api/v1/gate/check" => json!({ "tenant": tenant,
             "target": { "configuration_item": "payments-api" }, "artifacts": ["app@sha256:1"] }),
         "POST" if p == "/api/v1/session" => {
@@ -390,6 +398,13 @@ impl World {
             )
             .await
             .ok();
+        admin
+            .put(
+                &format!("{b}/clusters/prod-eu/identities/matrix-user"),
+                json!({ "email": "zed@client-b.example" }),
+            )
+            .await
+            .ok();
         let of_client_b = number_of(
             zed.post(
                 &format!("{b}/changes"),
@@ -617,6 +632,9 @@ impl World {
                 "{email}" if own => VICTIM_OF_OWN.to_string(),
                 "{email}" => VICTIM_OF_OTHER.to_string(),
                 "{role}" => "requester".to_string(),
+                "{cluster}" => "prod-eu".to_string(),
+                "{user}" => "matrix-user".to_string(),
+                "{namespace}" => "payments".to_string(),
                 "{token}" => self.changes.feed.1.clone(),
                 "{number}" => self.change_for(path, tenant).to_string(),
                 "{name}" => {
@@ -626,6 +644,7 @@ impl World {
                         Some("windows") => "blackout",
                         Some("templates") => "template",
                         Some("configuration-items") => "ci",
+                        Some("{namespace}") => "chg",
                         other => panic!("teach the matrix which {other:?} to name in {path}"),
                     };
                     format!("{prefix}-{object}")

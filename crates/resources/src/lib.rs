@@ -1,0 +1,78 @@
+//! changegate's custom resources (DESIGN §7, contract): `ChangeRequest`,
+//! `Release` and `MaintenanceWindow` in group `changegate.dev`, version
+//! `v1`. They are the Kubernetes view and input of the server's record,
+//! never a second record: people write `spec`, the operator writes
+//! `status` from what the server recorded (and only the kubectl entries of
+//! status are people's).
+//!
+//! This crate holds the types (their CRDs are generated from them), and
+//! the pure mappings: a spec to the change the server is asked to hold
+//! ([`to_record`]), and the server's answer to the status and conditions
+//! the operator writes ([`from_record`]). It does no I/O.
+
+pub mod change_request;
+pub mod condition;
+pub mod from_record;
+pub mod maintenance_window;
+pub mod release;
+pub mod to_record;
+pub mod wire;
+
+pub use change_request::{ChangeRequest, ChangeRequestSpec, ChangeRequestStatus};
+pub use maintenance_window::{MaintenanceWindow, MaintenanceWindowSpec};
+pub use release::{Release, ReleaseSpec};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+/// The API group of every changegate resource.
+pub const GROUP: &str = "changegate.dev";
+
+/// The annotation naming the server's change a resource stands for
+/// (`CHG-n`), written around the create so the resource adopts its change
+/// after a restart, a re-apply or a delete-and-recreate.
+pub const CHANGE_ANNOTATION: &str = "changegate.dev/change";
+/// Who created the resource, as the API server authenticated them
+/// (stamped by the operator's mutating webhook; immutable).
+pub const REQUESTED_BY_ANNOTATION: &str = "changegate.dev/requested-by";
+/// Who last edited the resource's spec, as the API server authenticated them.
+pub const EDITED_BY_ANNOTATION: &str = "changegate.dev/edited-by";
+/// The namespace label naming the tenant a namespace belongs to.
+pub const TENANT_LABEL: &str = "changegate.dev/tenant";
+/// The field manager the operator writes status under (server-side apply).
+pub const FIELD_MANAGER: &str = "changegate-operator";
+
+/// Every CRD, in the order they are written to `crds/`.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        ChangeRequest::crd(),
+        Release::crd(),
+        MaintenanceWindow::crd(),
+    ]
+}
+
+/// The CRDs as one YAML stream, as committed in `crds/` and the chart.
+pub fn crds_yaml() -> String {
+    let mut out =
+        String::from("# Generated from crates/resources (`make generate`); do not edit by hand.\n");
+    for crd in crds() {
+        out.push_str("---\n");
+        out.push_str(&serde_yaml_ng::to_string(&crd).expect("a CRD serializes"));
+    }
+    out
+}
+
+/// One CRD's YAML, for the file `crds/<plural>.yaml`.
+pub fn crd_files() -> Vec<(String, String)> {
+    crds()
+        .into_iter()
+        .map(|crd| {
+            let name = format!("{}.yaml", crd.spec.names.plural);
+            let yaml = format!(
+                "# Generated from crates/resources (`make generate`); do not edit by hand.\n{}",
+                serde_yaml_ng::to_string(&crd).expect("a CRD serializes")
+            );
+            (name, yaml)
+        })
+        .collect()
+}

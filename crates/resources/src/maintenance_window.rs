@@ -1,0 +1,124 @@
+//! `MaintenanceWindow` (`mw`): a window of the namespace's tenant, as the
+//! server holds it: a maintenance window opens a period in which changes
+//! may deploy, a blackout freezes them.
+
+use crate::condition::Condition;
+use changegate_core::change::ChangeType;
+use changegate_core::window::WindowKind;
+use chrono::{DateTime, Utc};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A maintenance window or blackout of the namespace's tenant.
+// Each printer column repeats `type_`: not a duplicate, though clippy reads it so.
+#[allow(clippy::duplicated_attributes)]
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "changegate.dev",
+    version = "v1",
+    kind = "MaintenanceWindow",
+    namespaced,
+    shortname = "mw",
+    category = "changegate",
+    status = "MaintenanceWindowStatus",
+    doc = "A maintenance window or blackout of changegate for the namespace's tenant; status says whether it is open and when it next opens.",
+    printcolumn(
+        name = "Kind",
+        type_ = "string",
+        json_path = ".spec.kind",
+        description = "maintenance or blackout"
+    ),
+    printcolumn(
+        name = "Open",
+        type_ = "boolean",
+        json_path = ".status.open",
+        description = "Open now"
+    ),
+    printcolumn(
+        name = "Next opening",
+        type_ = "string",
+        json_path = ".status.nextOpen",
+        description = "When it next opens"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[x_kube(validation = Rule::new("(has(self.schedule.cron) || has(self.schedule.rrule)) == has(self.duration)").message("a cron or rrule schedule needs a duration (e.g. 4h); ranges need none").field_path(".duration"))]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceWindowSpec {
+    /// `maintenance` (changes may deploy while it is open) or `blackout`
+    /// (changes are frozen while it is open, except `allowTypes`).
+    #[serde(default)]
+    pub kind: WindowKind,
+    /// The IANA time zone the schedule is read in, e.g. `Europe/Berlin`.
+    #[serde(default = "utc")]
+    #[schemars(length(min = 1, max = 64))]
+    pub time_zone: String,
+    /// When it opens: one of `cron`, `rrule` or `ranges`.
+    pub schedule: Schedule,
+    /// How long each opening lasts (with `cron` or `rrule`), e.g. `4h`, `90m`, `2d`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 16))]
+    pub duration: Option<String>,
+    /// Blackout only: change types still allowed while it is open, e.g. `[emergency]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 3))]
+    pub allow_types: Vec<ChangeType>,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+/// When a window opens: exactly one of the three.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = Rule::new("[has(self.cron), has(self.rrule), has(self.ranges)].filter(x, x).size() == 1").message("give exactly one of cron, rrule or ranges"))]
+#[serde(rename_all = "camelCase")]
+pub struct Schedule {
+    /// A five-field cron expression of the openings, e.g. `0 2 * * SAT`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 200))]
+    pub cron: Option<String>,
+    /// An RFC 5545 recurrence rule, e.g. `FREQ=MONTHLY;BYDAY=2TU;BYHOUR=22`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 500))]
+    pub rrule: Option<String>,
+    /// Explicit openings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 100))]
+    pub ranges: Option<Vec<Range>>,
+}
+
+/// One explicit opening.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct Range {
+    /// Inclusive (RFC 3339).
+    pub start: DateTime<Utc>,
+    /// Exclusive (RFC 3339).
+    pub end: DateTime<Utc>,
+}
+
+/// The status of a MaintenanceWindow.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MaintenanceWindowStatus {
+    /// Open now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<bool>,
+    /// While open: when it closes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_until: Option<DateTime<Utc>>,
+    /// When it next opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_open: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 8), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}

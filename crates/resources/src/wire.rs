@@ -1,0 +1,72 @@
+//! What the operator and the server say to each other about a
+//! ChangeRequest (`PUT /api/v1/agent/changerequests/{namespace}/{name}`):
+//! the resource's latest spec, mapped, with who wrote it; and the server's
+//! record of the change it stands for.
+
+use crate::change_request::{Awaiting, Decision, NextWindow};
+use crate::to_record::Requested;
+use serde::{Deserialize, Serialize};
+
+/// The latest spec of a ChangeRequest, sent on every reconcile (level
+/// triggered): the server creates the change the first time, and after
+/// that applies what differs as an edit would.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeRequestSync {
+    /// The namespace's tenant (its `changegate.dev/tenant` label).
+    pub tenant: String,
+    /// `metadata.uid`: a new one under the same name is the resource
+    /// deleted and created again.
+    pub uid: String,
+    /// `metadata.generation` of the spec sent.
+    pub generation: i64,
+    /// Who created the resource (`changegate.dev/requested-by`).
+    pub requested_by: String,
+    /// Who last edited its spec (`changegate.dev/edited-by`), if not its creator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_by: Option<String>,
+    /// The change the resource names in `changegate.dev/change`, if any
+    /// (restored from a backup, or re-created by a GitOps tool).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub change: Option<String>,
+    pub requested: Requested,
+}
+
+/// The server's record of the change a resource stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeRecord {
+    /// `CHG-n`.
+    pub number: String,
+    /// The change's state, e.g. `awaiting-approval`.
+    pub phase: String,
+    pub revision: i64,
+    #[serde(default)]
+    pub fingerprint: Option<String>,
+    pub approvals_given: i64,
+    pub approvals_needed: i64,
+    #[serde(default)]
+    pub awaiting: Vec<Awaiting>,
+    #[serde(default)]
+    pub decisions: Vec<Decision>,
+    #[serde(default)]
+    pub next_window: Option<NextWindow>,
+    /// The change's page in the portal.
+    pub url: String,
+    /// Why the change may not deploy now, when it is approved but may not
+    /// (a closed window, a blackout, a release holding it, its approval
+    /// expired), as the gate judged it at the server's time.
+    #[serde(default)]
+    pub hold: Option<Hold>,
+    /// The resource generation the change holds.
+    pub generation: i64,
+}
+
+/// The gate's reason and message for holding an approved change back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Hold {
+    /// The gate's reason, e.g. `window-closed`, `blackout`, `held-by-release`, `finished`.
+    pub reason: String,
+    pub message: String,
+}

@@ -1,0 +1,123 @@
+//! Resources standing for changes: one change per place, linked in the
+//! transaction that creates it.
+
+use changegate_core::{ChangeNumber, TenantId};
+use changegate_store::*;
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, Transaction};
+
+use crate::db;
+
+pub(crate) async fn get(pool: &PgPool, key: &ResourceKey) -> Result<Option<ResourceLink>> {
+    let row = sqlx::query!(
+        r#"SELECT tenant_id, change_number, uid, generation, updated_at AS "updated_at: DateTime<Utc>"
+           FROM resource_links WHERE cluster = $1 AND namespace = $2 AND kind = $3 AND name = $4"#,
+        key.cluster,
+        key.namespace,
+        key.kind,
+        key.name
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    Ok(row.map(|r| ResourceLink {
+        key: key.clone(),
+        tenant: TenantId(r.tenant_id),
+        change: ChangeNumber(r.change_number),
+        uid: r.uid,
+        generation: r.generation,
+        updated_at: r.updated_at,
+    }))
+}
+
+/// Links `link.key` to `change`, replacing its link to `replaces` (or
+/// none): `Conflict` when the key is linked to anything else.
+pub(crate) async fn link(
+    tx: &mut Transaction<'_, Postgres>,
+    link: &ResourceLink,
+    change: ChangeNumber,
+    replaces: Option<ChangeNumber>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let k = &link.key;
+    let done = match replaces {
+        None => sqlx::query!(
+            "INSERT INTO resource_links (cluster, namespace, kind, name, tenant_id, change_number, uid, generation, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING",
+            k.cluster,
+            k.namespace,
+            k.kind,
+            k.name,
+            link.tenant.0,
+            change.0,
+            link.uid,
+            link.generation,
+            at
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?,
+        Some(old) => sqlx::query!(
+            "UPDATE resource_links SET tenant_id = $1, change_number = $2, uid = $3, generation = $4, updated_at = $5
+             WHERE cluster = $6 AND namespace = $7 AND kind = $8 AND name = $9 AND change_number = $10",
+            link.tenant.0,
+            change.0,
+            link.uid,
+            link.generation,
+            at,
+            k.cluster,
+            k.namespace,
+            k.kind,
+            k.name,
+            old.0
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?,
+    };
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Conflict {
+            constraint: "resource_links.change_number".into(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) async fn touch(
+    pool: &PgPool,
+    key: &ResourceKey,
+    uid: &str,
+    generation: i64,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query!(
+        "UPDATE resource_links SET uid = $1, generation = $2, updated_at = $3
+         WHERE cluster = $4 AND namespace = $5 AND kind = $6 AND name = $7",
+        uid,
+        generation,
+        at,
+        key.cluster,
+        key.namespace,
+        key.kind,
+        key.name
+    )
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn unlink(pool: &PgPool, key: &ResourceKey, change: ChangeNumber) -> Result<()> {
+    sqlx::query!(
+        "DELETE FROM resource_links WHERE cluster = $1 AND namespace = $2 AND kind = $3 AND name = $4 AND change_number = $5",
+        key.cluster,
+        key.namespace,
+        key.kind,
+        key.name,
+        change.0
+    )
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}

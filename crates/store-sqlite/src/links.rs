@@ -1,0 +1,127 @@
+//! Resources standing for changes: one change per place, linked in the
+//! transaction that creates it.
+
+use changegate_core::{ChangeNumber, TenantId};
+use changegate_store::*;
+use chrono::{DateTime, Utc};
+use sqlx::{Sqlite, SqlitePool, Transaction};
+
+use crate::db;
+
+pub(crate) async fn get(pool: &SqlitePool, key: &ResourceKey) -> Result<Option<ResourceLink>> {
+    let row = sqlx::query!(
+        r#"SELECT tenant_id, change_number, uid, generation, updated_at AS "updated_at: DateTime<Utc>"
+           FROM resource_links WHERE cluster = ? AND namespace = ? AND kind = ? AND name = ?"#,
+        key.cluster,
+        key.namespace,
+        key.kind,
+        key.name
+    )
+    .fetch_optional(pool)
+    .await
+    .map_err(db)?;
+    Ok(row.map(|r| ResourceLink {
+        key: key.clone(),
+        tenant: TenantId(r.tenant_id),
+        change: ChangeNumber(r.change_number),
+        uid: r.uid,
+        generation: r.generation,
+        updated_at: r.updated_at,
+    }))
+}
+
+/// Links `link.key` to `change`, replacing its link to `replaces` (or
+/// none): `Conflict` when the key is linked to anything else.
+pub(crate) async fn link(
+    tx: &mut Transaction<'_, Sqlite>,
+    link: &ResourceLink,
+    change: ChangeNumber,
+    replaces: Option<ChangeNumber>,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    let k = &link.key;
+    let done = match replaces {
+        None => sqlx::query!(
+            "INSERT INTO resource_links (cluster, namespace, kind, name, tenant_id, change_number, uid, generation, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            k.cluster,
+            k.namespace,
+            k.kind,
+            k.name,
+            link.tenant.0,
+            change.0,
+            link.uid,
+            link.generation,
+            at
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?,
+        Some(old) => sqlx::query!(
+            "UPDATE resource_links SET tenant_id = ?, change_number = ?, uid = ?, generation = ?, updated_at = ?
+             WHERE cluster = ? AND namespace = ? AND kind = ? AND name = ? AND change_number = ?",
+            link.tenant.0,
+            change.0,
+            link.uid,
+            link.generation,
+            at,
+            k.cluster,
+            k.namespace,
+            k.kind,
+            k.name,
+            old.0
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(db)?,
+    };
+    if done.rows_affected() == 0 {
+        return Err(StoreError::Conflict {
+            constraint: "resource_links.change_number".into(),
+        });
+    }
+    Ok(())
+}
+
+pub(crate) async fn touch(
+    pool: &SqlitePool,
+    key: &ResourceKey,
+    uid: &str,
+    generation: i64,
+    at: DateTime<Utc>,
+) -> Result<()> {
+    sqlx::query!(
+        "UPDATE resource_links SET uid = ?, generation = ?, updated_at = ?
+         WHERE cluster = ? AND namespace = ? AND kind = ? AND name = ?",
+        uid,
+        generation,
+        at,
+        key.cluster,
+        key.namespace,
+        key.kind,
+        key.name
+    )
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn unlink(
+    pool: &SqlitePool,
+    key: &ResourceKey,
+    change: ChangeNumber,
+) -> Result<()> {
+    sqlx::query!(
+        "DELETE FROM resource_links WHERE cluster = ? AND namespace = ? AND kind = ? AND name = ? AND change_number = ?",
+        key.cluster,
+        key.namespace,
+        key.kind,
+        key.name,
+        change.0
+    )
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}

@@ -1,0 +1,464 @@
+//! A cluster's ChangeRequests and the changes they stand for (DESIGN §7):
+//! the server is the one record, a resource its Kubernetes view and input.
+//! The operator sends a resource's latest spec on every reconcile; the
+//! first time, the change is created in the namespace's tenant as the
+//! resource's creator (mapped to a user of the tenant) and linked to the
+//! resource's place in the same write, so no retry, restart, second
+//! replica or delete-and-recreate makes a second change; after that a
+//! new generation is an edit by its editor, through the rules every edit
+//! follows (a material edit is a new revision). The answer is the record
+//! as the resource's status shows it.
+
+use changegate_core::ChangeNumber;
+use changegate_core::authz::{Action, Principal};
+use changegate_core::change::ChangeState;
+use changegate_resources::change_request::{Awaiting, Decision, NextWindow};
+use changegate_resources::wire::{ChangeRecord, ChangeRequestSync, Hold};
+use changegate_store::{
+    Change, ChangeWrite, NewChange, ObjectKind, ResourceKey, ResourceLink, StoreError, Tenant,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::change::{event, load, move_to, new_change, save};
+use crate::AppState;
+use crate::auth::principal_of;
+use crate::error::{ApiError, ApiResult};
+use crate::tenant::InTenant;
+use crate::workflow::{self, Emails};
+
+/// The kind of resource a link names.
+pub const CHANGE_REQUEST: &str = "ChangeRequest";
+
+/// What a `cluster-identity` object of a tenant holds: the user a cluster's
+/// Kubernetes user name stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    pub email: String,
+}
+
+/// The name a mapping is stored under.
+pub fn identity_name(cluster: &str, user: &str) -> String {
+    format!("{cluster}/{user}")
+}
+
+/// The tenant `slug`, when it has something bound to `cluster` (a cluster
+/// vouches only for tenants bound to it); else not found.
+pub async fn bound_tenant(state: &AppState, cluster: &str, slug: &str) -> ApiResult<Tenant> {
+    state
+        .snapshots
+        .bound_to(state, cluster)
+        .await?
+        .into_iter()
+        .find(|t| t.slug.as_str() == slug)
+        .ok_or_else(|| {
+            ApiError::new(
+                axum::http::StatusCode::NOT_FOUND,
+                "not-found",
+                format!(
+                    "tenant {slug:?} has no configuration item bound to cluster {cluster}; bind one, or label the namespace for a tenant that has"
+                ),
+            )
+            .with_field("tenant")
+        })
+}
+
+/// The user of `tenant` that Kubernetes user `user` of `cluster` is mapped
+/// to, as a principal; `field` names where the name came from.
+pub async fn mapped(
+    state: &AppState,
+    tenant: &Tenant,
+    cluster: &str,
+    user: &str,
+    field: &str,
+) -> ApiResult<Principal> {
+    if user.trim().is_empty() {
+        return Err(ApiError::invalid(
+            field,
+            "the resource does not say who wrote it (its changegate.dev/requested-by annotation is stamped by the operator's webhook)",
+        ));
+    }
+    if user.starts_with("system:") && !user.starts_with("system:serviceaccount:") {
+        return Err(ApiError::forbidden(format!(
+            "{user} is a Kubernetes system identity; it never requests changes"
+        )));
+    }
+    let name = identity_name(cluster, user);
+    let unmapped = || {
+        ApiError::invalid(
+            field,
+            format!(
+                "Kubernetes user {user} of cluster {cluster} is not mapped to a user of tenant {}: a tenant administrator maps it with PUT /api/v1/tenants/{}/clusters/{cluster}/identities/{user}",
+                tenant.slug, tenant.slug
+            ),
+        )
+    };
+    let object = state
+        .store
+        .objects(tenant.id, ObjectKind::ClusterIdentity)
+        .await?
+        .into_iter()
+        .find(|o| o.name == name)
+        .ok_or_else(unmapped)?;
+    let identity: Identity =
+        serde_json::from_str(&object.spec).map_err(|_| ApiError::internal())?;
+    let email = crate::dto::email_field("email", &identity.email)?;
+    let user = match state.store.user_by_email(&email).await {
+        Ok(u) => u,
+        Err(StoreError::NotFound { .. }) => return Err(unmapped()),
+        Err(e) => return Err(e.into()),
+    };
+    principal_of(state.store.as_ref(), user).await
+}
+
+/// Brings the change of the ChangeRequest `namespace/name` of `cluster`
+/// in step with `body` (its latest spec) and answers its record.
+pub async fn sync_change_request(
+    state: &AppState,
+    cluster: &str,
+    namespace: &str,
+    name: &str,
+    body: ChangeRequestSync,
+) -> ApiResult<ChangeRecord> {
+    let tenant = bound_tenant(state, cluster, &body.tenant).await?;
+    let key = ResourceKey {
+        cluster: cluster.to_string(),
+        namespace: namespace.to_string(),
+        kind: CHANGE_REQUEST.to_string(),
+        name: name.to_string(),
+    };
+    let store = state.store.as_ref();
+    let mut replaces = None;
+    if let Some(link) = store.resource_link(&key).await? {
+        if link.tenant != tenant.id {
+            return Err(ApiError::conflict(format!(
+                "this ChangeRequest's place stands for a change of another tenant; the namespace was labelled for {} after it was applied: delete the resource and apply it again",
+                tenant.slug
+            )));
+        }
+        let c = store.change(tenant.id, link.change).await?;
+        // A finished change stays the resource's until the resource is
+        // replaced: a new uid under the same name then raises a new one.
+        if !c.state.is_final() || link.uid == body.uid {
+            return follow(state, &tenant, &key, &link, c, body).await;
+        }
+        replaces = Some(link.change);
+    }
+    create(state, &tenant, &key, replaces, body).await
+}
+
+/// The first sync of a resource (or of one replacing a resource whose
+/// change finished): its change created and linked in one write.
+async fn create(
+    state: &AppState,
+    tenant: &Tenant,
+    key: &ResourceKey,
+    replaces: Option<ChangeNumber>,
+    body: ChangeRequestSync,
+) -> ApiResult<ChangeRecord> {
+    let requester = mapped(
+        state,
+        tenant,
+        &key.cluster,
+        &body.requested_by,
+        "requestedBy",
+    )
+    .await?;
+    let t = InTenant {
+        caller: requester,
+        tenant: tenant.clone(),
+    };
+    t.authorize(Action::RequestChange)?;
+    let (kind, implementer, content) = new_change(state, &t, new_change_json(&body)?).await?;
+    if content.title.trim().is_empty() {
+        return Err(ApiError::invalid("title", "give the change a title"));
+    }
+    let now = state.now();
+    let link = ResourceLink {
+        key: key.clone(),
+        tenant: tenant.id,
+        change: ChangeNumber(0),
+        uid: body.uid.clone(),
+        generation: body.generation,
+        updated_at: now,
+    };
+    let created = state
+        .store
+        .create_resource_change(
+            NewChange {
+                tenant: tenant.id,
+                kind,
+                requester: t.caller.user,
+                implementer,
+                content,
+            },
+            &link,
+            replaces,
+            &t.actor(),
+            now,
+        )
+        .await;
+    let c = match created {
+        Ok(c) => c,
+        // Another replica (or an earlier try whose answer was lost)
+        // created it: follow that one.
+        Err(StoreError::Conflict { .. }) => {
+            let link = state
+                .store
+                .resource_link(key)
+                .await?
+                .ok_or_else(|| ApiError::conflict("the resource's link moved; try again"))?;
+            let c = state.store.change(tenant.id, link.change).await?;
+            return follow(state, tenant, key, &link, c, body).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+    state.writes.note(Some(tenant.slug.as_str()));
+    let c = if body.requested.submit {
+        super::submit::submit(state, &t, &c.number.to_string()).await?
+    } else {
+        c
+    };
+    record(state, tenant, &c, body.generation).await
+}
+
+/// A later sync: a new generation of the spec is an edit of the change by
+/// the resource's editor (and a submission when the spec asks for one).
+async fn follow(
+    state: &AppState,
+    tenant: &Tenant,
+    key: &ResourceKey,
+    link: &ResourceLink,
+    mut c: Change,
+    body: ChangeRequestSync,
+) -> ApiResult<ChangeRecord> {
+    if body.generation <= link.generation && body.uid == link.uid {
+        return record(state, tenant, &c, link.generation).await;
+    }
+    let author = body.edited_by.as_deref().unwrap_or(&body.requested_by);
+    let field = if body.edited_by.is_some() {
+        "editedBy"
+    } else {
+        "requestedBy"
+    };
+    let editor = mapped(state, tenant, &key.cluster, author, field).await?;
+    let t = InTenant {
+        caller: editor,
+        tenant: tenant.clone(),
+    };
+    t.authorize(Action::RequestChange)?;
+    let fields = changed_fields(&c, &body)?;
+    let n = c.number.to_string();
+    if !fields.is_empty() {
+        c = super::submit::edit(state, &t, &n, fields).await?;
+    }
+    let resubmit = match c.state {
+        ChangeState::Draft => true,
+        // A rejected revision goes back for approval once its spec changed.
+        ChangeState::Rejected => body.generation > link.generation,
+        _ => false,
+    };
+    if body.requested.submit && resubmit {
+        c = super::submit::submit(state, &t, &n).await?;
+    }
+    state
+        .store
+        .touch_resource_link(key, &body.uid, body.generation, state.now())
+        .await?;
+    record(state, tenant, &c, body.generation).await
+}
+
+/// The body `POST /api/v1/tenants/{tenant}/changes` would take for `body`.
+fn new_change_json(body: &ChangeRequestSync) -> ApiResult<serde_json::Value> {
+    let mut value =
+        serde_json::to_value(&body.requested.content).map_err(|_| ApiError::internal())?;
+    if let Some(obj) = value.as_object_mut() {
+        obj.insert("type".into(), json!(body.requested.kind.as_str()));
+        obj.insert("implementer".into(), json!(body.requested.implementer));
+    }
+    Ok(value)
+}
+
+/// The content fields of `body` that differ from `c`'s.
+fn changed_fields(
+    c: &Change,
+    body: &ChangeRequestSync,
+) -> ApiResult<serde_json::Map<String, serde_json::Value>> {
+    let now = serde_json::to_value(&c.content).map_err(|_| ApiError::internal())?;
+    let wanted = serde_json::to_value(&body.requested.content).map_err(|_| ApiError::internal())?;
+    let (Some(now), Some(wanted)) = (now.as_object(), wanted.as_object()) else {
+        return Err(ApiError::internal());
+    };
+    Ok(wanted
+        .iter()
+        .filter(|(k, v)| now.get(*k).unwrap_or(&serde_json::Value::Null) != *v)
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect())
+}
+
+/// The ChangeRequest `namespace/name` of `cluster` was deleted: its change
+/// is cancelled if it has not started, else the resource is detached and
+/// that is recorded on the change. Answers the change's number, if any.
+pub async fn delete_change_request(
+    state: &AppState,
+    cluster: &str,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> ApiResult<Option<ChangeRecord>> {
+    let key = ResourceKey {
+        cluster: cluster.to_string(),
+        namespace: namespace.to_string(),
+        kind: CHANGE_REQUEST.to_string(),
+        name: name.to_string(),
+    };
+    let store = state.store.as_ref();
+    let Some(link) = store.resource_link(&key).await? else {
+        return Ok(None);
+    };
+    // Deleting a newer resource under the same name is not ours to judge
+    // by an older uid (and the other way round).
+    if !uid.is_empty() && link.uid != uid {
+        return Ok(None);
+    }
+    let tenant = state
+        .snapshots
+        .tenants(state)
+        .await?
+        .iter()
+        .find(|t| t.id == link.tenant)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found("tenant"))?;
+    let mut c = load(store, tenant.id, &link.change.to_string()).await?;
+    let actor = format!("operator of cluster {cluster}");
+    let now = state.now();
+    let place = json!({ "cluster": cluster, "namespace": namespace, "name": name });
+    if !c.state.is_final() {
+        let expected = c.version;
+        let not_started = matches!(
+            c.state,
+            ChangeState::Draft
+                | ChangeState::Submitted
+                | ChangeState::AwaitingApproval
+                | ChangeState::Approved
+                | ChangeState::Scheduled
+                | ChangeState::Rejected
+        );
+        let write = if not_started {
+            move_to(&mut c, ChangeState::Cancelled)?;
+            ChangeWrite {
+                events: vec![event(
+                    &actor,
+                    &c,
+                    "change.cancelled",
+                    json!({ "note": "its ChangeRequest was deleted", "resource": place }),
+                    now,
+                )],
+                ..Default::default()
+            }
+        } else {
+            ChangeWrite {
+                events: vec![event(
+                    &actor,
+                    &c,
+                    "change.detached",
+                    json!({ "resource": place }),
+                    now,
+                )],
+                ..Default::default()
+            }
+        };
+        c = save(state, &c, expected, write, now).await?;
+    }
+    store.unlink_resource(&key, link.change).await?;
+    Ok(Some(record(state, &tenant, &c, link.generation).await?))
+}
+
+/// The change as a resource's status shows it.
+pub async fn record(
+    state: &AppState,
+    tenant: &Tenant,
+    c: &Change,
+    generation: i64,
+) -> ApiResult<ChangeRecord> {
+    let store = state.store.as_ref();
+    let approvals = store.approvals(tenant.id, c.number).await?;
+    let mut ids = workflow::ids_in(c);
+    ids.extend(approvals.iter().filter_map(|a| a.on_behalf_of));
+    let emails = Emails::load(store, ids).await?;
+    let given = approvals
+        .iter()
+        .filter(|a| {
+            a.revision == c.revision && a.decision == changegate_core::board::Decision::Approve
+        })
+        .count() as i64;
+    let mut awaiting = Vec::new();
+    if !c.plan.is_empty() && c.state.takes_decisions() {
+        let votes = workflow::votes(store, c).await?;
+        if let changegate_core::approval::PlanStatus::Pending { boards } = c.plan.status(&votes) {
+            awaiting = boards
+                .into_iter()
+                .map(|b| Awaiting {
+                    board: b.board,
+                    needed: i64::from(b.needed),
+                    from: b.awaiting.into_iter().map(|u| emails.of(u)).collect(),
+                })
+                .collect();
+        }
+    }
+    let needed = given + awaiting.iter().map(|a| a.needed).sum::<i64>();
+    let decisions = approvals
+        .iter()
+        .map(|a| Decision {
+            approver: a.approver_email.to_string(),
+            decision: a.decision.as_str().to_string(),
+            channel: a.channel.as_str().to_string(),
+            at: a.at,
+            comment: a.comment.clone(),
+            on_behalf_of: a.on_behalf_of.map(|u| emails.of(u)),
+            revision: a.revision,
+        })
+        .collect();
+    let now = state.now();
+    let (hold, next_window) = if c.state.is_final() {
+        (None, None)
+    } else {
+        let snapshot = state.snapshots.of(state, tenant).await?;
+        let hold = if c.state.is_approved() {
+            snapshot
+                .gate
+                .holds_back(c.number, now)
+                .map(|(reason, message)| Hold {
+                    reason: reason.as_str().to_string(),
+                    message,
+                })
+        } else {
+            None
+        };
+        let next = snapshot
+            .gate
+            .next_window(c.kind, now)
+            .map(|(name, opens_at)| NextWindow { name, opens_at });
+        (hold, next)
+    };
+    Ok(ChangeRecord {
+        number: c.number.to_string(),
+        phase: c.state.as_str().to_string(),
+        revision: c.revision,
+        fingerprint: c.fingerprint.clone(),
+        approvals_given: given,
+        approvals_needed: needed,
+        awaiting,
+        decisions,
+        next_window,
+        url: format!(
+            "{}/t/{}/changes/{}",
+            state.public_url.trim_end_matches('/'),
+            tenant.slug,
+            c.number
+        ),
+        hold,
+        generation,
+    })
+}

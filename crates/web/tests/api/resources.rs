@@ -1,0 +1,468 @@
+//! The Kubernetes face of the record: a cluster's operator sends a
+//! ChangeRequest's latest spec and gets the change's record back. One
+//! change per resource, whatever the retries, replicas and re-creations;
+//! the creator and each editor as the cluster vouches for them, mapped by
+//! the tenant's administrators; only tenants bound to the cluster; a
+//! deleted resource cancels a change not started, detaches a started one.
+
+use changegate_testkit::msp::{Msp, board, low_risk};
+use changegate_testkit::{Actor, TestApp};
+use chrono::{TimeZone, Utc};
+use serde_json::{Value, json};
+
+const A: &str = "/api/v1/tenants/client-a";
+const CHG: &str = "/api/v1/agent/changerequests/payments/upgrade-payments";
+
+/// client-a's payments-api bound in cluster prod-eu, client-b's shop in
+/// prod-us; an agent token of each; eve-k8s and cm-k8s of prod-eu mapped
+/// to eve (requester) and the change manager by client-a's administrator.
+async fn cluster(app: &TestApp) -> (Msp, Actor, Actor) {
+    let m = Msp::setup(app).await;
+    let bind = |ns: &str, name: &str, cluster: &str| {
+        json!({ "kind": "kubernetes-workload", "enforcement": { "kubernetes":
+            { "cluster": cluster, "namespace": ns, "kind": "Deployment", "name": name } } })
+    };
+    m.cm.put(
+        &format!("{A}/configuration-items/payments-api"),
+        bind("payments", "payments-api", "prod-eu"),
+    )
+    .await
+    .ok();
+    m.cm.put(
+        &format!("{A}/windows/weekly"),
+        json!({ "timeZone": "Europe/Berlin", "schedule": { "cron": { "expr": "0 2 * * SAT", "duration": "4h" } } }),
+    )
+    .await
+    .ok();
+    m.cm.put(
+        "/api/v1/tenants/client-b/configuration-items/shop",
+        bind("shop", "shop", "prod-us"),
+    )
+    .await
+    .ok();
+    let agent = |name: &'static str| {
+        let admin = m.admin.clone();
+        async move {
+            let t = admin
+                .post("/api/v1/clusters", json!({ "name": name }))
+                .await
+                .status(201)
+                .json;
+            app.bearer(t["token"].as_str().expect("an agent token"))
+        }
+    };
+    let eu = agent("prod-eu").await;
+    let us = agent("prod-us").await;
+    for (user, email) in [("eve-k8s", "eve@msp.example"), ("cm-k8s", "cm@msp.example")] {
+        let applied = m
+            .alice
+            .put(
+                &format!("{A}/clusters/prod-eu/identities/{user}"),
+                json!({ "email": email }),
+            )
+            .await
+            .ok();
+        assert_eq!(applied["applied"], "created");
+    }
+    (m, eu, us)
+}
+
+/// The latest spec of ChangeRequest `upgrade-payments` as the operator
+/// sends it.
+fn sync(uid: &str, generation: i64, artifact: &str) -> Value {
+    json!({
+        "tenant": "client-a",
+        "uid": uid,
+        "generation": generation,
+        "requestedBy": "eve-k8s",
+        "requested": {
+            "type": "normal",
+            "implementer": null,
+            "submit": true,
+            "content": {
+                "title": "Upgrade payments",
+                "risk_answers": low_risk(),
+                "configuration_items": ["payments-api"],
+                "artifacts": [artifact],
+                "implementation_plan": "kubectl apply",
+                "backout_plan": "kubectl rollout undo",
+            }
+        }
+    })
+}
+
+async fn count_changes(m: &Msp) -> usize {
+    m.cm.get(&format!("{A}/changes")).await.ok()["items"]
+        .as_array()
+        .expect("items")
+        .len()
+}
+
+async fn a_change_request_raises_one_change_as_its_mapped_creator(app: TestApp) {
+    let (m, eu, _) = cluster(&app).await;
+    let first = eu
+        .put(
+            CHG,
+            sync("uid-1", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .ok();
+    let n = first["number"].as_str().expect("a number").to_string();
+    assert_eq!(first["phase"], "awaiting-approval", "{first}");
+    assert_eq!(first["revision"], 1);
+    assert_eq!(first["approvalsGiven"], 0);
+    assert_eq!(first["approvalsNeeded"], 1);
+    assert_eq!(first["awaiting"][0]["board"], "msp-tech");
+    assert_eq!(
+        first["awaiting"][0]["from"],
+        json!(["tom@msp.example", "tina@msp.example"])
+    );
+    assert_eq!(first["generation"], 1);
+    assert!(
+        first["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&format!("/t/client-a/changes/{n}"))),
+        "{first}"
+    );
+    let change = m.cm.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(change["requester"], "eve@msp.example");
+    assert_eq!(
+        change["content"]["artifacts"],
+        json!(["registry.example/payments@sha256:aaaa"])
+    );
+
+    // A retry, a restarted operator, a second replica, a resource deleted
+    // and created again by a GitOps tool: the same change.
+    let again = eu
+        .put(
+            CHG,
+            sync("uid-1", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .ok();
+    assert_eq!(again["number"], n.as_str());
+    let recreated = eu
+        .put(
+            CHG,
+            sync("uid-2", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .ok();
+    assert_eq!(recreated["number"], n.as_str());
+    let racing = futures::future::join_all((0..4).map(|_| {
+        let eu = eu.clone();
+        async move {
+            eu.put(
+                "/api/v1/agent/changerequests/payments/racing",
+                sync("uid-r", 1, "registry.example/payments@sha256:aaaa"),
+            )
+            .await
+            .ok()["number"]
+                .clone()
+        }
+    }))
+    .await;
+    assert!(
+        racing.iter().all(|r| *r == racing[0]),
+        "replicas racing on one resource share one change: {racing:?}"
+    );
+    assert_eq!(count_changes(&m).await, 2, "one change per resource");
+
+    // A decision from any channel shows in the record.
+    m.tom
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve", "comment": "fine", "revision": 1 }),
+        )
+        .await
+        .ok();
+    let approved = eu
+        .put(
+            CHG,
+            sync("uid-2", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .ok();
+    assert_eq!(approved["phase"], "approved");
+    assert_eq!(approved["approvalsGiven"], 1);
+    assert_eq!(approved["approvalsNeeded"], 1);
+    assert_eq!(approved["awaiting"], json!([]));
+    assert_eq!(approved["decisions"][0]["approver"], "tom@msp.example");
+    assert_eq!(approved["decisions"][0]["channel"], "api");
+    assert_eq!(approved["decisions"][0]["decision"], "approve");
+    assert_eq!(approved["decisions"][0]["revision"], 1);
+    // The fixture's policy wants normal changes in a window; on this
+    // Wednesday none is open: approved, held back, and when it may go.
+    assert_eq!(approved["hold"]["reason"], "window-closed", "{approved}");
+    assert_eq!(approved["nextWindow"]["name"], "weekly");
+    assert_eq!(approved["nextWindow"]["opensAt"], "2026-11-28T01:00:00Z");
+    app.set_now(
+        Utc.with_ymd_and_hms(2026, 11, 28, 1, 30, 0)
+            .single()
+            .expect("a valid time"),
+    );
+    let in_window = eu
+        .put(
+            CHG,
+            sync("uid-2", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .ok();
+    assert_eq!(in_window["hold"], Value::Null, "{in_window}");
+    assert_eq!(in_window["nextWindow"], Value::Null);
+}
+
+async fn a_new_generation_is_an_edit_by_its_editor_who_cannot_approve_it(app: TestApp) {
+    let (m, eu, _) = cluster(&app).await;
+    // The change manager also sits on msp-tech.
+    board(
+        &app,
+        "client-a",
+        json!({ "name": "msp-tech",
+        "members": ["tom@msp.example", "tina@msp.example", "cm@msp.example"], "rule": "any" }),
+    )
+    .await;
+    let first = eu
+        .put(
+            CHG,
+            sync("uid-1", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .ok();
+    let n = first["number"].as_str().expect("a number").to_string();
+    m.tom
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve", "revision": 1 }),
+        )
+        .await
+        .ok();
+
+    let mut edit = sync("uid-1", 2, "registry.example/payments@sha256:bbbb");
+    edit["editedBy"] = json!("cm-k8s");
+    let revised = eu.put(CHG, edit).await.ok();
+    assert_eq!(revised["number"], n.as_str());
+    assert_eq!(revised["revision"], 2, "a material edit is a new revision");
+    assert_eq!(
+        revised["phase"], "awaiting-approval",
+        "approval starts over"
+    );
+    assert_eq!(revised["approvalsGiven"], 0);
+    assert_eq!(revised["generation"], 2);
+    let revisions = m.cm.get(&format!("{A}/changes/{n}/revisions")).await.ok();
+    assert_eq!(revisions[1]["created_by"], "cm@msp.example", "{revisions}");
+    let refused =
+        m.cm.post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve", "revision": 2 }),
+        )
+        .await
+        .status(403);
+    assert!(refused.text.contains("edit"), "{}", refused.text);
+
+    // An older generation arriving late changes nothing.
+    let stale = eu
+        .put(
+            CHG,
+            sync("uid-1", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .ok();
+    assert_eq!(stale["revision"], 2);
+    assert_eq!(stale["generation"], 2);
+}
+
+async fn unmapped_and_system_identities_are_refused_and_nothing_is_written(app: TestApp) {
+    let (m, eu, _) = cluster(&app).await;
+    let mut body = sync("uid-1", 1, "registry.example/payments@sha256:aaaa");
+    body["requestedBy"] = json!("mallory");
+    let refused = eu.put(CHG, body.clone()).await.status(422);
+    assert_eq!(refused.json["error"]["field"], "requestedBy");
+    assert!(
+        refused
+            .text
+            .contains("/api/v1/tenants/client-a/clusters/prod-eu/identities/mallory"),
+        "says how to map it: {}",
+        refused.text
+    );
+    body["requestedBy"] = json!("system:admin");
+    eu.put(CHG, body.clone()).await.status(403);
+    // A mapping on another cluster vouches for nothing here.
+    m.alice
+        .put(
+            &format!("{A}/clusters/prod-us/identities/mallory"),
+            json!({ "email": "eve@msp.example" }),
+        )
+        .await
+        .ok();
+    body["requestedBy"] = json!("mallory");
+    eu.put(CHG, body).await.status(422);
+    assert_eq!(count_changes(&m).await, 0, "nothing was written");
+}
+
+async fn a_cluster_acts_only_for_tenants_bound_to_it(app: TestApp) {
+    let (m, eu, us) = cluster(&app).await;
+    // prod-us has nothing of client-a bound: it cannot raise client-a's changes.
+    let refused = us
+        .put(
+            CHG,
+            sync("uid-1", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .status(404);
+    assert_eq!(refused.json["error"]["field"], "tenant");
+    // A person's token is no agent's.
+    m.eve
+        .put(
+            CHG,
+            sync("uid-1", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .status(403);
+    // Nor may prod-eu delete another cluster's resource's change.
+    let n = eu
+        .put(
+            CHG,
+            sync("uid-1", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .ok()["number"]
+        .as_str()
+        .expect("a number")
+        .to_string();
+    us.delete(&format!("{CHG}?uid=uid-1")).await.status(204);
+    let c = m.cm.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(c["state"], "awaiting-approval");
+    assert_eq!(count_changes(&m).await, 1);
+}
+
+async fn deleting_cancels_a_change_not_started_and_detaches_a_started_one(app: TestApp) {
+    let (m, eu, _) = cluster(&app).await;
+    let n = eu
+        .put(
+            CHG,
+            sync("uid-1", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .ok()["number"]
+        .as_str()
+        .expect("a number")
+        .to_string();
+    // A delete naming an older resource under the name leaves it alone.
+    eu.delete(&format!("{CHG}?uid=uid-0")).await.status(204);
+    let gone = eu.delete(&format!("{CHG}?uid=uid-1")).await.ok();
+    assert_eq!(gone["number"], n.as_str());
+    assert_eq!(gone["phase"], "cancelled");
+    // The name is free: a new resource there raises a new change.
+    let second = eu
+        .put(
+            CHG,
+            sync("uid-2", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .ok();
+    let n2 = second["number"].as_str().expect("a number").to_string();
+    assert_ne!(n2, n);
+
+    m.tom
+        .post(
+            &format!("{A}/changes/{n2}/decisions"),
+            json!({ "decision": "approve", "revision": 1 }),
+        )
+        .await
+        .ok();
+    app.set_now(
+        Utc.with_ymd_and_hms(2026, 11, 28, 1, 30, 0)
+            .single()
+            .expect("a valid time"),
+    );
+    m.ian
+        .post(&format!("{A}/changes/{n2}/start"), json!({}))
+        .await
+        .ok();
+    let detached = eu.delete(&format!("{CHG}?uid=uid-2")).await.ok();
+    assert_eq!(
+        detached["phase"], "implementing",
+        "a started change goes on"
+    );
+    let tenant = app.store.tenant_by_slug("client-a").await.expect("tenant");
+    let events = app
+        .store
+        .audit_events_about(tenant.id, &n2)
+        .await
+        .expect("events");
+    let detach = events
+        .iter()
+        .find(|e| e.body.action == "change.detached")
+        .expect("the detachment is on the change's record");
+    assert_eq!(detach.body.actor, "operator of cluster prod-eu");
+    let detail: Value = serde_json::from_str(&detach.body.detail).expect("JSON detail");
+    assert_eq!(detail["resource"]["name"], "upgrade-payments");
+}
+
+async fn only_a_tenant_administrator_maps_identities_and_only_to_its_users(app: TestApp) {
+    let (m, _, _) = cluster(&app).await;
+    let path = format!("{A}/clusters/prod-eu/identities/carol");
+    m.eve
+        .put(&path, json!({ "email": "eve@msp.example" }))
+        .await
+        .status(403);
+    let refused = m
+        .alice
+        .put(&path, json!({ "email": "bob@client-b.example" }))
+        .await
+        .status(422);
+    assert_eq!(refused.json["error"]["field"], "email");
+    let refused = m
+        .alice
+        .put(
+            &format!("{A}/clusters/prod-eu/identities/system:masters"),
+            json!({ "email": "carol@client-a.example" }),
+        )
+        .await
+        .status(422);
+    assert_eq!(refused.json["error"]["field"], "user");
+    m.alice
+        .put(
+            &format!("{A}/clusters/prod-eu/identities/system:serviceaccount:argocd:argocd-application-controller"),
+            json!({ "email": "eve@msp.example" }),
+        )
+        .await
+        .ok();
+    let listed = m
+        .audrey
+        .get(&format!("{A}/clusters/prod-eu/identities"))
+        .await
+        .ok();
+    let users: Vec<&str> = listed
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|i| i["user"].as_str())
+        .collect();
+    assert_eq!(
+        users,
+        [
+            "cm-k8s",
+            "eve-k8s",
+            "system:serviceaccount:argocd:argocd-application-controller"
+        ]
+    );
+    m.alice
+        .delete(&format!("{A}/clusters/prod-eu/identities/eve-k8s"))
+        .await
+        .status(204);
+    m.bob
+        .get(&format!("{A}/clusters/prod-eu/identities"))
+        .await
+        .status(404);
+}
+
+crate::on_both!(
+    a_change_request_raises_one_change_as_its_mapped_creator,
+    a_new_generation_is_an_edit_by_its_editor_who_cannot_approve_it,
+    unmapped_and_system_identities_are_refused_and_nothing_is_written,
+    a_cluster_acts_only_for_tenants_bound_to_it,
+    deleting_cancels_a_change_not_started_and_detaches_a_started_one,
+    only_a_tenant_administrator_maps_identities_and_only_to_its_users,
+);
