@@ -64,8 +64,10 @@ lint: ## rustfmt and clippy, warnings are errors
 fmt: ## format the code
 	$(CARGO) fmt
 
-generate: ## regenerate the chart's webhook configuration from the agent's code
+generate: ## regenerate the chart's webhook configuration and the CRDs (crds/, the chart's crds/) from the operator's code
 	$(CARGO) run -q --bin changegate -- webhooks > charts/changegate/templates/webhooks.yaml
+	$(CARGO) run -q --bin changegate -- crds crds
+	$(CARGO) run -q --bin changegate -- crds charts/changegate/crds
 
 openapi: ## regenerate docs/openapi.json from the API's code
 	CHANGEGATE_WRITE_OPENAPI=1 $(CARGO) test -q -p changegate-web --test api openapi

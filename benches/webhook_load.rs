@@ -109,7 +109,7 @@ fn fixture_app(changes: usize, windows: usize) -> Arc<App> {
     Arc::new(App {
         stores: Stores::from_namespaces(vec![ns]),
         operator_namespace: "changegate-system".into(),
-        metrics: Metrics::default(),
+        metrics: std::sync::Arc::new(Metrics::default()),
         caches_synced: AtomicBool::new(true),
         certificate_loaded: AtomicBool::new(true),
         bundle: Arc::new(state),

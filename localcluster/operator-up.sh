@@ -16,9 +16,12 @@ stop_operator
 stop_server
 
 kubectl_admin create namespace "$OPERATOR_NAMESPACE" --dry-run=client -o yaml | kubectl_admin apply -f - >/dev/null
-# Custom resources of earlier versions are not served any more.
-kubectl_admin delete crd changerequests.changegate.dev releases.changegate.dev \
-  maintenancewindows.changegate.dev changepolicies.changegate.dev --ignore-not-found >/dev/null
+# The custom resources, as generated into crds/ (the chart installs the
+# same files); a kind of earlier versions that is not served any more goes.
+kubectl_admin delete crd changepolicies.changegate.dev --ignore-not-found >/dev/null
+kubectl_admin apply --server-side --force-conflicts --field-manager=changegate-up -f "$REPO_ROOT/crds/" >/dev/null
+kubectl_admin wait --for=condition=Established --timeout=60s \
+  crd/changerequests.changegate.dev crd/releases.changegate.dev crd/maintenancewindows.changegate.dev >/dev/null
 
 # The server: a fresh embedded database per `make up`, an administrator,
 # and this cluster registered as `local` with its agent token.
@@ -38,7 +41,7 @@ curl -fsS -X POST "$SERVER_URL/api/v1/clusters" -H "authorization: Bearer $(cat 
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' >"$SERVER_DIR/agent-token"
 
 log "starting the agent ($BIN)"
-KUBECONFIG="$KUBECONFIG_PATH" RUST_LOG="${RUST_LOG:-info,kube=warn}" setsid nohup "$BIN" agent \
+KUBECONFIG="$KUBECONFIG_PATH" RUST_LOG="${RUST_LOG:-info,kube=warn}" setsid nohup "$BIN" operator \
   --namespace "$OPERATOR_NAMESPACE" \
   --webhook-addr "127.0.0.1:$WEBHOOK_PORT" --health-addr "127.0.0.1:$HEALTH_PORT" \
   --webhook-url "https://127.0.0.1:$WEBHOOK_PORT" \

@@ -120,7 +120,7 @@ impl World {
         let app = App {
             stores: Stores::from_namespaces(namespaces),
             operator_namespace: OPERATOR_NAMESPACE.into(),
-            metrics: Metrics::default(),
+            metrics: std::sync::Arc::new(Metrics::default()),
             caches_synced: AtomicBool::new(true),
             certificate_loaded: AtomicBool::new(true),
             bundle: Arc::new(state),

@@ -74,6 +74,15 @@ enum Doc {
         name: String,
         spec: serde_json::Value,
     },
+    /// A Kubernetes user name of a cluster mapped to a user of the tenant:
+    /// who a ChangeRequest's creator or editor is.
+    ClusterIdentity {
+        tenant: String,
+        cluster: String,
+        /// As the cluster's API server authenticates them.
+        user: String,
+        email: String,
+    },
 }
 
 fn utc() -> String {
@@ -89,7 +98,8 @@ impl Doc {
             | Doc::Policy { tenant, .. }
             | Doc::Window { tenant, .. }
             | Doc::Template { tenant, .. }
-            | Doc::ConfigurationItem { tenant, .. } => tenant,
+            | Doc::ConfigurationItem { tenant, .. }
+            | Doc::ClusterIdentity { tenant, .. } => tenant,
         }
     }
 
@@ -101,6 +111,7 @@ impl Doc {
             Doc::Board { .. } => 2,
             Doc::Window { .. } | Doc::Template { .. } | Doc::ConfigurationItem { .. } => 3,
             Doc::Policy { .. } => 4,
+            Doc::ClusterIdentity { .. } => 5,
         }
     }
 
@@ -115,6 +126,12 @@ impl Doc {
             Doc::ConfigurationItem { tenant, name, .. } => {
                 format!("configuration item {tenant}/{name}")
             }
+            Doc::ClusterIdentity {
+                tenant,
+                cluster,
+                user,
+                ..
+            } => format!("identity {user} of cluster {cluster} in {tenant}"),
         }
     }
 }
@@ -215,6 +232,21 @@ fn validate(doc: &Doc) -> Result<(), (String, String)> {
         Doc::ConfigurationItem { spec: s, .. } => {
             let c: ConfigurationItem = spec(s, "spec")?;
             c.validate().map_err(|e| invalid("spec", e))?;
+        }
+        Doc::ClusterIdentity {
+            cluster,
+            user,
+            email,
+            ..
+        } => {
+            Slug::parse(cluster).map_err(|e| ("cluster".to_string(), e.message))?;
+            if user.trim().is_empty() {
+                return Err((
+                    "user".into(),
+                    "give the Kubernetes user name as the API server authenticates it".into(),
+                ));
+            }
+            Email::parse(email).map_err(|e| ("email".to_string(), e.message))?;
         }
     }
     Ok(())
@@ -513,6 +545,22 @@ async fn apply_one(client: &Client, doc: &Doc) -> Result<String, super::client::
                 .put(
                     &format!("/api/v1/tenants/{tenant}/configuration-items/{name}"),
                     spec,
+                )
+                .await?,
+        ),
+        Doc::ClusterIdentity {
+            tenant,
+            cluster,
+            user,
+            email,
+        } => applied(
+            client
+                .put(
+                    &format!(
+                        "/api/v1/tenants/{tenant}/clusters/{cluster}/identities/{}",
+                        super::client::path_segment(user)
+                    ),
+                    &json!({ "email": email }),
                 )
                 .await?,
         ),

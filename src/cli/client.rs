@@ -149,3 +149,17 @@ impl Client {
         self.call(Method::PUT, path, Some(body)).await
     }
 }
+
+/// `text` as one path segment: everything but unreserved characters and
+/// `:`/`@` (common in Kubernetes user names) percent-encoded.
+pub fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b':' | b'@') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

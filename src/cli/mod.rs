@@ -39,8 +39,10 @@ struct Cli {
 enum Command {
     /// Run the server: API, scheduler, on SQLite (default) or PostgreSQL.
     Serve(serve::ServeArgs),
-    /// Run the Kubernetes enforcement agent.
-    Agent(Box<agent::AgentArgs>),
+    /// Run the Kubernetes operator: reconciles the custom resources with
+    /// the server, admission from the bundle, rollouts followed.
+    #[command(alias = "agent")]
+    Operator(Box<agent::AgentArgs>),
     /// Bootstrap and recovery on the database directly.
     #[command(subcommand)]
     Admin(admin::AdminCommand),
@@ -65,6 +67,12 @@ enum Command {
     /// Print the chart's webhook configurations (development).
     #[command(hide = true)]
     Webhooks,
+    /// Write the custom resource definitions, one file per kind, into a folder (development).
+    #[command(hide = true)]
+    Crds {
+        /// The folder, e.g. `crds`.
+        out: std::path::PathBuf,
+    },
 }
 
 pub fn init_tracing(default: &str) {
@@ -94,7 +102,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => block_on(serve::run(args)),
-        Command::Agent(args) => agent::run(*args),
+        Command::Operator(args) => agent::run(*args),
         Command::Admin(cmd) => block_on(admin::run(cmd)),
         Command::Apply(args) => block_on(apply::run(args)),
         Command::Change(args) => block_on(change::run(args)),
@@ -113,5 +121,22 @@ pub fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Crds { out } => {
+            let written = std::fs::create_dir_all(&out).and_then(|()| {
+                changegate_resources::crd_files()
+                    .into_iter()
+                    .try_for_each(|(name, yaml)| std::fs::write(out.join(name), yaml))
+            });
+            match written {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!(
+                        "changegate: cannot write the CRDs into {}: {e}",
+                        out.display()
+                    );
+                    ExitCode::FAILURE
+                }
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@
 mod chart;
 mod enforcement;
 mod leader;
+mod resources;
 mod smoke;
 mod staleness;
 mod support;

@@ -6,6 +6,7 @@ use crate::bundle::BundleState;
 use crate::bundle::sync::{self, SyncSettings};
 use crate::follow;
 use crate::lease::{self, Leadership};
+use crate::reconcile;
 use crate::report::Reporter;
 use crate::webhook::certs::Lifetimes;
 use crate::webhook::registration::{self, Endpoint, Registration};
@@ -82,12 +83,27 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
         std::env::var("HOSTNAME").unwrap_or_else(|_| "agent".into()),
         std::process::id()
     );
+    let metrics = Arc::new(Metrics::default());
+    let mut reconciler = None;
     let follower = match &settings.sync {
         Some(sync_settings) => {
             sync::restore(sync_settings, &bundle);
             tokio::spawn(sync::run(sync_settings.clone(), bundle.clone()));
             let reporter = Reporter::start(&sync_settings.server, &sync_settings.token);
             let leadership = Arc::new(Leadership::default());
+            reconciler = Some(Arc::new(reconcile::Context {
+                client: client.clone(),
+                http: reqwest::Client::builder()
+                    .timeout(Duration::from_secs(15))
+                    .build()
+                    .map_err(|e| OperatorError::Serve(std::io::Error::other(e)))?,
+                server: sync_settings.server.clone(),
+                token: sync_settings.token.clone(),
+                stores: stores.clone(),
+                bundle: bundle.clone(),
+                leadership: leadership.clone(),
+                metrics: metrics.clone(),
+            }));
             tokio::spawn(lease::run(
                 client.clone(),
                 settings.namespace.clone(),
@@ -115,7 +131,7 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
     let app = Arc::new(App {
         stores: stores.clone(),
         operator_namespace: settings.namespace.clone(),
-        metrics: Metrics::default(),
+        metrics: metrics.clone(),
         caches_synced: AtomicBool::new(false),
         certificate_loaded: AtomicBool::new(false),
         bundle,
@@ -188,6 +204,9 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
     tracing::info!("caches synced");
     if let Some(follower) = follower {
         tokio::spawn(follower);
+    }
+    if let Some(ctx) = reconciler {
+        tokio::spawn(reconcile::run(ctx));
     }
 
     let register = |ca_pem: String| {

@@ -138,6 +138,8 @@ impl Snapshot {
 #[derive(Default)]
 pub struct BundleState {
     current: RwLock<Option<(Arc<Snapshot>, DateTime<Utc>)>>,
+    /// Counts the bundles taken: the reconcilers wake on each.
+    taken: tokio::sync::watch::Sender<u64>,
 }
 
 impl BundleState {
@@ -155,6 +157,12 @@ impl BundleState {
             .current
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((snapshot, confirmed_at));
+        self.taken.send_modify(|n| *n += 1);
+    }
+
+    /// Wakes on every new bundle.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.taken.subscribe()
     }
 
     /// The server answered `304`: the current bundle is still its latest.

@@ -1,5 +1,7 @@
-//! Webhook metrics with bounded labels: decisions by webhook, reason and
-//! outcome, and decision latency by webhook.
+//! The operator's metrics with bounded labels: admission decisions by
+//! webhook, reason and outcome, and decision latency by webhook;
+//! reconciles of the custom resources by kind and result, and how long
+//! each took (the server's answer included: the record → status lag).
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -21,10 +23,24 @@ struct WebhookLabel {
     webhook: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileLabels {
+    kind: &'static str,
+    /// `synced`, `refused` or `unavailable`.
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabel {
+    kind: &'static str,
+}
+
 pub struct Metrics {
     registry: Mutex<Registry>,
     decisions: Family<DecisionLabels, Counter>,
     latency: Family<WebhookLabel, Histogram>,
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_time: Family<KindLabel, Histogram>,
 }
 
 impl Default for Metrics {
@@ -46,10 +62,26 @@ impl Default for Metrics {
             "Time to decide an admission request",
             latency.clone(),
         );
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles of custom resources with the server, by kind and result",
+            reconciles.clone(),
+        );
+        let reconcile_time = Family::<KindLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0])
+        });
+        registry.register(
+            "reconcile_seconds",
+            "Time from a reconcile's start to its status written (the server's answer included)",
+            reconcile_time.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             decisions,
             latency,
+            reconciles,
+            reconcile_time,
         }
     }
 }
@@ -71,6 +103,15 @@ impl Metrics {
             .inc();
         self.latency
             .get_or_create(&WebhookLabel { webhook })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn reconciled(&self, kind: &'static str, result: &'static str, elapsed: Duration) {
+        self.reconciles
+            .get_or_create(&ReconcileLabels { kind, result })
+            .inc();
+        self.reconcile_time
+            .get_or_create(&KindLabel { kind })
             .observe(elapsed.as_secs_f64());
     }
 

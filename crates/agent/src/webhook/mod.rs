@@ -7,5 +7,6 @@ pub mod metrics;
 pub mod registration;
 pub mod review;
 pub mod server;
+pub mod stamp;
 pub mod stores;
 pub mod tls_secret;

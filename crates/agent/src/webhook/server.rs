@@ -29,7 +29,7 @@ pub struct App {
     pub stores: Stores,
     /// The agent's own namespace: never gated.
     pub operator_namespace: String,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub caches_synced: AtomicBool,
     pub certificate_loaded: AtomicBool,
     /// The server's bundle workload admission decides from.
@@ -45,6 +45,7 @@ pub struct App {
 pub fn admission_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/validate/workloads", post(validate_workloads))
+        .route("/mutate/changerequests", post(mutate_change_requests))
         .with_state(app)
 }
 
@@ -112,6 +113,14 @@ async fn handle<T: Resource + DeserializeOwned>(
     app.metrics
         .record(webhook, reason, response.allowed, started.elapsed());
     respond(response)
+}
+
+/// Stamps who created a ChangeRequest and who edited its spec.
+async fn mutate_change_requests(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    handle::<kube::core::DynamicObject>(&app, "mutate-changerequests", body, |_, req| {
+        (super::stamp::respond(req), "Stamped")
+    })
+    .await
 }
 
 async fn validate_workloads(State(app): State<Arc<App>>, body: Bytes) -> Response {
@@ -252,7 +261,7 @@ mod tests {
         App {
             stores: Stores::from_namespaces(vec![ns]),
             operator_namespace: "changegate-system".into(),
-            metrics: Metrics::default(),
+            metrics: Arc::new(Metrics::default()),
             caches_synced: AtomicBool::new(synced),
             certificate_loaded: AtomicBool::new(true),
             bundle: Arc::default(),

@@ -1,0 +1,337 @@
+//! The custom resources on the local control plane (DESIGN §7), against
+//! the server and operator `make up` runs: the examples apply as written
+//! (the invalid one is refused naming the field), a ChangeRequest becomes
+//! its creator's change on the server, a decision anywhere reaches its
+//! status and `kubectl wait --for=condition=Ready` returns, a spec edit is
+//! a new revision its editor cannot approve, a rejection stalls it, and
+//! deleting one whose change has not started cancels that change.
+
+use crate::support::cluster::repo_root;
+use crate::support::server::{Server, server};
+use crate::support::{TestNamespace, admin, kubectl, wait_for, wait_until};
+use changegate_resources::ChangeRequest;
+use kube::Api;
+use std::process::Output;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SYNC: Duration = Duration::from_secs(30);
+
+/// A tenant of the examples: `examples/changegate/client-a.yaml` applied
+/// under a tenant slug, a namespace and addresses of this test's own, the
+/// kubectl user of the tests mapped to Eve, `rita-k8s` to Rita (change
+/// manager, and a technical approver here).
+struct Story {
+    tenant: String,
+    ns: TestNamespace,
+    server: Arc<Server>,
+    chg: Api<ChangeRequest>,
+}
+
+impl Story {
+    async fn new(prefix: &str) -> Story {
+        let probe = TestNamespace::new(prefix).await;
+        let tenant = format!("t-{}", probe.name.rsplit('-').next().unwrap_or("x"));
+        drop(probe);
+        let ns = TestNamespace::for_tenant(prefix, &tenant).await;
+        let s = server();
+        let yaml = std::fs::read_to_string(repo_root().join("examples/changegate/client-a.yaml"))
+            .expect("the example tenant")
+            .replace("client-a", &tenant)
+            .replace("@msp.example", &format!("@msp.{tenant}.example"))
+            .replace("namespace: shop", &format!("namespace: {}", ns.name))
+            .replace(
+                "roles: [release-manager, change-manager]",
+                "roles: [release-manager, change-manager, technical-approver]",
+            );
+        s.apply(&yaml);
+        s.apply(&format!(
+            "kind: ClusterIdentity\ntenant: {tenant}\ncluster: local\nuser: rita-k8s\nemail: rita@msp.{tenant}.example\n"
+        ));
+        let chg = Api::namespaced(admin().await, &ns.name);
+        Story {
+            tenant,
+            ns,
+            server: s,
+            chg,
+        }
+    }
+
+    fn email(&self, who: &str) -> String {
+        match who {
+            "carol" => format!("carol@{}.example", self.tenant),
+            other => format!("{other}@msp.{}.example", self.tenant),
+        }
+    }
+
+    /// `kubectl apply -n <ns> -f examples/<file>`.
+    fn apply(&self, file: &str) -> Output {
+        let path = repo_root().join("examples").join(file);
+        kubectl(&["apply", "-n", &self.ns.name, "-f", &path.to_string_lossy()])
+    }
+
+    /// The ChangeRequest `name` once the server's number is in its status.
+    async fn synced(&self, name: &str) -> ChangeRequest {
+        wait_for(
+            &self.chg,
+            name,
+            "the server's number in status",
+            SYNC,
+            |c| {
+                c.status
+                    .as_ref()
+                    .is_some_and(|s| s.observed.number.is_some())
+            },
+        )
+        .await
+    }
+
+    /// `changegate change <verb> <number>` as `who`.
+    fn decide(&self, who: &str, verb: &str, number: &str) -> Output {
+        let token = self.server.token(&self.email(who));
+        self.server.run(
+            Some(&token),
+            &["change", verb, number, "--tenant", &self.tenant],
+        )
+    }
+
+    fn change(&self, number: &str) -> serde_json::Value {
+        self.server
+            .get(&format!("/api/v1/tenants/{}/changes/{number}", self.tenant))
+    }
+}
+
+fn number(c: &ChangeRequest) -> String {
+    c.status
+        .as_ref()
+        .and_then(|s| s.observed.number.clone())
+        .expect("a number")
+}
+
+fn condition(c: &ChangeRequest, type_: &str) -> Option<(String, String, String)> {
+    let s = c.status.as_ref()?;
+    let found = s.observed.conditions.iter().find(|k| k.type_ == type_)?;
+    Some((
+        found.status.clone(),
+        found.reason.clone(),
+        found.message.clone(),
+    ))
+}
+
+fn succeeded(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn the_examples_apply_and_the_invalid_one_is_refused_naming_the_field() {
+    let story = Story::new("examples").await;
+    let dir = repo_root().join("examples");
+    succeeded(&kubectl(&[
+        "apply",
+        "-n",
+        &story.ns.name,
+        "-f",
+        &dir.to_string_lossy(),
+    ]));
+    let refused = kubectl(&[
+        "apply",
+        "-n",
+        &story.ns.name,
+        "-f",
+        &dir.join("invalid").to_string_lossy(),
+    ]);
+    assert!(
+        !refused.status.success(),
+        "the invalid example was admitted"
+    );
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        why.contains("spec.type: Unsupported value: \"urgent\""),
+        "the refusal names the field: {why}"
+    );
+
+    for name in ["web-2-4-1", "restart-web", "api-certificate"] {
+        let c = story.synced(name).await;
+        let n = number(&c);
+        let change = story.change(&n);
+        assert_eq!(
+            change["requester"],
+            story.email("eve").as_str(),
+            "{name} is requested by the mapped kubectl user"
+        );
+        assert_eq!(
+            c.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get("changegate.dev/change")),
+            Some(&n),
+            "{name} names its change"
+        );
+    }
+    // The standard change keeps to its template: approved at submission.
+    let standard = wait_for(&story.chg, "restart-web", "Ready", SYNC, |c| {
+        condition(c, "Ready").is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    assert_eq!(
+        standard
+            .status
+            .as_ref()
+            .and_then(|s| s.observed.phase.as_deref()),
+        Some("approved")
+    );
+    let normal = story.synced("web-2-4-1").await;
+    let status = &normal.status.as_ref().expect("status").observed;
+    assert_eq!(status.approvals_needed, Some(2), "medium risk: two boards");
+    assert_eq!(status.awaiting.len(), 2);
+    assert_eq!(
+        condition(&normal, "Ready").map(|(s, r, _)| (s, r)),
+        Some(("False".into(), "AwaitingApproval".into()))
+    );
+
+    let listed = succeeded(&kubectl(&["get", "chg", "-n", &story.ns.name]));
+    assert!(
+        listed.contains("NUMBER")
+            && listed.contains("PHASE")
+            && listed.contains("awaiting-approval"),
+        "{listed}"
+    );
+    let explained = succeeded(&kubectl(&["explain", "chg.spec.targets"]));
+    assert!(explained.contains("images"), "{explained}");
+    let windows = succeeded(&kubectl(&["get", "mw,rel", "-n", &story.ns.name]));
+    assert!(
+        windows.contains("client-a-weekly") && windows.contains("shop-2026-12-12"),
+        "{windows}"
+    );
+}
+
+#[tokio::test]
+async fn an_approval_anywhere_reaches_status_and_an_editor_cannot_approve_their_revision() {
+    let story = Story::new("approve").await;
+    succeeded(&story.apply("normal-change.yaml"));
+    let n = number(&story.synced("web-2-4-1").await);
+
+    // Rita edits the spec (a new image): a new revision, by her.
+    succeeded(&kubectl(&[
+        "patch",
+        "chg",
+        "web-2-4-1",
+        "-n",
+        &story.ns.name,
+        "--as=rita-k8s",
+        "--as-group=system:masters",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"targets":[{"kind":"Deployment","name":"web","images":["registry.example/shop/web:2.4.2"]}]}}"#,
+    ]));
+    let revised = wait_for(&story.chg, "web-2-4-1", "revision 2", SYNC, |c| {
+        c.status
+            .as_ref()
+            .is_some_and(|s| s.observed.revision == Some(2))
+    })
+    .await;
+    assert_eq!(
+        revised
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("changegate.dev/edited-by"))
+            .map(String::as_str),
+        Some("rita-k8s")
+    );
+    assert_eq!(
+        condition(&revised, "Ready").map(|(s, _, _)| s),
+        Some("False".into())
+    );
+    let refused = story.decide("rita", "approve", &n);
+    assert!(
+        !refused.status.success(),
+        "the editor approved her own revision"
+    );
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("edited or submitted revision 2"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+
+    succeeded(&story.decide("tom", "approve", &n));
+    succeeded(&story.decide("carol", "approve", &n));
+    let approved_at = Instant::now();
+    let ready = wait_for(&story.chg, "web-2-4-1", "Ready", SYNC, |c| {
+        condition(c, "Ready").is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    eprintln!(
+        "approval → Ready True in {} ms",
+        approved_at.elapsed().as_millis()
+    );
+    let decisions = &ready.status.as_ref().expect("status").observed.decisions;
+    assert!(
+        decisions
+            .iter()
+            .any(|d| d.approver == story.email("carol") && d.channel == "api" && d.revision == 2),
+        "{decisions:?}"
+    );
+    succeeded(&kubectl(&[
+        "wait",
+        "-n",
+        &story.ns.name,
+        "--for=condition=Ready",
+        "chg/web-2-4-1",
+        "--timeout=10s",
+    ]));
+}
+
+#[tokio::test]
+async fn a_rejection_stalls_and_deleting_a_change_not_started_cancels_it() {
+    let story = Story::new("reject").await;
+    succeeded(&story.apply("normal-change.yaml"));
+    succeeded(&story.apply("standard-change.yaml"));
+    let normal = number(&story.synced("web-2-4-1").await);
+    let standard = number(&story.synced("restart-web").await);
+
+    // Carol is the client's only business approver: her rejection decides.
+    succeeded(&story.decide("carol", "reject", &normal));
+    let stalled = wait_for(&story.chg, "web-2-4-1", "Stalled", SYNC, |c| {
+        condition(c, "Stalled").is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    assert_eq!(
+        condition(&stalled, "Stalled").map(|(_, r, _)| r),
+        Some("Rejected".into())
+    );
+    succeeded(&kubectl(&[
+        "wait",
+        "-n",
+        &story.ns.name,
+        "--for=condition=Stalled",
+        "chg/web-2-4-1",
+        "--timeout=10s",
+    ]));
+
+    succeeded(&kubectl(&[
+        "delete",
+        "chg",
+        "restart-web",
+        "-n",
+        &story.ns.name,
+    ]));
+    wait_until("the deleted resource's change cancelled", SYNC, || {
+        let state = story.change(&standard)["state"].clone();
+        let n = standard.clone();
+        async move {
+            if state == "cancelled" {
+                Ok(())
+            } else {
+                Err(format!("{n} is {state}"))
+            }
+        }
+    })
+    .await;
+}
