@@ -40,8 +40,28 @@ curl -fsS -X POST "$SERVER_URL/api/v1/clusters" -H "authorization: Bearer $(cat 
   -H 'content-type: application/json' -d "{\"name\": \"$CLUSTER_NAME\"}" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])' >"$SERVER_DIR/agent-token"
 
-log "starting the agent ($BIN)"
-KUBECONFIG="$KUBECONFIG_PATH" RUST_LOG="${RUST_LOG:-info,kube=warn}" setsid nohup "$BIN" operator \
+# The operator runs as the chart's service account (the admin credential
+# impersonating it), bound to the chart's ClusterRole and Role: a
+# permission the chart lacks fails here, not in a client's cluster. The
+# cluster-scoped names get a suffix: the chart's own RBAC test installs
+# and removes the chart's names.
+helm template changegate "$REPO_ROOT/charts/changegate" --namespace "$OPERATOR_NAMESPACE" \
+  --set server.url="$SERVER_URL" \
+  --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml \
+  | sed 's/changegate-operator$/changegate-operator-up/; s/name: changegate-operator}/name: changegate-operator-up}/' \
+  | kubectl_admin apply -n "$OPERATOR_NAMESPACE" -f - >/dev/null
+OPERATOR_KUBECONFIG="$CLUSTER_DIR/operator.kubeconfig"
+python3 - "$KUBECONFIG_PATH" "$OPERATOR_KUBECONFIG" "system:serviceaccount:$OPERATOR_NAMESPACE:changegate" <<'PY'
+import sys
+source, target, user = sys.argv[1:]
+text = open(source).read()
+assert "  user:\n" in text, "the admin kubeconfig has no user entry to extend"
+open(target, "w").write(text.replace("  user:\n", f"  user:\n    as: {user}\n", 1))
+PY
+chmod 600 "$OPERATOR_KUBECONFIG"
+
+log "starting the operator ($BIN) as the chart's service account"
+KUBECONFIG="$OPERATOR_KUBECONFIG" RUST_LOG="${RUST_LOG:-info,kube=warn}" setsid nohup "$BIN" operator \
   --namespace "$OPERATOR_NAMESPACE" \
   --webhook-addr "127.0.0.1:$WEBHOOK_PORT" --health-addr "127.0.0.1:$HEALTH_PORT" \
   --webhook-url "https://127.0.0.1:$WEBHOOK_PORT" \
@@ -75,4 +95,4 @@ PROBE
   [[ "$out" == *"denied the request: changegate: "* ]] || { echo "$out"; return 1; }
 }
 wait_for "the admission webhook to answer" 60 webhook_answers
-log "agent ready: webhook on https://127.0.0.1:$WEBHOOK_PORT, health on http://127.0.0.1:$HEALTH_PORT; server on $SERVER_URL (admin token in $SERVER_DIR/admin-token)"
+log "operator ready: webhook on https://127.0.0.1:$WEBHOOK_PORT, health on http://127.0.0.1:$HEALTH_PORT; server on $SERVER_URL (admin token in $SERVER_DIR/admin-token)"

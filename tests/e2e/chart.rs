@@ -122,7 +122,7 @@ fn the_self_managed_install_is_accepted_by_the_api_server_with_secure_defaults()
         "replicas: 2",
         "kind: PodDisruptionBudget",
         "allowPrivilegeEscalation: false",
-        "- agent",
+        "- operator",
         "- --server=https://changegate.example.com",
         "- --cache-dir=/var/cache/changegate",
         "secretName: changegate-agent-token",

@@ -8,7 +8,7 @@
 
 use crate::support::cluster::repo_root;
 use crate::support::server::{Server, server};
-use crate::support::{TestNamespace, admin, kubectl, wait_for, wait_until};
+use crate::support::{TestNamespace, admin, kubectl, kubectl_stdin, wait_for, wait_until};
 use changegate_resources::ChangeRequest;
 use kube::Api;
 use std::process::Output;
@@ -334,4 +334,97 @@ async fn a_rejection_stalls_and_deleting_a_change_not_started_cancels_it() {
         }
     })
     .await;
+}
+
+/// The Deployment `web` of the story's namespace with `image`, failing its
+/// rollout after 15 s.
+fn apply_web(story: &Story, image: &str) -> Output {
+    let deployment = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": story.ns.name, "labels": {"app": "web"}},
+        "spec": {"replicas": 1, "progressDeadlineSeconds": 15,
+                 "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": image}]}}}});
+    kubectl_stdin(
+        &["apply", "--server-side", "--field-manager=e2e", "-f", "-"],
+        &deployment.to_string(),
+    )
+}
+
+/// A ChangeRequest `name` shipping `image` to Deployment web, backed out
+/// automatically; approved by Tom and Carol once synced.
+async fn approved_change(story: &Story, name: &str, image: &str) -> String {
+    let chg = format!(
+        "apiVersion: changegate.dev/v1\nkind: ChangeRequest\nmetadata: {{name: {name}}}\nspec:\n  title: Ship {image}\n  \
+         riskAnswers: {{production: \"yes\", outage: \"no\", untested: \"no\", no-backout: \"no\"}}\n  \
+         targets: [{{kind: Deployment, name: web, images: [\"{image}\"]}}]\n  \
+         backout: {{plan: roll back, automatic: true}}\n"
+    );
+    succeeded(&kubectl_stdin(
+        &["apply", "-n", &story.ns.name, "-f", "-"],
+        &chg,
+    ));
+    let n = number(&story.synced(name).await);
+    succeeded(&story.decide("tom", "approve", &n));
+    succeeded(&story.decide("carol", "approve", &n));
+    wait_for(&story.chg, name, "Ready", SYNC, |c| {
+        condition(c, "Ready").is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
+    n
+}
+
+#[tokio::test]
+async fn rollouts_and_the_automatic_rollback_are_written_back_onto_the_resource() {
+    let story = Story::new("rollout").await;
+    let first = approved_change(&story, "web-1", "registry.example/shop/web:1").await;
+    succeeded(&apply_web(&story, "registry.example/shop/web:1"));
+    let shipped = wait_for(
+        &story.chg,
+        "web-1",
+        "its rollout succeeded",
+        Duration::from_secs(90),
+        |c| {
+            c.status.as_ref().is_some_and(|s| {
+                s.observed
+                    .rollout
+                    .first()
+                    .is_some_and(|r| r.state == "succeeded")
+            })
+        },
+    )
+    .await;
+    let rollout = &shipped.status.as_ref().expect("status").observed.rollout[0];
+    assert_eq!(rollout.workload, "Deployment/web");
+    assert_eq!(rollout.images, ["registry.example/shop/web:1"]);
+    assert!(rollout.started_at.is_some() && rollout.finished_at.is_some());
+    assert_ne!(story.change(&first)["state"], "implementing");
+
+    let second = approved_change(&story, "web-2", "registry.example/shop/web:2-fail").await;
+    succeeded(&apply_web(&story, "registry.example/shop/web:2-fail"));
+    let undone = wait_for(
+        &story.chg,
+        "web-2",
+        "the failed rollout and its rollback",
+        Duration::from_secs(120),
+        |c| {
+            c.status.as_ref().is_some_and(|s| {
+                s.observed.rollback.is_some()
+                    && s.observed
+                        .rollout
+                        .first()
+                        .is_some_and(|r| r.state == "failed")
+                    && s.observed.phase.as_deref() == Some("rolled-back")
+            })
+        },
+    )
+    .await;
+    let status = &undone.status.as_ref().expect("status").observed;
+    let rollback = status.rollback.as_ref().expect("a rollback");
+    assert!(rollback.restored_revision.is_some(), "{rollback:?}");
+    assert_eq!(story.change(&second)["state"], "rolled-back");
+    assert_eq!(
+        condition(&undone, "Stalled").map(|(s, r, _)| (s, r)),
+        Some(("True".into(), "Failed".into()))
+    );
 }

@@ -42,8 +42,8 @@ pub fn observed(
         decisions: record.decisions.clone(),
         next_window: record.next_window.clone(),
         url: Some(record.url.clone()),
-        rollout: Vec::new(),
-        rollback: None,
+        rollout: record.rollout.clone(),
+        rollback: record.rollback.clone(),
         conditions: condition::merge(previous, judged, generation, now),
         observed_generation: Some(generation),
     }
@@ -244,6 +244,8 @@ mod tests {
             url: "http://cg/t/a/changes/CHG-7".into(),
             hold: None,
             generation: 3,
+            rollout: vec![],
+            rollback: None,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod change_request;
 pub mod condition;
 pub mod from_record;
 pub mod maintenance_window;
+pub mod outcome;
 pub mod release;
 pub mod to_record;
 pub mod wire;

@@ -3,7 +3,7 @@
 //! the resource's latest spec, mapped, with who wrote it; and the server's
 //! record of the change it stands for.
 
-use crate::change_request::{Awaiting, Decision, NextWindow};
+use crate::change_request::{Awaiting, Decision, NextWindow, Rollback, Rollout};
 use crate::to_record::Requested;
 use serde::{Deserialize, Serialize};
 
@@ -60,6 +60,11 @@ pub struct ChangeRecord {
     pub hold: Option<Hold>,
     /// The resource generation the change holds.
     pub generation: i64,
+    /// The rollouts the operator followed under the change, as recorded.
+    #[serde(default)]
+    pub rollout: Vec<Rollout>,
+    #[serde(default)]
+    pub rollback: Option<Rollback>,
 }
 
 /// The gate's reason and message for holding an approved change back.

@@ -13,6 +13,7 @@ use changegate_core::ChangeNumber;
 use changegate_core::authz::{Action, Principal};
 use changegate_core::change::ChangeState;
 use changegate_resources::change_request::{Awaiting, Decision, NextWindow};
+use changegate_resources::outcome;
 use changegate_resources::wire::{ChangeRecord, ChangeRequestSync, Hold};
 use changegate_store::{
     Change, ChangeWrite, NewChange, ObjectKind, ResourceKey, ResourceLink, StoreError, Tenant,
@@ -442,7 +443,22 @@ pub async fn record(
             .map(|(name, opens_at)| NextWindow { name, opens_at });
         (hold, next)
     };
+    let events = store
+        .audit_events_about(tenant.id, &c.number.to_string())
+        .await?;
+    let details: Vec<(chrono::DateTime<chrono::Utc>, serde_json::Value)> = events
+        .iter()
+        .filter(|e| e.body.action == "deployment.recorded")
+        .filter_map(|e| Some((e.body.at, serde_json::from_str(&e.body.detail).ok()?)))
+        .collect();
+    let (rollout, rollback) = outcome::fold(
+        details
+            .iter()
+            .map(|(at, detail)| outcome::Recorded { at: *at, detail }),
+    );
     Ok(ChangeRecord {
+        rollout,
+        rollback,
         number: c.number.to_string(),
         phase: c.state.as_str().to_string(),
         revision: c.revision,

@@ -458,7 +458,64 @@ async fn only_a_tenant_administrator_maps_identities_and_only_to_its_users(app: 
         .status(404);
 }
 
+async fn the_operators_reports_show_as_the_resources_rollouts(app: TestApp) {
+    let (m, eu, _) = cluster(&app).await;
+    let n = eu
+        .put(
+            CHG,
+            sync("uid-1", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .ok()["number"]
+        .as_str()
+        .expect("a number")
+        .to_string();
+    let approved = m
+        .tom
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve", "revision": 1 }),
+        )
+        .await
+        .ok();
+    app.set_now(
+        Utc.with_ymd_and_hms(2026, 11, 28, 1, 30, 0)
+            .single()
+            .expect("a valid time"),
+    );
+    for event in ["started", "failed", "rolled-back"] {
+        let artifact = if event == "rolled-back" {
+            "registry.example/payments@sha256:0000"
+        } else {
+            "registry.example/payments@sha256:aaaa"
+        };
+        eu.post(
+            "/api/v1/agent/reports",
+            json!({ "tenant": "client-a", "namespace": "payments", "kind": "Deployment",
+                    "name": "payments-api", "artifacts": [artifact], "event": event,
+                    "change": n, "revision": if event == "rolled-back" { "4" } else { "5" },
+                    "fingerprint": approved["fingerprint"], "note": "" }),
+        )
+        .await
+        .ok();
+    }
+    let r = eu
+        .put(
+            CHG,
+            sync("uid-1", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .ok();
+    assert_eq!(r["phase"], "rolled-back", "{r}");
+    assert_eq!(r["rollout"][0]["workload"], "Deployment/payments-api");
+    assert_eq!(r["rollout"][0]["state"], "failed");
+    assert_eq!(r["rollout"][0]["revision"], "5");
+    assert_eq!(r["rollback"]["restoredRevision"], "4");
+    assert_eq!(r["rollback"]["outcome"], "succeeded");
+}
+
 crate::on_both!(
+    the_operators_reports_show_as_the_resources_rollouts,
     a_change_request_raises_one_change_as_its_mapped_creator,
     a_new_generation_is_an_edit_by_its_editor_who_cannot_approve_it,
     unmapped_and_system_identities_are_refused_and_nothing_is_written,
