@@ -56,6 +56,7 @@ bench: cluster-up ## benchmarks that print figures (see README); runs a release 
 	$(CARGO) bench --bench release_side
 	CHANGEGATE_BIN=$(CURDIR)/target/release/changegate localcluster/operator-up.sh
 	$(CARGO) bench --bench webhook_load
+	$(CARGO) bench --bench resources_sync
 
 lint: ## rustfmt and clippy, warnings are errors
 	$(CARGO) fmt --check
