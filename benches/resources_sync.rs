@@ -41,9 +41,13 @@ fn main() {
     runtime.block_on(async {
         println!("\n== Custom resources: spec -> record -> status (release operator, loopback)");
         let carol = setup();
-        let client = kube::Client::try_default()
+        let kubeconfig =
+            kube::config::Kubeconfig::read_from(format!("{}/.cluster/kubeconfig", root()))
+                .expect("the kubeconfig of make up");
+        let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
             .await
-            .expect("KUBECONFIG of make up");
+            .expect("load the kubeconfig");
+        let client = kube::Client::try_from(config).expect("a client");
         let (numbers, approvals) = one_at_a_time(&client, &carol, rounds).await;
         report(
             "ChangeRequest applied -> status.number",
@@ -62,6 +66,8 @@ fn root() -> &'static str {
 fn kubectl(args: &[&str], input: Option<&str>) {
     use std::io::Write;
     let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(format!("{}/.cluster/kubeconfig", root()))
         .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())

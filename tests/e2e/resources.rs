@@ -9,7 +9,7 @@
 use crate::support::cluster::repo_root;
 use crate::support::server::{Server, server};
 use crate::support::{TestNamespace, admin, kubectl, kubectl_stdin, wait_for, wait_until};
-use changegate_resources::ChangeRequest;
+use changegate_resources::{ChangeRequest, MaintenanceWindow};
 use kube::Api;
 use std::process::Output;
 use std::sync::Arc;
@@ -174,11 +174,9 @@ async fn the_examples_apply_and_the_invalid_one_is_refused_naming_the_field() {
             "{name} names its change"
         );
     }
-    // The standard change keeps to its template: approved at submission.
-    let standard = wait_for(&story.chg, "restart-web", "Ready", SYNC, |c| {
-        condition(c, "Ready").is_some_and(|(s, _, _)| s == "True")
-    })
-    .await;
+    // The standard change keeps to its template: approved at submission
+    // (whether it may deploy today is the windows' business).
+    let standard = story.synced("restart-web").await;
     assert_eq!(
         standard
             .status
@@ -209,6 +207,64 @@ async fn the_examples_apply_and_the_invalid_one_is_refused_naming_the_field() {
         windows.contains("client-a-weekly") && windows.contains("shop-2026-12-12"),
         "{windows}"
     );
+
+    // The MaintenanceWindows are the tenant's windows on the server.
+    let mw: Api<MaintenanceWindow> = Api::namespaced(admin().await, &story.ns.name);
+    let weekly = wait_for(&mw, "client-a-weekly", "its next opening", SYNC, |w| {
+        w.status
+            .as_ref()
+            .is_some_and(|s| s.next_open.is_some() || s.open == Some(true))
+    })
+    .await;
+    assert!(
+        weekly.status.as_ref().is_some_and(|s| s
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")),
+        "{weekly:?}"
+    );
+    wait_for(
+        &mw,
+        "client-a-year-end-freeze",
+        "on the server",
+        SYNC,
+        |w| w.status.as_ref().is_some_and(|s| s.open.is_some()),
+    )
+    .await;
+    let on_server = story
+        .server
+        .get(&format!("/api/v1/tenants/{}/windows", story.tenant));
+    let names: Vec<&str> = on_server
+        .as_array()
+        .expect("windows")
+        .iter()
+        .filter_map(|w| w["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"client-a-weekly") && names.contains(&"client-a-year-end-freeze"),
+        "{on_server}"
+    );
+    succeeded(&kubectl(&[
+        "delete",
+        "mw",
+        "client-a-weekly",
+        "-n",
+        &story.ns.name,
+    ]));
+    wait_until("the deleted window gone from the server", SYNC, || {
+        let windows = story
+            .server
+            .get(&format!("/api/v1/tenants/{}/windows", story.tenant))
+            .to_string();
+        async move {
+            if windows.contains("client-a-weekly") {
+                Err(windows)
+            } else {
+                Ok(())
+            }
+        }
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -286,6 +342,23 @@ async fn an_approval_anywhere_reaches_status_and_an_editor_cannot_approve_their_
         "chg/web-2-4-1",
         "--timeout=10s",
     ]));
+    // What happened is in the resource's events.
+    let ns = story.ns.name.clone();
+    wait_until("the resource's events", SYNC, || {
+        let out = kubectl(&["events", "-n", &ns, "--for", "changerequest/web-2-4-1"]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        async move {
+            if ["Raised", "Revised", "Approved"]
+                .iter()
+                .all(|r| text.contains(r))
+            {
+                Ok(())
+            } else {
+                Err(text)
+            }
+        }
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -103,6 +103,13 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
                 bundle: bundle.clone(),
                 leadership: leadership.clone(),
                 metrics: metrics.clone(),
+                recorder: kube::runtime::events::Recorder::new(
+                    client.clone(),
+                    kube::runtime::events::Reporter {
+                        controller: "changegate-operator".into(),
+                        instance: Some(me.clone()),
+                    },
+                ),
             }));
             tokio::spawn(lease::run(
                 client.clone(),

@@ -106,6 +106,141 @@ pub fn unsynced(
     }
 }
 
+/// A MaintenanceWindow's status from the server's window: `Ready` once
+/// the server holds the latest spec, with whether it is open now.
+pub fn window_status(
+    record: &crate::wire::WindowRecord,
+    previous: &[Condition],
+    generation: i64,
+    now: DateTime<Utc>,
+) -> crate::maintenance_window::MaintenanceWindowStatus {
+    let open = if record.open {
+        match record.open_until {
+            Some(until) => format!("open until {}", until.to_rfc3339()),
+            None => "open".into(),
+        }
+    } else {
+        match record.next_open {
+            Some(next) => format!("closed; opens {}", next.to_rfc3339()),
+            None => "closed; no opening ahead".into(),
+        }
+    };
+    let judged = vec![
+        Judged::new(
+            READY,
+            true,
+            "Synced",
+            format!(
+                "{} window {} is on the server, {open}",
+                record.kind, record.name
+            ),
+        ),
+        Judged::new(STALLED, false, "Synced", "nothing stops it"),
+        Judged::new(SYNCED, true, "Synced", "the server holds this generation"),
+    ];
+    crate::maintenance_window::MaintenanceWindowStatus {
+        open: Some(record.open),
+        open_until: record.open_until,
+        next_open: record.next_open,
+        conditions: condition::merge(previous, judged, generation, now),
+        observed_generation: Some(generation),
+    }
+}
+
+/// A MaintenanceWindow's status when its spec did not reach the server.
+pub fn window_unsynced(
+    last: &crate::maintenance_window::MaintenanceWindowStatus,
+    why: &str,
+    refused: bool,
+    generation: i64,
+    now: DateTime<Utc>,
+) -> crate::maintenance_window::MaintenanceWindowStatus {
+    let reason = if refused {
+        "Refused"
+    } else {
+        "ServerUnavailable"
+    };
+    let judged = vec![
+        Judged::new(READY, false, reason, why.to_string()),
+        Judged::new(STALLED, refused, reason, why.to_string()),
+        Judged::new(SYNCED, false, reason, why.to_string()),
+    ];
+    crate::maintenance_window::MaintenanceWindowStatus {
+        conditions: condition::merge(&last.conditions, judged, generation, now),
+        ..last.clone()
+    }
+}
+
+/// An event to record on the resource (`kubectl describe` lists them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Happened {
+    pub warning: bool,
+    pub reason: &'static str,
+    pub note: String,
+}
+
+/// What happened between the status `before` and the status `after`:
+/// the change raised, revised, moving to another phase, or the spec no
+/// longer reaching the server.
+pub fn happened(before: &Observed, after: &Observed) -> Vec<Happened> {
+    let mut out = Vec::new();
+    let n = after.number.clone().unwrap_or_default();
+    let event = |warning, reason, note: String| Happened {
+        warning,
+        reason,
+        note,
+    };
+    if before.number.is_none() && after.number.is_some() {
+        out.push(event(
+            false,
+            "Raised",
+            format!("{n} raised on the changegate server"),
+        ));
+    }
+    if let (Some(b), Some(a)) = (before.revision, after.revision)
+        && a > b
+    {
+        out.push(event(
+            false,
+            "Revised",
+            format!("{n} revision {a}: approval starts over"),
+        ));
+    }
+    if before.phase != after.phase
+        && before.number.is_some()
+        && let Some(phase) = after.phase.as_deref()
+    {
+        let (warning, reason) = match phase {
+            "approved" => (false, "Approved"),
+            "scheduled" => (false, "Scheduled"),
+            "implementing" => (false, "Implementing"),
+            "implemented" => (false, "Implemented"),
+            "closed" => (false, "Closed"),
+            "awaiting-approval" => (false, "AwaitingApproval"),
+            "rejected" => (true, "Rejected"),
+            "expired" => (true, "Expired"),
+            "failed" => (true, "Failed"),
+            "rolled-back" => (true, "RolledBack"),
+            "cancelled" => (true, "Cancelled"),
+            _ => (false, "PhaseChanged"),
+        };
+        out.push(event(warning, reason, format!("{n} is {phase}")));
+    }
+    let synced = |o: &Observed| condition::find(&o.conditions, SYNCED).map(|c| c.status == "True");
+    if synced(after) == Some(false)
+        && synced(before) != Some(false)
+        && let Some(c) = condition::find(&after.conditions, SYNCED)
+    {
+        let reason = if c.reason == "Refused" {
+            "Refused"
+        } else {
+            "ServerUnavailable"
+        };
+        out.push(event(true, reason, c.message.clone()));
+    }
+    out
+}
+
 /// The reasons a kept condition may carry, as static text.
 fn leak_reason(reason: &str) -> &'static str {
     const KNOWN: [&str; 14] = [
@@ -320,6 +455,35 @@ mod tests {
             );
             assert_eq!(cond(&o, READY).status, "False", "{phase}");
         }
+    }
+
+    #[test]
+    fn events_say_what_happened_between_two_statuses() {
+        let first = observed(&record("awaiting-approval"), &[], 1, at(1));
+        let raised = happened(&Observed::default(), &first);
+        assert_eq!(raised.len(), 1);
+        assert_eq!((raised[0].reason, raised[0].warning), ("Raised", false));
+        assert!(happened(&first, &first).is_empty(), "nothing new, no event");
+        let approved = observed(&record("approved"), &first.conditions, 1, at(2));
+        assert_eq!(happened(&first, &approved)[0].reason, "Approved");
+        let revised = observed(
+            &ChangeRecord {
+                revision: 3,
+                ..record("awaiting-approval")
+            },
+            &approved.conditions,
+            2,
+            at(3),
+        );
+        let what: Vec<&str> = happened(&approved, &revised)
+            .iter()
+            .map(|h| h.reason)
+            .collect();
+        assert_eq!(what, ["Revised", "AwaitingApproval"]);
+        let refused = unsynced(&revised, "spec.targets[0]: no item", true, 3, at(4));
+        let r = happened(&revised, &refused);
+        assert_eq!((r[0].reason, r[0].warning), ("Refused", true));
+        assert!(happened(&refused, &unsynced(&refused, "again", true, 3, at(5))).is_empty());
     }
 
     #[test]

@@ -122,3 +122,64 @@ pub struct MaintenanceWindowStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
 }
+
+impl MaintenanceWindowSpec {
+    /// The window as the server's API takes it (`PUT
+    /// /api/v1/tenants/{tenant}/windows/{name}`); the server checks it
+    /// with the core's rules (zone, schedule, duration).
+    pub fn to_server(&self) -> serde_json::Value {
+        let duration = self.duration.clone().unwrap_or_default();
+        let schedule = match (
+            &self.schedule.cron,
+            &self.schedule.rrule,
+            &self.schedule.ranges,
+        ) {
+            (Some(expr), _, _) => {
+                serde_json::json!({ "cron": { "expr": expr, "duration": duration } })
+            }
+            (None, Some(rule), _) => {
+                serde_json::json!({ "rrule": { "rule": rule, "duration": duration } })
+            }
+            (None, None, ranges) => {
+                serde_json::json!({ "ranges": ranges.clone().unwrap_or_default() })
+            }
+        };
+        let mut spec = serde_json::json!({
+            "kind": self.kind,
+            "timeZone": self.time_zone,
+            "schedule": schedule,
+        });
+        if !self.allow_types.is_empty() {
+            spec["allowTypes"] = serde_json::json!(self.allow_types);
+        }
+        spec
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use changegate_core::window::WindowSpec;
+
+    fn spec(yaml: &str) -> MaintenanceWindowSpec {
+        serde_yaml_ng::from_str(yaml).expect("a spec")
+    }
+
+    #[test]
+    fn each_schedule_maps_onto_the_servers_window() {
+        let weekly =
+            spec("timeZone: Europe/Berlin\nschedule: {cron: '0 2 * * SAT'}\nduration: 4h\n");
+        let w: WindowSpec = serde_json::from_value(weekly.to_server()).expect("the server's shape");
+        assert_eq!(w.time_zone, "Europe/Berlin");
+        let freeze = spec(
+            "kind: blackout\nschedule: {ranges: [{start: '2026-12-17T23:00:00Z', end: '2027-01-03T23:00:00Z'}]}\nallowTypes: [emergency]\n",
+        );
+        let w: WindowSpec = serde_json::from_value(freeze.to_server()).expect("the server's shape");
+        assert_eq!(w.kind, WindowKind::Blackout);
+        assert_eq!(w.allow_types, [ChangeType::Emergency]);
+        let monthly = spec("schedule: {rrule: 'FREQ=MONTHLY;BYDAY=2TU;BYHOUR=22'}\nduration: 3h\n");
+        let w: WindowSpec =
+            serde_json::from_value(monthly.to_server()).expect("the server's shape");
+        assert_eq!(w.time_zone, "UTC");
+    }
+}

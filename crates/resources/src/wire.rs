@@ -75,3 +75,42 @@ pub struct Hold {
     pub reason: String,
     pub message: String,
 }
+
+/// The latest spec of a MaintenanceWindow: the tenant's window of the
+/// resource's name (windows are tenant-wide).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowSync {
+    pub tenant: String,
+    pub uid: String,
+    pub generation: i64,
+    pub requested_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_by: Option<String>,
+    /// The window as the server's API takes it.
+    pub spec: serde_json::Value,
+}
+
+/// A deleted MaintenanceWindow: its window goes only if it still is what
+/// the resource wrote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowDeleted {
+    pub tenant: String,
+    pub spec: serde_json::Value,
+}
+
+/// The server's window, as a MaintenanceWindow's status shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowRecord {
+    pub name: String,
+    /// `maintenance` or `blackout`.
+    pub kind: String,
+    /// Open at the server's time.
+    pub open: bool,
+    #[serde(default)]
+    pub open_until: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(default)]
+    pub next_open: Option<chrono::DateTime<chrono::Utc>>,
+}

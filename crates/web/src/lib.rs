@@ -190,6 +190,18 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             Agent,
             delete(resources::delete_change_request),
         ),
+        r(
+            "PUT",
+            "/api/v1/agent/maintenancewindows/{namespace}/{name}",
+            Agent,
+            put(resources::sync_window),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/agent/maintenancewindows/{namespace}/{name}",
+            Agent,
+            delete(resources::delete_window),
+        ),
         r("POST", "/api/v1/tenants", Admin, post(tenants::create)),
         r("GET", "/api/v1/releases", Caller, get(releases::list)),
         r(

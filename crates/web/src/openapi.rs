@@ -25,6 +25,7 @@ use crate::api::*;
         gate::check, gate::create_token, gate::deployments,
         bundle::register_cluster, bundle::bundle, report::report,
         resources::sync_change_request, resources::delete_change_request,
+        resources::sync_window, resources::delete_window,
         resources::list_identities, resources::put_identity, resources::delete_identity,
         releases::list, releases::create, releases::show, releases::edit, releases::authorize_phase,
         releases::override_conflict, releases::record_step, releases::rollback, releases::finish,

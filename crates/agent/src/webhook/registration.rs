@@ -91,7 +91,7 @@ impl Registration<'_> {
         }
     }
 
-    /// The mutating configuration: who created a ChangeRequest and who
+    /// The mutating configuration: who created a custom resource and who
     /// edited its spec, stamped from the admission request (`Fail`: a
     /// resource whose author is unknown would be refused by the server
     /// anyway).
@@ -99,13 +99,13 @@ impl Registration<'_> {
         MutatingWebhookConfiguration {
             metadata: meta(),
             webhooks: Some(vec![MutatingWebhook {
-                name: "changerequests.mutate.changegate.dev".into(),
-                client_config: self.client_config("/mutate/changerequests"),
+                name: "resources.mutate.changegate.dev".into(),
+                client_config: self.client_config("/mutate/resources"),
                 rules: Some(vec![rule(
                     &["CREATE", "UPDATE"],
                     "changegate.dev",
                     "v1",
-                    &["changerequests"],
+                    &["changerequests", "releases", "maintenancewindows"],
                     "Namespaced",
                 )]),
                 namespace_selector: Some(self.governed()),

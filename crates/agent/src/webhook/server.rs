@@ -45,7 +45,7 @@ pub struct App {
 pub fn admission_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/validate/workloads", post(validate_workloads))
-        .route("/mutate/changerequests", post(mutate_change_requests))
+        .route("/mutate/resources", post(mutate_resources))
         .with_state(app)
 }
 
@@ -115,9 +115,9 @@ async fn handle<T: Resource + DeserializeOwned>(
     respond(response)
 }
 
-/// Stamps who created a ChangeRequest and who edited its spec.
-async fn mutate_change_requests(State(app): State<Arc<App>>, body: Bytes) -> Response {
-    handle::<kube::core::DynamicObject>(&app, "mutate-changerequests", body, |_, req| {
+/// Stamps who created a custom resource and who edited its spec.
+async fn mutate_resources(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    handle::<kube::core::DynamicObject>(&app, "mutate-resources", body, |_, req| {
         (super::stamp::respond(req), "Stamped")
     })
     .await

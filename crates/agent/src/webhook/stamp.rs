@@ -1,5 +1,6 @@
-//! Who wrote a ChangeRequest, as the API server authenticated them
-//! (DESIGN §7): the mutating webhook stamps its creator in
+//! Who wrote a custom resource (a ChangeRequest, a Release, a
+//! MaintenanceWindow), as the API server authenticated them (DESIGN §7):
+//! the mutating webhook stamps its creator in
 //! `changegate.dev/requested-by` (immutable: an update cannot change or
 //! remove it) and the author of each spec edit in
 //! `changegate.dev/edited-by`. The server maps both to the tenant's users;

@@ -10,7 +10,7 @@ use changegate_core::authz::Action;
 use changegate_core::board::BoardSpec;
 use changegate_core::catalogue::{ConfigurationItem, Template};
 use changegate_core::policy::PolicySpec;
-use changegate_core::window::{CompiledWindow, WindowKind, WindowSpec};
+use changegate_core::window::{WindowKind, WindowSpec};
 use changegate_store::{Applied, NewDelegation, ObjectKind, StoreError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -191,25 +191,7 @@ pub async fn list_windows(
 }
 
 /// Parse and compile a window with the engine admission uses.
-pub fn window_spec(name: &str, body: serde_json::Value) -> ApiResult<WindowSpec> {
-    let spec: WindowSpec = parse(body)?;
-    if !spec.tenants.is_empty() {
-        return Err(ApiError::invalid(
-            "tenants",
-            "a tenant's window applies to the tenant in its URL; leave tenants out",
-        ));
-    }
-    CompiledWindow::compile(name, &spec).map_err(|e| {
-        let field = e.field();
-        let message = e.to_string();
-        let message = message
-            .strip_prefix(&format!("{field}: "))
-            .unwrap_or(&message)
-            .to_string();
-        ApiError::invalid(field.trim_start_matches("spec.").to_string(), message)
-    })?;
-    Ok(spec)
-}
+pub use crate::app::window::window_spec;
 
 /// Create or replace a maintenance window (change managers) or a blackout
 /// (change managers and the client's tenant admins).
@@ -222,36 +204,7 @@ pub async fn put_window(
     Path(p): Path<NamePath>,
     Body(body): Body<serde_json::Value>,
 ) -> ApiResult<Json<AppliedView>> {
-    let name = p.name;
-    t.authorize(Action::ManageBlackouts)?;
-    check_name(&name)?;
-    let spec = window_spec(&name, body)?;
-    // A maintenance window is the change manager's, whether it is being
-    // written or is the one being replaced.
-    let replaces_maintenance = state
-        .store
-        .objects(t.tenant.id, ObjectKind::Window)
-        .await?
-        .iter()
-        .find(|o| o.name == name)
-        .is_some_and(|o| {
-            serde_json::from_str::<WindowSpec>(&o.spec)
-                .map_or(true, |w| w.kind != WindowKind::Blackout)
-        });
-    if spec.kind != WindowKind::Blackout || replaces_maintenance {
-        t.authorize(Action::ManagePolicy)?;
-    }
-    let r = state
-        .store
-        .put_object(
-            t.tenant.id,
-            ObjectKind::Window,
-            &name,
-            &canonical(&spec)?,
-            &t.actor(),
-            state.now(),
-        )
-        .await?;
+    let (r, _) = crate::app::window::put(&state, &t, &p.name, body).await?;
     Ok(applied(r))
 }
 

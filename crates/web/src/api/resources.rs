@@ -10,7 +10,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use changegate_core::Slug;
 use changegate_core::authz::Action;
-use changegate_resources::wire::{ChangeRecord, ChangeRequestSync};
+use changegate_resources::wire::{
+    ChangeRecord, ChangeRequestSync, WindowDeleted, WindowRecord, WindowSync,
+};
 use changegate_store::ObjectKind;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -66,6 +68,61 @@ pub async fn sync_change_request(
     let record =
         resource::sync_change_request(&state, &agent.cluster, &p.namespace, &p.name, body).await?;
     Ok(Json(ChangeRecordView(record)))
+}
+
+/// The latest spec of a MaintenanceWindow (see
+/// `changegate_resources::wire::WindowSync`).
+#[derive(Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct WindowSyncBody(pub WindowSync);
+
+/// A deleted MaintenanceWindow's tenant and last spec.
+#[derive(Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct WindowDeletedBody(pub WindowDeleted);
+
+/// The window a MaintenanceWindow stands for, as its status shows it.
+#[derive(Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct WindowRecordView(pub WindowRecord);
+
+/// Write the tenant's window of a MaintenanceWindow's name from its latest
+/// spec, as the resource's last author (a maintenance window needs a
+/// change manager, a blackout also a tenant admin); answers whether it is
+/// open and when it next opens.
+#[utoipa::path(put, path = "/api/v1/agent/maintenancewindows/{namespace}/{name}", tag = "agent",
+    params(("namespace" = String, Path), ("name" = String, Path)),
+    request_body = WindowSyncBody,
+    responses((status = 200, body = WindowRecordView), (status = 403, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)))]
+pub async fn sync_window(
+    State(state): State<AppState>,
+    agent: Agent,
+    Path(p): Path<ResourcePath>,
+    Body(WindowSyncBody(body)): Body<WindowSyncBody>,
+) -> ApiResult<Json<WindowRecordView>> {
+    check_place(&p)?;
+    let record = resource::sync_window(&state, &agent.cluster, &p.name, body).await?;
+    Ok(Json(WindowRecordView(record)))
+}
+
+/// A MaintenanceWindow was deleted: its window goes if it still is what
+/// the resource wrote (204 either way).
+#[utoipa::path(delete, path = "/api/v1/agent/maintenancewindows/{namespace}/{name}", tag = "agent",
+    params(("namespace" = String, Path), ("name" = String, Path)),
+    request_body = WindowDeletedBody, responses((status = 204)))]
+pub async fn delete_window(
+    State(state): State<AppState>,
+    agent: Agent,
+    Path(p): Path<ResourcePath>,
+    Body(WindowDeletedBody(body)): Body<WindowDeletedBody>,
+) -> ApiResult<StatusCode> {
+    check_place(&p)?;
+    resource::delete_window(&state, &agent.cluster, &p.name, body).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize, IntoParams)]

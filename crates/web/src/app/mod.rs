@@ -19,6 +19,7 @@ pub mod implement;
 pub mod release;
 pub mod resource;
 pub mod submit;
+pub mod window;
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,9 @@ use changegate_core::authz::{Action, Principal};
 use changegate_core::change::ChangeState;
 use changegate_resources::change_request::{Awaiting, Decision, NextWindow};
 use changegate_resources::outcome;
-use changegate_resources::wire::{ChangeRecord, ChangeRequestSync, Hold};
+use changegate_resources::wire::{
+    ChangeRecord, ChangeRequestSync, Hold, WindowDeleted, WindowRecord, WindowSync,
+};
 use changegate_store::{
     Change, ChangeWrite, NewChange, ObjectKind, ResourceKey, ResourceLink, StoreError, Tenant,
 };
@@ -476,5 +478,91 @@ pub async fn record(
         ),
         hold,
         generation,
+    })
+}
+
+/// The kind of resource a window comes from.
+pub const MAINTENANCE_WINDOW: &str = "MaintenanceWindow";
+
+/// Writes the window of the MaintenanceWindow `name` (windows are
+/// tenant-wide: the tenant's window of that name) as the resource's last
+/// author, through the rules every window write follows, and answers the
+/// window as its status shows it.
+pub async fn sync_window(
+    state: &AppState,
+    cluster: &str,
+    name: &str,
+    body: WindowSync,
+) -> ApiResult<WindowRecord> {
+    let tenant = bound_tenant(state, cluster, &body.tenant).await?;
+    let (author, field) = match &body.edited_by {
+        Some(editor) => (editor.as_str(), "editedBy"),
+        None => (body.requested_by.as_str(), "requestedBy"),
+    };
+    let caller = mapped(state, &tenant, cluster, author, field).await?;
+    let t = InTenant {
+        caller,
+        tenant: tenant.clone(),
+    };
+    let (_, spec) = super::window::put(state, &t, name, body.spec).await?;
+    state.writes.note(Some(tenant.slug.as_str()));
+    window_record(state, name, &spec)
+}
+
+/// The MaintenanceWindow `name` was deleted: its window goes, when it is
+/// still what the resource wrote (a window changed since in the portal or
+/// by `apply -f` stays). Answers whether it went.
+pub async fn delete_window(
+    state: &AppState,
+    cluster: &str,
+    name: &str,
+    body: WindowDeleted,
+) -> ApiResult<bool> {
+    let tenant = bound_tenant(state, cluster, &body.tenant).await?;
+    let Ok(written) = super::window::window_spec(name, body.spec) else {
+        return Ok(false);
+    };
+    if super::window::stored(state, tenant.id, name).await? != Some(written) {
+        return Ok(false);
+    }
+    state
+        .store
+        .delete_object(
+            tenant.id,
+            ObjectKind::Window,
+            name,
+            &format!("operator of cluster {cluster}"),
+            state.now(),
+        )
+        .await?;
+    state.writes.note(Some(tenant.slug.as_str()));
+    Ok(true)
+}
+
+/// Whether `spec` is open at the server's time, until when, and when it
+/// next opens.
+fn window_record(
+    state: &AppState,
+    name: &str,
+    spec: &changegate_core::window::WindowSpec,
+) -> ApiResult<WindowRecord> {
+    let compiled = changegate_core::window::CompiledWindow::compile(name, spec)
+        .map_err(|_| ApiError::internal())?;
+    let now = state.now();
+    let current = compiled.current(now);
+    let next = compiled.next_window(match current {
+        Some(open) => open.end,
+        None => now,
+    });
+    Ok(WindowRecord {
+        name: name.to_string(),
+        kind: match spec.kind {
+            changegate_core::window::WindowKind::Maintenance => "maintenance",
+            changegate_core::window::WindowKind::Blackout => "blackout",
+        }
+        .to_string(),
+        open: current.is_some(),
+        open_until: current.map(|i| i.end),
+        next_open: next.map(|i| i.start),
     })
 }

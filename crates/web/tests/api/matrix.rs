@@ -152,6 +152,10 @@ fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
             "requestedBy": "matrix-user", "requested": { "type": "normal", "implementer": null,
             "submit": true, "content": { "title": "Matrix resource" } } })
         }
+        "PUT" if p == "/api/v1/agent/maintenancewindows/{namespace}/{name}" => {
+            json!({ "tenant": "client-a", "uid": "matrix-uid", "generation": 1,
+            "requestedBy": "matrix-user", "spec": a_blackout() })
+        }
         "PUT" if p == format!("{T}/clusters/{{cluster}}/identities/{{user}}") => {
             json!({ "email": IMPLEMENTER })
         }

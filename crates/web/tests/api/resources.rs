@@ -514,7 +514,64 @@ async fn the_operators_reports_show_as_the_resources_rollouts(app: TestApp) {
     assert_eq!(r["rollback"]["outcome"], "succeeded");
 }
 
+async fn a_maintenance_window_resource_writes_the_tenants_window_as_its_author(app: TestApp) {
+    let (m, eu, _) = cluster(&app).await;
+    const MW: &str = "/api/v1/agent/maintenancewindows/payments/saturday-night";
+    let window = json!({ "kind": "maintenance", "timeZone": "Europe/Berlin",
+        "schedule": { "cron": { "expr": "0 2 * * SAT", "duration": "4h" } } });
+    let body = |author: &str| {
+        json!({ "tenant": "client-a", "uid": "mw-1", "generation": 1,
+                "requestedBy": author, "spec": window.clone() })
+    };
+    // A requester does not write maintenance windows; nothing is written.
+    eu.put(MW, body("eve-k8s")).await.status(403);
+    let windows = m.cm.get(&format!("{A}/windows")).await.ok();
+    assert!(!windows.to_string().contains("saturday-night"), "{windows}");
+
+    // The change manager does; on this Wednesday it is closed, opening Saturday.
+    let r = eu.put(MW, body("cm-k8s")).await.ok();
+    assert_eq!(r["name"], "saturday-night");
+    assert_eq!(r["kind"], "maintenance");
+    assert_eq!(r["open"], false);
+    assert_eq!(r["nextOpen"], "2026-11-28T01:00:00Z");
+    let windows = m.cm.get(&format!("{A}/windows")).await.ok();
+    assert!(windows.to_string().contains("saturday-night"), "{windows}");
+    app.set_now(
+        Utc.with_ymd_and_hms(2026, 11, 28, 1, 30, 0)
+            .single()
+            .expect("a valid time"),
+    );
+    let open = eu.put(MW, body("cm-k8s")).await.ok();
+    assert_eq!(open["open"], true);
+    assert_eq!(open["openUntil"], "2026-11-28T05:00:00Z");
+    assert_eq!(open["nextOpen"], "2026-12-05T01:00:00Z");
+
+    // Changed since by someone else: the resource's deletion leaves it.
+    let mut changed = window.clone();
+    changed["schedule"]["cron"]["duration"] = json!("6h");
+    m.cm.put(&format!("{A}/windows/saturday-night"), changed)
+        .await
+        .ok();
+    let gone = |spec: Value| json!({ "tenant": "client-a", "spec": spec });
+    eu.call(axum::http::Method::DELETE, MW, Some(gone(window.clone())))
+        .await
+        .status(204);
+    let windows = m.cm.get(&format!("{A}/windows")).await.ok();
+    assert!(
+        windows.to_string().contains("saturday-night"),
+        "kept: {windows}"
+    );
+    // As the resource wrote it: it goes.
+    eu.put(MW, body("cm-k8s")).await.ok();
+    eu.call(axum::http::Method::DELETE, MW, Some(gone(window)))
+        .await
+        .status(204);
+    let windows = m.cm.get(&format!("{A}/windows")).await.ok();
+    assert!(!windows.to_string().contains("saturday-night"), "{windows}");
+}
+
 crate::on_both!(
+    a_maintenance_window_resource_writes_the_tenants_window_as_its_author,
     the_operators_reports_show_as_the_resources_rollouts,
     a_change_request_raises_one_change_as_its_mapped_creator,
     a_new_generation_is_an_edit_by_its_editor_who_cannot_approve_it,

@@ -1,4 +1,6 @@
-//! The ChangeRequest reconciler (DESIGN §7): level-triggered, the leader
+//! The reconcilers of the custom resources (DESIGN §7): ChangeRequests
+//! here, MaintenanceWindows in [`window`]. The ChangeRequest reconciler is
+//! level-triggered: the leader
 //! sends each resource's latest spec to the server and writes the record
 //! it answers into status (server-side apply under the operator's own
 //! field manager; never spec, never `status.approvals`). It wakes on
@@ -38,6 +40,8 @@ pub struct Context {
     pub bundle: Arc<BundleState>,
     pub leadership: Arc<Leadership>,
     pub metrics: Arc<Metrics>,
+    /// Events on the resources (`kubectl describe chg`).
+    pub recorder: kube::runtime::events::Recorder,
 }
 
 /// Why a resource's spec did not reach the server.
@@ -51,8 +55,14 @@ pub enum Unsynced {
     Unavailable(String),
 }
 
-/// Runs the reconciler and the deletion watch until the process ends.
+pub mod window;
+
+/// Runs the reconcilers and the deletion watches until the process ends.
 pub async fn run(ctx: Arc<Context>) {
+    tokio::join!(change_requests(ctx.clone()), window::run(ctx));
+}
+
+async fn change_requests(ctx: Arc<Context>) {
     let api: Api<ChangeRequest> = Api::all(ctx.client.clone());
     // Every new bundle (a decision anywhere, a window moved) reconciles all.
     let bundles = futures::stream::unfold(ctx.bundle.subscribe(), |mut taken| async move {
@@ -106,6 +116,7 @@ async fn reconcile(chg: Arc<ChangeRequest>, ctx: Arc<Context>) -> Result<Action,
     };
     if observed != previous {
         write_status(&chg, &ctx, &observed).await?;
+        record_events(&chg, &ctx, &previous, &observed).await;
     }
     ctx.metrics
         .reconciled("ChangeRequest", result, started.elapsed());
@@ -115,6 +126,28 @@ async fn reconcile(chg: Arc<ChangeRequest>, ctx: Arc<Context>) -> Result<Action,
 fn error_policy(_: Arc<ChangeRequest>, e: &Unsynced, _: Arc<Context>) -> Action {
     tracing::warn!(error = %e, "reconcile failed; retrying");
     Action::requeue(Duration::from_secs(5))
+}
+
+/// What changed, as events on the resource; a lost event is logged.
+async fn record_events(chg: &ChangeRequest, ctx: &Context, before: &Observed, after: &Observed) {
+    use kube::runtime::events::{Event, EventType};
+    let reference = chg.object_ref(&());
+    for h in from_record::happened(before, after) {
+        let event = Event {
+            type_: if h.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: h.reason.into(),
+            note: Some(h.note),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
+            tracing::warn!(error = %e, reason = h.reason, "cannot record an event on the ChangeRequest");
+        }
+    }
 }
 
 /// The resource's latest spec to the server; its record back.
@@ -198,7 +231,7 @@ async fn sync(chg: &ChangeRequest, ctx: &Context) -> Result<ChangeRecord, Unsync
 }
 
 /// The server's `{"error": {"message", "field"}}`, as one line.
-fn server_error(text: &str) -> Option<String> {
+pub(crate) fn server_error(text: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(text).ok()?;
     let message = v["error"]["message"].as_str()?;
     Some(match v["error"]["field"].as_str() {
