@@ -501,3 +501,41 @@ async fn rollouts_and_the_automatic_rollback_are_written_back_onto_the_resource(
         Some(("True".into(), "Failed".into()))
     );
 }
+
+#[tokio::test]
+async fn a_spec_the_bundle_refuses_is_refused_at_apply_naming_the_field() {
+    let story = Story::new("refused").await;
+    // Once the bundle holds the tenant, a target nothing binds is refused.
+    let unbound = "apiVersion: changegate.dev/v1\nkind: ChangeRequest\nmetadata: {name: ship-cart}\nspec:\n  title: Ship the cart\n  \
+                   targets: [{kind: Deployment, name: cart, images: [registry.example/shop/cart:1]}]\n";
+    let ns = story.ns.name.clone();
+    let why = wait_until("the unbound target refused", SYNC, || {
+        let out = kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], unbound);
+        let text = String::from_utf8_lossy(&out.stderr).into_owned();
+        let refused = !out.status.success() && text.contains("spec.targets[0]");
+        if !refused {
+            // Admitted before the bundle held the tenant: try again.
+            let _ = kubectl(&[
+                "delete",
+                "chg",
+                "ship-cart",
+                "-n",
+                &ns,
+                "--ignore-not-found",
+            ]);
+        }
+        let seen = format!("{}{text}", String::from_utf8_lossy(&out.stdout));
+        async move { if refused { Ok(text) } else { Err(seen) } }
+    })
+    .await;
+    assert!(
+        why.contains("name: cart") && why.contains("changegate apply -f"),
+        "says which binding to add: {why}"
+    );
+    let bad_zone = "apiVersion: changegate.dev/v1\nkind: MaintenanceWindow\nmetadata: {name: mars}\nspec:\n  timeZone: Mars/Olympus\n  \
+                    schedule: {cron: '0 2 * * SAT'}\n  duration: 4h\n";
+    let out = kubectl_stdin(&["apply", "-n", &story.ns.name, "-f", "-"], bad_zone);
+    assert!(!out.status.success(), "a window on Mars was admitted");
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(why.contains("spec.timeZone"), "{why}");
+}

@@ -3,6 +3,7 @@
 //! configuration.
 
 pub mod certs;
+pub mod check;
 pub mod metrics;
 pub mod registration;
 pub mod review;

@@ -168,6 +168,20 @@ impl Registration<'_> {
                     ],
                     governed,
                 ),
+                // What the schema cannot know of a custom resource, judged
+                // from the bundle; deletion is never judged.
+                webhook(
+                    "resources.validate.changegate.dev",
+                    "/validate/resources",
+                    vec![rule(
+                        &["CREATE", "UPDATE"],
+                        "changegate.dev",
+                        "v1",
+                        &["changerequests", "maintenancewindows"],
+                        "Namespaced",
+                    )],
+                    self.governed(),
+                ),
             ]),
         }
     }

@@ -46,6 +46,7 @@ pub fn admission_router(app: Arc<App>) -> Router {
     Router::new()
         .route("/validate/workloads", post(validate_workloads))
         .route("/mutate/resources", post(mutate_resources))
+        .route("/validate/resources", post(validate_resources))
         .with_state(app)
 }
 
@@ -119,6 +120,33 @@ async fn handle<T: Resource + DeserializeOwned>(
 async fn mutate_resources(State(app): State<Arc<App>>, body: Bytes) -> Response {
     handle::<kube::core::DynamicObject>(&app, "mutate-resources", body, |_, req| {
         (super::stamp::respond(req), "Stamped")
+    })
+    .await
+}
+
+/// Judges a custom resource's spec at apply time from the bundle held.
+async fn validate_resources(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    handle::<kube::core::DynamicObject>(&app, "validate-resources", body, |app, req| {
+        let response = AdmissionResponse::from(req);
+        let (Some(object), Some(namespace)) = (req.object.as_ref(), req.namespace.as_deref())
+        else {
+            return (response, "NotJudged");
+        };
+        let Some(tenant) = app.stores.tenant_of(namespace) else {
+            return (response, "NotJudged");
+        };
+        let value = serde_json::to_value(object).unwrap_or_default();
+        let snapshot = app.bundle.current().map(|(s, _)| s);
+        match super::check::refusal(
+            &req.kind.kind,
+            &value,
+            namespace,
+            &tenant,
+            snapshot.as_deref(),
+        ) {
+            None => (response, "Valid"),
+            Some(e) => (response.deny(format!("changegate: {e}")), "Invalid"),
+        }
     })
     .await
 }

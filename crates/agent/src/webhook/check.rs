@@ -1,0 +1,204 @@
+//! Apply-time checks of the custom resources (DESIGN §7): what the CRD's
+//! schema cannot know is judged with the core's rules and the bundle the
+//! operator holds, never a call to the server, and a refusal names the
+//! field. A ChangeRequest's targets must be bound to configuration items
+//! of the namespace's tenant (the refusal says which binding to add); a
+//! MaintenanceWindow must compile (time zone, schedule, duration).
+//! Without a bundle, or for a tenant the bundle does not hold, the spec
+//! is admitted and the server judges it (status then says why).
+//! Deletion is never judged here.
+
+use crate::bundle::Snapshot;
+use changegate_core::window::{CompiledWindow, WindowSpec};
+use changegate_resources::change_request::ChangeRequestSpec;
+use changegate_resources::maintenance_window::MaintenanceWindowSpec;
+use changegate_resources::to_record::{self, Invalid, Place};
+use serde_json::Value;
+
+/// Why `object` (a changegate resource of `kind` in `namespace` of
+/// `tenant`) cannot be applied, if it cannot.
+pub fn refusal(
+    kind: &str,
+    object: &Value,
+    namespace: &str,
+    tenant: &str,
+    snapshot: Option<&Snapshot>,
+) -> Option<Invalid> {
+    match kind {
+        "ChangeRequest" => {
+            // The schema refuses what does not read; it is not ours to say.
+            let spec: ChangeRequestSpec = serde_json::from_value(object["spec"].clone()).ok()?;
+            let snapshot = snapshot?;
+            let items = &snapshot
+                .bundle
+                .tenants
+                .iter()
+                .find(|t| t.tenant == tenant)?
+                .configuration_items;
+            let place = Place {
+                cluster: &snapshot.cluster,
+                namespace,
+                tenant,
+            };
+            to_record::requested(&spec, place, items).err()
+        }
+        "MaintenanceWindow" => {
+            let spec: MaintenanceWindowSpec =
+                serde_json::from_value(object["spec"].clone()).ok()?;
+            let window: WindowSpec = match serde_json::from_value(spec.to_server()) {
+                Ok(w) => w,
+                Err(e) => {
+                    return Some(Invalid {
+                        field: "spec".into(),
+                        message: e.to_string(),
+                    });
+                }
+            };
+            let name = object["metadata"]["name"].as_str().unwrap_or("window");
+            CompiledWindow::compile(name, &window).err().map(|e| {
+                let field = e.field();
+                let message = e.to_string();
+                let message = message
+                    .strip_prefix(&format!("{field}: "))
+                    .unwrap_or(&message)
+                    .to_string();
+                Invalid {
+                    field: resource_field(&field),
+                    message,
+                }
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A window field as the server names it, as the resource names it.
+fn resource_field(server: &str) -> String {
+    let f = server.trim_start_matches("spec.");
+    let f = f.replace("schedule.duration", "duration");
+    format!("spec.{f}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::{Bundle, TenantBundle};
+    use changegate_core::catalogue::{ConfigurationItem, Enforcement, WorkloadBinding};
+    use changegate_core::policy::Enforcement as Mode;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn snapshot() -> Snapshot {
+        let web = ConfigurationItem {
+            kind: "kubernetes-workload".into(),
+            owner: None,
+            criticality: Default::default(),
+            environment: String::new(),
+            enforcement: Some(Enforcement::Kubernetes(WorkloadBinding {
+                cluster: "local".into(),
+                namespace: "shop".into(),
+                kind: "Deployment".into(),
+                name: Some("web".into()),
+                selector: BTreeMap::new(),
+            })),
+        };
+        let bundle = Bundle {
+            cluster: "local".into(),
+            tenants: vec![TenantBundle {
+                tenant: "client-a".into(),
+                enforcement: Mode::Enforce,
+                window_required: vec![],
+                configuration_items: BTreeMap::from([("web".to_string(), web)]),
+                windows: BTreeMap::new(),
+                changes: vec![],
+            }],
+        };
+        Snapshot::new("e".into(), bundle, chrono::Utc::now())
+    }
+
+    fn chg(kind: &str, name: &str) -> Value {
+        json!({"metadata": {"name": "x"}, "spec": {"title": "Ship", "targets": [{"kind": kind, "name": name}]}})
+    }
+
+    #[test]
+    fn a_target_no_item_binds_is_refused_naming_the_field_and_the_binding() {
+        let s = snapshot();
+        assert_eq!(
+            refusal(
+                "ChangeRequest",
+                &chg("Deployment", "web"),
+                "shop",
+                "client-a",
+                Some(&s)
+            ),
+            None
+        );
+        let e = refusal(
+            "ChangeRequest",
+            &chg("Deployment", "api"),
+            "shop",
+            "client-a",
+            Some(&s),
+        )
+        .expect("refused");
+        assert_eq!(e.field, "spec.targets[0]");
+        assert!(e.message.contains("name: api"), "{}", e.message);
+        // A tenant the bundle does not hold, or no bundle: the server judges.
+        assert_eq!(
+            refusal(
+                "ChangeRequest",
+                &chg("Deployment", "api"),
+                "shop",
+                "client-z",
+                Some(&s)
+            ),
+            None
+        );
+        assert_eq!(
+            refusal(
+                "ChangeRequest",
+                &chg("Deployment", "api"),
+                "shop",
+                "client-a",
+                None
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_window_that_does_not_compile_is_refused_naming_the_field() {
+        let mw = |zone: &str, cron: &str| {
+            json!({"metadata": {"name": "weekly"}, "spec": {"timeZone": zone,
+                   "schedule": {"cron": cron}, "duration": "4h"}})
+        };
+        assert_eq!(
+            refusal(
+                "MaintenanceWindow",
+                &mw("Europe/Berlin", "0 2 * * SAT"),
+                "shop",
+                "client-a",
+                None
+            ),
+            None
+        );
+        let e = refusal(
+            "MaintenanceWindow",
+            &mw("Mars/Olympus", "0 2 * * SAT"),
+            "shop",
+            "client-a",
+            None,
+        )
+        .expect("refused");
+        assert_eq!(e.field, "spec.timeZone", "{e}");
+        let e = refusal(
+            "MaintenanceWindow",
+            &mw("UTC", "every saturday"),
+            "shop",
+            "client-a",
+            None,
+        )
+        .expect("refused");
+        assert_eq!(e.field, "spec.schedule.cron", "{e}");
+    }
+}
