@@ -43,8 +43,9 @@ target/fuzzenv/.installed: scripts/requirements-fuzz.txt
 test-browser: build ## the portal in Debian's Chromium (playwright-core from npm) on SQLite and PostgreSQL; screenshots in target/browser-artifacts
 	cd browser && npm ci --no-audit --no-fund --silent && npm test
 
-test-e2e: up ## the agent's end-to-end tests against the local control plane
-	$(CARGO) test --test e2e -- --test-threads=4
+test-e2e: up ## the operator's end-to-end tests against the local control plane (the serial_ ones, which stop the shared server, alone after the rest)
+	$(CARGO) test --test e2e -- --test-threads=4 --skip serial_
+	$(CARGO) test --test e2e serial_ -- --test-threads=1
 
 demo: build ## the MSP story on a fresh embedded database; leaves the server running on 127.0.0.1:8080
 	./demo/run.sh

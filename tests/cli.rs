@@ -645,3 +645,19 @@ fn an_admin_sets_a_portal_password_and_the_user_signs_in_with_it() {
     assert_eq!(sign_in("carol's long password"), 200);
     assert_eq!(sign_in("not carol's password"), 401);
 }
+
+#[test]
+fn the_operator_answers_to_its_former_name_agent() {
+    for name in ["operator", "agent"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_changegate"))
+            .args([name, "--help"])
+            .output()
+            .expect("run changegate");
+        assert!(out.status.success(), "changegate {name} --help");
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            help.contains("--no-reconcile") && help.contains("--max-staleness"),
+            "changegate {name} --help: {help}"
+        );
+    }
+}

@@ -63,6 +63,11 @@ pub struct AgentArgs {
     /// the server for this long (fail closed).
     #[arg(long, default_value = "10m")]
     max_staleness: kube::core::Duration,
+    /// Admission, following and reports only: leave the custom resources
+    /// (ChangeRequests, MaintenanceWindows) to another operator of this
+    /// cluster.
+    #[arg(long)]
+    no_reconcile: bool,
     /// How long one long-poll for a newer bundle waits on the server.
     #[arg(long, default_value = "25s")]
     bundle_wait: kube::core::Duration,
@@ -136,6 +141,7 @@ impl AgentArgs {
             webhook_timeout_seconds: self.webhook_timeout_seconds,
             sync,
             max_staleness: self.max_staleness.into(),
+            reconcile: !self.no_reconcile,
         }
     }
 }

@@ -539,3 +539,143 @@ async fn a_spec_the_bundle_refuses_is_refused_at_apply_naming_the_field() {
     let why = String::from_utf8_lossy(&out.stderr);
     assert!(why.contains("spec.timeZone"), "{why}");
 }
+
+/// `make up`'s server, stopped and started again on the same database
+/// with its own command line and environment.
+struct StoppedServer {
+    args: Vec<String>,
+    vars: Vec<(String, String)>,
+}
+
+impl StoppedServer {
+    fn stop() -> StoppedServer {
+        let pid_file = repo_root().join(".cluster/server.pid");
+        let pid: u32 = std::fs::read_to_string(&pid_file)
+            .expect("make up's server pid")
+            .trim()
+            .parse()
+            .expect("a pid");
+        let split = |bytes: Vec<u8>| -> Vec<String> {
+            bytes
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect()
+        };
+        let args = split(std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline"));
+        let vars = split(std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default())
+            .into_iter()
+            .filter_map(|kv| {
+                kv.split_once('=')
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            })
+            .collect();
+        std::process::Command::new("kill")
+            .arg(pid.to_string())
+            .status()
+            .expect("kill");
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        StoppedServer { args, vars }
+    }
+
+    /// Starts it again; returns once it answers. It is `make up`'s server
+    /// from then on (`make down` stops it by its pid file), never waited on here.
+    #[allow(clippy::zombie_processes)]
+    async fn start(self) {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .open(repo_root().join(".cluster/logs/server.log"))
+            .expect("the server's log");
+        let child = std::process::Command::new(&self.args[0])
+            .args(&self.args[1..])
+            .env_clear()
+            .envs(self.vars)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start the server again");
+        std::fs::write(
+            repo_root().join(".cluster/server.pid"),
+            child.id().to_string(),
+        )
+        .expect("the pid file");
+        let url = server().url.clone();
+        wait_until("the server to answer again", SYNC, || {
+            let ok = std::process::Command::new("curl")
+                .args(["-fsS", &format!("{url}/readyz")])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err("not yet".to_string())
+                }
+            }
+        })
+        .await;
+    }
+}
+
+/// Stops the shared server, so it runs alone: `make test-e2e` runs the
+/// `serial_` tests after the others, one at a time.
+#[tokio::test]
+async fn serial_an_edit_applied_while_the_server_is_down_reaches_it_once_it_is_back() {
+    let story = Story::new("outage").await;
+    succeeded(&story.apply("normal-change.yaml"));
+    let n = number(&story.synced("web-2-4-1").await);
+
+    let stopped = StoppedServer::stop();
+    // Admitted without the server: the webhooks judge from what they hold.
+    succeeded(&kubectl(&[
+        "patch",
+        "chg",
+        "web-2-4-1",
+        "-n",
+        &story.ns.name,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"targets":[{"kind":"Deployment","name":"web","images":["registry.example/shop/web:2.4.2"]}]}}"#,
+    ]));
+    let unsynced = wait_for(&story.chg, "web-2-4-1", "Synced False", SYNC, |c| {
+        condition(c, "Synced").is_some_and(|(s, _, _)| s == "False")
+    })
+    .await;
+    let (_, reason, message) = condition(&unsynced, "Synced").expect("Synced");
+    assert_eq!(reason, "ServerUnavailable");
+    assert!(
+        message.contains("cannot reach the changegate server"),
+        "{message}"
+    );
+    assert_eq!(
+        unsynced
+            .status
+            .as_ref()
+            .and_then(|s| s.observed.observed_generation),
+        Some(1),
+        "the server still holds generation 1"
+    );
+
+    stopped.start().await;
+    let synced = wait_for(
+        &story.chg,
+        "web-2-4-1",
+        "the edit on the server",
+        SYNC,
+        |c| {
+            c.status
+                .as_ref()
+                .is_some_and(|s| s.observed.revision == Some(2))
+                && condition(c, "Synced").is_some_and(|(s, _, _)| s == "True")
+        },
+    )
+    .await;
+    assert_eq!(number(&synced), n, "the same change");
+    assert_eq!(
+        story.change(&n)["content"]["artifacts"],
+        serde_json::json!(["registry.example/shop/web:2.4.2"]),
+        "nothing lost"
+    );
+}

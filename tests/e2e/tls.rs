@@ -70,7 +70,7 @@ pub(crate) fn start_as(
     let mut own_server = None;
     let child = Command::new(env!("CARGO_BIN_EXE_changegate"))
         .args([
-            "agent",
+            "operator",
             "--namespace",
             ns,
             "--no-register-webhooks",
@@ -85,6 +85,9 @@ pub(crate) fn start_as(
         ])
         .args(["--webhook-url", &format!("https://127.0.0.1:{webhook}")])
         .args(["--cert-check-interval", "1s"])
+        // The custom resources are `make up`'s operator's: a second one
+        // reconciling them against another server would fight over status.
+        .arg("--no-reconcile")
         .args(if extra.contains(&"--server") {
             Vec::new()
         } else {

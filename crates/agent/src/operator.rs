@@ -65,6 +65,9 @@ pub struct Settings {
     pub sync: Option<SyncSettings>,
     /// Past this age the held bundle no longer admits changes.
     pub max_staleness: Duration,
+    /// Reconcile the custom resources with the server (`--no-reconcile`
+    /// leaves them to another operator of the cluster).
+    pub reconcile: bool,
 }
 
 pub async fn run(settings: Settings) -> Result<(), OperatorError> {
@@ -91,26 +94,29 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
             tokio::spawn(sync::run(sync_settings.clone(), bundle.clone()));
             let reporter = Reporter::start(&sync_settings.server, &sync_settings.token);
             let leadership = Arc::new(Leadership::default());
-            reconciler = Some(Arc::new(reconcile::Context {
-                client: client.clone(),
-                http: reqwest::Client::builder()
-                    .timeout(Duration::from_secs(15))
-                    .build()
-                    .map_err(|e| OperatorError::Serve(std::io::Error::other(e)))?,
-                server: sync_settings.server.clone(),
-                token: sync_settings.token.clone(),
-                stores: stores.clone(),
-                bundle: bundle.clone(),
-                leadership: leadership.clone(),
-                metrics: metrics.clone(),
-                recorder: kube::runtime::events::Recorder::new(
-                    client.clone(),
-                    kube::runtime::events::Reporter {
-                        controller: "changegate-operator".into(),
-                        instance: Some(me.clone()),
-                    },
-                ),
-            }));
+            let http = reqwest::Client::builder()
+                .timeout(Duration::from_secs(15))
+                .build()
+                .map_err(|e| OperatorError::Serve(std::io::Error::other(e)))?;
+            reconciler = settings.reconcile.then(|| {
+                Arc::new(reconcile::Context {
+                    client: client.clone(),
+                    http,
+                    server: sync_settings.server.clone(),
+                    token: sync_settings.token.clone(),
+                    stores: stores.clone(),
+                    bundle: bundle.clone(),
+                    leadership: leadership.clone(),
+                    metrics: metrics.clone(),
+                    recorder: kube::runtime::events::Recorder::new(
+                        client.clone(),
+                        kube::runtime::events::Reporter {
+                            controller: "changegate-operator".into(),
+                            instance: Some(me.clone()),
+                        },
+                    ),
+                })
+            });
             tokio::spawn(lease::run(
                 client.clone(),
                 settings.namespace.clone(),
