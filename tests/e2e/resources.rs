@@ -244,6 +244,36 @@ async fn the_examples_apply_and_the_invalid_one_is_refused_naming_the_field() {
         names.contains(&"client-a-weekly") && names.contains(&"client-a-year-end-freeze"),
         "{on_server}"
     );
+    // A change planned into that window: its next opening after the
+    // resource's creation (or the one open then).
+    let planned = "apiVersion: changegate.dev/v1\nkind: ChangeRequest\nmetadata: {name: in-the-window}\nspec:\n  \
+                   title: Ship in the window\n  window: client-a-weekly\n  configurationItems: [web]\n";
+    let ns = story.ns.name.clone();
+    wait_until("a ChangeRequest naming the window admitted", SYNC, || {
+        let out = kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], planned);
+        let seen = String::from_utf8_lossy(&out.stderr).into_owned();
+        async move {
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(seen)
+            }
+        }
+    })
+    .await;
+    let n = number(&story.synced("in-the-window").await);
+    let content = story.change(&n)["content"].clone();
+    let at = |v: &serde_json::Value| {
+        chrono::DateTime::parse_from_rfc3339(v.as_str().expect("a planned time")).expect("RFC 3339")
+    };
+    let (start, end) = (at(&content["planned_start"]), at(&content["planned_end"]));
+    assert_eq!(end - start, chrono::TimeDelta::hours(4), "{content}");
+    let weekly_status = weekly.status.as_ref().expect("status");
+    assert!(
+        weekly_status.next_open.is_some_and(|t| t == start)
+            || weekly_status.open_until.is_some_and(|t| t == end),
+        "planned {start}..{end}, window {weekly_status:?}"
+    );
     succeeded(&kubectl(&[
         "delete",
         "mw",

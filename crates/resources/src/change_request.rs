@@ -107,7 +107,8 @@ pub struct ChangeRequestSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub planned_end: Option<DateTime<Utc>>,
     /// A maintenance window of the tenant to deploy in, by name, instead
-    /// of a planned slot: the change is planned to its next opening.
+    /// of a planned slot: the change is planned to the opening that holds,
+    /// or else follows, the resource's creation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub window: Option<String>,
     /// How the change is carried out, step by step.

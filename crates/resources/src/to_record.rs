@@ -7,6 +7,8 @@ use crate::change_request::{ChangeRequestSpec, Target};
 use changegate_core::catalogue::ConfigurationItem;
 use changegate_core::change::ChangeType;
 use changegate_core::gate::{self, Workload};
+use changegate_core::window::{CompiledWindow, Interval, WindowKind, WindowSpec};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -64,20 +66,33 @@ pub struct Content {
     pub template: Option<String>,
 }
 
+/// What the bundle knows of the tenant: its configuration items bound to
+/// this cluster, and its windows.
+#[derive(Debug, Clone, Copy)]
+pub struct Known<'a> {
+    pub items: &'a BTreeMap<String, ConfigurationItem>,
+    pub windows: &'a BTreeMap<String, WindowSpec>,
+}
+
 /// Maps `spec` of a ChangeRequest at `place` onto the change to request,
 /// resolving each target to the configuration items of the tenant bound
-/// to it (`items`, as the bundle has them).
+/// to it, and a named window to its slot: the opening that holds, or
+/// else follows, `created` (the resource's creation, so the slot stays
+/// the same on every reconcile).
 pub fn requested(
     spec: &ChangeRequestSpec,
     place: Place<'_>,
-    items: &BTreeMap<String, ConfigurationItem>,
+    known: Known<'_>,
+    created: DateTime<Utc>,
 ) -> Result<Requested, Invalid> {
-    if spec.window.is_some() {
-        return Err(Invalid {
-            field: "spec.window".into(),
-            message: "planning a change to a named window is not supported yet; give plannedStart and plannedEnd".into(),
-        });
-    }
+    let items = known.items;
+    let (planned_start, planned_end) = match &spec.window {
+        None => (spec.planned_start, spec.planned_end),
+        Some(name) => {
+            let slot = window_slot(name, place, known.windows, created)?;
+            (Some(slot.start), Some(slot.end))
+        }
+    };
     // Items named outright may be bound elsewhere (a firewall, a
     // pipeline): the bundle has only this cluster's, so the server judges them.
     let mut configuration_items = spec.configuration_items.clone();
@@ -113,8 +128,8 @@ pub fn requested(
             risk_answers: spec.risk_answers.clone(),
             configuration_items,
             artifacts,
-            planned_start: spec.planned_start,
-            planned_end: spec.planned_end,
+            planned_start,
+            planned_end,
             implementation_plan: spec.implementation_plan.clone(),
             test_plan: spec.test_plan.clone(),
             test_evidence: spec.test_evidence.clone(),
@@ -124,6 +139,45 @@ pub fn requested(
             template: spec.template.clone(),
         },
     })
+}
+
+/// The opening of window `name` holding or following `at`.
+fn window_slot(
+    name: &str,
+    place: Place<'_>,
+    windows: &BTreeMap<String, WindowSpec>,
+    at: DateTime<Utc>,
+) -> Result<Interval, Invalid> {
+    let invalid = |message: String| Invalid {
+        field: "spec.window".into(),
+        message,
+    };
+    let Some(spec) = windows.get(name) else {
+        let known: Vec<&str> = windows
+            .iter()
+            .filter(|(_, w)| w.kind == WindowKind::Maintenance)
+            .map(|(n, _)| n.as_str())
+            .collect();
+        return Err(invalid(format!(
+            "tenant {} has no window {name:?}; apply its MaintenanceWindow, or name one of: {}",
+            place.tenant,
+            if known.is_empty() {
+                "(none)".to_string()
+            } else {
+                known.join(", ")
+            }
+        )));
+    };
+    if spec.kind == WindowKind::Blackout {
+        return Err(invalid(format!(
+            "{name} is a blackout; name a maintenance window to deploy in"
+        )));
+    }
+    let window = CompiledWindow::compile(name, spec).map_err(|e| invalid(e.to_string()))?;
+    window
+        .current(at)
+        .or_else(|| window.next_window(at))
+        .ok_or_else(|| invalid(format!("{name} does not open again")))
 }
 
 /// The names of the items bound to `target`, by the gate's own rule
@@ -209,6 +263,49 @@ mod tests {
             .unwrap()
     }
 
+    static NONE: BTreeMap<String, WindowSpec> = BTreeMap::new();
+
+    fn known<'a>(
+        items: &'a BTreeMap<String, ConfigurationItem>,
+        windows: &'a BTreeMap<String, WindowSpec>,
+    ) -> Known<'a> {
+        Known { items, windows }
+    }
+
+    fn created() -> DateTime<Utc> {
+        // Wednesday 2026-11-25, 10:00 UTC.
+        chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 11, 25, 10, 0, 0).unwrap()
+    }
+
+    #[test]
+    fn a_named_window_plans_the_change_into_its_opening_after_creation() {
+        let windows: BTreeMap<String, WindowSpec> = serde_json::from_value(serde_json::json!({
+            "weekly": { "timeZone": "Europe/Berlin", "schedule": { "cron": { "expr": "0 2 * * SAT", "duration": "4h" } } },
+            "freeze": { "kind": "blackout", "schedule": { "ranges": [ { "start": "2026-12-18T00:00:00Z", "end": "2027-01-04T00:00:00Z" } ] } }
+        }))
+        .unwrap();
+        let items = BTreeMap::new();
+        let with = |w: &str| ChangeRequestSpec {
+            window: Some(w.into()),
+            ..spec(vec![])
+        };
+        let r = requested(&with("weekly"), PLACE, known(&items, &windows), created()).unwrap();
+        assert_eq!(
+            r.content.planned_start.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-11-28T01:00:00+00:00"),
+            "Saturday 02:00 Berlin"
+        );
+        assert_eq!(
+            r.content.planned_end.map(|t| t.to_rfc3339()).as_deref(),
+            Some("2026-11-28T05:00:00+00:00")
+        );
+        let e = requested(&with("monthly"), PLACE, known(&items, &windows), created()).unwrap_err();
+        assert_eq!(e.field, "spec.window");
+        assert!(e.message.contains("name one of: weekly"), "{e}");
+        let e = requested(&with("freeze"), PLACE, known(&items, &windows), created()).unwrap_err();
+        assert!(e.message.contains("blackout"), "{e}");
+    }
+
     const PLACE: Place<'static> = Place {
         cluster: "prod",
         namespace: "shop",
@@ -245,7 +342,7 @@ mod tests {
             plan: "roll back".into(),
             automatic: true,
         };
-        let r = requested(&s, PLACE, &items).unwrap();
+        let r = requested(&s, PLACE, known(&items, &NONE), created()).unwrap();
         assert_eq!(r.kind, ChangeType::Normal);
         assert!(r.submit, "a ChangeRequest is submitted unless it says not");
         assert_eq!(r.content.configuration_items, ["web", "api"]);
@@ -266,7 +363,7 @@ mod tests {
             selector: None,
             images: vec![],
         }]);
-        let e = requested(&s, PLACE, &items).unwrap_err();
+        let e = requested(&s, PLACE, known(&items, &NONE), created()).unwrap_err();
         assert_eq!(e.field, "spec.targets[0]");
         assert!(e.message.contains("kind: StatefulSet, name: web"), "{e}");
         assert!(e.message.contains("tenant client-a"), "{e}");

@@ -13,7 +13,7 @@ use crate::lease::Leadership;
 use crate::webhook::metrics::Metrics;
 use crate::webhook::stores::Stores;
 use changegate_resources::change_request::Observed;
-use changegate_resources::to_record::{self, Place};
+use changegate_resources::to_record::{self, Known, Place};
 use changegate_resources::wire::{ChangeRecord, ChangeRequestSync};
 use changegate_resources::{
     CHANGE_ANNOTATION, ChangeRequest, EDITED_BY_ANNOTATION, FIELD_MANAGER, REQUESTED_BY_ANNOTATION,
@@ -162,18 +162,25 @@ async fn sync(chg: &ChangeRequest, ctx: &Context) -> Result<ChangeRecord, Unsync
     let (snapshot, _) = ctx.bundle.current().ok_or_else(|| {
         Unsynced::Unavailable("the operator has no bundle from the server yet".into())
     })?;
-    let items = snapshot
+    let known = snapshot
         .bundle
         .tenants
         .iter()
         .find(|t| t.tenant == tenant)
-        .map(|t| t.configuration_items.clone())
         .ok_or_else(|| {
             Unsynced::Refused(format!(
                 "tenant {tenant} has no configuration item bound to cluster {}; bind the workloads this change ships",
                 snapshot.cluster
             ))
         })?;
+    let created = chg
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .and_then(|t| {
+            chrono::DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32)
+        })
+        .unwrap_or_else(Utc::now);
     let requested = to_record::requested(
         &chg.spec,
         Place {
@@ -181,7 +188,11 @@ async fn sync(chg: &ChangeRequest, ctx: &Context) -> Result<ChangeRecord, Unsync
             namespace: &namespace,
             tenant: &tenant,
         },
-        &items,
+        Known {
+            items: &known.configuration_items,
+            windows: &known.windows,
+        },
+        created,
     )
     .map_err(|e| Unsynced::Refused(e.to_string()))?;
     let annotations = chg.annotations();

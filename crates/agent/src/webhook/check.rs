@@ -12,7 +12,7 @@ use crate::bundle::Snapshot;
 use changegate_core::window::{CompiledWindow, WindowSpec};
 use changegate_resources::change_request::ChangeRequestSpec;
 use changegate_resources::maintenance_window::MaintenanceWindowSpec;
-use changegate_resources::to_record::{self, Invalid, Place};
+use changegate_resources::to_record::{self, Invalid, Known, Place};
 use serde_json::Value;
 
 /// Why `object` (a changegate resource of `kind` in `namespace` of
@@ -23,24 +23,34 @@ pub fn refusal(
     namespace: &str,
     tenant: &str,
     snapshot: Option<&Snapshot>,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Option<Invalid> {
     match kind {
         "ChangeRequest" => {
             // The schema refuses what does not read; it is not ours to say.
             let spec: ChangeRequestSpec = serde_json::from_value(object["spec"].clone()).ok()?;
             let snapshot = snapshot?;
-            let items = &snapshot
+            let known = snapshot
                 .bundle
                 .tenants
                 .iter()
-                .find(|t| t.tenant == tenant)?
-                .configuration_items;
+                .find(|t| t.tenant == tenant)?;
             let place = Place {
                 cluster: &snapshot.cluster,
                 namespace,
                 tenant,
             };
-            to_record::requested(&spec, place, items).err()
+            let known = Known {
+                items: &known.configuration_items,
+                windows: &known.windows,
+            };
+            // Only whether a slot exists is judged here; the reconciler
+            // plans it from the resource's creation.
+            let created = object["metadata"]["creationTimestamp"]
+                .as_str()
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                .map_or(now, |t| t.with_timezone(&chrono::Utc));
+            to_record::requested(&spec, place, known, created).err()
         }
         "MaintenanceWindow" => {
             let spec: MaintenanceWindowSpec =
@@ -116,6 +126,23 @@ mod tests {
         Snapshot::new("e".into(), bundle, chrono::Utc::now())
     }
 
+    fn judge(
+        kind: &str,
+        object: &Value,
+        namespace: &str,
+        tenant: &str,
+        snapshot: Option<&Snapshot>,
+    ) -> Option<Invalid> {
+        refusal(
+            kind,
+            object,
+            namespace,
+            tenant,
+            snapshot,
+            chrono::Utc::now(),
+        )
+    }
+
     fn chg(kind: &str, name: &str) -> Value {
         json!({"metadata": {"name": "x"}, "spec": {"title": "Ship", "targets": [{"kind": kind, "name": name}]}})
     }
@@ -124,7 +151,7 @@ mod tests {
     fn a_target_no_item_binds_is_refused_naming_the_field_and_the_binding() {
         let s = snapshot();
         assert_eq!(
-            refusal(
+            judge(
                 "ChangeRequest",
                 &chg("Deployment", "web"),
                 "shop",
@@ -133,7 +160,7 @@ mod tests {
             ),
             None
         );
-        let e = refusal(
+        let e = judge(
             "ChangeRequest",
             &chg("Deployment", "api"),
             "shop",
@@ -145,7 +172,7 @@ mod tests {
         assert!(e.message.contains("name: api"), "{}", e.message);
         // A tenant the bundle does not hold, or no bundle: the server judges.
         assert_eq!(
-            refusal(
+            judge(
                 "ChangeRequest",
                 &chg("Deployment", "api"),
                 "shop",
@@ -155,7 +182,7 @@ mod tests {
             None
         );
         assert_eq!(
-            refusal(
+            judge(
                 "ChangeRequest",
                 &chg("Deployment", "api"),
                 "shop",
@@ -173,7 +200,7 @@ mod tests {
                    "schedule": {"cron": cron}, "duration": "4h"}})
         };
         assert_eq!(
-            refusal(
+            judge(
                 "MaintenanceWindow",
                 &mw("Europe/Berlin", "0 2 * * SAT"),
                 "shop",
@@ -182,7 +209,7 @@ mod tests {
             ),
             None
         );
-        let e = refusal(
+        let e = judge(
             "MaintenanceWindow",
             &mw("Mars/Olympus", "0 2 * * SAT"),
             "shop",
@@ -191,7 +218,7 @@ mod tests {
         )
         .expect("refused");
         assert_eq!(e.field, "spec.timeZone", "{e}");
-        let e = refusal(
+        let e = judge(
             "MaintenanceWindow",
             &mw("UTC", "every saturday"),
             "shop",

@@ -143,6 +143,7 @@ async fn validate_resources(State(app): State<Arc<App>>, body: Bytes) -> Respons
             namespace,
             &tenant,
             snapshot.as_deref(),
+            Utc::now(),
         ) {
             None => (response, "Valid"),
             Some(e) => (response.deny(format!("changegate: {e}")), "Invalid"),
