@@ -247,7 +247,8 @@ async fn the_examples_apply_and_the_invalid_one_is_refused_naming_the_field() {
     // A change planned into that window: its next opening after the
     // resource's creation (or the one open then).
     let planned = "apiVersion: changegate.dev/v1\nkind: ChangeRequest\nmetadata: {name: in-the-window}\nspec:\n  \
-                   title: Ship in the window\n  window: client-a-weekly\n  configurationItems: [web]\n";
+                   title: Ship in the window\n  window: client-a-weekly\n  configurationItems: [web]\n  \
+                   riskAnswers: {production: \"no\", outage: \"no\", untested: \"no\", no-backout: \"no\"}\n";
     let ns = story.ns.name.clone();
     wait_until("a ChangeRequest naming the window admitted", SYNC, || {
         let out = kubectl_stdin(&["apply", "-n", &ns, "-f", "-"], planned);
@@ -575,6 +576,17 @@ async fn a_spec_the_bundle_refuses_is_refused_at_apply_naming_the_field() {
 struct StoppedServer {
     args: Vec<String>,
     vars: Vec<(String, String)>,
+    started: bool,
+}
+
+impl Drop for StoppedServer {
+    /// A test that failed with the server down leaves it running for the
+    /// next one (and for `make down`).
+    fn drop(&mut self) {
+        if !self.started {
+            let _ = self.spawn();
+        }
+    }
 }
 
 impl StoppedServer {
@@ -607,30 +619,38 @@ impl StoppedServer {
         while std::path::Path::new(&format!("/proc/{pid}")).exists() {
             std::thread::sleep(Duration::from_millis(20));
         }
-        StoppedServer { args, vars }
+        StoppedServer {
+            args,
+            vars,
+            started: false,
+        }
     }
 
-    /// Starts it again; returns once it answers. It is `make up`'s server
-    /// from then on (`make down` stops it by its pid file), never waited on here.
+    /// Starts the server's process again, writing its pid file. It is
+    /// `make up`'s server from then on (`make down` stops it by that
+    /// file), never waited on here.
     #[allow(clippy::zombie_processes)]
-    async fn start(self) {
+    fn spawn(&mut self) -> std::io::Result<()> {
+        self.started = true;
         let log = std::fs::OpenOptions::new()
             .append(true)
-            .open(repo_root().join(".cluster/logs/server.log"))
-            .expect("the server's log");
+            .open(repo_root().join(".cluster/logs/server.log"))?;
         let child = std::process::Command::new(&self.args[0])
             .args(&self.args[1..])
             .env_clear()
-            .envs(self.vars)
-            .stdout(log.try_clone().expect("log"))
+            .envs(self.vars.clone())
+            .stdout(log.try_clone()?)
             .stderr(log)
-            .spawn()
-            .expect("start the server again");
+            .spawn()?;
         std::fs::write(
             repo_root().join(".cluster/server.pid"),
             child.id().to_string(),
         )
-        .expect("the pid file");
+    }
+
+    /// Starts it again; returns once it answers.
+    async fn start(mut self) {
+        self.spawn().expect("start the server again");
         let url = server().url.clone();
         wait_until("the server to answer again", SYNC, || {
             let ok = std::process::Command::new("curl")

@@ -99,8 +99,17 @@ pub fn unsynced(
         },
         why.to_string(),
     ));
+    // What is kept stays computed for the generation the server holds;
+    // only what this spec did is of this generation.
+    let held = last.observed_generation.unwrap_or(0);
+    let mut conditions = condition::merge(&last.conditions, judged, held, now);
+    for c in &mut conditions {
+        if c.type_ == SYNCED || c.reason == "Refused" {
+            c.observed_generation = generation;
+        }
+    }
     Observed {
-        conditions: condition::merge(&last.conditions, judged, generation, now),
+        conditions,
         observed_generation: last.observed_generation,
         ..last.clone()
     }

@@ -97,6 +97,9 @@ pub struct WindowSync {
 #[serde(rename_all = "camelCase")]
 pub struct WindowDeleted {
     pub tenant: String,
+    /// The deleted resource's `metadata.uid`: only the resource that wrote
+    /// the window removes it.
+    pub uid: String,
     pub spec: serde_json::Value,
 }
 

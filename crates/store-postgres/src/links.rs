@@ -92,7 +92,7 @@ pub(crate) async fn touch(
 ) -> Result<()> {
     sqlx::query!(
         "UPDATE resource_links SET uid = $1, generation = $2, updated_at = $3
-         WHERE cluster = $4 AND namespace = $5 AND kind = $6 AND name = $7",
+         WHERE cluster = $4 AND namespace = $5 AND kind = $6 AND name = $7 AND (generation < $2 OR uid <> $1)",
         uid,
         generation,
         at,
@@ -115,6 +115,30 @@ pub(crate) async fn unlink(pool: &PgPool, key: &ResourceKey, change: ChangeNumbe
         key.kind,
         key.name,
         change.0
+    )
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn put(pool: &PgPool, link: &ResourceLink) -> Result<()> {
+    let k = &link.key;
+    sqlx::query!(
+        "INSERT INTO resource_links (cluster, namespace, kind, name, tenant_id, change_number, uid, generation, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         ON CONFLICT (cluster, namespace, kind, name) DO UPDATE SET tenant_id = excluded.tenant_id,
+           change_number = excluded.change_number, uid = excluded.uid, generation = excluded.generation,
+           updated_at = excluded.updated_at",
+        k.cluster,
+        k.namespace,
+        k.kind,
+        k.name,
+        link.tenant.0,
+        link.change.0,
+        link.uid,
+        link.generation,
+        link.updated_at
     )
     .execute(pool)
     .await

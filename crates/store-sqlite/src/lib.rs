@@ -478,6 +478,10 @@ impl Store for SqliteStore {
         links::touch(&self.pool, key, uid, generation, at).await
     }
 
+    async fn put_resource_link(&self, link: &ResourceLink) -> Result<()> {
+        links::put(&self.pool, link).await
+    }
+
     async fn unlink_resource(&self, key: &ResourceKey, change: ChangeNumber) -> Result<()> {
         links::unlink(&self.pool, key, change).await
     }

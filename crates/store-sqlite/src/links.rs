@@ -92,14 +92,16 @@ pub(crate) async fn touch(
 ) -> Result<()> {
     sqlx::query!(
         "UPDATE resource_links SET uid = ?, generation = ?, updated_at = ?
-         WHERE cluster = ? AND namespace = ? AND kind = ? AND name = ?",
+         WHERE cluster = ? AND namespace = ? AND kind = ? AND name = ? AND (generation < ? OR uid <> ?)",
         uid,
         generation,
         at,
         key.cluster,
         key.namespace,
         key.kind,
-        key.name
+        key.name,
+        generation,
+        uid
     )
     .execute(pool)
     .await
@@ -119,6 +121,30 @@ pub(crate) async fn unlink(
         key.kind,
         key.name,
         change.0
+    )
+    .execute(pool)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn put(pool: &SqlitePool, link: &ResourceLink) -> Result<()> {
+    let k = &link.key;
+    sqlx::query!(
+        "INSERT INTO resource_links (cluster, namespace, kind, name, tenant_id, change_number, uid, generation, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (cluster, namespace, kind, name) DO UPDATE SET tenant_id = excluded.tenant_id,
+           change_number = excluded.change_number, uid = excluded.uid, generation = excluded.generation,
+           updated_at = excluded.updated_at",
+        k.cluster,
+        k.namespace,
+        k.kind,
+        k.name,
+        link.tenant.0,
+        link.change.0,
+        link.uid,
+        link.generation,
+        link.updated_at
     )
     .execute(pool)
     .await

@@ -239,6 +239,9 @@ pub trait Store: Send + Sync + 'static {
         generation: i64,
         at: DateTime<Utc>,
     ) -> Result<()>;
+    /// Records a link that stands for no change (a MaintenanceWindow's
+    /// window, `change` 0), replacing the key's link.
+    async fn put_resource_link(&self, link: &ResourceLink) -> Result<()>;
     /// Ends the link of `key` to `change` (the resource was deleted).
     async fn unlink_resource(&self, key: &ResourceKey, change: ChangeNumber) -> Result<()>;
     async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<Change>>;

@@ -247,6 +247,8 @@ pub struct ResourceKey {
 pub struct ResourceLink {
     pub key: ResourceKey,
     pub tenant: TenantId,
+    /// The change it stands for; 0 for a MaintenanceWindow (it stands for
+    /// the tenant's window of its name).
     pub change: ChangeNumber,
     /// The resource's `metadata.uid` last seen.
     pub uid: String,

@@ -182,6 +182,7 @@ async fn watch_deletions(api: Api<MaintenanceWindow>, ctx: Arc<Context>) {
         );
         let body = WindowDeleted {
             tenant,
+            uid: mw.uid().unwrap_or_default(),
             spec: mw.spec.to_server(),
         };
         let sent = ctx

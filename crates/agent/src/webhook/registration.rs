@@ -108,7 +108,13 @@ impl Registration<'_> {
                     &["changerequests", "releases", "maintenancewindows"],
                     "Namespaced",
                 )]),
-                namespace_selector: Some(self.governed()),
+                // Every namespace but the system's: a resource written
+                // before its namespace was labelled must carry its true
+                // author too, or a hand-written one would stick.
+                namespace_selector: Some(LabelSelector {
+                    match_expressions: Some(vec![self.never_gated(true)]),
+                    ..Default::default()
+                }),
                 failure_policy: Some("Fail".into()),
                 side_effects: "None".into(),
                 admission_review_versions: vec!["v1".into()],

@@ -63,11 +63,19 @@ pub async fn sync_change_request(
     agent: Agent,
     Path(p): Path<ResourcePath>,
     Body(ChangeRequestSyncBody(body)): Body<ChangeRequestSyncBody>,
-) -> ApiResult<Json<ChangeRecordView>> {
+) -> ApiResult<axum::response::Response> {
     check_place(&p)?;
     let record =
         resource::sync_change_request(&state, &agent.cluster, &p.namespace, &p.name, body).await?;
-    Ok(Json(ChangeRecordView(record)))
+    Ok(unnoted(Json(ChangeRecordView(record))))
+}
+
+/// An answer whose writes, if any, the app layer noted for their tenant
+/// only: an unchanged resource outdates no tenant's snapshot.
+fn unnoted(answer: impl axum::response::IntoResponse) -> axum::response::Response {
+    let mut response = answer.into_response();
+    response.extensions_mut().insert(crate::NothingWritten);
+    response
 }
 
 /// The latest spec of a MaintenanceWindow (see
@@ -103,10 +111,10 @@ pub async fn sync_window(
     agent: Agent,
     Path(p): Path<ResourcePath>,
     Body(WindowSyncBody(body)): Body<WindowSyncBody>,
-) -> ApiResult<Json<WindowRecordView>> {
+) -> ApiResult<axum::response::Response> {
     check_place(&p)?;
-    let record = resource::sync_window(&state, &agent.cluster, &p.name, body).await?;
-    Ok(Json(WindowRecordView(record)))
+    let record = resource::sync_window(&state, &agent.cluster, &p.namespace, &p.name, body).await?;
+    Ok(unnoted(Json(WindowRecordView(record))))
 }
 
 /// A MaintenanceWindow was deleted: its window goes if it still is what
@@ -119,10 +127,10 @@ pub async fn delete_window(
     agent: Agent,
     Path(p): Path<ResourcePath>,
     Body(WindowDeletedBody(body)): Body<WindowDeletedBody>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<axum::response::Response> {
     check_place(&p)?;
-    resource::delete_window(&state, &agent.cluster, &p.name, body).await?;
-    Ok(StatusCode::NO_CONTENT)
+    resource::delete_window(&state, &agent.cluster, &p.namespace, &p.name, body).await?;
+    Ok(unnoted(StatusCode::NO_CONTENT))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -146,14 +154,13 @@ pub async fn delete_change_request(
     Path(p): Path<ResourcePath>,
     Query(q): Query<DeletedQuery>,
 ) -> ApiResult<axum::response::Response> {
-    use axum::response::IntoResponse;
     check_place(&p)?;
     let answer =
         resource::delete_change_request(&state, &agent.cluster, &p.namespace, &p.name, &q.uid)
             .await?;
     Ok(match answer {
-        Some(record) => Json(ChangeRecordView(record)).into_response(),
-        None => StatusCode::NO_CONTENT.into_response(),
+        Some(record) => unnoted(Json(ChangeRecordView(record))),
+        None => unnoted(StatusCode::NO_CONTENT),
     })
 }
 
@@ -256,11 +263,22 @@ pub async fn put_identity(
     check_user_name(&p.user)?;
     let email = email_field("email", &body.email)?;
     let people = People::load(state.store.as_ref(), t.tenant.id).await?;
-    if people.id_of(email.as_str()).is_none() {
+    let Some(user) = people.id_of(email.as_str()) else {
         return Err(ApiError::invalid(
             "email",
             format!("{email} is not a user of this tenant; add them first"),
         ));
+    };
+    // Whoever maps a name acts as its user through the cluster: a tenant
+    // administrator maps only the client's own people (or themself); the
+    // MSP's staff only an installation administrator.
+    if !t.caller.admin && user != t.caller.user {
+        let target = state.store.user(user).await?;
+        if target.kind == changegate_core::UserKind::Msp {
+            return Err(ApiError::forbidden(format!(
+                "{email} is MSP staff: only an installation administrator maps a Kubernetes user to them"
+            )));
+        }
     }
     let spec = serde_json::to_string(&Identity {
         email: email.to_string(),

@@ -219,7 +219,14 @@ async fn create(
     };
     state.writes.note(Some(tenant.slug.as_str()));
     let c = if body.requested.submit {
-        super::submit::submit(state, &t, &c.number.to_string()).await?
+        match super::submit::submit(state, &t, &c.number.to_string()).await {
+            Ok(submitted) => submitted,
+            // Another replica following this resource submitted it first.
+            Err(e) if e.status == axum::http::StatusCode::CONFLICT => {
+                load(state.store.as_ref(), tenant.id, &c.number.to_string()).await?
+            }
+            Err(e) => return Err(e),
+        }
     } else {
         c
     };
@@ -237,6 +244,33 @@ async fn follow(
     body: ChangeRequestSync,
 ) -> ApiResult<ChangeRecord> {
     if body.generation <= link.generation && body.uid == link.uid {
+        // A first submission that failed after the create (a board with
+        // nobody left to ask, a template past review) is tried again.
+        if c.state == ChangeState::Draft && body.requested.submit {
+            let t = InTenant {
+                caller: mapped(
+                    state,
+                    tenant,
+                    &key.cluster,
+                    &body.requested_by,
+                    "requestedBy",
+                )
+                .await?,
+                tenant: tenant.clone(),
+            };
+            match super::submit::submit(state, &t, &c.number.to_string()).await {
+                Ok(submitted) => {
+                    c = submitted;
+                    state.writes.note(Some(tenant.slug.as_str()));
+                }
+                // Its creator (another replica, or this call's first try)
+                // is submitting it right now.
+                Err(e) if e.status == axum::http::StatusCode::CONFLICT => {
+                    c = load(state.store.as_ref(), tenant.id, &c.number.to_string()).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         return record(state, tenant, &c, link.generation).await;
     }
     let author = body.edited_by.as_deref().unwrap_or(&body.requested_by);
@@ -251,10 +285,12 @@ async fn follow(
         tenant: tenant.clone(),
     };
     t.authorize(Action::RequestChange)?;
+    refuse_unchangeable(state, &c, &body).await?;
     let fields = changed_fields(&c, &body)?;
     let n = c.number.to_string();
     if !fields.is_empty() {
         c = super::submit::edit(state, &t, &n, fields).await?;
+        state.writes.note(Some(tenant.slug.as_str()));
     }
     let resubmit = match c.state {
         ChangeState::Draft => true,
@@ -264,12 +300,56 @@ async fn follow(
     };
     if body.requested.submit && resubmit {
         c = super::submit::submit(state, &t, &n).await?;
+        state.writes.note(Some(tenant.slug.as_str()));
     }
     state
         .store
         .touch_resource_link(key, &body.uid, body.generation, state.now())
         .await?;
     record(state, tenant, &c, body.generation).await
+}
+
+/// A change's type and implementer are fixed once raised: a spec that
+/// changes them is refused, naming the field, rather than ignored.
+async fn refuse_unchangeable(
+    state: &AppState,
+    c: &Change,
+    body: &ChangeRequestSync,
+) -> ApiResult<()> {
+    use changegate_core::change::ChangeType;
+    let wanted = body.requested.kind;
+    // A standard change beyond its template may have been approved as a
+    // normal one: that is the server's doing, not an edit.
+    let same_type =
+        wanted == c.kind || (wanted == ChangeType::Standard && c.kind == ChangeType::Normal);
+    if !same_type {
+        return Err(ApiError::invalid(
+            "type",
+            format!(
+                "{} is a {} change; its type cannot change: raise a new ChangeRequest",
+                c.number, c.kind
+            ),
+        ));
+    }
+    let now = match c.implementer {
+        Some(u) => Some(state.store.user(u).await?.email.to_string()),
+        None => None,
+    };
+    let wanted = body
+        .requested
+        .implementer
+        .as_deref()
+        .map(|e| e.trim().to_ascii_lowercase());
+    if wanted.is_some() && wanted != now.map(|e| e.to_ascii_lowercase()) {
+        return Err(ApiError::invalid(
+            "implementer",
+            format!(
+                "{}'s implementer is set on the server (the portal, or `change start`); it cannot change here",
+                c.number
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The body `POST /api/v1/tenants/{tenant}/changes` would take for `body`.
@@ -325,13 +405,13 @@ pub async fn delete_change_request(
     if !uid.is_empty() && link.uid != uid {
         return Ok(None);
     }
+    // A cluster acts only for the tenants bound to it, deletions included.
     let tenant = state
         .snapshots
-        .tenants(state)
+        .bound_to(state, cluster)
         .await?
-        .iter()
+        .into_iter()
         .find(|t| t.id == link.tenant)
-        .cloned()
         .ok_or_else(|| ApiError::not_found("tenant"))?;
     let mut c = load(store, tenant.id, &link.change.to_string()).await?;
     let actor = format!("operator of cluster {cluster}");
@@ -373,6 +453,7 @@ pub async fn delete_change_request(
             }
         };
         c = save(state, &c, expected, write, now).await?;
+        state.writes.note(Some(tenant.slug.as_str()));
     }
     store.unlink_resource(&key, link.change).await?;
     Ok(Some(record(state, &tenant, &c, link.generation).await?))
@@ -491,10 +572,27 @@ pub const MAINTENANCE_WINDOW: &str = "MaintenanceWindow";
 pub async fn sync_window(
     state: &AppState,
     cluster: &str,
+    namespace: &str,
     name: &str,
     body: WindowSync,
 ) -> ApiResult<WindowRecord> {
     let tenant = bound_tenant(state, cluster, &body.tenant).await?;
+    let key = ResourceKey {
+        cluster: cluster.to_string(),
+        namespace: namespace.to_string(),
+        kind: MAINTENANCE_WINDOW.to_string(),
+        name: name.to_string(),
+    };
+    // A generation already written is not written again: a window edited
+    // in the portal since stays until the resource's spec changes.
+    if let Some(link) = state.store.resource_link(&key).await?
+        && link.tenant == tenant.id
+        && link.uid == body.uid
+        && link.generation >= body.generation
+        && let Some(spec) = super::window::stored(state, tenant.id, name).await?
+    {
+        return window_record(state, name, &spec);
+    }
     let (author, field) = match &body.edited_by {
         Some(editor) => (editor.as_str(), "editedBy"),
         None => (body.requested_by.as_str(), "requestedBy"),
@@ -505,20 +603,46 @@ pub async fn sync_window(
         tenant: tenant.clone(),
     };
     let (_, spec) = super::window::put(state, &t, name, body.spec).await?;
+    state
+        .store
+        .put_resource_link(&ResourceLink {
+            key,
+            tenant: tenant.id,
+            change: ChangeNumber(0),
+            uid: body.uid,
+            generation: body.generation,
+            updated_at: state.now(),
+        })
+        .await?;
     state.writes.note(Some(tenant.slug.as_str()));
     window_record(state, name, &spec)
 }
 
-/// The MaintenanceWindow `name` was deleted: its window goes, when it is
-/// still what the resource wrote (a window changed since in the portal or
-/// by `apply -f` stays). Answers whether it went.
+/// The MaintenanceWindow `name` was deleted: its window goes when this
+/// resource wrote it and it is still what the resource wrote (a window
+/// changed since in the portal or by `apply -f` stays; a resource that
+/// never wrote it, or another one, removes nothing). Answers whether it went.
 pub async fn delete_window(
     state: &AppState,
     cluster: &str,
+    namespace: &str,
     name: &str,
     body: WindowDeleted,
 ) -> ApiResult<bool> {
     let tenant = bound_tenant(state, cluster, &body.tenant).await?;
+    let key = ResourceKey {
+        cluster: cluster.to_string(),
+        namespace: namespace.to_string(),
+        kind: MAINTENANCE_WINDOW.to_string(),
+        name: name.to_string(),
+    };
+    let Some(link) = state.store.resource_link(&key).await? else {
+        return Ok(false);
+    };
+    if link.tenant != tenant.id || link.uid != body.uid {
+        return Ok(false);
+    }
+    state.store.unlink_resource(&key, ChangeNumber(0)).await?;
     let Ok(written) = super::window::window_spec(name, body.spec) else {
         return Ok(false);
     };

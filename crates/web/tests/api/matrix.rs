@@ -117,6 +117,8 @@ const VICTIM_OF_OWN: &str = "victim@client-a.example";
 const VICTIM_OF_OTHER: &str = "zed@client-b.example";
 /// The user the installation-wide disable route disables.
 const VICTIM_OF_ADMIN: &str = "zeta@client-a.example";
+/// The client user of client-a a Kubernetes name is mapped to.
+const MAPPED: &str = "kube-user@client-a.example";
 
 /// A plausible, valid body for every route that takes one, keyed by
 /// method and path; `me` is the caller's e-mail.
@@ -157,7 +159,7 @@ fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
             "requestedBy": "matrix-user", "spec": a_blackout() })
         }
         "PUT" if p == format!("{T}/clusters/{{cluster}}/identities/{{user}}") => {
-            json!({ "email": IMPLEMENTER })
+            json!({ "email": MAPPED })
         }
         "POST" if p == "/api/v1/gate/check" => json!({ "tenant": tenant,
             "target": { "configuration_item": "payments-api" }, "artifacts": ["app@sha256:1"] }),
@@ -502,6 +504,9 @@ impl World {
             .await;
         }
         app.client(VICTIM_OF_OWN, &[(OWN, Requester)]).await;
+        // The client user a Kubernetes name is mapped to (tenant admins
+        // map only the client's own people).
+        app.client(MAPPED, &[(OWN, Requester)]).await;
         app.client(VICTIM_OF_ADMIN, &[(OWN, Requester)]).await;
         let own_token = caller
             .post("/api/v1/tokens", json!({ "name": "the caller's spare" }))

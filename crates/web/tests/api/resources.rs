@@ -15,7 +15,8 @@ const CHG: &str = "/api/v1/agent/changerequests/payments/upgrade-payments";
 
 /// client-a's payments-api bound in cluster prod-eu, client-b's shop in
 /// prod-us; an agent token of each; eve-k8s and cm-k8s of prod-eu mapped
-/// to eve (requester) and the change manager by client-a's administrator.
+/// to eve (requester) and the change manager (MSP staff: by an
+/// installation administrator).
 async fn cluster(app: &TestApp) -> (Msp, Actor, Actor) {
     let m = Msp::setup(app).await;
     let bind = |ns: &str, name: &str, cluster: &str| {
@@ -55,7 +56,7 @@ async fn cluster(app: &TestApp) -> (Msp, Actor, Actor) {
     let us = agent("prod-us").await;
     for (user, email) in [("eve-k8s", "eve@msp.example"), ("cm-k8s", "cm@msp.example")] {
         let applied = m
-            .alice
+            .admin
             .put(
                 &format!("{A}/clusters/prod-eu/identities/{user}"),
                 json!({ "email": email }),
@@ -288,7 +289,7 @@ async fn unmapped_and_system_identities_are_refused_and_nothing_is_written(app: 
     body["requestedBy"] = json!("system:admin");
     eu.put(CHG, body.clone()).await.status(403);
     // A mapping on another cluster vouches for nothing here.
-    m.alice
+    m.admin
         .put(
             &format!("{A}/clusters/prod-us/identities/mallory"),
             json!({ "email": "eve@msp.example" }),
@@ -422,11 +423,30 @@ async fn only_a_tenant_administrator_maps_identities_and_only_to_its_users(app: 
         .await
         .status(422);
     assert_eq!(refused.json["error"]["field"], "user");
-    m.alice
+    m.admin
         .put(
             &format!("{A}/clusters/prod-eu/identities/system:serviceaccount:argocd:argocd-application-controller"),
             json!({ "email": "eve@msp.example" }),
         )
+        .await
+        .ok();
+    // A tenant administrator acts through a mapping as its user: she maps
+    // the client's own people, never the MSP's staff.
+    let refused = m
+        .alice
+        .put(
+            &format!("{A}/clusters/prod-eu/identities/alice-k8s"),
+            json!({ "email": "cm@msp.example" }),
+        )
+        .await
+        .status(403);
+    assert!(
+        refused.text.contains("installation administrator"),
+        "{}",
+        refused.text
+    );
+    m.alice
+        .put(&path, json!({ "email": "carol@client-a.example" }))
         .await
         .ok();
     let listed = m
@@ -443,6 +463,7 @@ async fn only_a_tenant_administrator_maps_identities_and_only_to_its_users(app: 
     assert_eq!(
         users,
         [
+            "carol",
             "cm-k8s",
             "eve-k8s",
             "system:serviceaccount:argocd:argocd-application-controller"
@@ -552,7 +573,7 @@ async fn a_maintenance_window_resource_writes_the_tenants_window_as_its_author(a
     m.cm.put(&format!("{A}/windows/saturday-night"), changed)
         .await
         .ok();
-    let gone = |spec: Value| json!({ "tenant": "client-a", "spec": spec });
+    let gone = |spec: Value| json!({ "tenant": "client-a", "uid": "mw-1", "spec": spec });
     eu.call(axum::http::Method::DELETE, MW, Some(gone(window.clone())))
         .await
         .status(204);
@@ -561,8 +582,18 @@ async fn a_maintenance_window_resource_writes_the_tenants_window_as_its_author(a
         windows.to_string().contains("saturday-night"),
         "kept: {windows}"
     );
-    // As the resource wrote it: it goes.
+    // As the resource wrote it: it goes, but only at that resource's word.
     eu.put(MW, body("cm-k8s")).await.ok();
+    let mut other = gone(window.clone());
+    other["uid"] = json!("another-resource");
+    eu.call(axum::http::Method::DELETE, MW, Some(other))
+        .await
+        .status(204);
+    let windows = m.cm.get(&format!("{A}/windows")).await.ok();
+    assert!(
+        windows.to_string().contains("saturday-night"),
+        "kept: {windows}"
+    );
     eu.call(axum::http::Method::DELETE, MW, Some(gone(window)))
         .await
         .status(204);
