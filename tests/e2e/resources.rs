@@ -571,9 +571,11 @@ async fn a_spec_the_bundle_refuses_is_refused_at_apply_naming_the_field() {
     assert!(why.contains("spec.timeZone"), "{why}");
 }
 
-/// `make up`'s server, stopped and started again on the same database
-/// with its own command line and environment.
+/// A process of `make up` (`server` or `operator`), stopped and started
+/// again with its own command line and environment (the server on the
+/// same database).
 struct StoppedServer {
+    what: &'static str,
     args: Vec<String>,
     vars: Vec<(String, String)>,
     started: bool,
@@ -591,7 +593,11 @@ impl Drop for StoppedServer {
 
 impl StoppedServer {
     fn stop() -> StoppedServer {
-        let pid_file = repo_root().join(".cluster/server.pid");
+        Self::stop_process("server")
+    }
+
+    fn stop_process(what: &'static str) -> StoppedServer {
+        let pid_file = repo_root().join(format!(".cluster/{what}.pid"));
         let pid: u32 = std::fs::read_to_string(&pid_file)
             .expect("make up's server pid")
             .trim()
@@ -616,10 +622,20 @@ impl StoppedServer {
             .arg(pid.to_string())
             .status()
             .expect("kill");
-        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        // Gone, or a zombie of this test process (one an earlier test here
+        // started again) that nobody reaps.
+        let running = || {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit(')')
+                    .next()
+                    .is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+            })
+        };
+        while running() {
             std::thread::sleep(Duration::from_millis(20));
         }
         StoppedServer {
+            what,
             args,
             vars,
             started: false,
@@ -634,7 +650,7 @@ impl StoppedServer {
         self.started = true;
         let log = std::fs::OpenOptions::new()
             .append(true)
-            .open(repo_root().join(".cluster/logs/server.log"))?;
+            .open(repo_root().join(format!(".cluster/logs/{}.log", self.what)))?;
         let child = std::process::Command::new(&self.args[0])
             .args(&self.args[1..])
             .env_clear()
@@ -643,18 +659,21 @@ impl StoppedServer {
             .stderr(log)
             .spawn()?;
         std::fs::write(
-            repo_root().join(".cluster/server.pid"),
+            repo_root().join(format!(".cluster/{}.pid", self.what)),
             child.id().to_string(),
         )
     }
 
     /// Starts it again; returns once it answers.
     async fn start(mut self) {
-        self.spawn().expect("start the server again");
-        let url = server().url.clone();
-        wait_until("the server to answer again", SYNC, || {
+        self.spawn().expect("start it again");
+        let url = match self.what {
+            "server" => format!("{}/readyz", server().url),
+            _ => "http://127.0.0.1:9080/readyz".to_string(),
+        };
+        wait_until("it to answer again", SYNC, || {
             let ok = std::process::Command::new("curl")
-                .args(["-fsS", &format!("{url}/readyz")])
+                .args(["-fsS", &url])
                 .output()
                 .is_ok_and(|o| o.status.success());
             async move {
@@ -728,4 +747,42 @@ async fn serial_an_edit_applied_while_the_server_is_down_reaches_it_once_it_is_b
         serde_json::json!(["registry.example/shop/web:2.4.2"]),
         "nothing lost"
     );
+}
+
+/// Stops the shared operator, so it runs alone after the others.
+#[tokio::test]
+async fn serial_a_change_request_deleted_while_the_operator_is_down_cancels_its_change() {
+    let story = Story::new("sweep").await;
+    succeeded(&story.apply("normal-change.yaml"));
+    let n = number(&story.synced("web-2-4-1").await);
+    let stopped = StoppedServer::stop_process("operator");
+    succeeded(&kubectl(&[
+        "delete",
+        "chg",
+        "web-2-4-1",
+        "-n",
+        &story.ns.name,
+    ]));
+    assert_eq!(
+        story.change(&n)["state"],
+        "awaiting-approval",
+        "nobody watched"
+    );
+    stopped.start().await;
+    wait_until(
+        "the change of the resource deleted meanwhile cancelled",
+        SYNC,
+        || {
+            let state = story.change(&n)["state"].clone();
+            let n = n.clone();
+            async move {
+                if state == "cancelled" {
+                    Ok(())
+                } else {
+                    Err(format!("{n} is {state}"))
+                }
+            }
+        },
+    )
+    .await;
 }

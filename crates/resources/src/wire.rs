@@ -117,3 +117,16 @@ pub struct WindowRecord {
     #[serde(default)]
     pub next_open: Option<chrono::DateTime<chrono::Utc>>,
 }
+
+/// A ChangeRequest the server links to a change (`GET
+/// /api/v1/agent/changerequests`): the operator reports those it no
+/// longer finds, deleted while it was not watching.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LinkedResource {
+    pub namespace: String,
+    pub name: String,
+    pub uid: String,
+    /// `CHG-n`.
+    pub change: String,
+}

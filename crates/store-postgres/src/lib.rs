@@ -510,6 +510,10 @@ impl Store for PostgresStore {
         links::touch(&self.pool, key, uid, generation, at).await
     }
 
+    async fn resource_links(&self, cluster: &str, kind: &str) -> Result<Vec<ResourceLink>> {
+        links::of_cluster(&self.pool, cluster, kind).await
+    }
+
     async fn put_resource_link(&self, link: &ResourceLink) -> Result<()> {
         links::put(&self.pool, link).await
     }

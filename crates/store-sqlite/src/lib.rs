@@ -478,6 +478,10 @@ impl Store for SqliteStore {
         links::touch(&self.pool, key, uid, generation, at).await
     }
 
+    async fn resource_links(&self, cluster: &str, kind: &str) -> Result<Vec<ResourceLink>> {
+        links::of_cluster(&self.pool, cluster, kind).await
+    }
+
     async fn put_resource_link(&self, link: &ResourceLink) -> Result<()> {
         links::put(&self.pool, link).await
     }

@@ -151,3 +151,35 @@ pub(crate) async fn put(pool: &SqlitePool, link: &ResourceLink) -> Result<()> {
     .map_err(db)?;
     Ok(())
 }
+
+pub(crate) async fn of_cluster(
+    pool: &SqlitePool,
+    cluster: &str,
+    kind: &str,
+) -> Result<Vec<ResourceLink>> {
+    let rows = sqlx::query!(
+        r#"SELECT namespace, name, tenant_id, change_number, uid, generation, updated_at AS "updated_at: DateTime<Utc>"
+           FROM resource_links WHERE cluster = ? AND kind = ? ORDER BY namespace, name"#,
+        cluster,
+        kind
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ResourceLink {
+            key: ResourceKey {
+                cluster: cluster.to_string(),
+                namespace: r.namespace,
+                kind: kind.to_string(),
+                name: r.name,
+            },
+            tenant: TenantId(r.tenant_id),
+            change: ChangeNumber(r.change_number),
+            uid: r.uid,
+            generation: r.generation,
+            updated_at: r.updated_at,
+        })
+        .collect())
+}

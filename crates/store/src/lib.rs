@@ -239,6 +239,8 @@ pub trait Store: Send + Sync + 'static {
         generation: i64,
         at: DateTime<Utc>,
     ) -> Result<()>;
+    /// Every link of `cluster`'s resources of `kind`.
+    async fn resource_links(&self, cluster: &str, kind: &str) -> Result<Vec<ResourceLink>>;
     /// Records a link that stands for no change (a MaintenanceWindow's
     /// window, `change` 0), replacing the key's link.
     async fn put_resource_link(&self, link: &ResourceLink) -> Result<()>;

@@ -179,6 +179,12 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         r("GET", "/api/v1/agent/bundle", Agent, get(bundle::bundle)),
         r("POST", "/api/v1/agent/reports", Agent, post(report::report)),
         r(
+            "GET",
+            "/api/v1/agent/changerequests",
+            Agent,
+            get(resources::linked_change_requests),
+        ),
+        r(
             "PUT",
             "/api/v1/agent/changerequests/{namespace}/{name}",
             Agent,

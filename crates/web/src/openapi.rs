@@ -24,7 +24,7 @@ use crate::api::*;
         lifecycle::start, lifecycle::complete, lifecycle::fail, lifecycle::review,
         gate::check, gate::create_token, gate::deployments,
         bundle::register_cluster, bundle::bundle, report::report,
-        resources::sync_change_request, resources::delete_change_request,
+        resources::linked_change_requests, resources::sync_change_request, resources::delete_change_request,
         resources::sync_window, resources::delete_window,
         resources::list_identities, resources::put_identity, resources::delete_identity,
         releases::list, releases::create, releases::show, releases::edit, releases::authorize_phase,

@@ -69,11 +69,12 @@ async fn change_requests(ctx: Arc<Context>) {
         taken.changed().await.ok().map(|()| ((), taken))
     });
     let deletions = watch_deletions(api.clone(), ctx.clone());
+    let sweeps = sweep(api.clone(), ctx.clone());
     let controller = Controller::new(api, watcher::Config::default())
         .reconcile_all_on(bundles)
         .run(reconcile, error_policy, ctx)
         .for_each(|_| async {});
-    tokio::join!(controller, deletions);
+    tokio::join!(controller, deletions, sweeps);
 }
 
 async fn reconcile(chg: Arc<ChangeRequest>, ctx: Arc<Context>) -> Result<Action, Unsynced> {
@@ -316,6 +317,70 @@ async fn watch_deletions(api: Api<ChangeRequest>, ctx: Arc<Context>) {
     }
 }
 
+/// How often the leader looks for ChangeRequests deleted while no
+/// operator was watching (the first look comes soon after it leads).
+const SWEEP_EVERY: Duration = Duration::from_secs(300);
+
+/// Deletions no watch saw (the operator down, a leader change): the
+/// server's links of this cluster against the ChangeRequests there are;
+/// one that is gone is reported as deleted, as the watch would have.
+async fn sweep(api: Api<ChangeRequest>, ctx: Arc<Context>) {
+    let mut led = false;
+    loop {
+        tokio::time::sleep(if led {
+            SWEEP_EVERY
+        } else {
+            Duration::from_secs(2)
+        })
+        .await;
+        if !ctx.leadership.is_leader() {
+            led = false;
+            continue;
+        }
+        if !led {
+            // Leading since a moment: its watches have just listed.
+            led = true;
+            tokio::time::sleep(Duration::from_secs(3)).await;
+        }
+        let url = format!(
+            "{}/api/v1/agent/changerequests",
+            ctx.server.trim_end_matches('/')
+        );
+        let linked: Vec<changegate_resources::wire::LinkedResource> = match ctx
+            .http
+            .get(&url)
+            .header(AUTHORIZATION, format!("Bearer {}", ctx.token))
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r.json().await.unwrap_or_default(),
+            other => {
+                tracing::debug!(result = ?other.map(|r| r.status()), "cannot list the linked ChangeRequests; next sweep");
+                continue;
+            }
+        };
+        let present = match api.list(&Default::default()).await {
+            Ok(list) => list
+                .items
+                .iter()
+                .map(|c| (c.namespace().unwrap_or_default(), c.name_any()))
+                .collect::<std::collections::BTreeSet<_>>(),
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot list the ChangeRequests; next sweep");
+                continue;
+            }
+        };
+        for gone in linked
+            .into_iter()
+            .filter(|l| !present.contains(&(l.namespace.clone(), l.name.clone())))
+        {
+            tracing::info!(namespace = %gone.namespace, name = %gone.name, change = %gone.change,
+                "a ChangeRequest deleted while no operator watched: reporting it");
+            report_deleted(&ctx, &gone.namespace, &gone.name, &gone.uid).await;
+        }
+    }
+}
+
 /// A GitOps tool replacing a resource deletes and creates it again at
 /// once: the new one adopts the change. So a deletion is reported only if
 /// no resource of that name is back after a grace period.
@@ -335,34 +400,41 @@ async fn report_deletion(chg: ChangeRequest, ctx: Arc<Context>) {
             tracing::warn!(error = %e, "cannot tell whether the ChangeRequest was replaced; reporting its deletion")
         }
     }
-    {
-        let url = format!(
-            "{}/api/v1/agent/changerequests/{}/{}?uid={}",
-            ctx.server.trim_end_matches('/'),
-            chg.namespace().unwrap_or_default(),
-            chg.name_any(),
-            chg.uid().unwrap_or_default()
-        );
-        for attempt in 0..5u32 {
-            let sent = ctx
-                .http
-                .delete(&url)
-                .header(AUTHORIZATION, format!("Bearer {}", ctx.token))
-                .send()
-                .await;
-            match sent {
-                Ok(r) if r.status().is_success() => {
-                    tracing::info!(resource = %chg.name_any(), "deleted ChangeRequest reported to the server");
-                    break;
-                }
-                Ok(r) if r.status().is_client_error() => {
-                    tracing::warn!(status = %r.status(), resource = %chg.name_any(), "the server refused the deletion report");
-                    break;
-                }
-                other => {
-                    tracing::warn!(attempt, result = ?other.map(|r| r.status()), "cannot report a deleted ChangeRequest; retrying");
-                    tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
-                }
+    report_deleted(
+        &ctx,
+        &namespace,
+        &chg.name_any(),
+        &chg.uid().unwrap_or_default(),
+    )
+    .await;
+}
+
+/// Tells the server the ChangeRequest `namespace/name` (`uid`) is gone,
+/// retrying a few times while it cannot be reached.
+async fn report_deleted(ctx: &Context, namespace: &str, name: &str, uid: &str) {
+    let url = format!(
+        "{}/api/v1/agent/changerequests/{namespace}/{name}?uid={uid}",
+        ctx.server.trim_end_matches('/'),
+    );
+    for attempt in 0..5u32 {
+        let sent = ctx
+            .http
+            .delete(&url)
+            .header(AUTHORIZATION, format!("Bearer {}", ctx.token))
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(resource = %name, %namespace, "deleted ChangeRequest reported to the server");
+                return;
+            }
+            Ok(r) if r.status().is_client_error() => {
+                tracing::warn!(status = %r.status(), resource = %name, "the server refused the deletion report");
+                return;
+            }
+            other => {
+                tracing::warn!(attempt, result = ?other.map(|r| r.status()), "cannot report a deleted ChangeRequest; retrying");
+                tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
             }
         }
     }

@@ -133,6 +133,27 @@ pub async fn delete_window(
     Ok(unnoted(StatusCode::NO_CONTENT))
 }
 
+/// The cluster's ChangeRequests the server links to changes (see
+/// `changegate_resources::wire::LinkedResource`).
+#[derive(Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct LinkedView(pub Vec<changegate_resources::wire::LinkedResource>);
+
+/// The ChangeRequests of this cluster linked to changes (of the tenants
+/// bound to it): the operator reports those it no longer finds, deleted
+/// while it was not watching.
+#[utoipa::path(get, path = "/api/v1/agent/changerequests", tag = "agent",
+    responses((status = 200, body = LinkedView)))]
+pub async fn linked_change_requests(
+    State(state): State<AppState>,
+    agent: Agent,
+) -> ApiResult<Json<LinkedView>> {
+    Ok(Json(LinkedView(
+        resource::linked_change_requests(&state, &agent.cluster).await?,
+    )))
+}
+
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeletedQuery {

@@ -15,7 +15,7 @@ use changegate_core::change::ChangeState;
 use changegate_resources::change_request::{Awaiting, Decision, NextWindow};
 use changegate_resources::outcome;
 use changegate_resources::wire::{
-    ChangeRecord, ChangeRequestSync, Hold, WindowDeleted, WindowRecord, WindowSync,
+    ChangeRecord, ChangeRequestSync, Hold, LinkedResource, WindowDeleted, WindowRecord, WindowSync,
 };
 use changegate_store::{
     Change, ChangeWrite, NewChange, ObjectKind, ResourceKey, ResourceLink, StoreError, Tenant,
@@ -560,6 +560,34 @@ pub async fn record(
         hold,
         generation,
     })
+}
+
+/// The ChangeRequests of `cluster` linked to changes, in the tenants
+/// bound to it.
+pub async fn linked_change_requests(
+    state: &AppState,
+    cluster: &str,
+) -> ApiResult<Vec<LinkedResource>> {
+    let bound: Vec<_> = state
+        .snapshots
+        .bound_to(state, cluster)
+        .await?
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    Ok(state
+        .store
+        .resource_links(cluster, CHANGE_REQUEST)
+        .await?
+        .into_iter()
+        .filter(|l| bound.contains(&l.tenant))
+        .map(|l| LinkedResource {
+            namespace: l.key.namespace,
+            name: l.key.name,
+            uid: l.uid,
+            change: l.change.to_string(),
+        })
+        .collect())
 }
 
 /// The kind of resource a window comes from.

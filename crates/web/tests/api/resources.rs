@@ -331,6 +331,16 @@ async fn a_cluster_acts_only_for_tenants_bound_to_it(app: TestApp) {
         .as_str()
         .expect("a number")
         .to_string();
+    let linked = eu.get("/api/v1/agent/changerequests").await.ok();
+    assert_eq!(
+        linked,
+        json!([{ "namespace": "payments", "name": "upgrade-payments", "uid": "uid-1", "change": n }])
+    );
+    assert_eq!(
+        us.get("/api/v1/agent/changerequests").await.ok(),
+        json!([]),
+        "prod-us sees nothing of client-a's resources"
+    );
     us.delete(&format!("{CHG}?uid=uid-1")).await.status(204);
     let c = m.cm.get(&format!("{A}/changes/{n}")).await.ok();
     assert_eq!(c["state"], "awaiting-approval");
