@@ -94,12 +94,14 @@ async fn reconcile(chg: Arc<ChangeRequest>, ctx: Arc<Context>) -> Result<Action,
             annotate(&chg, &ctx, &record).await;
             let next = record.next_window.as_ref().map(|w| w.opens_at);
             let observed = from_record::observed(&record, &previous.conditions, generation, now);
-            // Wake at the next window's opening, to turn Ready.
+            // Wake at the next window's opening, to turn Ready; soon while
+            // a rollout is under way or just failed (its outcome, or the
+            // rollback, changes no bundle).
+            let settling = matches!(record.phase.as_str(), "implementing" | "failed");
+            let idle = Duration::from_secs(if settling { 3 } else { 300 });
             let wait = next
                 .and_then(|at| (at - now).to_std().ok())
-                .map_or(Duration::from_secs(300), |d| {
-                    (d + Duration::from_secs(1)).min(Duration::from_secs(300))
-                });
+                .map_or(idle, |d| (d + Duration::from_secs(1)).min(idle));
             (observed, Action::requeue(wait), "synced")
         }
         // Asked again a while later: what was refused may be fixed on the
