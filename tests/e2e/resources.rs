@@ -9,7 +9,7 @@
 use crate::support::cluster::repo_root;
 use crate::support::server::{Server, server};
 use crate::support::{TestNamespace, admin, kubectl, kubectl_stdin, wait_for, wait_until};
-use changegate_resources::{ChangeRequest, MaintenanceWindow};
+use changegate_resources::{ChangeRequest, MaintenanceWindow, Release};
 use kube::Api;
 use std::process::Output;
 use std::sync::Arc;
@@ -442,6 +442,112 @@ async fn a_rejection_stalls_and_deleting_a_change_not_started_cancels_it() {
 
 /// The Deployment `web` of the story's namespace with `image`, failing its
 /// rollout after 15 s.
+fn release_condition(r: &Release, type_: &str) -> Option<(String, String, String)> {
+    let s = r.status.as_ref()?;
+    let found = s.observed.conditions.iter().find(|k| k.type_ == type_)?;
+    Some((
+        found.status.clone(),
+        found.reason.clone(),
+        found.message.clone(),
+    ))
+}
+
+fn phase(r: &Release) -> Option<String> {
+    r.status.as_ref().and_then(|s| s.observed.phase.clone())
+}
+
+#[tokio::test]
+async fn a_release_waits_for_its_changes_then_shows_the_servers_release_and_deleting_it_cancels() {
+    let story = Story::new("release").await;
+    succeeded(&story.apply("normal-change.yaml"));
+    succeeded(&story.apply("standard-change.yaml"));
+    succeeded(&story.apply("release.yaml"));
+    let rel: Api<Release> = Api::namespaced(admin().await, &story.ns.name);
+    let name = "shop-2026-12-12";
+
+    // web-2-4-1 awaits approval: the server holds no release yet, and
+    // status says what it waits for.
+    let waiting = wait_for(&rel, name, "waiting for its changes", SYNC, |r| {
+        phase(r).as_deref() == Some("waiting")
+    })
+    .await;
+    let (ready, reason, message) = release_condition(&waiting, "Ready").expect("Ready");
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "AwaitingApproval")
+    );
+    assert!(
+        message.contains("web-2-4-1") && message.contains("awaiting-approval"),
+        "{message}"
+    );
+    let listed = succeeded(&kubectl(&["get", "rel", "-n", &story.ns.name]));
+    assert!(listed.contains("waiting"), "{listed}");
+
+    // Approved by both boards: the release is planned on the server as
+    // the resource's creator, and status follows it.
+    let n = number(&story.synced("web-2-4-1").await);
+    succeeded(&story.decide("tom", "approve", &n));
+    succeeded(&story.decide("carol", "approve", &n));
+    let planned = wait_for(&rel, name, "the server's release", SYNC, |r| {
+        r.status
+            .as_ref()
+            .is_some_and(|s| s.observed.number.is_some())
+    })
+    .await;
+    let status = &planned.status.as_ref().expect("status").observed;
+    let number = status.number.clone().expect("REL-n");
+    assert_eq!(status.phase.as_deref(), Some("planning"));
+    assert_eq!(status.steps.len(), 3, "{status:?}");
+    assert_eq!(
+        planned
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get("changegate.dev/release")),
+        Some(&number)
+    );
+    assert_eq!(
+        release_condition(&planned, "Ready").map(|(s, r, _)| (s, r)),
+        Some(("False".into(), "Planning".into()))
+    );
+    let on_server = story.server.get(&format!("/api/v1/releases/{number}"));
+    assert_eq!(
+        on_server["owner"],
+        story.email("eve").as_str(),
+        "{on_server}"
+    );
+    assert_eq!(on_server["changes"].as_array().map(Vec::len), Some(2));
+
+    // Its plan authorized on the server (Rita, release manager): status
+    // follows without any change to the resource.
+    let token = story.server.token(&story.email("rita"));
+    succeeded(&story.server.run(
+        Some(&token),
+        &["release", "authorize", &number, "--phase", "plan"],
+    ));
+    wait_for(&rel, name, "phase build-and-test", SYNC, |r| {
+        phase(r).as_deref() == Some("build-and-test")
+    })
+    .await;
+    assert_eq!(story.change(&n)["state"], "scheduled");
+
+    // Deleted before it deployed: the release is cancelled and its
+    // changes are approved again, for another release.
+    succeeded(&kubectl(&["delete", "rel", name, "-n", &story.ns.name]));
+    wait_until("the release cancelled on the server", SYNC, || {
+        let state = story.server.get(&format!("/api/v1/releases/{number}"))["state"].clone();
+        async move {
+            if state == "cancelled" {
+                Ok(())
+            } else {
+                Err(state.to_string())
+            }
+        }
+    })
+    .await;
+    assert_eq!(story.change(&n)["state"], "approved");
+}
+
 fn apply_web(story: &Story, image: &str) -> Output {
     let deployment = serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": {"name": "web", "namespace": story.ns.name, "labels": {"app": "web"}},

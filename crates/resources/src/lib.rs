@@ -13,6 +13,7 @@
 pub mod change_request;
 pub mod condition;
 pub mod from_record;
+pub mod from_release;
 pub mod maintenance_window;
 pub mod outcome;
 pub mod release;
@@ -33,6 +34,8 @@ pub const GROUP: &str = "changegate.dev";
 /// (`CHG-n`), written around the create so the resource adopts its change
 /// after a restart, a re-apply or a delete-and-recreate.
 pub const CHANGE_ANNOTATION: &str = "changegate.dev/change";
+/// The annotation naming the server's release a Release stands for (`REL-n`).
+pub const RELEASE_ANNOTATION: &str = "changegate.dev/release";
 /// Who created the resource, as the API server authenticated them
 /// (stamped by the operator's mutating webhook; immutable).
 pub const REQUESTED_BY_ANNOTATION: &str = "changegate.dev/requested-by";

@@ -4,6 +4,7 @@
 //! `authorizations` people write with kubectl.
 
 use crate::condition::Condition;
+use crate::to_record::Invalid;
 use chrono::{DateTime, Utc};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -117,6 +118,9 @@ pub struct ReleaseObserved {
     /// The server's number, `REL-n`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub number: Option<String>,
+    /// Where it stands on the server: `planning`, `build-and-test`,
+    /// `ready`, `deploying`, `rolling-back`, `finished`, `closed` or
+    /// `cancelled`; `waiting` until every change it names is approved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
     /// The runbook's steps as recorded.
@@ -127,8 +131,12 @@ pub struct ReleaseObserved {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub conflicts: Vec<String>,
+    /// `succeeded`, `failed` or `rolled-back`, once it finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub outcome: Option<String>,
+    /// The release's page in the portal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,
@@ -145,4 +153,137 @@ pub struct StepStatus {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded_by: Option<String>,
+}
+
+impl ReleaseSpec {
+    /// Why this spec cannot be applied, judged without the server: each
+    /// change named once, as a ChangeRequest's name or `CHG-n`; each step
+    /// about a change the release ships; each owner an e-mail address.
+    pub fn refusal(&self) -> Option<Invalid> {
+        let invalid = |field: String, message: String| Some(Invalid { field, message });
+        for (i, c) in self.changes.iter().enumerate() {
+            if !is_change_ref(c) {
+                return invalid(
+                    format!("spec.changes[{i}]"),
+                    format!(
+                        "{c:?} is neither a ChangeRequest's name in this namespace nor a change number like CHG-12"
+                    ),
+                );
+            }
+            if self.changes[..i].iter().any(|d| same_ref(d, c)) {
+                return invalid(format!("spec.changes[{i}]"), format!("{c} is named twice"));
+            }
+        }
+        for (i, s) in self.runbook.iter().enumerate() {
+            if s.title.trim().is_empty() {
+                return invalid(
+                    format!("spec.runbook[{i}].title"),
+                    "say what the step does".into(),
+                );
+            }
+            if let Some(c) = &s.change
+                && !self.changes.iter().any(|d| same_ref(d, c))
+            {
+                return invalid(
+                    format!("spec.runbook[{i}].change"),
+                    format!(
+                        "{c} is not one of spec.changes; a step is about a change the release ships"
+                    ),
+                );
+            }
+            if !s.owner.is_empty()
+                && let Err(e) = changegate_core::Email::parse(&s.owner)
+            {
+                return invalid(format!("spec.runbook[{i}].owner"), e.message);
+            }
+        }
+        None
+    }
+}
+
+/// `CHG-n`, or a Kubernetes object name (RFC 1123 subdomain).
+fn is_change_ref(s: &str) -> bool {
+    if s.parse::<changegate_core::ChangeNumber>().is_ok() {
+        return true;
+    }
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !part.starts_with('-')
+                && !part.ends_with('-')
+        })
+}
+
+/// Two references to one change: the same name, or the same number.
+fn same_ref(a: &str, b: &str) -> bool {
+    match (
+        a.parse::<changegate_core::ChangeNumber>(),
+        b.parse::<changegate_core::ChangeNumber>(),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(changes: &[&str], steps: &[(&str, &str, Option<&str>)]) -> ReleaseSpec {
+        ReleaseSpec {
+            changes: changes.iter().map(|c| c.to_string()).collect(),
+            description: String::new(),
+            planned_start: None,
+            planned_end: None,
+            runbook: steps
+                .iter()
+                .map(|(title, owner, change)| RunbookStep {
+                    kind: changegate_core::release::StepKind::Deploy,
+                    title: title.to_string(),
+                    owner: owner.to_string(),
+                    change: change.map(str::to_string),
+                })
+                .collect(),
+        }
+    }
+
+    fn field(s: &ReleaseSpec) -> Option<String> {
+        s.refusal().map(|i| i.field)
+    }
+
+    #[test]
+    fn a_release_spec_is_refused_naming_the_field() {
+        assert_eq!(field(&spec(&["web-2-4-1", "CHG-7"], &[])), None);
+        assert_eq!(
+            field(&spec(&["Web_2"], &[])).as_deref(),
+            Some("spec.changes[0]")
+        );
+        assert_eq!(
+            field(&spec(&["CHG-7", "chg-7"], &[])).as_deref(),
+            Some("spec.changes[1]")
+        );
+        assert_eq!(
+            field(&spec(&["web"], &[("Deploy", "", Some("api"))])).as_deref(),
+            Some("spec.runbook[0].change")
+        );
+        assert_eq!(
+            field(&spec(&["web"], &[("Deploy", "not-mail", Some("web"))])).as_deref(),
+            Some("spec.runbook[0].owner")
+        );
+        assert_eq!(
+            field(&spec(&["web"], &[("  ", "", None)])).as_deref(),
+            Some("spec.runbook[0].title")
+        );
+        assert_eq!(
+            field(&spec(
+                &["web", "CHG-3"],
+                &[("Deploy", "eve@a.example", Some("CHG-3"))]
+            )),
+            None
+        );
+    }
 }

@@ -118,15 +118,77 @@ pub struct WindowRecord {
     pub next_open: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// A ChangeRequest the server links to a change (`GET
-/// /api/v1/agent/changerequests`): the operator reports those it no
-/// longer finds, deleted while it was not watching.
+/// A resource the server links to a record (`GET
+/// /api/v1/agent/changerequests`, `GET /api/v1/agent/releases`): the
+/// operator reports those it no longer finds, deleted while it was not
+/// watching.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct LinkedResource {
     pub namespace: String,
     pub name: String,
     pub uid: String,
-    /// `CHG-n`.
-    pub change: String,
+    /// `CHG-n` or `REL-n`.
+    pub number: String,
+}
+
+/// The latest spec of a Release (`PUT
+/// /api/v1/agent/releases/{namespace}/{name}`), sent on every reconcile:
+/// the server creates the release once every change it names is
+/// approved, and after that applies what differs as an edit would.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseSync {
+    pub tenant: String,
+    pub uid: String,
+    pub generation: i64,
+    pub requested_by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_by: Option<String>,
+    /// The spec as written; the server resolves the ChangeRequests it
+    /// names through their links.
+    pub spec: crate::release::ReleaseSpec,
+}
+
+/// The server's release, as a Release's status shows it; before the
+/// server holds it (a change it names is not approved yet), only what it
+/// waits for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseRecord {
+    /// `REL-n`, once the server holds it.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// The release's state (`planning`, …, `closed`), or `waiting` while
+    /// the server does not hold it yet.
+    pub phase: String,
+    /// What it waits for before the server creates it.
+    #[serde(default)]
+    pub waiting: Option<String>,
+    #[serde(default)]
+    pub steps: Vec<crate::release::StepStatus>,
+    /// What stands in the way of its slot, while it is planned.
+    #[serde(default)]
+    pub conflicts: Vec<String>,
+    #[serde(default)]
+    pub outcome: Option<String>,
+    /// The release's page in the portal.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The resource generation the release holds.
+    pub generation: i64,
+}
+
+/// A deleted Release (`DELETE /api/v1/agent/releases/{namespace}/{name}`):
+/// what became of its release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReleaseDeleted {
+    /// `REL-n`, if the resource stood for one.
+    #[serde(default)]
+    pub number: Option<String>,
+    /// `cancelled` (it had not deployed) or `detached` (it had: it goes on
+    /// on the server).
+    #[serde(default)]
+    pub became: Option<String>,
 }

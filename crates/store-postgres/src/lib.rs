@@ -495,9 +495,26 @@ impl Store for PostgresStore {
     ) -> Result<Change> {
         let mut tx = self.write(change.tenant).await?;
         let c = changes::insert(&mut tx, &change, actor, at).await?;
-        links::link(&mut tx, link, c.number, replaces, at).await?;
+        links::link(&mut tx, link, c.number.0, replaces.map(|n| n.0), at).await?;
         tx.commit().await.map_err(db)?;
         Ok(c)
+    }
+
+    async fn create_resource_release(
+        &self,
+        release: NewRelease,
+        link: &ResourceLink,
+        replaces: Option<ReleaseNumber>,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Release> {
+        let mut tx = self
+            .write_all(release.changes.iter().map(|i| i.tenant))
+            .await?;
+        let r = releases::insert(&mut tx, &release, actor, at).await?;
+        links::link(&mut tx, link, r.number.0, replaces.map(|n| n.0), at).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(r)
     }
 
     async fn touch_resource_link(
@@ -518,8 +535,8 @@ impl Store for PostgresStore {
         links::put(&self.pool, link).await
     }
 
-    async fn unlink_resource(&self, key: &ResourceKey, change: ChangeNumber) -> Result<()> {
-        links::unlink(&self.pool, key, change).await
+    async fn unlink_resource(&self, key: &ResourceKey, number: i64) -> Result<()> {
+        links::unlink(&self.pool, key, number).await
     }
 
     async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<Change>> {

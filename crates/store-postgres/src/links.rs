@@ -1,7 +1,7 @@
-//! Resources standing for changes: one change per place, linked in the
-//! transaction that creates it.
+//! Resources standing for records (changes, releases, windows): one per
+//! place, linked in the transaction that creates it.
 
-use changegate_core::{ChangeNumber, TenantId};
+use changegate_core::TenantId;
 use changegate_store::*;
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, Transaction};
@@ -23,20 +23,20 @@ pub(crate) async fn get(pool: &PgPool, key: &ResourceKey) -> Result<Option<Resou
     Ok(row.map(|r| ResourceLink {
         key: key.clone(),
         tenant: TenantId(r.tenant_id),
-        change: ChangeNumber(r.change_number),
+        number: r.change_number,
         uid: r.uid,
         generation: r.generation,
         updated_at: r.updated_at,
     }))
 }
 
-/// Links `link.key` to `change`, replacing its link to `replaces` (or
+/// Links `link.key` to `number`, replacing its link to `replaces` (or
 /// none): `Conflict` when the key is linked to anything else.
 pub(crate) async fn link(
     tx: &mut Transaction<'_, Postgres>,
     link: &ResourceLink,
-    change: ChangeNumber,
-    replaces: Option<ChangeNumber>,
+    number: i64,
+    replaces: Option<i64>,
     at: DateTime<Utc>,
 ) -> Result<()> {
     let k = &link.key;
@@ -49,7 +49,7 @@ pub(crate) async fn link(
             k.kind,
             k.name,
             link.tenant.0,
-            change.0,
+            number,
             link.uid,
             link.generation,
             at
@@ -61,7 +61,7 @@ pub(crate) async fn link(
             "UPDATE resource_links SET tenant_id = $1, change_number = $2, uid = $3, generation = $4, updated_at = $5
              WHERE cluster = $6 AND namespace = $7 AND kind = $8 AND name = $9 AND change_number = $10",
             link.tenant.0,
-            change.0,
+            number,
             link.uid,
             link.generation,
             at,
@@ -69,7 +69,7 @@ pub(crate) async fn link(
             k.namespace,
             k.kind,
             k.name,
-            old.0
+            old
         )
         .execute(&mut **tx)
         .await
@@ -107,14 +107,14 @@ pub(crate) async fn touch(
     Ok(())
 }
 
-pub(crate) async fn unlink(pool: &PgPool, key: &ResourceKey, change: ChangeNumber) -> Result<()> {
+pub(crate) async fn unlink(pool: &PgPool, key: &ResourceKey, number: i64) -> Result<()> {
     sqlx::query!(
         "DELETE FROM resource_links WHERE cluster = $1 AND namespace = $2 AND kind = $3 AND name = $4 AND change_number = $5",
         key.cluster,
         key.namespace,
         key.kind,
         key.name,
-        change.0
+        number
     )
     .execute(pool)
     .await
@@ -135,7 +135,7 @@ pub(crate) async fn put(pool: &PgPool, link: &ResourceLink) -> Result<()> {
         k.kind,
         k.name,
         link.tenant.0,
-        link.change.0,
+        link.number,
         link.uid,
         link.generation,
         link.updated_at
@@ -170,7 +170,7 @@ pub(crate) async fn of_cluster(
                 name: r.name,
             },
             tenant: TenantId(r.tenant_id),
-            change: ChangeNumber(r.change_number),
+            number: r.change_number,
             uid: r.uid,
             generation: r.generation,
             updated_at: r.updated_at,

@@ -1,7 +1,7 @@
-//! Resources standing for changes: one change per place, linked in the
-//! transaction that creates it.
+//! Resources standing for records (changes, releases, windows): one per
+//! place, linked in the transaction that creates it.
 
-use changegate_core::{ChangeNumber, TenantId};
+use changegate_core::TenantId;
 use changegate_store::*;
 use chrono::{DateTime, Utc};
 use sqlx::{Sqlite, SqlitePool, Transaction};
@@ -23,20 +23,20 @@ pub(crate) async fn get(pool: &SqlitePool, key: &ResourceKey) -> Result<Option<R
     Ok(row.map(|r| ResourceLink {
         key: key.clone(),
         tenant: TenantId(r.tenant_id),
-        change: ChangeNumber(r.change_number),
+        number: r.change_number,
         uid: r.uid,
         generation: r.generation,
         updated_at: r.updated_at,
     }))
 }
 
-/// Links `link.key` to `change`, replacing its link to `replaces` (or
+/// Links `link.key` to `number`, replacing its link to `replaces` (or
 /// none): `Conflict` when the key is linked to anything else.
 pub(crate) async fn link(
     tx: &mut Transaction<'_, Sqlite>,
     link: &ResourceLink,
-    change: ChangeNumber,
-    replaces: Option<ChangeNumber>,
+    number: i64,
+    replaces: Option<i64>,
     at: DateTime<Utc>,
 ) -> Result<()> {
     let k = &link.key;
@@ -49,7 +49,7 @@ pub(crate) async fn link(
             k.kind,
             k.name,
             link.tenant.0,
-            change.0,
+            number,
             link.uid,
             link.generation,
             at
@@ -61,7 +61,7 @@ pub(crate) async fn link(
             "UPDATE resource_links SET tenant_id = ?, change_number = ?, uid = ?, generation = ?, updated_at = ?
              WHERE cluster = ? AND namespace = ? AND kind = ? AND name = ? AND change_number = ?",
             link.tenant.0,
-            change.0,
+            number,
             link.uid,
             link.generation,
             at,
@@ -69,7 +69,7 @@ pub(crate) async fn link(
             k.namespace,
             k.kind,
             k.name,
-            old.0
+            old
         )
         .execute(&mut **tx)
         .await
@@ -109,18 +109,14 @@ pub(crate) async fn touch(
     Ok(())
 }
 
-pub(crate) async fn unlink(
-    pool: &SqlitePool,
-    key: &ResourceKey,
-    change: ChangeNumber,
-) -> Result<()> {
+pub(crate) async fn unlink(pool: &SqlitePool, key: &ResourceKey, number: i64) -> Result<()> {
     sqlx::query!(
         "DELETE FROM resource_links WHERE cluster = ? AND namespace = ? AND kind = ? AND name = ? AND change_number = ?",
         key.cluster,
         key.namespace,
         key.kind,
         key.name,
-        change.0
+        number
     )
     .execute(pool)
     .await
@@ -141,7 +137,7 @@ pub(crate) async fn put(pool: &SqlitePool, link: &ResourceLink) -> Result<()> {
         k.kind,
         k.name,
         link.tenant.0,
-        link.change.0,
+        link.number,
         link.uid,
         link.generation,
         link.updated_at
@@ -176,7 +172,7 @@ pub(crate) async fn of_cluster(
                 name: r.name,
             },
             tenant: TenantId(r.tenant_id),
-            change: ChangeNumber(r.change_number),
+            number: r.change_number,
             uid: r.uid,
             generation: r.generation,
             updated_at: r.updated_at,

@@ -220,7 +220,7 @@ pub trait Store: Send + Sync + 'static {
     /// The change the resource at `key` stands for, if one does.
     async fn resource_link(&self, key: &ResourceKey) -> Result<Option<ResourceLink>>;
     /// Creates `change` for the resource `link.key` and links them, in one
-    /// transaction (`link.change` is ignored). `replaces`: the change the
+    /// transaction (`link.number` is ignored). `replaces`: the change the
     /// key is linked to now (a finished one), if any; `Conflict` when the
     /// key's link is anything else (another replica created it first).
     async fn create_resource_change(
@@ -231,7 +231,17 @@ pub trait Store: Send + Sync + 'static {
         actor: &str,
         at: DateTime<Utc>,
     ) -> Result<Change>;
-    /// Records the resource's uid and the generation its change holds.
+    /// Creates `release` for the Release resource `link.key` and links
+    /// them, in one transaction, as [`Store::create_resource_change`] does.
+    async fn create_resource_release(
+        &self,
+        release: NewRelease,
+        link: &ResourceLink,
+        replaces: Option<changegate_core::ReleaseNumber>,
+        actor: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Release>;
+    /// Records the resource's uid and the generation its record holds.
     async fn touch_resource_link(
         &self,
         key: &ResourceKey,
@@ -241,11 +251,11 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<()>;
     /// Every link of `cluster`'s resources of `kind`.
     async fn resource_links(&self, cluster: &str, kind: &str) -> Result<Vec<ResourceLink>>;
-    /// Records a link that stands for no change (a MaintenanceWindow's
-    /// window, `change` 0), replacing the key's link.
+    /// Records a link that stands for no numbered record (a
+    /// MaintenanceWindow's window, `number` 0), replacing the key's link.
     async fn put_resource_link(&self, link: &ResourceLink) -> Result<()>;
-    /// Ends the link of `key` to `change` (the resource was deleted).
-    async fn unlink_resource(&self, key: &ResourceKey, change: ChangeNumber) -> Result<()>;
+    /// Ends the link of `key` to `number` (the resource was deleted).
+    async fn unlink_resource(&self, key: &ResourceKey, number: i64) -> Result<()>;
     async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<Change>>;
     /// Write `change` if its row still has `expected_version` (else
     /// `Conflict`), with the approval, revision and comment of `write` and

@@ -231,8 +231,9 @@ impl ChangeContent {
     }
 }
 
-/// Where a Kubernetes resource standing for a change lives (DESIGN §7):
-/// one change per place, adopted again by a resource re-created there.
+/// Where a Kubernetes resource standing for a record lives (DESIGN §7):
+/// one change (or release, or window) per place, adopted again by a
+/// resource re-created there.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ResourceKey {
     pub cluster: String,
@@ -242,17 +243,18 @@ pub struct ResourceKey {
     pub name: String,
 }
 
-/// A resource's link to the change it stands for.
+/// A resource's link to what it stands for on the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResourceLink {
     pub key: ResourceKey,
     pub tenant: TenantId,
-    /// The change it stands for; 0 for a MaintenanceWindow (it stands for
-    /// the tenant's window of its name).
-    pub change: ChangeNumber,
+    /// The number of what it stands for: the change (`CHG-n`) of a
+    /// ChangeRequest, the release (`REL-n`) of a Release; 0 for a
+    /// MaintenanceWindow (it stands for the tenant's window of its name).
+    pub number: i64,
     /// The resource's `metadata.uid` last seen.
     pub uid: String,
-    /// The resource generation the change holds.
+    /// The resource generation the record holds.
     pub generation: i64,
     pub updated_at: DateTime<Utc>,
 }

@@ -197,6 +197,24 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             delete(resources::delete_change_request),
         ),
         r(
+            "GET",
+            "/api/v1/agent/releases",
+            Agent,
+            get(resources::linked_releases),
+        ),
+        r(
+            "PUT",
+            "/api/v1/agent/releases/{namespace}/{name}",
+            Agent,
+            put(resources::sync_release),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/agent/releases/{namespace}/{name}",
+            Agent,
+            delete(resources::delete_release),
+        ),
+        r(
             "PUT",
             "/api/v1/agent/maintenancewindows/{namespace}/{name}",
             Agent,

@@ -26,6 +26,7 @@ use crate::api::*;
         bundle::register_cluster, bundle::bundle, report::report,
         resources::linked_change_requests, resources::sync_change_request, resources::delete_change_request,
         resources::sync_window, resources::delete_window,
+        resources::linked_releases, resources::sync_release, resources::delete_release,
         resources::list_identities, resources::put_identity, resources::delete_identity,
         releases::list, releases::create, releases::show, releases::edit, releases::authorize_phase,
         releases::override_conflict, releases::record_step, releases::rollback, releases::finish,

@@ -5,27 +5,22 @@
 //! of those boundaries. A deleted resource's window goes, if it still is
 //! what the resource wrote.
 
-use super::{Context, Unsynced, server_error};
-use changegate_resources::maintenance_window::MaintenanceWindowStatus;
+use super::{Context, Unsynced, apply_status, put_record, requested_by, tenant_of};
 use changegate_resources::wire::{WindowDeleted, WindowRecord, WindowSync};
-use changegate_resources::{
-    EDITED_BY_ANNOTATION, FIELD_MANAGER, MaintenanceWindow, REQUESTED_BY_ANNOTATION, from_record,
-};
+use changegate_resources::{EDITED_BY_ANNOTATION, MaintenanceWindow, from_record};
 use chrono::Utc;
 use futures::StreamExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::ResourceExt;
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
 use reqwest::header::AUTHORIZATION;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<MaintenanceWindow> = Api::all(ctx.client.clone());
-    let bundles = futures::stream::unfold(ctx.bundle.subscribe(), |mut taken| async move {
-        taken.changed().await.ok().map(|()| ((), taken))
-    });
+    let bundles = super::on_every_bundle(&ctx);
     let deletions = watch_deletions(api.clone(), ctx.clone());
     let controller = Controller::new(api, watcher::Config::default())
         .reconcile_all_on(bundles)
@@ -78,7 +73,7 @@ async fn reconcile(mw: Arc<MaintenanceWindow>, ctx: Arc<Context>) -> Result<Acti
         ),
     };
     if status != previous {
-        write_status(&mw, &ctx, &status).await?;
+        apply_status(mw.as_ref(), &ctx, &status).await?;
     }
     ctx.metrics
         .reconciled("MaintenanceWindow", result, started.elapsed());
@@ -87,20 +82,9 @@ async fn reconcile(mw: Arc<MaintenanceWindow>, ctx: Arc<Context>) -> Result<Acti
 
 async fn sync(mw: &MaintenanceWindow, ctx: &Context) -> Result<WindowRecord, Unsynced> {
     let namespace = mw.namespace().unwrap_or_default();
-    let tenant = ctx.stores.tenant_of(&namespace).ok_or_else(|| {
-        Unsynced::Refused(format!(
-            "namespace {namespace} is not labelled changegate.dev/tenant; label it with its tenant's slug"
-        ))
-    })?;
+    let tenant = tenant_of(ctx, &namespace)?;
+    let requested_by = requested_by(mw)?;
     let annotations = mw.annotations();
-    let requested_by = annotations
-        .get(REQUESTED_BY_ANNOTATION)
-        .cloned()
-        .ok_or_else(|| {
-            Unsynced::Refused(format!(
-                "the resource has no {REQUESTED_BY_ANNOTATION} annotation (it was created while the operator's webhook was not registered); delete it and apply it again"
-            ))
-        })?;
     let body = WindowSync {
         tenant,
         uid: mw.uid().unwrap_or_default(),
@@ -109,55 +93,12 @@ async fn sync(mw: &MaintenanceWindow, ctx: &Context) -> Result<WindowRecord, Uns
         edited_by: annotations.get(EDITED_BY_ANNOTATION).cloned(),
         spec: mw.spec.to_server(),
     };
-    let url = format!(
-        "{}/api/v1/agent/maintenancewindows/{namespace}/{}",
-        ctx.server.trim_end_matches('/'),
-        mw.name_any()
-    );
-    let response = ctx
-        .http
-        .put(&url)
-        .header(AUTHORIZATION, format!("Bearer {}", ctx.token))
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| Unsynced::Unavailable(format!("cannot reach the changegate server: {e}")))?;
-    let status = response.status();
-    if status.is_success() {
-        return response
-            .json::<WindowRecord>()
-            .await
-            .map_err(|e| Unsynced::Unavailable(format!("the server's answer does not read: {e}")));
-    }
-    let text = response.text().await.unwrap_or_default();
-    let why = server_error(&text).unwrap_or_else(|| format!("the server answered {status}"));
-    if status.is_client_error() && status != reqwest::StatusCode::TOO_MANY_REQUESTS {
-        Err(Unsynced::Refused(why))
-    } else {
-        Err(Unsynced::Unavailable(why))
-    }
-}
-
-async fn write_status(
-    mw: &MaintenanceWindow,
-    ctx: &Context,
-    status: &MaintenanceWindowStatus,
-) -> Result<(), Unsynced> {
-    let api: Api<MaintenanceWindow> =
-        Api::namespaced(ctx.client.clone(), &mw.namespace().unwrap_or_default());
-    let patch = serde_json::json!({
-        "apiVersion": MaintenanceWindow::api_version(&()),
-        "kind": MaintenanceWindow::kind(&()),
-        "status": status,
-    });
-    api.patch_status(
-        &mw.name_any(),
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(&patch),
+    put_record(
+        ctx,
+        &format!("maintenancewindows/{namespace}/{}", mw.name_any()),
+        &body,
     )
     .await
-    .map(|_| ())
-    .map_err(|e| Unsynced::Unavailable(format!("cannot write the status: {e}")))
 }
 
 /// Reports each deleted MaintenanceWindow with its last spec (the leader does).

@@ -3,7 +3,8 @@
 //! operator holds, never a call to the server, and a refusal names the
 //! field. A ChangeRequest's targets must be bound to configuration items
 //! of the namespace's tenant (the refusal says which binding to add); a
-//! MaintenanceWindow must compile (time zone, schedule, duration).
+//! MaintenanceWindow must compile (time zone, schedule, duration); a
+//! Release's runbook must be about the changes it ships.
 //! Without a bundle, or for a tenant the bundle does not hold, the spec
 //! is admitted and the server judges it (status then says why).
 //! Deletion is never judged here.
@@ -12,6 +13,7 @@ use crate::bundle::Snapshot;
 use changegate_core::window::{CompiledWindow, WindowSpec};
 use changegate_resources::change_request::ChangeRequestSpec;
 use changegate_resources::maintenance_window::MaintenanceWindowSpec;
+use changegate_resources::release::ReleaseSpec;
 use changegate_resources::to_record::{self, Invalid, Known, Place};
 use serde_json::Value;
 
@@ -77,6 +79,10 @@ pub fn refusal(
                     message,
                 }
             })
+        }
+        "Release" => {
+            let spec: ReleaseSpec = serde_json::from_value(object["spec"].clone()).ok()?;
+            spec.refusal()
         }
         _ => None,
     }
@@ -227,5 +233,19 @@ mod tests {
         )
         .expect("refused");
         assert_eq!(e.field, "spec.schedule.cron", "{e}");
+    }
+
+    #[test]
+    fn a_release_whose_runbook_names_another_change_is_refused_naming_the_step() {
+        let rel = |change: &str| {
+            json!({"metadata": {"name": "nov"}, "spec": {"changes": ["web-2-4-1"],
+                   "runbook": [{"kind": "deploy", "title": "Roll out", "change": change}]}})
+        };
+        assert_eq!(
+            judge("Release", &rel("web-2-4-1"), "shop", "client-a", None),
+            None
+        );
+        let e = judge("Release", &rel("api-3"), "shop", "client-a", None).expect("refused");
+        assert_eq!(e.field, "spec.runbook[0].change", "{e}");
     }
 }

@@ -183,7 +183,7 @@ impl Registration<'_> {
                         &["CREATE", "UPDATE"],
                         "changegate.dev",
                         "v1",
-                        &["changerequests", "maintenancewindows"],
+                        &["changerequests", "releases", "maintenancewindows"],
                         "Namespaced",
                     )],
                     self.governed(),

@@ -1,6 +1,7 @@
 //! The Kubernetes face of the record (DESIGN §7). A cluster's operator
-//! sends each ChangeRequest's latest spec and writes the answer into its
-//! status (`PUT`), and says when one was deleted (`DELETE`); a tenant's
+//! sends each ChangeRequest's, Release's and MaintenanceWindow's latest
+//! spec and writes the answer into its status (`PUT`), and says when one
+//! was deleted (`DELETE`); a tenant's
 //! administrators map the Kubernetes user names a cluster authenticates
 //! to the tenant's users, so a resource's creator and editors are known.
 //! A cluster vouches only for tenants bound to it.
@@ -11,7 +12,8 @@ use axum::http::StatusCode;
 use changegate_core::Slug;
 use changegate_core::authz::Action;
 use changegate_resources::wire::{
-    ChangeRecord, ChangeRequestSync, WindowDeleted, WindowRecord, WindowSync,
+    ChangeRecord, ChangeRequestSync, ReleaseDeleted, ReleaseRecord, ReleaseSync, WindowDeleted,
+    WindowRecord, WindowSync,
 };
 use changegate_store::ObjectKind;
 use serde::{Deserialize, Serialize};
@@ -183,6 +185,78 @@ pub async fn delete_change_request(
         Some(record) => unnoted(Json(ChangeRecordView(record))),
         None => unnoted(StatusCode::NO_CONTENT),
     })
+}
+
+/// The latest spec of a Release (see `changegate_resources::wire::ReleaseSync`).
+#[derive(Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct ReleaseSyncBody(pub ReleaseSync);
+
+/// The release a Release stands for, as its status shows it (see
+/// `changegate_resources::wire::ReleaseRecord`).
+#[derive(Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct ReleaseRecordView(pub ReleaseRecord);
+
+/// What became of a deleted Release's release.
+#[derive(Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct ReleaseDeletedView(pub ReleaseDeleted);
+
+/// Bring the release of a Release in step with its latest spec: until
+/// every change it names is approved the server holds nothing and
+/// answers what it waits for (`phase: waiting`); then the release is
+/// planned in the namespace's tenant as the resource's creator (a release
+/// manager); after that a newer generation is an edit by its editor.
+/// Idempotent on the resource's place.
+#[utoipa::path(put, path = "/api/v1/agent/releases/{namespace}/{name}", tag = "agent",
+    params(("namespace" = String, Path), ("name" = String, Path)),
+    request_body = ReleaseSyncBody,
+    responses((status = 200, body = ReleaseRecordView), (status = 403, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)))]
+pub async fn sync_release(
+    State(state): State<AppState>,
+    agent: Agent,
+    Path(p): Path<ResourcePath>,
+    Body(ReleaseSyncBody(body)): Body<ReleaseSyncBody>,
+) -> ApiResult<axum::response::Response> {
+    check_place(&p)?;
+    let record =
+        resource::sync_release(&state, &agent.cluster, &p.namespace, &p.name, body).await?;
+    Ok(unnoted(Json(ReleaseRecordView(record))))
+}
+
+/// A Release was deleted: its release is cancelled if it has not
+/// deployed, otherwise the resource is detached (recorded on the release).
+#[utoipa::path(delete, path = "/api/v1/agent/releases/{namespace}/{name}", tag = "agent",
+    params(("namespace" = String, Path), ("name" = String, Path), DeletedQuery),
+    responses((status = 200, body = ReleaseDeletedView)))]
+pub async fn delete_release(
+    State(state): State<AppState>,
+    agent: Agent,
+    Path(p): Path<ResourcePath>,
+    Query(q): Query<DeletedQuery>,
+) -> ApiResult<axum::response::Response> {
+    check_place(&p)?;
+    let answer =
+        resource::delete_release(&state, &agent.cluster, &p.namespace, &p.name, &q.uid).await?;
+    Ok(unnoted(Json(ReleaseDeletedView(answer))))
+}
+
+/// The Releases of this cluster linked to releases (of the tenants bound
+/// to it), for the operator's sweep of deletions it did not see.
+#[utoipa::path(get, path = "/api/v1/agent/releases", tag = "agent",
+    responses((status = 200, body = LinkedView)))]
+pub async fn linked_releases(
+    State(state): State<AppState>,
+    agent: Agent,
+) -> ApiResult<Json<LinkedView>> {
+    Ok(Json(LinkedView(
+        resource::linked_releases(&state, &agent.cluster).await?,
+    )))
 }
 
 /// Kubernetes object names: DNS labels and subdomains.

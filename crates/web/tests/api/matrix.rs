@@ -154,6 +154,10 @@ fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
             "requestedBy": "matrix-user", "requested": { "type": "normal", "implementer": null,
             "submit": true, "content": { "title": "Matrix resource" } } })
         }
+        "PUT" if p == "/api/v1/agent/releases/{namespace}/{name}" => {
+            json!({ "tenant": "client-a", "uid": "matrix-uid", "generation": 1,
+            "requestedBy": "matrix-user", "spec": { "changes": ["CHG-1"] } })
+        }
         "PUT" if p == "/api/v1/agent/maintenancewindows/{namespace}/{name}" => {
             json!({ "tenant": "client-a", "uid": "matrix-uid", "generation": 1,
             "requestedBy": "matrix-user", "spec": a_blackout() })

@@ -60,7 +60,7 @@ async fn approved_in_a(m: &Msp, title: &str, extra: Value) -> String {
 }
 
 /// Client B's standard change from its template: approved at submission.
-async fn standard_in_b(m: &Msp) -> String {
+pub(crate) async fn standard_in_b(m: &Msp) -> String {
     m.cm.put(
         &format!("{B}/templates/vpn-rotate"),
         json!({ "title": "Rotate VPN keys", "approvedBy": "cm@msp.example", "approvedOn": "2026-01-05",

@@ -334,7 +334,7 @@ async fn a_cluster_acts_only_for_tenants_bound_to_it(app: TestApp) {
     let linked = eu.get("/api/v1/agent/changerequests").await.ok();
     assert_eq!(
         linked,
-        json!([{ "namespace": "payments", "name": "upgrade-payments", "uid": "uid-1", "change": n }])
+        json!([{ "namespace": "payments", "name": "upgrade-payments", "uid": "uid-1", "number": n }])
     );
     assert_eq!(
         us.get("/api/v1/agent/changerequests").await.ok(),
@@ -611,7 +611,227 @@ async fn a_maintenance_window_resource_writes_the_tenants_window_as_its_author(a
     assert!(!windows.to_string().contains("saturday-night"), "{windows}");
 }
 
+const REL: &str = "/api/v1/agent/releases/payments/payments-nov";
+
+/// The latest spec of Release `payments-nov`, by `who`.
+fn release_sync(who: &str, generation: i64, spec: Value) -> Value {
+    json!({ "tenant": "client-a", "uid": "rel-1", "generation": generation,
+            "requestedBy": "rita-k8s", "editedBy": who, "spec": spec })
+}
+
+async fn a_release_resource_waits_for_approval_then_plans_the_release_as_its_creator(app: TestApp) {
+    let (m, eu, _) = cluster(&app).await;
+    let rita = app
+        .msp(
+            "rita@msp.example",
+            &[
+                ("client-a", changegate_core::Role::ReleaseManager),
+                ("client-b", changegate_core::Role::ReleaseManager),
+            ],
+        )
+        .await;
+    m.admin
+        .put(
+            &format!("{A}/clusters/prod-eu/identities/rita-k8s"),
+            json!({ "email": "rita@msp.example" }),
+        )
+        .await
+        .ok();
+    let chg = eu
+        .put(
+            CHG,
+            sync("uid-1", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .ok()["number"]
+        .as_str()
+        .expect("a number")
+        .to_string();
+    let spec = |end: &str, owner: &str| {
+        json!({ "changes": ["upgrade-payments"], "description": "November payments",
+                "plannedStart": "2026-11-28T01:00:00Z", "plannedEnd": end,
+                "runbook": [{ "kind": "deploy", "title": "Roll out payments", "owner": owner,
+                              "change": "upgrade-payments" }] })
+    };
+    let first = spec("2026-11-28T03:00:00Z", "ian@msp.example");
+
+    // A ChangeRequest the server has no change for, and a change not yet
+    // approved: nothing is planned, the answer says what it waits for.
+    let mut unknown = first.clone();
+    unknown["changes"] = json!(["no-such-request"]);
+    unknown["runbook"] = json!([]);
+    let waits = eu.put(REL, release_sync("rita-k8s", 1, unknown)).await.ok();
+    assert_eq!(waits["phase"], "waiting", "{waits}");
+    assert!(
+        waits["waiting"]
+            .as_str()
+            .is_some_and(|w| w.contains("ChangeRequest no-such-request")),
+        "{waits}"
+    );
+    let waits = eu
+        .put(REL, release_sync("rita-k8s", 1, first.clone()))
+        .await
+        .ok();
+    assert_eq!(waits["number"], Value::Null);
+    let why = waits["waiting"].as_str().expect("what it waits for");
+    assert!(
+        why.contains(&chg) && why.contains("awaiting-approval"),
+        "{why}"
+    );
+    assert_eq!(
+        rita.get("/api/v1/releases")
+            .await
+            .ok()
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+
+    // Approved: the release is planned as the resource's creator, once,
+    // whatever the retries; its runbook names the change by number.
+    m.tom
+        .post(
+            &format!("{A}/changes/{chg}/decisions"),
+            json!({ "decision": "approve", "revision": 1 }),
+        )
+        .await
+        .ok();
+    let planned = eu
+        .put(REL, release_sync("rita-k8s", 1, first.clone()))
+        .await
+        .ok();
+    let rel = planned["number"].as_str().expect("REL-n").to_string();
+    assert_eq!(planned["phase"], "planning");
+    assert_eq!(planned["steps"][0]["title"], "Roll out payments");
+    assert_eq!(planned["steps"][0]["status"], "pending");
+    assert!(
+        planned["url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&format!("/releases/{rel}")))
+    );
+    let again = eu
+        .put(REL, release_sync("rita-k8s", 1, first.clone()))
+        .await
+        .ok();
+    assert_eq!(again["number"], rel.as_str());
+    let listed = rita.get("/api/v1/releases").await.ok();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    let shown = rita.get(&format!("/api/v1/releases/{rel}")).await.ok();
+    assert_eq!(shown["owner"], "rita@msp.example");
+    assert_eq!(shown["name"], "payments-nov");
+    assert_eq!(shown["runbook"][0]["change"], chg.as_str());
+    let linked = eu.get("/api/v1/agent/releases").await.ok();
+    assert_eq!(linked[0]["number"], rel.as_str(), "{linked}");
+
+    // A cluster plans releases only for tenants bound to it.
+    let mut elsewhere = release_sync("rita-k8s", 1, first.clone());
+    elsewhere["tenant"] = json!("client-b");
+    elsewhere["spec"]["changes"] = json!(["CHG-1"]);
+    elsewhere["spec"]["runbook"] = json!([]);
+    eu.put("/api/v1/agent/releases/shop/b-release", elsewhere)
+        .await
+        .status(404);
+
+    // Someone who is no release manager cannot plan one.
+    let mut by_eve = release_sync("eve-k8s", 1, first.clone());
+    by_eve["requestedBy"] = json!("eve-k8s");
+    by_eve["uid"] = json!("rel-eve");
+    let refused = eu
+        .put("/api/v1/agent/releases/payments/eves-release", by_eve)
+        .await
+        .status(403);
+    assert!(refused.text.contains("release"), "{}", refused.text);
+
+    // A bad spec is refused naming the resource's field; nothing changes.
+    let bad = eu
+        .put(
+            REL,
+            release_sync(
+                "rita-k8s",
+                2,
+                spec("2026-11-28T03:00:00Z", "not-an-address"),
+            ),
+        )
+        .await
+        .status(422);
+    assert_eq!(
+        bad.json["error"]["field"], "spec.runbook[0].owner",
+        "{}",
+        bad.text
+    );
+
+    // A new generation is an edit by its editor.
+    let moved = eu
+        .put(
+            REL,
+            release_sync(
+                "rita-k8s",
+                3,
+                spec("2026-11-28T04:00:00Z", "ian@msp.example"),
+            ),
+        )
+        .await
+        .ok();
+    assert_eq!(moved["number"], rel.as_str());
+    let shown = rita.get(&format!("/api/v1/releases/{rel}")).await.ok();
+    assert_eq!(shown["planned_end"], "2026-11-28T04:00:00Z");
+
+    // Another tenant's part of the release never shows on the resource.
+    let b = crate::releases::standard_in_b(&m).await;
+    rita.patch(
+        &format!("/api/v1/releases/{rel}"),
+        json!({ "changes": [{ "tenant": "client-a", "change": chg }, { "tenant": "client-b", "change": b }],
+                "runbook": [{ "kind": "deploy", "title": "Roll out payments", "owner": "ian@msp.example", "change": chg },
+                            { "kind": "deploy", "title": "Rotate client-b VPN", "owner": "ian@msp.example", "change": b }] }),
+    )
+    .await
+    .ok();
+    let seen = eu
+        .put(
+            REL,
+            release_sync(
+                "rita-k8s",
+                3,
+                spec("2026-11-28T04:00:00Z", "ian@msp.example"),
+            ),
+        )
+        .await
+        .ok();
+    assert_eq!(seen["steps"].as_array().map(Vec::len), Some(1), "{seen}");
+    assert!(
+        !seen.to_string().contains("client-b") && !seen.to_string().contains("VPN"),
+        "{seen}"
+    );
+
+    // The plan authorized schedules the change; deleting the resource
+    // cancels the release, which gives the change back.
+    rita.post(
+        &format!("/api/v1/releases/{rel}/phases"),
+        json!({ "phase": "plan" }),
+    )
+    .await
+    .ok();
+    let c = m.cm.get(&format!("{A}/changes/{chg}")).await.ok();
+    assert_eq!(c["state"], "scheduled", "{c}");
+    let gone = eu.delete(&format!("{REL}?uid=rel-0")).await.ok();
+    assert_eq!(
+        gone["number"],
+        Value::Null,
+        "an older resource's deletion: {gone}"
+    );
+    let gone = eu.delete(&format!("{REL}?uid=rel-1")).await.ok();
+    assert_eq!(gone["number"], rel.as_str());
+    assert_eq!(gone["became"], "cancelled");
+    let shown = rita.get(&format!("/api/v1/releases/{rel}")).await.ok();
+    assert_eq!(shown["state"], "cancelled");
+    let c = m.cm.get(&format!("{A}/changes/{chg}")).await.ok();
+    assert_eq!(c["state"], "approved", "{c}");
+    let linked = eu.get("/api/v1/agent/releases").await.ok();
+    assert_eq!(linked, json!([]));
+}
+
 crate::on_both!(
+    a_release_resource_waits_for_approval_then_plans_the_release_as_its_creator,
     a_maintenance_window_resource_writes_the_tenants_window_as_its_author,
     the_operators_reports_show_as_the_resources_rollouts,
     a_change_request_raises_one_change_as_its_mapped_creator,

@@ -22,6 +22,8 @@ use crate::AppState;
 use crate::error::{ApiError, ApiResult};
 use crate::schedule::{self, Involved};
 
+pub mod plan;
+
 /// A release and the tenants it delivers to, as the caller may see it.
 pub struct Loaded {
     pub release: Release,

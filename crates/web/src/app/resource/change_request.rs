@@ -1,119 +1,32 @@
-//! A cluster's ChangeRequests and the changes they stand for (DESIGN §7):
-//! the server is the one record, a resource its Kubernetes view and input.
-//! The operator sends a resource's latest spec on every reconcile; the
-//! first time, the change is created in the namespace's tenant as the
-//! resource's creator (mapped to a user of the tenant) and linked to the
-//! resource's place in the same write, so no retry, restart, second
-//! replica or delete-and-recreate makes a second change; after that a
-//! new generation is an edit by its editor, through the rules every edit
-//! follows (a material edit is a new revision). The answer is the record
-//! as the resource's status shows it.
+//! ChangeRequests and their changes. The operator sends a resource's
+//! latest spec on every reconcile; the first time, the change is created
+//! in the namespace's tenant as the resource's creator (mapped to a user
+//! of the tenant) and linked to the resource's place in the same write,
+//! so no retry, restart, second replica or delete-and-recreate makes a
+//! second change; after that a new generation is an edit by its editor,
+//! through the rules every edit follows (a material edit is a new
+//! revision). The answer is the record as the resource's status shows it.
 
 use changegate_core::ChangeNumber;
-use changegate_core::authz::{Action, Principal};
+use changegate_core::authz::Action;
 use changegate_core::change::ChangeState;
 use changegate_resources::change_request::{Awaiting, Decision, NextWindow};
 use changegate_resources::outcome;
-use changegate_resources::wire::{
-    ChangeRecord, ChangeRequestSync, Hold, LinkedResource, WindowDeleted, WindowRecord, WindowSync,
-};
+use changegate_resources::wire::{ChangeRecord, ChangeRequestSync, Hold, LinkedResource};
 use changegate_store::{
-    Change, ChangeWrite, NewChange, ObjectKind, ResourceKey, ResourceLink, StoreError, Tenant,
+    Change, ChangeWrite, NewChange, ResourceKey, ResourceLink, StoreError, Tenant,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::change::{event, load, move_to, new_change, save};
+use super::{bound_tenant, key, mapped};
 use crate::AppState;
-use crate::auth::principal_of;
+use crate::app::change::{event, load, move_to, new_change, save};
 use crate::error::{ApiError, ApiResult};
 use crate::tenant::InTenant;
 use crate::workflow::{self, Emails};
 
-/// The kind of resource a link names.
+/// The kind of resource a change's link names.
 pub const CHANGE_REQUEST: &str = "ChangeRequest";
-
-/// What a `cluster-identity` object of a tenant holds: the user a cluster's
-/// Kubernetes user name stands for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Identity {
-    pub email: String,
-}
-
-/// The name a mapping is stored under.
-pub fn identity_name(cluster: &str, user: &str) -> String {
-    format!("{cluster}/{user}")
-}
-
-/// The tenant `slug`, when it has something bound to `cluster` (a cluster
-/// vouches only for tenants bound to it); else not found.
-pub async fn bound_tenant(state: &AppState, cluster: &str, slug: &str) -> ApiResult<Tenant> {
-    state
-        .snapshots
-        .bound_to(state, cluster)
-        .await?
-        .into_iter()
-        .find(|t| t.slug.as_str() == slug)
-        .ok_or_else(|| {
-            ApiError::new(
-                axum::http::StatusCode::NOT_FOUND,
-                "not-found",
-                format!(
-                    "tenant {slug:?} has no configuration item bound to cluster {cluster}; bind one, or label the namespace for a tenant that has"
-                ),
-            )
-            .with_field("tenant")
-        })
-}
-
-/// The user of `tenant` that Kubernetes user `user` of `cluster` is mapped
-/// to, as a principal; `field` names where the name came from.
-pub async fn mapped(
-    state: &AppState,
-    tenant: &Tenant,
-    cluster: &str,
-    user: &str,
-    field: &str,
-) -> ApiResult<Principal> {
-    if user.trim().is_empty() {
-        return Err(ApiError::invalid(
-            field,
-            "the resource does not say who wrote it (its changegate.dev/requested-by annotation is stamped by the operator's webhook)",
-        ));
-    }
-    if user.starts_with("system:") && !user.starts_with("system:serviceaccount:") {
-        return Err(ApiError::forbidden(format!(
-            "{user} is a Kubernetes system identity; it never requests changes"
-        )));
-    }
-    let name = identity_name(cluster, user);
-    let unmapped = || {
-        ApiError::invalid(
-            field,
-            format!(
-                "Kubernetes user {user} of cluster {cluster} is not mapped to a user of tenant {}: a tenant administrator maps it with PUT /api/v1/tenants/{}/clusters/{cluster}/identities/{user}",
-                tenant.slug, tenant.slug
-            ),
-        )
-    };
-    let object = state
-        .store
-        .objects(tenant.id, ObjectKind::ClusterIdentity)
-        .await?
-        .into_iter()
-        .find(|o| o.name == name)
-        .ok_or_else(unmapped)?;
-    let identity: Identity =
-        serde_json::from_str(&object.spec).map_err(|_| ApiError::internal())?;
-    let email = crate::dto::email_field("email", &identity.email)?;
-    let user = match state.store.user_by_email(&email).await {
-        Ok(u) => u,
-        Err(StoreError::NotFound { .. }) => return Err(unmapped()),
-        Err(e) => return Err(e.into()),
-    };
-    principal_of(state.store.as_ref(), user).await
-}
 
 /// Brings the change of the ChangeRequest `namespace/name` of `cluster`
 /// in step with `body` (its latest spec) and answers its record.
@@ -125,12 +38,7 @@ pub async fn sync_change_request(
     body: ChangeRequestSync,
 ) -> ApiResult<ChangeRecord> {
     let tenant = bound_tenant(state, cluster, &body.tenant).await?;
-    let key = ResourceKey {
-        cluster: cluster.to_string(),
-        namespace: namespace.to_string(),
-        kind: CHANGE_REQUEST.to_string(),
-        name: name.to_string(),
-    };
+    let key = key(cluster, namespace, CHANGE_REQUEST, name);
     let store = state.store.as_ref();
     let mut replaces = None;
     if let Some(link) = store.resource_link(&key).await? {
@@ -140,13 +48,13 @@ pub async fn sync_change_request(
                 tenant.slug
             )));
         }
-        let c = store.change(tenant.id, link.change).await?;
+        let c = store.change(tenant.id, ChangeNumber(link.number)).await?;
         // A finished change stays the resource's until the resource is
         // replaced: a new uid under the same name then raises a new one.
         if !c.state.is_final() || link.uid == body.uid {
             return follow(state, &tenant, &key, &link, c, body).await;
         }
-        replaces = Some(link.change);
+        replaces = Some(ChangeNumber(link.number));
     }
     create(state, &tenant, &key, replaces, body).await
 }
@@ -181,7 +89,7 @@ async fn create(
     let link = ResourceLink {
         key: key.clone(),
         tenant: tenant.id,
-        change: ChangeNumber(0),
+        number: 0,
         uid: body.uid.clone(),
         generation: body.generation,
         updated_at: now,
@@ -212,14 +120,17 @@ async fn create(
                 .resource_link(key)
                 .await?
                 .ok_or_else(|| ApiError::conflict("the resource's link moved; try again"))?;
-            let c = state.store.change(tenant.id, link.change).await?;
+            let c = state
+                .store
+                .change(tenant.id, ChangeNumber(link.number))
+                .await?;
             return follow(state, tenant, key, &link, c, body).await;
         }
         Err(e) => return Err(e.into()),
     };
     state.writes.note(Some(tenant.slug.as_str()));
     let c = if body.requested.submit {
-        match super::submit::submit(state, &t, &c.number.to_string()).await {
+        match crate::app::submit::submit(state, &t, &c.number.to_string()).await {
             Ok(submitted) => submitted,
             // Another replica following this resource submitted it first.
             Err(e) if e.status == axum::http::StatusCode::CONFLICT => {
@@ -258,7 +169,7 @@ async fn follow(
                 .await?,
                 tenant: tenant.clone(),
             };
-            match super::submit::submit(state, &t, &c.number.to_string()).await {
+            match crate::app::submit::submit(state, &t, &c.number.to_string()).await {
                 Ok(submitted) => {
                     c = submitted;
                     state.writes.note(Some(tenant.slug.as_str()));
@@ -289,7 +200,7 @@ async fn follow(
     let fields = changed_fields(&c, &body)?;
     let n = c.number.to_string();
     if !fields.is_empty() {
-        c = super::submit::edit(state, &t, &n, fields).await?;
+        c = crate::app::submit::edit(state, &t, &n, fields).await?;
         state.writes.note(Some(tenant.slug.as_str()));
     }
     let resubmit = match c.state {
@@ -299,7 +210,7 @@ async fn follow(
         _ => false,
     };
     if body.requested.submit && resubmit {
-        c = super::submit::submit(state, &t, &n).await?;
+        c = crate::app::submit::submit(state, &t, &n).await?;
         state.writes.note(Some(tenant.slug.as_str()));
     }
     state
@@ -390,12 +301,7 @@ pub async fn delete_change_request(
     name: &str,
     uid: &str,
 ) -> ApiResult<Option<ChangeRecord>> {
-    let key = ResourceKey {
-        cluster: cluster.to_string(),
-        namespace: namespace.to_string(),
-        kind: CHANGE_REQUEST.to_string(),
-        name: name.to_string(),
-    };
+    let key = key(cluster, namespace, CHANGE_REQUEST, name);
     let store = state.store.as_ref();
     let Some(link) = store.resource_link(&key).await? else {
         return Ok(None);
@@ -413,7 +319,7 @@ pub async fn delete_change_request(
         .into_iter()
         .find(|t| t.id == link.tenant)
         .ok_or_else(|| ApiError::not_found("tenant"))?;
-    let mut c = load(store, tenant.id, &link.change.to_string()).await?;
+    let mut c = load(store, tenant.id, &ChangeNumber(link.number).to_string()).await?;
     let actor = format!("operator of cluster {cluster}");
     let now = state.now();
     let place = json!({ "cluster": cluster, "namespace": namespace, "name": name });
@@ -455,7 +361,7 @@ pub async fn delete_change_request(
         c = save(state, &c, expected, write, now).await?;
         state.writes.note(Some(tenant.slug.as_str()));
     }
-    store.unlink_resource(&key, link.change).await?;
+    store.unlink_resource(&key, link.number).await?;
     Ok(Some(record(state, &tenant, &c, link.generation).await?))
 }
 
@@ -585,136 +491,7 @@ pub async fn linked_change_requests(
             namespace: l.key.namespace,
             name: l.key.name,
             uid: l.uid,
-            change: l.change.to_string(),
+            number: ChangeNumber(l.number).to_string(),
         })
         .collect())
-}
-
-/// The kind of resource a window comes from.
-pub const MAINTENANCE_WINDOW: &str = "MaintenanceWindow";
-
-/// Writes the window of the MaintenanceWindow `name` (windows are
-/// tenant-wide: the tenant's window of that name) as the resource's last
-/// author, through the rules every window write follows, and answers the
-/// window as its status shows it.
-pub async fn sync_window(
-    state: &AppState,
-    cluster: &str,
-    namespace: &str,
-    name: &str,
-    body: WindowSync,
-) -> ApiResult<WindowRecord> {
-    let tenant = bound_tenant(state, cluster, &body.tenant).await?;
-    let key = ResourceKey {
-        cluster: cluster.to_string(),
-        namespace: namespace.to_string(),
-        kind: MAINTENANCE_WINDOW.to_string(),
-        name: name.to_string(),
-    };
-    // A generation already written is not written again: a window edited
-    // in the portal since stays until the resource's spec changes.
-    if let Some(link) = state.store.resource_link(&key).await?
-        && link.tenant == tenant.id
-        && link.uid == body.uid
-        && link.generation >= body.generation
-        && let Some(spec) = super::window::stored(state, tenant.id, name).await?
-    {
-        return window_record(state, name, &spec);
-    }
-    let (author, field) = match &body.edited_by {
-        Some(editor) => (editor.as_str(), "editedBy"),
-        None => (body.requested_by.as_str(), "requestedBy"),
-    };
-    let caller = mapped(state, &tenant, cluster, author, field).await?;
-    let t = InTenant {
-        caller,
-        tenant: tenant.clone(),
-    };
-    let (_, spec) = super::window::put(state, &t, name, body.spec).await?;
-    state
-        .store
-        .put_resource_link(&ResourceLink {
-            key,
-            tenant: tenant.id,
-            change: ChangeNumber(0),
-            uid: body.uid,
-            generation: body.generation,
-            updated_at: state.now(),
-        })
-        .await?;
-    state.writes.note(Some(tenant.slug.as_str()));
-    window_record(state, name, &spec)
-}
-
-/// The MaintenanceWindow `name` was deleted: its window goes when this
-/// resource wrote it and it is still what the resource wrote (a window
-/// changed since in the portal or by `apply -f` stays; a resource that
-/// never wrote it, or another one, removes nothing). Answers whether it went.
-pub async fn delete_window(
-    state: &AppState,
-    cluster: &str,
-    namespace: &str,
-    name: &str,
-    body: WindowDeleted,
-) -> ApiResult<bool> {
-    let tenant = bound_tenant(state, cluster, &body.tenant).await?;
-    let key = ResourceKey {
-        cluster: cluster.to_string(),
-        namespace: namespace.to_string(),
-        kind: MAINTENANCE_WINDOW.to_string(),
-        name: name.to_string(),
-    };
-    let Some(link) = state.store.resource_link(&key).await? else {
-        return Ok(false);
-    };
-    if link.tenant != tenant.id || link.uid != body.uid {
-        return Ok(false);
-    }
-    state.store.unlink_resource(&key, ChangeNumber(0)).await?;
-    let Ok(written) = super::window::window_spec(name, body.spec) else {
-        return Ok(false);
-    };
-    if super::window::stored(state, tenant.id, name).await? != Some(written) {
-        return Ok(false);
-    }
-    state
-        .store
-        .delete_object(
-            tenant.id,
-            ObjectKind::Window,
-            name,
-            &format!("operator of cluster {cluster}"),
-            state.now(),
-        )
-        .await?;
-    state.writes.note(Some(tenant.slug.as_str()));
-    Ok(true)
-}
-
-/// Whether `spec` is open at the server's time, until when, and when it
-/// next opens.
-fn window_record(
-    state: &AppState,
-    name: &str,
-    spec: &changegate_core::window::WindowSpec,
-) -> ApiResult<WindowRecord> {
-    let compiled = changegate_core::window::CompiledWindow::compile(name, spec)
-        .map_err(|_| ApiError::internal())?;
-    let now = state.now();
-    let current = compiled.current(now);
-    let next = compiled.next_window(match current {
-        Some(open) => open.end,
-        None => now,
-    });
-    Ok(WindowRecord {
-        name: name.to_string(),
-        kind: match spec.kind {
-            changegate_core::window::WindowKind::Maintenance => "maintenance",
-            changegate_core::window::WindowKind::Blackout => "blackout",
-        }
-        .to_string(),
-        open: current.is_some(),
-        open_until: current.map(|i| i.end),
-        next_open: next.map(|i| i.start),
-    })
 }
