@@ -115,6 +115,7 @@ fn fixture_app(changes: usize, windows: usize) -> Arc<App> {
         bundle: Arc::new(state),
         max_staleness: ChronoDuration::minutes(10),
         agent_user: std::sync::OnceLock::new(),
+        approvals: None,
     })
 }
 

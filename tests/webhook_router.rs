@@ -126,6 +126,7 @@ impl World {
             bundle: Arc::new(state),
             max_staleness: TimeDelta::minutes(10),
             agent_user: std::sync::OnceLock::from(AGENT.to_string()),
+            approvals: None,
         };
         Self { app: Arc::new(app) }
     }

@@ -9,6 +9,7 @@ mod change;
 mod client;
 mod database;
 mod gate;
+mod kubectl_plugin;
 mod release;
 mod report;
 mod serve;
@@ -99,6 +100,10 @@ fn block_on<F: std::future::Future<Output = ExitCode>>(f: F) -> ExitCode {
 pub fn main() -> ExitCode {
     // One TLS provider for every client in the process (kube, reqwest, sqlx).
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Linked or installed as `kubectl-changegate`: the kubectl plugin.
+    if kubectl_plugin::invoked_as_plugin() {
+        return kubectl_plugin::main();
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => block_on(serve::run(args)),

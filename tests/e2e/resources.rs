@@ -8,7 +8,9 @@
 
 use crate::support::cluster::repo_root;
 use crate::support::server::{Server, server};
-use crate::support::{TestNamespace, admin, kubectl, kubectl_stdin, wait_for, wait_until};
+use crate::support::{
+    TestNamespace, admin, kubectl, kubectl_plugin, kubectl_stdin, wait_for, wait_until,
+};
 use changegate_resources::{ChangeRequest, MaintenanceWindow, Release};
 use kube::Api;
 use std::process::Output;
@@ -518,18 +520,80 @@ async fn a_release_waits_for_its_changes_then_shows_the_servers_release_and_dele
     );
     assert_eq!(on_server["changes"].as_array().map(Vec::len), Some(2));
 
-    // Its plan authorized on the server (Rita, release manager): status
-    // follows without any change to the resource.
-    let token = story.server.token(&story.email("rita"));
-    succeeded(&story.server.run(
-        Some(&token),
-        &["release", "authorize", &number, "--phase", "plan"],
-    ));
+    // Rita (release manager) authorizes its plan with kubectl: her own
+    // entry in status.authorizations, recorded through the one phase path
+    // before it is admitted; status follows.
+    succeeded(&kubectl(&[
+        "create",
+        "rolebinding",
+        "rita-releases",
+        "-n",
+        &story.ns.name,
+        "--clusterrole=changegate-release-manager",
+        "--user=rita-k8s",
+    ]));
+    let authorize = |who: &str, phase: &str| {
+        kubectl(&[
+            "patch",
+            "rel",
+            name,
+            "-n",
+            &story.ns.name,
+            "--subresource=status",
+            "--type=merge",
+            &format!("--as={who}"),
+            "-p",
+            &format!(
+                r#"{{"status":{{"authorizations":{{"{who}":{{"{phase}":{{"note":"slot agreed"}}}}}}}}}}"#
+            ),
+        ])
+    };
+    let out = authorize("rita-k8s", "plan");
+    let said = succeeded(&out) + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!(
+            "{number}: phase plan recorded for {}",
+            story.email("rita")
+        )),
+        "{said}"
+    );
     wait_for(&rel, name, "phase build-and-test", SYNC, |r| {
         phase(r).as_deref() == Some("build-and-test")
     })
     .await;
     assert_eq!(story.change(&n)["state"], "scheduled");
+    let on_server = story.server.get(&format!("/api/v1/releases/{number}"));
+    assert_eq!(
+        on_server["authorizations"][0]["by"],
+        story.email("rita").as_str()
+    );
+    // Someone who may patch status but holds no `authorize` is refused,
+    // saying so.
+    succeeded(&kubectl(&[
+        "create",
+        "role",
+        "release-status-patcher",
+        "-n",
+        &story.ns.name,
+        "--verb=get,patch",
+        "--resource=releases.changegate.dev/status",
+    ]));
+    succeeded(&kubectl(&[
+        "create",
+        "rolebinding",
+        "carol-patches",
+        "-n",
+        &story.ns.name,
+        "--role=release-status-patcher",
+        "--user=carol",
+    ]));
+    let out = authorize("carol", "build-and-test");
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("does not hold the verb authorize"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // Deleted before it deployed: the release is cancelled and its
     // changes are approved again, for another release.
@@ -546,6 +610,219 @@ async fn a_release_waits_for_its_changes_then_shows_the_servers_release_and_dele
     })
     .await;
     assert_eq!(story.change(&n)["state"], "approved");
+}
+
+/// `kubectl patch chg NAME --subresource=status` of `who`'s entry (the
+/// documented approval patch), as `who`; `extra` arguments after it.
+fn patch_approval(story: &Story, who: &str, body: &str, extra: &[&str]) -> Output {
+    let as_who = format!("--as={who}");
+    let mut args = vec![
+        "patch",
+        "chg",
+        "web-2-4-1",
+        "-n",
+        &story.ns.name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        body,
+        as_who.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    kubectl(&args)
+}
+
+fn refused(out: &Output, why: &str) {
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains(why),
+        "expected a refusal saying {why:?}, got: {}{said}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+fn entry(user: &str, decision: &str) -> String {
+    format!(
+        r#"{{"status":{{"approvals":{{"{user}":{{"decision":"{decision}","comment":"looks good"}}}}}}}}"#
+    )
+}
+
+#[tokio::test]
+async fn an_approver_decides_with_kubectl_and_every_refusal_says_why() {
+    let story = Story::new("kubectl").await;
+    let ns = story.ns.name.clone();
+    for (user, role) in [
+        ("carol", "changegate-approver"),
+        ("mallory", "changegate-approver"),
+    ] {
+        succeeded(&kubectl(&[
+            "create",
+            "rolebinding",
+            &format!("{user}-approves"),
+            "-n",
+            &ns,
+            &format!("--clusterrole={role}"),
+            &format!("--user={user}"),
+        ]));
+    }
+    // Pat may patch status but holds no `approve`.
+    succeeded(&kubectl(&[
+        "create",
+        "role",
+        "status-patcher",
+        "-n",
+        &ns,
+        "--verb=get,patch",
+        "--resource=changerequests.changegate.dev/status",
+    ]));
+    succeeded(&kubectl(&[
+        "create",
+        "rolebinding",
+        "pat-patches",
+        "-n",
+        &ns,
+        "--role=status-patcher",
+        "--user=pat",
+    ]));
+    succeeded(&story.apply("normal-change.yaml"));
+    let n = number(&story.synced("web-2-4-1").await);
+    let carols = || {
+        story
+            .server
+            .get(&format!(
+                "/api/v1/tenants/{}/changes/{n}/approvals",
+                story.tenant
+            ))
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|x| x["approver"] == story.email("carol").as_str())
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+
+    // Each refusal says why, and nothing is recorded.
+    refused(
+        &patch_approval(&story, "pat", &entry("pat", "Approved"), &[]),
+        "does not hold the verb approve",
+    );
+    refused(
+        &patch_approval(&story, "mallory", &entry("mallory", "Approved"), &[]),
+        "is not mapped to a user of tenant",
+    );
+    refused(
+        &patch_approval(&story, "carol", &entry("dan", "Approved"), &[]),
+        "you may write only your own entry",
+    );
+    refused(
+        &patch_approval(
+            &story,
+            "system:serviceaccount:kube-system:default",
+            &entry("system:serviceaccount:kube-system:default", "Approved"),
+            &["--as-group=system:masters"],
+        ),
+        "only people approve",
+    );
+    // The requester (the admin's kubectl user is Eve) never decides her own change.
+    refused(
+        &patch_approval(
+            &story,
+            "changegate-admin",
+            &entry("changegate-admin", "Approved"),
+            &["--as-group=system:masters"],
+        ),
+        "changegate:",
+    );
+    // A dry run answers what would happen and records nothing.
+    let dry = patch_approval(
+        &story,
+        "carol",
+        &entry("carol", "Approved"),
+        &["--dry-run=server"],
+    );
+    let said = succeeded(&dry) + &String::from_utf8_lossy(&dry.stderr);
+    assert!(said.contains("would be recorded (dry run)"), "{said}");
+    assert!(carols().is_empty(), "a dry run recorded {:?}", carols());
+
+    // Carol approves with the documented patch: recorded with channel
+    // kubernetes, shown in decisions[] from the server.
+    let approved = patch_approval(&story, "carol", &entry("carol", "Approved"), &[]);
+    let said = succeeded(&approved) + &String::from_utf8_lossy(&approved.stderr);
+    assert!(
+        said.contains(&format!(
+            "{n} revision 1: approve recorded for {}",
+            story.email("carol")
+        )),
+        "{said}"
+    );
+    let recorded = carols();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["channel"], "kubernetes");
+    wait_for(
+        &story.chg,
+        "web-2-4-1",
+        "carol's decision in decisions[]",
+        SYNC,
+        |c| {
+            c.status.as_ref().is_some_and(|s| {
+                s.observed
+                    .decisions
+                    .iter()
+                    .any(|d| d.approver == story.email("carol") && d.channel == "kubernetes")
+            })
+        },
+    )
+    .await;
+    // The same entry again is no second decision.
+    refused(
+        &patch_approval(&story, "carol", &entry("carol", "Approved"), &[]),
+        "already says this",
+    );
+    assert_eq!(carols().len(), 1);
+
+    // Rita (a technical approver here) approves with the plugin, as
+    // herself: `kubectl changegate approve`; that completes it: Ready.
+    succeeded(&kubectl(&[
+        "create",
+        "rolebinding",
+        "rita-approves",
+        "-n",
+        &ns,
+        "--clusterrole=changegate-approver",
+        "--user=rita-k8s",
+    ]));
+    let out = kubectl_plugin(&[
+        "approve",
+        "chg/web-2-4-1",
+        "-n",
+        &ns,
+        "--as",
+        "rita-k8s",
+        "-m",
+        "checked",
+    ]);
+    let said = succeeded(&out);
+    assert!(
+        said.contains(&format!(
+            "{n} revision 1: approve recorded for {}",
+            story.email("rita")
+        )) && said.contains("the change is approved"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = kubectl_plugin(&["approve", "chg/web-2-4-1", "-n", &ns, "--as", "mallory"]);
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("is not mapped to a user of tenant"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(&story.chg, "web-2-4-1", "Ready", SYNC, |c| {
+        condition(c, "Ready").is_some_and(|(s, _, _)| s == "True")
+    })
+    .await;
 }
 
 fn apply_web(story: &Story, image: &str) -> Output {

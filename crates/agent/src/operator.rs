@@ -88,6 +88,7 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
     );
     let metrics = Arc::new(Metrics::default());
     let mut reconciler = None;
+    let mut approvals = None;
     let follower = match &settings.sync {
         Some(sync_settings) => {
             sync::restore(sync_settings, &bundle);
@@ -98,6 +99,12 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
                 .timeout(Duration::from_secs(15))
                 .build()
                 .map_err(|e| OperatorError::Serve(std::io::Error::other(e)))?;
+            approvals = Some(crate::webhook::approval::Approvals {
+                client: client.clone(),
+                http: http.clone(),
+                server: sync_settings.server.clone(),
+                token: sync_settings.token.clone(),
+            });
             reconciler = settings.reconcile.then(|| {
                 Arc::new(reconcile::Context {
                     client: client.clone(),
@@ -151,6 +158,7 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
         max_staleness: chrono::Duration::from_std(settings.max_staleness)
             .unwrap_or(chrono::Duration::MAX),
         agent_user: std::sync::OnceLock::new(),
+        approvals,
     });
     match whoami(&client).await {
         Ok(user) => {
@@ -225,12 +233,17 @@ pub async fn run(settings: Settings) -> Result<(), OperatorError> {
     let register = |ca_pem: String| {
         let client = client.clone();
         let settings = settings.clone();
+        let operator_user =
+            app.agent_user.get().cloned().unwrap_or_else(|| {
+                format!("system:serviceaccount:{}:changegate", settings.namespace)
+            });
         async move {
             let registration = Registration {
                 endpoint: &settings.endpoint,
                 ca_pem: &ca_pem,
                 operator_namespace: &settings.namespace,
                 timeout_seconds: settings.webhook_timeout_seconds,
+                operator_user: &operator_user,
             };
             registration::register(&client, &registration)
                 .await

@@ -54,6 +54,12 @@ pub struct PolicySpec {
     /// read the code). `null`: never.
     #[serde(default = "high")]
     pub email_code_from: Option<RiskLevel>,
+    /// Decisions written with kubectl (a patch of a ChangeRequest's
+    /// `status.approvals`) are accepted on changes up to this risk level.
+    /// `null` (the default): not accepted; approvers use the portal,
+    /// e-mail or the API.
+    #[serde(default)]
+    pub kubernetes_approval_up_to: Option<RiskLevel>,
     /// Hours after submission before every approver who has not decided
     /// yet is reminded by e-mail, once. `null`: no reminder.
     #[serde(default)]
@@ -139,6 +145,7 @@ impl Default for PolicySpec {
             review_required: default_review_types(),
             enforcement: Enforcement::Enforce,
             email_code_from: high(),
+            kubernetes_approval_up_to: None,
             reminder_hours: None,
             escalation: None,
         }

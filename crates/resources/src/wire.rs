@@ -192,3 +192,79 @@ pub struct ReleaseDeleted {
     #[serde(default)]
     pub became: Option<String>,
 }
+
+/// A decision a person wrote with kubectl into a ChangeRequest's
+/// `status.approvals`, as the operator's webhook sends it (`POST
+/// /api/v1/agent/changerequests/{namespace}/{name}/approvals`) before the
+/// patch is admitted. Idempotent on (cluster, resource uid, user,
+/// revision): a retry is answered the same and recorded once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalByKubectl {
+    pub tenant: String,
+    /// The ChangeRequest's `metadata.uid`.
+    pub uid: String,
+    /// The caller's Kubernetes user name, as the API server authenticated
+    /// them (the key of their entry).
+    pub user: String,
+    pub decision: crate::change_request::KubectlDecision,
+    /// The revision decided on.
+    pub revision: i64,
+    #[serde(default)]
+    pub comment: String,
+    /// Judge and answer, record nothing (`kubectl --dry-run=server`).
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// The server's answer to a decision by kubectl: what it recorded (or,
+/// on a dry run, would record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovalRecorded {
+    /// `CHG-n`.
+    pub change: String,
+    pub revision: i64,
+    /// `approve` or `reject`.
+    pub decision: String,
+    /// The tenant user it was recorded for.
+    pub approver: String,
+    /// The change's state after it (`approved` once every board is).
+    pub phase: String,
+    /// False on a dry run.
+    pub recorded: bool,
+}
+
+/// A phase authorization a release manager wrote with kubectl into a
+/// Release's `status.authorizations` (`POST
+/// /api/v1/agent/releases/{namespace}/{name}/authorizations`), sent by the
+/// operator's webhook before the patch is admitted; idempotent like a
+/// decision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizationByKubectl {
+    pub tenant: String,
+    pub uid: String,
+    pub user: String,
+    /// `plan`, `build-and-test` or `deploy`.
+    pub phase: String,
+    #[serde(default)]
+    pub note: String,
+    #[serde(default)]
+    pub dry_run: bool,
+}
+
+/// What the server recorded of a phase authorized with kubectl.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthorizationRecorded {
+    /// `REL-n`.
+    pub release: String,
+    /// The phase authorized.
+    pub authorized: String,
+    /// The tenant user it was recorded for.
+    pub by: String,
+    /// The release's state after it.
+    pub phase: String,
+    pub recorded: bool,
+}

@@ -312,6 +312,8 @@ pub enum Channel {
     Portal,
     Email,
     Api,
+    /// A patch of a ChangeRequest's `status.approvals` with kubectl.
+    Kubernetes,
 }
 
 impl Channel {
@@ -320,13 +322,19 @@ impl Channel {
             Channel::Portal => "portal",
             Channel::Email => "email",
             Channel::Api => "api",
+            Channel::Kubernetes => "kubernetes",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Channel::Portal, Channel::Email, Channel::Api]
-            .into_iter()
-            .find(|c| c.as_str() == s)
+        [
+            Channel::Portal,
+            Channel::Email,
+            Channel::Api,
+            Channel::Kubernetes,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
     }
 }
 

@@ -197,10 +197,22 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             delete(resources::delete_change_request),
         ),
         r(
+            "POST",
+            "/api/v1/agent/changerequests/{namespace}/{name}/approvals",
+            Agent,
+            post(resources::approve_by_kubectl),
+        ),
+        r(
             "GET",
             "/api/v1/agent/releases",
             Agent,
             get(resources::linked_releases),
+        ),
+        r(
+            "POST",
+            "/api/v1/agent/releases/{namespace}/{name}/authorizations",
+            Agent,
+            post(resources::authorize_by_kubectl),
         ),
         r(
             "PUT",

@@ -25,6 +25,7 @@ use crate::api::*;
         gate::check, gate::create_token, gate::deployments,
         bundle::register_cluster, bundle::bundle, report::report,
         resources::linked_change_requests, resources::sync_change_request, resources::delete_change_request,
+        resources::approve_by_kubectl, resources::authorize_by_kubectl,
         resources::sync_window, resources::delete_window,
         resources::linked_releases, resources::sync_release, resources::delete_release,
         resources::list_identities, resources::put_identity, resources::delete_identity,

@@ -59,6 +59,35 @@ pub fn kubectl(args: &[&str]) -> Output {
         .expect("run kubectl")
 }
 
+/// `kubectl changegate <args>`: this build linked as the kubectl plugin
+/// `kubectl-changegate` in a folder of its own, first on kubectl's `PATH`
+/// (kubectl takes plugins from there); the kubeconfig passed after the
+/// plugin's arguments, as a plugin gets it.
+pub fn kubectl_plugin(args: &[&str]) -> Output {
+    ensure_cluster();
+    let dir = std::env::temp_dir().join(format!("changegate-plugin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("the plugin folder");
+    let link = dir.join("kubectl-changegate");
+    if !link.exists() {
+        // kubectl finds a plugin by its file name; the binary tells it is
+        // one by the name it was started as.
+        let _ = std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_changegate"), &link);
+    }
+    let path = format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Command::new("kubectl")
+        .env("PATH", path)
+        .arg("changegate")
+        .args(args)
+        .arg("--kubeconfig")
+        .arg(kubeconfig_path())
+        .output()
+        .expect("run kubectl changegate")
+}
+
 /// kubectl with `input` on its standard input.
 pub fn kubectl_stdin(args: &[&str], input: &str) -> Output {
     use std::io::Write;

@@ -9,7 +9,7 @@ pub mod server;
 pub mod tenant;
 pub mod wait;
 
-pub use cluster::{admin, kubectl, kubectl_stdin};
+pub use cluster::{admin, kubectl, kubectl_plugin, kubectl_stdin};
 pub use namespace::TestNamespace;
 pub use scratch::Scratch;
 pub use tenant::{Setup, Tenant};

@@ -2,6 +2,7 @@
 //! store and the bundle, the self-managed TLS certificate and the webhook
 //! configuration.
 
+pub mod approval;
 pub mod certs;
 pub mod check;
 pub mod metrics;

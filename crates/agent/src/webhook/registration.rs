@@ -5,8 +5,8 @@
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::admissionregistration::v1::{
-    MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations, ServiceReference,
-    ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
+    MatchCondition, MutatingWebhook, MutatingWebhookConfiguration, RuleWithOperations,
+    ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration, WebhookClientConfig,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
 use kube::api::{ObjectMeta, Patch, PatchParams};
@@ -33,7 +33,14 @@ pub struct Registration<'a> {
     pub ca_pem: &'a str,
     pub operator_namespace: &'a str,
     pub timeout_seconds: i32,
+    /// The operator's own user name: its status writes skip the approval
+    /// webhook.
+    pub operator_user: &'a str,
 }
+
+/// How long the API server waits on an approval: it asks the API server
+/// (a SubjectAccessReview) and the changegate server before answering.
+pub const APPROVAL_TIMEOUT_SECONDS: i32 = 20;
 
 impl Registration<'_> {
     fn client_config(&self, path: &str) -> WebhookClientConfig {
@@ -174,6 +181,32 @@ impl Registration<'_> {
                     ],
                     governed,
                 ),
+                // A person's decision patched into status.approvals: on
+                // the record before it is admitted; a dry run records
+                // nothing (NoneOnDryRun).
+                ValidatingWebhook {
+                    side_effects: "NoneOnDryRun".into(),
+                    timeout_seconds: Some(APPROVAL_TIMEOUT_SECONDS),
+                    match_conditions: Some(vec![MatchCondition {
+                        name: "not-the-operator".into(),
+                        expression: format!(
+                            "request.userInfo.username != '{}'",
+                            self.operator_user
+                        ),
+                    }]),
+                    ..webhook(
+                        "approvals.validate.changegate.dev",
+                        "/validate/approvals",
+                        vec![rule(
+                            &["UPDATE"],
+                            "changegate.dev",
+                            "v1",
+                            &["changerequests/status", "releases/status"],
+                            "Namespaced",
+                        )],
+                        self.governed(),
+                    )
+                },
                 // What the schema cannot know of a custom resource, judged
                 // from the bundle; deletion is never judged.
                 webhook(
@@ -263,6 +296,7 @@ pub fn chart_template() -> Result<String, serde_yaml_ng::Error> {
         ca_pem: "",
         operator_namespace: NAMESPACE,
         timeout_seconds: 5,
+        operator_user: "system:serviceaccount:{{ .Release.Namespace }}:changegate",
     };
     let annotate = |mut meta: ObjectMeta| {
         meta.annotations = Some(
@@ -310,7 +344,39 @@ mod tests {
             ca_pem: "PEM",
             operator_namespace: "changegate-system",
             timeout_seconds: 5,
+            operator_user: "system:serviceaccount:changegate-system:changegate",
         }
+    }
+
+    #[test]
+    fn approvals_reach_the_webhook_on_the_status_subresource_but_never_the_operators_writes() {
+        let endpoint = Endpoint::Url("https://127.0.0.1:9443".into());
+        let webhooks = registration(&endpoint)
+            .validating()
+            .webhooks
+            .expect("webhooks");
+        let approvals = webhooks
+            .iter()
+            .find(|w| w.name == "approvals.validate.changegate.dev")
+            .expect("the approval webhook");
+        let rules = approvals.rules.as_ref().expect("rules");
+        assert_eq!(
+            rules[0].resources.as_deref(),
+            Some(
+                &[
+                    "changerequests/status".to_string(),
+                    "releases/status".into()
+                ][..]
+            )
+        );
+        assert_eq!(approvals.failure_policy.as_deref(), Some("Fail"));
+        assert_eq!(approvals.side_effects, "NoneOnDryRun");
+        assert_eq!(approvals.timeout_seconds, Some(APPROVAL_TIMEOUT_SECONDS));
+        let condition = &approvals.match_conditions.as_ref().expect("conditions")[0];
+        assert_eq!(
+            condition.expression,
+            "request.userInfo.username != 'system:serviceaccount:changegate-system:changegate'"
+        );
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct App {
     /// The agent's own identity as the API server knows it (a
     /// SelfSubjectReview at start): its rollbacks pass admission.
     pub agent_user: std::sync::OnceLock<String>,
+    /// Approval by kubectl: how to ask the API server and the changegate
+    /// server (none without `--server`: such patches are refused).
+    pub approvals: Option<super::approval::Approvals>,
 }
 
 pub fn admission_router(app: Arc<App>) -> Router {
@@ -47,6 +50,7 @@ pub fn admission_router(app: Arc<App>) -> Router {
         .route("/validate/workloads", post(validate_workloads))
         .route("/mutate/resources", post(mutate_resources))
         .route("/validate/resources", post(validate_resources))
+        .route("/validate/approvals", post(validate_approvals))
         .with_state(app)
 }
 
@@ -150,6 +154,56 @@ async fn validate_resources(State(app): State<Arc<App>>, body: Bytes) -> Respons
         }
     })
     .await
+}
+
+/// A person's decision patched into a ChangeRequest's `status.approvals`:
+/// admitted only once the server recorded it (`super::approval`).
+async fn validate_approvals(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    const WEBHOOK: &str = "validate-approvals";
+    let started = Instant::now();
+    let req = match review::parse::<kube::core::DynamicObject>(&body) {
+        Ok(req) => req,
+        Err(message) => {
+            app.metrics
+                .record(WEBHOOK, "MalformedReview", false, started.elapsed());
+            return (StatusCode::BAD_REQUEST, message).into_response();
+        }
+    };
+    let response = AdmissionResponse::from(&req);
+    let user = req.user_info.username.as_deref().unwrap_or_default();
+    let tenant = req
+        .namespace
+        .as_deref()
+        .and_then(|ns| app.stores.tenant_of(ns));
+    let (response, reason) = if app.agent_user.get().is_some_and(|me| me == user) {
+        // The operator's own status writes (a match condition keeps them
+        // from reaching here; this is the backstop).
+        (response, "Operator")
+    } else if let Some(approvals) = app.approvals.as_ref() {
+        match tenant {
+            None => (
+                response.deny("changegate: this namespace is not labelled changegate.dev/tenant; nothing here is approved by kubectl"),
+                "NoTenant",
+            ),
+            Some(tenant) => match super::approval::judge(approvals, &req, &tenant).await {
+                Ok(recorded) => {
+                    let mut response = response;
+                    response.warnings = Some(vec![format!("changegate: {recorded}")]);
+                    (response, "Recorded")
+                }
+                Err(why) => (response.deny(format!("changegate: {why}")), "Refused"),
+            },
+        }
+    } else {
+        (
+            response.deny("changegate: this operator runs without a changegate server (--server); approve in the portal"),
+            "NoServer",
+        )
+    };
+    tracing::info!(webhook = WEBHOOK, user, allowed = response.allowed, reason, name = %req.name, "approval patch judged");
+    app.metrics
+        .record(WEBHOOK, reason, response.allowed, started.elapsed());
+    respond(response)
 }
 
 async fn validate_workloads(State(app): State<Arc<App>>, body: Bytes) -> Response {
@@ -296,6 +350,7 @@ mod tests {
             bundle: Arc::default(),
             max_staleness: chrono::Duration::minutes(5),
             agent_user: std::sync::OnceLock::new(),
+            approvals: None,
         }
     }
 

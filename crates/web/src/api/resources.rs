@@ -12,6 +12,7 @@ use axum::http::StatusCode;
 use changegate_core::Slug;
 use changegate_core::authz::Action;
 use changegate_resources::wire::{
+    ApprovalByKubectl, ApprovalRecorded, AuthorizationByKubectl, AuthorizationRecorded,
     ChangeRecord, ChangeRequestSync, ReleaseDeleted, ReleaseRecord, ReleaseSync, WindowDeleted,
     WindowRecord, WindowSync,
 };
@@ -185,6 +186,77 @@ pub async fn delete_change_request(
         Some(record) => unnoted(Json(ChangeRecordView(record))),
         None => unnoted(StatusCode::NO_CONTENT),
     })
+}
+
+/// A decision written with kubectl (see
+/// `changegate_resources::wire::ApprovalByKubectl`).
+#[derive(Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct ApprovalByKubectlBody(pub ApprovalByKubectl);
+
+/// What the server recorded of a decision written with kubectl.
+#[derive(Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct ApprovalRecordedView(pub ApprovalRecorded);
+
+/// Record a decision a person wrote with kubectl in the ChangeRequest's
+/// `status.approvals` (the operator's webhook asks before it admits the
+/// patch): the Kubernetes user mapped to a tenant user, the tenant's
+/// policy accepting the channel up to the change's risk, then the one
+/// decision path of every channel (channel `kubernetes`). A retry of a
+/// decision already recorded is answered the same; `dryRun` records
+/// nothing. A refusal says why, for the person who patched.
+#[utoipa::path(post, path = "/api/v1/agent/changerequests/{namespace}/{name}/approvals", tag = "agent",
+    params(("namespace" = String, Path), ("name" = String, Path)),
+    request_body = ApprovalByKubectlBody,
+    responses((status = 200, body = ApprovalRecordedView), (status = 403, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn approve_by_kubectl(
+    State(state): State<AppState>,
+    agent: Agent,
+    Path(p): Path<ResourcePath>,
+    Body(ApprovalByKubectlBody(body)): Body<ApprovalByKubectlBody>,
+) -> ApiResult<axum::response::Response> {
+    check_place(&p)?;
+    let answer =
+        resource::approve_by_kubectl(&state, &agent.cluster, &p.namespace, &p.name, body).await?;
+    Ok(unnoted(Json(ApprovalRecordedView(answer))))
+}
+
+/// A phase authorized with kubectl (see
+/// `changegate_resources::wire::AuthorizationByKubectl`).
+#[derive(Deserialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct AuthorizationByKubectlBody(pub AuthorizationByKubectl);
+
+/// What the server recorded of a phase authorized with kubectl.
+#[derive(Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct AuthorizationRecordedView(pub AuthorizationRecorded);
+
+/// Authorize a release's phase as a release manager wrote it with kubectl
+/// in the Release's `status.authorizations` (the operator's webhook asks
+/// before it admits the patch), through the one phase path; a retry is
+/// answered the same, `dryRun` records nothing.
+#[utoipa::path(post, path = "/api/v1/agent/releases/{namespace}/{name}/authorizations", tag = "agent",
+    params(("namespace" = String, Path), ("name" = String, Path)),
+    request_body = AuthorizationByKubectlBody,
+    responses((status = 200, body = AuthorizationRecordedView), (status = 403, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody), (status = 422, body = crate::error::ErrorBody)))]
+pub async fn authorize_by_kubectl(
+    State(state): State<AppState>,
+    agent: Agent,
+    Path(p): Path<ResourcePath>,
+    Body(AuthorizationByKubectlBody(body)): Body<AuthorizationByKubectlBody>,
+) -> ApiResult<axum::response::Response> {
+    check_place(&p)?;
+    let answer =
+        resource::authorize_by_kubectl(&state, &agent.cluster, &p.namespace, &p.name, body).await?;
+    Ok(unnoted(Json(AuthorizationRecordedView(answer))))
 }
 
 /// The latest spec of a Release (see `changegate_resources::wire::ReleaseSync`).

@@ -33,6 +33,11 @@ pub struct Decide<'a> {
     pub channel: Channel,
     /// The approval link the decision uses up (e-mail).
     pub link: Option<LinkUse>,
+    /// Where it came from, for the audit chain (kubectl: the cluster and
+    /// the Kubernetes user name).
+    pub via: Option<serde_json::Value>,
+    /// Judge it and answer what would happen; record nothing.
+    pub dry_run: bool,
 }
 
 impl<'a> Decide<'a> {
@@ -57,6 +62,8 @@ impl<'a> Decide<'a> {
             on_behalf_of: body.on_behalf_of.as_deref(),
             channel,
             link,
+            via: None,
+            dry_run: false,
         })
     }
 }
@@ -266,14 +273,12 @@ pub async fn record_decision(
             decision: d.decision,
         });
         let expected = c.version;
-        let mut events = vec![event(
-            &actor,
-            &c,
-            "approval.recorded",
-            json!({ "decision": d.decision.as_str(), "comment": d.comment, "channel": d.channel.as_str(), "revision": c.revision,
-                    "fingerprint": c.fingerprint, "on_behalf_of": d.on_behalf_of, "policy_version": c.policy_version }),
-            now,
-        )];
+        let mut detail = json!({ "decision": d.decision.as_str(), "comment": d.comment, "channel": d.channel.as_str(), "revision": c.revision,
+                "fingerprint": c.fingerprint, "on_behalf_of": d.on_behalf_of, "policy_version": c.policy_version });
+        if let Some(via) = &d.via {
+            detail["via"] = via.clone();
+        }
+        let mut events = vec![event(&actor, &c, "approval.recorded", detail, now)];
         let retrospective =
             c.retrospective_due_at.is_some() && c.state != ChangeState::AwaitingApproval;
         match c.plan.status(&votes) {
@@ -359,6 +364,9 @@ pub async fn record_decision(
         };
         if c.state != ChangeState::AwaitingApproval {
             (c.remind_at, c.escalate_at) = (None, None);
+        }
+        if d.dry_run {
+            return Ok(c);
         }
         match store.save_change(&c, expected, write, now).await {
             Ok(saved) => return Ok(saved),

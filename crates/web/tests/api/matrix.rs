@@ -154,6 +154,13 @@ fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
             "requestedBy": "matrix-user", "requested": { "type": "normal", "implementer": null,
             "submit": true, "content": { "title": "Matrix resource" } } })
         }
+        "POST" if p == "/api/v1/agent/changerequests/{namespace}/{name}/approvals" => {
+            json!({ "tenant": "client-a", "uid": "matrix-uid", "user": "matrix-user",
+            "decision": "Approved", "revision": 1 })
+        }
+        "POST" if p == "/api/v1/agent/releases/{namespace}/{name}/authorizations" => {
+            json!({ "tenant": "client-a", "uid": "matrix-uid", "user": "matrix-user", "phase": "plan" })
+        }
         "PUT" if p == "/api/v1/agent/releases/{namespace}/{name}" => {
             json!({ "tenant": "client-a", "uid": "matrix-uid", "generation": 1,
             "requestedBy": "matrix-user", "spec": { "changes": ["CHG-1"] } })

@@ -830,7 +830,138 @@ async fn a_release_resource_waits_for_approval_then_plans_the_release_as_its_cre
     assert_eq!(linked, json!([]));
 }
 
+/// A decision written with kubectl, as the operator's webhook sends it.
+fn kubectl_decision(user: &str, revision: i64) -> Value {
+    json!({ "tenant": "client-a", "uid": "uid-1", "user": user,
+            "decision": "Approved", "revision": revision, "comment": "ok" })
+}
+
+async fn kubectl_decisions_take_the_one_decision_path_and_a_retry_is_recorded_once(app: TestApp) {
+    let (m, eu, _) = cluster(&app).await;
+    m.admin
+        .put(
+            &format!("{A}/clusters/prod-eu/identities/tom-k8s"),
+            json!({ "email": "tom@msp.example" }),
+        )
+        .await
+        .ok();
+    let n = eu
+        .put(
+            CHG,
+            sync("uid-1", 1, "registry.example/payments@sha256:aaaa"),
+        )
+        .await
+        .ok()["number"]
+        .as_str()
+        .expect("a number")
+        .to_string();
+    let approve_path = format!("{CHG}/approvals");
+    let approvals_path = format!("{A}/changes/{n}/approvals");
+    let approve = |body: Value| eu.post(&approve_path, body);
+    let approvals = || m.cm.get(&approvals_path);
+
+    // The tenant's policy has not turned the channel on.
+    let off = approve(kubectl_decision("tom-k8s", 1)).await.status(403);
+    assert!(
+        off.text.contains("does not accept approval by kubectl"),
+        "{}",
+        off.text
+    );
+    let routing = json!({ "normal": [ { "from": "low", "boards": ["msp-tech"] },
+                                      { "from": "high", "boards": ["msp-tech", "client-a-business"] } ],
+                          "emergency": ["msp-tech"] });
+    changegate_testkit::msp::policy(
+        &app,
+        "client-a",
+        json!({ "routing": routing, "kubernetesApprovalUpTo": "low" }),
+    )
+    .await;
+
+    // Refusals, each saying why; nothing is recorded.
+    let system = approve(kubectl_decision("system:serviceaccount:ci:deployer", 1))
+        .await
+        .status(403);
+    assert!(
+        system.text.contains("only people approve"),
+        "{}",
+        system.text
+    );
+    let unmapped = approve(kubectl_decision("nobody", 1)).await.status(422);
+    assert_eq!(unmapped.json["error"]["field"], "user");
+    let mut other = kubectl_decision("tom-k8s", 1);
+    other["uid"] = json!("another-resource");
+    approve(other).await.status(409);
+    let own = approve(kubectl_decision("eve-k8s", 1)).await.status(403);
+    assert!(
+        own.text.contains("requester") || own.text.contains("own"),
+        "{}",
+        own.text
+    );
+    let stale = approve(kubectl_decision("tom-k8s", 2)).await.status(409);
+    assert_eq!(stale.json["error"]["field"], "revision");
+    let mut dry = kubectl_decision("tom-k8s", 1);
+    dry["dryRun"] = json!(true);
+    let judged = approve(dry).await.ok();
+    assert_eq!(judged["recorded"], false);
+    assert_eq!(judged["phase"], "approved", "what would happen: {judged}");
+    assert_eq!(approvals().await.ok(), json!([]));
+    let c = m.cm.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(c["state"], "awaiting-approval");
+
+    // Recorded once, with channel kubernetes and the cluster and user name
+    // on the audit chain; a retry (the API server failed after the
+    // webhook) is answered the same.
+    let first = approve(kubectl_decision("tom-k8s", 1)).await.ok();
+    assert_eq!(first["recorded"], true);
+    assert_eq!(first["approver"], "tom@msp.example");
+    assert_eq!(first["phase"], "approved");
+    let again = approve(kubectl_decision("tom-k8s", 1)).await.ok();
+    assert_eq!(again, first);
+    let recorded = approvals().await.ok();
+    assert_eq!(recorded.as_array().map(Vec::len), Some(1), "{recorded}");
+    assert_eq!(recorded[0]["channel"], "kubernetes");
+    let tenant = app.store.tenant_by_slug("client-a").await.expect("tenant");
+    let events = app
+        .store
+        .audit_events_about(tenant.id, &n)
+        .await
+        .expect("events");
+    let recorded = events
+        .iter()
+        .find(|e| e.body.action == "approval.recorded")
+        .expect("the decision is on the chain");
+    let detail: Value = serde_json::from_str(&recorded.body.detail).expect("JSON detail");
+    assert_eq!(detail["via"]["cluster"], "prod-eu");
+    assert_eq!(detail["via"]["kubernetes_user"], "tom-k8s");
+
+    // Above the risk the policy accepts: refused, saying where to approve.
+    let mut high = sync("uid-h", 1, "registry.example/payments@sha256:bbbb");
+    high["requested"]["content"]["risk_answers"] = changegate_testkit::msp::high_risk();
+    let h = eu
+        .put("/api/v1/agent/changerequests/payments/risky", high)
+        .await
+        .ok()["number"]
+        .as_str()
+        .expect("a number")
+        .to_string();
+    let mut body = kubectl_decision("tom-k8s", 1);
+    body["uid"] = json!("uid-h");
+    let risky = eu
+        .post(
+            "/api/v1/agent/changerequests/payments/risky/approvals",
+            body,
+        )
+        .await
+        .status(403);
+    assert!(
+        risky.text.contains(&format!("{h} is high risk")) && risky.text.contains("in the portal"),
+        "{}",
+        risky.text
+    );
+}
+
 crate::on_both!(
+    kubectl_decisions_take_the_one_decision_path_and_a_retry_is_recorded_once,
     a_release_resource_waits_for_approval_then_plans_the_release_as_its_creator,
     a_maintenance_window_resource_writes_the_tenants_window_as_its_author,
     the_operators_reports_show_as_the_resources_rollouts,

@@ -242,6 +242,20 @@ pub async fn authorize_phase(
     note: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Release> {
+    judge_phase(state, caller, loaded, phase, note, now, false).await
+}
+
+/// [`authorize_phase`]'s checks; with `dry_run`, the release as it would
+/// be, nothing written.
+pub async fn judge_phase(
+    state: &AppState,
+    caller: &Principal,
+    loaded: &Loaded,
+    phase: Phase,
+    note: &str,
+    now: DateTime<Utc>,
+    dry_run: bool,
+) -> ApiResult<Release> {
     let mut r = loaded.release.clone();
     let (from, _) = release::phase_move(phase);
     if r.state != from {
@@ -328,6 +342,9 @@ pub async fn authorize_phase(
         json!({ "phase": phase.as_str(), "note": note }),
         now,
     );
+    if dry_run {
+        return Ok(r);
+    }
     save(state, &r, expected, write, now).await
 }
 

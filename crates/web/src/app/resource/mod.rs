@@ -13,9 +13,12 @@ use crate::AppState;
 use crate::auth::principal_of;
 use crate::error::{ApiError, ApiResult};
 
+mod approval;
 mod change_request;
 mod release;
 mod window;
+
+pub use approval::{approve_by_kubectl, authorize_by_kubectl};
 
 pub use change_request::{
     CHANGE_REQUEST, delete_change_request, linked_change_requests, record, sync_change_request,
