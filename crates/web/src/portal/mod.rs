@@ -78,6 +78,18 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         ),
         r(
             "POST",
+            "/t/{tenant}/settings/identities",
+            Tenant(AdministerTenant),
+            post(settings::map_identity),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/settings/identities/remove",
+            Tenant(AdministerTenant),
+            post(settings::unmap_identity),
+        ),
+        r(
+            "POST",
             "/t/{tenant}/settings/objects",
             Tenant(ManageBlackouts),
             post(settings::put_object),

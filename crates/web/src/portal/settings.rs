@@ -55,6 +55,9 @@ struct SettingsPage {
     notice: Option<String>,
     blackouts: Vec<Blackout>,
     people: Vec<(String, String, String)>,
+    /// Kubernetes user names mapped to the tenant's people: (cluster,
+    /// user name, e-mail).
+    identities: Vec<(String, String, String)>,
     roles: Vec<String>,
     objects: Vec<Written>,
     can_blackout: bool,
@@ -134,6 +137,17 @@ async fn page(
             (u.name, u.email.to_string(), roles.join(", "))
         })
         .collect();
+    let mut identities: Vec<(String, String, String)> = store
+        .objects(t.tenant.id, ObjectKind::ClusterIdentity)
+        .await?
+        .into_iter()
+        .filter_map(|o| {
+            let (cluster, user) = o.name.split_once('/')?;
+            let identity: crate::app::resource::Identity = serde_json::from_str(&o.spec).ok()?;
+            Some((cluster.to_string(), user.to_string(), identity.email))
+        })
+        .collect();
+    identities.sort();
     let (status, problem, notice) = match after {
         After::Nothing => (StatusCode::OK, None, None),
         After::Saved(what) => (StatusCode::OK, None, Some(what)),
@@ -148,6 +162,7 @@ async fn page(
         notice,
         blackouts,
         people,
+        identities,
         roles: Role::ALL.iter().map(|r| r.as_str().to_string()).collect(),
         objects,
         can_blackout: t.authorize(Action::ManageBlackouts).is_ok(),
@@ -312,6 +327,93 @@ pub async fn add_person(
     let outcome = api::people::add(State(state.clone()), t, Body(body))
         .await
         .map(|user| format!("{email}: {}.", user.0.applied.unwrap_or_default()));
+    answered(&state, &viewer, &slug, outcome).await
+}
+
+// ---- Kubernetes names ---------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct IdentityForm {
+    csrf: String,
+    cluster: String,
+    user: String,
+    email: String,
+}
+
+/// The mapping a form names; both the cluster and the user name must be
+/// given.
+fn identity_path(
+    slug: &str,
+    form: &IdentityForm,
+) -> Result<Path<api::resources::IdentityPath>, ApiError> {
+    for (field, value) in [("cluster", &form.cluster), ("user", &form.user)] {
+        if value.trim().is_empty() {
+            return Err(ApiError::invalid(
+                field,
+                format!("name the {field} of the Kubernetes name"),
+            ));
+        }
+    }
+    Ok(Path(api::resources::IdentityPath {
+        tenant: slug.to_string(),
+        cluster: form.cluster.trim().to_string(),
+        user: form.user.trim().to_string(),
+    }))
+}
+
+/// Map a Kubernetes user name of a cluster to one of the tenant's people
+/// (their ChangeRequests and kubectl approvals are theirs), through the
+/// API's handler: its authorization, its audit event.
+pub async fn map_identity(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(slug): Path<String>,
+    Form(form): Form<IdentityForm>,
+) -> PageResult<Response> {
+    viewer.check_csrf(&form.csrf)?;
+    let t = in_tenant(&state, &viewer, &slug).await?;
+    t.authorize(Action::AdministerTenant)?;
+    let body = api::resources::IdentityBody {
+        email: form.email.trim().to_string(),
+    };
+    let outcome = match identity_path(&slug, &form) {
+        Ok(path) => api::resources::put_identity(State(state.clone()), t, path, Body(body)).await,
+        Err(e) => Err(e),
+    }
+    .map(|applied| {
+        format!(
+            "{} of cluster {} stands for {}: {}.",
+            form.user.trim(),
+            form.cluster.trim(),
+            form.email.trim(),
+            applied.0.applied
+        )
+    });
+    answered(&state, &viewer, &slug, outcome).await
+}
+
+/// Remove a mapping, through the API's handler.
+pub async fn unmap_identity(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(slug): Path<String>,
+    Form(form): Form<IdentityForm>,
+) -> PageResult<Response> {
+    viewer.check_csrf(&form.csrf)?;
+    let t = in_tenant(&state, &viewer, &slug).await?;
+    t.authorize(Action::AdministerTenant)?;
+    let outcome = match identity_path(&slug, &form) {
+        Ok(path) => api::resources::delete_identity(State(state.clone()), t, path).await,
+        Err(e) => Err(e),
+    }
+    .map(|_| {
+        format!(
+            "{} of cluster {} no longer stands for anyone here.",
+            form.user.trim(),
+            form.cluster.trim()
+        )
+    });
     answered(&state, &viewer, &slug, outcome).await
 }
 

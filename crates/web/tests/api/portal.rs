@@ -764,9 +764,92 @@ async fn the_settings_pages_administer_a_tenant_within_each_roles_rights(app: Te
         .status(200);
     assert!(removed.text.contains("Blackout year-end removed."));
 
+    // Kubernetes names: Alice maps a cluster's user name to one of the
+    // client's people (not to MSP staff), and removes it again.
+    let mapped = alice
+        .form(
+            "/t/client-a/settings/identities",
+            &[
+                ("csrf", &token),
+                ("cluster", "prod-eu"),
+                ("user", "carol"),
+                ("email", "carol@client-a.example"),
+            ],
+        )
+        .await
+        .status(200);
+    assert!(
+        mapped
+            .text
+            .contains("carol of cluster prod-eu stands for carol@client-a.example: created."),
+        "{}",
+        mapped.text
+    );
+    assert!(
+        mapped.text.contains("<code>carol</code>"),
+        "{}",
+        mapped.text
+    );
+    let listed =
+        m.cm.get(&format!("{A}/clusters/prod-eu/identities"))
+            .await
+            .ok();
+    assert_eq!(
+        listed,
+        json!([{ "user": "carol", "email": "carol@client-a.example" }])
+    );
+    alice
+        .form(
+            "/t/client-a/settings/identities",
+            &[
+                ("csrf", &token),
+                ("cluster", "prod-eu"),
+                ("user", "tom"),
+                ("email", "tom@msp.example"),
+            ],
+        )
+        .await
+        .status(403);
+    alice
+        .form(
+            "/t/client-a/settings/identities",
+            &[
+                ("csrf", "forged"),
+                ("cluster", "prod-eu"),
+                ("user", "dan"),
+                ("email", "dan@client-a.example"),
+            ],
+        )
+        .await
+        .status(403);
+    let unmapped = alice
+        .form(
+            "/t/client-a/settings/identities/remove",
+            &[("csrf", &token), ("cluster", "prod-eu"), ("user", "carol")],
+        )
+        .await
+        .status(200);
+    assert!(
+        unmapped.text.contains("no longer stands for anyone here")
+            && !unmapped.text.contains("<code>carol</code>"),
+        "{}",
+        unmapped.text
+    );
+
     let bob = sign_in(&app, "bob@client-b.example").await;
     let bob_token = csrf(&bob.get("/inbox").await.text);
     bob.get("/t/client-a/settings").await.status(404);
+    bob.form(
+        "/t/client-a/settings/identities",
+        &[
+            ("csrf", &bob_token),
+            ("cluster", "prod-eu"),
+            ("user", "bob"),
+            ("email", "bob@client-b.example"),
+        ],
+    )
+    .await
+    .status(404);
     bob.form(
         "/t/client-a/settings/blackouts",
         &[
