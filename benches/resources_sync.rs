@@ -55,6 +55,17 @@ fn main() {
             "target p99 <= 2 s",
         );
         report("API approval -> Ready True", approvals, "target p99 <= 2 s");
+        let (answered, admitted) = kubectl_approvals(&client, rounds).await;
+        report(
+            "kubectl approval patch answered (kubectl process included)",
+            answered,
+            "target p99 <= 500 ms",
+        );
+        report(
+            "kubectl approval patch -> the workload admitted",
+            admitted,
+            "target p99 <= 2 s",
+        );
         many(&client, fleet).await;
     });
 }
@@ -120,8 +131,9 @@ fn setup() -> String {
          kind: Board\ntenant: {TENANT}\nname: client\nspec: {{ members: [role:business-approver], rule: any }}\n---\n\
          kind: ConfigurationItem\ntenant: {TENANT}\nname: shop\nspec: {{ kind: kubernetes-workload, enforcement: {{ kubernetes: \
          {{ cluster: local, namespace: {TENANT}-0, kind: Deployment, name: shop }} }} }}\n---\n\
-         kind: Policy\ntenant: {TENANT}\nspec:\n  routing: {{ normal: [ {{ from: low, boards: [client] }} ] }}\n  windowRequired: []\n---\n\
-         kind: ClusterIdentity\ntenant: {TENANT}\ncluster: local\nuser: changegate-admin\nemail: eve@{TENANT}.example\n"
+         kind: Policy\ntenant: {TENANT}\nspec:\n  routing: {{ normal: [ {{ from: low, boards: [client] }} ] }}\n  windowRequired: []\n  kubernetesApprovalUpTo: low\n---\n\
+         kind: ClusterIdentity\ntenant: {TENANT}\ncluster: local\nuser: changegate-admin\nemail: eve@{TENANT}.example\n---\n\
+         kind: ClusterIdentity\ntenant: {TENANT}\ncluster: local\nuser: carol-bench\nemail: carol@{TENANT}.example\n"
     );
     let file =
         std::env::temp_dir().join(format!("changegate-bench-crs-{}.yaml", std::process::id()));
@@ -134,6 +146,12 @@ fn setup() -> String {
         );
         kubectl(&["apply", "-f", "-"], Some(&ns));
     }
+    let binding = format!(
+        "apiVersion: rbac.authorization.k8s.io/v1\nkind: RoleBinding\nmetadata: {{name: carol-approves, namespace: {TENANT}-0}}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: changegate-approver}}\n\
+         subjects: [{{kind: User, name: carol-bench, apiGroup: rbac.authorization.k8s.io}}]\n"
+    );
+    kubectl(&["apply", "-f", "-"], Some(&binding));
     changegate(
         admin,
         &["admin", "token", &format!("carol@{TENANT}.example")],
@@ -212,6 +230,92 @@ async fn one_at_a_time(
         approvals.push(approved.elapsed());
     }
     (numbers, approvals)
+}
+
+/// A ChangeRequest shipping `image` to Deployment shop.
+fn shipping(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: changegate.dev/v1\nkind: ChangeRequest\nmetadata: {{name: {name}}}\nspec:\n  title: Bench {name}\n  \
+         riskAnswers: {{production: \"no\", outage: \"no\", untested: \"no\", no-backout: \"no\"}}\n  \
+         targets: [{{kind: Deployment, name: shop, images: [\"{image}\"]}}]\n"
+    )
+}
+
+/// Whether `kubectl apply --dry-run=server` of Deployment shop with
+/// `image` is admitted.
+fn admitted(ns: &str, image: &str) -> bool {
+    use std::io::Write;
+    let deployment = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: shop, namespace: {ns}}}\nspec:\n  \
+         selector: {{matchLabels: {{app: shop}}}}\n  template:\n    metadata: {{labels: {{app: shop}}}}\n    \
+         spec: {{containers: [{{name: shop, image: \"{image}\"}}]}}\n"
+    );
+    let mut child = Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(format!("{}/.cluster/kubeconfig", root()))
+        .args(["apply", "--dry-run=server", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("kubectl");
+    let _ = child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(deployment.as_bytes());
+    child.wait().is_ok_and(|s| s.success())
+}
+
+/// Carol approves with kubectl, one change at a time: how long the
+/// approval patch takes to be answered (the webhook, a
+/// SubjectAccessReview and the server's record), and from the patch
+/// until a Deployment with the approved image is admitted.
+async fn kubectl_approvals(client: &kube::Client, rounds: usize) -> (Vec<Duration>, Vec<Duration>) {
+    let ns = format!("{TENANT}-0");
+    let api: Api<ChangeRequest> = Api::namespaced(client.clone(), &ns);
+    let run = std::process::id();
+    let (mut answered, mut admitted_after) = (Vec::new(), Vec::new());
+    for i in 0..rounds {
+        let name = format!("kubectl-{run}-{i}");
+        let image = format!("registry.example/shop:{run}-{i}");
+        kubectl(
+            &["apply", "-n", &ns, "-f", "-"],
+            Some(&shipping(&name, &image)),
+        );
+        until(&api, &name, |c| {
+            c.status
+                .as_ref()
+                .is_some_and(|s| s.observed.revision.is_some())
+        })
+        .await;
+        let patched = Instant::now();
+        kubectl(
+            &[
+                "patch",
+                "chg",
+                &name,
+                "-n",
+                &ns,
+                "--subresource=status",
+                "--type=merge",
+                "--as=carol-bench",
+                "-p",
+                r#"{"status":{"approvals":{"carol-bench":{"decision":"Approved"}}}}"#,
+            ],
+            None,
+        );
+        answered.push(patched.elapsed());
+        while !admitted(&ns, &image) {
+            assert!(
+                patched.elapsed() < Duration::from_secs(60),
+                "{image} not admitted within 60 s of its approval"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        admitted_after.push(patched.elapsed());
+    }
+    (answered, admitted_after)
 }
 
 fn report(what: &str, mut waits: Vec<Duration>, target: &str) {

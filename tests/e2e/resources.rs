@@ -746,44 +746,9 @@ async fn an_approver_decides_with_kubectl_and_every_refusal_says_why() {
     assert!(said.contains("would be recorded (dry run)"), "{said}");
     assert!(carols().is_empty(), "a dry run recorded {:?}", carols());
 
-    // Carol approves with the documented patch: recorded with channel
-    // kubernetes, shown in decisions[] from the server.
-    let approved = patch_approval(&story, "carol", &entry("carol", "Approved"), &[]);
-    let said = succeeded(&approved) + &String::from_utf8_lossy(&approved.stderr);
-    assert!(
-        said.contains(&format!(
-            "{n} revision 1: approve recorded for {}",
-            story.email("carol")
-        )),
-        "{said}"
-    );
-    let recorded = carols();
-    assert_eq!(recorded.len(), 1, "{recorded:?}");
-    assert_eq!(recorded[0]["channel"], "kubernetes");
-    wait_for(
-        &story.chg,
-        "web-2-4-1",
-        "carol's decision in decisions[]",
-        SYNC,
-        |c| {
-            c.status.as_ref().is_some_and(|s| {
-                s.observed
-                    .decisions
-                    .iter()
-                    .any(|d| d.approver == story.email("carol") && d.channel == "kubernetes")
-            })
-        },
-    )
-    .await;
-    // The same entry again is no second decision.
-    refused(
-        &patch_approval(&story, "carol", &entry("carol", "Approved"), &[]),
-        "already says this",
-    );
-    assert_eq!(carols().len(), 1);
-
-    // Rita (a technical approver here) approves with the plugin, as
-    // herself: `kubectl changegate approve`; that completes it: Ready.
+    // Carol (the documented patch) and Rita (a technical approver here,
+    // with the plugin: `kubectl changegate approve`) decide at the same
+    // moment: both count, each recorded with channel kubernetes.
     succeeded(&kubectl(&[
         "create",
         "rolebinding",
@@ -793,25 +758,70 @@ async fn an_approver_decides_with_kubectl_and_every_refusal_says_why() {
         "--clusterrole=changegate-approver",
         "--user=rita-k8s",
     ]));
-    let out = kubectl_plugin(&[
-        "approve",
-        "chg/web-2-4-1",
-        "-n",
-        &ns,
-        "--as",
-        "rita-k8s",
-        "-m",
-        "checked",
-    ]);
-    let said = succeeded(&out);
+    let (approved, plugin) = std::thread::scope(|s| {
+        let carol = s.spawn(|| patch_approval(&story, "carol", &entry("carol", "Approved"), &[]));
+        let rita = s.spawn(|| {
+            kubectl_plugin(&[
+                "approve",
+                "chg/web-2-4-1",
+                "-n",
+                &ns,
+                "--as",
+                "rita-k8s",
+                "-m",
+                "checked",
+            ])
+        });
+        (
+            carol.join().expect("carol's patch"),
+            rita.join().expect("rita's plugin"),
+        )
+    });
+    let said = succeeded(&approved) + &String::from_utf8_lossy(&approved.stderr);
+    assert!(
+        said.contains(&format!(
+            "{n} revision 1: approve recorded for {}",
+            story.email("carol")
+        )),
+        "{said}"
+    );
+    let said = succeeded(&plugin);
     assert!(
         said.contains(&format!(
             "{n} revision 1: approve recorded for {}",
             story.email("rita")
-        )) && said.contains("the change is approved"),
+        )),
         "{said}{}",
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&plugin.stderr)
     );
+    let recorded = carols();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["channel"], "kubernetes");
+    let ready = wait_for(
+        &story.chg,
+        "web-2-4-1",
+        "Ready, both in decisions[]",
+        SYNC,
+        |c| {
+            condition(c, "Ready").is_some_and(|(s, _, _)| s == "True")
+                && c.status.as_ref().is_some_and(|s| {
+                    s.observed
+                        .decisions
+                        .iter()
+                        .filter(|d| d.channel == "kubernetes")
+                        .count()
+                        == 2
+                })
+        },
+    )
+    .await;
+    assert_eq!(story.change(&n)["state"], "approved", "{ready:?}");
+    // The same entry again is no second decision.
+    refused(
+        &patch_approval(&story, "carol", &entry("carol", "Approved"), &[]),
+        "already says this",
+    );
+    assert_eq!(carols().len(), 1);
     let out = kubectl_plugin(&["approve", "chg/web-2-4-1", "-n", &ns, "--as", "mallory"]);
     assert!(
         !out.status.success()
@@ -819,10 +829,244 @@ async fn an_approver_decides_with_kubectl_and_every_refusal_says_why() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    wait_for(&story.chg, "web-2-4-1", "Ready", SYNC, |c| {
-        condition(c, "Ready").is_some_and(|(s, _, _)| s == "True")
+
+    // A material edit (Eve, a new image): revision 2 awaits approval again,
+    // and Carol replaces her entry for it.
+    succeeded(&kubectl(&[
+        "patch",
+        "chg",
+        "web-2-4-1",
+        "-n",
+        &ns,
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"targets":[{"kind":"Deployment","name":"web","images":["registry.example/shop/web:2.4.2"]}]}}"#,
+    ]));
+    wait_for(&story.chg, "web-2-4-1", "revision 2", SYNC, |c| {
+        c.status
+            .as_ref()
+            .is_some_and(|s| s.observed.revision == Some(2))
     })
     .await;
+    let again = patch_approval(
+        &story,
+        "carol",
+        r#"{"status":{"approvals":{"carol":{"decision":"Approved","revision":2,"comment":"still fine"}}}}"#,
+        &[],
+    );
+    let said = succeeded(&again) + &String::from_utf8_lossy(&again.stderr);
+    assert!(
+        said.contains(&format!("{n} revision 2: approve recorded")),
+        "{said}"
+    );
+    let revisions: Vec<i64> = carols()
+        .iter()
+        .filter_map(|a| a["revision"].as_i64())
+        .collect();
+    assert_eq!(revisions, vec![1, 2]);
+}
+
+/// A validating webhook of the test's own on `changerequests/status` in
+/// one namespace that denies the first real (not dry-run) request and
+/// admits the rest: the API server failing a patch after changegate's
+/// webhook admitted (and recorded) it. Unregistered when dropped.
+struct DenyOnce {
+    name: String,
+    seen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    denied: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    handle: axum_server::Handle<std::net::SocketAddr>,
+}
+
+impl DenyOnce {
+    async fn start(ns: &str) -> DenyOnce {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+        let now = time::OffsetDateTime::now_utc();
+        let lifetimes = changegate_agent::webhook::certs::Lifetimes::default();
+        let ca = changegate_agent::webhook::certs::generate_ca(now, &lifetimes).expect("a CA");
+        let serving = changegate_agent::webhook::certs::issue_serving(
+            &ca,
+            &["127.0.0.1".to_string()],
+            now,
+            &lifetimes,
+        )
+        .expect("a serving certificate");
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let tls = axum_server::tls_rustls::RustlsConfig::from_pem(
+            serving.cert_pem.into_bytes(),
+            serving.key_pem.into_bytes(),
+        )
+        .await
+        .expect("TLS");
+        let seen = Arc::new(AtomicBool::new(false));
+        let denied = Arc::new(AtomicU32::new(0));
+        let (s, d) = (seen.clone(), denied.clone());
+        let app = axum::Router::new().route(
+            "/",
+            axum::routing::post(move |body: axum::Json<serde_json::Value>| {
+                let (seen, denied) = (s.clone(), d.clone());
+                async move {
+                    let request = &body.0["request"];
+                    seen.store(true, Ordering::SeqCst);
+                    let dry = request["dryRun"].as_bool().unwrap_or(false);
+                    let allowed = dry || denied.fetch_add(1, Ordering::SeqCst) > 0;
+                    axum::Json(serde_json::json!({
+                        "apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                        "response": { "uid": request["uid"], "allowed": allowed,
+                                      "status": { "message": "the e2e test's webhook denies this once" } }
+                    }))
+                }
+            }),
+        );
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let port = listener.local_addr().expect("an address").port();
+        let handle = axum_server::Handle::new();
+        let server = axum_server::from_tcp_rustls(listener, tls)
+            .expect("a TLS listener")
+            .handle(handle.clone())
+            .serve(app.into_make_service());
+        tokio::spawn(server);
+        let name = format!("{ns}-deny-once");
+        let config = serde_json::json!({
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": { "name": name },
+            "webhooks": [{ "name": "deny-once.e2e.changegate.dev",
+                "clientConfig": { "url": format!("https://127.0.0.1:{port}/"),
+                                  "caBundle": base64::Engine::encode(&base64::engine::general_purpose::STANDARD, ca.cert_pem) },
+                "rules": [{ "operations": ["UPDATE"], "apiGroups": ["changegate.dev"], "apiVersions": ["v1"],
+                            "resources": ["changerequests/status"], "scope": "Namespaced" }],
+                "namespaceSelector": { "matchLabels": { "kubernetes.io/metadata.name": ns } },
+                "failurePolicy": "Fail", "sideEffects": "None", "admissionReviewVersions": ["v1"],
+                "timeoutSeconds": 10 }]
+        });
+        succeeded(&kubectl_stdin(&["apply", "-f", "-"], &config.to_string()));
+        DenyOnce {
+            name,
+            seen,
+            denied,
+            handle,
+        }
+    }
+}
+
+impl Drop for DenyOnce {
+    fn drop(&mut self) {
+        kubectl(&[
+            "delete",
+            "validatingwebhookconfiguration",
+            &self.name,
+            "--ignore-not-found",
+            "--wait=false",
+        ]);
+        self.handle.shutdown();
+    }
+}
+
+// Multi-threaded: the test's own webhook answers while kubectl blocks one thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patch_the_api_server_fails_after_the_server_recorded_it_is_answered_the_same_when_retried()
+ {
+    use std::sync::atomic::Ordering;
+    let story = Story::new("retry").await;
+    let ns = story.ns.name.clone();
+    succeeded(&kubectl(&[
+        "create",
+        "rolebinding",
+        "carol-approves",
+        "-n",
+        &ns,
+        "--clusterrole=changegate-approver",
+        "--user=carol",
+    ]));
+    succeeded(&story.apply("normal-change.yaml"));
+    let n = number(&story.synced("web-2-4-1").await);
+    let deny = DenyOnce::start(&ns).await;
+    // Dry runs (recording nothing) until the API server calls the new webhook.
+    wait_until("the test's webhook in force", SYNC, || {
+        let out = patch_approval(
+            &story,
+            "carol",
+            &entry("carol", "Approved"),
+            &["--dry-run=server"],
+        );
+        let seen = deny.seen.load(Ordering::SeqCst);
+        async move {
+            if seen && out.status.success() {
+                Ok(())
+            } else {
+                Err(String::from_utf8_lossy(&out.stderr).into_owned())
+            }
+        }
+    })
+    .await;
+    let approvals = || {
+        story.server.get(&format!(
+            "/api/v1/tenants/{}/changes/{n}/approvals",
+            story.tenant
+        ))
+    };
+    // changegate's webhook records the decision; the API server then
+    // fails the patch (the other webhook): nothing in status.approvals.
+    refused(
+        &patch_approval(&story, "carol", &entry("carol", "Approved"), &[]),
+        "denies this once",
+    );
+    assert_eq!(deny.denied.load(Ordering::SeqCst), 1);
+    assert_eq!(approvals().as_array().map(Vec::len), Some(1));
+    // Carol retries the same patch: answered as recorded, recorded once.
+    let retried = patch_approval(&story, "carol", &entry("carol", "Approved"), &[]);
+    let said = succeeded(&retried) + &String::from_utf8_lossy(&retried.stderr);
+    assert!(
+        said.contains(&format!("{n} revision 1: approve recorded")),
+        "{said}"
+    );
+    let recorded = approvals();
+    assert_eq!(recorded.as_array().map(Vec::len), Some(1), "{recorded}");
+    assert_eq!(recorded[0]["channel"], "kubernetes");
+}
+
+/// Stops the shared server, so it runs alone after the others.
+#[tokio::test]
+async fn serial_an_approval_while_the_server_is_down_is_refused_saying_why_and_records_nothing() {
+    let story = Story::new("approve-outage").await;
+    let ns = story.ns.name.clone();
+    succeeded(&kubectl(&[
+        "create",
+        "rolebinding",
+        "carol-approves",
+        "-n",
+        &ns,
+        "--clusterrole=changegate-approver",
+        "--user=carol",
+    ]));
+    succeeded(&story.apply("normal-change.yaml"));
+    let n = number(&story.synced("web-2-4-1").await);
+    let stopped = StoppedServer::stop();
+    refused(
+        &patch_approval(&story, "carol", &entry("carol", "Approved"), &[]),
+        "approve in the portal or try again",
+    );
+    let status = succeeded(&kubectl(&[
+        "get",
+        "chg",
+        "web-2-4-1",
+        "-n",
+        &ns,
+        "-o",
+        "jsonpath={.status.approvals}",
+    ]));
+    assert_eq!(status.trim(), "", "nothing written in status");
+    stopped.start().await;
+    let approvals = story.server.get(&format!(
+        "/api/v1/tenants/{}/changes/{n}/approvals",
+        story.tenant
+    ));
+    assert_eq!(approvals, serde_json::json!([]), "nothing recorded");
+    // Once it is back, the same patch is recorded.
+    let out = patch_approval(&story, "carol", &entry("carol", "Approved"), &[]);
+    let said = succeeded(&out) + &String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("approve recorded"), "{said}");
 }
 
 fn apply_web(story: &Story, image: &str) -> Output {

@@ -42,6 +42,8 @@ pub fn release_status(
         conflicts: record.conflicts.clone(),
         outcome: record.outcome.clone(),
         url: record.url.clone(),
+        rollout: record.rollout.clone(),
+        rollback: record.rollback.clone(),
         conditions: condition::merge(previous, judged, generation, now),
         observed_generation: Some(generation),
     }
@@ -203,6 +205,8 @@ mod tests {
             outcome: None,
             url: Some("http://cg/releases/REL-4".into()),
             generation: 2,
+            rollout: vec![],
+            rollback: None,
         }
     }
 

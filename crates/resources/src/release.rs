@@ -137,6 +137,14 @@ pub struct ReleaseObserved {
     /// The release's page in the portal.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// The rollouts the operator followed under the release's changes, as
+    /// the server recorded them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub rollout: Vec<crate::change_request::Rollout>,
+    /// A rollback of one of its changes, if there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<crate::change_request::Rollback>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 8), extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
     pub conditions: Vec<Condition>,

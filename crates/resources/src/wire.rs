@@ -177,6 +177,11 @@ pub struct ReleaseRecord {
     pub url: Option<String>,
     /// The resource generation the release holds.
     pub generation: i64,
+    /// The rollouts followed under its changes (of the resource's tenant).
+    #[serde(default)]
+    pub rollout: Vec<crate::change_request::Rollout>,
+    #[serde(default)]
+    pub rollback: Option<crate::change_request::Rollback>,
 }
 
 /// A deleted Release (`DELETE /api/v1/agent/releases/{namespace}/{name}`):

@@ -99,14 +99,15 @@ pub fn judge_patch(old: &Value, new: &Value, user: &str) -> Result<Entry, String
         ));
     }
     let current = old["status"]["revision"].as_i64();
-    let revision_of = |e: &KubectlApproval| e.revision.or(current);
     let entry = &after[key];
-    let revision = revision_of(entry).ok_or_else(|| {
+    let revision = entry.revision.or(current).ok_or_else(|| {
         "the ChangeRequest has no revision yet; wait until its status shows a number and a revision"
             .to_string()
     })?;
+    // An earlier entry that named no revision was for the one in status
+    // then, which is not known now: the server judges that one.
     if let Some(earlier) = before.get(key)
-        && revision_of(earlier).is_some_and(|r| r >= revision)
+        && earlier.revision.is_some_and(|r| r >= revision)
     {
         return Err(format!(
             "you already decided revision {revision}; a decision is not changed: a new revision of the change is decided anew"
@@ -408,6 +409,18 @@ mod tests {
         );
         // The same decision again changes nothing: not a second decision.
         assert!(refused(chg(mine.clone()), chg(mine), "carol").contains("already says this"));
+    }
+
+    #[test]
+    fn an_entry_without_a_revision_is_replaced_for_the_revision_now_in_status() {
+        // Written for revision 1 (then in status); the change is at 2 now.
+        let old = chg(json!({"carol": {"decision": "Approved"}}));
+        let newer =
+            chg(json!({"carol": {"decision": "Approved", "revision": 2, "comment": "again"}}));
+        assert_eq!(
+            judge_patch(&old, &newer, "carol").map(|e| e.revision),
+            Ok(2)
+        );
     }
 
     #[test]

@@ -509,6 +509,22 @@ async fn the_operators_reports_show_as_the_resources_rollouts(app: TestApp) {
         )
         .await
         .ok();
+    // A Release ships it: its status shows the same outcome.
+    app.msp(
+        "rita@msp.example",
+        &[("client-a", changegate_core::Role::ReleaseManager)],
+    )
+    .await;
+    m.admin
+        .put(
+            &format!("{A}/clusters/prod-eu/identities/rita-k8s"),
+            json!({ "email": "rita@msp.example" }),
+        )
+        .await
+        .ok();
+    let release = release_sync("rita-k8s", 1, json!({ "changes": ["upgrade-payments"] }));
+    let planned = eu.put(REL, release.clone()).await.ok();
+    assert_eq!(planned["phase"], "planning", "{planned}");
     app.set_now(
         Utc.with_ymd_and_hms(2026, 11, 28, 1, 30, 0)
             .single()
@@ -543,6 +559,13 @@ async fn the_operators_reports_show_as_the_resources_rollouts(app: TestApp) {
     assert_eq!(r["rollout"][0]["revision"], "5");
     assert_eq!(r["rollback"]["restoredRevision"], "4");
     assert_eq!(r["rollback"]["outcome"], "succeeded");
+    let rel = eu.put(REL, release).await.ok();
+    assert_eq!(
+        rel["rollout"][0]["workload"], "Deployment/payments-api",
+        "{rel}"
+    );
+    assert_eq!(rel["rollout"][0]["state"], "failed");
+    assert_eq!(rel["rollback"]["restoredRevision"], "4");
 }
 
 async fn a_maintenance_window_resource_writes_the_tenants_window_as_its_author(app: TestApp) {

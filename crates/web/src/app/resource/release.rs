@@ -166,6 +166,8 @@ fn waiting(why: String, generation: i64) -> ReleaseRecord {
         outcome: None,
         url: None,
         generation,
+        rollout: Vec::new(),
+        rollback: None,
     }
 }
 
@@ -385,7 +387,30 @@ async fn record(
     } else {
         Vec::new()
     };
+    // What the operator followed under its changes (this tenant's).
+    let mut rollout = Vec::new();
+    let mut rollback = None;
+    for item in r.changes.iter().filter(|i| i.tenant == tenant.id) {
+        let events = state
+            .store
+            .audit_events_about(tenant.id, &item.change.to_string())
+            .await?;
+        let details: Vec<(chrono::DateTime<chrono::Utc>, serde_json::Value)> = events
+            .iter()
+            .filter(|e| e.body.action == "deployment.recorded")
+            .filter_map(|e| Some((e.body.at, serde_json::from_str(&e.body.detail).ok()?)))
+            .collect();
+        let (followed, rolled_back) = changegate_resources::outcome::fold(
+            details
+                .iter()
+                .map(|(at, detail)| changegate_resources::outcome::Recorded { at: *at, detail }),
+        );
+        rollout.extend(followed);
+        rollback = rollback.or(rolled_back);
+    }
     Ok(ReleaseRecord {
+        rollout,
+        rollback,
         number: Some(r.number.to_string()),
         phase: r.state.to_string(),
         waiting: None,
