@@ -140,6 +140,12 @@ fn setup() -> String {
     std::fs::write(&file, yaml).expect("write the tenant");
     changegate(admin, &["apply", "-f", &file.to_string_lossy()]);
     let _ = std::fs::remove_file(&file);
+    // A run starts from no resources of its own: an earlier run's
+    // thousand ChangeRequests would be reconciled on every bundle too.
+    let old: Vec<String> = (0..10).map(|i| format!("{TENANT}-{i}")).collect();
+    let mut delete = vec!["delete", "namespace", "--ignore-not-found", "--wait=true"];
+    delete.extend(old.iter().map(String::as_str));
+    kubectl(&delete, None);
     for i in 0..10 {
         let ns = format!(
             "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {TENANT}-{i}, labels: {{changegate.dev/tenant: {TENANT}}}}}\n"
