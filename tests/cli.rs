@@ -497,10 +497,48 @@ fn a_pipeline_gate_check_exits_by_verdict_and_records_the_deployment() {
         said.starts_with(&format!("deny: {number} awaits 1 approval from client")),
         "{said}"
     );
+    // --wait: when the wait ends it denies, having said what it waited for.
+    let out = gate("shop@sha256:aa", &["--wait", "1s"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("waiting: {number} awaits 1 approval from client")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Approved while it waits: it lets the pipeline go on at once.
+    let mut waiting = Command::new(BIN)
+        .args([
+            "gate",
+            "check",
+            "--tenant",
+            "client-a",
+            "--environment",
+            "production",
+            "--artifact",
+            "shop@sha256:aa",
+            "--wait",
+            "2m",
+        ])
+        .env("CHANGEGATE_SERVER", &s.url)
+        .env("CHANGEGATE_TOKEN", pipeline)
+        .env_remove("CHANGEGATE_TENANT")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("gate check --wait runs");
+    let mut progress = std::io::BufReader::new(waiting.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut progress, &mut line).expect("a progress line");
+    assert!(line.starts_with("waiting: "), "{line}");
     s.ok(
         Some(&carol),
         &["change", "approve", &number, "--tenant", "client-a"],
     );
+    let done = waiting.wait_with_output().expect("it ends");
+    let said = String::from_utf8_lossy(&done.stdout).to_string();
+    assert_eq!(done.status.code(), Some(0), "{said}");
+    assert!(said.starts_with("allow: "), "{said}");
     assert_eq!(
         gate("shop@sha256:bb", &[]).status.code(),
         Some(1),

@@ -1,7 +1,8 @@
 //! `changegate gate check`: a pipeline asks the server whether what it is
 //! about to deploy was approved for this target now, and with `--record`
 //! reports the deployment. Exit 0 allow (or warn), 1 deny, 2 error, so a
-//! pipeline step fails exactly when it must not ship.
+//! pipeline step fails exactly when it must not ship. With `--wait 2h` it
+//! waits for the approval (or the window) instead of failing at once.
 
 use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 use serde_json::{Value, json};
@@ -60,8 +61,45 @@ pub struct CheckArgs {
     /// Print the server's JSON instead of the decision line.
     #[arg(long)]
     json: bool,
+    /// Wait this long (e.g. 90s, 30m, 2h) for the content to be allowed:
+    /// exits 0 the moment an approved change covers it inside its window,
+    /// 1 at once on a rejection, or when the wait ends. Prints what it
+    /// waits for whenever that changes.
+    #[arg(long, value_parser = parse_wait)]
+    wait: Option<std::time::Duration>,
     #[command(flatten)]
     server: ServerArgs,
+}
+
+/// `90s`, `30m`, `2h`, `1h30m`, or plain seconds.
+fn parse_wait(s: &str) -> Result<std::time::Duration, String> {
+    let bad = || format!("{s:?}: write a duration like 90s, 30m, 2h or 1h30m");
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(secs));
+    }
+    let (mut total, mut digits) = (0u64, String::new());
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = digits.parse().map_err(|_| bad())?;
+        total = total
+            .checked_add(n.checked_mul(unit).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
+        digits.clear();
+    }
+    if !digits.is_empty() || total == 0 {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -136,6 +174,37 @@ async fn check(a: CheckArgs) -> ExitCode {
         };
         body["record"] = json!({ "run": a.run, "status": status });
     }
+    // Waiting: checks that long-poll (20 s each, within the client's
+    // timeout), saying what it waits for whenever that changes; the
+    // deployment is recorded only by the last check.
+    if let Some(wait) = a.wait {
+        let until = std::time::Instant::now() + wait;
+        let mut said = String::new();
+        loop {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let mut probe = json!({ "tenant": a.tenant, "target": body["target"], "artifacts": body["artifacts"],
+                                    "wait": left.as_secs().clamp(1, 20) });
+            if let Some(o) = probe.as_object_mut() {
+                o.retain(|_, v| !v.is_null());
+            }
+            let answer = match client.post("/api/v1/gate/check", &probe).await {
+                Ok(v) => v,
+                Err(e) => return error(e.to_string()),
+            };
+            let verdict = answer["verdict"].as_str().unwrap_or("deny");
+            if verdict != "deny" || answer["settled"].as_bool() == Some(true) {
+                break;
+            }
+            let message = answer["message"].as_str().unwrap_or_default().to_string();
+            if message != said && !a.json {
+                eprintln!("waiting: {message}");
+                said = message;
+            }
+        }
+    }
     let answer = match client.post("/api/v1/gate/check", &body).await {
         Ok(v) => v,
         Err(e) => return error(e.to_string()),
@@ -158,5 +227,23 @@ async fn check(a: CheckArgs) -> ExitCode {
     match verdict {
         "allow" | "warn" => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_wait_reads_as_people_write_durations() {
+        assert_eq!(parse_wait("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_wait("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_wait("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_wait("1h30m"), Ok(Duration::from_secs(5400)));
+        assert!(parse_wait("soon").is_err());
+        assert!(parse_wait("2x").is_err());
+        assert!(parse_wait("0s").is_err());
+        assert!(parse_wait("5m3").is_err());
     }
 }

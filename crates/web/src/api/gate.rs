@@ -4,17 +4,23 @@
 //! `implementing`, `implemented` or `failed`), or, when no approved change
 //! covers it, an unauthorized deployment on the tenant's audit chain.
 //! Pipelines authenticate with a gate token, which reaches nothing else.
+//! With `wait`, a check long-polls like the agents' bundle: it answers
+//! the moment a write (an approval, an edit) or the clock (a window
+//! opening) lets the content through.
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use changegate_core::authz::Action;
+use changegate_core::change::ChangeState;
 use changegate_core::gate::{GateDecision, Reason, Target, Verdict};
 use changegate_store::{NewEvent, TokenScope};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use std::time::Duration;
+use tokio::time::Instant;
 use utoipa::ToSchema;
 
 use super::Body;
@@ -42,6 +48,14 @@ pub struct GateCheckBody {
     /// Record the deployment (needs the implementer role).
     #[serde(default)]
     pub record: Option<RecordBody>,
+    /// Seconds to wait (at most 60) while the gate denies for a reason
+    /// that can pass (the change awaits approval, its window or release;
+    /// no change covers it yet): answered as soon as a write or the clock
+    /// changes the decision, or when the wait ends. A rejection or a
+    /// finished change is answered at once (`settled`). Recording, if
+    /// asked, follows the wait.
+    #[serde(default)]
+    pub wait: u64,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -78,6 +92,9 @@ pub struct GateView {
     pub configuration_items: Vec<String>,
     /// With `record`: what was written.
     pub recorded: Option<RecordedView>,
+    /// A denial waiting cannot change: the covering change was rejected,
+    /// cancelled or is over. A pipeline stops waiting.
+    pub settled: bool,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -118,9 +135,30 @@ pub async fn check(
             "say which pipeline run deploys, e.g. its URL",
         ));
     }
-    let now = state.now();
-    let snapshot = state.snapshots.of(&state, &t.tenant).await?;
-    let mut decision = snapshot.gate.check(&body.target, &body.artifacts, now);
+    let deadline = Instant::now() + Duration::from_secs(body.wait.min(MAX_WAIT_SECONDS));
+    let mut writes = state.writes.subscribe();
+    // The change a denial named while waiting: rejected, it leaves the
+    // gate (which then finds no change), and that settles it too.
+    let mut named = None;
+    let (mut decision, settled, now) = loop {
+        let now = state.now();
+        let snapshot = state.snapshots.of(&state, &t.tenant).await?;
+        let decision = snapshot.gate.check(&body.target, &body.artifacts, now);
+        named = decision.change.or(named);
+        let settled =
+            decision.verdict == Verdict::Deny && settled(&state, &t, &decision, named).await?;
+        let at = Instant::now();
+        if decision.verdict != Verdict::Deny || settled || at >= deadline {
+            break (decision, settled, now);
+        }
+        // Woken by any write through this server; every few seconds
+        // regardless, for a window opening or another replica's write.
+        let recheck = (at + Duration::from_secs(3)).min(deadline);
+        tokio::select! {
+            _ = writes.changed() => {}
+            _ = tokio::time::sleep_until(recheck) => {}
+        }
+    };
     let recorded = match &body.record {
         Some(record) => {
             let (recorded, refused) =
@@ -148,12 +186,35 @@ pub async fn check(
         fingerprint: decision.fingerprint,
         configuration_items: decision.configuration_items,
         recorded,
+        settled,
     })
     .into_response();
     if body.record.is_none() {
         response.extensions_mut().insert(NothingWritten);
     }
     Ok(response)
+}
+
+/// How long one gate check may wait.
+const MAX_WAIT_SECONDS: u64 = 60;
+
+/// Whether a denial is over for good: the change that came closest (now,
+/// or earlier in this wait: `named`) was rejected, cancelled or is over
+/// (its approval expired, it finished). Waiting cannot change that.
+async fn settled(
+    state: &AppState,
+    t: &InTenant,
+    d: &GateDecision,
+    named: Option<changegate_core::ChangeNumber>,
+) -> ApiResult<bool> {
+    if d.reason == Reason::Finished {
+        return Ok(true);
+    }
+    let Some(n) = d.change.or(named) else {
+        return Ok(false);
+    };
+    let c = state.store.change(t.tenant.id, n).await?;
+    Ok(c.state.is_final() || c.state == ChangeState::Rejected)
 }
 
 /// Record the deployment: on the covering change (which it starts, then

@@ -335,7 +335,85 @@ async fn checks_read_a_snapshot_that_every_write_renews(app: TestApp) {
     }
 }
 
+async fn a_waiting_check_answers_when_the_change_is_approved_at_once_on_a_rejection_and_at_its_end(
+    app: TestApp,
+) {
+    let m = governed(&app).await;
+    let pipeline = pipeline_of(&app, &m.ian).await;
+    let n = m.submitted(low_risk()).await;
+    let waiting = |secs: u64| {
+        let mut body = ask(APPROVED);
+        body["wait"] = json!(secs);
+        body
+    };
+    // Nothing changes: it waits to the end, then denies, saying what for.
+    let started = std::time::Instant::now();
+    let d = check(&pipeline, waiting(2)).await;
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(2),
+        "answered before its wait ended: {d}"
+    );
+    assert_eq!(
+        (d["verdict"].as_str(), d["settled"].as_bool()),
+        (Some("deny"), Some(false))
+    );
+    assert_eq!(d["message"], format!("{n} awaits 1 approval from msp-tech"));
+
+    // msp-tech approves on one member's word and rejects on both's.
+    let decide = |decision: &'static str, number: String| {
+        let board = if decision == "reject" {
+            vec![m.tom.clone(), m.tina.clone()]
+        } else {
+            vec![m.tom.clone()]
+        };
+        async move {
+            tokio::task::yield_now().await;
+            let mut last = Value::Null;
+            for who in board {
+                last = who
+                    .post(
+                        &format!("{A}/changes/{number}/decisions"),
+                        json!({ "decision": decision, "revision": 1 }),
+                    )
+                    .await
+                    .ok();
+            }
+            last
+        }
+    };
+    // Rejected while it waits: denied at once, settled.
+    let started = std::time::Instant::now();
+    let (d, rejected) = tokio::join!(check(&pipeline, waiting(30)), decide("reject", n.clone()));
+    assert_eq!(rejected["state"], "rejected", "{rejected}");
+    assert_eq!(
+        (d["verdict"].as_str(), d["settled"].as_bool()),
+        (Some("deny"), Some(true)),
+        "{d}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "a rejection is answered at once"
+    );
+
+    // A new change for the content, approved while it waits: allowed.
+    let again = m.submitted(low_risk()).await;
+    let (d, _) = tokio::join!(
+        check(&pipeline, waiting(30)),
+        decide("approve", again.clone())
+    );
+    assert_eq!(
+        (
+            d["verdict"].as_str(),
+            d["reason"].as_str(),
+            d["change"].as_str()
+        ),
+        (Some("allow"), Some("covered"), Some(again.as_str())),
+        "{d}"
+    );
+}
+
 crate::on_both!(
+    a_waiting_check_answers_when_the_change_is_approved_at_once_on_a_rejection_and_at_its_end,
     checks_read_a_snapshot_that_every_write_renews,
     a_pipeline_ships_only_approved_content_in_the_window_and_records_it,
     a_deployment_no_approved_change_covers_is_recorded_as_unauthorized,
