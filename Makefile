@@ -18,7 +18,7 @@ test: test-unit test-api test-browser test-e2e ## every tier: unit, API on SQLit
 
 test-unit: ## pure unit and property tests of every crate, the agent's router tests, generated-file drift
 	$(CARGO) test --workspace --lib --bins
-	$(CARGO) test -p changegate --test generated_in_sync --test webhook_router --test cli
+	$(CARGO) test -p changegate --test generated_in_sync --test webhook_router --test cli --test argocd_health
 
 test-api: pydeps ## the API and the stores on SQLite and on a private PostgreSQL the harness starts
 	$(CARGO) test -p changegate-testkit -p changegate-web --tests
