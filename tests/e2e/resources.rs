@@ -157,6 +157,19 @@ async fn the_examples_apply_and_the_invalid_one_is_refused_naming_the_field() {
         why.contains("spec.type: Unsupported value: \"urgent\""),
         "the refusal names the field: {why}"
     );
+    // The GitOps examples' ChangeRequests are admitted as they are.
+    for gitops in ["gitops/argocd/shop", "gitops/flux/shop/change"] {
+        succeeded(&kubectl(&[
+            "apply",
+            "--dry-run=server",
+            "-n",
+            &story.ns.name,
+            "-f",
+            &dir.join(gitops)
+                .join("change-request.yaml")
+                .to_string_lossy(),
+        ]));
+    }
 
     for name in ["web-2-4-1", "restart-web", "api-certificate"] {
         let c = story.synced(name).await;
