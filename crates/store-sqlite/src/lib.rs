@@ -7,6 +7,7 @@
 mod access;
 mod audit;
 mod changes;
+mod clusters;
 mod feeds;
 mod links;
 mod mail;
@@ -499,6 +500,19 @@ impl Store for SqliteStore {
 
     async fn put_resource_link(&self, link: &ResourceLink) -> Result<()> {
         links::put(&self.pool, link).await
+    }
+
+    async fn cluster_email_prefix(&self, cluster: &str) -> Result<Option<String>> {
+        clusters::email_prefix(&self.pool, cluster).await
+    }
+
+    async fn set_cluster_email_prefix(
+        &self,
+        cluster: &str,
+        prefix: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        clusters::set_email_prefix(&self.pool, cluster, prefix, at).await
     }
 
     async fn unlink_resource(&self, key: &ResourceKey, number: i64) -> Result<()> {

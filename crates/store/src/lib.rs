@@ -254,6 +254,16 @@ pub trait Store: Send + Sync + 'static {
     /// Records a link that stands for no numbered record (a
     /// MaintenanceWindow's window, `number` 0), replacing the key's link.
     async fn put_resource_link(&self, link: &ResourceLink) -> Result<()>;
+    /// The prefix cluster `cluster`'s API server gives OIDC user names
+    /// that are e-mail addresses, if an installation administrator set one.
+    async fn cluster_email_prefix(&self, cluster: &str) -> Result<Option<String>>;
+    /// Sets (or, with `None`, clears) that prefix.
+    async fn set_cluster_email_prefix(
+        &self,
+        cluster: &str,
+        prefix: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     /// Ends the link of `key` to `number` (the resource was deleted).
     async fn unlink_resource(&self, key: &ResourceKey, number: i64) -> Result<()>;
     async fn list_changes(&self, filter: &ChangeFilter) -> Result<Vec<Change>>;

@@ -176,6 +176,12 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             Admin,
             post(bundle::register_cluster),
         ),
+        r(
+            "PUT",
+            "/api/v1/clusters/{cluster}",
+            Admin,
+            put(bundle::put_cluster),
+        ),
         r("GET", "/api/v1/agent/bundle", Agent, get(bundle::bundle)),
         r("POST", "/api/v1/agent/reports", Agent, post(report::report)),
         r(

@@ -73,6 +73,58 @@ pub async fn register_cluster(
     ))
 }
 
+/// What the installation says of a registered cluster.
+#[derive(Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ClusterSettings {
+    /// The prefix the cluster's API server gives OIDC user names that are
+    /// e-mail addresses (its `--oidc-username-prefix`, e.g. `oidc:`): a
+    /// Kubernetes user `oidc:carol@client.example` with no explicit mapping
+    /// then stands for that user, when she has a role in the namespace's
+    /// tenant. `null`: explicit mappings only.
+    #[serde(default)]
+    pub email_prefix: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct ClusterPath {
+    pub cluster: String,
+}
+
+/// Say how a cluster's API server names people: with `emailPrefix`, user
+/// names that are that prefix and an e-mail address stand for that user
+/// (explicit mappings still come first). Only an installation
+/// administrator vouches for a cluster's authenticator.
+#[utoipa::path(put, path = "/api/v1/clusters/{cluster}", tag = "agent", request_body = ClusterSettings,
+    params(("cluster" = String, Path)),
+    responses((status = 200, body = ClusterSettings), (status = 403, body = crate::error::ErrorBody),
+        (status = 422, body = crate::error::ErrorBody)))]
+pub async fn put_cluster(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    axum::extract::Path(p): axum::extract::Path<ClusterPath>,
+    Body(body): Body<ClusterSettings>,
+) -> ApiResult<Json<ClusterSettings>> {
+    changegate_core::authz::authorize_admin(&caller)?;
+    let name = Slug::parse(&p.cluster).map_err(|e| ApiError::invalid("cluster", e.message))?;
+    if let Some(prefix) = &body.email_prefix
+        && (prefix.is_empty()
+            || prefix.starts_with("system:")
+            || prefix.len() > 64
+            || prefix.chars().any(char::is_whitespace))
+    {
+        return Err(ApiError::invalid(
+            "emailPrefix",
+            "the prefix the API server puts before OIDC user names, e.g. oidc: (not empty, no spaces, never system:)",
+        ));
+    }
+    state
+        .store
+        .set_cluster_email_prefix(name.as_str(), body.email_prefix.as_deref(), state.now())
+        .await?;
+    Ok(Json(body))
+}
+
 #[derive(Serialize, ToSchema)]
 pub struct Bundle {
     pub cluster: String,

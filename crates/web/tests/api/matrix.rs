@@ -144,6 +144,7 @@ fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
             json!({ "reason": "the matrix asks" })
         }
         "POST" if p == "/api/v1/clusters" => json!({ "name": "matrix-cluster" }),
+        "PUT" if p == "/api/v1/clusters/{cluster}" => json!({ "emailPrefix": "oidc:" }),
         "POST" if p == "/api/v1/agent/reports" => {
             json!({ "tenant": "client-a", "namespace": "payments",
             "kind": "Deployment", "name": "payments-api", "event": "unauthorized" })

@@ -983,7 +983,74 @@ async fn kubectl_decisions_take_the_one_decision_path_and_a_retry_is_recorded_on
     );
 }
 
+async fn a_clusters_oidc_prefix_makes_e_mail_user_names_its_tenants_people(app: TestApp) {
+    let (m, eu, us) = cluster(&app).await;
+    let by = |user: &str, uid: &str| {
+        let mut body = sync(uid, 1, "registry.example/payments@sha256:aaaa");
+        body["requestedBy"] = json!(user);
+        body
+    };
+    let at = |name: &str| format!("/api/v1/agent/changerequests/payments/{name}");
+    // Without the registration saying so, an address is no mapping.
+    let refused = eu
+        .put(&at("by-address"), by("oidc:eve@msp.example", "u-1"))
+        .await
+        .status(422);
+    assert_eq!(refused.json["error"]["field"], "requestedBy");
+    // Only an installation administrator vouches for a cluster's
+    // authenticator; a bad prefix is refused naming the field.
+    m.cm.put(
+        "/api/v1/clusters/prod-eu",
+        json!({ "emailPrefix": "oidc:" }),
+    )
+    .await
+    .status(403);
+    let bad = m
+        .admin
+        .put(
+            "/api/v1/clusters/prod-eu",
+            json!({ "emailPrefix": "system:" }),
+        )
+        .await
+        .status(422);
+    assert_eq!(bad.json["error"]["field"], "emailPrefix");
+    m.admin
+        .put(
+            "/api/v1/clusters/prod-eu",
+            json!({ "emailPrefix": "oidc:" }),
+        )
+        .await
+        .ok();
+    let raised = eu
+        .put(&at("by-address"), by("oidc:eve@msp.example", "u-1"))
+        .await
+        .ok();
+    let n = raised["number"].as_str().expect("a number");
+    let c = m.cm.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(c["requester"], "eve@msp.example");
+    // Someone with no role in the tenant, a name without the prefix, and
+    // another cluster's names stay unmapped.
+    eu.put(&at("by-stranger"), by("oidc:bob@client-b.example", "u-2"))
+        .await
+        .status(422);
+    eu.put(&at("by-bare-address"), by("eve@msp.example", "u-3"))
+        .await
+        .status(422);
+    let mut elsewhere = by("oidc:eve@msp.example", "u-4");
+    elsewhere["tenant"] = json!("client-b");
+    let other = us
+        .put("/api/v1/agent/changerequests/shop/by-address", elsewhere)
+        .await;
+    assert_ne!(other.status.as_u16(), 200, "{}", other.text);
+    // An explicit mapping comes first: eve-k8s is Eve whatever the prefix.
+    let explicit = eu.put(&at("explicit"), by("eve-k8s", "u-5")).await.ok();
+    let n = explicit["number"].as_str().expect("a number");
+    let c = m.cm.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(c["requester"], "eve@msp.example");
+}
+
 crate::on_both!(
+    a_clusters_oidc_prefix_makes_e_mail_user_names_its_tenants_people,
     kubectl_decisions_take_the_one_decision_path_and_a_retry_is_recorded_once,
     a_release_resource_waits_for_approval_then_plans_the_release_as_its_creator,
     a_maintenance_window_resource_writes_the_tenants_window_as_its_author,

@@ -105,15 +105,35 @@ pub async fn mapped(
         .objects(tenant.id, ObjectKind::ClusterIdentity)
         .await?
         .into_iter()
-        .find(|o| o.name == name)
-        .ok_or_else(unmapped)?;
-    let identity: Identity =
-        serde_json::from_str(&object.spec).map_err(|_| ApiError::internal())?;
-    let email = crate::dto::email_field("email", &identity.email)?;
+        .find(|o| o.name == name);
+    let email = match object {
+        Some(object) => {
+            let identity: Identity =
+                serde_json::from_str(&object.spec).map_err(|_| ApiError::internal())?;
+            crate::dto::email_field("email", &identity.email)?
+        }
+        // Where the cluster's registration says its API server names OIDC
+        // users by e-mail under a prefix, the name is the address.
+        None => {
+            let address = match state.store.cluster_email_prefix(cluster).await? {
+                Some(prefix) => user.strip_prefix(prefix.as_str()),
+                None => None,
+            };
+            match address.and_then(|a| changegate_core::Email::parse(a).ok()) {
+                Some(email) => email,
+                None => return Err(unmapped()),
+            }
+        }
+    };
     let user = match state.store.user_by_email(&email).await {
         Ok(u) => u,
         Err(StoreError::NotFound { .. }) => return Err(unmapped()),
         Err(e) => return Err(e.into()),
     };
-    principal_of(state.store.as_ref(), user).await
+    let principal = principal_of(state.store.as_ref(), user).await?;
+    // A cluster vouches only for people of its own tenants.
+    if !principal.sees(tenant.id) {
+        return Err(unmapped());
+    }
+    Ok(principal)
 }
