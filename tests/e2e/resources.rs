@@ -1209,6 +1209,37 @@ async fn a_spec_the_bundle_refuses_is_refused_at_apply_naming_the_field() {
     assert!(!out.status.success(), "a window on Mars was admitted");
     let why = String::from_utf8_lossy(&out.stderr);
     assert!(why.contains("spec.timeZone"), "{why}");
+    // A template the tenant does not have, and a creator the cluster maps
+    // to nobody of the tenant: refused at apply, naming the field.
+    let template = "apiVersion: changegate.dev/v1\nkind: ChangeRequest\nmetadata: {name: reboot}\nspec:\n  type: standard\n  \
+                    title: Reboot\n  template: reboot-everything\n  configurationItems: [web]\n";
+    let out = kubectl_stdin(&["apply", "-n", &story.ns.name, "-f", "-"], template);
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && why.contains("spec.template") && why.contains("restart-web"),
+        "{why}"
+    );
+    let stranger = "apiVersion: changegate.dev/v1\nkind: ChangeRequest\nmetadata: {name: strangers}\nspec:\n  title: A stranger's change\n  \
+                    configurationItems: [web]\n";
+    let out = kubectl_stdin(
+        &[
+            "apply",
+            "-n",
+            &story.ns.name,
+            "--as=stranger",
+            "--as-group=system:masters",
+            "-f",
+            "-",
+        ],
+        stranger,
+    );
+    let why = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && why.contains("metadata.annotations[changegate.dev/requested-by]")
+            && why.contains("Kubernetes user stranger of cluster local is not mapped"),
+        "{why}"
+    );
 }
 
 /// A process of `make up` (`server` or `operator`), stopped and started

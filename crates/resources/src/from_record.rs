@@ -390,6 +390,7 @@ mod tests {
             generation: 3,
             rollout: vec![],
             rollback: None,
+            changed_at: None,
         }
     }
 

@@ -65,6 +65,10 @@ pub struct ChangeRecord {
     pub rollout: Vec<Rollout>,
     #[serde(default)]
     pub rollback: Option<Rollback>,
+    /// When the server last wrote the change (the operator measures how
+    /// long its status took to show it).
+    #[serde(default)]
+    pub changed_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The gate's reason and message for holding an approved change back.

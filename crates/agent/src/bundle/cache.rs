@@ -86,6 +86,7 @@ mod tests {
             confirmed_at: "2026-11-27T10:00:00Z".parse().expect("time"),
             bundle: Bundle {
                 cluster: "prod-eu".into(),
+                email_prefix: None,
                 tenants: vec![],
             },
         };

@@ -31,6 +31,10 @@ const PREPARE_AHEAD: chrono::TimeDelta = chrono::TimeDelta::days(400);
 pub struct Bundle {
     /// The cluster the agent token was minted for.
     pub cluster: String,
+    /// The prefix the cluster's API server gives OIDC user names that are
+    /// e-mail addresses, if its registration says so.
+    #[serde(default)]
+    pub email_prefix: Option<String>,
     pub tenants: Vec<TenantBundle>,
 }
 
@@ -46,6 +50,12 @@ pub struct TenantBundle {
     pub windows: BTreeMap<String, WindowSpec>,
     #[serde(default)]
     pub changes: Vec<GateChange>,
+    /// The tenant's standard-change templates by name.
+    #[serde(default)]
+    pub templates: Vec<String>,
+    /// Kubernetes user names of this cluster mapped to the tenant's people.
+    #[serde(default)]
+    pub identities: Vec<String>,
 }
 
 /// A bundle ready for admission: its gates by tenant slug.

@@ -44,8 +44,10 @@ async fn reconcile(chg: Arc<ChangeRequest>, ctx: Arc<Context>) -> Result<Action,
         .as_ref()
         .map(|s| s.observed.clone())
         .unwrap_or_default();
+    let mut changed_at = None;
     let (observed, action, result) = match sync(&chg, &ctx).await {
         Ok(record) => {
+            changed_at = record.changed_at;
             annotate(chg.as_ref(), &ctx, CHANGE_ANNOTATION, &record.number).await;
             let next = record.next_window.as_ref().map(|w| w.opens_at);
             let observed = from_record::observed(&record, &previous.conditions, generation, now);
@@ -75,6 +77,13 @@ async fn reconcile(chg: Arc<ChangeRequest>, ctx: Arc<Context>) -> Result<Action,
     if observed != previous {
         apply_status(chg.as_ref(), &ctx, &observed).await?;
         record_events(&chg, &ctx, &previous, &observed).await;
+        // How long the record took to show, when it is what changed.
+        if let Some(at) = changed_at
+            && observed.phase != previous.phase
+            && let Ok(lag) = (Utc::now() - at).to_std()
+        {
+            ctx.metrics.status_lag("ChangeRequest", lag);
+        }
     }
     ctx.metrics
         .reconciled("ChangeRequest", result, started.elapsed());

@@ -42,6 +42,21 @@ pub fn refusal(
                 namespace,
                 tenant,
             };
+            if let Some(template) = &spec.template
+                && !known.templates.iter().any(|t| t == template)
+            {
+                let names = if known.templates.is_empty() {
+                    "it has none".to_string()
+                } else {
+                    format!("its templates: {}", known.templates.join(", "))
+                };
+                return Some(Invalid {
+                    field: "spec.template".into(),
+                    message: format!(
+                        "tenant {tenant} has no standard-change template {template:?}; {names}"
+                    ),
+                });
+            }
             let known = Known {
                 items: &known.configuration_items,
                 windows: &known.windows,
@@ -88,6 +103,42 @@ pub fn refusal(
     }
 }
 
+/// Why a resource created by `user` (as the API server authenticated
+/// them, and the mutating webhook stamped) cannot be: a name the cluster
+/// does not map to the tenant's people (explicitly, or as an e-mail
+/// address under the cluster's OIDC prefix). Without a bundle, or for a
+/// tenant it does not hold, the server judges it.
+pub fn author_refusal(user: &str, tenant: &str, snapshot: Option<&Snapshot>) -> Option<Invalid> {
+    let snapshot = snapshot?;
+    let known = snapshot
+        .bundle
+        .tenants
+        .iter()
+        .find(|t| t.tenant == tenant)?;
+    let mapped = known.identities.iter().any(|i| i == user)
+        || snapshot
+            .bundle
+            .email_prefix
+            .as_deref()
+            .is_some_and(|p| user.strip_prefix(p).is_some_and(|a| a.contains('@')));
+    if mapped {
+        return None;
+    }
+    let field = format!(
+        "metadata.annotations[{}]",
+        changegate_resources::REQUESTED_BY_ANNOTATION
+    );
+    let message = if user.starts_with("system:") && !user.starts_with("system:serviceaccount:") {
+        format!("{user} is a Kubernetes system identity; it never requests changes")
+    } else {
+        format!(
+            "Kubernetes user {user} of cluster {} is not mapped to a user of tenant {tenant}: a tenant administrator maps it (the portal's settings, People → Kubernetes names, or PUT /api/v1/tenants/{tenant}/clusters/{}/identities/{user})",
+            snapshot.cluster, snapshot.cluster
+        )
+    };
+    Some(Invalid { field, message })
+}
+
 /// A window field as the server names it, as the resource names it.
 fn resource_field(server: &str) -> String {
     let f = server.trim_start_matches("spec.");
@@ -119,6 +170,7 @@ mod tests {
             })),
         };
         let bundle = Bundle {
+            email_prefix: None,
             cluster: "local".into(),
             tenants: vec![TenantBundle {
                 tenant: "client-a".into(),
@@ -127,6 +179,8 @@ mod tests {
                 configuration_items: BTreeMap::from([("web".to_string(), web)]),
                 windows: BTreeMap::new(),
                 changes: vec![],
+                templates: vec!["restart-web".into()],
+                identities: vec!["changegate-admin".into()],
             }],
         };
         Snapshot::new("e".into(), bundle, chrono::Utc::now())
@@ -247,5 +301,62 @@ mod tests {
         );
         let e = judge("Release", &rel("api-3"), "shop", "client-a", None).expect("refused");
         assert_eq!(e.field, "spec.runbook[0].change", "{e}");
+    }
+
+    #[test]
+    fn an_unknown_template_is_refused_naming_the_field_and_the_templates() {
+        let chg = |template: &str| {
+            json!({"metadata": {"name": "x"}, "spec": {"type": "standard", "title": "Restart", "template": template,
+                   "configurationItems": ["web"]}})
+        };
+        let snapshot = snapshot();
+        assert_eq!(
+            judge(
+                "ChangeRequest",
+                &chg("restart-web"),
+                "shop",
+                "client-a",
+                Some(&snapshot)
+            ),
+            None
+        );
+        let e = judge(
+            "ChangeRequest",
+            &chg("reboot"),
+            "shop",
+            "client-a",
+            Some(&snapshot),
+        )
+        .expect("refused");
+        assert_eq!(e.field, "spec.template");
+        assert!(e.message.contains("its templates: restart-web"), "{e}");
+    }
+
+    #[test]
+    fn a_resource_by_an_unmapped_kubernetes_user_is_refused_at_apply() {
+        let snapshot = snapshot();
+        assert_eq!(
+            author_refusal("changegate-admin", "client-a", Some(&snapshot)),
+            None
+        );
+        let e = author_refusal("mallory", "client-a", Some(&snapshot)).expect("refused");
+        assert_eq!(e.field, "metadata.annotations[changegate.dev/requested-by]");
+        assert!(
+            e.message
+                .contains("not mapped to a user of tenant client-a"),
+            "{e}"
+        );
+        // Another tenant, or no bundle: the server judges.
+        assert_eq!(author_refusal("mallory", "client-b", Some(&snapshot)), None);
+        assert_eq!(author_refusal("mallory", "client-a", None), None);
+        // Under the cluster's OIDC prefix, an address passes here.
+        let mut bundle = snapshot.bundle.clone();
+        bundle.email_prefix = Some("oidc:".into());
+        let prefixed = Snapshot::new("f".into(), bundle, chrono::Utc::now());
+        assert_eq!(
+            author_refusal("oidc:carol@client-a.example", "client-a", Some(&prefixed)),
+            None
+        );
+        assert!(author_refusal("oidc:carol", "client-a", Some(&prefixed)).is_some());
     }
 }

@@ -41,6 +41,7 @@ pub struct Metrics {
     latency: Family<WebhookLabel, Histogram>,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_time: Family<KindLabel, Histogram>,
+    record_lag: Family<KindLabel, Histogram>,
 }
 
 impl Default for Metrics {
@@ -76,12 +77,21 @@ impl Default for Metrics {
             "Time from a reconcile's start to its status written (the server's answer included)",
             reconcile_time.clone(),
         );
+        let record_lag = Family::<KindLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0])
+        });
+        registry.register(
+            "record_status_lag_seconds",
+            "Time from the server's write of a record to the operator's status showing it",
+            record_lag.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             decisions,
             latency,
             reconciles,
             reconcile_time,
+            record_lag,
         }
     }
 }
@@ -113,6 +123,13 @@ impl Metrics {
         self.reconcile_time
             .get_or_create(&KindLabel { kind })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// A record written at the server `lag` before its status was written.
+    pub fn status_lag(&self, kind: &'static str, lag: Duration) {
+        self.record_lag
+            .get_or_create(&KindLabel { kind })
+            .observe(lag.as_secs_f64());
     }
 
     pub fn encode(&self) -> Result<String, std::fmt::Error> {

@@ -141,6 +141,15 @@ async fn validate_resources(State(app): State<Arc<App>>, body: Bytes) -> Respons
         };
         let value = serde_json::to_value(object).unwrap_or_default();
         let snapshot = app.bundle.current().map(|(s, _)| s);
+        // Who creates it must be someone the cluster maps to the tenant's
+        // people (the mutating webhook stamped them; its own writes are
+        // the operator's, which creates none).
+        if req.operation == KubeOperation::Create
+            && let Some(user) = req.user_info.username.as_deref()
+            && let Some(e) = super::check::author_refusal(user, &tenant, snapshot.as_deref())
+        {
+            return (response.deny(format!("changegate: {e}")), "Invalid");
+        }
         match super::check::refusal(
             &req.kind.kind,
             &value,

@@ -128,6 +128,9 @@ pub async fn put_cluster(
 #[derive(Serialize, ToSchema)]
 pub struct Bundle {
     pub cluster: String,
+    /// The prefix this cluster's API server gives OIDC user names that are
+    /// e-mail addresses, if its registration says so.
+    pub email_prefix: Option<String>,
     pub tenants: Vec<TenantBundle>,
 }
 
@@ -149,6 +152,12 @@ pub struct TenantBundle {
     /// Changes in flight naming those items.
     #[schema(value_type = Vec<Object>)]
     pub changes: Vec<GateChange>,
+    /// The names of the tenant's standard-change templates (a
+    /// ChangeRequest naming another is refused at apply time).
+    pub templates: Vec<String>,
+    /// Kubernetes user names of this cluster mapped to the tenant's
+    /// people (a resource created by anyone else is refused at apply time).
+    pub identities: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -239,7 +248,24 @@ async fn build(state: &AppState, cluster: &str) -> ApiResult<(Bundle, BTreeMap<T
             continue;
         }
         heads.insert(tenant.id, snapshot.head);
+        let templates = state
+            .store
+            .objects(tenant.id, changegate_store::ObjectKind::Template)
+            .await?
+            .into_iter()
+            .map(|o| o.name)
+            .collect();
+        let mapped_here = format!("{cluster}/");
+        let identities = state
+            .store
+            .objects(tenant.id, changegate_store::ObjectKind::ClusterIdentity)
+            .await?
+            .into_iter()
+            .filter_map(|o| o.name.strip_prefix(&mapped_here).map(str::to_string))
+            .collect();
         tenants.push(TenantBundle {
+            templates,
+            identities,
             tenant: tenant.slug.to_string(),
             enforcement: snapshot.policy.enforcement,
             window_required: snapshot.policy.window_required.clone(),
@@ -256,6 +282,7 @@ async fn build(state: &AppState, cluster: &str) -> ApiResult<(Bundle, BTreeMap<T
     Ok((
         Bundle {
             cluster: cluster.to_string(),
+            email_prefix: state.store.cluster_email_prefix(cluster).await?,
             tenants,
         },
         heads,

@@ -446,6 +446,7 @@ pub async fn record(
             .map(|(at, detail)| outcome::Recorded { at: *at, detail }),
     );
     Ok(ChangeRecord {
+        changed_at: Some(c.updated_at),
         rollout,
         rollback,
         number: c.number.to_string(),
