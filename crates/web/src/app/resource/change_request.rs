@@ -11,7 +11,6 @@ use changegate_core::ChangeNumber;
 use changegate_core::authz::Action;
 use changegate_core::change::ChangeState;
 use changegate_resources::change_request::{Awaiting, Decision, NextWindow};
-use changegate_resources::outcome;
 use changegate_resources::wire::{ChangeRecord, ChangeRequestSync, Hold, LinkedResource};
 use changegate_store::{
     Change, ChangeWrite, NewChange, ResourceKey, ResourceLink, StoreError, Tenant,
@@ -432,19 +431,7 @@ pub async fn record(
             .map(|(name, opens_at)| NextWindow { name, opens_at });
         (hold, next)
     };
-    let events = store
-        .audit_events_about(tenant.id, &c.number.to_string())
-        .await?;
-    let details: Vec<(chrono::DateTime<chrono::Utc>, serde_json::Value)> = events
-        .iter()
-        .filter(|e| e.body.action == "deployment.recorded")
-        .filter_map(|e| Some((e.body.at, serde_json::from_str(&e.body.detail).ok()?)))
-        .collect();
-    let (rollout, rollback) = outcome::fold(
-        details
-            .iter()
-            .map(|(at, detail)| outcome::Recorded { at: *at, detail }),
-    );
+    let (rollout, rollback) = super::followed(state, tenant, c.number).await?;
     Ok(ChangeRecord {
         changed_at: Some(c.updated_at),
         rollout,
@@ -475,24 +462,8 @@ pub async fn linked_change_requests(
     state: &AppState,
     cluster: &str,
 ) -> ApiResult<Vec<LinkedResource>> {
-    let bound: Vec<_> = state
-        .snapshots
-        .bound_to(state, cluster)
-        .await?
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
-    Ok(state
-        .store
-        .resource_links(cluster, CHANGE_REQUEST)
-        .await?
-        .into_iter()
-        .filter(|l| bound.contains(&l.tenant))
-        .map(|l| LinkedResource {
-            namespace: l.key.namespace,
-            name: l.key.name,
-            uid: l.uid,
-            number: ChangeNumber(l.number).to_string(),
-        })
-        .collect())
+    super::linked(state, cluster, CHANGE_REQUEST, |n| {
+        ChangeNumber(n).to_string()
+    })
+    .await
 }

@@ -26,6 +26,63 @@ pub use change_request::{
 pub use release::{RELEASE, delete_release, linked_releases, sync_release};
 pub use window::{MAINTENANCE_WINDOW, delete_window, sync_window};
 
+/// What the operator followed under change `number` of `tenant` (its
+/// `deployment.recorded` events), as a resource's `rollout[]` and `rollback`.
+pub(crate) async fn followed(
+    state: &AppState,
+    tenant: &Tenant,
+    number: changegate_core::ChangeNumber,
+) -> ApiResult<(
+    Vec<changegate_resources::change_request::Rollout>,
+    Option<changegate_resources::change_request::Rollback>,
+)> {
+    use changegate_resources::outcome;
+    let events = state
+        .store
+        .audit_events_about(tenant.id, &number.to_string())
+        .await?;
+    let details: Vec<(chrono::DateTime<chrono::Utc>, serde_json::Value)> = events
+        .iter()
+        .filter(|e| e.body.action == "deployment.recorded")
+        .filter_map(|e| Some((e.body.at, serde_json::from_str(&e.body.detail).ok()?)))
+        .collect();
+    Ok(outcome::fold(
+        details
+            .iter()
+            .map(|(at, detail)| outcome::Recorded { at: *at, detail }),
+    ))
+}
+
+/// The resources of `kind` in `cluster` linked to records, in the tenants
+/// bound to it (`number` spells a link's number, e.g. `CHG-n`).
+pub(crate) async fn linked(
+    state: &AppState,
+    cluster: &str,
+    kind: &str,
+    number: impl Fn(i64) -> String,
+) -> ApiResult<Vec<changegate_resources::wire::LinkedResource>> {
+    let bound: Vec<_> = state
+        .snapshots
+        .bound_to(state, cluster)
+        .await?
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    Ok(state
+        .store
+        .resource_links(cluster, kind)
+        .await?
+        .into_iter()
+        .filter(|l| bound.contains(&l.tenant))
+        .map(|l| changegate_resources::wire::LinkedResource {
+            namespace: l.key.namespace,
+            name: l.key.name,
+            uid: l.uid,
+            number: number(l.number),
+        })
+        .collect())
+}
+
 /// Where the resource `namespace/name` of `kind` in `cluster` lives.
 pub(crate) fn key(cluster: &str, namespace: &str, kind: &str, name: &str) -> ResourceKey {
     ResourceKey {

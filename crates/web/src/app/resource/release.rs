@@ -391,20 +391,7 @@ async fn record(
     let mut rollout = Vec::new();
     let mut rollback = None;
     for item in r.changes.iter().filter(|i| i.tenant == tenant.id) {
-        let events = state
-            .store
-            .audit_events_about(tenant.id, &item.change.to_string())
-            .await?;
-        let details: Vec<(chrono::DateTime<chrono::Utc>, serde_json::Value)> = events
-            .iter()
-            .filter(|e| e.body.action == "deployment.recorded")
-            .filter_map(|e| Some((e.body.at, serde_json::from_str(&e.body.detail).ok()?)))
-            .collect();
-        let (followed, rolled_back) = changegate_resources::outcome::fold(
-            details
-                .iter()
-                .map(|(at, detail)| changegate_resources::outcome::Recorded { at: *at, detail }),
-        );
+        let (followed, rolled_back) = super::followed(state, tenant, item.change).await?;
         rollout.extend(followed);
         rollback = rollback.or(rolled_back);
     }
@@ -507,24 +494,5 @@ pub async fn delete_release(
 
 /// The Releases of `cluster` linked to releases, in the tenants bound to it.
 pub async fn linked_releases(state: &AppState, cluster: &str) -> ApiResult<Vec<LinkedResource>> {
-    let bound: Vec<_> = state
-        .snapshots
-        .bound_to(state, cluster)
-        .await?
-        .into_iter()
-        .map(|t| t.id)
-        .collect();
-    Ok(state
-        .store
-        .resource_links(cluster, RELEASE)
-        .await?
-        .into_iter()
-        .filter(|l| bound.contains(&l.tenant))
-        .map(|l| LinkedResource {
-            namespace: l.key.namespace,
-            name: l.key.name,
-            uid: l.uid,
-            number: ReleaseNumber(l.number).to_string(),
-        })
-        .collect())
+    super::linked(state, cluster, RELEASE, |n| ReleaseNumber(n).to_string()).await
 }
