@@ -23,7 +23,9 @@
 //!    seconds.
 //! 6. 1,000 simulated agents long-polling their clusters' bundles, idle
 //!    and through a burst of 100 approvals (`server_load/fleet.rs`).
-//! 7. RSS again, then the server is killed and its database removed.
+//! 7. Pipelines waiting on the gate (`wait`): 100, then 1,000 at once,
+//!    until their changes are approved (`server_load/pipelines.rs`).
+//! 8. RSS again, then the server is killed and its database removed.
 //!
 //! `CHANGEGATE_BENCH_DATABASES=sqlite` (or `postgres`) runs one of the two.
 
@@ -48,6 +50,8 @@ use std::time::{Duration, Instant};
 
 #[path = "server_load/fleet.rs"]
 mod fleet;
+#[path = "server_load/pipelines.rs"]
+mod pipelines;
 #[path = "server_load/portal.rs"]
 mod portal;
 
@@ -203,6 +207,9 @@ struct Fixture {
     agent_token: String,
     /// A submitted change of the fleet phase's item, left awaiting until then.
     fleet_change: i64,
+    /// Submitted changes of payments-api with the artifact each ships,
+    /// left awaiting until the pipelines phase waits for them.
+    pipeline_changes: Vec<(i64, String)>,
 }
 
 async fn run(backend: Backend, bin: &Path, changes: usize, seconds: Duration) {
@@ -310,6 +317,7 @@ async fn run(backend: Backend, bin: &Path, changes: usize, seconds: Duration) {
     );
 
     fleet::run(name, &server, &tenants).await;
+    pipelines::run(name, &db.store, &server, &tenants).await;
 
     let after_load = server.memory();
     println!(
@@ -342,6 +350,7 @@ async fn load(store: &Arc<dyn Store>, changes: usize) -> (Vec<Fixture>, Duration
             awaiting: Vec::new(),
             agent_token: t.agent_token.clone(),
             fleet_change: 0,
+            pipeline_changes: Vec::new(),
         });
         people.push(t);
     }
@@ -379,6 +388,11 @@ async fn load(store: &Arc<dyn Store>, changes: usize) -> (Vec<Fixture>, Duration
     }
     for (f, t) in fixtures.iter_mut().zip(people.iter()) {
         f.fleet_change = create_change(store.as_ref(), t, per_tenant, true, fleet::ITEM).await;
+        for seq in [per_tenant + 1, per_tenant + 2] {
+            let number = create_change(store.as_ref(), t, seq, true, "payments-api").await;
+            f.pipeline_changes
+                .push((number, format!("registry.example/payments:2.{seq}.1")));
+        }
     }
     (fixtures, setup)
 }

@@ -332,6 +332,15 @@ impl TenantGate {
         }
     }
 
+    /// The state of change `number` as this gate holds it; `None` when
+    /// the gate does not hold it (closed, rejected, another tenant's).
+    pub fn state_of(&self, number: ChangeNumber) -> Option<ChangeState> {
+        self.changes
+            .iter()
+            .find(|c| c.number == number)
+            .map(|c| c.state)
+    }
+
     /// Why change `number` may not ship its own approved content at
     /// `now`, if it may not (a closed window, a blackout, a release
     /// holding it, its approval expired, not approved yet); `None` when it

@@ -47,6 +47,8 @@ pub struct AppState {
     pub snapshots: Arc<snapshot::Snapshots>,
     /// `/metrics` as last rendered.
     pub metrics: Arc<api::kpis::MetricsCache>,
+    /// Gate checks waiting (`wait`) for a decision to change.
+    pub gate_waits: Arc<Waiting>,
     /// When the database was last found unreachable: for a second after,
     /// requests are answered 503 at once instead of each waiting to find
     /// out again (`/readyz` and an agent's cached bundle excepted).
@@ -65,6 +67,7 @@ impl AppState {
             public_url: "http://127.0.0.1:8080".into(),
             snapshots: Arc::default(),
             metrics: Arc::default(),
+            gate_waits: Arc::default(),
             away: Arc::default(),
         }
     }
@@ -711,6 +714,32 @@ fn confined_to(path: &str) -> Option<String> {
         .or_else(|| path.strip_prefix("/t/"))?;
     let (slug, below) = rest.split_once('/')?;
     (!slug.is_empty() && !below.is_empty()).then(|| slug.to_string())
+}
+
+/// How many requests are waiting now (each holds a [`WaitingOne`] while
+/// it waits; dropping it, also when the caller goes away, counts it out).
+#[derive(Default, Debug)]
+pub struct Waiting(std::sync::atomic::AtomicUsize);
+
+impl Waiting {
+    pub fn enter(self: &Arc<Self>) -> WaitingOne {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        WaitingOne(self.clone())
+    }
+
+    pub fn now(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// One waiting request; see [`Waiting`].
+#[derive(Debug)]
+pub struct WaitingOne(Arc<Waiting>);
+
+impl Drop for WaitingOne {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 /// Writes through this server, counted: in all (what long-polls wait on),

@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use changegate_core::authz::Action;
 use changegate_core::change::ChangeState;
-use changegate_core::gate::{GateDecision, Reason, Target, Verdict};
+use changegate_core::gate::{GateDecision, Reason, Target, TenantGate, Verdict};
 use changegate_store::{NewEvent, TokenScope};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -140,17 +140,21 @@ pub async fn check(
     // The change a denial named while waiting: rejected, it leaves the
     // gate (which then finds no change), and that settles it too.
     let mut named = None;
+    // Counted among the waiting checks from its first wait until it
+    // answers or its caller goes away.
+    let mut waiting = None;
     let (mut decision, settled, now) = loop {
         let now = state.now();
         let snapshot = state.snapshots.of(&state, &t.tenant).await?;
         let decision = snapshot.gate.check(&body.target, &body.artifacts, now);
         named = decision.change.or(named);
-        let settled =
-            decision.verdict == Verdict::Deny && settled(&state, &t, &decision, named).await?;
+        let settled = decision.verdict == Verdict::Deny
+            && settled(&state, &t, &snapshot.gate, &decision, named).await?;
         let at = Instant::now();
         if decision.verdict != Verdict::Deny || settled || at >= deadline {
             break (decision, settled, now);
         }
+        waiting.get_or_insert_with(|| state.gate_waits.enter());
         // Woken by any write through this server; every few seconds
         // regardless, for a window opening or another replica's write.
         let recheck = (at + Duration::from_secs(3)).min(deadline);
@@ -201,9 +205,13 @@ const MAX_WAIT_SECONDS: u64 = 60;
 /// Whether a denial is over for good: the change that came closest (now,
 /// or earlier in this wait: `named`) was rejected, cancelled or is over
 /// (its approval expired, it finished). Waiting cannot change that.
+/// The snapshot answers for a change it holds; the database only for one
+/// that left it (a thousand waiting checks woken by one write read no
+/// rows).
 async fn settled(
     state: &AppState,
     t: &InTenant,
+    gate: &TenantGate,
     d: &GateDecision,
     named: Option<changegate_core::ChangeNumber>,
 ) -> ApiResult<bool> {
@@ -213,8 +221,12 @@ async fn settled(
     let Some(n) = d.change.or(named) else {
         return Ok(false);
     };
+    let over = |s: ChangeState| s.is_final() || s == ChangeState::Rejected;
+    if let Some(held) = gate.state_of(n) {
+        return Ok(over(held));
+    }
     let c = state.store.change(t.tenant.id, n).await?;
-    Ok(c.state.is_final() || c.state == ChangeState::Rejected)
+    Ok(over(c.state))
 }
 
 /// Record the deployment: on the covering change (which it starts, then

@@ -88,14 +88,40 @@ pub struct MetricsCache {
 pub async fn metrics(State(state): State<AppState>, Caller(caller): Caller) -> ApiResult<Response> {
     authz::authorize_admin(&caller)?;
     let mut cached = state.metrics.rendered.lock().await;
-    if let Some((at, text)) = cached.as_ref()
-        && at.elapsed() < METRICS_FOR
-    {
-        return Ok(text_response(text.clone()));
-    }
-    let text = render(&state).await?;
-    *cached = Some((Instant::now(), text.clone()));
+    let kpis = match cached.as_ref() {
+        Some((at, text)) if at.elapsed() < METRICS_FOR => text.clone(),
+        _ => {
+            let text = render(&state).await?;
+            *cached = Some((Instant::now(), text.clone()));
+            text
+        }
+    };
+    drop(cached);
+    // The KPIs as cached, then what is counted live (one `# EOF`, last).
+    let mut text = kpis
+        .strip_suffix("# EOF\n")
+        .map(str::to_string)
+        .unwrap_or(kpis);
+    text.push_str(&live(&state)?);
     Ok(text_response(text))
+}
+
+/// What the server counts as it goes, rendered on every scrape.
+fn live(state: &AppState) -> ApiResult<String> {
+    let mut registry = Registry::with_prefix("changegate");
+    let waiting = Gauge::<i64, std::sync::atomic::AtomicI64>::default();
+    registry.register(
+        "gate_checks_waiting",
+        "Gate checks waiting (`wait`) for their decision to change",
+        waiting.clone(),
+    );
+    waiting.set(i64::try_from(state.gate_waits.now()).unwrap_or(i64::MAX));
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, &registry).map_err(|e| {
+        tracing::error!(%e, "encoding the metrics");
+        ApiError::internal()
+    })?;
+    Ok(out)
 }
 
 fn text_response(text: String) -> Response {

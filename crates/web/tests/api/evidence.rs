@@ -233,6 +233,16 @@ async fn the_kpis_of_a_period_match_its_records_and_reach_prometheus(app: TestAp
             .text
             .contains("changegate_kpi_changes{tenant=\"client-b\"} 0")
     );
+    // Counted live beside the cached KPIs, and one end marker, last.
+    assert!(
+        metrics
+            .text
+            .contains("\nchangegate_gate_checks_waiting 0\n")
+            && metrics.text.ends_with("# EOF\n")
+            && metrics.text.matches("# EOF").count() == 1,
+        "{}",
+        metrics.text
+    );
 }
 
 /// Someone with database access rewrites client A's last event and the

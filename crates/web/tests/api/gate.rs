@@ -382,33 +382,95 @@ async fn a_waiting_check_answers_when_the_change_is_approved_at_once_on_a_reject
         }
     };
     // Rejected while it waits: denied at once, settled.
-    let started = std::time::Instant::now();
-    let (d, rejected) = tokio::join!(check(&pipeline, waiting(30)), decide("reject", n.clone()));
-    assert_eq!(rejected["state"], "rejected", "{rejected}");
+    let (d, since) = tokio::join!(
+        answered(check(&pipeline, waiting(30))),
+        once_waiting(&app, decide("reject", n.clone()))
+    );
+    assert_eq!(since.0["state"], "rejected", "{}", since.0);
     assert_eq!(
-        (d["verdict"].as_str(), d["settled"].as_bool()),
+        (d.0["verdict"].as_str(), d.0["settled"].as_bool()),
         (Some("deny"), Some(true)),
-        "{d}"
+        "{}",
+        d.0
     );
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(30),
-        "a rejection is answered at once"
-    );
+    within_a_second_of(d.1, since, "the rejection");
 
     // A new change for the content, approved while it waits: allowed.
     let again = m.submitted(low_risk()).await;
-    let (d, _) = tokio::join!(
-        check(&pipeline, waiting(30)),
-        decide("approve", again.clone())
+    let (d, since) = tokio::join!(
+        answered(check(&pipeline, waiting(30))),
+        once_waiting(&app, decide("approve", again.clone()))
     );
     assert_eq!(
         (
-            d["verdict"].as_str(),
-            d["reason"].as_str(),
-            d["change"].as_str()
+            d.0["verdict"].as_str(),
+            d.0["reason"].as_str(),
+            d.0["change"].as_str()
         ),
         (Some("allow"), Some("covered"), Some(again.as_str())),
-        "{d}"
+        "{}",
+        d.0
+    );
+    within_a_second_of(d.1, since, "the approval");
+    assert_eq!(app.state.gate_waits.now(), 0, "no check counted as waiting");
+
+    // A caller that goes away is no longer counted.
+    let mut other = ask(OTHER);
+    other["wait"] = json!(30);
+    let mut gone = Box::pin(check(&pipeline, other));
+    tokio::select! {
+        d = &mut gone => panic!("nothing covers other content, yet the check answered {d}"),
+        () = until_waiting(&app, 1) => {}
+    }
+    drop(gone);
+    assert_eq!(
+        app.state.gate_waits.now(),
+        0,
+        "the gone caller still counted"
+    );
+}
+
+/// A check's answer and when it came.
+async fn answered(check: impl std::future::Future<Output = Value>) -> (Value, std::time::Instant) {
+    let d = check.await;
+    (d, std::time::Instant::now())
+}
+
+/// Once `count` gate checks wait on the server (a condition, not a
+/// sleep: the server counts them).
+async fn until_waiting(app: &TestApp, count: usize) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.state.gate_waits.now() < count {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no gate check waited within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Runs `decide` once a gate check waits; its answer and when it came
+/// (the decision recorded).
+async fn once_waiting(
+    app: &TestApp,
+    decide: impl std::future::Future<Output = Value>,
+) -> (Value, std::time::Instant) {
+    until_waiting(app, 1).await;
+    let decided = decide.await;
+    (decided, std::time::Instant::now())
+}
+
+/// DESIGN §7's promise to pipelines: a waiting check answers within a
+/// second of the decision that changes its answer.
+fn within_a_second_of(
+    answered: std::time::Instant,
+    decided: (Value, std::time::Instant),
+    what: &str,
+) {
+    let after = answered.saturating_duration_since(decided.1);
+    assert!(
+        after <= std::time::Duration::from_secs(1),
+        "the waiting check answered {after:?} after {what} was recorded"
     );
 }
 
