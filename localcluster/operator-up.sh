@@ -46,7 +46,7 @@ curl -fsS -X POST "$SERVER_URL/api/v1/clusters" -H "authorization: Bearer $(cat 
 # cluster-scoped names get a suffix: the chart's own RBAC test installs
 # and removes the chart's names.
 helm template changegate "$REPO_ROOT/charts/changegate" --namespace "$OPERATOR_NAMESPACE" \
-  --set server.url="$SERVER_URL" \
+  --set server.url="$SERVER_URL" --set changegate-server.enabled=false \
   --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml --show-only templates/roles.yaml \
   | sed 's/changegate-operator$/changegate-operator-up/; s/name: changegate-operator}/name: changegate-operator-up}/' \
   | kubectl_admin apply -n "$OPERATOR_NAMESPACE" -f - >/dev/null

@@ -42,6 +42,12 @@ pub struct ServeArgs {
     /// administrators cannot rewrite it.
     #[arg(long, env = "CHANGEGATE_CHECKPOINT_LOG")]
     checkpoint_log: Option<std::path::PathBuf>,
+    /// At every start, make sure of the first administrator and the clusters
+    /// this directory's files name (the Helm chart mounts its generated
+    /// Secret here): `admin-email`, `admin-password`, `admin-token`,
+    /// `agent-token-<cluster>`. Existing users and tokens are left as they are.
+    #[arg(long, env = "CHANGEGATE_BOOTSTRAP_DIR")]
+    bootstrap_dir: Option<std::path::PathBuf>,
     #[command(flatten)]
     db: DatabaseArgs,
 }
@@ -74,6 +80,29 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         }
     };
     let store = opened.store();
+    // The server's one clock: the bootstrap, handlers, their writes and
+    // the scheduler.
+    let clock: changegate_store::Clock = std::sync::Arc::new(chrono::Utc::now);
+    if let Some(dir) = &args.bootstrap_dir {
+        let bootstrap = changegate_web::app::bootstrap::Bootstrap::read(dir);
+        let done = match bootstrap {
+            Ok(b) => b.apply(store.as_ref(), clock()).await,
+            Err(e) => Err(e),
+        };
+        match done {
+            Ok(done) => tracing::info!(
+                admin_created = done.admin_created,
+                admin_token_stored = done.admin_token_stored,
+                clusters_registered = ?done.clusters_registered,
+                dir = %dir.display(),
+                "bootstrap applied"
+            ),
+            Err(e) => {
+                eprintln!("changegate: --bootstrap-dir: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let mailer = match (&args.smtp, &args.mail_dir) {
         (Some(url), _) => Some(changegate_jobs::mail::Mailer::new(url, &args.mail_from)),
         (None, Some(dir)) => Some(changegate_jobs::mail::Mailer::to_dir(dir, &args.mail_from)),
@@ -125,8 +154,6 @@ pub async fn run(args: ServeArgs) -> ExitCode {
         },
         None => None,
     };
-    // The server's one clock: handlers, their writes and the scheduler.
-    let clock: changegate_store::Clock = std::sync::Arc::new(chrono::Utc::now);
     let jobs = tokio::spawn(changegate_jobs::run(
         store.clone(),
         clock.clone(),

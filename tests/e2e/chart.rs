@@ -18,12 +18,20 @@ pub fn helm() -> PathBuf {
 const AGENT_CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/changegate");
 const SERVER_CHART: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/charts/changegate-server");
 
-/// The value the chart requires, so that a render fails only on what a test sets.
-fn required_value(chart: &str) -> &'static str {
+/// Values that point each chart at an outside party, so that a render
+/// differs from the defaults only in what a test sets: the operator at a
+/// central server (no server installed beside it), the server at its
+/// public address.
+fn central(chart: &str) -> &'static [&'static str] {
     if chart == SERVER_CHART {
-        "publicUrl=https://changegate.example.com"
+        &["--set", "publicUrl=https://changegate.example.com"]
     } else {
-        "server.url=https://changegate.example.com"
+        &[
+            "--set",
+            "server.url=https://changegate.example.com",
+            "--set",
+            "changegate-server.enabled=false",
+        ]
     }
 }
 
@@ -62,9 +70,8 @@ fn template_args<'a>(chart: &'a str, extra: &[&'a str], only: &[&'a str]) -> Vec
         chart,
         "--namespace",
         "changegate-system",
-        "--set",
-        required_value(chart),
     ];
+    args.extend_from_slice(central(chart));
     args.extend_from_slice(extra);
     for file in only {
         args.extend(["--show-only", *file]);
@@ -92,16 +99,11 @@ fn server_accepts(manifests: &str) {
 
 #[test]
 fn the_chart_lints_in_both_tls_modes() {
-    let server = required_value(AGENT_CHART);
-    run_helm(&["lint", AGENT_CHART, "--set", server]);
-    run_helm(&[
-        "lint",
-        AGENT_CHART,
-        "--set",
-        server,
-        "--set",
-        "certManager.enabled=true",
-    ]);
+    let mut central_server = vec!["lint", AGENT_CHART];
+    central_server.extend_from_slice(central(AGENT_CHART));
+    run_helm(&central_server);
+    central_server.extend(["--set", "certManager.enabled=true"]);
+    run_helm(&central_server);
 }
 
 #[test]
@@ -188,9 +190,10 @@ const SERVER_ON_POSTGRES: &[&str] = &[
 
 #[test]
 fn the_server_chart_lints_with_sqlite_and_postgres() {
-    let public_url = required_value(SERVER_CHART);
-    run_helm(&["lint", SERVER_CHART, "--set", public_url]);
-    let mut postgres = vec!["lint", SERVER_CHART, "--set", public_url];
+    let mut sqlite = vec!["lint", SERVER_CHART];
+    sqlite.extend_from_slice(central(SERVER_CHART));
+    run_helm(&sqlite);
+    let mut postgres = sqlite.clone();
     postgres.extend_from_slice(SERVER_ON_POSTGRES);
     run_helm(&postgres);
 }
@@ -301,4 +304,71 @@ fn the_schemas_refuse_a_misspelt_key_and_a_non_integer_replica_count() {
             "{chart}: {not_integer}"
         );
     }
+}
+
+/// `helm install changegate charts/changegate` with nothing set: the
+/// server beside the operator, on SQLite, with its bootstrap Secret, the
+/// operator reaching it inside the cluster with this cluster's token from
+/// that Secret; both charts lint from their defaults alone.
+#[test]
+fn the_charts_lint_and_install_from_their_defaults_alone() {
+    run_helm(&["lint", AGENT_CHART]);
+    run_helm(&["lint", SERVER_CHART]);
+    let manifests = run_helm(&[
+        "template",
+        "changegate",
+        AGENT_CHART,
+        "--namespace",
+        "changegate-system",
+    ]);
+    for expected in [
+        // The server and its database.
+        "name: changegate-server\n",
+        "kind: PersistentVolumeClaim",
+        "- {name: CHANGEGATE_DATA_DIR, value: /var/lib/changegate}",
+        "value: \"http://changegate-server.changegate-system.svc\"",
+        // Its first administrator and this cluster, generated once.
+        "name: changegate-server-bootstrap",
+        "admin-password: ",
+        "admin-token: ",
+        "agent-token-local: ",
+        "helm.sh/resource-policy: keep",
+        "- {name: CHANGEGATE_BOOTSTRAP_DIR, value: /var/run/changegate/bootstrap}",
+        // The operator, pointed at it with that token.
+        "- --server=http://changegate-server.changegate-system.svc",
+        "items: [{key: agent-token-local, path: agent-token}]",
+    ] {
+        assert!(
+            manifests.contains(expected),
+            "the default install lacks {expected:?}"
+        );
+    }
+    server_accepts(&manifests);
+}
+
+#[test]
+fn the_operator_chart_wants_exactly_one_server() {
+    let both = helm_fails(&[
+        "template",
+        "changegate",
+        AGENT_CHART,
+        "--set",
+        "server.url=https://changegate.example.com",
+    ]);
+    assert!(
+        both.contains("points the operator at a central server")
+            && both.contains("--set changegate-server.enabled=false"),
+        "{both}"
+    );
+    let neither = helm_fails(&[
+        "template",
+        "changegate",
+        AGENT_CHART,
+        "--set",
+        "changegate-server.enabled=false",
+    ]);
+    assert!(
+        neither.contains("no server") && neither.contains("set server.url"),
+        "{neither}"
+    );
 }

@@ -3,6 +3,7 @@
 
 mod chart;
 mod enforcement;
+mod install;
 mod leader;
 mod resources;
 mod smoke;

@@ -1250,7 +1250,7 @@ async fn a_spec_the_bundle_refuses_is_refused_at_apply_naming_the_field() {
 /// A process of `make up` (`server` or `operator`), stopped and started
 /// again with its own command line and environment (the server on the
 /// same database).
-struct StoppedServer {
+pub(crate) struct StoppedServer {
     what: &'static str,
     args: Vec<String>,
     vars: Vec<(String, String)>,
@@ -1272,7 +1272,7 @@ impl StoppedServer {
         Self::stop_process("server")
     }
 
-    fn stop_process(what: &'static str) -> StoppedServer {
+    pub(crate) fn stop_process(what: &'static str) -> StoppedServer {
         let pid_file = repo_root().join(format!(".cluster/{what}.pid"));
         let pid: u32 = std::fs::read_to_string(&pid_file)
             .expect("make up's server pid")
@@ -1341,7 +1341,7 @@ impl StoppedServer {
     }
 
     /// Starts it again; returns once it answers.
-    async fn start(mut self) {
+    pub(crate) async fn start(mut self) {
         self.spawn().expect("start it again");
         let url = match self.what {
             "server" => format!("{}/readyz", server().url),

@@ -335,6 +335,7 @@ async fn the_charts_rbac_is_enough_for_the_operator() {
     let rendered = Command::new(&helm)
         .args(["template", "changegate", chart, "--namespace", &ns.name])
         .args(["--set", "server.url=https://changegate.example.com"])
+        .args(["--set", "changegate-server.enabled=false"])
         .args([
             "--show-only",
             "templates/serviceaccount.yaml",

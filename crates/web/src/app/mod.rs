@@ -3,6 +3,8 @@
 //! gate and the agent's reports call it; it never calls them (no module
 //! here imports `crate::api` or `crate::portal`, which a test checks).
 //!
+//! - `bootstrap`: the first administrator and clusters a server is
+//!   started with (the Helm chart's generated Secret);
 //! - `change`: moving a change between states and saving it with its events;
 //! - `assess`: risk, routing and frozen approvers, and a standard change's
 //!   bounds, for submission, every material edit and the form's preview;
@@ -13,6 +15,7 @@
 //! - `release`: what deploying and finishing a release do to its changes.
 
 pub mod assess;
+pub mod bootstrap;
 pub mod change;
 pub mod decide;
 pub mod implement;

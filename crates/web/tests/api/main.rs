@@ -3,6 +3,7 @@
 
 mod access;
 mod bad_input;
+mod bootstrap;
 mod bundle;
 mod calendar;
 mod changes;

@@ -35,3 +35,15 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- fail (printf "replicaCount=%v with database.kind=sqlite: the embedded SQLite database has a single writer on a ReadWriteOnce volume; use replicaCount=1, or database.kind=postgres (database.existingSecret) for more replicas" .Values.replicaCount) }}
 {{- end }}
 {{- end -}}
+
+{{- define "changegate-server.bootstrapSecret" -}}changegate-server-bootstrap{{- end -}}
+{{- define "changegate-server.bootstrapDir" -}}/var/run/changegate/bootstrap{{- end -}}
+
+{{/* publicUrl, or the Service's address in the cluster. */}}
+{{- define "changegate-server.publicUrl" -}}
+{{- if .Values.publicUrl -}}
+{{ .Values.publicUrl }}
+{{- else -}}
+http://{{ include "changegate-server.name" . }}.{{ .Release.Namespace }}.svc{{ if ne (int .Values.service.port) 80 }}:{{ .Values.service.port }}{{ end }}
+{{- end -}}
+{{- end -}}
