@@ -625,6 +625,136 @@ async fn a_release_waits_for_its_changes_then_shows_the_servers_release_and_dele
     assert_eq!(story.change(&n)["state"], "approved");
 }
 
+/// A change raised through the API for an item bound here appears as the
+/// read-only mirror `chg-<n>` (DESIGN §7): nobody edits it or takes its
+/// name, kubectl approval works on it like on any ChangeRequest, and
+/// deleting it cancels nothing (it comes back).
+#[tokio::test]
+async fn a_change_raised_in_the_api_is_mirrored_read_only_and_approved_with_kubectl() {
+    let story = Story::new("mirror").await;
+    let ns = story.ns.name.clone();
+    let eve = story.server.token(&story.email("eve"));
+    let post = |path: &str, body: &serde_json::Value| {
+        let out = std::process::Command::new("curl")
+            .args(["-fsS", "-X", "POST", &format!("{}{path}", story.server.url)])
+            .args(["-H", &format!("authorization: Bearer {eve}")])
+            .args(["-H", "content-type: application/json"])
+            .args(["-d", &body.to_string()])
+            .output()
+            .expect("curl");
+        let text = succeeded(&out);
+        serde_json::from_str::<serde_json::Value>(&text).expect("JSON")
+    };
+    let changes = format!("/api/v1/tenants/{}/changes", story.tenant);
+    let raised = post(
+        &changes,
+        &serde_json::json!({
+            "type": "normal", "title": "Raise the web shop's replicas",
+            "risk_answers": { "production": "yes", "outage": "no", "untested": "no", "no-backout": "no" },
+            "configuration_items": ["web"], "artifacts": ["registry.example/shop/web:2.5.0"],
+            "implementation_plan": "helm upgrade", "backout_plan": "helm rollback",
+        }),
+    );
+    let n = raised["number"].as_str().expect("a number").to_string();
+    post(&format!("{changes}/{n}/submit"), &serde_json::json!({}));
+    let name = n.to_ascii_lowercase();
+
+    let mirror = wait_for(&story.chg, &name, "the mirror with its record", SYNC, |c| {
+        c.status
+            .as_ref()
+            .is_some_and(|s| s.observed.number.as_deref() == Some(n.as_str()))
+    })
+    .await;
+    assert_eq!(
+        mirror
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get("changegate.dev/origin"))
+            .map(String::as_str),
+        Some("server")
+    );
+    assert_eq!(mirror.spec.title, "Raise the web shop's replicas");
+    let listed = succeeded(&kubectl(&["get", "chg", "-n", &ns]));
+    assert!(
+        listed.contains(&name) && listed.contains("awaiting-approval"),
+        "{listed}"
+    );
+
+    // Read-only, its name reserved; refusals say why.
+    refused(
+        &kubectl(&[
+            "patch",
+            "chg",
+            &name,
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"title":"Something else"}}"#,
+        ]),
+        "is read-only here",
+    );
+    refused(
+        &kubectl_stdin(
+            &["apply", "-n", &ns, "-f", "-"],
+            "apiVersion: changegate.dev/v1\nkind: ChangeRequest\nmetadata: {name: chg-999999}\nspec:\n  title: Mine\n  configurationItems: [web]\n",
+        ),
+        "reserved for the mirror of CHG-999999",
+    );
+
+    // Tom in the CLI, Carol with kubectl on the mirror: approved.
+    succeeded(&story.decide("tom", "approve", &n));
+    succeeded(&kubectl(&[
+        "create",
+        "rolebinding",
+        "carol-approves",
+        "-n",
+        &ns,
+        "--clusterrole=changegate-approver",
+        "--user=carol",
+    ]));
+    succeeded(&kubectl(&[
+        "patch",
+        "chg",
+        &name,
+        "-n",
+        &ns,
+        "--subresource=status",
+        "--type=merge",
+        "--as=carol",
+        "-p",
+        &entry("carol", "Approved"),
+    ]));
+    assert_eq!(story.change(&n)["state"], "approved");
+    let approved = wait_for(&story.chg, &name, "the mirror approved", SYNC, |c| {
+        c.status.as_ref().is_some_and(|s| {
+            s.observed.phase.as_deref() == Some("approved")
+                && s.observed
+                    .decisions
+                    .iter()
+                    .any(|d| d.channel == "kubernetes")
+        })
+    })
+    .await;
+
+    // Deleted, it comes back; the change is as it was.
+    succeeded(&kubectl(&["delete", "chg", &name, "-n", &ns]));
+    let old = approved.metadata.uid.clone();
+    wait_for(&story.chg, &name, "the mirror back", SYNC, |c| {
+        c.metadata.uid != old
+            && c.status
+                .as_ref()
+                .is_some_and(|s| s.observed.phase.as_deref() == Some("approved"))
+    })
+    .await;
+    assert_eq!(
+        story.change(&n)["state"],
+        "approved",
+        "deleting the mirror cancelled nothing"
+    );
+}
+
 /// `kubectl patch chg NAME --subresource=status` of `who`'s entry (the
 /// documented approval patch), as `who`; `extra` arguments after it.
 fn patch_approval(story: &Story, who: &str, body: &str, extra: &[&str]) -> Output {

@@ -43,6 +43,27 @@ pub const REQUESTED_BY_ANNOTATION: &str = "changegate.dev/requested-by";
 pub const EDITED_BY_ANNOTATION: &str = "changegate.dev/edited-by";
 /// The namespace label naming the tenant a namespace belongs to.
 pub const TENANT_LABEL: &str = "changegate.dev/tenant";
+/// The label the operator puts on a mirror (DESIGN §7): a read-only
+/// resource standing for something raised on the server, value [`ORIGIN_SERVER`].
+pub const ORIGIN_LABEL: &str = "changegate.dev/origin";
+pub const ORIGIN_SERVER: &str = "server";
+
+/// The name of the mirror of change `CHG-n` (`chg-n`), reserved: nobody but
+/// the operator creates a ChangeRequest so named.
+pub fn mirror_name(number: &str) -> String {
+    number.to_ascii_lowercase()
+}
+
+/// The change number a reserved mirror name stands for (`chg-12` → `CHG-12`).
+pub fn mirrored_number(name: &str) -> Option<String> {
+    let digits = name.strip_prefix("chg-")?;
+    (!digits.is_empty()
+        && digits.len() <= 18
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0'))
+    .then(|| format!("CHG-{digits}"))
+}
+
 /// The field manager the operator writes status under (server-side apply).
 pub const FIELD_MANAGER: &str = "changegate-operator";
 
@@ -79,4 +100,19 @@ pub fn crd_files() -> Vec<(String, String)> {
             (name, yaml)
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_mirror_is_named_for_its_change_and_only_such_names_are_reserved() {
+        assert_eq!(super::mirror_name("CHG-142"), "chg-142");
+        assert_eq!(
+            super::mirrored_number("chg-142").as_deref(),
+            Some("CHG-142")
+        );
+        for free in ["chg-", "chg-0", "chg-01", "chg-1a", "web-chg-1", "CHG-1"] {
+            assert_eq!(super::mirrored_number(free), None, "{free}");
+        }
+    }
 }

@@ -277,3 +277,27 @@ pub struct AuthorizationRecorded {
     pub phase: String,
     pub recorded: bool,
 }
+
+/// What the server mirrors into a cluster (`GET /api/v1/agent/mirrors`,
+/// long-polled like the bundle): every change in flight on a
+/// configuration item bound to the cluster that was not raised from a
+/// ChangeRequest there, once per namespace its items are bound in.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Mirrors {
+    pub changes: Vec<MirroredChange>,
+}
+
+/// One mirror: the ChangeRequest `name` (`chg-n`) in `namespace`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MirroredChange {
+    /// The tenant whose change it is: the namespace must be labelled so.
+    pub tenant: String,
+    pub namespace: String,
+    pub name: String,
+    /// The change's content as a ChangeRequest's spec names it.
+    pub spec: crate::change_request::ChangeRequestSpec,
+    /// Its record, as the mirror's status shows it.
+    pub record: ChangeRecord,
+}

@@ -497,6 +497,7 @@ impl Store for PostgresStore {
         let mut tx = self.write(change.tenant).await?;
         let c = changes::insert(&mut tx, &change, actor, at).await?;
         links::link(&mut tx, link, c.number.0, replaces.map(|n| n.0), at).await?;
+        links::originate(&mut tx, link, c.number.0).await?;
         tx.commit().await.map_err(db)?;
         Ok(c)
     }
@@ -526,6 +527,10 @@ impl Store for PostgresStore {
         at: DateTime<Utc>,
     ) -> Result<()> {
         links::touch(&self.pool, key, uid, generation, at).await
+    }
+
+    async fn change_origins(&self, tenant: TenantId) -> Result<Vec<ChangeOrigin>> {
+        links::origins(&self.pool, tenant).await
     }
 
     async fn resource_links(&self, cluster: &str, kind: &str) -> Result<Vec<ResourceLink>> {

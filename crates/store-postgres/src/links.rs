@@ -177,3 +177,41 @@ pub(crate) async fn of_cluster(
         })
         .collect())
 }
+
+/// Records where change `number` was raised (its ChangeRequest's place).
+pub(crate) async fn originate(
+    tx: &mut Transaction<'_, Postgres>,
+    link: &ResourceLink,
+    number: i64,
+) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO change_origins (tenant_id, change_number, cluster, namespace) VALUES ($1, $2, $3, $4)
+         ON CONFLICT DO NOTHING",
+        link.tenant.0,
+        number,
+        link.key.cluster,
+        link.key.namespace
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn origins(pool: &PgPool, tenant: TenantId) -> Result<Vec<ChangeOrigin>> {
+    let rows = sqlx::query!(
+        "SELECT change_number, cluster, namespace FROM change_origins WHERE tenant_id = $1 ORDER BY change_number",
+        tenant.0
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ChangeOrigin {
+            number: r.change_number,
+            cluster: r.cluster,
+            namespace: r.namespace,
+        })
+        .collect())
+}

@@ -465,6 +465,7 @@ impl Store for SqliteStore {
         let (_turn, mut tx) = self.write().await?;
         let c = changes::insert(&mut tx, &change, actor, at).await?;
         links::link(&mut tx, link, c.number.0, replaces.map(|n| n.0), at).await?;
+        links::originate(&mut tx, link, c.number.0).await?;
         tx.commit().await.map_err(db)?;
         Ok(c)
     }
@@ -492,6 +493,10 @@ impl Store for SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<()> {
         links::touch(&self.pool, key, uid, generation, at).await
+    }
+
+    async fn change_origins(&self, tenant: TenantId) -> Result<Vec<ChangeOrigin>> {
+        links::origins(&self.pool, tenant).await
     }
 
     async fn resource_links(&self, cluster: &str, kind: &str) -> Result<Vec<ResourceLink>> {

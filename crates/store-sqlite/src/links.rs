@@ -179,3 +179,41 @@ pub(crate) async fn of_cluster(
         })
         .collect())
 }
+
+/// Records where change `number` was raised (its ChangeRequest's place).
+pub(crate) async fn originate(
+    tx: &mut Transaction<'_, Sqlite>,
+    link: &ResourceLink,
+    number: i64,
+) -> Result<()> {
+    sqlx::query!(
+        "INSERT INTO change_origins (tenant_id, change_number, cluster, namespace) VALUES (?, ?, ?, ?)
+         ON CONFLICT DO NOTHING",
+        link.tenant.0,
+        number,
+        link.key.cluster,
+        link.key.namespace
+    )
+    .execute(&mut **tx)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+pub(crate) async fn origins(pool: &SqlitePool, tenant: TenantId) -> Result<Vec<ChangeOrigin>> {
+    let rows = sqlx::query!(
+        "SELECT change_number, cluster, namespace FROM change_origins WHERE tenant_id = ? ORDER BY change_number",
+        tenant.0
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ChangeOrigin {
+            number: r.change_number,
+            cluster: r.cluster,
+            namespace: r.namespace,
+        })
+        .collect())
+}

@@ -249,6 +249,10 @@ pub trait Store: Send + Sync + 'static {
         generation: i64,
         at: DateTime<Utc>,
     ) -> Result<()>;
+    /// The changes of `tenant` raised from a ChangeRequest, with where
+    /// (cluster, namespace): recorded when each was created, kept after
+    /// its resource is gone.
+    async fn change_origins(&self, tenant: TenantId) -> Result<Vec<ChangeOrigin>>;
     /// Every link of `cluster`'s resources of `kind`.
     async fn resource_links(&self, cluster: &str, kind: &str) -> Result<Vec<ResourceLink>>;
     /// Records a link that stands for no numbered record (a

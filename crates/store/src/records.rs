@@ -259,6 +259,14 @@ pub struct ResourceLink {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Where a change raised from a ChangeRequest was raised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeOrigin {
+    pub number: i64,
+    pub cluster: String,
+    pub namespace: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewChange {
     pub tenant: TenantId,

@@ -186,6 +186,7 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             put(bundle::put_cluster),
         ),
         r("GET", "/api/v1/agent/bundle", Agent, get(bundle::bundle)),
+        r("GET", "/api/v1/agent/mirrors", Agent, get(bundle::mirrors)),
         r("POST", "/api/v1/agent/reports", Agent, post(report::report)),
         r(
             "GET",

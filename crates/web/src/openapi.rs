@@ -23,7 +23,7 @@ use crate::api::*;
         lifecycle::submit, lifecycle::cancel, lifecycle::approvals, lifecycle::decide,
         lifecycle::start, lifecycle::complete, lifecycle::fail, lifecycle::review,
         gate::check, gate::create_token, gate::deployments,
-        bundle::register_cluster, bundle::put_cluster, bundle::bundle, report::report,
+        bundle::register_cluster, bundle::put_cluster, bundle::bundle, bundle::mirrors, report::report,
         resources::linked_change_requests, resources::sync_change_request, resources::delete_change_request,
         resources::approve_by_kubectl, resources::authorize_by_kubectl,
         resources::sync_window, resources::delete_window,

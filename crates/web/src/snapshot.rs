@@ -99,6 +99,8 @@ pub struct Snapshots {
     list: Cache<(), u64, Vec<Tenant>>,
     bearers: Cache<String, u64, (User, TokenScope, Principal)>,
     bundles: Cache<String, BundleVersion, Encoded>,
+    /// Each cluster's mirrors (`GET /api/v1/agent/mirrors`), kept like its bundle.
+    mirrors: Cache<String, BundleVersion, Encoded>,
     /// The tenants of each cluster's last bundle.
     bound: Mutex<HashMap<String, Vec<String>>>,
     bindings: Cache<(), u64, Bindings>,
@@ -291,6 +293,35 @@ impl Snapshots {
         F: FnOnce() -> Fut,
         Fut: Future<Output = ApiResult<Encoded>>,
     {
+        self.of_cluster(&self.bundles, state, cluster, encode).await
+    }
+
+    /// `cluster`'s mirrors, kept as its bundle is (the same tenants' writes
+    /// outdate them).
+    pub async fn mirrors<F, Fut>(
+        &self,
+        state: &AppState,
+        cluster: &str,
+        encode: F,
+    ) -> ApiResult<Arc<Encoded>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ApiResult<Encoded>>,
+    {
+        self.of_cluster(&self.mirrors, state, cluster, encode).await
+    }
+
+    async fn of_cluster<F, Fut>(
+        &self,
+        cache: &Cache<String, BundleVersion, Encoded>,
+        state: &AppState,
+        cluster: &str,
+        encode: F,
+    ) -> ApiResult<Arc<Encoded>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = ApiResult<Encoded>>,
+    {
         let bound = self
             .bound
             .lock()
@@ -299,8 +330,7 @@ impl Snapshots {
             .cloned()
             .unwrap_or_default();
         let version = state.writes.of_tenants(&bound);
-        let encoded = self
-            .bundles
+        let encoded = cache
             .get(
                 cluster.to_string(),
                 version,

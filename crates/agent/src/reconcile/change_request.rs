@@ -33,6 +33,10 @@ pub async fn run(ctx: Arc<Context>) {
 }
 
 async fn reconcile(chg: Arc<ChangeRequest>, ctx: Arc<Context>) -> Result<Action, Unsynced> {
+    // A mirror stands for a change raised on the server: `mirror` writes it.
+    if super::mirror::is_mirror(chg.as_ref()) {
+        return Ok(Action::await_change());
+    }
     if !ctx.leadership.is_leader() {
         return Ok(Action::requeue(Duration::from_secs(5)));
     }

@@ -50,7 +50,8 @@ pub async fn watch<K: Watched>(api: Api<K>, ctx: Arc<Context>, plural: &'static 
     futures::pin_mut!(events);
     while let Some(event) = events.next().await {
         let gone = match event {
-            Ok(watcher::Event::Delete(gone)) => gone,
+            // A mirror's change is not the resource's: deleting it cancels nothing.
+            Ok(watcher::Event::Delete(gone)) if !super::mirror::is_mirror(&gone) => gone,
             Ok(_) => continue,
             Err(e) => {
                 tracing::debug!(error = %e, plural, "watch interrupted; it resumes");

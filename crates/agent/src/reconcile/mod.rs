@@ -1,6 +1,6 @@
 //! The reconcilers of the custom resources (DESIGN §7): ChangeRequests in
 //! [`change_request`], Releases in [`release`], MaintenanceWindows in
-//! [`window`]. Each is level-triggered: the leader sends a resource's
+//! [`window`]; the server's changes mirrored as ChangeRequests in [`mirror`]. Each is level-triggered: the leader sends a resource's
 //! latest spec to the server and writes the record it answers into status
 //! (server-side apply under the operator's own field manager; never spec,
 //! never the entries people write with kubectl). This module holds what
@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 pub mod change_request;
 mod deletions;
+pub mod mirror;
 pub mod release;
 pub mod window;
 
@@ -55,7 +56,8 @@ pub async fn run(ctx: Arc<Context>) {
     tokio::join!(
         change_request::run(ctx.clone()),
         release::run(ctx.clone()),
-        window::run(ctx)
+        window::run(ctx.clone()),
+        mirror::run(ctx)
     );
 }
 

@@ -103,6 +103,68 @@ pub fn refusal(
     }
 }
 
+/// Why someone other than the operator may not write `object` (a
+/// changegate resource of `kind`, `old` before an update) as a mirror
+/// (DESIGN §7): the names `chg-<n>` are reserved for the mirrors of changes
+/// raised on the server; a mirror's spec and its origin label are the
+/// operator's; nobody else puts the origin label on a resource. Its other
+/// labels and annotations stay anyone's (a GitOps tool's tracking label).
+pub fn mirror_refusal(kind: &str, object: &Value, old: Option<&Value>) -> Option<Invalid> {
+    use changegate_resources::{ORIGIN_LABEL, ORIGIN_SERVER, mirrored_number};
+    if kind != "ChangeRequest" {
+        return None;
+    }
+    let origin = |o: &Value| {
+        o["metadata"]["labels"][ORIGIN_LABEL]
+            .as_str()
+            .map(str::to_string)
+    };
+    let label_field = format!("metadata.labels[{ORIGIN_LABEL}]");
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    match old {
+        Some(old) if origin(old).as_deref() == Some(ORIGIN_SERVER) => {
+            let number = old["metadata"]["annotations"][changegate_resources::CHANGE_ANNOTATION]
+                .as_str()
+                .unwrap_or(name)
+                .to_string();
+            let read_only = |field: String| Invalid {
+                field,
+                message: format!(
+                    "{name} mirrors {number}, a change raised on the server: it is read-only here; change it on the server (its status.url), approve it with kubectl, or leave it: deleting it cancels nothing"
+                ),
+            };
+            if origin(object) != origin(old) {
+                return Some(read_only(label_field));
+            }
+            if object["spec"] != old["spec"] {
+                return Some(read_only("spec".into()));
+            }
+            None
+        }
+        _ => {
+            if origin(object).is_some() {
+                return Some(Invalid {
+                    field: label_field,
+                    message: format!(
+                        "{ORIGIN_LABEL} is written by the changegate operator on the mirrors of changes raised on the server; remove it"
+                    ),
+                });
+            }
+            if old.is_none()
+                && let Some(number) = mirrored_number(name)
+            {
+                return Some(Invalid {
+                    field: "metadata.name".into(),
+                    message: format!(
+                        "{name} is reserved for the mirror of {number}, a change raised on the server; name your ChangeRequest otherwise"
+                    ),
+                });
+            }
+            None
+        }
+    }
+}
+
 /// Why a resource created by `user` (as the API server authenticated
 /// them, and the mutating webhook stamped) cannot be: a name the cluster
 /// does not map to the tenant's people (explicitly, or as an e-mail
@@ -358,5 +420,70 @@ mod tests {
             None
         );
         assert!(author_refusal("oidc:carol", "client-a", Some(&prefixed)).is_some());
+    }
+
+    fn mirror(name: &str, spec: Value, labels: Value) -> Value {
+        json!({"metadata": {"name": name, "labels": labels,
+                            "annotations": {"changegate.dev/change": "CHG-12"}},
+               "spec": spec})
+    }
+
+    #[test]
+    fn a_mirror_is_read_only_and_its_names_and_label_are_the_operators() {
+        let spec = json!({"title": "Upgrade payments"});
+        let origin = json!({"changegate.dev/origin": "server"});
+        // Nobody creates a ChangeRequest named like a mirror, or labelled one.
+        let named = mirror_refusal(
+            "ChangeRequest",
+            &mirror("chg-12", spec.clone(), json!({})),
+            None,
+        )
+        .expect("refused");
+        assert_eq!(named.field, "metadata.name");
+        assert!(
+            named.message.contains("reserved for the mirror of CHG-12"),
+            "{named}"
+        );
+        let labelled = mirror_refusal(
+            "ChangeRequest",
+            &mirror("mine", spec.clone(), origin.clone()),
+            None,
+        )
+        .expect("refused");
+        assert_eq!(labelled.field, "metadata.labels[changegate.dev/origin]");
+        // Names that only look alike are anyone's.
+        for free in ["chg-", "chg-012", "chg-12a", "my-chg-12", "chg-web"] {
+            assert_eq!(
+                mirror_refusal(
+                    "ChangeRequest",
+                    &mirror(free, spec.clone(), json!({})),
+                    None
+                ),
+                None,
+                "{free}"
+            );
+        }
+        // A mirror's spec and origin label stay; its other labels are anyone's.
+        let old = mirror("chg-12", spec.clone(), origin.clone());
+        let edited = mirror("chg-12", json!({"title": "Something else"}), origin.clone());
+        let e = mirror_refusal("ChangeRequest", &edited, Some(&old)).expect("refused");
+        assert_eq!(e.field, "spec");
+        assert!(
+            e.message.contains("mirrors CHG-12") && e.message.contains("read-only"),
+            "{e}"
+        );
+        let unlabelled = mirror("chg-12", spec.clone(), json!({}));
+        assert!(mirror_refusal("ChangeRequest", &unlabelled, Some(&old)).is_some());
+        let tracked = mirror(
+            "chg-12",
+            spec.clone(),
+            json!({"changegate.dev/origin": "server", "argocd.argoproj.io/instance": "shop"}),
+        );
+        assert_eq!(mirror_refusal("ChangeRequest", &tracked, Some(&old)), None);
+        // Another kind's names are not reserved here.
+        assert_eq!(
+            mirror_refusal("Release", &mirror("chg-12", spec, json!({})), None),
+            None
+        );
     }
 }

@@ -177,17 +177,77 @@ pub async fn bundle(
     Params(q): Params<BundleQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    long_poll(&state, &headers, q.wait, || {
+        state
+            .snapshots
+            .bundle(&state, &agent.cluster, || encode(&state, &agent.cluster))
+    })
+    .await
+}
+
+/// What the cluster mirrors (DESIGN §7): every change in flight on an item
+/// bound to it that was not raised from a ChangeRequest in that
+/// namespace, as the read-only ChangeRequest `chg-<n>` to write there.
+/// With `If-None-Match` and `wait`, long-polls like the bundle.
+#[utoipa::path(get, path = "/api/v1/agent/mirrors", tag = "agent",
+    params(("wait" = Option<u64>, Query, description = "seconds to wait for a change when If-None-Match names the current answer (at most 60)")),
+    responses((status = 200, body = MirrorsView), (status = 304, description = "unchanged")))]
+pub async fn mirrors(
+    State(state): State<AppState>,
+    agent: Agent,
+    Params(q): Params<BundleQuery>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    long_poll(&state, &headers, q.wait, || {
+        state.snapshots.mirrors(&state, &agent.cluster, || async {
+            let bound = state.snapshots.bound_to(&state, &agent.cluster).await?;
+            // Each tenant's head before its records are read: a write
+            // meanwhile leaves this answer out of date at once.
+            let mut heads = BTreeMap::new();
+            for t in bound.iter() {
+                heads.insert(t.id, state.snapshots.of(&state, t).await?.head);
+            }
+            let mirrors = crate::app::resource::mirrors(&state, &agent.cluster).await?;
+            let body = serde_json::to_vec(&mirrors).map_err(|_| ApiError::internal())?;
+            Ok(Encoded {
+                etag: etag_of(&body),
+                body,
+                tenants: bound.iter().map(|t| t.slug.to_string()).collect(),
+                heads,
+            })
+        })
+    })
+    .await
+}
+
+/// The mirrors of a cluster (see `changegate_resources::wire::Mirrors`).
+#[derive(Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Object)]
+pub struct MirrorsView(pub changegate_resources::wire::Mirrors);
+
+/// Answers what `current` gives unless the caller's `If-None-Match` names
+/// it; then waits up to `wait` seconds (at most 60) for it to change,
+/// woken by any write through this server and every few seconds for what
+/// the scheduler or another replica wrote.
+async fn long_poll<F, Fut>(
+    state: &AppState,
+    headers: &HeaderMap,
+    wait: u64,
+    current: F,
+) -> ApiResult<Response>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = ApiResult<std::sync::Arc<Encoded>>>,
+{
     let known = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let deadline = Instant::now() + Duration::from_secs(q.wait.min(60));
+    let deadline = Instant::now() + Duration::from_secs(wait.min(60));
     let mut writes = state.writes.subscribe();
     loop {
-        let encoded = state
-            .snapshots
-            .bundle(&state, &agent.cluster, || encode(&state, &agent.cluster))
-            .await?;
+        let encoded = current().await?;
         let etag = encoded.etag.as_str();
         let etag_header = HeaderValue::from_str(etag).map_err(|_| ApiError::internal())?;
         if known.as_deref() != Some(etag) {
@@ -207,8 +267,6 @@ pub async fn bundle(
         if now >= deadline {
             return Ok((StatusCode::NOT_MODIFIED, [(header::ETAG, etag_header)]).into_response());
         }
-        // Woken by any write through this server; every few seconds
-        // regardless, for what the scheduler or another replica wrote.
         let recheck = (now + Duration::from_secs(3)).min(deadline);
         tokio::select! {
             _ = writes.changed() => {}
@@ -217,10 +275,14 @@ pub async fn bundle(
     }
 }
 
+fn etag_of(body: &[u8]) -> String {
+    format!("\"{}\"", &hex::encode(Sha256::digest(body))[..32])
+}
+
 async fn encode(state: &AppState, cluster: &str) -> ApiResult<Encoded> {
     let (bundle, heads) = build(state, cluster).await?;
     let body = serde_json::to_vec(&bundle).map_err(|_| ApiError::internal())?;
-    let etag = format!("\"{}\"", &hex::encode(Sha256::digest(&body))[..32]);
+    let etag = etag_of(&body);
     let tenants = bundle.tenants.into_iter().map(|t| t.tenant).collect();
     Ok(Encoded {
         body,

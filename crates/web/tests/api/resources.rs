@@ -1049,7 +1049,144 @@ async fn a_clusters_oidc_prefix_makes_e_mail_user_names_its_tenants_people(app: 
     assert_eq!(c["requester"], "eve@msp.example");
 }
 
+/// Changes raised anywhere but a ChangeRequest of that namespace are
+/// mirrored into the namespaces their items are bound in (DESIGN §7):
+/// only to the clusters those items are bound to, never beside the
+/// change's own resource, and approvable by kubectl on the mirror.
+async fn changes_raised_elsewhere_are_mirrored_and_approvable_on_the_mirror(app: TestApp) {
+    let (m, eu, us) = cluster(&app).await;
+    let feed = |agent: &Actor| {
+        let agent = agent.clone();
+        async move { agent.get("/api/v1/agent/mirrors").await.ok()["changes"].clone() }
+    };
+    assert_eq!(feed(&eu).await, json!([]), "nothing raised yet");
+
+    // Raised through the API (as the portal and e-mail do): mirrored.
+    let n = m.submitted(low_risk()).await;
+    let name = n.to_ascii_lowercase();
+    let mirrored = feed(&eu).await;
+    assert_eq!(mirrored.as_array().map(Vec::len), Some(1), "{mirrored}");
+    let mirror = &mirrored[0];
+    assert_eq!(
+        (
+            mirror["tenant"].as_str(),
+            mirror["namespace"].as_str(),
+            mirror["name"].as_str()
+        ),
+        (Some("client-a"), Some("payments"), Some(name.as_str()))
+    );
+    assert_eq!(mirror["spec"]["title"], "Upgrade payments");
+    assert_eq!(
+        mirror["spec"]["configurationItems"],
+        json!(["payments-api"])
+    );
+    assert_eq!(
+        mirror["spec"]["targets"],
+        json!([{ "kind": "Deployment", "name": "payments-api",
+                 "images": ["registry.example/payments@sha256:aaaa"] }])
+    );
+    assert_eq!(mirror["record"]["number"], n.as_str());
+    assert_eq!(mirror["record"]["phase"], "awaiting-approval");
+    // Another cluster sees nothing of it.
+    assert_eq!(
+        feed(&us).await,
+        json!([]),
+        "prod-us mirrors nothing of client-a"
+    );
+    // A person's token is no agent's.
+    m.cm.get("/api/v1/agent/mirrors").await.status(403);
+
+    // Raised from a ChangeRequest in that namespace: never mirrored beside it.
+    let own = eu
+        .put(
+            CHG,
+            sync("uid-1", 1, "registry.example/payments@sha256:bbbb"),
+        )
+        .await
+        .ok()["number"]
+        .as_str()
+        .expect("a number")
+        .to_string();
+    let names: Vec<String> = feed(&eu)
+        .await
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names, vec![name.clone()], "{own} has its own resource");
+
+    // Long-polled like the bundle: the same answer is not sent again.
+    let first = eu.get("/api/v1/agent/mirrors").await.status(200);
+    let etag = first
+        .headers
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .expect("an ETag")
+        .to_string();
+    eu.call_with(
+        "GET",
+        "/api/v1/agent/mirrors?wait=0",
+        &[("if-none-match", &etag)],
+    )
+    .await
+    .status(304);
+
+    // Approved with kubectl on the mirror: the one decision path.
+    changegate_testkit::msp::policy(
+        &app,
+        "client-a",
+        json!({ "routing": { "normal": [ { "from": "low", "boards": ["msp-tech"] } ] },
+                "kubernetesApprovalUpTo": "low" }),
+    )
+    .await;
+    m.admin
+        .put(
+            &format!("{A}/clusters/prod-eu/identities/tom-k8s"),
+            json!({ "email": "tom@msp.example" }),
+        )
+        .await
+        .ok();
+    let on = |namespace: &str, name: &str| {
+        format!("/api/v1/agent/changerequests/{namespace}/{name}/approvals")
+    };
+    let mut decision = kubectl_decision("tom-k8s", 1);
+    decision["uid"] = json!("mirror-uid");
+    // Not where it is mirrored, nor the mirror name of a change with its
+    // own resource: nothing to decide.
+    eu.post(&on("shop", &name), decision.clone())
+        .await
+        .status(409);
+    eu.post(&on("payments", &own.to_ascii_lowercase()), decision.clone())
+        .await
+        .status(409);
+    let recorded = eu.post(&on("payments", &name), decision.clone()).await.ok();
+    assert_eq!(
+        (recorded["change"].as_str(), recorded["recorded"].as_bool()),
+        (Some(n.as_str()), Some(true)),
+        "{recorded}"
+    );
+    let approvals = m.cm.get(&format!("{A}/changes/{n}/approvals")).await.ok();
+    assert_eq!(approvals[0]["channel"], "kubernetes", "{approvals}");
+    // The new record reaches the mirror: a new answer at once.
+    let after = eu
+        .call_with(
+            "GET",
+            "/api/v1/agent/mirrors?wait=5",
+            &[("if-none-match", &etag)],
+        )
+        .await
+        .status(200);
+    let approved = after.json["changes"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == name.as_str()))
+        .expect("still mirrored while approved");
+    assert_eq!(approved["record"]["phase"], "approved");
+    assert_eq!(approved["record"]["decisions"][0]["channel"], "kubernetes");
+}
+
 crate::on_both!(
+    changes_raised_elsewhere_are_mirrored_and_approvable_on_the_mirror,
     a_clusters_oidc_prefix_makes_e_mail_user_names_its_tenants_people,
     kubectl_decisions_take_the_one_decision_path_and_a_retry_is_recorded_once,
     a_release_resource_waits_for_approval_then_plans_the_release_as_its_creator,

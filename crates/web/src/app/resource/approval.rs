@@ -43,22 +43,13 @@ pub async fn approve_by_kubectl(
     let tenant = bound_tenant(state, cluster, &body.tenant).await?;
     let user = body.user.as_str();
     only_people(user)?;
-    let link = state
-        .store
-        .resource_link(&key(cluster, namespace, CHANGE_REQUEST, name))
-        .await?
-        .filter(|l| l.tenant == tenant.id && l.uid == body.uid)
-        .ok_or_else(|| {
-            ApiError::state(format!(
-                "ChangeRequest {name} has no change on the server yet; wait until its status shows a number"
-            ))
-        })?;
+    let number = decided_change(state, &tenant, cluster, namespace, name, &body.uid).await?;
     let caller = mapped(state, &tenant, cluster, user, "user").await?;
     let t = InTenant {
         caller,
         tenant: tenant.clone(),
     };
-    let n = changegate_core::ChangeNumber(link.number).to_string();
+    let n = number.to_string();
     let c = load(state.store.as_ref(), tenant.id, &n).await?;
     accepted_by_policy(state, &t, &c).await?;
     let decision = match body.decision {
@@ -98,6 +89,38 @@ pub async fn approve_by_kubectl(
         state.writes.note(Some(tenant.slug.as_str()));
     }
     Ok(answer(&t, &decided, body.revision, decision, !body.dry_run))
+}
+
+/// The change the ChangeRequest `namespace/name` (of that uid) stands for:
+/// the one it raised, or, for a mirror `chg-<n>`, change n where it is
+/// mirrored now.
+async fn decided_change(
+    state: &AppState,
+    tenant: &changegate_store::Tenant,
+    cluster: &str,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+) -> ApiResult<changegate_core::ChangeNumber> {
+    let link = state
+        .store
+        .resource_link(&key(cluster, namespace, CHANGE_REQUEST, name))
+        .await?
+        .filter(|l| l.tenant == tenant.id && l.uid == uid);
+    if let Some(link) = link {
+        return Ok(changegate_core::ChangeNumber(link.number));
+    }
+    if let Some(number) = changegate_resources::mirrored_number(name)
+        && let Ok(number) = number.parse::<changegate_core::ChangeNumber>()
+        && super::mirror::mirrored(state, tenant, cluster, namespace, number)
+            .await?
+            .is_some()
+    {
+        return Ok(number);
+    }
+    Err(ApiError::state(format!(
+        "ChangeRequest {name} has no change on the server yet; wait until its status shows a number"
+    )))
 }
 
 /// `system:` names (service accounts included) never decide.

@@ -2,7 +2,8 @@
 //! §7): the server is the one record, a resource its Kubernetes view and
 //! input. ChangeRequests and their changes in [`change_request`],
 //! Releases and their releases in [`release`], MaintenanceWindows and the
-//! tenant's windows in [`window`]. Here: who a cluster's user names stand
+//! tenant's windows in [`window`]; changes raised elsewhere mirrored into
+//! the cluster in [`mirror`]. Here: who a cluster's user names stand
 //! for, and which tenants a cluster vouches for.
 
 use changegate_core::authz::Principal;
@@ -15,6 +16,7 @@ use crate::error::{ApiError, ApiResult};
 
 mod approval;
 mod change_request;
+mod mirror;
 mod release;
 mod window;
 
@@ -23,6 +25,7 @@ pub use approval::{approve_by_kubectl, authorize_by_kubectl};
 pub use change_request::{
     CHANGE_REQUEST, delete_change_request, linked_change_requests, record, sync_change_request,
 };
+pub use mirror::mirrors;
 pub use release::{RELEASE, delete_release, linked_releases, sync_release};
 pub use window::{MAINTENANCE_WINDOW, delete_window, sync_window};
 
