@@ -11,6 +11,12 @@
 //!    then restarted with the same command line: the time until it has
 //!    reconciled them all again (its `changegate_reconciles_total`), and
 //!    its resident memory then.
+//! 4. Mirrors: a change raised through the API → its mirror `chg-<n>`
+//!    with its number in status, `CHANGEGATE_BENCH_ROUNDS` in turn, p50
+//!    and p99; then `CHANGEGATE_BENCH_FLEET` changes raised through the
+//!    API: the time until every one is mirrored, the operator's RSS, the
+//!    server's CPU while idle with that feed, and one approval → its
+//!    mirror approved (the feed rebuilt) and the server CPU it took.
 
 use changegate_resources::ChangeRequest;
 use kube::Api;
@@ -67,6 +73,7 @@ fn main() {
             "target p99 <= 2 s",
         );
         many(&client, fleet).await;
+        mirrors(&client, rounds, fleet).await;
     });
 }
 
@@ -443,10 +450,11 @@ async fn many(client: &kube::Client, fleet: usize) {
         child.id().to_string(),
     )
     .expect("pid file");
-    // Every ChangeRequest the operator will find (earlier runs' too).
+    // Every ChangeRequest the operator will find (earlier runs' too), but
+    // the mirrors, which it writes rather than reconciles.
     let all: Api<ChangeRequest> = Api::all(client.clone());
     let total = all
-        .list(&Default::default())
+        .list(&kube::api::ListParams::default().labels("changegate.dev/origin!=server"))
         .await
         .map_or(names.len(), |l| l.items.len()) as u64;
     loop {
@@ -464,5 +472,156 @@ async fn many(client: &kube::Client, fleet: usize) {
         "operator restarted: every ChangeRequest reconciled again after {:.1} s; its RSS then {:.0} MiB (target <= 150 MiB)",
         restarted.elapsed().as_secs_f64(),
         rss_mib(child.id())
+    );
+}
+
+/// A change of the bench tenant raised and submitted through the API, as
+/// the portal or e-mail would: its number.
+async fn raise(http: &reqwest::Client, eve: &str, i: usize) -> String {
+    let created: serde_json::Value = http
+        .post(format!("{SERVER}/api/v1/tenants/{TENANT}/changes"))
+        .bearer_auth(eve)
+        .json(&json!({
+            "type": "normal", "title": format!("Mirrored {i}"),
+            "risk_answers": { "production": "no", "outage": "no", "untested": "no", "no-backout": "no" },
+            "configuration_items": ["shop"], "artifacts": [format!("registry.example/shop:m{i}")],
+            "implementation_plan": "apply", "backout_plan": "undo",
+        }))
+        .send()
+        .await
+        .expect("the server")
+        .json()
+        .await
+        .expect("JSON");
+    let n = created["number"].as_str().expect("a number").to_string();
+    let submitted = http
+        .post(format!(
+            "{SERVER}/api/v1/tenants/{TENANT}/changes/{n}/submit"
+        ))
+        .bearer_auth(eve)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("the server");
+    assert!(
+        submitted.status().is_success(),
+        "submit {n}: {}",
+        submitted.status()
+    );
+    n
+}
+
+fn server_cpu_seconds() -> f64 {
+    let pid: u32 = std::fs::read_to_string(format!("{}/.cluster/server.pid", root()))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .expect("the server's pid file of make up");
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("the server's stat");
+    let after = &stat[stat.rfind(')').expect("a stat line") + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields[i - 3].parse::<f64>().expect("ticks");
+    (ticks(14) + ticks(15)) / 100.0
+}
+
+async fn mirrors(client: &kube::Client, rounds: usize, fleet: usize) {
+    let admin = std::fs::read_to_string(format!("{}/.cluster/server/admin-token", root()))
+        .expect("the admin token of `make up`");
+    let eve = changegate(
+        admin.trim(),
+        &["admin", "token", &format!("eve@{TENANT}.example")],
+    );
+    let carol = changegate(
+        admin.trim(),
+        &["admin", "token", &format!("carol@{TENANT}.example")],
+    );
+    let ns = format!("{TENANT}-0");
+    let api: Api<ChangeRequest> = Api::namespaced(client.clone(), &ns);
+    let http = reqwest::Client::new();
+    let numbered = |n: String| {
+        move |c: &ChangeRequest| {
+            c.status
+                .as_ref()
+                .is_some_and(|s| s.observed.number.as_deref() == Some(n.as_str()))
+        }
+    };
+    let mut waits = Vec::new();
+    for i in 0..rounds {
+        let raised = Instant::now();
+        let n = raise(&http, &eve, i).await;
+        until(&api, &n.to_ascii_lowercase(), numbered(n.clone())).await;
+        waits.push(raised.elapsed());
+    }
+    report(
+        "change raised in the API -> its mirror chg-<n> in the namespace",
+        waits,
+        "target p99 <= 2 s",
+    );
+
+    // Many at once.
+    let started = Instant::now();
+    let mut numbers = Vec::new();
+    for chunk in (rounds..rounds + fleet).collect::<Vec<_>>().chunks(8) {
+        let raised = futures::future::join_all(chunk.iter().map(|&i| raise(&http, &eve, i))).await;
+        numbers.extend(raised);
+    }
+    let all_raised = started.elapsed();
+    let wanted = rounds + fleet;
+    let mirrors_present = || async {
+        api.list(&kube::api::ListParams::default().labels("changegate.dev/origin=server"))
+            .await
+            .map_or(0, |l| l.items.iter().filter(|c| c.status.is_some()).count())
+    };
+    loop {
+        let present = mirrors_present().await;
+        if present >= wanted {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "only {present} of {wanted} mirrors 10 minutes after raising them"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mirrored = started.elapsed();
+    let operator = rss_mib(operator_pid());
+    let idle = Duration::from_secs(10);
+    let cpu = server_cpu_seconds();
+    tokio::time::sleep(idle).await;
+    let idle_cpu = (server_cpu_seconds() - cpu) / idle.as_secs_f64();
+    // One approval: the feed of every mirror rebuilt, the mirror approved.
+    let last = numbers.last().expect("a change").clone();
+    let cpu = server_cpu_seconds();
+    let approved = Instant::now();
+    let answer = http
+        .post(format!(
+            "{SERVER}/api/v1/tenants/{TENANT}/changes/{last}/decisions"
+        ))
+        .bearer_auth(&carol)
+        .json(&json!({ "decision": "approve", "revision": 1 }))
+        .send()
+        .await
+        .expect("the server");
+    assert!(
+        answer.status().is_success(),
+        "approval: {}",
+        answer.status()
+    );
+    until(&api, &last.to_ascii_lowercase(), |c| {
+        c.status
+            .as_ref()
+            .is_some_and(|s| s.observed.phase.as_deref() == Some("approved"))
+    })
+    .await;
+    let took = approved.elapsed();
+    let rebuild_cpu = server_cpu_seconds() - cpu;
+    println!(
+        "{wanted} mirrored changes (raised through the API in {:.1} s, 8 at a time): every mirror written after {:.1} s; \
+         operator RSS {operator:.0} MiB; server CPU while idle {:.1} %; one approval -> its mirror approved {:.0} ms, \
+         server CPU {:.2} s for it (the feed of {wanted} rebuilt)",
+        all_raised.as_secs_f64(),
+        mirrored.as_secs_f64(),
+        idle_cpu * 100.0,
+        took.as_secs_f64() * 1000.0,
+        rebuild_cpu,
     );
 }

@@ -628,7 +628,8 @@ async fn a_release_waits_for_its_changes_then_shows_the_servers_release_and_dele
 /// A change raised through the API for an item bound here appears as the
 /// read-only mirror `chg-<n>` (DESIGN §7): nobody edits it or takes its
 /// name, kubectl approval works on it like on any ChangeRequest, and
-/// deleting it cancels nothing (it comes back).
+/// deleting it cancels nothing (it comes back). The tenant's windows show
+/// as `mw-<name>` the same way.
 #[tokio::test]
 async fn a_change_raised_in_the_api_is_mirrored_read_only_and_approved_with_kubectl() {
     let story = Story::new("mirror").await;
@@ -752,6 +753,62 @@ async fn a_change_raised_in_the_api_is_mirrored_read_only_and_approved_with_kube
         story.change(&n)["state"],
         "approved",
         "deleting the mirror cancelled nothing"
+    );
+
+    // The tenant's window, written on the server, shows as mw-<name>.
+    let put = std::process::Command::new("curl")
+        .args(["-fsS", "-X", "PUT"])
+        .arg(format!("{}/api/v1/tenants/{}/windows/nightly", story.server.url, story.tenant))
+        .args(["-H", &format!("authorization: Bearer {}", story.server.token(&story.email("rita")))])
+        .args(["-H", "content-type: application/json"])
+        .args(["-d", r#"{"timeZone": "Europe/Berlin", "schedule": {"cron": {"expr": "0 1 * * *", "duration": "2h"}}, "exclusions": [{"date": "2026-12-24"}]}"#])
+        .output()
+        .expect("curl");
+    succeeded(&put);
+    let windows: Api<MaintenanceWindow> = Api::namespaced(admin().await, &ns);
+    let mirror = wait_for(
+        &windows,
+        "mw-nightly",
+        "the window's mirror with its status",
+        SYNC,
+        |w| {
+            w.status
+                .as_ref()
+                .is_some_and(|s| s.next_open.is_some() || s.open == Some(true))
+        },
+    )
+    .await;
+    assert_eq!(mirror.spec.schedule.cron.as_deref(), Some("0 1 * * *"));
+    assert_eq!(mirror.spec.exclusions.len(), 1, "{:?}", mirror.spec);
+    refused(
+        &kubectl(&[
+            "patch",
+            "mw",
+            "mw-nightly",
+            "-n",
+            &ns,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"duration":"9h"}}"#,
+        ]),
+        "is read-only here",
+    );
+    succeeded(&kubectl(&["delete", "mw", "mw-nightly", "-n", &ns]));
+    let old = mirror.metadata.uid.clone();
+    wait_for(
+        &windows,
+        "mw-nightly",
+        "the window's mirror back",
+        SYNC,
+        |w| w.metadata.uid != old,
+    )
+    .await;
+    let still = story
+        .server
+        .get(&format!("/api/v1/tenants/{}/windows", story.tenant));
+    assert!(
+        still.to_string().contains("nightly"),
+        "deleting the mirror removed the window: {still}"
     );
 }
 

@@ -64,6 +64,18 @@ pub fn mirrored_number(name: &str) -> Option<String> {
     .then(|| format!("CHG-{digits}"))
 }
 
+/// The name of the mirror of the tenant's window `name` (`mw-<name>`),
+/// reserved like a change's.
+pub fn window_mirror_name(name: &str) -> String {
+    format!("mw-{name}")
+}
+
+/// The window a reserved MaintenanceWindow name stands for (`mw-weekly` →
+/// `weekly`).
+pub fn mirrored_window(name: &str) -> Option<&str> {
+    name.strip_prefix("mw-").filter(|w| !w.is_empty())
+}
+
 /// The field manager the operator writes status under (server-side apply).
 pub const FIELD_MANAGER: &str = "changegate-operator";
 
@@ -114,5 +126,9 @@ mod tests {
         for free in ["chg-", "chg-0", "chg-01", "chg-1a", "web-chg-1", "CHG-1"] {
             assert_eq!(super::mirrored_number(free), None, "{free}");
         }
+        assert_eq!(super::window_mirror_name("weekly"), "mw-weekly");
+        assert_eq!(super::mirrored_window("mw-weekly"), Some("weekly"));
+        assert_eq!(super::mirrored_window("mw-"), None);
+        assert_eq!(super::mirrored_window("weekly"), None);
     }
 }

@@ -68,6 +68,23 @@ pub struct MaintenanceWindowSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 3))]
     pub allow_types: Vec<ChangeType>,
+    /// Cut out of the schedule: whole local days (`date`) or ranges.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub exclusions: Vec<Exclusion>,
+}
+
+/// A whole local day (in the window's time zone) or a range cut out of
+/// the schedule: exactly one of the two.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("has(self.date) != has(self.range)").message("give a date or a range"))]
+#[serde(rename_all = "camelCase")]
+pub struct Exclusion {
+    /// e.g. `2026-12-24`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub date: Option<chrono::NaiveDate>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range: Option<Range>,
 }
 
 fn utc() -> String {
@@ -152,7 +169,71 @@ impl MaintenanceWindowSpec {
         if !self.allow_types.is_empty() {
             spec["allowTypes"] = serde_json::json!(self.allow_types);
         }
+        if !self.exclusions.is_empty() {
+            spec["exclusions"] = serde_json::json!(self.exclusions);
+        }
         spec
+    }
+
+    /// The server's window as a MaintenanceWindow says it (a mirror's
+    /// spec): what [`Self::to_server`] maps back to the same window.
+    pub fn from_server(window: &changegate_core::window::WindowSpec) -> Self {
+        use changegate_core::window::{Exclusion as Cut, Schedule as Server, format_duration};
+        let (schedule, duration) = match &window.schedule {
+            Server::Cron { expr, duration } => (
+                Schedule {
+                    cron: Some(expr.clone()),
+                    ..Schedule::default()
+                },
+                Some(format_duration(*duration)),
+            ),
+            Server::Rrule { rule, duration } => (
+                Schedule {
+                    rrule: Some(rule.clone()),
+                    ..Schedule::default()
+                },
+                Some(format_duration(*duration)),
+            ),
+            Server::Ranges(ranges) => (
+                Schedule {
+                    ranges: Some(
+                        ranges
+                            .iter()
+                            .map(|i| Range {
+                                start: i.start,
+                                end: i.end,
+                            })
+                            .collect(),
+                    ),
+                    ..Schedule::default()
+                },
+                None,
+            ),
+        };
+        MaintenanceWindowSpec {
+            kind: window.kind,
+            time_zone: window.time_zone.clone(),
+            schedule,
+            duration,
+            allow_types: window.allow_types.clone(),
+            exclusions: window
+                .exclusions
+                .iter()
+                .map(|e| match e {
+                    Cut::Date(d) => Exclusion {
+                        date: Some(*d),
+                        range: None,
+                    },
+                    Cut::Range(i) => Exclusion {
+                        date: None,
+                        range: Some(Range {
+                            start: i.start,
+                            end: i.end,
+                        }),
+                    },
+                })
+                .collect(),
+        }
     }
 }
 
@@ -181,5 +262,24 @@ mod tests {
         let w: WindowSpec =
             serde_json::from_value(monthly.to_server()).expect("the server's shape");
         assert_eq!(w.time_zone, "UTC");
+    }
+
+    #[test]
+    fn a_servers_window_reads_back_as_the_same_window() {
+        for written in [
+            serde_json::json!({"kind": "blackout", "timeZone": "Europe/Berlin",
+                "schedule": {"cron": {"expr": "0 2 * * SAT", "duration": "1h30m"}},
+                "exclusions": [{"date": "2026-12-26"},
+                               {"range": {"start": "2026-12-31T00:00:00Z", "end": "2027-01-01T00:00:00Z"}}],
+                "allowTypes": ["emergency"]}),
+            serde_json::json!({"schedule": {"rrule": {"rule": "FREQ=MONTHLY;BYDAY=2TU;BYHOUR=22", "duration": "3h"}}}),
+            serde_json::json!({"schedule": {"ranges": [{"start": "2026-12-17T23:00:00Z", "end": "2027-01-03T23:00:00Z"}]}}),
+        ] {
+            let window: WindowSpec = serde_json::from_value(written.clone()).expect("a window");
+            let mirrored = MaintenanceWindowSpec::from_server(&window);
+            let back: WindowSpec =
+                serde_json::from_value(mirrored.to_server()).expect("the server's shape");
+            assert_eq!(back, window, "{written}");
+        }
     }
 }

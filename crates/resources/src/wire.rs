@@ -286,6 +286,26 @@ pub struct AuthorizationRecorded {
 #[serde(rename_all = "camelCase")]
 pub struct Mirrors {
     pub changes: Vec<MirroredChange>,
+    /// Every window and blackout of each tenant bound to the cluster, for
+    /// every namespace labelled for that tenant.
+    #[serde(default)]
+    pub windows: Vec<MirroredWindow>,
+}
+
+/// One window mirrored as the MaintenanceWindow `name` (`mw-<window>`)
+/// into every namespace labelled for `tenant` but `except`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MirroredWindow {
+    pub tenant: String,
+    pub name: String,
+    pub spec: crate::maintenance_window::MaintenanceWindowSpec,
+    /// Whether it is open and when it next opens, at the server's time.
+    pub record: WindowRecord,
+    /// Namespaces where the window's own MaintenanceWindow stands: no
+    /// mirror beside it.
+    #[serde(default)]
+    pub except: Vec<String>,
 }
 
 /// One mirror: the ChangeRequest `name` (`chg-n`) in `namespace`.

@@ -35,6 +35,10 @@ fn error_policy(_: Arc<MaintenanceWindow>, e: &Unsynced, _: Arc<Context>) -> Act
 }
 
 async fn reconcile(mw: Arc<MaintenanceWindow>, ctx: Arc<Context>) -> Result<Action, Unsynced> {
+    // A mirror shows a window of the server: `mirror` writes it.
+    if super::mirror::is_mirror(mw.as_ref()) {
+        return Ok(Action::await_change());
+    }
     if !ctx.leadership.is_leader() {
         return Ok(Action::requeue(Duration::from_secs(5)));
     }
@@ -109,6 +113,10 @@ async fn watch_deletions(api: Api<MaintenanceWindow>, ctx: Arc<Context>) {
         let Ok(watcher::Event::Delete(mw)) = event else {
             continue;
         };
+        // Deleting a mirror removes nothing on the server.
+        if super::mirror::is_mirror(&mw) {
+            continue;
+        }
         if !ctx.leadership.is_leader() {
             continue;
         }

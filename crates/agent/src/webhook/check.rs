@@ -105,13 +105,23 @@ pub fn refusal(
 
 /// Why someone other than the operator may not write `object` (a
 /// changegate resource of `kind`, `old` before an update) as a mirror
-/// (DESIGN §7): the names `chg-<n>` are reserved for the mirrors of changes
-/// raised on the server; a mirror's spec and its origin label are the
-/// operator's; nobody else puts the origin label on a resource. Its other
-/// labels and annotations stay anyone's (a GitOps tool's tracking label).
+/// (DESIGN §7): the names `chg-<n>` (ChangeRequests) and `mw-<name>`
+/// (MaintenanceWindows) are reserved for the mirrors of what the server
+/// holds; a mirror's spec and its origin label are the operator's; nobody
+/// else puts the origin label on a resource. Its other labels and
+/// annotations stay anyone's (a GitOps tool's tracking label).
 pub fn mirror_refusal(kind: &str, object: &Value, old: Option<&Value>) -> Option<Invalid> {
-    use changegate_resources::{ORIGIN_LABEL, ORIGIN_SERVER, mirrored_number};
-    if kind != "ChangeRequest" {
+    use changegate_resources::{ORIGIN_LABEL, ORIGIN_SERVER, mirrored_number, mirrored_window};
+    let reserved = |name: &str| match kind {
+        "ChangeRequest" => {
+            mirrored_number(name).map(|n| format!("{n}, a change raised on the server"))
+        }
+        "MaintenanceWindow" => {
+            mirrored_window(name).map(|w| format!("the tenant's window {w} on the server"))
+        }
+        _ => None,
+    };
+    if !matches!(kind, "ChangeRequest" | "MaintenanceWindow") {
         return None;
     }
     let origin = |o: &Value| {
@@ -123,14 +133,11 @@ pub fn mirror_refusal(kind: &str, object: &Value, old: Option<&Value>) -> Option
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
     match old {
         Some(old) if origin(old).as_deref() == Some(ORIGIN_SERVER) => {
-            let number = old["metadata"]["annotations"][changegate_resources::CHANGE_ANNOTATION]
-                .as_str()
-                .unwrap_or(name)
-                .to_string();
+            let what = reserved(name).unwrap_or_else(|| "what the server holds".to_string());
             let read_only = |field: String| Invalid {
                 field,
                 message: format!(
-                    "{name} mirrors {number}, a change raised on the server: it is read-only here; change it on the server (its status.url), approve it with kubectl, or leave it: deleting it cancels nothing"
+                    "{name} mirrors {what}: it is read-only here; change it on the server, or leave it: deleting it changes nothing there"
                 ),
             };
             if origin(object) != origin(old) {
@@ -146,17 +153,17 @@ pub fn mirror_refusal(kind: &str, object: &Value, old: Option<&Value>) -> Option
                 return Some(Invalid {
                     field: label_field,
                     message: format!(
-                        "{ORIGIN_LABEL} is written by the changegate operator on the mirrors of changes raised on the server; remove it"
+                        "{ORIGIN_LABEL} is written by the changegate operator on the mirrors of what the server holds; remove it"
                     ),
                 });
             }
             if old.is_none()
-                && let Some(number) = mirrored_number(name)
+                && let Some(what) = reserved(name)
             {
                 return Some(Invalid {
                     field: "metadata.name".into(),
                     message: format!(
-                        "{name} is reserved for the mirror of {number}, a change raised on the server; name your ChangeRequest otherwise"
+                        "{name} is reserved for the mirror of {what}; name your {kind} otherwise"
                     ),
                 });
             }

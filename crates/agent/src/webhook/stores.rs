@@ -75,6 +75,20 @@ impl Stores {
             .cloned()
     }
 
+    /// The namespaces labelled for `tenant` (and not being deleted).
+    pub fn namespaces_of(&self, tenant: &str) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .namespaces
+            .state()
+            .iter()
+            .filter(|ns| ns.metadata.deletion_timestamp.is_none())
+            .filter(|ns| ns.labels().get(TENANT_LABEL).map(String::as_str) == Some(tenant))
+            .map(|ns| ns.name_any())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The namespace is being deleted: its workloads go with it.
     pub fn namespace_terminating(&self, namespace: &str) -> bool {
         self.namespaces

@@ -1061,6 +1061,37 @@ async fn changes_raised_elsewhere_are_mirrored_and_approvable_on_the_mirror(app:
     };
     assert_eq!(feed(&eu).await, json!([]), "nothing raised yet");
 
+    // The tenant's windows, for each of its namespaces, but where a
+    // window's own MaintenanceWindow stands.
+    let windows = |agent: &Actor| {
+        let agent = agent.clone();
+        async move { agent.get("/api/v1/agent/mirrors").await.ok()["windows"].clone() }
+    };
+    let weekly = windows(&eu).await;
+    assert_eq!(
+        weekly,
+        json!([{ "tenant": "client-a", "name": "mw-weekly",
+                 "spec": { "kind": "maintenance", "timeZone": "Europe/Berlin",
+                           "schedule": { "cron": "0 2 * * SAT" }, "duration": "4h" },
+                 "record": { "name": "weekly", "kind": "maintenance", "open": false,
+                             "openUntil": null, "nextOpen": "2026-11-28T01:00:00Z" },
+                 "except": [] }]),
+    );
+    assert_eq!(
+        windows(&us).await,
+        json!([]),
+        "client-b has no windows; client-a's are not prod-us's"
+    );
+    eu.put(
+        "/api/v1/agent/maintenancewindows/payments/weekly",
+        json!({ "tenant": "client-a", "uid": "mw-1", "generation": 1, "requestedBy": "cm-k8s",
+                "spec": { "kind": "maintenance", "timeZone": "Europe/Berlin",
+                          "schedule": { "cron": { "expr": "0 2 * * SAT", "duration": "4h" } } } }),
+    )
+    .await
+    .ok();
+    assert_eq!(windows(&eu).await[0]["except"], json!(["payments"]));
+
     // Raised through the API (as the portal and e-mail do): mirrored.
     let n = m.submitted(low_risk()).await;
     let name = n.to_ascii_lowercase();

@@ -3,15 +3,18 @@
 //! namespace (the portal, e-mail, the API, another cluster), shown there
 //! as a read-only ChangeRequest `chg-<n>` in each namespace its items are
 //! bound in, so `kubectl get chg` shows the whole truth and kubectl
-//! approval works wherever a change was raised. Only the tenants bound to
-//! the cluster, only into their own namespaces (the operator checks the
-//! namespace's label).
+//! approval works wherever a change was raised; and every window and
+//! blackout of the tenant as a MaintenanceWindow `mw-<name>` in each of its
+//! namespaces (but where the window's own resource stands). Only the
+//! tenants bound to the cluster, only into their own namespaces (the
+//! operator checks the namespace's label).
 
 use changegate_core::ChangeNumber;
 use changegate_core::catalogue::Enforcement as Binding;
 use changegate_core::change::ChangeState;
 use changegate_resources::change_request::{Backout, ChangeRequestSpec, Target, WorkloadKind};
-use changegate_resources::wire::{MirroredChange, Mirrors};
+use changegate_resources::maintenance_window::MaintenanceWindowSpec;
+use changegate_resources::wire::{MirroredChange, MirroredWindow, Mirrors};
 use changegate_store::{Change, Tenant};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,10 +24,29 @@ use crate::error::ApiResult;
 /// What `cluster` mirrors now.
 pub async fn mirrors(state: &AppState, cluster: &str) -> ApiResult<Mirrors> {
     let mut changes = Vec::new();
+    let mut windows = Vec::new();
+    let own_windows = state
+        .store
+        .resource_links(cluster, super::MAINTENANCE_WINDOW)
+        .await?;
     for tenant in state.snapshots.bound_to(state, cluster).await?.iter() {
         changes.extend(of_tenant(state, tenant, cluster).await?);
+        let snapshot = state.snapshots.of(state, tenant).await?;
+        for (name, spec) in &snapshot.windows {
+            windows.push(MirroredWindow {
+                tenant: tenant.slug.to_string(),
+                name: changegate_resources::window_mirror_name(name),
+                spec: MaintenanceWindowSpec::from_server(spec),
+                record: super::window::window_record(state, name, spec)?,
+                except: own_windows
+                    .iter()
+                    .filter(|l| l.tenant == tenant.id && l.key.name == *name)
+                    .map(|l| l.key.namespace.clone())
+                    .collect(),
+            });
+        }
     }
-    Ok(Mirrors { changes })
+    Ok(Mirrors { changes, windows })
 }
 
 /// The change `number` of `tenant` mirrored as `name` in `namespace` of

@@ -103,7 +103,7 @@ pub async fn delete_window(
 
 /// Whether `spec` is open at the server's time, until when, and when it
 /// next opens.
-fn window_record(
+pub(super) fn window_record(
     state: &AppState,
     name: &str,
     spec: &changegate_core::window::WindowSpec,
