@@ -280,8 +280,9 @@ pub struct AuthorizationRecorded {
 
 /// What the server mirrors into a cluster (`GET /api/v1/agent/mirrors`,
 /// long-polled like the bundle): every change in flight on a
-/// configuration item bound to the cluster that was not raised from a
-/// ChangeRequest there, once per namespace its items are bound in.
+/// configuration item bound to the cluster that has no resource of its
+/// own (not raised from a ChangeRequest), once per namespace its items
+/// are bound in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Mirrors {

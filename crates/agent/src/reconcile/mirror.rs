@@ -1,5 +1,5 @@
-//! Mirrors (DESIGN §7): the changes raised on the server (the portal,
-//! e-mail, the API, another cluster) for items bound to this cluster, as
+//! Mirrors (DESIGN §7): the changes raised on the server (in the portal,
+//! by e-mail, through the API) for items bound to this cluster, as
 //! read-only ChangeRequests `chg-<n>` labelled `changegate.dev/origin:
 //! server`, so `kubectl get chg` shows every change of a namespace and
 //! kubectl approval works wherever a change was raised; and the tenant's

@@ -186,8 +186,9 @@ pub async fn bundle(
 }
 
 /// What the cluster mirrors (DESIGN §7): every change in flight on an item
-/// bound to it that was not raised from a ChangeRequest in that
-/// namespace, as the read-only ChangeRequest `chg-<n>` to write there.
+/// bound to it that has no resource of its own (not raised from a
+/// ChangeRequest), as the read-only ChangeRequest `chg-<n>` to write
+/// there, and the tenants' windows.
 /// With `If-None-Match` and `wait`, long-polls like the bundle.
 #[utoipa::path(get, path = "/api/v1/agent/mirrors", tag = "agent",
     params(("wait" = Option<u64>, Query, description = "seconds to wait for a change when If-None-Match names the current answer (at most 60)")),

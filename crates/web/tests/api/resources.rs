@@ -1146,6 +1146,25 @@ async fn changes_raised_elsewhere_are_mirrored_and_approvable_on_the_mirror(app:
         .map(|c| c["name"].as_str().unwrap_or_default().to_string())
         .collect();
     assert_eq!(names, vec![name.clone()], "{own} has its own resource");
+    // Nor is one raised from a ChangeRequest in another namespace.
+    eu.put(
+        "/api/v1/agent/changerequests/elsewhere/from-elsewhere",
+        sync("uid-2", 1, "registry.example/payments@sha256:cccc"),
+    )
+    .await
+    .ok();
+    let names: Vec<String> = feed(&eu)
+        .await
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|c| c["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        vec![name.clone()],
+        "a change with a resource anywhere has its own"
+    );
 
     // Long-polled like the bundle: the same answer is not sent again.
     let first = eu.get("/api/v1/agent/mirrors").await.status(200);

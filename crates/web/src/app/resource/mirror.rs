@@ -1,6 +1,6 @@
 //! Mirrors (DESIGN §7): every change in flight on a configuration item
-//! bound to a cluster, raised anywhere but a ChangeRequest in that
-//! namespace (the portal, e-mail, the API, another cluster), shown there
+//! bound to a cluster that has no resource of its own (raised in the
+//! portal, by e-mail or through the API, not from a ChangeRequest), shown there
 //! as a read-only ChangeRequest `chg-<n>` in each namespace its items are
 //! bound in, so `kubectl get chg` shows the whole truth and kubectl
 //! approval works wherever a change was raised; and every window and
@@ -70,13 +70,13 @@ pub async fn mirrored(
     if !in_flight(gc.state) || !in_namespace {
         return Ok(None);
     }
-    let raised_here = state
+    let has_its_own = state
         .store
         .change_origins(tenant.id)
         .await?
         .into_iter()
-        .any(|o| o.number == number.0 && o.cluster == cluster && o.namespace == namespace);
-    if raised_here {
+        .any(|o| o.number == number.0);
+    if has_its_own {
         return Ok(None);
     }
     Ok(Some(state.store.change(tenant.id, number).await?))
@@ -92,21 +92,24 @@ async fn of_tenant(
     if here.is_empty() {
         return Ok(Vec::new());
     }
-    let raised_here: BTreeSet<(i64, String)> = state
+    // Changes raised from a ChangeRequest have a resource of their own.
+    let has_its_own: BTreeSet<i64> = state
         .store
         .change_origins(tenant.id)
         .await?
         .into_iter()
-        .filter(|o| o.cluster == cluster)
-        .map(|o| (o.number, o.namespace))
+        .map(|o| o.number)
         .collect();
     let mut out = Vec::new();
-    for gc in snapshot.changes.iter().filter(|c| in_flight(c.state)) {
+    for gc in snapshot
+        .changes
+        .iter()
+        .filter(|c| in_flight(c.state) && !has_its_own.contains(&c.number.0))
+    {
         let namespaces: BTreeSet<&str> = gc
             .configuration_items
             .iter()
             .filter_map(|i| here.get(i.as_str()).map(|b| b.namespace.as_str()))
-            .filter(|ns| !raised_here.contains(&(gc.number.0, ns.to_string())))
             .collect();
         if namespaces.is_empty() {
             continue;
