@@ -224,7 +224,8 @@ for (const db of DATABASES) {
       await page.getByRole('button', { name: 'Submit for approval' }).click();
       await page.waitForURL(/\/t\/client-a\/changes\/CHG-\d+$/);
       number = page.url().split('/').pop();
-      await page.getByText('awaiting-approval').first().waitFor();
+      // The state in words, in the header.
+      await page.locator('.meta .state').getByText('Awaiting approval', { exact: true }).waitFor();
       assert.equal(await state(), 'awaiting-approval');
     });
 
@@ -269,8 +270,9 @@ for (const db of DATABASES) {
 
       await page.goto(`${server.url}/t/client-a/changes/${number}`);
       const approvals = page.getByRole('region', { name: 'Approvals' });
-      await approvals.getByRole('row', { name: /carol@client-a\.example approve email/ }).waitFor();
-      await approvals.getByRole('row', { name: /tom@msp\.example approve portal/ }).waitFor();
+      // People by name, with their channel.
+      await approvals.getByRole('row', { name: /^carol approve email/ }).waitFor();
+      await approvals.getByRole('row', { name: /^tom approve portal/ }).waitFor();
       await shot(page, db, 'change');
     });
 
@@ -348,7 +350,12 @@ for (const db of DATABASES) {
         await page.getByLabel('What happened').fill('the VPN rotation broke the tunnel; both clients rolled back within the window');
         await page.getByLabel('Lessons').fill('test the tunnel from the client side before the rotation');
         await page.getByRole('button', { name: 'Record the review and close' }).click();
-        await page.getByText('closed', { exact: true }).first().waitFor();
+        // The header says how it ended, in the warning colour, not a green "closed".
+        const badge = page.locator('.meta .state');
+        await badge.getByText('Closed — rolled back', { exact: true }).waitFor();
+        assert.match(await badge.getAttribute('class'), /tone-warning/);
+        // The release it ran in, linked; the slot it ran in.
+        await page.getByRole('link', { name: new RegExp(`^${release} `) }).waitFor();
       }
       assert.equal(await state(), 'closed');
       await page.goto(`${server.url}/releases/${release}`);

@@ -17,6 +17,7 @@ mod raise;
 mod releases;
 mod settings;
 mod viewer;
+mod words;
 
 pub use viewer::Viewer;
 

@@ -431,9 +431,19 @@ pub async fn changes(
 pub struct ChangeModel {
     pub number: String,
     pub tenant: String,
+    /// The tenant's name, as people call the client.
+    pub tenant_name: String,
     pub title: String,
     pub kind: String,
     pub state: String,
+    /// The state as people read it, with a closed change's outcome.
+    pub state_words: String,
+    /// Its colour class.
+    pub tone: &'static str,
+    /// The releases it was or is in: (number, name).
+    pub releases: Vec<(String, String)>,
+    /// The questionnaire's answers behind the risk level.
+    pub risk_answers: Vec<(String, String)>,
     pub requester: String,
     pub risk: Option<String>,
     pub revision: i64,
@@ -462,8 +472,8 @@ pub struct ApprovalRow {
 
 pub struct EventRow {
     pub at: String,
-    pub action: String,
-    pub actor: String,
+    /// What happened, in words, with who by name.
+    pub sentence: String,
 }
 
 pub struct CommentRow {
@@ -512,6 +522,30 @@ fn changed_fields(before: &ChangeContent, now: &ChangeContent) -> Vec<String> {
         .filter(|(k, v)| a.get(*k) != Some(*v))
         .map(|(k, _)| k.replace('_', " "))
         .collect()
+}
+
+/// People's names by the address the record names them with, each read
+/// once per page; what is not an address of a user (a cluster's operator,
+/// the scheduler) stays as the record says it.
+#[derive(Default)]
+struct Names(BTreeMap<String, String>);
+
+impl Names {
+    async fn of(&mut self, store: &dyn changegate_store::Store, who: &str) -> PageResult<String> {
+        if let Some(name) = self.0.get(who) {
+            return Ok(name.clone());
+        }
+        let name = match changegate_core::Email::parse(who) {
+            Ok(email) => match store.user_by_email(&email).await {
+                Ok(user) if !user.name.trim().is_empty() => user.name,
+                Ok(_) | Err(changegate_store::StoreError::NotFound { .. }) => who.to_string(),
+                Err(e) => return Err(crate::error::ApiError::from(e).into()),
+            },
+            Err(_) => who.to_string(),
+        };
+        self.0.insert(who.to_string(), name.clone());
+        Ok(name)
+    }
 }
 
 #[derive(Deserialize)]
@@ -573,16 +607,29 @@ pub async fn change(
     .filter(|_| t.authorize(Action::Implement).is_ok())
     .map(str::to_string);
     let report = state.snapshots.chain(&state, &t.tenant).await?;
-    let timeline = store
+    let events = store
         .audit_events_about(t.tenant.id, &c.number.to_string())
-        .await?
+        .await?;
+    let details: Vec<serde_json::Value> = events
         .iter()
-        .map(|e| EventRow {
-            at: when(Some(e.body.at)),
-            action: e.body.action.clone(),
-            actor: e.body.actor.clone(),
-        })
+        .map(|e| serde_json::from_str(&e.body.detail).unwrap_or_default())
         .collect();
+    let outcome = super::words::outcome_of(
+        events
+            .iter()
+            .zip(&details)
+            .map(|(e, d)| (e.body.action.as_str(), d)),
+    );
+    let mut names = Names::default();
+    let mut timeline = Vec::with_capacity(events.len());
+    for (e, detail) in events.iter().zip(&details) {
+        let who = names.of(store, &e.body.actor).await?;
+        timeline.push(EventRow {
+            at: when(Some(e.body.at)),
+            sentence: super::words::event(&e.body.action, &who, detail),
+        });
+    }
+    let releases = store.releases_of_change(t.tenant.id, c.number).await?;
     let stored = store.revisions(t.tenant.id, c.number).await?;
     let authors = Emails::load(store, stored.iter().map(|r| r.created_by)).await?;
     let revisions = stored
@@ -612,24 +659,54 @@ pub async fn change(
             at: when(Some(m.at)),
             body: m.body.clone(),
         })
-        .collect();
+        .collect::<Vec<_>>();
+    let mut comments = comments;
+    for m in comments.iter_mut() {
+        m.author = names.of(store, &m.author).await?;
+    }
     let content = &c.content;
+    let (state_words, tone) = super::words::state(c.state, outcome);
+    let zone: chrono_tz::Tz = t.tenant.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let local = |at: DateTime<Utc>| changegate_core::window::format_instant(at, zone);
+    // Its own slot, else the slot of the release that ran (or runs) it.
+    let slot = match (content.planned_start, content.planned_end) {
+        (None, None) => releases
+            .iter()
+            .rev()
+            .find_map(|r| Some((r.planned_start?, r.planned_end?))),
+        (Some(s), Some(e)) => Some((s, e)),
+        (Some(s), None) => Some((s, s)),
+        (None, Some(e)) => Some((e, e)),
+    };
     let model = ChangeModel {
         number: c.number.to_string(),
         tenant: t.tenant.slug.to_string(),
+        tenant_name: t.tenant.name.clone(),
         title: content.title.clone(),
         kind: c.kind.as_str().to_string(),
         state: c.state.as_str().to_string(),
-        requester: emails.of(c.requester),
+        state_words,
+        tone: tone.class(),
+        releases: releases
+            .iter()
+            .map(|r| (r.number.to_string(), r.name.clone()))
+            .collect(),
+        risk_answers: content
+            .risk_answers
+            .iter()
+            .map(|(q, a)| (q.replace('-', " "), a.clone()))
+            .collect(),
+        requester: names.of(store, &emails.of(c.requester)).await?,
         risk: c.risk_level.map(|l| l.as_str().to_string()),
         revision: c.revision,
         description: content.description.clone(),
         justification: content.justification.clone(),
         configuration_items: content.configuration_items.join(", "),
         artifacts: content.artifacts.join(", "),
-        planned: match (content.planned_start, content.planned_end) {
-            (None, None) => String::new(),
-            (s, e) => format!("{} to {}", when(s), when(e)),
+        planned: match slot {
+            None => String::new(),
+            Some((s, e)) if s == e => local(s),
+            Some((s, e)) => format!("{} to {}", local(s), local(e)),
         },
         implementation_plan: content.implementation_plan.clone(),
         test_plan: content.test_plan.clone(),
@@ -645,20 +722,26 @@ pub async fn change(
         can_decide,
         review_outcome,
         csrf: viewer.csrf.clone(),
-        approvals: approvals
-            .iter()
-            .map(|a| ApprovalRow {
-                approver: match a.on_behalf_of {
-                    Some(seat) => format!("{} for {}", a.approver_email, emails.of(seat)),
-                    None => a.approver_email.to_string(),
-                },
-                decision: a.decision.as_str().to_string(),
-                channel: a.channel.as_str().to_string(),
-                at: when(Some(a.at)),
-                revision: a.revision,
-                comment: a.comment.clone(),
-            })
-            .collect(),
+        approvals: {
+            let mut rows = Vec::with_capacity(approvals.len());
+            for a in &approvals {
+                let by = names.of(store, a.approver_email.as_str()).await?;
+                rows.push(ApprovalRow {
+                    approver: match a.on_behalf_of {
+                        Some(seat) => {
+                            format!("{by} for {}", names.of(store, &emails.of(seat)).await?)
+                        }
+                        None => by,
+                    },
+                    decision: a.decision.as_str().to_string(),
+                    channel: a.channel.as_str().to_string(),
+                    at: when(Some(a.at)),
+                    revision: a.revision,
+                    comment: a.comment.clone(),
+                });
+            }
+            rows
+        },
         timeline,
         chain: if report.report.intact {
             format!(

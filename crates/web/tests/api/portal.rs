@@ -120,15 +120,32 @@ async fn a_client_approver_signs_in_and_approves_from_the_change_page(app: TestA
     let page_path = format!("/t/client-a/changes/{n}");
     let page = carol.get(&page_path).await.status(200);
     assert!(page.text.contains(">Approve</button>"), "{}", page.text);
-    // The fingerprint approvals sign: its first digits, the whole on hover.
+    // The fingerprint approvals sign: its first digits, the whole on demand.
     let fingerprint = m.eve.get(&format!("{A}/changes/{n}")).await.ok()["fingerprint"]
         .as_str()
         .expect("a fingerprint")
         .to_string();
     assert!(
-        page.text
-            .contains(&format!("title=\"{fingerprint}\">{}…<", &fingerprint[..19])),
+        page.text.contains(&format!(
+            "<summary><code>{}…</code></summary><code>{fingerprint}</code>",
+            &fingerprint[..19]
+        )),
         "{}",
+        page.text
+    );
+    // What changes comes before the decision, which the approver makes
+    // having read it; the header says the state in words.
+    let what = page.text.find("id=\"what\"").expect("what changes");
+    let decide = page.text.find("id=\"decide\"").expect("the decision card");
+    assert!(what < decide, "the decision card comes after what changes");
+    assert!(
+        page.text.contains(">Awaiting approval</span>"),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains("change for client-a Ltd,"),
+        "the tenant by name: {}",
         page.text
     );
     assert!(
@@ -182,10 +199,10 @@ async fn a_client_approver_signs_in_and_approves_from_the_change_page(app: TestA
     assert_eq!(carols["comment"], "OK for the weekend");
     let c = m.audrey.get(&format!("{A}/changes/{n}")).await.ok();
     assert_eq!(c["state"], "approved");
-    // The page shows both approvals with identity and channel.
+    // The page shows both approvals with identity (by name) and channel.
     for who in [
-        "tom@msp.example</td><td>approve</td><td>api",
-        "carol@client-a.example</td><td>approve</td><td>portal",
+        "<td>tom</td><td>approve</td><td>api",
+        "<td>carol</td><td>approve</td><td>portal",
     ] {
         assert!(page.text.contains(who), "{who} in {}", page.text);
     }
@@ -1136,6 +1153,32 @@ async fn the_change_page_shows_each_revision_and_what_it_changed(app: TestApp) {
     assert!(
         revisions.contains("<td>2</td>") && revisions.contains("<td>artifacts</td>"),
         "{revisions}"
+    );
+    // The timeline in words, people by name (the fixture names Eve "eve").
+    let timeline = &page.text[page.text.find("id=\"timeline\"").expect("a timeline")..];
+    for said in [
+        "eve raised it",
+        "eve submitted revision 1 for approval",
+        "eve revised it: revision 2 goes for approval again",
+    ] {
+        assert!(timeline.contains(said), "{said:?} not in {timeline}");
+    }
+    assert!(
+        !timeline.contains("change.created"),
+        "no event codes: {timeline}"
+    );
+    // A field the requester left empty says so.
+    assert!(
+        page.text
+            .contains("<dt>Justification</dt><dd><span class=\"missing\">not provided</span></dd>"),
+        "{}",
+        page.text
+    );
+    // The answers behind the risk level.
+    assert!(
+        page.text.contains("production: <strong>yes</strong>"),
+        "{}",
+        page.text
     );
 }
 
