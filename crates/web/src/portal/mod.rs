@@ -210,6 +210,18 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             Tenant(Implement),
             post(pages::review),
         ),
+        r(
+            "POST",
+            "/t/{tenant}/changes/{number}/comment",
+            Tenant(Comment),
+            post(pages::comment),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/changes/{number}/withdraw",
+            Tenant(RequestChange),
+            post(pages::withdraw),
+        ),
     ]
 }
 

@@ -492,6 +492,11 @@ struct ChangePage {
     /// The outcome to review, when the viewer may record the
     /// post-implementation review now.
     review_outcome: Option<String>,
+    /// The viewer may comment.
+    can_comment: bool,
+    /// The viewer may withdraw it now (its requester or a change
+    /// manager, before it started).
+    can_withdraw: bool,
     csrf: String,
     approvals: Vec<ApprovalRow>,
     timeline: Vec<EventRow>,
@@ -606,6 +611,23 @@ pub async fn change(
     }
     .filter(|_| t.authorize(Action::Implement).is_ok())
     .map(str::to_string);
+    let can_comment = t.authorize(Action::Comment).is_ok();
+    let not_started = matches!(
+        c.state,
+        ChangeState::Draft
+            | ChangeState::Submitted
+            | ChangeState::AwaitingApproval
+            | ChangeState::Approved
+            | ChangeState::Scheduled
+            | ChangeState::Rejected
+    );
+    let can_withdraw = not_started
+        && t.authorize(Action::RequestChange).is_ok()
+        && (c.requester == viewer.principal.user
+            || viewer
+                .principal
+                .has_role(t.tenant.id, changegate_core::Role::ChangeManager)
+            || viewer.principal.admin);
     let report = state.snapshots.chain(&state, &t.tenant).await?;
     let events = store
         .audit_events_about(t.tenant.id, &c.number.to_string())
@@ -721,6 +743,8 @@ pub async fn change(
         waiting,
         can_decide,
         review_outcome,
+        can_comment,
+        can_withdraw,
         csrf: viewer.csrf.clone(),
         approvals: {
             let mut rows = Vec::with_capacity(approvals.len());
@@ -849,6 +873,70 @@ pub async fn review(
             outcome: form.outcome,
             notes: form.notes,
             lessons: form.lessons,
+        }),
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/t/{slug}/changes/{}", saved.number)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct CommentForm {
+    csrf: String,
+    #[serde(default)]
+    body: String,
+}
+
+/// A comment from the change page, through the API's handler.
+pub async fn comment(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(p): Path<ChangePath>,
+    Form(form): Form<CommentForm>,
+) -> PageResult<Response> {
+    viewer.check_csrf(&form.csrf)?;
+    let t = in_tenant(&state, &viewer, &p.tenant).await?;
+    let slug = t.tenant.slug.to_string();
+    let (_, axum::Json(_)) = crate::api::changes::comment(
+        State(state.clone()),
+        t,
+        Path(crate::api::ChangePath {
+            tenant: slug.clone(),
+            number: p.number.clone(),
+        }),
+        crate::api::Body(crate::dto::CommentBody { body: form.body }),
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/t/{slug}/changes/{}#comments", p.number)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct WithdrawForm {
+    csrf: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// The requester (or a change manager) withdraws a change that has not
+/// started, from its page, through the API's cancel handler.
+pub async fn withdraw(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(p): Path<ChangePath>,
+    Form(form): Form<WithdrawForm>,
+) -> PageResult<Response> {
+    viewer.check_csrf(&form.csrf)?;
+    let t = in_tenant(&state, &viewer, &p.tenant).await?;
+    let slug = t.tenant.slug.to_string();
+    let axum::Json(saved) = crate::api::lifecycle::cancel(
+        State(state.clone()),
+        t,
+        Path(crate::api::ChangePath {
+            tenant: slug.clone(),
+            number: p.number.clone(),
+        }),
+        crate::api::Body(crate::dto::TransitionBody {
+            note: form.note,
+            ..crate::dto::TransitionBody::default()
         }),
     )
     .await?;

@@ -1182,7 +1182,77 @@ async fn the_change_page_shows_each_revision_and_what_it_changed(app: TestApp) {
     );
 }
 
+/// The requester comments and withdraws from the change page, through the
+/// API's handlers; an auditor gets neither control, an approver who is
+/// not the requester cannot withdraw even by posting the form.
+async fn the_requester_comments_and_withdraws_from_the_change_page(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let n = m.submitted(changegate_testkit::msp::low_risk()).await;
+    let path = format!("/t/client-a/changes/{n}");
+    let audrey = sign_in(&app, "audrey@audit.example").await;
+    let page = audrey.get(&path).await.status(200);
+    assert!(
+        !page.text.contains("/comment\"") && !page.text.contains("/withdraw\""),
+        "an auditor gets no control: {}",
+        page.text
+    );
+    let tom = sign_in(&app, "tom@msp.example").await;
+    let page = tom.get(&path).await.status(200);
+    assert!(!page.text.contains("/withdraw\""), "{}", page.text);
+    tom.form(
+        &format!("{path}/withdraw"),
+        &[("csrf", &csrf(&page.text)), ("note", "not mine")],
+    )
+    .await
+    .status(403);
+
+    let eve = sign_in(&app, "eve@msp.example").await;
+    let page = eve.get(&path).await.status(200);
+    assert!(
+        page.text.contains(&format!(">Withdraw {n}</button>")),
+        "{}",
+        page.text
+    );
+    eve.form(
+        &format!("{path}/comment"),
+        &[
+            ("csrf", &csrf(&page.text)),
+            ("body", "Moved to next week, see SHOP-312"),
+        ],
+    )
+    .await
+    .status(303);
+    let comments = m.cm.get(&format!("{A}/changes/{n}/comments")).await.ok();
+    assert_eq!(
+        comments[0]["body"], "Moved to next week, see SHOP-312",
+        "{comments}"
+    );
+    let page = eve.get(&path).await.status(200);
+    assert!(
+        page.text.contains("<strong>eve</strong>"),
+        "the comment by name: {}",
+        page.text
+    );
+    assert!(page.text.contains("eve commented"), "{}", page.text);
+    eve.form(
+        &format!("{path}/withdraw"),
+        &[("csrf", &csrf(&page.text)), ("note", "superseded")],
+    )
+    .await
+    .status(303);
+    let c = m.cm.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(c["state"], "cancelled");
+    let page = eve.get(&path).await.status(200);
+    assert!(page.text.contains(">Cancelled</span>"), "{}", page.text);
+    assert!(
+        !page.text.contains("/withdraw\""),
+        "nothing left to withdraw"
+    );
+    assert!(page.text.contains("eve cancelled it"), "{}", page.text);
+}
+
 crate::on_both!(
+    the_requester_comments_and_withdraws_from_the_change_page,
     the_change_page_shows_each_revision_and_what_it_changed,
     an_undecided_approval_is_reminded_once_then_escalated_to_the_backup,
     the_settings_pages_administer_a_tenant_within_each_roles_rights,
