@@ -35,6 +35,8 @@ pub struct CalendarQuery {
 
 pub struct Item {
     pub time: String,
+    /// Part of an entry over several days (drawn shaded on each).
+    pub spans: bool,
     pub title: String,
     pub kind: &'static str,
     pub tenant: String,
@@ -196,26 +198,27 @@ async fn page(
         });
         d += TimeDelta::days(1);
     }
+    // An entry shows on every day it covers: a 43-day freeze is drawn
+    // across all of them, not as one entry on its first day.
     for e in &entries {
         let tz = zone_for(e);
         let local: DateTime<Tz> = e.start.with_timezone(&tz);
-        let Some(slot) = days.iter_mut().find(|x| x.date == local.date_naive()) else {
-            continue;
-        };
         let end = e.end.with_timezone(&tz);
-        slot.items.push(Item {
-            time: format!(
-                "{}–{} {}",
-                local.format("%H:%M"),
-                end.format("%H:%M"),
-                local.format("%Z")
-            ),
-            title: e.title.clone(),
-            kind: e.kind.as_str(),
-            tenant: e.tenant.clone(),
-            link: e.link.clone(),
-            conflicts: e.conflicts.clone(),
-        });
+        for slot in days.iter_mut() {
+            let Some((time, spans)) = on_day(local.naive_local(), end.naive_local(), slot.date)
+            else {
+                continue;
+            };
+            slot.items.push(Item {
+                time: format!("{time} {}", local.format("%Z")),
+                spans,
+                title: e.title.clone(),
+                kind: e.kind.as_str(),
+                tenant: e.tenant.clone(),
+                link: e.link.clone(),
+                conflicts: e.conflicts.clone(),
+            });
+        }
     }
     let (weeks, agenda) = if f.view == "agenda" {
         (
@@ -276,6 +279,39 @@ async fn page(
         problem: notice.1,
     };
     Ok(render(&page))
+}
+
+/// How an entry from `start` to `end` (local wall-clock times) shows on
+/// `day`: its hours, and whether it is part of an entry over several
+/// days; `None` when it does not touch that day.
+fn on_day(
+    start: chrono::NaiveDateTime,
+    end: chrono::NaiveDateTime,
+    day: NaiveDate,
+) -> Option<(String, bool)> {
+    let from = day.and_hms_opt(0, 0, 0)?;
+    let to = from + TimeDelta::days(1);
+    let touches = if start == end {
+        from <= start && start < to
+    } else {
+        start < to && end > from
+    };
+    if !touches {
+        return None;
+    }
+    let hour = |t: chrono::NaiveDateTime| {
+        if t == to {
+            "24:00".to_string()
+        } else {
+            t.format("%H:%M").to_string()
+        }
+    };
+    Some(match (start >= from, end <= to) {
+        (true, true) => (format!("{}–{}", start.format("%H:%M"), hour(end)), false),
+        (true, false) => (format!("from {}", start.format("%H:%M")), true),
+        (false, true) => (format!("until {}", hour(end)), true),
+        (false, false) => ("all day".to_string(), true),
+    })
 }
 
 /// One tenant's calendar, with its feeds.
@@ -376,4 +412,51 @@ pub async fn revoke_feed(
     )
     .await?;
     Ok(Redirect::to(&format!("/t/{slug}/calendar")).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_day;
+    use chrono::NaiveDate;
+
+    fn at(d: u32, h: u32) -> chrono::NaiveDateTime {
+        NaiveDate::from_ymd_opt(2026, 12, d)
+            .and_then(|d| d.and_hms_opt(h, 0, 0))
+            .expect("a time")
+    }
+
+    fn day(d: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 12, d).expect("a day")
+    }
+
+    #[test]
+    fn an_entry_over_several_days_shows_on_each_of_them() {
+        // A freeze from the 18th 00:00 to the 21st 00:00.
+        let (s, e) = (at(18, 0), at(21, 0));
+        assert_eq!(on_day(s, e, day(17)), None);
+        assert_eq!(on_day(s, e, day(18)), Some(("from 00:00".into(), true)));
+        assert_eq!(on_day(s, e, day(19)), Some(("all day".into(), true)));
+        assert_eq!(on_day(s, e, day(20)), Some(("until 24:00".into(), true)));
+        assert_eq!(on_day(s, e, day(21)), None, "it ends as the 21st begins");
+        // Within one day, as before.
+        assert_eq!(
+            on_day(at(5, 2), at(5, 6), day(5)),
+            Some(("02:00–06:00".into(), false))
+        );
+        // A moment (a change with no end) on its day only.
+        assert_eq!(
+            on_day(at(5, 10), at(5, 10), day(5)),
+            Some(("10:00–10:00".into(), false))
+        );
+        assert_eq!(on_day(at(5, 10), at(5, 10), day(6)), None);
+        // Over midnight: on both days.
+        assert_eq!(
+            on_day(at(5, 22), at(6, 2), day(5)),
+            Some(("from 22:00".into(), true))
+        );
+        assert_eq!(
+            on_day(at(5, 22), at(6, 2), day(6)),
+            Some(("until 02:00".into(), true))
+        );
+    }
 }

@@ -280,7 +280,50 @@ async fn the_calendar_pages_show_month_week_and_agenda_with_conflicts(app: TestA
         )
         .await
         .status(201);
+    // The year-end freeze: a blackout over several weeks.
+    m.cm.put(
+        &format!("{A}/windows/year-end-freeze"),
+        json!({ "kind": "blackout", "timeZone": "Europe/Berlin",
+                "schedule": { "ranges": [ { "start": "2026-12-17T23:00:00Z", "end": "2027-01-03T23:00:00Z" } ] } }),
+    )
+    .await
+    .ok();
     let carol = crate::portal::sign_in(&app, "carol@client-a.example").await;
+    // Drawn across every day it covers, shaded, not once on its first day.
+    let december = carol
+        .get("/t/client-a/calendar?view=month&date=2026-12-10")
+        .await
+        .status(200)
+        .text;
+    let cells: Vec<&str> = december.split("<td").skip(1).collect();
+    let frozen = |label: &str| {
+        cells
+            .iter()
+            .find(|c| c.contains(&format!("<div class=\"day\">{label}</div>")))
+            .unwrap_or_else(|| panic!("no day {label} in {december}"))
+            .contains("year-end-freeze")
+    };
+    assert!(
+        !frozen("Thu 17"),
+        "the freeze begins on the 18th, Berlin time"
+    );
+    for d in ["Fri 18", "Thu 24", "Thu 31"] {
+        assert!(frozen(d), "{d} is in the freeze: {december}");
+    }
+    assert!(
+        december.contains("kind blackout spans\">from 00:00 CET")
+            && december.contains("kind blackout spans\">all day CET"),
+        "{december}"
+    );
+    let january = carol
+        .get("/t/client-a/calendar?view=agenda&date=2027-01-01")
+        .await
+        .status(200)
+        .text;
+    assert!(
+        january.contains("until 24:00 CET"),
+        "it ends with the 3rd: {january}"
+    );
     let month = carol.get("/t/client-a/calendar").await.status(200).text;
     assert!(month.contains("November 2026"), "{month}");
     // Saturday's window at 02:00 Berlin time, in the tenant's zone.
