@@ -251,9 +251,13 @@ for (const db of DATABASES) {
       await page.getByRole('button', { name: 'Approve' }).click();
       await page.getByRole('heading', { name: /your decision on .* is recorded/ }).waitFor();
       await shot(page, db, 'confirm-done');
-      // The link worked once.
+      // The link worked once; opened again it says who used it and links the change.
       const again = await page.goto(link);
       assert.equal(again.status(), 410);
+      await page.getByRole('heading', { name: 'This link has been used' }).waitFor();
+      await page.getByText(/carol approved CHG-\d+ revision 1 with this link on/).waitFor();
+      await page.getByRole('link', { name: `See ${number} in the portal` }).waitFor();
+      await shot(page, db, 'confirm-used');
     });
 
     await t.test('the CAB member approves in the agenda; the change page shows both approvals', async () => {

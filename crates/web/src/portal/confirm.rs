@@ -69,12 +69,37 @@ fn nonce_of(token: &str) -> String {
         .to_string()
 }
 
-fn gone(message: String) -> PageError {
-    PageError(ApiError::new(StatusCode::GONE, "link-gone", message))
+/// A link that can decide no more, said as a page (410 Gone): who used
+/// it and when, or why it is spent, and where the change is now.
+#[derive(Template)]
+#[template(path = "link_spent.html")]
+struct SpentPage {
+    viewer: Option<Nav>,
+    title: String,
+    message: String,
+    number: String,
+    link: String,
 }
 
-/// The link, its tenant and change, if the link can still decide.
-async fn usable(state: &AppState, token: &str) -> PageResult<(ApprovalLink, Tenant, Change)> {
+fn spent(tenant: &Tenant, c: &Change, title: &str, message: String) -> Response {
+    let page = SpentPage {
+        viewer: None,
+        title: title.to_string(),
+        message,
+        number: c.number.to_string(),
+        link: format!("/t/{}/changes/{}", tenant.slug, c.number),
+    };
+    let mut response = render(&page);
+    *response.status_mut() = StatusCode::GONE;
+    response
+}
+
+/// The link, its tenant and change, if the link can still decide; else
+/// the page that says why not.
+async fn usable(
+    state: &AppState,
+    token: &str,
+) -> PageResult<Result<(ApprovalLink, Tenant, Change), Response>> {
     let hash = token_hash(token);
     let link = match state.store.approval_link(&hash).await {
         Ok(l) => l,
@@ -87,32 +112,74 @@ async fn usable(state: &AppState, token: &str) -> PageResult<(ApprovalLink, Tena
     };
     let tenant = state.store.tenant(link.tenant).await?;
     let c = state.store.change(link.tenant, link.change).await?;
+    let zone: chrono_tz::Tz = tenant.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let local = |at| changegate_core::window::format_instant(at, zone);
+    let (state_words, _) = super::words::state(c.state, None);
     if let Some(at) = link.used_at {
-        return Err(gone(format!(
-            "This link was used on {}; a link decides once.",
-            at.format("%Y-%m-%d %H:%M UTC")
+        let approver = state.store.user(link.approver).await?;
+        let decided = state
+            .store
+            .approvals(link.tenant, link.change)
+            .await?
+            .into_iter()
+            .rev()
+            .find(|a| {
+                a.approver == link.approver
+                    && a.revision == link.revision
+                    && a.channel == Channel::Email
+            })
+            .map(|a| match a.decision {
+                changegate_core::board::Decision::Approve => "approved",
+                changegate_core::board::Decision::Reject => "rejected",
+            })
+            .unwrap_or("decided on");
+        return Ok(Err(spent(
+            &tenant,
+            &c,
+            "This link has been used",
+            format!(
+                "{} {decided} {} revision {} with this link on {}; a link decides once. {} is now: {}.",
+                approver.name,
+                c.number,
+                link.revision,
+                local(at),
+                c.number,
+                state_words.to_lowercase()
+            ),
         )));
     }
     if link.expires_at <= state.now() {
-        return Err(gone(format!(
-            "This link expired on {}; sign in to the portal to decide on {}.",
-            link.expires_at.format("%Y-%m-%d %H:%M UTC"),
-            c.number
+        return Ok(Err(spent(
+            &tenant,
+            &c,
+            "This link has expired",
+            format!(
+                "It expired on {}; sign in to the portal to decide on {}.",
+                local(link.expires_at),
+                c.number
+            ),
         )));
     }
     if c.revision != link.revision {
-        return Err(gone(format!(
-            "{} has changed since this link was sent (now revision {}); a new request went to you for the new revision.",
-            c.number, c.revision
+        return Ok(Err(spent(
+            &tenant,
+            &c,
+            "This change has changed since",
+            format!(
+                "{} is at revision {} now, not the revision {} this link was sent for; a new request went to you for the new revision.",
+                c.number, c.revision, link.revision
+            ),
         )));
     }
     if !takes_decisions(&c) {
-        return Err(gone(format!(
-            "{} is {}; it no longer awaits approval.",
-            c.number, c.state
+        return Ok(Err(spent(
+            &tenant,
+            &c,
+            "This change no longer awaits approval",
+            format!("{} is now: {}.", c.number, state_words.to_lowercase()),
         )));
     }
-    Ok((link, tenant, c))
+    Ok(Ok((link, tenant, c)))
 }
 
 #[derive(Template)]
@@ -162,7 +229,10 @@ pub async fn show(
     viewer: Option<Viewer>,
     client: Client,
 ) -> PageResult<Response> {
-    let (link, tenant, c) = usable(&state, &token).await?;
+    let (link, tenant, c) = match usable(&state, &token).await? {
+        Ok(usable) => usable,
+        Err(page) => return Ok(page),
+    };
     state
         .store
         .record_events(
@@ -230,7 +300,10 @@ pub async fn decide(
     client: Client,
     Form(form): Form<ConfirmForm>,
 ) -> PageResult<Response> {
-    let (link, tenant, c) = usable(&state, &token).await?;
+    let (link, tenant, c) = match usable(&state, &token).await? {
+        Ok(usable) => usable,
+        Err(page) => return Ok(page),
+    };
     if !same(&nonce_of(&token), &form.nonce) {
         return Err(PageError(ApiError::forbidden(
             "this form did not come from the confirm page; open the link from the e-mail again",

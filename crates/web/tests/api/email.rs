@@ -137,9 +137,32 @@ async fn an_approver_decides_from_the_link_and_a_scanner_decides_nothing(app: Te
     assert_eq!(approvals[0]["channel"], "email");
     assert_eq!(approvals[0]["comment"], "fine by mail");
     assert_eq!(events(&app, "approval-link.used").await.len(), 1);
-    // Single use; and tina's link no longer decides anything.
-    post(approve(&field(&page.text, "nonce"))).await.status(410);
-    scanner.get(&tina_link).await.status(410);
+    // Single use, and the used link says who used it, when, and where the
+    // change is now; tina's link no longer decides anything.
+    let again = post(approve(&field(&page.text, "nonce"))).await.status(410);
+    assert!(
+        again.text.contains("This link has been used")
+            && again
+                .text
+                .contains(&format!("tom approved {n} revision 1 with this link on"))
+            && again.text.contains("Europe/Berlin")
+            && again
+                .text
+                .contains(&format!("href=\"/t/client-a/changes/{n}\"")),
+        "{}",
+        again.text
+    );
+    assert!(
+        !again.text.contains("role=\"alert\""),
+        "not an error: {}",
+        again.text
+    );
+    let tina = scanner.get(&tina_link).await.status(410);
+    assert!(
+        tina.text.contains("no longer awaits approval") && tina.text.contains("is now: approved"),
+        "{}",
+        tina.text
+    );
     scanner.get("/approve/cg_made_up").await.status(404);
 }
 
@@ -201,7 +224,8 @@ async fn a_high_risk_link_needs_the_code_and_a_new_revision_or_time_voids_links(
         .ok();
     let r = browser.get(&dan_link).await.status(410);
     assert!(
-        r.text.contains("has changed since this link was sent"),
+        r.text.contains("This change has changed since")
+            && r.text.contains("not the revision 1 this link was sent for"),
         "{}",
         r.text
     );
