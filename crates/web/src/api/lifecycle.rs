@@ -37,6 +37,15 @@ pub async fn submit(
     Ok(Json(view(&state, &t, &saved).await?))
 }
 
+/// Who may cancel (withdraw) `c`: its requester, a change manager of its
+/// tenant, an installation administrator. The change page offers the
+/// control by the same rule.
+pub(crate) fn may_cancel(t: &InTenant, c: &changegate_store::Change) -> bool {
+    c.requester == t.caller.user
+        || t.caller.has_role(t.tenant.id, Role::ChangeManager)
+        || t.caller.admin
+}
+
 #[utoipa::path(post, path = "/api/v1/tenants/{tenant}/changes/{number}/cancel", tag = "lifecycle",
     params(("tenant" = String, Path), ("number" = String, Path)), request_body = TransitionBody,
     responses((status = 200, body = ChangeView)))]
@@ -49,10 +58,7 @@ pub async fn cancel(
     let n = p.number;
     t.authorize(Action::RequestChange)?;
     let mut c = load(state.store.as_ref(), t.tenant.id, &n).await?;
-    if c.requester != t.caller.user
-        && !t.caller.has_role(t.tenant.id, Role::ChangeManager)
-        && !t.caller.admin
-    {
+    if !may_cancel(&t, &c) {
         return Err(ApiError::forbidden(
             "only the requester or a change manager cancels a change",
         ));

@@ -612,22 +612,11 @@ pub async fn change(
     .filter(|_| t.authorize(Action::Implement).is_ok())
     .map(str::to_string);
     let can_comment = t.authorize(Action::Comment).is_ok();
-    let not_started = matches!(
-        c.state,
-        ChangeState::Draft
-            | ChangeState::Submitted
-            | ChangeState::AwaitingApproval
-            | ChangeState::Approved
-            | ChangeState::Scheduled
-            | ChangeState::Rejected
-    );
-    let can_withdraw = not_started
+    // Offered exactly when the cancel handler would take it: a state that
+    // may become cancelled, and a person who may cancel.
+    let can_withdraw = changegate_core::change::allowed(c.state, ChangeState::Cancelled)
         && t.authorize(Action::RequestChange).is_ok()
-        && (c.requester == viewer.principal.user
-            || viewer
-                .principal
-                .has_role(t.tenant.id, changegate_core::Role::ChangeManager)
-            || viewer.principal.admin);
+        && crate::api::lifecycle::may_cancel(&t, &c);
     let report = state.snapshots.chain(&state, &t.tenant).await?;
     let events = store
         .audit_events_about(t.tenant.id, &c.number.to_string())
@@ -672,19 +661,13 @@ pub async fn change(
             },
         })
         .collect();
-    let comments = store
-        .comments(t.tenant.id, c.number)
-        .await?
-        .iter()
-        .map(|m| CommentRow {
-            author: m.author_email.to_string(),
+    let mut comments = Vec::new();
+    for m in store.comments(t.tenant.id, c.number).await? {
+        comments.push(CommentRow {
+            author: names.of(store, m.author_email.as_str()).await?,
             at: when(Some(m.at)),
-            body: m.body.clone(),
-        })
-        .collect::<Vec<_>>();
-    let mut comments = comments;
-    for m in comments.iter_mut() {
-        m.author = names.of(store, &m.author).await?;
+            body: m.body,
+        });
     }
     let content = &c.content;
     let (state_words, tone) = super::words::state(c.state, outcome);
