@@ -202,6 +202,9 @@ for (const db of DATABASES) {
       await page.getByRole('link', { name: 'payments-upgrade' }).click();
       assert.equal(await page.getByLabel('Title', { exact: true }).inputValue(), 'Upgrade the payments API');
       assert.equal(await page.getByLabel('payments-api', { exact: true }).isChecked(), true);
+      // A template opens as the standard change it models; this one goes further, so normal.
+      assert.equal(await page.getByLabel('Type').inputValue(), 'standard');
+      await page.getByLabel('Type').selectOption('normal');
       await page.getByLabel(/Artifacts/).fill('registry.example/payments@sha256:4f1c9a');
       for (const [question, answer] of [
         ['Does the change touch production?', 'yes'],

@@ -12,6 +12,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 
 /// An authenticated caller inside one tenant they are bound to.
+#[derive(Clone)]
 pub struct InTenant {
     pub caller: Principal,
     pub tenant: Tenant,

@@ -165,17 +165,7 @@ pub async fn edit(
     fields: serde_json::Map<String, serde_json::Value>,
 ) -> ApiResult<Change> {
     let mut c = load(state.store.as_ref(), t.tenant.id, n).await?;
-    if c.requester != t.caller.user && !t.caller.has_role(t.tenant.id, Role::ChangeManager) {
-        return Err(ApiError::forbidden(
-            "only the requester or a change manager edits a change",
-        ));
-    }
-    if !c.state.editable() {
-        return Err(ApiError::state(format!(
-            "{} is {}; it can no longer be edited",
-            c.number, c.state
-        )));
-    }
+    may_edit(t, &c)?;
     let mut content = serde_json::to_value(&c.content).map_err(|_| ApiError::internal())?;
     if let Some(obj) = content.as_object_mut() {
         for (k, v) in fields {
@@ -210,6 +200,23 @@ pub async fn edit(
     }
     write.events = events;
     save(state, &c, expected, write, now).await
+}
+
+/// May `t.caller` edit `c` now? The requester or a change manager, while
+/// its state allows edits; the error says why not.
+pub fn may_edit(t: &InTenant, c: &Change) -> ApiResult<()> {
+    if c.requester != t.caller.user && !t.caller.has_role(t.tenant.id, Role::ChangeManager) {
+        return Err(ApiError::forbidden(
+            "only the requester or a change manager edits a change",
+        ));
+    }
+    if !c.state.editable() {
+        return Err(ApiError::state(format!(
+            "{} is {}; it can no longer be edited",
+            c.number, c.state
+        )));
+    }
+    Ok(())
 }
 
 /// The edit of `c`'s content by `t.caller`: the new content, and whether

@@ -217,6 +217,42 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             post(pages::comment),
         ),
         r(
+            "GET",
+            "/t/{tenant}/changes/{number}/edit",
+            Tenant(RequestChange),
+            get(raise::edit_form),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/changes/{number}/edit",
+            Tenant(RequestChange),
+            post(raise::edit),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/changes/{number}/submit",
+            Tenant(RequestChange),
+            post(pages::submit),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/changes/{number}/start",
+            Tenant(Implement),
+            post(pages::start),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/changes/{number}/complete",
+            Tenant(Implement),
+            post(pages::complete),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/changes/{number}/fail",
+            Tenant(Implement),
+            post(pages::fail),
+        ),
+        r(
             "POST",
             "/t/{tenant}/changes/{number}/withdraw",
             Tenant(RequestChange),

@@ -497,6 +497,15 @@ struct ChangePage {
     /// The viewer may withdraw it now (its requester or a change
     /// manager, before it started).
     can_withdraw: bool,
+    /// The viewer may edit it now (requester or change manager, while its
+    /// state allows edits); `can_submit`: and submit it (a draft or rejected).
+    can_edit: bool,
+    can_submit: bool,
+    /// The viewer may start it here (an implementer; approved; not
+    /// delivered by a release, whose deploy phase starts it).
+    can_start: bool,
+    /// The viewer started it and records how it went.
+    can_finish: bool,
     csrf: String,
     approvals: Vec<ApprovalRow>,
     timeline: Vec<EventRow>,
@@ -555,8 +564,8 @@ impl Names {
 
 #[derive(Deserialize)]
 pub struct ChangePath {
-    tenant: String,
-    number: String,
+    pub(crate) tenant: String,
+    pub(crate) number: String,
 }
 
 pub async fn change(
@@ -603,6 +612,8 @@ pub async fn change(
     };
     let can_decide = t.authorize(Action::Decide).is_ok()
         && waits_for(store, &c, viewer.principal.user, state.now()).await?;
+    let releases = store.releases_of_change(t.tenant.id, c.number).await?;
+    let releases_of = &releases;
     let review_outcome = match c.state {
         ChangeState::Implemented => Some("succeeded"),
         ChangeState::Failed => Some("failed"),
@@ -612,6 +623,22 @@ pub async fn change(
     .filter(|_| t.authorize(Action::Implement).is_ok())
     .map(str::to_string);
     let can_comment = t.authorize(Action::Comment).is_ok();
+    let can_edit =
+        t.authorize(Action::RequestChange).is_ok() && crate::app::submit::may_edit(&t, &c).is_ok();
+    let can_submit = can_edit && matches!(c.state, ChangeState::Draft | ChangeState::Rejected);
+    let can_implement = t.authorize(Action::Implement).is_ok();
+    // A change in a release is started by the release's deploy phase.
+    let in_release = releases_of.iter().any(|r| {
+        !matches!(
+            r.state,
+            changegate_core::release::ReleaseState::Cancelled
+                | changegate_core::release::ReleaseState::Closed
+        )
+    });
+    let can_start = can_implement && c.state.is_approved() && !in_release;
+    let can_finish = can_implement
+        && c.state == ChangeState::Implementing
+        && c.implementer == Some(viewer.principal.user);
     // Offered exactly when the cancel handler would take it: a state that
     // may become cancelled, and a person who may cancel.
     let can_withdraw = changegate_core::change::allowed(c.state, ChangeState::Cancelled)
@@ -640,7 +667,6 @@ pub async fn change(
             sentence: super::words::event(&e.body.action, &who, detail),
         });
     }
-    let releases = store.releases_of_change(t.tenant.id, c.number).await?;
     let stored = store.revisions(t.tenant.id, c.number).await?;
     let authors = Emails::load(store, stored.iter().map(|r| r.created_by)).await?;
     let revisions = stored
@@ -728,6 +754,10 @@ pub async fn change(
         review_outcome,
         can_comment,
         can_withdraw,
+        can_edit,
+        can_submit,
+        can_start,
+        can_finish,
         csrf: viewer.csrf.clone(),
         approvals: {
             let mut rows = Vec::with_capacity(approvals.len());
@@ -924,6 +954,104 @@ pub async fn withdraw(
     )
     .await?;
     Ok(Redirect::to(&format!("/t/{slug}/changes/{}", saved.number)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct TransitionForm {
+    csrf: String,
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    documentation: String,
+    /// A checkbox: present when the backout plan was executed.
+    #[serde(default)]
+    rolled_back: Option<String>,
+    #[serde(default)]
+    restored: String,
+}
+
+impl TransitionForm {
+    fn body(self) -> crate::dto::TransitionBody {
+        crate::dto::TransitionBody {
+            note: self.note,
+            documentation: self.documentation,
+            rolled_back: self.rolled_back.is_some(),
+            restored: self.restored,
+        }
+    }
+}
+
+/// Which of the API's lifecycle handlers a change page form calls.
+#[derive(Clone, Copy)]
+enum Step {
+    Submit,
+    Start,
+    Complete,
+    Fail,
+}
+
+/// Submit, start, complete or fail a change from its page, through the
+/// API's handler (its authorization, its rules, its audit event); a
+/// refusal is shown with the API's message and status.
+async fn transition(
+    state: AppState,
+    viewer: Viewer,
+    p: ChangePath,
+    form: TransitionForm,
+    step: Step,
+) -> PageResult<Response> {
+    viewer.check_csrf(&form.csrf)?;
+    let t = in_tenant(&state, &viewer, &p.tenant).await?;
+    let slug = t.tenant.slug.to_string();
+    let path = Path(crate::api::ChangePath {
+        tenant: slug.clone(),
+        number: p.number.clone(),
+    });
+    let body = crate::api::Body(form.body());
+    use crate::api::lifecycle;
+    let axum::Json(saved) = match step {
+        Step::Submit => lifecycle::submit(State(state.clone()), t, path).await?,
+        Step::Start => lifecycle::start(State(state.clone()), t, path, body).await?,
+        Step::Complete => lifecycle::complete(State(state.clone()), t, path, body).await?,
+        Step::Fail => lifecycle::fail(State(state.clone()), t, path, body).await?,
+    };
+    Ok(Redirect::to(&format!("/t/{slug}/changes/{}", saved.number)).into_response())
+}
+
+pub async fn submit(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(p): Path<ChangePath>,
+    Form(form): Form<TransitionForm>,
+) -> PageResult<Response> {
+    transition(state, viewer, p, form, Step::Submit).await
+}
+
+pub async fn start(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(p): Path<ChangePath>,
+    Form(form): Form<TransitionForm>,
+) -> PageResult<Response> {
+    transition(state, viewer, p, form, Step::Start).await
+}
+
+pub async fn complete(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(p): Path<ChangePath>,
+    Form(form): Form<TransitionForm>,
+) -> PageResult<Response> {
+    transition(state, viewer, p, form, Step::Complete).await
+}
+
+pub async fn fail(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(p): Path<ChangePath>,
+    Form(form): Form<TransitionForm>,
+) -> PageResult<Response> {
+    transition(state, viewer, p, form, Step::Fail).await
 }
 
 #[cfg(test)]

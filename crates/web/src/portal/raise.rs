@@ -14,16 +14,17 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use changegate_core::authz::Action;
+use changegate_core::change::ChangeState;
 use changegate_core::change::ChangeType;
 use changegate_core::risk::Question;
-use changegate_store::{ChangeContent, NewChange, ObjectKind};
+use changegate_store::{Change, ChangeContent, NewChange, ObjectKind};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 
 use super::pages::{Nav, in_tenant, nav, render, when};
 use super::{Fields, PageError, PageResult, Viewer};
 use crate::AppState;
-use crate::app::submit::submit as submit_change;
+use crate::app::submit::{is_material, may_edit, submit as submit_change};
 use crate::error::ApiError;
 use crate::preview::{self, Preview};
 use crate::tenant::InTenant;
@@ -43,12 +44,65 @@ pub struct Filled {
     pub planned_end: String,
     pub implementation_plan: String,
     pub test_plan: String,
+    pub test_evidence: String,
     pub backout_plan: String,
     pub communication_plan: String,
     pub answers: Vec<(String, String)>,
 }
 
 impl Filled {
+    /// The form as a stored change fills it.
+    fn of(c: &Change) -> Self {
+        let content = &c.content;
+        let local = |t: Option<DateTime<Utc>>| {
+            t.map(|t| t.format("%Y-%m-%dT%H:%M").to_string())
+                .unwrap_or_default()
+        };
+        Filled {
+            template: content.template.clone().unwrap_or_default(),
+            kind: c.kind.as_str().to_string(),
+            title: content.title.clone(),
+            description: content.description.clone(),
+            justification: content.justification.clone(),
+            items: content.configuration_items.clone(),
+            artifacts: content.artifacts.join("\n"),
+            planned_start: local(content.planned_start),
+            planned_end: local(content.planned_end),
+            implementation_plan: content.implementation_plan.clone(),
+            test_plan: content.test_plan.clone(),
+            test_evidence: content.test_evidence.clone(),
+            backout_plan: content.backout_plan.clone(),
+            communication_plan: content.communication_plan.clone(),
+            answers: content
+                .risk_answers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
+    /// The form as posted.
+    fn posted(fields: &Fields) -> Self {
+        let one = |name: &str| fields.one(name);
+        Filled {
+            template: one("template"),
+            kind: one("type"),
+            title: one("title"),
+            description: one("description"),
+            justification: one("justification"),
+            items: fields.all("ci"),
+            artifacts: one("artifacts"),
+            planned_start: one("planned_start"),
+            planned_end: one("planned_end"),
+            implementation_plan: one("implementation_plan"),
+            test_plan: one("test_plan"),
+            test_evidence: one("test_evidence"),
+            backout_plan: one("backout_plan"),
+            communication_plan: one("communication_plan"),
+            answers: fields.under("risk."),
+        }
+    }
+
     fn answer(&self, key: &str) -> &str {
         self.answers
             .iter()
@@ -68,6 +122,8 @@ pub struct Ask {
 /// A line of the preview, ready to show.
 pub struct Shown {
     pub risk: String,
+    /// The approvers cannot be known yet: the risk is not assessed.
+    pub approvers_unknown: bool,
     pub approvers: Vec<(String, String, String)>,
     pub problems: Vec<String>,
     pub windows: Vec<(String, String, String)>,
@@ -89,6 +145,7 @@ struct RaisePage {
     f: Filled,
     preview: Option<Shown>,
     problem: Option<String>,
+    editing: Option<Editing>,
 }
 
 #[derive(Deserialize)]
@@ -117,6 +174,8 @@ pub async fn form(
             .ok_or_else(|| {
                 ApiError::not_found(&format!("template {:?} of {}", q.template, t.tenant.slug))
             })?;
+        // A template is a standard change's pre-approved model.
+        f.kind = "standard".into();
         f.template = q.template;
         f.title = template.title;
         f.description = template.description;
@@ -125,7 +184,7 @@ pub async fn form(
         f.backout_plan = template.backout_plan;
         f.items = template.configuration_items;
     }
-    page(&state, &viewer, &t, f, None, None).await
+    page(&state, &viewer, &t, f, None, None, None).await
 }
 
 /// Preview, submit or save the form.
@@ -140,26 +199,11 @@ pub async fn raise(
     viewer.check_csrf(&one("csrf"))?;
     let t = in_tenant(&state, &viewer, &slug).await?;
     t.authorize(Action::RequestChange)?;
-    let f = Filled {
-        template: one("template"),
-        kind: one("type"),
-        title: one("title"),
-        description: one("description"),
-        justification: one("justification"),
-        items: fields.all("ci"),
-        artifacts: one("artifacts"),
-        planned_start: one("planned_start"),
-        planned_end: one("planned_end"),
-        implementation_plan: one("implementation_plan"),
-        test_plan: one("test_plan"),
-        backout_plan: one("backout_plan"),
-        communication_plan: one("communication_plan"),
-        answers: fields.under("risk."),
-    };
+    let f = Filled::posted(&fields);
     let intent = one("intent");
     let (kind, content) = match read(&f) {
         Ok(read) => read,
-        Err(e) => return page(&state, &viewer, &t, f, None, Some(e.message)).await,
+        Err(e) => return page(&state, &viewer, &t, f, None, Some(e.message), None).await,
     };
     let preview = preview::preview(&state, &t.tenant, kind, &content, t.caller.user, None).await?;
     let untitled = content.title.is_empty();
@@ -203,7 +247,201 @@ pub async fn raise(
         "submit" => Some("the change cannot be submitted yet: see what the preview says".into()),
         _ => None,
     };
-    page(&state, &viewer, &t, f, Some(preview), problem).await
+    page(&state, &viewer, &t, f, Some(preview), problem, None).await
+}
+
+/// Editing an existing change: what the form says about it.
+pub struct Editing {
+    pub number: String,
+    pub state_words: String,
+    /// A draft or a rejected change: saving may also submit it.
+    pub may_submit: bool,
+    /// What saving does to its approval, when it matters.
+    pub notice: Option<String>,
+}
+
+impl Editing {
+    async fn of(
+        state: &AppState,
+        t: &InTenant,
+        c: &Change,
+        new: Option<&ChangeContent>,
+    ) -> PageResult<Self> {
+        let may_submit = matches!(c.state, ChangeState::Draft | ChangeState::Rejected);
+        let notice = match new {
+            Some(new) if is_material(c, new) => {
+                let given = state
+                    .store
+                    .approvals(t.tenant.id, c.number)
+                    .await?
+                    .iter()
+                    .filter(|a| a.revision == c.revision)
+                    .count();
+                Some(format!(
+                    "Saving this edit starts approval over: it becomes revision {}, judged afresh, and {} given to revision {} no longer count.",
+                    c.revision + 1,
+                    match given {
+                        0 => "no decision".to_string(),
+                        1 => "the 1 decision".to_string(),
+                        n => format!("the {n} decisions"),
+                    },
+                    c.revision
+                ))
+            }
+            Some(_) if c.fingerprint.is_some() && !may_submit => Some(
+                "Saving this edit keeps the approval: nothing the approvers signed changes.".into(),
+            ),
+            _ => None,
+        };
+        Ok(Editing {
+            number: c.number.to_string(),
+            state_words: super::words::state(c.state, None).0,
+            may_submit,
+            notice,
+        })
+    }
+}
+
+/// The form filled with change `number`, to edit it.
+pub async fn edit_form(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(p): Path<super::pages::ChangePath>,
+) -> PageResult<Response> {
+    let t = in_tenant(&state, &viewer, &p.tenant).await?;
+    t.authorize(Action::RequestChange)?;
+    let c = crate::api::changes::load(state.store.as_ref(), t.tenant.id, &p.number).await?;
+    may_edit(&t, &c)?;
+    let editing = Editing::of(&state, &t, &c, None).await?;
+    page(
+        &state,
+        &viewer,
+        &t,
+        Filled::of(&c),
+        None,
+        None,
+        Some(editing),
+    )
+    .await
+}
+
+/// Preview or save an edit (and submit a draft or a rejected change),
+/// through the API's own handlers; on a refusal the form comes back as
+/// it was posted, with the reason, and nothing is written.
+pub async fn edit(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(p): Path<super::pages::ChangePath>,
+    body: Bytes,
+) -> PageResult<Response> {
+    let fields = Fields::parse(&body);
+    viewer.check_csrf(&fields.one("csrf"))?;
+    let t = in_tenant(&state, &viewer, &p.tenant).await?;
+    t.authorize(Action::RequestChange)?;
+    let c = crate::api::changes::load(state.store.as_ref(), t.tenant.id, &p.number).await?;
+    may_edit(&t, &c)?;
+    let mut f = Filled::posted(&fields);
+    // The type and template are the change's own, whatever was posted.
+    f.kind = c.kind.as_str().to_string();
+    f.template = c.content.template.clone().unwrap_or_default();
+    let intent = fields.one("intent");
+    let content = match read(&f) {
+        Ok((_, content)) => ChangeContent {
+            // What the form does not show stays as it was.
+            impact: c.content.impact.clone(),
+            automatic_rollback: c.content.automatic_rollback,
+            attachments: c.content.attachments.clone(),
+            ..content
+        },
+        Err(e) => {
+            let editing = Editing::of(&state, &t, &c, None).await?;
+            return page(&state, &viewer, &t, f, None, Some(e.message), Some(editing)).await;
+        }
+    };
+    if matches!(intent.as_str(), "save" | "submit") {
+        match save_edit(&state, &t, &p.number, &content, intent == "submit").await {
+            Ok(number) => {
+                let to = format!("/t/{}/changes/{number}", t.tenant.slug);
+                return Ok(Redirect::to(&to).into_response());
+            }
+            Err(e) => {
+                let editing = Editing::of(&state, &t, &c, Some(&content)).await?;
+                return page(&state, &viewer, &t, f, None, Some(e.message), Some(editing)).await;
+            }
+        }
+    }
+    let preview = preview::preview(
+        &state,
+        &t.tenant,
+        c.kind,
+        &content,
+        c.requester,
+        c.implementer,
+    )
+    .await?;
+    let editing = Editing::of(&state, &t, &c, Some(&content)).await?;
+    page(&state, &viewer, &t, f, Some(preview), None, Some(editing)).await
+}
+
+/// The edit through `PATCH …/changes/{number}` (and `…/submit`): the
+/// fields the form shows, the others kept.
+async fn save_edit(
+    state: &AppState,
+    t: &InTenant,
+    number: &str,
+    content: &ChangeContent,
+    submit: bool,
+) -> Result<String, ApiError> {
+    const SHOWN: [&str; 13] = [
+        "title",
+        "description",
+        "justification",
+        "configuration_items",
+        "artifacts",
+        "planned_start",
+        "planned_end",
+        "implementation_plan",
+        "test_plan",
+        "test_evidence",
+        "backout_plan",
+        "communication_plan",
+        "risk_answers",
+    ];
+    let serde_json::Value::Object(all) =
+        serde_json::to_value(content).map_err(|_| ApiError::internal())?
+    else {
+        return Err(ApiError::internal());
+    };
+    let fields = all
+        .into_iter()
+        .filter(|(k, _)| SHOWN.contains(&k.as_str()))
+        .collect();
+    let path = |number: &str| {
+        Path(crate::api::ChangePath {
+            tenant: t.tenant.slug.to_string(),
+            number: number.to_string(),
+        })
+    };
+    let axum::Json(saved) = crate::api::changes::edit(
+        State(state.clone()),
+        t.clone(),
+        path(number),
+        crate::api::Body(crate::dto::EditChangeBody { fields }),
+    )
+    .await?;
+    if submit {
+        let _submitted =
+            crate::api::lifecycle::submit(State(state.clone()), t.clone(), path(number))
+                .await
+                .map_err(|e| ApiError {
+                    message: format!(
+                        "{number} was saved but could not be submitted: {}",
+                        e.message
+                    ),
+                    ..e
+                })?;
+    }
+    Ok(saved.number)
 }
 
 /// The change the form describes, or which field is wrong.
@@ -228,6 +466,7 @@ fn read(f: &Filled) -> Result<(ChangeType, ChangeContent), ApiError> {
         planned_end: instant("planned end", &f.planned_end)?,
         implementation_plan: f.implementation_plan.clone(),
         test_plan: f.test_plan.clone(),
+        test_evidence: f.test_evidence.clone(),
         backout_plan: f.backout_plan.clone(),
         communication_plan: f.communication_plan.clone(),
         risk_answers: f.answers.iter().cloned().collect(),
@@ -262,6 +501,7 @@ async fn page(
     f: Filled,
     preview: Option<Preview>,
     problem: Option<String>,
+    editing: Option<Editing>,
 ) -> PageResult<Response> {
     let store = state.store.as_ref();
     let (_, policy) = workflow::policy(store, t.tenant.id).await?;
@@ -312,12 +552,14 @@ async fn page(
         f,
         preview: preview.map(shown),
         problem,
+        editing,
     };
     Ok(render(&page))
 }
 
 fn shown(p: Preview) -> Shown {
     Shown {
+        approvers_unknown: p.risk.is_none() && p.approvers.is_empty(),
         risk: p
             .risk
             .map(|r| format!("{} (score {})", r.level, r.score))

@@ -1251,7 +1251,358 @@ async fn the_requester_comments_and_withdraws_from_the_change_page(app: TestApp)
     assert!(page.text.contains("eve cancelled it"), "{}", page.text);
 }
 
+/// The fields of the change form as the edit page shows them for `n`,
+/// with `changes` applied (as a person would retype them).
+fn edit_fields(page: &str, changes: &[(&str, &str)]) -> Vec<(String, String)> {
+    let value_of = |name: &str| -> String {
+        let input = format!("name=\"{name}\" value=\"");
+        if let Some(at) = page.find(&input) {
+            let rest = &page[at + input.len()..];
+            return html_unescape(&rest[..rest.find('"').expect("closing quote")]);
+        }
+        let area = format!("name=\"{name}\" rows=");
+        if let Some(at) = page.find(&area) {
+            let rest = &page[at..];
+            let rest = &rest[rest.find('>').expect("tag end") + 1..];
+            return html_unescape(&rest[..rest.find("</textarea>").expect("textarea end")]);
+        }
+        String::new()
+    };
+    let mut fields: Vec<(String, String)> = [
+        "csrf",
+        "title",
+        "description",
+        "justification",
+        "artifacts",
+        "planned_start",
+        "planned_end",
+        "implementation_plan",
+        "test_plan",
+        "test_evidence",
+        "backout_plan",
+        "communication_plan",
+    ]
+    .iter()
+    .map(|name| (name.to_string(), value_of(name)))
+    .collect();
+    fields.push(("ci".into(), "payments-api".into()));
+    for (q, a) in [
+        ("production", "no"),
+        ("outage", "no"),
+        ("untested", "no"),
+        ("no-backout", "no"),
+    ] {
+        fields.push((format!("risk.{q}"), a.into()));
+    }
+    for (name, value) in changes {
+        match fields.iter_mut().find(|(k, _)| k == name) {
+            Some(field) => field.1 = value.to_string(),
+            None => fields.push((name.to_string(), value.to_string())),
+        }
+    }
+    fields
+}
+
+fn html_unescape(s: &str) -> String {
+    s.replace("&#60;", "<")
+        .replace("&#62;", ">")
+        .replace("&#34;", "\"")
+        .replace("&#39;", "'")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&")
+}
+
+async fn post_fields(who: &Actor, path: &str, fields: &[(String, String)]) -> Resp {
+    let pairs: Vec<(&str, &str)> = fields
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    who.form(path, &pairs).await
+}
+
+/// The engineer edits a rejected change in the portal (with the preview,
+/// and a bad date that loses nothing) and submits it again; an edit of a
+/// change awaiting approval says that approval starts over; the
+/// implementer starts it, is refused completion without the documentation
+/// note, completes it, and a second change fails with its rollback, all
+/// from the change page through the API's handlers. Nobody else gets these
+/// controls, nor can post them.
+async fn the_change_is_edited_started_and_completed_from_its_page(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    // Inside client A's weekly window, so the changes may start.
+    m.cm.put(
+        &format!("{A}/windows/weekly"),
+        json!({ "timeZone": "Europe/Berlin", "schedule": { "cron": { "expr": "0 2 * * SAT", "duration": "4h" } } }),
+    )
+    .await
+    .ok();
+    app.set_now(
+        chrono::TimeZone::with_ymd_and_hms(&chrono::Utc, 2026, 11, 28, 1, 30, 0)
+            .single()
+            .expect("a valid time"),
+    );
+    let low = changegate_testkit::msp::low_risk();
+    let n = m.submitted(low.clone()).await;
+    let change = format!("{A}/changes/{n}");
+    let path = format!("/t/client-a/changes/{n}");
+    // Rejected: both members of msp-tech (rule "any") say no.
+    for who in [&m.tom, &m.tina] {
+        who.post(
+            &format!("{change}/decisions"),
+            json!({ "decision": "reject", "revision": 1, "comment": "no test evidence" }),
+        )
+        .await
+        .ok();
+    }
+    assert_eq!(m.cm.get(&change).await.ok()["state"], "rejected");
+
+    let audrey = sign_in(&app, "audrey@audit.example").await;
+    let page = audrey.get(&path).await.status(200);
+    for control in ["/edit\"", "/submit\"", "/start\"", "/complete\"", "/fail\""] {
+        assert!(!page.text.contains(control), "no {control} for an auditor");
+    }
+    audrey.get(&format!("{path}/edit")).await.status(403);
+
+    let eve = sign_in(&app, "eve@msp.example").await;
+    let page = eve.get(&path).await.status(200);
+    assert!(
+        page.text.contains(&format!("href=\"{path}/edit\"")),
+        "{}",
+        page.text
+    );
+    let form = eve.get(&format!("{path}/edit")).await.status(200);
+    assert!(
+        form.text.contains("value=\"Upgrade payments\""),
+        "{}",
+        form.text
+    );
+    assert!(
+        form.text.contains("Save and submit for approval"),
+        "{}",
+        form.text
+    );
+
+    // A date the form cannot read: the page comes back with what was typed.
+    let bad = edit_fields(
+        &form.text,
+        &[
+            ("planned_start", "next Saturday"),
+            ("test_evidence", "staging run 4711 green"),
+            ("intent", "submit"),
+        ],
+    );
+    let again = post_fields(&eve, &format!("{path}/edit"), &bad)
+        .await
+        .status(200);
+    assert!(again.text.contains("YYYY-MM-DD"), "{}", again.text);
+    assert!(
+        again.text.contains("staging run 4711 green"),
+        "{}",
+        again.text
+    );
+    assert_eq!(
+        m.cm.get(&change).await.ok()["state"],
+        "rejected",
+        "nothing saved"
+    );
+
+    let preview = edit_fields(
+        &form.text,
+        &[
+            ("test_evidence", "staging run 4711 green"),
+            ("intent", "preview"),
+        ],
+    );
+    let shown = post_fields(&eve, &format!("{path}/edit"), &preview)
+        .await
+        .status(200);
+    assert!(shown.text.contains("id=\"preview\""), "{}", shown.text);
+    assert_eq!(
+        m.cm.get(&change).await.ok()["content"]["test_evidence"],
+        "",
+        "a preview saves nothing"
+    );
+
+    let submit = edit_fields(
+        &form.text,
+        &[
+            ("test_evidence", "staging run 4711 green"),
+            ("intent", "submit"),
+        ],
+    );
+    let done = post_fields(&eve, &format!("{path}/edit"), &submit)
+        .await
+        .status(303);
+    assert_eq!(location(&done), path);
+    let c = m.cm.get(&change).await.ok();
+    assert_eq!(c["state"], "awaiting-approval", "{c}");
+    assert_eq!(c["revision"], 2);
+    assert_eq!(c["content"]["test_evidence"], "staging run 4711 green");
+    assert_eq!(
+        c["content"]["description"], "Upgrade the payments API to 2.4.1",
+        "kept"
+    );
+
+    // Awaiting approval: a material edit says approval starts over.
+    let form = eve.get(&format!("{path}/edit")).await.status(200);
+    assert!(!form.text.contains("Save and submit"), "already submitted");
+    let post_preview = |changes: Vec<(&'static str, &'static str)>| {
+        let (eve, path, text) = (eve.clone(), path.clone(), form.text.clone());
+        async move {
+            let mut changes = changes;
+            changes.push(("intent", "preview"));
+            let fields = edit_fields(&text, &changes);
+            post_fields(&eve, &format!("{path}/edit"), &fields)
+                .await
+                .status(200)
+                .text
+        }
+    };
+    let retitled = post_preview(vec![("title", "Upgrade payments to 2.4.2")]).await;
+    assert!(
+        retitled.contains("Saving this edit keeps the approval"),
+        "the title is not signed: {retitled}"
+    );
+    let replanned =
+        post_preview(vec![("implementation_plan", "helm upgrade payments 2.4.2")]).await;
+    assert!(
+        replanned.contains("Saving this edit starts approval over: it becomes revision 3"),
+        "{replanned}"
+    );
+    m.tom
+        .post(
+            &format!("{change}/decisions"),
+            json!({ "decision": "approve", "revision": 2 }),
+        )
+        .await
+        .ok();
+
+    // Only an implementer starts it; the requester is refused by the API's rule.
+    let page = eve.get(&path).await.status(200);
+    assert!(!page.text.contains("/start\""), "{}", page.text);
+    eve.form(&format!("{path}/start"), &[("csrf", &csrf(&page.text))])
+        .await
+        .status(403);
+    let ian = sign_in(&app, "ian@msp.example").await;
+    let page = ian.get(&path).await.status(200);
+    assert!(
+        page.text
+            .contains(&format!(">Start implementing {n}</button>")),
+        "{}",
+        page.text
+    );
+    ian.form(
+        &format!("{path}/start"),
+        &[("csrf", &csrf(&page.text)), ("note", "maintenance mode on")],
+    )
+    .await
+    .status(303);
+    assert_eq!(m.cm.get(&change).await.ok()["state"], "implementing");
+    let page = ian.get(&path).await.status(200);
+    let token = csrf(&page.text);
+    assert!(
+        page.text
+            .contains("Documentation updated (of payments-api; required)"),
+        "{}",
+        page.text
+    );
+    let refused = ian
+        .form(
+            &format!("{path}/complete"),
+            &[
+                ("csrf", &token),
+                ("note", "upgraded"),
+                ("documentation", " "),
+            ],
+        )
+        .await
+        .status(422);
+    assert!(
+        refused
+            .text
+            .contains("say what was updated in the documentation of payments-api"),
+        "{}",
+        refused.text
+    );
+    ian.form(
+        &format!("{path}/complete"),
+        &[
+            ("csrf", &token),
+            ("note", "upgraded"),
+            ("documentation", "runbook page PAY-7 updated"),
+        ],
+    )
+    .await
+    .status(303);
+    let c = m.cm.get(&change).await.ok();
+    assert_eq!(c["state"], "implemented", "{c}");
+    let page = ian.get(&path).await.status(200);
+    assert!(
+        page.text.contains("Record the review and close"),
+        "{}",
+        page.text
+    );
+
+    // A second change fails and is rolled back, said from the page.
+    let n2 = m.submitted(low).await;
+    let change2 = format!("{A}/changes/{n2}");
+    let path2 = format!("/t/client-a/changes/{n2}");
+    m.tom
+        .post(
+            &format!("{change2}/decisions"),
+            json!({ "decision": "approve", "revision": 1 }),
+        )
+        .await
+        .ok();
+    let page = ian.get(&path2).await.status(200);
+    ian.form(&format!("{path2}/start"), &[("csrf", &csrf(&page.text))])
+        .await
+        .status(303);
+    // Someone who did not start it may not say how it went.
+    let tom = sign_in(&app, "tom@msp.example").await;
+    let page = tom.get(&path2).await.status(200);
+    assert!(!page.text.contains("/fail\""), "{}", page.text);
+    let page = ian.get(&path2).await.status(200);
+    let token = csrf(&page.text);
+    let refused = ian
+        .form(
+            &format!("{path2}/fail"),
+            &[
+                ("csrf", &token),
+                ("note", "pods crash"),
+                ("rolled_back", "yes"),
+            ],
+        )
+        .await
+        .status(422);
+    assert!(
+        refused.text.contains("say what the rollback restored"),
+        "{}",
+        refused.text
+    );
+    ian.form(
+        &format!("{path2}/fail"),
+        &[
+            ("csrf", &token),
+            ("note", "pods crash"),
+            ("rolled_back", "yes"),
+            ("restored", "payments-api 2.4.0"),
+        ],
+    )
+    .await
+    .status(303);
+    assert_eq!(m.cm.get(&change2).await.ok()["state"], "rolled-back");
+    let page = ian.get(&path2).await.status(200);
+    assert!(
+        page.text
+            .contains("<option value=\"rolled-back\" selected>"),
+        "{}",
+        page.text
+    );
+}
+
 crate::on_both!(
+    the_change_is_edited_started_and_completed_from_its_page,
     the_requester_comments_and_withdraws_from_the_change_page,
     the_change_page_shows_each_revision_and_what_it_changed,
     an_undecided_approval_is_reminded_once_then_escalated_to_the_backup,
