@@ -12,6 +12,7 @@ mod calendar;
 mod confirm;
 mod evidence;
 mod kpis;
+mod package;
 pub(crate) mod pages;
 mod raise;
 mod releases;
@@ -144,6 +145,20 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         ),
         r("GET", "/calendar", Caller, get(calendar::all)),
         r("GET", "/releases", Caller, get(releases::list)),
+        r("GET", "/releases/new", Caller, get(package::new_form)),
+        r("POST", "/releases/new", Caller, post(package::create)),
+        r(
+            "POST",
+            "/releases/{number}/changes",
+            InRelease(Release),
+            post(package::add_change),
+        ),
+        r(
+            "POST",
+            "/releases/{number}/runbook",
+            InRelease(Release),
+            post(package::add_step),
+        ),
         r(
             "GET",
             "/releases/{number}",

@@ -506,6 +506,9 @@ struct ChangePage {
     can_start: bool,
     /// The viewer started it and records how it went.
     can_finish: bool,
+    /// The viewer may deliver it in a release: the releases being planned
+    /// it may join (number, name); `None` when it may not.
+    packaging: Option<Vec<(String, String)>>,
     csrf: String,
     approvals: Vec<ApprovalRow>,
     timeline: Vec<EventRow>,
@@ -636,6 +639,14 @@ pub async fn change(
         )
     });
     let can_start = can_implement && c.state.is_approved() && !in_release;
+    let packaging = if c.state == ChangeState::Approved
+        && !in_release
+        && t.authorize(Action::Release).is_ok()
+    {
+        Some(super::package::planning_releases(&state, &viewer.principal).await?)
+    } else {
+        None
+    };
     let can_finish = can_implement
         && c.state == ChangeState::Implementing
         && c.implementer == Some(viewer.principal.user);
@@ -758,6 +769,7 @@ pub async fn change(
         can_submit,
         can_start,
         can_finish,
+        packaging,
         csrf: viewer.csrf.clone(),
         approvals: {
             let mut rows = Vec::with_capacity(approvals.len());

@@ -478,7 +478,7 @@ fn read(f: &Filled) -> Result<(ChangeType, ChangeContent), ApiError> {
 }
 
 /// A `datetime-local` value, read as UTC (the form says so).
-fn instant(field: &str, value: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+pub(crate) fn instant(field: &str, value: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);

@@ -26,14 +26,26 @@ use crate::error::{ApiError, ApiResult};
 struct ListPage {
     viewer: Option<Nav>,
     releases: Vec<ReleaseSummary>,
+    /// The viewer packages releases in some tenant.
+    can_package: bool,
 }
 
 pub async fn list(State(state): State<AppState>, viewer: Viewer) -> PageResult<Response> {
     let axum::Json(releases) =
         releases::list(State(state.clone()), Caller(viewer.principal.clone())).await?;
+    let can_package = viewer.principal.admin
+        || viewer.principal.roles.iter().any(|(tenant, _)| {
+            changegate_core::authz::authorize(
+                &viewer.principal,
+                *tenant,
+                changegate_core::authz::Action::Release,
+            )
+            .is_ok()
+        });
     let page = ListPage {
         viewer: Some(nav(&state, &viewer).await?),
         releases,
+        can_package,
     };
     Ok(render(&page))
 }
@@ -49,6 +61,10 @@ struct ReleasePage {
     /// The viewer's e-mail address: a step's owner records it.
     me: String,
     problem: Option<String>,
+    /// Approved changes it may take in (while planning, for who may edit it).
+    candidates: Vec<super::package::Candidate>,
+    /// Its own changes, for a new runbook step.
+    own: Vec<String>,
 }
 
 impl ReleasePage {
@@ -78,7 +94,15 @@ async fn show_page(
         _ => None,
     };
     let status = problem.as_ref().map_or(StatusCode::OK, |p| p.status);
+    let candidates = if r.state == "planning" && r.can_release {
+        super::package::candidates(state, &viewer.principal).await?
+    } else {
+        Vec::new()
+    };
+    let own = r.changes.iter().map(|c| c.number.clone()).collect();
     let page = ReleasePage {
+        candidates,
+        own,
         viewer: Some(nav(state, viewer).await?),
         csrf: viewer.csrf.clone(),
         r,
@@ -100,7 +124,7 @@ pub async fn show(
 }
 
 /// Back to the release after an action, or the page with the refusal.
-async fn after<T>(
+pub(crate) async fn after<T>(
     state: &AppState,
     viewer: &Viewer,
     number: &str,

@@ -1601,7 +1601,220 @@ async fn the_change_is_edited_started_and_completed_from_its_page(app: TestApp) 
     );
 }
 
+/// The release manager packages approved changes of two clients in the
+/// portal: a refused form comes back with what was ticked and typed, the
+/// release is created with its runbook through the API's handler, a
+/// change and a step are added while it is planned, and a change page
+/// offers the release being planned. Who does not package releases gets
+/// no link and no candidate, and cannot post the forms.
+async fn the_release_manager_packages_approved_changes_in_the_portal(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let rita_api = crate::releases::release_manager(&app).await;
+    let a = crate::releases::approved_in_a(&m, "Upgrade payments", json!({})).await;
+    let b = crate::releases::standard_in_b(&m).await;
+    let a2 = crate::releases::approved_in_a(&m, "Resize payments database", json!({})).await;
+
+    let tom = sign_in(&app, "tom@msp.example").await;
+    let list = tom.get("/releases").await.status(200);
+    assert!(!list.text.contains("/releases/new"), "{}", list.text);
+    let form = tom.get("/releases/new").await.status(200);
+    assert!(
+        form.text.contains("No approved change is waiting"),
+        "{}",
+        form.text
+    );
+
+    let rita = sign_in(&app, "rita@msp.example").await;
+    let list = rita.get("/releases").await.status(200);
+    assert!(
+        list.text.contains("href=\"/releases/new\""),
+        "{}",
+        list.text
+    );
+    let form = rita
+        .get(&format!("/releases/new?change=client-a/{a}"))
+        .await
+        .status(200);
+    for key in [
+        format!("client-a/{a}"),
+        format!("client-b/{b}"),
+        format!("client-a/{a2}"),
+    ] {
+        assert!(
+            form.text.contains(&format!("value=\"{key}\"")),
+            "{key}: {}",
+            form.text
+        );
+    }
+    assert!(
+        form.text
+            .contains(&format!("value=\"client-a/{a}\" checked")),
+        "the change it came from is ticked: {}",
+        form.text
+    );
+    let token = csrf(&form.text);
+    let a_key = format!("client-a/{a}");
+    let b_key = format!("client-b/{b}");
+    // A step about a change the release does not deliver: refused, kept.
+    let refused = rita
+        .form(
+            "/releases/new",
+            &[
+                ("csrf", &token),
+                ("name", "November maintenance"),
+                ("change", &a_key),
+                ("planned_start", "2026-11-28T01:00"),
+                ("planned_end", "2026-11-28T03:00"),
+                ("step0.kind", "deploy"),
+                ("step0.title", "Resize the database"),
+                ("step0.owner", "ian@msp.example"),
+                ("step0.change", &a2),
+            ],
+        )
+        .await
+        .status(422);
+    assert!(
+        refused.text.contains("is not delivered by this release"),
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains("value=\"Resize the database\""),
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains(&format!("value=\"{a_key}\" checked")),
+        "{}",
+        refused.text
+    );
+    assert_eq!(
+        rita_api
+            .get("/api/v1/releases")
+            .await
+            .ok()
+            .as_array()
+            .map_or(0, Vec::len),
+        0,
+        "nothing created"
+    );
+
+    let created = rita
+        .form(
+            "/releases/new",
+            &[
+                ("csrf", &token),
+                ("name", "November maintenance"),
+                ("change", &a_key),
+                ("planned_start", "2026-11-28T01:00"),
+                ("planned_end", "2026-11-28T03:00"),
+                ("step0.kind", "deploy"),
+                ("step0.title", "Upgrade payments-api"),
+                ("step0.owner", "ian@msp.example"),
+                ("step0.change", &a),
+            ],
+        )
+        .await
+        .status(303);
+    let at = location(&created).to_string();
+    let rel = at
+        .strip_prefix("/releases/")
+        .expect("the release page")
+        .to_string();
+    let page = rita.get(&at).await.status(200);
+    assert!(
+        page.text.contains("Add an approved change"),
+        "{}",
+        page.text
+    );
+    rita.form(
+        &format!("{at}/changes"),
+        &[("csrf", &token), ("change", &b_key)],
+    )
+    .await
+    .status(303);
+    rita.form(
+        &format!("{at}/runbook"),
+        &[
+            ("csrf", &token),
+            ("kind", "validate"),
+            ("title", "Smoke tests"),
+            ("owner", "rita@msp.example"),
+            ("change", ""),
+        ],
+    )
+    .await
+    .status(303);
+    let r = rita_api.get(&format!("/api/v1/releases/{rel}")).await.ok();
+    assert_eq!(r["name"], "November maintenance");
+    assert_eq!(r["planned_start"], "2026-11-28T01:00:00Z");
+    let changes: Vec<_> = r["changes"]
+        .as_array()
+        .expect("changes")
+        .iter()
+        .map(|c| c["number"].clone())
+        .collect();
+    assert_eq!(changes, [json!(a), json!(b)], "{r}");
+    let steps: Vec<_> = r["runbook"]
+        .as_array()
+        .expect("runbook")
+        .iter()
+        .map(|s| s["title"].clone())
+        .collect();
+    assert_eq!(
+        steps,
+        [json!("Upgrade payments-api"), json!("Smoke tests")],
+        "{r}"
+    );
+
+    // A change already in it offers no release; another approved change
+    // offers this one, and comes back to its page once added.
+    let page = rita
+        .get(&format!("/t/client-a/changes/{a}"))
+        .await
+        .status(200);
+    assert!(!page.text.contains("id=\"deliver\""), "{}", page.text);
+    let page = rita
+        .get(&format!("/t/client-a/changes/{a2}"))
+        .await
+        .status(200);
+    assert!(
+        page.text
+            .contains(&format!("Add to {rel} November maintenance")),
+        "{}",
+        page.text
+    );
+    let back = rita
+        .form(
+            &format!("{at}/changes"),
+            &[
+                ("csrf", &token),
+                ("change", &format!("client-a/{a2}")),
+                ("back", "change"),
+            ],
+        )
+        .await
+        .status(303);
+    assert_eq!(location(&back), format!("/t/client-a/changes/{a2}"));
+
+    // Client B's approver sees the release's B part, but may not add to it.
+    let bob = sign_in(&app, "bob@client-b.example").await;
+    let page = bob.get(&at).await.status(200);
+    assert!(
+        !page.text.contains("Add an approved change"),
+        "{}",
+        page.text
+    );
+    bob.form(
+        &format!("{at}/changes"),
+        &[("csrf", &csrf(&page.text)), ("change", &b_key)],
+    )
+    .await
+    .status(403);
+}
+
 crate::on_both!(
+    the_release_manager_packages_approved_changes_in_the_portal,
     the_change_is_edited_started_and_completed_from_its_page,
     the_requester_comments_and_withdraws_from_the_change_page,
     the_change_page_shows_each_revision_and_what_it_changed,

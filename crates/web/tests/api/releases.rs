@@ -27,7 +27,7 @@ async fn weekly_windows(m: &Msp) {
 }
 
 /// Client A's high-risk change, approved by tom and carol; `ian` implements.
-async fn approved_in_a(m: &Msp, title: &str, extra: Value) -> String {
+pub(crate) async fn approved_in_a(m: &Msp, title: &str, extra: Value) -> String {
     let mut body = normal_change(title, high_risk());
     body["implementer"] = json!("ian@msp.example");
     for (k, v) in extra.as_object().into_iter().flatten() {
@@ -110,7 +110,7 @@ fn numbers(r: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn release_manager(app: &TestApp) -> Actor {
+pub(crate) async fn release_manager(app: &TestApp) -> Actor {
     app.msp(
         "rita@msp.example",
         &[
