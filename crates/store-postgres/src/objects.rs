@@ -229,6 +229,37 @@ pub(crate) async fn delegation_active(
     Ok(active)
 }
 
+pub(crate) async fn delegations_of(
+    pool: &PgPool,
+    tenant: TenantId,
+    user: UserId,
+    at: DateTime<Utc>,
+) -> Result<Vec<Delegation>> {
+    let rows = sqlx::query!(
+        r#"SELECT id, from_user, to_user, starts_at, ends_at
+           FROM delegations
+           WHERE tenant_id = $1 AND (from_user = $2 OR to_user = $2) AND ends_at > $3
+           ORDER BY starts_at, id"#,
+        tenant.0,
+        user.0,
+        at
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Delegation {
+            id: r.id,
+            tenant,
+            from: UserId(r.from_user),
+            to: UserId(r.to_user),
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
+        })
+        .collect())
+}
+
 pub(crate) async fn create_delegation(
     tx: &mut Transaction<'_, Postgres>,
     d: &NewDelegation,

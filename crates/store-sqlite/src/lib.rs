@@ -422,6 +422,15 @@ impl Store for SqliteStore {
         objects::delegation_active(&self.pool, tenant, from, to, at).await
     }
 
+    async fn delegations_of(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Delegation>> {
+        objects::delegations_of(&self.pool, tenant, user, at).await
+    }
+
     async fn create_delegation(
         &self,
         delegation: NewDelegation,

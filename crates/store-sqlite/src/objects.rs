@@ -229,6 +229,39 @@ pub(crate) async fn delegation_active(
     Ok(n > 0)
 }
 
+pub(crate) async fn delegations_of(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    user: UserId,
+    at: DateTime<Utc>,
+) -> Result<Vec<Delegation>> {
+    let rows = sqlx::query!(
+        r#"SELECT id AS "id!", from_user, to_user,
+                  starts_at AS "starts_at: DateTime<Utc>", ends_at AS "ends_at: DateTime<Utc>"
+           FROM delegations
+           WHERE tenant_id = ? AND (from_user = ? OR to_user = ?) AND ends_at > ?
+           ORDER BY starts_at, id"#,
+        tenant.0,
+        user.0,
+        user.0,
+        at
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| Delegation {
+            id: r.id,
+            tenant,
+            from: UserId(r.from_user),
+            to: UserId(r.to_user),
+            starts_at: r.starts_at,
+            ends_at: r.ends_at,
+        })
+        .collect())
+}
+
 pub(crate) async fn create_delegation(
     tx: &mut Transaction<'_, Sqlite>,
     d: &NewDelegation,

@@ -202,6 +202,14 @@ pub trait Store: Send + Sync + 'static {
         to: UserId,
         at: DateTime<Utc>,
     ) -> Result<bool>;
+    /// The delegations of `tenant` from or to `user` not yet ended at
+    /// `at`, soonest first.
+    async fn delegations_of(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Delegation>>;
     async fn create_delegation(
         &self,
         delegation: NewDelegation,

@@ -7,6 +7,7 @@
 //! Pages are declared once in `pages()`, like the API's routes, so the
 //! page authorization matrix is built from the same table.
 
+mod away;
 mod cab;
 mod calendar;
 mod confirm;
@@ -122,6 +123,18 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             "/t/{tenant}/changes/{number}",
             Tenant(Read),
             get(pages::change),
+        ),
+        r(
+            "GET",
+            "/t/{tenant}/delegations",
+            Tenant(Read),
+            get(away::show),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/delegations",
+            Tenant(Read),
+            post(away::hand_over),
         ),
         r("GET", "/t/{tenant}/boards", Tenant(Read), get(cab::boards)),
         r(

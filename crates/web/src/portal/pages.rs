@@ -29,9 +29,12 @@ use crate::workflow::Emails;
 /// What the header shows of the signed-in person.
 pub struct Nav {
     pub email: String,
+    /// The viewer's name (their address when they have none).
+    pub name: String,
     /// An installation admin: the tenants page is theirs.
     pub admin: bool,
-    pub tenants: Vec<String>,
+    /// (slug, name) of each tenant the viewer sees.
+    pub tenants: Vec<(String, String)>,
     pub csrf: String,
 }
 
@@ -90,8 +93,16 @@ pub(crate) async fn nav(state: &AppState, v: &Viewer) -> PageResult<Nav> {
         .await?;
     Ok(Nav {
         email: v.principal.email.to_string(),
+        name: if v.principal.name.trim().is_empty() {
+            v.principal.email.to_string()
+        } else {
+            v.principal.name.clone()
+        },
         admin: v.principal.admin,
-        tenants: tenants.into_iter().map(|t| t.slug.to_string()).collect(),
+        tenants: tenants
+            .into_iter()
+            .map(|t| (t.slug.to_string(), t.name))
+            .collect(),
         csrf: v.csrf.clone(),
     })
 }
@@ -247,6 +258,9 @@ fn row(c: &Change, slugs: &BTreeMap<TenantId, String>) -> Row {
 #[template(path = "inbox.html")]
 struct InboxPage {
     viewer: Option<Nav>,
+    /// (slug, name) of the tenants where the viewer has a seat to hand
+    /// over when away, or administers seats.
+    seats: Vec<(String, String)>,
     waiting: Vec<Row>,
     mine: Vec<Row>,
     week: Vec<Row>,
@@ -314,8 +328,20 @@ pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> PageResult<
             }
         }
     }
+    let seats = store
+        .tenants(visible.as_ref())
+        .await?
+        .into_iter()
+        .filter(|t| {
+            [Action::Decide, Action::AdministerTenant]
+                .iter()
+                .any(|a| changegate_core::authz::authorize(&viewer.principal, t.id, *a).is_ok())
+        })
+        .map(|t| (t.slug.to_string(), t.name))
+        .collect();
     let page = InboxPage {
         viewer: Some(nav(&state, &viewer).await?),
+        seats,
         waiting,
         mine,
         week,

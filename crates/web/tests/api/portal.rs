@@ -1813,7 +1813,152 @@ async fn the_release_manager_packages_approved_changes_in_the_portal(app: TestAp
     .status(403);
 }
 
+/// Out of office in the portal: an approver hands their seat to another
+/// approver for a period and both see it said; a bad period comes back
+/// with what was typed; a client's administrator hands over a client
+/// approver's seat with a reason, but not MSP staff's; an auditor gets no
+/// form and cannot post one; another client's user reaches nothing.
+async fn an_approver_hands_over_their_seat_while_away(app: TestApp) {
+    let _m = Msp::setup(&app).await;
+    let path = "/t/client-a/delegations";
+    let tom = sign_in(&app, "tom@msp.example").await;
+    let inbox = tom.get("/inbox").await.status(200);
+    assert!(
+        inbox.text.contains(&format!("href=\"{path}\"")),
+        "{}",
+        inbox.text
+    );
+    let page = tom.get(path).await.status(200);
+    assert!(page.text.contains("Hand over your seat"), "{}", page.text);
+    assert!(
+        page.text.contains("<option value=\"tina@msp.example\""),
+        "{}",
+        page.text
+    );
+    assert!(
+        !page.text.contains("<option value=\"tom@msp.example\""),
+        "not to himself"
+    );
+    assert!(
+        !page.text.contains("someone else's seat"),
+        "tom administers nothing"
+    );
+    let token = csrf(&page.text);
+    let back = tom
+        .form(
+            path,
+            &[
+                ("csrf", &token),
+                ("to", "tina@msp.example"),
+                ("starts_at", "2026-12-24T00:00"),
+                ("ends_at", "2026-12-20T00:00"),
+            ],
+        )
+        .await
+        .status(422);
+    assert!(
+        back.text
+            .contains("the delegation must end after it starts"),
+        "{}",
+        back.text
+    );
+    assert!(
+        back.text.contains("value=\"2026-12-24T00:00\""),
+        "{}",
+        back.text
+    );
+    tom.form(
+        path,
+        &[
+            ("csrf", &token),
+            ("to", "tina@msp.example"),
+            ("starts_at", "2026-12-20T00:00"),
+            ("ends_at", "2027-01-04T00:00"),
+        ],
+    )
+    .await
+    .status(303);
+    let page = tom.get(path).await.status(200);
+    assert!(
+        page.text.contains("tina decides in your seat"),
+        "{}",
+        page.text
+    );
+    let tina = sign_in(&app, "tina@msp.example").await;
+    let page = tina.get(path).await.status(200);
+    assert!(
+        page.text.contains("You decide in the seat of tom"),
+        "{}",
+        page.text
+    );
+
+    let alice = sign_in(&app, "alice@client-a.example").await;
+    let page = alice.get(path).await.status(200);
+    assert!(
+        page.text.contains("Hand over someone else&#39;s seat")
+            || page.text.contains("Hand over someone else's seat"),
+        "{}",
+        page.text
+    );
+    let token = csrf(&page.text);
+    let period = [
+        ("starts_at", "2026-12-20T00:00"),
+        ("ends_at", "2027-01-04T00:00"),
+    ];
+    let mut fields = vec![
+        ("csrf", token.as_str()),
+        ("from", "carol@client-a.example"),
+        ("to", "dan@client-a.example"),
+    ];
+    fields.extend(period);
+    let refused = alice.form(path, &fields).await.status(422);
+    assert!(
+        refused
+            .text
+            .contains("say why you delegate carol@client-a.example"),
+        "{}",
+        refused.text
+    );
+    fields.push(("reason", "on parental leave"));
+    alice.form(path, &fields).await.status(303);
+    let mut msp = vec![
+        ("csrf", token.as_str()),
+        ("from", "tom@msp.example"),
+        ("to", "carol@client-a.example"),
+        ("reason", "away"),
+    ];
+    msp.extend(period);
+    let refused = alice.form(path, &msp).await.status(403);
+    assert!(refused.text.contains("MSP staff"), "{}", refused.text);
+    let dan = sign_in(&app, "dan@client-a.example").await;
+    assert!(
+        dan.get(path)
+            .await
+            .status(200)
+            .text
+            .contains("You decide in the seat of carol"),
+        "the handover is dan's to see"
+    );
+
+    let audrey = sign_in(&app, "audrey@audit.example").await;
+    let page = audrey.get(path).await.status(200);
+    assert!(
+        !page
+            .text
+            .contains("<form method=\"post\" action=\"/t/client-a/delegations\""),
+        "{}",
+        page.text
+    );
+    let token = csrf(&page.text);
+    let mut own = vec![("csrf", token.as_str()), ("to", "tom@msp.example")];
+    own.extend(period);
+    audrey.form(path, &own).await.status(403);
+    let bob = sign_in(&app, "bob@client-b.example").await;
+    bob.get(path).await.status(404);
+}
+
 crate::on_both!(
+    an_approver_hands_over_their_seat_while_away,
     the_release_manager_packages_approved_changes_in_the_portal,
     the_change_is_edited_started_and_completed_from_its_page,
     the_requester_comments_and_withdraws_from_the_change_page,
