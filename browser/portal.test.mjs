@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
+import { createRequire } from 'node:module';
 import { chromium } from 'playwright-core';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -140,6 +141,26 @@ async function signIn(browser, url, email) {
 async function shot(page, db, name) {
   fs.mkdirSync(ARTIFACTS, { recursive: true });
   await page.screenshot({ path: path.join(ARTIFACTS, `${db}-${name}.png`), fullPage: true });
+}
+
+// ---- every page: a phone's width and axe-core ---------------------------------
+
+const AXE = fs.readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+
+/** The serious and critical axe-core violations of the page as it is. */
+async function axeViolations(page) {
+  await page.evaluate(AXE);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  return result.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')})`);
+}
+
+/** The portal's GET pages, from its page table in the source. */
+function pageTable() {
+  const source = fs.readFileSync(path.join(ROOT, 'crates/web/src/portal/mod.rs'), 'utf8');
+  return [...source.matchAll(/r\(\s*"GET",\s*"([^"]+)"/g)].map((m) => m[1])
+    .filter((p) => p !== '/' && !p.startsWith('/static/'));
 }
 
 // ---- the story, once per database -------------------------------------------
@@ -412,6 +433,58 @@ for (const db of DATABASES) {
       ]) {
         const res = await page.request.fetch(server.url + route, { method, data });
         assert.equal(res.status(), 403, `${method} ${route}`);
+      }
+    });
+
+    await t.test('every page of the page table holds at 390 px and has no serious or critical axe violation', async () => {
+      const mail = sink.messages.find((m) => m.includes('To: carol@client-a.example'));
+      const token = mail.match(/\/approve\/(\S+)/)[1];
+      const release = (await api(server.url, audreyToken, 'GET', '/api/v1/releases')).json[0].number;
+      const fill = (p) => p
+        .replace('{tenant}', 'client-a')
+        .replace('{number}', p.startsWith('/releases/') ? release : number)
+        .replace('{board}', 'msp-tech')
+        .replace('{token}', token);
+      const pages = pageTable().map(fill);
+      for (const p of pages) assert.doesNotMatch(p, /\{/, `a placeholder the test does not fill: ${p}`);
+      const admin = await signIn(browser, server.url, 'admin@msp.example');
+      const figures = [];
+      const failures = [];
+      for (const p of pages) {
+        const page = p === '/sign-in' ? await (await browser.newContext()).newPage() : admin;
+        await page.setViewportSize({ width: 1366, height: 900 });
+        await page.goto(server.url + p);
+        const violations = await axeViolations(page);
+        await page.setViewportSize({ width: 390, height: 844 });
+        const width = await page.evaluate(() => document.documentElement.scrollWidth);
+        figures.push({ page: p, axe: violations.length, width });
+        if (violations.length) failures.push(`${p}: ${violations.join('; ')}`);
+        if (width > 390) failures.push(`${p}: ${width} px wide on a 390 px phone`);
+      }
+      fs.mkdirSync(ARTIFACTS, { recursive: true });
+      fs.writeFileSync(path.join(ARTIFACTS, `${db}-pages.json`), JSON.stringify(figures, null, 2));
+      assert.deepEqual(failures, [], failures.join('\n'));
+    });
+
+    await t.test('screenshots of each role\'s main pages at 1366 and 390 px', async () => {
+      const release = (await api(server.url, audreyToken, 'GET', '/api/v1/releases')).json[0].number;
+      const roles = [
+        ['engineer', 'eve@msp.example', ['/inbox', '/t/client-a/changes', '/t/client-a/changes/new', `/t/client-a/changes/${number}`]],
+        ['approver', 'tom@msp.example', ['/inbox', '/t/client-a/boards/msp-tech', `/t/client-a/changes/${number}`]],
+        ['client-approver', 'carol@client-a.example', ['/inbox', `/t/client-a/changes/${number}`, '/t/client-a/delegations']],
+        ['release-manager', 'rita@msp.example', ['/releases', `/releases/${release}`, '/releases/new', '/calendar']],
+        ['auditor', 'audrey@audit.example', ['/t/client-a/evidence', '/t/client-a/kpis', '/t/client-a/calendar']],
+      ];
+      for (const [role, email, pages] of roles) {
+        const page = await signIn(browser, server.url, email);
+        for (const p of pages) {
+          await page.goto(server.url + p);
+          const name = p.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '');
+          for (const width of [1366, 390]) {
+            await page.setViewportSize({ width, height: width === 390 ? 844 : 900 });
+            await shot(page, db, `${role}-${name}-${width}`);
+          }
+        }
       }
     });
   });

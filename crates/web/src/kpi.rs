@@ -195,58 +195,89 @@ pub fn compute(e: &Evidence, release_validation_failures: usize) -> Kpis {
     }
 }
 
+/// Which way a share is good.
+#[derive(Clone, Copy)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+/// The bar's colour: the accent, or amber where the figure is bad (a
+/// share that should be high under 80 %, one that should be low above 0).
+fn share_colour(better: Better, ratio: Option<f64>) -> &'static str {
+    match (better, ratio) {
+        (Better::Higher, Some(r)) if r < 0.8 => WARNING,
+        (Better::Lower, Some(r)) if r > 0.0 => WARNING,
+        _ => ACCENT,
+    }
+}
+
+const ACCENT: &str = "#1f5fbf";
+const WARNING: &str = "#b26b00";
+/// The charts' drawing width; they scale to the page, at most 32rem wide,
+/// so the 16-unit text reads at 12 px on a 390 px phone and 17 px at most.
+const CHART_W: f64 = 480.0;
+
 /// A bar chart of the shares as inline SVG (no script, no library): one
-/// labelled bar per KPI, 0 to 100 %.
+/// row per KPI, its name over a 0–100 % bar and the figure beside it; a
+/// zero is an empty bar saying 0 %, a period without data says so.
 pub fn shares_chart(k: &Kpis) -> String {
     let rows = [
-        ("Change success rate", &k.success_rate),
-        ("Emergency share", &k.emergency_share),
-        ("PIR completion", &k.pir_completion),
-        ("Schedule adherence", &k.schedule_adherence),
-        ("Rollback rate", &k.rollback_rate),
+        ("Change success rate", &k.success_rate, Better::Higher),
+        ("Emergency share", &k.emergency_share, Better::Lower),
+        ("PIR completion", &k.pir_completion, Better::Higher),
+        ("Schedule adherence", &k.schedule_adherence, Better::Higher),
+        ("Rollback rate", &k.rollback_rate, Better::Lower),
     ];
-    let (label_w, bar_w, row_h) = (170.0, 300.0, 28.0);
-    let height = row_h * rows.len() as f64 + 8.0;
+    let (bar_w, row_h) = (300.0, 48.0);
+    let height = row_h * rows.len() as f64;
     let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"KPI shares\" viewBox=\"0 0 {} {height}\" class=\"chart\">",
-        label_w + bar_w + 130.0
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"KPI shares\" viewBox=\"0 0 {CHART_W} {height}\" class=\"chart\">"
     );
-    for (i, (label, s)) in rows.iter().enumerate() {
-        let y = 4.0 + row_h * i as f64;
+    for (i, (label, s, better)) in rows.iter().enumerate() {
+        let y = row_h * i as f64;
         let ratio = s.ratio.unwrap_or(0.0).clamp(0.0, 1.0);
         let text = match s.ratio {
             Some(r) => format!("{:.0} % ({}/{})", r * 100.0, s.part, s.whole),
             None => "no data".to_string(),
         };
         svg.push_str(&format!(
-            "<text x=\"0\" y=\"{ty}\" font-size=\"13\">{label}</text>\
-             <rect x=\"{label_w}\" y=\"{y}\" width=\"{bar_w}\" height=\"18\" fill=\"#eee\"/>\
-             <rect x=\"{label_w}\" y=\"{y}\" width=\"{w:.1}\" height=\"18\" fill=\"#2b6cb0\"/>\
-             <text x=\"{tx}\" y=\"{ty}\" font-size=\"13\">{text}</text>",
-            ty = y + 14.0,
+            "<text x=\"0\" y=\"{ty}\" font-size=\"16\">{label}</text>\
+             <rect x=\"0\" y=\"{by}\" width=\"{bar_w}\" height=\"18\" fill=\"#e8ebf1\"/>\
+             <rect x=\"0\" y=\"{by}\" width=\"{w:.1}\" height=\"18\" fill=\"{fill}\"/>\
+             <text x=\"{tx}\" y=\"{vy}\" font-size=\"16\" fill=\"{ink}\">{text}</text>",
+            ty = y + 16.0,
+            by = y + 22.0,
+            vy = y + 37.0,
             w = bar_w * ratio,
-            tx = label_w + bar_w + 6.0,
+            fill = share_colour(*better, s.ratio),
+            ink = if share_colour(*better, s.ratio) == WARNING {
+                "#7a4b00"
+            } else {
+                "#1d2330"
+            },
+            tx = bar_w + 8.0,
         ));
     }
     svg.push_str("</svg>");
     svg
 }
 
-/// Median and p90 bars of the duration KPIs, scaled to the largest.
+/// Median and p90 bars of the duration KPIs, scaled to the largest of
+/// each row: its name and figures over the two bars.
 pub fn durations_chart(k: &Kpis) -> String {
     let rows = [
         ("Approval cycle (h)", &k.approval_cycle_hours),
         ("Approver response (h)", &k.approver_response_hours),
         ("Time to restore (min)", &k.time_to_restore_minutes),
     ];
-    let (label_w, bar_w, row_h) = (170.0, 300.0, 40.0);
-    let height = row_h * rows.len() as f64 + 8.0;
+    let (bar_w, row_h) = (CHART_W, 56.0);
+    let height = row_h * rows.len() as f64;
     let mut svg = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"KPI durations\" viewBox=\"0 0 {} {height}\" class=\"chart\">",
-        label_w + bar_w + 260.0
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" role=\"img\" aria-label=\"KPI durations\" viewBox=\"0 0 {CHART_W} {height}\" class=\"chart\">"
     );
     for (i, (label, s)) in rows.iter().enumerate() {
-        let y = 4.0 + row_h * i as f64;
+        let y = row_h * i as f64;
         let max = s
             .p90
             .unwrap_or(0.0)
@@ -258,15 +289,14 @@ pub fn durations_chart(k: &Kpis) -> String {
             _ => "no data".to_string(),
         };
         svg.push_str(&format!(
-            "<text x=\"0\" y=\"{ty}\" font-size=\"13\">{label}</text>\
-             <rect x=\"{label_w}\" y=\"{y}\" width=\"{p90w:.1}\" height=\"14\" fill=\"#bcd\"/>\
-             <rect x=\"{label_w}\" y=\"{y2}\" width=\"{mw:.1}\" height=\"14\" fill=\"#2b6cb0\"/>\
-             <text x=\"{tx}\" y=\"{ty}\" font-size=\"13\">{text}</text>",
-            ty = y + 14.0,
-            y2 = y + 16.0,
-            p90w = if s.p90.is_some() { bar_w } else { 0.0 },
+            "<text x=\"0\" y=\"{ty}\" font-size=\"16\">{label}: {text}</text>\
+             <rect x=\"0\" y=\"{y1}\" width=\"{p90w:.1}\" height=\"12\" fill=\"#bcd0ea\"/>\
+             <rect x=\"0\" y=\"{y2}\" width=\"{mw:.1}\" height=\"12\" fill=\"{ACCENT}\"/>",
+            ty = y + 16.0,
+            y1 = y + 22.0,
+            y2 = y + 36.0,
+            p90w = bar_w * s.p90.unwrap_or(0.0) / max,
             mw = bar_w * median,
-            tx = label_w + bar_w + 6.0,
         ));
     }
     svg.push_str("</svg>");
@@ -454,5 +484,17 @@ mod tests {
         let k = compute(&evidence(Vec::new()), 0);
         assert_eq!(k.success_rate.ratio, None);
         assert!(shares_chart(&k).contains("no data"));
+    }
+
+    #[test]
+    fn bad_rates_are_drawn_in_the_warning_colour_and_a_zero_is_a_zero() {
+        assert_eq!(share_colour(Better::Lower, Some(0.0)), ACCENT);
+        assert_eq!(share_colour(Better::Lower, Some(0.1)), WARNING);
+        assert_eq!(share_colour(Better::Higher, Some(0.5)), WARNING);
+        assert_eq!(share_colour(Better::Higher, Some(0.95)), ACCENT);
+        assert_eq!(share_colour(Better::Higher, None), ACCENT);
+        let k = compute(&evidence(Vec::new()), 0);
+        // No data draws no bar at all.
+        assert!(shares_chart(&k).contains("width=\"0.0\""));
     }
 }

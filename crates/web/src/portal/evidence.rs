@@ -126,7 +126,14 @@ pub async fn evidence(
             title: c.title.clone(),
             proven_by: c.proven_by.clone(),
             evidence: c.evidence.join(", "),
-            exceptions: c.exceptions.clone(),
+            exceptions: if c.id == "no-unsupervised-production-changes" {
+                e.unauthorized.iter().map(unauthorized_sentence).collect()
+            } else {
+                c.exceptions
+                    .iter()
+                    .map(|n| exception_sentence(&c.id, n))
+                    .collect()
+            },
         })
         .collect();
     let page = EvidencePage {
@@ -150,4 +157,70 @@ pub async fn evidence(
         controls,
     };
     Ok(render(&page))
+}
+
+/// Why change `number` is an exception to control `id`, as a sentence.
+fn exception_sentence(id: &str, number: &str) -> String {
+    match id {
+        "authorized-before-implementation" => {
+            format!("{number} started before any approval was recorded")
+        }
+        "cab-authorization" => format!("{number} went ahead with no board's approval"),
+        "tested-before-deployment" => format!("{number} started without test evidence"),
+        "implemented-by-approved-individual" => format!("{number} has no implementer recorded"),
+        "periodic-review" => format!("{number} finished without a post-implementation review"),
+        _ => number.to_string(),
+    }
+}
+
+/// A deployment no approved change covered, as a sentence: when, who,
+/// what, under which change, and why it was not covered.
+fn unauthorized_sentence(u: &crate::evidence::Recorded) -> String {
+    let target = u
+        .detail
+        .get("target")
+        .and_then(|t| serde_json::from_value::<changegate_core::gate::Target>(t.clone()).ok())
+        .map_or_else(|| "something".to_string(), |t| t.to_string());
+    let under = u.detail["change"]
+        .as_str()
+        .map(|c| format!(" under {c}"))
+        .unwrap_or_default();
+    let why = u.detail["refused"]
+        .as_str()
+        .map(|r| format!(": {r}"))
+        .unwrap_or_default();
+    format!(
+        "{} {} deployed {target}{under}, which no approval covered{why}",
+        when(Some(u.at)),
+        u.by
+    )
+}
+
+#[cfg(test)]
+mod sentences {
+    use super::*;
+
+    #[test]
+    fn exceptions_read_as_sentences() {
+        assert_eq!(
+            exception_sentence("tested-before-deployment", "CHG-4"),
+            "CHG-4 started without test evidence"
+        );
+        let u = crate::evidence::Recorded {
+            at: chrono::DateTime::from_timestamp(1_795_000_000, 0).expect("a time"),
+            by: "gate prod-pipeline".into(),
+            action: "deployment.unauthorized".into(),
+            detail: serde_json::json!({
+                "target": { "pipeline": { "environment": "production" } },
+                "change": "CHG-9",
+                "refused": "CHG-9 is awaiting approval",
+            }),
+        };
+        let said = unauthorized_sentence(&u);
+        assert!(
+            said.ends_with("gate prod-pipeline deployed pipeline environment production under CHG-9, which no approval covered: CHG-9 is awaiting approval"),
+            "{said}"
+        );
+        assert!(!said.contains('{'), "no JSON: {said}");
+    }
 }

@@ -18,6 +18,7 @@ use crate::kpi::{self, Kpis};
 struct KpiPage {
     viewer: Option<Nav>,
     tenant: String,
+    tenant_name: String,
     k: Kpis,
     shares: String,
     durations: String,
@@ -43,10 +44,16 @@ pub async fn kpis(
         format: None,
     };
     let period = period(&query, state.now().date_naive())?;
-    let k = kpis::of(&state, &t, period).await?;
+    let mut k = kpis::of(&state, &t, period).await?;
+    // People by name.
+    let mut names = super::pages::Names::default();
+    for a in &mut k.approvers {
+        a.approver = names.of(state.store.as_ref(), &a.approver).await?;
+    }
     let page = KpiPage {
         viewer: Some(nav(&state, &viewer).await?),
         tenant: t.tenant.slug.to_string(),
+        tenant_name: t.tenant.name.clone(),
         shares: kpi::shares_chart(&k),
         durations: kpi::durations_chart(&k),
         k,

@@ -38,6 +38,16 @@ pub struct Nav {
     pub csrf: String,
 }
 
+/// A tenant's name for a page's heading, from the viewer's menu (its slug
+/// when the menu does not list it).
+pub(crate) fn client_name(viewer: &Option<Nav>, slug: &str) -> String {
+    viewer
+        .iter()
+        .flat_map(|n| n.tenants.iter())
+        .find(|(s, _)| s == slug)
+        .map_or_else(|| slug.to_string(), |(_, name)| name.clone())
+}
+
 pub(crate) fn render(t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
@@ -219,10 +229,15 @@ pub async fn sign_out(
 /// One line of a change table.
 pub struct Row {
     pub number: String,
+    /// The tenant's slug (for links) and name (to read).
     pub tenant: String,
+    pub client: String,
     pub title: String,
     pub kind: String,
     pub state: String,
+    /// The state as people read it, and its colour.
+    pub state_words: String,
+    pub tone: &'static str,
     pub planned: String,
 }
 
@@ -243,13 +258,17 @@ pub(crate) fn when(t: Option<DateTime<Utc>>) -> String {
         .unwrap_or_default()
 }
 
-fn row(c: &Change, slugs: &BTreeMap<TenantId, String>) -> Row {
+fn row(c: &Change, slugs: &BTreeMap<TenantId, (String, String)>) -> Row {
+    let (slug, name) = slugs.get(&c.tenant).cloned().unwrap_or_default();
     Row {
         number: c.number.to_string(),
-        tenant: slugs.get(&c.tenant).cloned().unwrap_or_default(),
+        tenant: slug,
+        client: name,
         title: c.content.title.clone(),
         kind: c.kind.as_str().to_string(),
         state: c.state.as_str().to_string(),
+        state_words: super::words::state(c.state, None).0,
+        tone: super::words::state(c.state, None).1.class(),
         planned: when(c.content.planned_start),
     }
 }
@@ -280,11 +299,11 @@ pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> PageResult<
     let store = state.store.as_ref();
     let me = viewer.principal.user;
     let visible = viewer.principal.visible_tenants();
-    let slugs: BTreeMap<TenantId, String> = store
+    let slugs: BTreeMap<TenantId, (String, String)> = store
         .tenants(visible.as_ref())
         .await?
         .into_iter()
-        .map(|t| (t.id, t.slug.to_string()))
+        .map(|t| (t.id, (t.slug.to_string(), t.name)))
         .collect();
     let tenants: BTreeSet<TenantId> = slugs.keys().copied().collect();
     let list = |state: Option<ChangeState>, requester: Option<UserId>| ChangeFilter {
@@ -419,7 +438,10 @@ pub async fn changes(
             ..ChangeFilter::default()
         })
         .await?;
-    let slugs = BTreeMap::from([(t.tenant.id, t.tenant.slug.to_string())]);
+    let slugs = BTreeMap::from([(
+        t.tenant.id,
+        (t.tenant.slug.to_string(), t.tenant.name.clone()),
+    )]);
     let mut matching = found.iter().filter(|c| {
         needle.is_empty()
             || c.content.title.to_lowercase().contains(&needle)
@@ -571,10 +593,14 @@ fn changed_fields(before: &ChangeContent, now: &ChangeContent) -> Vec<String> {
 /// once per page; what is not an address of a user (a cluster's operator,
 /// the scheduler) stays as the record says it.
 #[derive(Default)]
-struct Names(BTreeMap<String, String>);
+pub(crate) struct Names(BTreeMap<String, String>);
 
 impl Names {
-    async fn of(&mut self, store: &dyn changegate_store::Store, who: &str) -> PageResult<String> {
+    pub(crate) async fn of(
+        &mut self,
+        store: &dyn changegate_store::Store,
+        who: &str,
+    ) -> PageResult<String> {
         if let Some(name) = self.0.get(who) {
             return Ok(name.clone());
         }
@@ -706,13 +732,18 @@ pub async fn change(
     }
     let stored = store.revisions(t.tenant.id, c.number).await?;
     let authors = Emails::load(store, stored.iter().map(|r| r.created_by)).await?;
+    let mut by = Vec::with_capacity(stored.len());
+    for r in &stored {
+        by.push(names.of(store, &authors.of(r.created_by)).await?);
+    }
     let revisions = stored
         .iter()
         .enumerate()
-        .map(|(i, r)| RevisionRow {
+        .zip(by)
+        .map(|((i, r), by)| RevisionRow {
             revision: r.revision,
             at: when(Some(r.created_at)),
-            by: authors.of(r.created_by),
+            by,
             fingerprint: r.fingerprint.clone(),
             fingerprint_short: short_hash(&r.fingerprint),
             changed: match i.checked_sub(1).map(|j| &stored[j]) {

@@ -164,6 +164,11 @@ pub fn event(action: &str, who: &str, detail: &serde_json::Value) -> String {
         "change.cancelled" => format!("{who} cancelled it"),
         "change.commented" => format!("{who} commented"),
         "change.detached" => "Its Kubernetes resource was deleted after it started".to_string(),
+        // Opening a link decides nothing: mail scanners open them too.
+        "approval-link.opened" => {
+            format!("An e-mail approval link for{revision} was opened (nothing decided)")
+        }
+        "approval-link.used" => format!("{who} used their e-mail approval link"),
         "deployment.recorded" => format!("{who} recorded a deployment"),
         "deployment.unauthorized" => format!("{who} reported a deployment no approval covered"),
         other => {
@@ -227,6 +232,14 @@ mod tests {
             "Tom rejected"
         );
         assert_eq!(event("change.created", "Eve", &json!({})), "Eve raised it");
+        assert_eq!(
+            event(
+                "approval-link.opened",
+                "approval-link",
+                &json!({ "revision": 1 })
+            ),
+            "An e-mail approval link for revision 1 was opened (nothing decided)"
+        );
         assert_eq!(
             event("change.stage-started", "the scheduler", &json!({})),
             "the scheduler: change stage started"

@@ -201,8 +201,8 @@ async fn a_client_approver_signs_in_and_approves_from_the_change_page(app: TestA
     assert_eq!(c["state"], "approved");
     // The page shows both approvals with identity (by name) and channel.
     for who in [
-        "<td>tom</td><td>approve</td><td>api",
-        "<td>carol</td><td>approve</td><td>portal",
+        r#"<td data-label="Who">tom</td><td data-label="Decision">approve</td><td data-label="Channel">api"#,
+        r#"<td data-label="Who">carol</td><td data-label="Decision">approve</td><td data-label="Channel">portal"#,
     ] {
         assert!(page.text.contains(who), "{who} in {}", page.text);
     }
@@ -1147,11 +1147,13 @@ async fn the_change_page_shows_each_revision_and_what_it_changed(app: TestApp) {
         .expect("a revisions section")..];
     let revisions = &revisions[..revisions.find("</section>").expect("its end")];
     assert!(
-        revisions.contains("<td>1</td>") && revisions.contains("first submitted"),
+        revisions.contains(r#"<td data-label="Revision">1</td>"#)
+            && revisions.contains("first submitted"),
         "{revisions}"
     );
     assert!(
-        revisions.contains("<td>2</td>") && revisions.contains("<td>artifacts</td>"),
+        revisions.contains(r#"<td data-label="Revision">2</td>"#)
+            && revisions.contains(r#"<td data-label="What changed">artifacts</td>"#),
         "{revisions}"
     );
     // The timeline in words, people by name (the fixture names Eve "eve").
