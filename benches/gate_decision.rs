@@ -92,6 +92,7 @@ fn gate(now: DateTime<Utc>) -> TenantGate {
             awaiting: Vec::new(),
             automatic_rollback: false,
             approval_expires_at: None,
+            awaiting_acceptance: None,
         })
         .collect();
     TenantGate::new(

@@ -134,7 +134,9 @@ async function signIn(browser, url, email) {
   await page.getByLabel('E-mail address').fill(email);
   await page.getByLabel('Password').fill(PASSWORD);
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.waitForURL(`${url}/inbox`);
+  await page.waitForURL(`${url}/inbox`, { timeout: 10_000 }).catch(async (e) => {
+    throw new Error(`${email} is not signed in: ${page.url()} says ${await page.locator('main').innerText()}`, { cause: e });
+  });
   return page;
 }
 
@@ -205,6 +207,7 @@ for (const db of DATABASES) {
         '--role', 'client-b:release-manager', '--role', 'client-b:implementer']],
       ['carol@client-a.example', ['--client-of', 'client-a', '--role', 'client-a:business-approver']],
       ['bob@client-b.example', ['--client-of', 'client-b', '--role', 'client-b:business-approver']],
+      ['alice@client-a.example', ['--client-of', 'client-a', '--role', 'client-a:tenant-admin']],
     ];
     for (const [email, roles] of people) {
       cli(env, ['admin', 'create-user', '--email', email, '--name', email.split('@')[0], ...roles, '--password-env', 'CHANGEGATE_PASSWORD']);
@@ -305,33 +308,60 @@ for (const db of DATABASES) {
     });
 
     await t.test('one release for two clients: a step fails, the rollback is authorized and run from the page', async () => {
-      const eve = cli(env, ['admin', 'token', 'eve@msp.example']);
-      const patched = await api(server.url, eve, 'PATCH', `/api/v1/tenants/client-a/changes/${number}`, { test_evidence: 'staging run green' });
-      assert.equal(patched.status, 200);
-      // Client B's standard change, approved at submission from its template.
-      const raised = await api(server.url, eve, 'POST', '/api/v1/tenants/client-b/changes',
-        { type: 'standard', title: 'Rotate the VPN keys', template: 'vpn-rotate', test_plan: 'connect from the test client', test_evidence: 'test client connects' });
-      assert.equal(raised.status, 201, JSON.stringify(raised.json));
-      const theirs = raised.json.number;
-      const submitted = await api(server.url, eve, 'POST', `/api/v1/tenants/client-b/changes/${theirs}/submit`, {});
-      assert.equal(submitted.json.state, 'approved');
-      const runbook = path.join(dir, 'runbook.yaml');
-      fs.writeFileSync(runbook, [
-        `- { kind: deploy, title: Upgrade payments-api, owner: rita@msp.example, change: ${number} }`,
-        `- { kind: deploy, title: Rotate the VPN keys, owner: rita@msp.example, change: ${theirs} }`,
-        '- { kind: validate, title: Smoke tests of both clients, owner: rita@msp.example }',
-        `- { kind: rollback, title: Restore payments-api 2.4.0, owner: rita@msp.example, change: ${number} }`,
-        `- { kind: rollback, title: Restore the previous VPN keys, owner: rita@msp.example, change: ${theirs} }`,
-        '',
-      ].join('\n'));
-      const rita = cli(env, ['admin', 'token', 'rita@msp.example']);
-      const created = cli(env, ['release', 'create', '--name', 'Saturday night', '--change', `client-a/${number}`, '--change', `client-b/${theirs}`,
-        '--start', new Date().toISOString(), '--end', new Date(Date.now() + 3600e3).toISOString(), '--runbook', runbook], rita);
-      const release = created.split(' ')[0];
-      assert.match(release, /^REL-\d+$/);
+      // The engineer records the test evidence on the approved change (an
+      // edit that keeps its approval) and raises client B's standard
+      // change from its template, approved at submission: in the portal.
+      const eve = await signIn(browser, server.url, 'eve@msp.example');
+      await eve.goto(`${server.url}/t/client-a/changes/${number}`);
+      await eve.getByRole('link', { name: `Edit ${number}` }).click();
+      await eve.getByLabel(/^Test evidence/).fill('staging run green');
+      await eve.getByRole('button', { name: 'Preview' }).click();
+      await eve.getByText('Saving this edit keeps the approval').waitFor();
+      await eve.getByRole('button', { name: 'Save changes' }).click();
+      await eve.waitForURL(`${server.url}/t/client-a/changes/${number}`);
+      await eve.locator('.meta .state').getByText('Approved', { exact: true }).waitFor();
+      await eve.goto(`${server.url}/t/client-b/changes/new?template=vpn-rotate`);
+      assert.equal(await eve.getByLabel('Type').inputValue(), 'standard');
+      await eve.getByLabel('Title', { exact: true }).fill('Rotate the VPN keys');
+      await eve.getByLabel('Test plan').fill('connect from the test client');
+      await eve.getByLabel(/^Test evidence/).fill('test client connects');
+      await eve.getByRole('button', { name: 'Submit for approval' }).click();
+      await eve.waitForURL(/\/t\/client-b\/changes\/CHG-\d+$/);
+      const theirs = eve.url().split('/').pop();
+      await eve.locator('.meta .state').getByText('Approved', { exact: true }).waitFor();
+
+      // Packaged in the portal: both approved changes, a slot from now, the runbook.
       const page = await signIn(browser, server.url, 'rita@msp.example');
       await page.goto(`${server.url}/releases`);
-      await page.getByRole('link', { name: release }).click();
+      await page.getByRole('link', { name: 'Package a release' }).click();
+      await page.getByLabel('Name', { exact: true }).fill('Saturday night');
+      await page.getByLabel(`${number} Upgrade the payments API`).check();
+      await page.getByLabel(`${theirs} Rotate the VPN keys`).check();
+      const utc = (ms) => new Date(ms).toISOString().slice(0, 16);
+      await page.getByLabel('Slot start (UTC)').fill(utc(Date.now()));
+      await page.getByLabel('Slot end (UTC)').fill(utc(Date.now() + 3600e3));
+      const steps = [
+        ['deploy', 'Upgrade payments-api', number],
+        ['deploy', 'Rotate the VPN keys', theirs],
+        ['validate', 'Smoke tests of both clients', ''],
+        ['rollback', 'Restore payments-api 2.4.0', number],
+      ];
+      for (const [i, [kind, title, change]] of steps.entries()) {
+        await page.getByLabel(`Step ${i + 1} kind`).selectOption(kind);
+        await page.getByLabel(`Step ${i + 1} what`).fill(title);
+        await page.getByLabel(`Step ${i + 1} owner (e-mail)`).fill('rita@msp.example');
+        await page.getByLabel(`Step ${i + 1} change`).selectOption(change);
+      }
+      await page.getByRole('button', { name: 'Create the release' }).click();
+      await page.waitForURL(/\/releases\/REL-\d+$/);
+      const release = page.url().split('/').pop();
+      // The fifth step, added on the release's page while it is planned.
+      await page.getByLabel('New step kind').selectOption('rollback');
+      await page.getByLabel('New step what').fill('Restore the previous VPN keys');
+      await page.getByLabel('New step change').selectOption(theirs);
+      await page.getByRole('button', { name: 'Add the step' }).click();
+      await page.getByText('Restore the previous VPN keys').waitFor();
+      const rita = cli(env, ['admin', 'token', 'rita@msp.example']);
       for (const phase of ['plan', 'build-and-test', 'deploy']) {
         await page.getByRole('button', { name: `Authorize ${phase}` }).click();
         await page.getByText(`${phase} authorized by rita@msp.example`).waitFor();
@@ -434,6 +464,125 @@ for (const db of DATABASES) {
         const res = await page.request.fetch(server.url + route, { method, data });
         assert.equal(res.status(), 403, `${method} ${route}`);
       }
+    });
+
+    await t.test('the engineer edits after a rejection and completes; the approver decides on a phone', async () => {
+      const eve = await signIn(browser, server.url, 'eve@msp.example');
+      await eve.goto(`${server.url}/t/client-a/changes/new`);
+      await eve.getByLabel('Title', { exact: true }).fill('Rotate the payments API keys');
+      await eve.getByLabel('payments-api', { exact: true }).check();
+      for (const question of ['Does the change touch production?', 'Is a service outage expected?',
+        'Is the change untested in a non-production environment?', 'Is there no tested backout plan?']) {
+        await eve.getByLabel(question, { exact: true }).selectOption('no');
+      }
+      await eve.getByRole('button', { name: 'Submit for approval' }).click();
+      await eve.waitForURL(/\/t\/client-a\/changes\/CHG-\d+$/);
+      const mine = eve.url().split('/').pop();
+
+      // The approver, on a phone: the page fits and the buttons fill the width.
+      const tom = await signIn(browser, server.url, 'tom@msp.example');
+      await tom.setViewportSize({ width: 390, height: 844 });
+      await tom.goto(`${server.url}/t/client-a/changes/${mine}`);
+      assert.ok(await tom.evaluate(() => document.documentElement.scrollWidth) <= 390);
+      const reject = tom.getByRole('button', { name: 'Reject' });
+      assert.ok((await reject.boundingBox()).width >= 140, 'a button one thumb hits');
+      await tom.getByLabel('Comment', { exact: true }).fill('no test evidence');
+      await reject.click();
+      await tom.locator('.meta .state').getByText('Rejected', { exact: true }).waitFor();
+
+      // Edited after the rejection and submitted again, from the change page.
+      await eve.goto(`${server.url}/t/client-a/changes/${mine}`);
+      await eve.getByRole('link', { name: `Edit ${mine}` }).click();
+      await eve.getByLabel(/^Test evidence/).fill('key rotation rehearsed in staging');
+      await eve.getByRole('button', { name: 'Save and submit for approval' }).click();
+      await eve.waitForURL(`${server.url}/t/client-a/changes/${mine}`);
+      await eve.locator('.meta .state').getByText('Awaiting approval', { exact: true }).waitFor();
+
+      await tom.goto(`${server.url}/t/client-a/changes/${mine}`);
+      await tom.getByRole('button', { name: 'Approve' }).click();
+      await tom.locator('.meta .state').getByText('Approved', { exact: true }).waitFor();
+
+      // The implementer starts, completes and reviews it from its page.
+      const rita = await signIn(browser, server.url, 'rita@msp.example');
+      await rita.goto(`${server.url}/t/client-a/changes/${mine}`);
+      await rita.getByRole('button', { name: `Start implementing ${mine}` }).click();
+      await rita.locator('.meta .state').getByText('Being implemented', { exact: true }).waitFor();
+      await rita.getByLabel('What was done').fill('keys rotated, clients reconnected');
+      await rita.getByLabel(/^Documentation updated/).fill('payments runbook: key rotation section');
+      await rita.getByRole('button', { name: 'It is done: record the implementation' }).click();
+      await rita.locator('.meta .state').getByText('Implemented', { exact: true }).waitFor();
+      await rita.getByLabel('What happened').fill('rotated within ten minutes');
+      await rita.getByRole('button', { name: 'Record the review and close' }).click();
+      const badge = rita.locator('.meta .state');
+      await badge.getByText('Closed — succeeded', { exact: true }).waitFor();
+      assert.match(await badge.getAttribute('class'), /tone-good/);
+      await shot(rita, db, 'change-closed');
+    });
+
+    await t.test('a client user accepts a tested change from the e-mail before it may start', async () => {
+      const eve = await signIn(browser, server.url, 'eve@msp.example');
+      await eve.goto(`${server.url}/t/client-a/changes/new`);
+      await eve.getByLabel('Title', { exact: true }).fill('Add an index to the reporting database');
+      await eve.getByLabel('reporting-db', { exact: true }).check();
+      await eve.getByLabel(/^Test evidence/).fill('query plan checked on the staging copy');
+      for (const question of ['Does the change touch production?', 'Is a service outage expected?',
+        'Is the change untested in a non-production environment?', 'Is there no tested backout plan?']) {
+        await eve.getByLabel(question, { exact: true }).selectOption('no');
+      }
+      await eve.getByRole('button', { name: 'Submit for approval' }).click();
+      await eve.waitForURL(/\/t\/client-a\/changes\/CHG-\d+$/);
+      const indexed = eve.url().split('/').pop();
+      const tom = await signIn(browser, server.url, 'tom@msp.example');
+      await tom.goto(`${server.url}/t/client-a/changes/${indexed}`);
+      await tom.getByRole('button', { name: 'Approve' }).click();
+      await tom.locator('.meta .state').getByText('Approved', { exact: true }).waitFor();
+
+      // Approved, but not started before the client accepts it.
+      const rita = await signIn(browser, server.url, 'rita@msp.example');
+      await rita.goto(`${server.url}/t/client-a/changes/${indexed}`);
+      await rita.getByText(/awaits the client's acceptance of the tested change by carol/).waitFor();
+      await rita.getByRole('button', { name: `Start implementing ${indexed}` }).click();
+      assert.match(await rita.locator('[role=alert]').innerText(), /awaits the client's acceptance/);
+
+      const mail = await until('the acceptance e-mail to carol', () =>
+        sink.messages.find((m) => m.includes('To: carol@client-a.example') && m.includes('/accept/')));
+      assert.match(mail, /Test evidence: query plan checked on the staging copy/);
+      const link = mail.match(/http:\/\/\S+\/accept\/\S+/)[0];
+      // A scanner opening it accepts nothing.
+      assert.equal((await fetch(link)).status, 200);
+      const carol = await (await browser.newContext()).newPage();
+      await carol.setViewportSize({ width: 390, height: 844 });
+      await carol.goto(link);
+      await carol.getByText('query plan checked on the staging copy').waitFor();
+      await shot(carol, db, 'accept');
+      await carol.getByRole('button', { name: 'Accept the tested change' }).click();
+      await carol.getByRole('heading', { name: `Thank you: your acceptance of ${indexed} is recorded` }).waitFor();
+
+      await rita.goto(`${server.url}/t/client-a/changes/${indexed}`);
+      await rita.getByText(/carol accepted revision 1 on .* \(email\)/).waitFor();
+      await rita.getByRole('button', { name: `Start implementing ${indexed}` }).click();
+      await rita.locator('.meta .state').getByText('Being implemented', { exact: true }).waitFor();
+    });
+
+    await t.test('the client admin adds a blackout through the form and the calendar shades every day of it', async () => {
+      // Days 10 to 13 of next month, whatever month this runs in.
+      const now = new Date();
+      const first = new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1));
+      const day = (d) => `${first.getUTCFullYear()}-${String(first.getUTCMonth() + 1).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
+      const alice = await signIn(browser, server.url, 'alice@client-a.example');
+      await alice.goto(`${server.url}/t/client-a/settings`);
+      await alice.getByLabel(/^Name \(lower case/).fill('audit-week');
+      await alice.getByLabel(/^From \(/).fill(`${day(10)}T08:00`);
+      await alice.getByLabel(/^Until \(/).fill(`${day(13)}T18:00`);
+      await alice.getByRole('button', { name: 'Add blackout' }).click();
+      await alice.getByRole('cell', { name: 'audit-week', exact: true }).waitFor();
+      await alice.goto(`${server.url}/t/client-a/calendar?view=month&date=${day(10)}`);
+      const shaded = alice.locator('td', { has: alice.locator('.kind.blackout.spans', { hasText: 'audit-week' }) });
+      assert.equal(await shaded.count(), 4, 'each of the four days it covers, shaded');
+      const after = alice.locator('td', { has: alice.locator('.day', { hasText: / 14$/ }) });
+      assert.equal(await after.count(), 1, 'the day after is shown');
+      assert.equal(await after.locator('.kind.blackout', { hasText: 'audit-week' }).count(), 0, 'not shaded');
+      await shot(alice, db, 'calendar-blackout');
     });
 
     await t.test('every page of the page table holds at 390 px and has no serious or critical axe violation', async () => {

@@ -113,6 +113,10 @@ pub struct GateChange {
     /// one, an agent's bundle) refuses from that instant on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval_expires_at: Option<DateTime<Utc>>,
+    /// Approved, it still waits for the client's acceptance of the tested
+    /// change (the policy asks for it): the sentence that says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub awaiting_acceptance: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -386,6 +390,10 @@ impl TenantGate {
             ));
         }
         match change.state {
+            ChangeState::Approved if change.awaiting_acceptance.is_some() => {
+                let waits = change.awaiting_acceptance.clone().unwrap_or_default();
+                return Some((Reason::NotApproved, waits));
+            }
             ChangeState::Approved | ChangeState::Implementing => {}
             // A release planned it: it starts only through that release,
             // whose deploy phase moves it to implementing.

@@ -69,6 +69,39 @@ pub struct PolicySpec {
     /// (a delegation, on the audit chain) and is told by e-mail.
     #[serde(default)]
     pub escalation: Option<Escalation>,
+    /// Client acceptance (the user entity control of seed 003): changes it
+    /// covers need a named client user to accept the tested change before
+    /// they may be scheduled in a release or started. `null`: none.
+    #[serde(default)]
+    pub acceptance: Option<Acceptance>,
+}
+
+/// Which changes need the client's acceptance, and who gives it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct Acceptance {
+    /// Who may accept: client users named by address, or `role:<role>`
+    /// (the tenant's client users holding it).
+    pub by: Vec<String>,
+    /// Changes of these types need it.
+    #[serde(default)]
+    pub types: Vec<ChangeType>,
+    /// Changes at or above this risk level need it.
+    #[serde(default)]
+    pub from: Option<RiskLevel>,
+    /// Changes naming any of these configuration items need it.
+    #[serde(default)]
+    pub items: Vec<String>,
+}
+
+impl Acceptance {
+    /// Does a change of `kind`, at `level`, naming `items`, need it? Any
+    /// of type, risk or item is enough.
+    pub fn covers(&self, kind: ChangeType, level: Option<RiskLevel>, items: &[String]) -> bool {
+        self.types.contains(&kind)
+            || matches!((self.from, level), (Some(from), Some(level)) if level >= from)
+            || items.iter().any(|i| self.items.contains(i))
+    }
 }
 
 /// How long an approval stays valid when the policy sets no expiry: 30
@@ -148,6 +181,7 @@ impl Default for PolicySpec {
             kubernetes_approval_up_to: None,
             reminder_hours: None,
             escalation: None,
+            acceptance: None,
         }
     }
 }
@@ -181,6 +215,20 @@ impl PolicySpec {
                 return Err(InvalidValue::new(
                     "escalation.afterHours",
                     "escalate after the reminder: make afterHours larger than reminderHours",
+                ));
+            }
+        }
+        if let Some(a) = &self.acceptance {
+            if a.by.is_empty() {
+                return Err(InvalidValue::new(
+                    "acceptance.by",
+                    "name who accepts: client users' addresses or role:<role>, e.g. role:business-approver",
+                ));
+            }
+            if a.types.is_empty() && a.from.is_none() && a.items.is_empty() {
+                return Err(InvalidValue::new(
+                    "acceptance",
+                    "say which changes need it: types, from (a risk level) or items",
                 ));
             }
         }
@@ -232,5 +280,35 @@ mod tests {
             p.validate(|_| true).unwrap_err().field,
             "approvalExpiryHours"
         );
+    }
+
+    #[test]
+    fn acceptance_covers_a_change_by_type_risk_or_item() {
+        let a = Acceptance {
+            by: vec!["role:business-approver".into()],
+            types: vec![ChangeType::Emergency],
+            from: Some(RiskLevel::High),
+            items: vec!["payments-api".into()],
+        };
+        assert!(a.covers(ChangeType::Emergency, None, &[]));
+        assert!(a.covers(ChangeType::Normal, Some(RiskLevel::High), &[]));
+        assert!(!a.covers(ChangeType::Normal, Some(RiskLevel::Medium), &[]));
+        assert!(a.covers(ChangeType::Standard, None, &["payments-api".into()]));
+        assert!(!a.covers(ChangeType::Normal, Some(RiskLevel::Low), &["vpn".into()]));
+        let mut p = PolicySpec {
+            acceptance: Some(Acceptance {
+                by: Vec::new(),
+                ..a.clone()
+            }),
+            ..PolicySpec::default()
+        };
+        assert!(p.validate(|_| true).is_err(), "nobody to accept");
+        p.acceptance = Some(Acceptance {
+            types: Vec::new(),
+            from: None,
+            items: Vec::new(),
+            ..a
+        });
+        assert!(p.validate(|_| true).is_err(), "covers nothing");
     }
 }

@@ -32,16 +32,18 @@ pub(crate) async fn write(
         .map_err(db)?;
     }
     for l in &w.links {
+        let purpose = l.purpose.as_str();
         sqlx::query!(
-            "INSERT INTO approval_links (token_hash, tenant_id, change_id, revision, approver_id, code_hash, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO approval_links (token_hash, tenant_id, change_id, revision, approver_id, code_hash, expires_at, purpose)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             l.token_hash,
             c.tenant.0,
             c.number.0,
             l.revision,
             l.approver.0,
             l.code_hash,
-            l.expires_at
+            l.expires_at,
+            purpose
         )
         .execute(&mut **tx)
         .await
@@ -70,7 +72,7 @@ pub(crate) async fn approval_link(pool: &PgPool, hash: &str) -> Result<ApprovalL
     let r = found(
         "approval link",
         sqlx::query!(
-            r#"SELECT tenant_id, change_id, revision, approver_id, code_hash,
+            r#"SELECT tenant_id, change_id, revision, approver_id, code_hash, purpose,
                       expires_at , used_at 
                FROM approval_links WHERE token_hash = $1"#,
             hash
@@ -79,6 +81,7 @@ pub(crate) async fn approval_link(pool: &PgPool, hash: &str) -> Result<ApprovalL
         .await,
     )?;
     Ok(ApprovalLink {
+        purpose: LinkPurpose::parse(&r.purpose),
         tenant: TenantId(r.tenant_id),
         change: ChangeNumber(r.change_id),
         revision: r.revision,

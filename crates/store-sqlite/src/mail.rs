@@ -32,16 +32,18 @@ pub(crate) async fn write(
         .map_err(db)?;
     }
     for l in &w.links {
+        let purpose = l.purpose.as_str();
         sqlx::query!(
-            "INSERT INTO approval_links (token_hash, tenant_id, change_id, revision, approver_id, code_hash, expires_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO approval_links (token_hash, tenant_id, change_id, revision, approver_id, code_hash, expires_at, purpose)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             l.token_hash,
             c.tenant.0,
             c.number.0,
             l.revision,
             l.approver.0,
             l.code_hash,
-            l.expires_at
+            l.expires_at,
+            purpose
         )
         .execute(&mut **tx)
         .await
@@ -70,7 +72,7 @@ pub(crate) async fn approval_link(pool: &SqlitePool, hash: &str) -> Result<Appro
     let r = found(
         "approval link",
         sqlx::query!(
-            r#"SELECT tenant_id, change_id, revision, approver_id, code_hash,
+            r#"SELECT tenant_id, change_id, revision, approver_id, code_hash, purpose,
                       expires_at AS "expires_at: DateTime<Utc>", used_at AS "used_at: DateTime<Utc>"
                FROM approval_links WHERE token_hash = ?"#,
             hash
@@ -79,6 +81,7 @@ pub(crate) async fn approval_link(pool: &SqlitePool, hash: &str) -> Result<Appro
         .await,
     )?;
     Ok(ApprovalLink {
+        purpose: LinkPurpose::parse(&r.purpose),
         tenant: TenantId(r.tenant_id),
         change: ChangeNumber(r.change_id),
         revision: r.revision,

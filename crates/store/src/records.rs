@@ -452,15 +452,45 @@ pub struct Message {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewLink {
     pub token_hash: String,
+    /// What the link asks its holder for.
+    pub purpose: LinkPurpose,
     pub approver: UserId,
     pub revision: i64,
     pub code_hash: Option<String>,
     pub expires_at: DateTime<Utc>,
 }
 
+/// What an e-mail link asks its holder for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LinkPurpose {
+    /// An approver's decision on a revision.
+    #[default]
+    Approve,
+    /// A client user's acceptance of the tested change.
+    Accept,
+}
+
+impl LinkPurpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkPurpose::Approve => "approve",
+            LinkPurpose::Accept => "accept",
+        }
+    }
+
+    /// As stored; anything else reads as an approval link.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "accept" => LinkPurpose::Accept,
+            _ => LinkPurpose::Approve,
+        }
+    }
+}
+
 /// A stored approval link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalLink {
+    pub purpose: LinkPurpose,
     pub tenant: TenantId,
     pub change: ChangeNumber,
     pub revision: i64,

@@ -779,6 +779,8 @@ async fn messages_and_links_are_written_with_their_change_and_a_link_is_used_onc
                     at: at(0),
                 }],
                 links: vec![NewLink {
+                    // Not the column's default: the purpose is written and read back.
+                    purpose: LinkPurpose::Accept,
                     token_hash: "link-hash".into(),
                     approver: tom.id,
                     revision: c.revision,
@@ -796,6 +798,7 @@ async fn messages_and_links_are_written_with_their_change_and_a_link_is_used_onc
         (link.tenant, link.change, link.approver, link.revision),
         (t.id, c.number, tom.id, c.revision)
     );
+    assert_eq!(link.purpose, LinkPurpose::Accept);
     assert_eq!(
         (link.code_hash.as_deref(), link.expires_at, link.used_at),
         (Some("code-hash"), at(600), None)

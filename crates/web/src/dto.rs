@@ -351,6 +351,14 @@ pub struct ReviewBody {
     pub lessons: String,
 }
 
+/// The client's acceptance of a tested change.
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AcceptanceBody {
+    #[serde(default)]
+    pub comment: String,
+}
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CommentBody {

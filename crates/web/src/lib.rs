@@ -546,6 +546,12 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             post(lifecycle::review),
         ),
         r(
+            "POST",
+            "/api/v1/tenants/{tenant}/changes/{number}/acceptance",
+            Tenant(Read),
+            post(lifecycle::accept),
+        ),
+        r(
             "GET",
             "/api/v1/tenants/{tenant}/changes/{number}/revisions",
             Tenant(Read),

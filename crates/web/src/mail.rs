@@ -115,6 +115,7 @@ pub async fn approval_requests(
             at: now,
         });
         links.push(NewLink {
+            purpose: changegate_store::LinkPurpose::Approve,
             code_hash: one_time.as_deref().map(|code| code_hash(&hash, code)),
             token_hash: hash,
             approver: seat,
@@ -123,6 +124,83 @@ pub async fn approval_requests(
         });
     }
     Ok((messages, links))
+}
+
+/// Messages and links asking each client user in `people` (id, address,
+/// name) to accept the tested change `c`: its test evidence in the
+/// message, a link to the acceptance page (single use, bound to the
+/// person and the revision, expiring; with the one-time code at the
+/// policy's risk level, as approval links).
+pub fn acceptance_requests(
+    public_url: &str,
+    tenant_name: &str,
+    c: &Change,
+    policy: &PolicySpec,
+    people: &[(UserId, Email, String)],
+    now: DateTime<Utc>,
+) -> (Vec<NewMessage>, Vec<NewLink>) {
+    let code = needs_code(policy, c.risk_level);
+    let mut messages = Vec::new();
+    let mut links = Vec::new();
+    for (id, email, name) in people {
+        let (token, hash) = new_token();
+        let one_time = code.then(one_time_code);
+        let expires_at = now + LINK_LIFETIME;
+        let content = &c.content;
+        let mut body = format!(
+            "{name}, {number} for {tenant_name} is approved and tested; it waits for your acceptance              before it may be scheduled or started.
+
+             Title: {title}
+Configuration items: {items}
+
+{description}
+
+             Test plan: {test_plan}
+Test evidence: {evidence}
+
+             Review and accept (revision {revision}):
+{public_url}/accept/{token}
+
+",
+            number = c.number,
+            title = content.title,
+            items = content.configuration_items.join(", "),
+            description = content.description,
+            test_plan = content.test_plan,
+            evidence = content.test_evidence,
+            revision = c.revision,
+        );
+        if let Some(code) = &one_time {
+            body.push_str(&format!(
+                "The page will ask for this one-time code: {code}
+
+"
+            ));
+        }
+        body.push_str(&format!(
+            "Opening the link accepts nothing: you confirm on the page. The link is yours alone, \
+             works once, and expires on {}.\n",
+            expires_at.format("%Y-%m-%d %H:%M UTC"),
+        ));
+        messages.push(NewMessage {
+            recipient: email.clone(),
+            subject: format!(
+                "[changegate] {} awaits your acceptance: {}",
+                c.number, content.title
+            ),
+            body,
+            at: now,
+        });
+        links.push(NewLink {
+            purpose: changegate_store::LinkPurpose::Accept,
+            code_hash: one_time.as_deref().map(|code| code_hash(&hash, code)),
+            token_hash: hash,
+            approver: *id,
+            revision: c.revision,
+            expires_at,
+        });
+    }
+    (messages, links)
 }
 
 /// Who is told of a change's outcome: its requester and every e-mail

@@ -21,7 +21,7 @@ use crate::api::*;
         changes::list_all, changes::list, changes::create, changes::preview, changes::show, changes::edit,
         changes::revisions, changes::comments, changes::comment,
         lifecycle::submit, lifecycle::cancel, lifecycle::approvals, lifecycle::decide,
-        lifecycle::start, lifecycle::complete, lifecycle::fail, lifecycle::review,
+        lifecycle::start, lifecycle::complete, lifecycle::fail, lifecycle::review, lifecycle::accept,
         gate::check, gate::create_token, gate::deployments,
         bundle::register_cluster, bundle::put_cluster, bundle::bundle, bundle::mirrors, report::report,
         resources::linked_change_requests, resources::sync_change_request, resources::delete_change_request,

@@ -547,6 +547,12 @@ async fn gate_change(store: &dyn Store, tenant: TenantId, c: Change) -> ApiResul
             }
         }
     }
+    let awaiting_acceptance = if c.state == ChangeState::Approved {
+        let (_, policy) = workflow::policy(store, tenant).await?;
+        crate::app::accept::missing(store, &c, &policy).await?
+    } else {
+        None
+    };
     Ok(GateChange {
         number: c.number,
         kind: c.kind,
@@ -559,5 +565,6 @@ async fn gate_change(store: &dyn Store, tenant: TenantId, c: Change) -> ApiResul
         awaiting,
         automatic_rollback: c.content.automatic_rollback,
         approval_expires_at: c.approval_expires_at,
+        awaiting_acceptance,
     })
 }

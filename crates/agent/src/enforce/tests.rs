@@ -24,6 +24,7 @@ fn change(n: i64, state: ChangeState) -> GateChange {
         awaiting: vec!["1 approval from client-business".into()],
         automatic_rollback: false,
         approval_expires_at: None,
+        awaiting_acceptance: None,
     }
 }
 

@@ -77,6 +77,7 @@ fn change(n: i64, state: ChangeState, item: &str) -> GateChange {
         awaiting: Vec::new(),
         automatic_rollback: false,
         approval_expires_at: None,
+        awaiting_acceptance: None,
     }
 }
 
@@ -289,6 +290,23 @@ fn finished_and_draft_changes_cover_nothing() {
         assert_eq!((d.verdict, d.reason), (Verdict::Deny, reason));
         assert!(d.message.contains(hint), "{}", d.message);
     }
+}
+
+#[test]
+fn an_approved_change_awaiting_the_clients_acceptance_covers_nothing_yet() {
+    let waits = "CHG-9 awaits the client's acceptance of the tested change by Carol";
+    let g = gate(vec![GateChange {
+        awaiting_acceptance: Some(waits.into()),
+        ..change(9, ChangeState::Approved, "payments-api")
+    }]);
+    let d = g.check(&payments(), &digest(), saturday());
+    assert_eq!(d.verdict, Verdict::Deny);
+    assert_eq!(d.message, waits);
+    let accepted = gate(vec![change(9, ChangeState::Approved, "payments-api")]);
+    assert_eq!(
+        accepted.check(&payments(), &digest(), saturday()).verdict,
+        Verdict::Allow
+    );
 }
 
 #[test]

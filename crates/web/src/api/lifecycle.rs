@@ -16,7 +16,9 @@ use super::{Body, ChangePath};
 use crate::AppState;
 use crate::app::change::{event, load, move_to, save};
 use crate::app::decide::{Decide, record_decision};
-use crate::dto::{ApprovalView, ChangeView, DecisionBody, ReviewBody, TransitionBody};
+use crate::dto::{
+    AcceptanceBody, ApprovalView, ChangeView, DecisionBody, ReviewBody, TransitionBody,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::tenant::InTenant;
 use crate::workflow::{self, Emails};
@@ -332,4 +334,49 @@ pub async fn review(
     )
     .await?;
     Ok(Json(view(&state, &t, &saved).await?))
+}
+
+/// The client accepts the tested change, where the policy's `acceptance`
+/// covers it: a client user it names, once the change is approved and its
+/// test evidence recorded, before it is scheduled or started. Recorded on
+/// the audit chain (`change.accepted`) with who, channel and time; a new
+/// revision needs a new acceptance.
+#[utoipa::path(post, path = "/api/v1/tenants/{tenant}/changes/{number}/acceptance", tag = "lifecycle",
+    params(("tenant" = String, Path), ("number" = String, Path)), request_body = AcceptanceBody,
+    responses((status = 200, body = ChangeView), (status = 403, body = crate::error::ErrorBody),
+        (status = 409, body = crate::error::ErrorBody)))]
+pub async fn accept(
+    State(state): State<AppState>,
+    t: InTenant,
+    Path(p): Path<ChangePath>,
+    Body(body): Body<AcceptanceBody>,
+) -> ApiResult<Json<ChangeView>> {
+    accept_via(
+        &state,
+        &t,
+        &p.number,
+        body,
+        crate::app::accept::Channel::Api,
+    )
+    .await
+}
+
+/// [`accept`] through `channel` (the portal calls it with its own).
+pub(crate) async fn accept_via(
+    state: &AppState,
+    t: &InTenant,
+    number: &str,
+    body: AcceptanceBody,
+    channel: crate::app::accept::Channel,
+) -> ApiResult<Json<ChangeView>> {
+    t.authorize(Action::Read)?;
+    let actor = t.actor();
+    let by = crate::app::accept::By {
+        who: t.caller.user,
+        actor: &actor,
+        channel,
+        link: None,
+    };
+    let saved = crate::app::accept::accept(state, &t.tenant, number, by, &body.comment).await?;
+    Ok(Json(view(state, t, &saved).await?))
 }

@@ -334,7 +334,7 @@ pub async fn record_decision(
                 now,
             ));
         }
-        let messages = match c.state {
+        let mut messages = match c.state {
             ChangeState::Approved | ChangeState::Rejected if !retrospective => {
                 crate::mail::outcome_notices(
                     store,
@@ -348,8 +348,16 @@ pub async fn record_decision(
             }
             _ => Vec::new(),
         };
+        // Approved and tested: the client accepts it, where the policy asks.
+        let (acceptance, links) = if c.state == ChangeState::Approved && !retrospective {
+            super::accept::requests(store, &state.public_url, &t.tenant, &c, &policy, now).await?
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        messages.extend(acceptance);
         let write = ChangeWrite {
             messages,
+            links,
             use_link: d.link.as_ref().map(|l| l.token_hash.clone()),
             approval: Some(NewApproval {
                 approver: t.caller.user,

@@ -167,6 +167,13 @@ pub async fn begin(
     if let Some(why) = refusal(c, policy, via, judged, now) {
         return Err(ApiError::state(why));
     }
+    // An emergency started before its approval owes that first; an
+    // approved change the policy has the client accept waits for it.
+    if c.state != ChangeState::AwaitingApproval
+        && let Some(why) = super::accept::missing(store, c, policy).await?
+    {
+        return Err(ApiError::state(why));
+    }
     if let Some(u) = who {
         named_implementer(c, u)?;
         check_separation(store, c, policy, u).await?;
@@ -190,6 +197,10 @@ pub async fn begin(
     let mut detail = detail;
     if let Some(d) = detail.as_object_mut() {
         d.insert("via".into(), json!(via.as_str()));
+        // The evidence's client-acceptance control counts this start.
+        if super::accept::covering(policy, c).is_some() {
+            d.insert("acceptance_required".into(), json!(true));
+        }
     }
     events.push(event(actor, c, "change.started", detail, now));
     Ok(events)
@@ -213,6 +224,11 @@ pub async fn start(
     let (_, policy) = workflow::policy(store, tenant.id).await?;
     // Said before the window, which matters only once it may start at all.
     if let Some(why) = refusal(&c, &policy, Via::Person, None, now) {
+        return Err(ApiError::state(why));
+    }
+    if c.state != ChangeState::AwaitingApproval
+        && let Some(why) = super::accept::missing(store, &c, &policy).await?
+    {
         return Err(ApiError::state(why));
     }
     let requires_window = policy.window_required.contains(&c.kind);

@@ -10,10 +10,13 @@
 //!   bounds, for submission, every material edit and the form's preview;
 //! - `submit`: submission and revision;
 //! - `decide`: recording a decision, through every channel;
+//! - `accept`: the client's acceptance of a tested change, where the
+//!   policy asks for it, and what it holds back until given;
 //! - `implement`: starting a change (by a person, a pipeline's record, the
 //!   agent's report or a release) and what may start it;
 //! - `release`: what deploying and finishing a release do to its changes.
 
+pub mod accept;
 pub mod assess;
 pub mod bootstrap;
 pub mod change;

@@ -126,6 +126,8 @@ async fn open_approval(
             "no board is routed"
         };
         events.push(approved_event(&actor, c, why, now));
+        (write.messages, write.links) =
+            super::accept::requests(store, &state.public_url, &t.tenant, c, &policy, now).await?;
     } else {
         move_to(c, ChangeState::AwaitingApproval)?;
         (write.messages, write.links) = crate::mail::approval_requests(
@@ -181,6 +183,12 @@ pub async fn edit(
     let expected = c.version;
     let now = state.now();
     let material = is_material(&c, &new);
+    // An approved change's test evidence, recorded for the first time:
+    // the client may accept it now, where the policy asks.
+    let tested_now = !material
+        && c.state == ChangeState::Approved
+        && c.content.test_evidence.trim().is_empty()
+        && !new.test_evidence.trim().is_empty();
     c.content = new;
     let mut events = vec![event(
         &t.actor(),
@@ -197,6 +205,18 @@ pub async fn edit(
             events: Vec::new(),
             ..revised
         };
+    }
+    if tested_now {
+        let (_, policy) = crate::workflow::policy(state.store.as_ref(), t.tenant.id).await?;
+        (write.messages, write.links) = super::accept::requests(
+            state.store.as_ref(),
+            &state.public_url,
+            &t.tenant,
+            &c,
+            &policy,
+            now,
+        )
+        .await?;
     }
     write.events = events;
     save(state, &c, expected, write, now).await

@@ -28,6 +28,8 @@ pub struct Facts {
     documentation: Option<String>,
     deployments: Vec<Recorded>,
     review: Option<Recorded>,
+    acceptance_required: bool,
+    acceptance: Option<Recorded>,
     /// In order, once each.
     releases: Vec<String>,
 }
@@ -49,6 +51,8 @@ impl Facts {
         c.documentation = self.documentation;
         c.deployments = self.deployments;
         c.review = self.review;
+        c.acceptance_required = self.acceptance_required;
+        c.acceptance = self.acceptance;
         c.releases = self.releases;
     }
 }
@@ -106,6 +110,7 @@ impl Fold {
                         | "change.rolled-back"
                         | "deployment.recorded"
                         | "change.reviewed"
+                        | "change.accepted"
                 ) || e.body.detail.contains("\"release\"")))
             || (in_period && action == "deployment.unauthorized");
         if !wanted {
@@ -153,7 +158,9 @@ impl Fold {
             "change.started" => {
                 f.started_at = Some(at);
                 f.window = detail["window"].as_str().map(str::to_string);
+                f.acceptance_required = detail["acceptance_required"].as_bool() == Some(true);
             }
+            "change.accepted" => f.acceptance = Some(recorded(e, detail)),
             "change.implemented" => {
                 finished("succeeded");
                 f.documentation = detail["documentation"].as_str().map(str::to_string);

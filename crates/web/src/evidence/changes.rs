@@ -55,6 +55,8 @@ pub fn evidence_of(c: &Change, approvals: &[Approval], emails: &Emails) -> Chang
         documentation: None,
         releases: Vec::new(),
         review: None,
+        acceptance_required: false,
+        acceptance: None,
         retrospective_due_at: c.retrospective_due_at,
         retrospective_overdue: c.retrospective_overdue,
     }

@@ -34,6 +34,7 @@ pub struct Controls {
     deployed: Vec<String>,
     implementer: Split,
     review: Split,
+    acceptance: Split,
 }
 
 impl Controls {
@@ -57,6 +58,14 @@ impl Controls {
                 self.deployed.push(c.number.clone());
             }
             self.implementer.take(c, c.implementer.is_some());
+            if c.acceptance_required {
+                self.acceptance.take(
+                    c,
+                    c.acceptance
+                        .as_ref()
+                        .is_some_and(|a| Some(a.at) <= c.started_at),
+                );
+            }
         }
         if c.kind == "normal" && c.submitted_at.is_some() {
             self.cab.take(
@@ -125,6 +134,12 @@ impl Controls {
                 "Changes are reviewed after implementation and the records examined",
                 "each post-implementation review (outcome, notes, lessons) and this export of the period with the audit chain verified",
                 self.review,
+            ),
+            control(
+                "client-acceptance",
+                "The client accepts tested changes before they are scheduled or started, where its policy asks for it",
+                "each covered change's acceptance on the audit chain (the client user, channel, time and the fingerprint of the revision accepted) dated before its start",
+                self.acceptance,
             ),
         ]
     }

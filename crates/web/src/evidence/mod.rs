@@ -129,6 +129,10 @@ pub struct ChangeEvidence {
     /// The releases that delivered it.
     pub releases: Vec<String>,
     pub review: Option<Recorded>,
+    /// Whether the policy asked for the client's acceptance when it started.
+    pub acceptance_required: bool,
+    /// The client's acceptance of the tested change (who, when, channel).
+    pub acceptance: Option<Recorded>,
     /// Emergency changes: approval owed after the fact, and whether it came late.
     pub retrospective_due_at: Option<DateTime<Utc>>,
     pub retrospective_overdue: bool,
@@ -297,6 +301,8 @@ pub(crate) mod tests {
             outcome: Some("succeeded".into()),
             documentation: None,
             releases: Vec::new(),
+            acceptance_required: false,
+            acceptance: None,
             review: Some(Recorded {
                 at: at(4, 9),
                 by: "ian@msp.example".into(),

@@ -5,6 +5,11 @@
 //! the page's nonce, and at or above the policy's risk level the one-time
 //! code from the message (or the approver signed in). The link is bound to
 //! its approver and revision, works once and expires.
+//!
+//! An acceptance link (`/accept/{token}`) works the same way for the
+//! client user the policy names: the page shows the tested change with its
+//! test evidence, and the POST records the acceptance (channel `email`).
+//! Each kind of link opens only its own page.
 
 use askama::Template;
 use axum::Form;
@@ -13,7 +18,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::Response;
 use changegate_core::authz::Action;
-use changegate_store::{ApprovalLink, Change, Channel, NewEvent, StoreError, Tenant};
+use changegate_store::{ApprovalLink, Change, Channel, LinkPurpose, NewEvent, StoreError, Tenant};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -102,8 +107,8 @@ async fn usable(
 ) -> PageResult<Result<(ApprovalLink, Tenant, Change), Response>> {
     let hash = token_hash(token);
     let link = match state.store.approval_link(&hash).await {
-        Ok(l) => l,
-        Err(StoreError::NotFound { .. }) => {
+        Ok(l) if l.purpose == LinkPurpose::Approve => l,
+        Ok(_) | Err(StoreError::NotFound { .. }) => {
             return Err(PageError(ApiError::not_found(
                 "approval link (check that the whole link was copied, or sign in to the portal)",
             )));
@@ -346,6 +351,222 @@ pub async fn decide(
         message: format!(
             "{} ({}) is now {}. You can close this page.",
             saved.number, saved.content.title, saved.state
+        ),
+    };
+    Ok(render(&page))
+}
+
+// ---- acceptance links -----------------------------------------------------------
+
+/// The acceptance link, its tenant and change, if it can still accept;
+/// else the page that says why not.
+async fn acceptable(
+    state: &AppState,
+    token: &str,
+) -> PageResult<Result<(ApprovalLink, Tenant, Change), Response>> {
+    let link = match state.store.approval_link(&token_hash(token)).await {
+        Ok(l) if l.purpose == LinkPurpose::Accept => l,
+        Ok(_) | Err(StoreError::NotFound { .. }) => {
+            return Err(PageError(ApiError::not_found(
+                "acceptance link (check that the whole link was copied, or sign in to the portal)",
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let tenant = state.store.tenant(link.tenant).await?;
+    let c = state.store.change(link.tenant, link.change).await?;
+    let zone: chrono_tz::Tz = tenant.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let local = |at| changegate_core::window::format_instant(at, zone);
+    let (state_words, _) = super::words::state(c.state, None);
+    if let Some(at) = link.used_at {
+        let who = state.store.user(link.approver).await?;
+        return Ok(Err(spent(
+            &tenant,
+            &c,
+            "This link has been used",
+            format!(
+                "{} accepted {} revision {} with this link on {}; a link works once. {} is now: {}.",
+                who.name,
+                c.number,
+                link.revision,
+                local(at),
+                c.number,
+                state_words.to_lowercase()
+            ),
+        )));
+    }
+    if link.expires_at <= state.now() {
+        return Ok(Err(spent(
+            &tenant,
+            &c,
+            "This link has expired",
+            format!(
+                "It expired on {}; sign in to the portal to accept {}.",
+                local(link.expires_at),
+                c.number
+            ),
+        )));
+    }
+    if c.revision != link.revision {
+        return Ok(Err(spent(
+            &tenant,
+            &c,
+            "This change has changed since",
+            format!(
+                "{} is at revision {} now, not the revision {} this link was sent for; it is approved again before you accept it.",
+                c.number, c.revision, link.revision
+            ),
+        )));
+    }
+    let (_, policy) = workflow::policy(state.store.as_ref(), tenant.id).await?;
+    if let Some(e) =
+        crate::app::accept::refusal(state.store.as_ref(), &c, &policy, link.approver).await?
+    {
+        return Ok(Err(spent(
+            &tenant,
+            &c,
+            "This change does not wait for your acceptance",
+            format!("{} (it is now: {}).", e.message, state_words.to_lowercase()),
+        )));
+    }
+    Ok(Ok((link, tenant, c)))
+}
+
+#[derive(Template)]
+#[template(path = "accept.html")]
+struct AcceptPage {
+    viewer: Option<Nav>,
+    token: String,
+    nonce: String,
+    needs_code: bool,
+    number: String,
+    title: String,
+    tenant_name: String,
+    acceptor: String,
+    revision: i64,
+    description: String,
+    configuration_items: String,
+    planned: String,
+    test_plan: String,
+    test_evidence: String,
+    backout_plan: String,
+}
+
+/// The acceptance page: the tested change; nothing accepted by opening it.
+pub async fn show_acceptance(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    viewer: Option<Viewer>,
+    client: Client,
+) -> PageResult<Response> {
+    let (link, tenant, c) = match acceptable(&state, &token).await? {
+        Ok(ok) => ok,
+        Err(page) => return Ok(page),
+    };
+    state
+        .store
+        .record_events(
+            tenant.id,
+            vec![NewEvent {
+                actor: "acceptance-link".into(),
+                action: "acceptance-link.opened".into(),
+                subject: c.number.to_string(),
+                detail: json!({ "revision": link.revision, "address": client.address,
+                                "user_agent": client.user_agent }),
+                at: state.now(),
+            }],
+        )
+        .await?;
+    let acceptor = state.store.user(link.approver).await?;
+    let content = &c.content;
+    let zone: chrono_tz::Tz = tenant.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let local = |at| changegate_core::window::format_instant(at, zone);
+    let page = AcceptPage {
+        viewer: None,
+        nonce: nonce_of(&token),
+        needs_code: code_required(&link, &viewer),
+        token,
+        number: c.number.to_string(),
+        title: content.title.clone(),
+        tenant_name: tenant.name.clone(),
+        acceptor: if acceptor.name.trim().is_empty() {
+            acceptor.email.to_string()
+        } else {
+            acceptor.name.clone()
+        },
+        revision: c.revision,
+        description: content.description.clone(),
+        configuration_items: content.configuration_items.join(", "),
+        planned: match (content.planned_start, content.planned_end) {
+            (Some(s), Some(e)) => format!("{} to {}", local(s), local(e)),
+            _ => "not planned yet".into(),
+        },
+        test_plan: content.test_plan.clone(),
+        test_evidence: content.test_evidence.clone(),
+        backout_plan: content.backout_plan.clone(),
+    };
+    Ok(render(&page))
+}
+
+#[derive(Deserialize)]
+pub struct AcceptLinkForm {
+    nonce: String,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    code: String,
+}
+
+/// Accept from the link: the page's nonce, the code where the policy asks
+/// for it, then the acceptance as the link's holder, channel `email`.
+pub async fn accept(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    viewer: Option<Viewer>,
+    client: Client,
+    Form(form): Form<AcceptLinkForm>,
+) -> PageResult<Response> {
+    let (link, tenant, c) = match acceptable(&state, &token).await? {
+        Ok(ok) => ok,
+        Err(page) => return Ok(page),
+    };
+    if !same(&nonce_of(&token), &form.nonce) {
+        return Err(PageError(ApiError::forbidden(
+            "this form did not come from the acceptance page; open the link from the e-mail again",
+        )));
+    }
+    if code_required(&link, &viewer)
+        && link.code_hash.as_deref() != Some(code_hash(&token_hash(&token), &form.code).as_str())
+    {
+        return Err(PageError(
+            ApiError::forbidden(
+                "the one-time code does not match the one in the e-mail; check it and try again",
+            )
+            .with_field("code"),
+        ));
+    }
+    // The link is its holder's signed identity.
+    let who = state.store.user(link.approver).await?;
+    let used = LinkUse {
+        token_hash: token_hash(&token),
+        detail: json!({ "revision": link.revision, "address": client.address,
+                        "user_agent": client.user_agent }),
+    };
+    let by = crate::app::accept::By {
+        who: who.id,
+        actor: who.email.as_str(),
+        channel: crate::app::accept::Channel::Email,
+        link: Some(used),
+    };
+    let saved =
+        crate::app::accept::accept(&state, &tenant, &c.number.to_string(), by, &form.comment)
+            .await?;
+    let page = NoticePage {
+        viewer: None,
+        title: format!("Thank you: your acceptance of {} is recorded", saved.number),
+        message: format!(
+            "{} ({}) may now be scheduled and started. You can close this page.",
+            saved.number, saved.content.title
         ),
     };
     Ok(render(&page))

@@ -169,6 +169,7 @@ fn exception_sentence(id: &str, number: &str) -> String {
         "tested-before-deployment" => format!("{number} started without test evidence"),
         "implemented-by-approved-individual" => format!("{number} has no implementer recorded"),
         "periodic-review" => format!("{number} finished without a post-implementation review"),
+        "client-acceptance" => format!("{number} started without the client's acceptance"),
         _ => number.to_string(),
     }
 }

@@ -100,6 +100,14 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         // The link's token is the credential: the approver's, for one revision.
         r("GET", "/approve/{token}", Public, get(confirm::show)),
         r("POST", "/approve/{token}", Public, post(confirm::decide)),
+        // An acceptance link: the client user's, for one tested revision.
+        r(
+            "GET",
+            "/accept/{token}",
+            Public,
+            get(confirm::show_acceptance),
+        ),
+        r("POST", "/accept/{token}", Public, post(confirm::accept)),
         r(
             "GET",
             "/t/{tenant}/changes",
@@ -255,6 +263,12 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             "/t/{tenant}/changes/{number}/edit",
             Tenant(RequestChange),
             post(raise::edit),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/changes/{number}/accept",
+            Tenant(Read),
+            post(pages::accept),
         ),
         r(
             "POST",

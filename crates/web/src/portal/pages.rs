@@ -557,12 +557,24 @@ struct ChangePage {
     /// The viewer may deliver it in a release: the releases being planned
     /// it may join (number, name); `None` when it may not.
     packaging: Option<Vec<(String, String)>>,
+    /// The client's acceptance, when the policy asks for it.
+    acceptance: Option<AcceptanceModel>,
     csrf: String,
     approvals: Vec<ApprovalRow>,
     timeline: Vec<EventRow>,
     chain: String,
     comments: Vec<CommentRow>,
     revisions: Vec<RevisionRow>,
+}
+
+/// Where a change stands with the client's acceptance.
+pub struct AcceptanceModel {
+    /// Who accepted, when, through what (once accepted).
+    pub said: Option<String>,
+    /// What it waits for (until accepted).
+    pub waiting: Option<String>,
+    /// The viewer may accept it now.
+    pub can_accept: bool,
 }
 
 /// A revision of a change and what it changed from the one before.
@@ -699,6 +711,41 @@ pub async fn change(
     } else {
         None
     };
+    // The client's acceptance, where the policy asks for it.
+    let (_, policy) = crate::workflow::policy(store, t.tenant.id).await?;
+    let acceptance = match crate::app::accept::covering(&policy, &c) {
+        None => None,
+        Some(_) => {
+            let done = crate::app::accept::accepted(store, &c).await?;
+            let said = match &done {
+                Some(a) => Some(format!(
+                    "{} accepted revision {} on {} ({}){}",
+                    Names::default().of(store, &a.by).await?,
+                    c.revision,
+                    when(Some(a.at)),
+                    a.channel,
+                    if a.comment.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", a.comment)
+                    }
+                )),
+                None => None,
+            };
+            let waiting = match done {
+                Some(_) => None,
+                None => crate::app::accept::missing(store, &c, &policy).await?,
+            };
+            let can_accept = crate::app::accept::refusal(store, &c, &policy, viewer.principal.user)
+                .await?
+                .is_none();
+            Some(AcceptanceModel {
+                said,
+                waiting,
+                can_accept,
+            })
+        }
+    };
     let can_finish = can_implement
         && c.state == ChangeState::Implementing
         && c.implementer == Some(viewer.principal.user);
@@ -827,6 +874,7 @@ pub async fn change(
         can_start,
         can_finish,
         packaging,
+        acceptance,
         csrf: viewer.csrf.clone(),
         approvals: {
             let mut rows = Vec::with_capacity(approvals.len());
@@ -1085,6 +1133,36 @@ async fn transition(
         Step::Fail => lifecycle::fail(State(state.clone()), t, path, body).await?,
     };
     Ok(Redirect::to(&format!("/t/{slug}/changes/{}", saved.number)).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct AcceptForm {
+    csrf: String,
+    #[serde(default)]
+    comment: String,
+}
+
+/// The client accepts the tested change from its page, through the API's
+/// handler, with channel `portal`.
+pub async fn accept(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(p): Path<ChangePath>,
+    Form(form): Form<AcceptForm>,
+) -> PageResult<Response> {
+    viewer.check_csrf(&form.csrf)?;
+    let t = in_tenant(&state, &viewer, &p.tenant).await?;
+    let axum::Json(saved) = crate::api::lifecycle::accept_via(
+        &state,
+        &t,
+        &p.number,
+        crate::dto::AcceptanceBody {
+            comment: form.comment,
+        },
+        crate::app::accept::Channel::Portal,
+    )
+    .await?;
+    Ok(Redirect::to(&format!("/t/{}/changes/{}", t.tenant.slug, saved.number)).into_response())
 }
 
 pub async fn submit(

@@ -169,6 +169,17 @@ pub fn event(action: &str, who: &str, detail: &serde_json::Value) -> String {
             format!("An e-mail approval link for{revision} was opened (nothing decided)")
         }
         "approval-link.used" => format!("{who} used their e-mail approval link"),
+        "acceptance-link.opened" => {
+            "An e-mail acceptance link was opened (nothing accepted)".to_string()
+        }
+        "change.accepted" => {
+            let channel = match detail["channel"].as_str() {
+                Some("email") => " by e-mail",
+                Some("api") => " through the API",
+                _ => "",
+            };
+            format!("{who} accepted the tested change{revision}{channel}")
+        }
         "deployment.recorded" => format!("{who} recorded a deployment"),
         "deployment.unauthorized" => format!("{who} reported a deployment no approval covered"),
         other => {

@@ -1,6 +1,7 @@
 //! The API, end to end in process, on SQLite and on PostgreSQL: every
 //! scenario runs once per database (`<scenario>::sqlite`, `<scenario>::postgres`).
 
+mod acceptance;
 mod access;
 mod bad_input;
 mod bootstrap;

@@ -209,6 +209,7 @@ fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
             json!({ "outcome": "succeeded", "notes": "matrix" })
         }
         "POST" if p == format!("{C}/comments") => json!({ "body": "a matrix comment" }),
+        "POST" if p == format!("{C}/acceptance") => json!({ "comment": "matrix" }),
         "POST" if p == format!("{T}/calendar-feeds") => json!({ "name": "matrix feed" }),
         // The change is filled in by the world (`World::release_body`).
         "POST" if p == "/api/v1/releases" => json!({ "name": "Matrix release",

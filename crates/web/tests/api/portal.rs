@@ -1895,6 +1895,12 @@ async fn an_approver_hands_over_their_seat_while_away(app: TestApp) {
     );
 
     let alice = sign_in(&app, "alice@client-a.example").await;
+    let inbox = alice.get("/inbox").await.status(200);
+    assert!(
+        inbox.text.contains(&format!("href=\"{path}\"")),
+        "{}",
+        inbox.text
+    );
     let page = alice.get(path).await.status(200);
     assert!(
         page.text.contains("Hand over someone else&#39;s seat")

@@ -277,8 +277,19 @@ pub async fn judge_phase(
                 )));
             };
             for inv in &involved {
+                let (_, policy) =
+                    crate::workflow::policy(state.store.as_ref(), inv.tenant.id).await?;
                 for c in &inv.changes {
                     deployable(c, now)?;
+                    if c.state == ChangeState::Approved
+                        && let Some(why) =
+                            crate::app::accept::missing(state.store.as_ref(), c, &policy).await?
+                    {
+                        return Err(ApiError::state(format!(
+                            "{} cannot be scheduled yet: {why}",
+                            r.number
+                        )));
+                    }
                     if c.state == ChangeState::Approved {
                         let mut moved = c.clone();
                         move_to(&mut moved, ChangeState::Scheduled)?;
