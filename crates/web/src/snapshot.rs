@@ -473,7 +473,7 @@ async fn build(store: &dyn Store, tenant: &Tenant) -> ApiResult<TenantSnapshot> 
     }
     let mut changes = Vec::new();
     for c in in_flight(store, tenant.id).await? {
-        changes.push(gate_change(store, tenant.id, c).await?);
+        changes.push(gate_change(store, tenant.id, &policy, c).await?);
     }
     let gate = TenantGate::new(
         tenant.slug.as_str(),
@@ -527,7 +527,12 @@ async fn in_flight(store: &dyn Store, tenant: TenantId) -> ApiResult<Vec<Change>
 }
 
 /// What the gate needs of a change, with what its approval still waits on.
-async fn gate_change(store: &dyn Store, tenant: TenantId, c: Change) -> ApiResult<GateChange> {
+async fn gate_change(
+    store: &dyn Store,
+    tenant: TenantId,
+    policy: &PolicySpec,
+    c: Change,
+) -> ApiResult<GateChange> {
     let mut awaiting = Vec::new();
     if c.state == ChangeState::AwaitingApproval {
         match c.plan.status(&workflow::votes(store, &c).await?) {
@@ -542,14 +547,13 @@ async fn gate_change(store: &dyn Store, tenant: TenantId, c: Change) -> ApiResul
             _ => {
                 let fresh = store.change(tenant, c.number).await?;
                 if fresh.state != ChangeState::AwaitingApproval {
-                    return Box::pin(gate_change(store, tenant, fresh)).await;
+                    return Box::pin(gate_change(store, tenant, policy, fresh)).await;
                 }
             }
         }
     }
     let awaiting_acceptance = if c.state == ChangeState::Approved {
-        let (_, policy) = workflow::policy(store, tenant).await?;
-        crate::app::accept::missing(store, &c, &policy).await?
+        crate::app::accept::missing(store, &c, policy).await?
     } else {
         None
     };
