@@ -585,13 +585,77 @@ for (const db of DATABASES) {
       await shot(alice, db, 'calendar-blackout');
     });
 
+    await t.test('a proposal is authorized by both boards and two changes run under it, each approved on its own', async () => {
+      const eve = await signIn(browser, server.url, 'eve@msp.example');
+      await eve.goto(`${server.url}/t/client-a/changes`);
+      await eve.getByRole('link', { name: 'Change proposals' }).click();
+      await eve.getByRole('link', { name: 'Propose a change' }).click();
+      await eve.getByLabel('Title', { exact: true }).fill('Move payments to the new cluster');
+      await eve.getByLabel(/^Business case/).fill('the old cluster leaves support in March');
+      await eve.getByLabel(/^What would change/).fill('rebuild payments-api on the new cluster, then switch traffic');
+      await eve.getByLabel('Budget').fill('20 person-days');
+      await eve.getByLabel('payments-api', { exact: true }).check();
+      await eve.getByRole('button', { name: 'Propose it for authorization' }).click();
+      await eve.waitForURL(/\/t\/client-a\/proposals\/PRP-\d+$/);
+      const prp = eve.url().split('/').pop();
+      await eve.locator('.meta .state').getByText('awaiting authorization', { exact: true }).waitFor();
+      assert.equal(await eve.getByRole('button', { name: `Authorize ${prp}` }).count(), 0, 'not by its requester');
+
+      for (const email of ['tom@msp.example', 'carol@client-a.example']) {
+        const approver = await signIn(browser, server.url, email);
+        await approver.goto(`${server.url}/t/client-a/proposals/${prp}`);
+        await approver.getByRole('button', { name: `Authorize ${prp}` }).click();
+        await approver.getByRole('row', { name: new RegExp(`^${email.split('@')[0]} authorized portal`) }).waitFor();
+      }
+      await eve.reload();
+      await eve.locator('.meta .state').getByText('authorized', { exact: true }).waitFor();
+
+      const under = [];
+      for (const title of ['Build payments on the new cluster', 'Switch payments traffic to the new cluster']) {
+        await eve.goto(`${server.url}/t/client-a/proposals/${prp}`);
+        await eve.getByRole('link', { name: `Raise a change under ${prp}` }).click();
+        assert.equal(await eve.getByLabel('Raised under an authorized proposal').inputValue(), prp);
+        await eve.getByLabel('Title', { exact: true }).fill(title);
+        await eve.getByLabel('payments-api', { exact: true }).check();
+        for (const question of ['Does the change touch production?', 'Is a service outage expected?',
+          'Is the change untested in a non-production environment?', 'Is there no tested backout plan?']) {
+          await eve.getByLabel(question, { exact: true }).selectOption('no');
+        }
+        await eve.getByRole('button', { name: 'Submit for approval' }).click();
+        await eve.waitForURL(/\/t\/client-a\/changes\/CHG-\d+$/);
+        // The proposal authorized the work, not this change: it awaits its own approval.
+        await eve.locator('.meta .state').getByText('Awaiting approval', { exact: true }).waitFor();
+        await eve.getByRole('link', { name: prp }).waitFor();
+        under.push(eve.url().split('/').pop());
+      }
+      const tom = await signIn(browser, server.url, 'tom@msp.example');
+      const rita = await signIn(browser, server.url, 'rita@msp.example');
+      for (const change of under) {
+        await tom.goto(`${server.url}/t/client-a/changes/${change}`);
+        await tom.getByRole('button', { name: 'Approve' }).click();
+        await tom.locator('.meta .state').getByText('Approved', { exact: true }).waitFor();
+        await rita.goto(`${server.url}/t/client-a/changes/${change}`);
+        await rita.getByRole('button', { name: `Start implementing ${change}` }).click();
+        await rita.getByLabel(/^Documentation updated/).fill('payments runbook: new cluster');
+        await rita.getByRole('button', { name: 'It is done: record the implementation' }).click();
+        await rita.locator('.meta .state').getByText('Implemented', { exact: true }).waitFor();
+      }
+      await eve.goto(`${server.url}/t/client-a/proposals/${prp}`);
+      const progress = eve.getByRole('region', { name: 'Changes raised under it' });
+      for (const change of under) {
+        await progress.getByRole('row', { name: new RegExp(`^${change} .* implemented$`) }).waitFor();
+      }
+      await shot(eve, db, 'proposal');
+    });
+
     await t.test('every page of the page table holds at 390 px and has no serious or critical axe violation', async () => {
       const mail = sink.messages.find((m) => m.includes('To: carol@client-a.example'));
       const token = mail.match(/\/approve\/(\S+)/)[1];
       const release = (await api(server.url, audreyToken, 'GET', '/api/v1/releases')).json[0].number;
+      const proposal = (await api(server.url, audreyToken, 'GET', '/api/v1/tenants/client-a/proposals')).json[0].number;
       const fill = (p) => p
         .replace('{tenant}', 'client-a')
-        .replace('{number}', p.startsWith('/releases/') ? release : number)
+        .replace('{number}', p.startsWith('/releases/') ? release : p.includes('/proposals/') ? proposal : number)
         .replace('{board}', 'msp-tech')
         .replace('{token}', token);
       const pages = pageTable().map(fill);

@@ -57,6 +57,7 @@ pub mod fingerprint;
 pub mod gate;
 pub mod ids;
 pub mod policy;
+pub mod proposal;
 pub mod release;
 pub mod risk;
 pub mod role;

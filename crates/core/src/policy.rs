@@ -74,6 +74,18 @@ pub struct PolicySpec {
     /// they may be scheduled in a release or started. `null`: none.
     #[serde(default)]
     pub acceptance: Option<Acceptance>,
+    /// Change proposals (seed 001): the boards that authorize a proposal
+    /// before its changes are raised. `null`: proposals are not used.
+    #[serde(default)]
+    pub proposals: Option<ProposalPolicy>,
+}
+
+/// Who authorizes change proposals.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ProposalPolicy {
+    /// Boards (by name), every one of which must authorize a proposal.
+    pub boards: Vec<String>,
 }
 
 /// Which changes need the client's acceptance, and who gives it.
@@ -182,13 +194,14 @@ impl Default for PolicySpec {
             reminder_hours: None,
             escalation: None,
             acceptance: None,
+            proposals: None,
         }
     }
 }
 
 impl PolicySpec {
     pub fn validate(&self, board_exists: impl Fn(&str) -> bool) -> Result<(), InvalidValue> {
-        self.routing.validate(board_exists)?;
+        self.routing.validate(&board_exists)?;
         self.questionnaire
             .validate()
             .map_err(|e| e.within("questionnaire"))?;
@@ -215,6 +228,20 @@ impl PolicySpec {
                 return Err(InvalidValue::new(
                     "escalation.afterHours",
                     "escalate after the reminder: make afterHours larger than reminderHours",
+                ));
+            }
+        }
+        if let Some(p) = &self.proposals {
+            if p.boards.is_empty() {
+                return Err(InvalidValue::new(
+                    "proposals.boards",
+                    "name the boards that authorize proposals",
+                ));
+            }
+            if let Some(b) = p.boards.iter().find(|b| !board_exists(b)) {
+                return Err(InvalidValue::new(
+                    "proposals.boards",
+                    format!("no board is named {b:?}; add it first"),
                 ));
             }
         }

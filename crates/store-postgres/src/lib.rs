@@ -22,6 +22,7 @@ mod mail;
 mod marks;
 mod objects;
 mod people;
+mod proposals;
 mod releases;
 mod rows;
 
@@ -452,6 +453,28 @@ impl Store for PostgresStore {
         at: DateTime<Utc>,
     ) -> Result<bool> {
         objects::delegation_active(&self.pool, tenant, from, to, at).await
+    }
+
+    async fn create_proposal(
+        &self,
+        tenant: TenantId,
+        spec: &str,
+        events: &(dyn Fn(i64) -> Vec<NewEvent> + Send + Sync),
+        at: DateTime<Utc>,
+    ) -> Result<StoredProposal> {
+        let mut tx = self.write(tenant).await?;
+        let p = proposals::create(&mut tx, tenant, spec, at).await?;
+        audit::append(&mut tx, tenant, &events(p.number)).await?;
+        tx.commit().await.map_err(db)?;
+        Ok(p)
+    }
+
+    async fn proposal(&self, tenant: TenantId, number: i64) -> Result<StoredProposal> {
+        proposals::one(&self.pool, tenant, number).await
+    }
+
+    async fn proposals(&self, tenant: TenantId) -> Result<Vec<StoredProposal>> {
+        proposals::all(&self.pool, tenant).await
     }
 
     async fn delegations_of(

@@ -202,6 +202,19 @@ pub trait Store: Send + Sync + 'static {
         to: UserId,
         at: DateTime<Utc>,
     ) -> Result<bool>;
+    /// Writes a new proposal of `tenant` with `spec` (JSON) and the
+    /// events `events(number)` gives for its number, in one transaction.
+    async fn create_proposal(
+        &self,
+        tenant: TenantId,
+        spec: &str,
+        events: &(dyn Fn(i64) -> Vec<NewEvent> + Send + Sync),
+        at: DateTime<Utc>,
+    ) -> Result<StoredProposal>;
+    /// Proposal `number` of `tenant` (`NotFound` in another tenant).
+    async fn proposal(&self, tenant: TenantId, number: i64) -> Result<StoredProposal>;
+    /// Every proposal of `tenant`, newest first.
+    async fn proposals(&self, tenant: TenantId) -> Result<Vec<StoredProposal>>;
     /// The delegations of `tenant` from or to `user` not yet ended at
     /// `at`, soonest first.
     async fn delegations_of(

@@ -212,6 +212,8 @@ pub struct ChangeContent {
     pub communication_plan: String,
     pub attachments: Vec<String>,
     pub template: Option<String>,
+    /// The authorized change proposal (`PRP-<n>`) it is raised under.
+    pub proposal: Option<String>,
 }
 
 impl ChangeContent {
@@ -485,6 +487,16 @@ impl LinkPurpose {
             _ => LinkPurpose::Approve,
         }
     }
+}
+
+/// A change proposal as raised: its number (`PRP-<n>`) and its JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredProposal {
+    pub tenant: TenantId,
+    pub number: i64,
+    /// JSON text: the proposal and its frozen authorization plan.
+    pub spec: String,
+    pub created_at: DateTime<Utc>,
 }
 
 /// A stored approval link.

@@ -546,6 +546,36 @@ fn routes() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             post(lifecycle::review),
         ),
         r(
+            "GET",
+            "/api/v1/tenants/{tenant}/proposals",
+            Tenant(Read),
+            get(proposals::list),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/proposals",
+            Tenant(RequestChange),
+            post(proposals::create),
+        ),
+        r(
+            "GET",
+            "/api/v1/tenants/{tenant}/proposals/{number}",
+            Tenant(Read),
+            get(proposals::show),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/proposals/{number}/decisions",
+            Tenant(Decide),
+            post(proposals::decide),
+        ),
+        r(
+            "POST",
+            "/api/v1/tenants/{tenant}/proposals/{number}/withdraw",
+            Tenant(RequestChange),
+            post(proposals::withdraw),
+        ),
+        r(
             "POST",
             "/api/v1/tenants/{tenant}/changes/{number}/acceptance",
             Tenant(Read),

@@ -34,6 +34,7 @@ use crate::api::*;
         releases::close, releases::cancel,
         audit::verify, evidence::export, kpis::show,
         calendar::show, calendar::create_feed, calendar::feeds, calendar::revoke_feed,
+        proposals::list, proposals::create, proposals::show, proposals::decide, proposals::withdraw,
     ),
     modifiers(&BearerAuth),
     security(("token" = [])),

@@ -178,6 +178,7 @@ pub async fn create(
     if content.title.trim().is_empty() {
         return Err(ApiError::invalid("title", "give the change a title"));
     }
+    crate::app::proposal::check_link(state.store.as_ref(), t.tenant.id, &content).await?;
     let change = state
         .store
         .create_change(

@@ -13,6 +13,7 @@ pub mod lifecycle;
 pub mod meta;
 pub mod people;
 pub mod policy;
+pub mod proposals;
 pub mod releases;
 pub mod report;
 pub mod resources;

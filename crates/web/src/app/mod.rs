@@ -12,6 +12,8 @@
 //! - `decide`: recording a decision, through every channel;
 //! - `accept`: the client's acceptance of a tested change, where the
 //!   policy asks for it, and what it holds back until given;
+//! - `proposal`: change proposals, authorized by the boards the policy
+//!   names before their changes are raised (each still approved on its own);
 //! - `implement`: starting a change (by a person, a pipeline's record, the
 //!   agent's report or a release) and what may start it;
 //! - `release`: what deploying and finishing a release do to its changes.
@@ -22,6 +24,7 @@ pub mod bootstrap;
 pub mod change;
 pub mod decide;
 pub mod implement;
+pub mod proposal;
 pub mod release;
 pub mod resource;
 pub mod submit;

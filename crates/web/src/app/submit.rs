@@ -180,6 +180,9 @@ pub async fn edit(
         return Err(ApiError::invalid("title", "give the change a title"));
     }
     check_planned(&new)?;
+    if new.proposal != c.content.proposal {
+        super::proposal::check_link(state.store.as_ref(), t.tenant.id, &new).await?;
+    }
     let expected = c.version;
     let now = state.now();
     let material = is_material(&c, &new);

@@ -15,6 +15,7 @@ mod evidence;
 mod kpis;
 mod package;
 pub(crate) mod pages;
+mod proposals;
 mod raise;
 mod releases;
 mod settings;
@@ -143,6 +144,42 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             "/t/{tenant}/delegations",
             Tenant(Read),
             post(away::hand_over),
+        ),
+        r(
+            "GET",
+            "/t/{tenant}/proposals",
+            Tenant(Read),
+            get(proposals::list),
+        ),
+        r(
+            "GET",
+            "/t/{tenant}/proposals/new",
+            Tenant(RequestChange),
+            get(proposals::new_form),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/proposals/new",
+            Tenant(RequestChange),
+            post(proposals::create),
+        ),
+        r(
+            "GET",
+            "/t/{tenant}/proposals/{number}",
+            Tenant(Read),
+            get(proposals::show),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/proposals/{number}/decide",
+            Tenant(Decide),
+            post(proposals::decide),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/proposals/{number}/withdraw",
+            Tenant(RequestChange),
+            post(proposals::withdraw),
         ),
         r("GET", "/t/{tenant}/boards", Tenant(Read), get(cab::boards)),
         r(

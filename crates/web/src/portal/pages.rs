@@ -478,6 +478,8 @@ pub async fn changes(
 
 pub struct ChangeModel {
     pub number: String,
+    /// The authorized proposal it was raised under (`PRP-<n>`), or empty.
+    pub proposal: String,
     pub tenant: String,
     /// The tenant's name, as people call the client.
     pub tenant_name: String,
@@ -858,6 +860,7 @@ pub async fn change(
         test_plan: content.test_plan.clone(),
         test_evidence: content.test_evidence.clone(),
         backout_plan: content.backout_plan.clone(),
+        proposal: content.proposal.clone().unwrap_or_default(),
         fingerprint: c.fingerprint.clone().unwrap_or_default(),
         fingerprint_short: short_hash(c.fingerprint.as_deref().unwrap_or_default()),
     };

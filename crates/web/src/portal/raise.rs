@@ -48,6 +48,8 @@ pub struct Filled {
     pub backout_plan: String,
     pub communication_plan: String,
     pub answers: Vec<(String, String)>,
+    /// The authorized proposal it is raised under (`PRP-<n>`), if any.
+    pub proposal: String,
 }
 
 impl Filled {
@@ -73,6 +75,7 @@ impl Filled {
             test_evidence: content.test_evidence.clone(),
             backout_plan: content.backout_plan.clone(),
             communication_plan: content.communication_plan.clone(),
+            proposal: content.proposal.clone().unwrap_or_default(),
             answers: content
                 .risk_answers
                 .iter()
@@ -100,6 +103,7 @@ impl Filled {
             backout_plan: one("backout_plan"),
             communication_plan: one("communication_plan"),
             answers: fields.under("risk."),
+            proposal: one("proposal"),
         }
     }
 
@@ -146,12 +150,17 @@ struct RaisePage {
     preview: Option<Shown>,
     problem: Option<String>,
     editing: Option<Editing>,
+    /// Authorized proposals it may be raised under: (PRP-n, title, chosen).
+    proposals: Vec<(String, String, bool)>,
 }
 
 #[derive(Deserialize)]
 pub struct NewQuery {
     #[serde(default)]
     template: String,
+    /// The authorized proposal it is raised under (its page's link).
+    #[serde(default)]
+    proposal: String,
 }
 
 /// The empty form, or filled from `?template=`.
@@ -165,6 +174,7 @@ pub async fn form(
     t.authorize(Action::RequestChange)?;
     let mut f = Filled {
         kind: "normal".into(),
+        proposal: q.proposal,
         ..Filled::default()
     };
     if !q.template.is_empty() {
@@ -212,6 +222,12 @@ pub async fn raise(
         "submit" => !untitled && preview.problems.is_empty(),
         _ => false,
     };
+    if ready
+        && let Err(e) =
+            crate::app::proposal::check_link(state.store.as_ref(), t.tenant.id, &content).await
+    {
+        return page(&state, &viewer, &t, f, Some(preview), Some(e.message), None).await;
+    }
     if ready {
         let change = state
             .store
@@ -392,7 +408,8 @@ async fn save_edit(
     content: &ChangeContent,
     submit: bool,
 ) -> Result<String, ApiError> {
-    const SHOWN: [&str; 13] = [
+    const SHOWN: [&str; 14] = [
+        "proposal",
         "title",
         "description",
         "justification",
@@ -471,6 +488,7 @@ fn read(f: &Filled) -> Result<(ChangeType, ChangeContent), ApiError> {
         communication_plan: f.communication_plan.clone(),
         risk_answers: f.answers.iter().cloned().collect(),
         template: (!f.template.is_empty()).then(|| f.template.clone()),
+        proposal: (!f.proposal.is_empty()).then(|| f.proposal.clone()),
         ..ChangeContent::default()
     };
     crate::api::changes::check_planned(&content)?;
@@ -537,6 +555,15 @@ async fn page(
             chosen: f.answer(&q.key).to_string(),
         })
         .collect();
+    let mut proposals = Vec::new();
+    for stored in store.proposals(t.tenant.id).await? {
+        let label = crate::app::proposal::label(stored.number);
+        let l = crate::app::proposal::load(store, t.tenant.id, &label).await?;
+        if l.standing == changegate_core::proposal::Standing::Authorized || f.proposal == label {
+            let chosen = f.proposal == label;
+            proposals.push((label, l.proposal.title, chosen));
+        }
+    }
     let kinds = ["normal", "standard", "emergency"]
         .iter()
         .map(|k| (k.to_string(), f.kind == *k))
@@ -553,6 +580,7 @@ async fn page(
         preview: preview.map(shown),
         problem,
         editing,
+        proposals,
     };
     Ok(render(&page))
 }

@@ -19,6 +19,7 @@ mod openapi;
 mod outage;
 mod policy;
 mod portal;
+mod proposals;
 mod releases;
 mod resources;
 mod scheduler;

@@ -85,6 +85,7 @@ fn a_policy() -> Value {
         "routing": { "normal": [ { "from": "low", "boards": ["matrix-board"] } ], "emergency": ["matrix-board"] },
         "windowRequired": [],
         "reviewRequired": ["normal", "emergency", "standard"],
+        "proposals": { "boards": ["matrix-board"] },
     })
 }
 
@@ -210,6 +211,12 @@ fn body_for(method: &str, path: &str, me: &str, tenant: &str) -> Option<Value> {
         }
         "POST" if p == format!("{C}/comments") => json!({ "body": "a matrix comment" }),
         "POST" if p == format!("{C}/acceptance") => json!({ "comment": "matrix" }),
+        "POST" if p == format!("{T}/proposals") => json!({ "title": "Matrix proposal",
+            "business_case": "asked for by the matrix", "description": "a matrix proposal" }),
+        "POST" if p == format!("{T}/proposals/{{number}}/decisions") => {
+            json!({ "decision": "approve", "comment": "matrix" })
+        }
+        "POST" if p == format!("{T}/proposals/{{number}}/withdraw") => json!({}),
         "POST" if p == format!("{T}/calendar-feeds") => json!({ "name": "matrix feed" }),
         // The change is filled in by the world (`World::release_body`).
         "POST" if p == "/api/v1/releases" => json!({ "name": "Matrix release",
@@ -251,6 +258,9 @@ struct Changes {
     /// A release of client-a's approved change, and one of client-b's.
     release: String,
     release_of_client_b: String,
+    /// A proposal of each tenant, awaiting authorization.
+    proposal: String,
+    proposal_of_client_b: String,
     /// Calendar feeds of client-a made by the caller (the admin for an
     /// anonymous caller): one to revoke (its id), one to read (its token);
     /// and one of client-b's.
@@ -394,7 +404,8 @@ impl World {
         msp::policy(
             &app,
             OTHER,
-            json!({ "routing": { "normal": [ { "from": "low", "boards": ["zebra-board"] } ] } }),
+            json!({ "routing": { "normal": [ { "from": "low", "boards": ["zebra-board"] } ] },
+                    "proposals": { "boards": ["zebra-board"] } }),
         )
         .await;
         let b = format!("/api/v1/tenants/{OTHER}");
@@ -464,6 +475,26 @@ impl World {
             .json["number"]
             .as_str()
             .expect("a release number")
+            .to_string();
+
+        // A proposal of each tenant, awaiting its boards.
+        let proposal_body = json!({ "title": "Matrix proposal", "business_case": "the matrix",
+                                    "description": "a proposal to act on" });
+        let proposal = requester
+            .post(&format!("{a}/proposals"), proposal_body.clone())
+            .await
+            .status(201)
+            .json["number"]
+            .as_str()
+            .expect("a proposal number")
+            .to_string();
+        let proposal_of_client_b = zed
+            .post(&format!("{b}/proposals"), proposal_body)
+            .await
+            .status(201)
+            .json["number"]
+            .as_str()
+            .expect("a proposal number")
             .to_string();
 
         // A disabled user's feeds die with them: the admin makes these.
@@ -573,6 +604,8 @@ impl World {
             of_client_b,
             release,
             release_of_client_b,
+            proposal,
+            proposal_of_client_b,
             feed,
             feed_of_client_b,
             own_token,
@@ -614,6 +647,13 @@ impl World {
                 &c.release
             } else {
                 &c.release_of_client_b
+            };
+        }
+        if path.contains("/proposals/") {
+            return if tenant == OWN {
+                &c.proposal
+            } else {
+                &c.proposal_of_client_b
             };
         }
         if tenant == OTHER {

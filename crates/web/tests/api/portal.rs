@@ -319,6 +319,28 @@ async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
         .expect("release")
         .number
         .to_string();
+    // A proposal of client-a, awaiting msp-tech: the proposal pages act on it.
+    changegate_testkit::msp::policy(
+        &app,
+        "client-a",
+        serde_json::json!({ "routing": { "normal": [ { "from": "low", "boards": ["msp-tech"] },
+                                                     { "from": "high", "boards": ["msp-tech", "client-a-business"] } ] },
+                            "proposals": { "boards": ["msp-tech"] } }),
+    )
+    .await;
+    let proposal = m
+        .eve
+        .post(
+            "/api/v1/tenants/client-a/proposals",
+            serde_json::json!({ "title": "Page matrix proposal", "business_case": "the matrix",
+                                "description": "a proposal the pages act on" }),
+        )
+        .await
+        .status(201)
+        .json["number"]
+        .as_str()
+        .expect("a proposal number")
+        .to_string();
     let people = [
         "admin@msp.example",
         "eve@msp.example",
@@ -336,6 +358,8 @@ async fn every_page_answers_every_caller_as_the_page_table_says(app: TestApp) {
     for route in changegate_web::portal::page_table() {
         let number = if route.path.starts_with("/releases/") {
             &release
+        } else if route.path.contains("/proposals/") {
+            &proposal
         } else {
             &n
         };

@@ -1,0 +1,11 @@
+-- Change proposals (seed 001): a major change raised first as a proposal,
+-- authorized by the boards the policy names. PRP-<n> is the id. The
+-- proposal as raised (JSON, with its frozen authorization plan) is
+-- written once; decisions on it are events on the tenant's audit chain.
+CREATE TABLE proposals (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    tenant_id   BIGINT NOT NULL REFERENCES tenants (id),
+    spec        TEXT NOT NULL,
+    created_at  TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX proposals_by_tenant ON proposals (tenant_id, id);
