@@ -571,11 +571,12 @@ for (const db of DATABASES) {
       const day = (d) => `${first.getUTCFullYear()}-${String(first.getUTCMonth() + 1).padStart(2, '0')}-${String(d).padStart(2, '0')}`;
       const alice = await signIn(browser, server.url, 'alice@client-a.example');
       await alice.goto(`${server.url}/t/client-a/settings`);
-      await alice.getByLabel(/^Name \(lower case/).fill('audit-week');
-      await alice.getByLabel(/^From \(/).fill(`${day(10)}T08:00`);
-      await alice.getByLabel(/^Until \(/).fill(`${day(13)}T18:00`);
-      await alice.getByRole('button', { name: 'Add blackout' }).click();
-      await alice.getByRole('cell', { name: 'audit-week', exact: true }).waitFor();
+      const blackouts = alice.getByRole('region', { name: 'Blackout dates' });
+      await blackouts.getByLabel(/^Name \(lower case/).fill('audit-week');
+      await blackouts.getByLabel(/^From \(/).fill(`${day(10)}T08:00`);
+      await blackouts.getByLabel(/^Until \(/).fill(`${day(13)}T18:00`);
+      await blackouts.getByRole('button', { name: 'Add blackout' }).click();
+      await blackouts.getByRole('cell', { name: 'audit-week', exact: true }).waitFor();
       await alice.goto(`${server.url}/t/client-a/calendar?view=month&date=${day(10)}`);
       const shaded = alice.locator('td', { has: alice.locator('.kind.blackout.spans', { hasText: 'audit-week' }) });
       assert.equal(await shaded.count(), 4, 'each of the four days it covers, shaded');

@@ -3,7 +3,10 @@
 //! change list page (`/t/{tenant}/changes`, its newest 50 changes) and a
 //! random change's page for the read duration, as a browser does with its
 //! session cookie. Prints the server time p50/p99 of each (target p99 <=
-//! 50 ms) and the weight of each page and of its stylesheet.
+//! 50 ms) and the weight of each page and of its stylesheet; between
+//! them, in turn, the other pages a requester opens (the inbox, the change
+//! form, when away, proposals, releases and a new release), with the same
+//! figures for each.
 
 use changegate_core::{ChangeNumber, Email};
 use changegate_store::Store;
@@ -80,7 +83,22 @@ pub async fn run(
             let mut rng = Rng::new(n as u64 + 101);
             let (mut list, mut page, mut errors) = (Vec::new(), Vec::new(), Vec::new());
             let (mut list_bytes, mut page_bytes) = (0, 0);
+            let mut others: Vec<(String, Vec<Duration>, usize)> = OTHER_PAGES
+                .iter()
+                .map(|p| (p.replace("{tenant}", t.slug.as_str()), Vec::new(), 0))
+                .collect();
+            let mut turn = 0;
             while Instant::now() < deadline {
+                let (path, times, weight) = &mut others[turn % OTHER_PAGES.len()];
+                turn += 1;
+                let at = Instant::now();
+                match get(&client, &format!("{base}{path}"), &cookie).await {
+                    Ok(bytes) => {
+                        times.push(at.elapsed());
+                        *weight = (*weight).max(bytes);
+                    }
+                    Err(e) => errors.push(format!("{path}: {e}")),
+                }
                 let at = Instant::now();
                 match get(&client, &format!("{base}/t/{}/changes", t.slug), &cookie).await {
                     Ok(bytes) => {
@@ -105,13 +123,19 @@ pub async fn run(
                     Err(e) => errors.push(format!("page {} {number}: {e}", t.slug)),
                 }
             }
-            (list, page, errors, list_bytes, page_bytes)
+            (list, page, errors, list_bytes, page_bytes, others)
         }));
     }
     let (mut list, mut page, mut errors) = (Vec::new(), Vec::new(), Vec::new());
     let (mut list_bytes, mut page_bytes) = (0, 0);
+    let mut other_times: Vec<(Vec<Duration>, usize)> =
+        OTHER_PAGES.iter().map(|_| (Vec::new(), 0)).collect();
     for r in readers {
-        let (l, p, e, lb, pb) = r.await.expect("a portal reader finished");
+        let (l, p, e, lb, pb, o) = r.await.expect("a portal reader finished");
+        for (i, (_, times, weight)) in o.into_iter().enumerate() {
+            other_times[i].0.extend(times);
+            other_times[i].1 = other_times[i].1.max(weight);
+        }
         list.extend(l);
         page.extend(p);
         errors.extend(e);
@@ -143,8 +167,34 @@ pub async fn run(
         page_bytes as f64 / 1024.0,
         css as f64 / 1024.0,
     );
+    let others: Vec<String> = OTHER_PAGES
+        .iter()
+        .zip(other_times.iter_mut())
+        .map(|(path, (times, weight))| {
+            format!(
+                "{path} p50 {}, p99 {}, {:.1} KB",
+                ms(percentile(&mut times.clone(), 0.50)),
+                ms(percentile(times, 0.99)),
+                *weight as f64 / 1024.0
+            )
+        })
+        .collect();
+    println!(
+        "server_load {name}: portal other pages (server time, HTML weight): {}",
+        others.join("; ")
+    );
     print_errors(name, &errors);
 }
+
+/// The other pages a requester opens, in turn with the list and a change.
+const OTHER_PAGES: [&str; 6] = [
+    "/inbox",
+    "/t/{tenant}/changes/new",
+    "/t/{tenant}/delegations",
+    "/t/{tenant}/proposals",
+    "/releases",
+    "/releases/new",
+];
 
 /// A page with the session cookie: its size, or what went wrong.
 async fn get(client: &reqwest::Client, url: &str, cookie: &str) -> Result<usize, String> {

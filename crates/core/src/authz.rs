@@ -26,6 +26,15 @@ impl Principal {
         self.roles.get(&tenant).into_iter().flatten().copied()
     }
 
+    /// How messages name them: their name, else their address.
+    pub fn name_or_email(&self) -> &str {
+        if self.name.trim().is_empty() {
+            self.email.as_str()
+        } else {
+            &self.name
+        }
+    }
+
     pub fn has_role(&self, tenant: TenantId, role: Role) -> bool {
         self.roles.get(&tenant).is_some_and(|r| r.contains(&role))
     }

@@ -203,6 +203,47 @@ Test evidence: {evidence}
     (messages, links)
 }
 
+/// The people of a tenant a comment mentions: `@` followed by an address,
+/// the part of an address before its `@`, or a one-word name, matched
+/// without regard to case; each once, in the order first mentioned.
+/// Pure: `people` are the tenant's users (id, address, name).
+pub fn mentioned<'p>(
+    text: &str,
+    people: &'p [(UserId, Email, String)],
+) -> Vec<&'p (UserId, Email, String)> {
+    let mut out: Vec<&(UserId, Email, String)> = Vec::new();
+    for (at, _) in text.match_indices('@') {
+        // An address's own `@` (a word character before it) starts nothing.
+        if text[..at]
+            .chars()
+            .next_back()
+            .is_some_and(|c| c.is_alphanumeric() || c == '.' || c == '_' || c == '-')
+        {
+            continue;
+        }
+        let word: String = text[at + 1..]
+            .chars()
+            .take_while(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@' | '+'))
+            .collect();
+        let word = word.trim_end_matches(['.', '-']).to_lowercase();
+        if word.is_empty() {
+            continue;
+        }
+        let found = people.iter().find(|(_, email, name)| {
+            let address = email.as_str().to_lowercase();
+            address == word
+                || address.split('@').next() == Some(word.as_str())
+                || (!name.contains(' ') && name.to_lowercase() == word)
+        });
+        if let Some(p) = found
+            && !out.iter().any(|o| o.0 == p.0)
+        {
+            out.push(p);
+        }
+    }
+    out
+}
+
 /// Who is told of a change's outcome: its requester and every e-mail
 /// address written in its communication plan.
 pub async fn told_of(store: &dyn Store, c: &Change) -> Result<Vec<Email>, ApiError> {
@@ -251,4 +292,35 @@ pub async fn outcome_notices(
             at: now,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod mention_tests {
+    use super::*;
+
+    #[test]
+    fn a_comment_mentions_people_of_the_tenant_by_address_or_name() {
+        let people = vec![
+            (
+                UserId(1),
+                Email::parse("carol@client-a.example").expect("address"),
+                "Carol".to_string(),
+            ),
+            (
+                UserId(2),
+                Email::parse("tom@msp.example").expect("address"),
+                "Tom Baker".to_string(),
+            ),
+        ];
+        let ids =
+            |text: &str| -> Vec<i64> { mentioned(text, &people).iter().map(|p| p.0.0).collect() };
+        assert_eq!(ids("@carol please check, and @tom@msp.example too"), [1, 2]);
+        assert_eq!(ids("@Carol, @CAROL again."), [1]);
+        assert_eq!(
+            ids("mail carol@client-a.example instead"),
+            Vec::<i64>::new()
+        );
+        assert_eq!(ids("@nobody here"), Vec::<i64>::new());
+        assert_eq!(ids("@tom."), [2]);
+    }
 }

@@ -17,6 +17,7 @@ mod recurrence;
 mod rrule_starts;
 pub mod schedule;
 mod spec;
+mod words;
 
 pub use calendar::{NextOpening, SEARCH_HORIZON, WindowVerdict, evaluate};
 pub use duration::{DurationError, format_duration, parse_duration};
@@ -24,6 +25,7 @@ pub use error::WindowError;
 pub use local_time::format_instant;
 pub use schedule::CompiledWindow;
 pub use spec::{Exclusion, Interval, Schedule, WindowKind, WindowSpec};
+pub use words::{describe, monthly_rule, weekly_rule};
 
 #[cfg(test)]
 mod fixtures;

@@ -338,17 +338,55 @@ pub async fn comment(
         return Err(ApiError::invalid("body", "write something"));
     }
     let now = state.now();
+    // @-mentions: people of this tenant only, told by e-mail (not the author).
+    let people: Vec<(changegate_core::UserId, changegate_core::Email, String)> = state
+        .store
+        .users_in_tenant(t.tenant.id)
+        .await?
+        .into_iter()
+        .map(|(u, _)| (u.id, u.email, u.name))
+        .collect();
+    let mentioned: Vec<_> = crate::mail::mentioned(&text, &people)
+        .into_iter()
+        .filter(|p| p.0 != t.caller.user)
+        .cloned()
+        .collect();
     for _ in 0..20 {
         let c = load(state.store.as_ref(), t.tenant.id, &n).await?;
+        let messages = mentioned
+            .iter()
+            .map(|(_, email, _)| changegate_store::NewMessage {
+                recipient: email.clone(),
+                subject: format!(
+                    "[changegate] {} mentioned you on {}: {}",
+                    t.caller.name_or_email(),
+                    c.number,
+                    c.content.title
+                ),
+                body: format!(
+                    "{} mentioned you in a comment on {} ({}) for {}:\n\n{text}\n\n{}/t/{}/changes/{}#comments\n",
+                    t.caller.name_or_email(),
+                    c.number,
+                    c.content.title,
+                    t.tenant.name,
+                    state.public_url,
+                    t.tenant.slug,
+                    c.number
+                ),
+                at: now,
+            })
+            .collect();
         let write = ChangeWrite {
             comment: Some((t.caller.user, text.clone(), now)),
             events: vec![NewEvent {
                 actor: t.actor(),
                 action: "change.commented".into(),
                 subject: c.number.to_string(),
-                detail: json!({ "body": text }),
+                detail: json!({ "body": text,
+                                "mentioned": mentioned.iter().map(|p| p.1.as_str()).collect::<Vec<_>>() }),
                 at: now,
             }],
+            messages,
             ..ChangeWrite::default()
         };
         match state.store.save_change(&c, c.version, write, now).await {

@@ -70,6 +70,30 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
         ),
         r(
             "POST",
+            "/t/{tenant}/settings/boards",
+            Tenant(ManagePolicy),
+            post(settings::put_board_form),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/settings/routing",
+            Tenant(ManagePolicy),
+            post(settings::put_routing_form),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/settings/items",
+            Tenant(ManagePolicy),
+            post(settings::put_ci_form),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/settings/windows",
+            Tenant(ManageBlackouts),
+            post(settings::add_window),
+        ),
+        r(
+            "POST",
             "/t/{tenant}/settings/blackouts/remove",
             Tenant(ManageBlackouts),
             post(settings::remove_blackout),

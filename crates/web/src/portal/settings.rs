@@ -54,6 +54,18 @@ struct SettingsPage {
     problem: Option<String>,
     notice: Option<String>,
     blackouts: Vec<Blackout>,
+    /// Every window and blackout: (name, kind, its schedule in words).
+    windows: Vec<(String, String, String)>,
+    /// Every board in words, and the board form (filled to edit one).
+    boards: Vec<BoardRow>,
+    board: BoardFill,
+    /// The tenant's configuration items in words: (name, what).
+    items: Vec<(String, String)>,
+    /// Routing in words, and the routing form: per risk level of normal
+    /// changes, (level, [(board, ticked)]); for emergency changes, the boards.
+    routing_said: Vec<String>,
+    routes: Vec<(String, Vec<(String, bool)>)>,
+    emergency: Vec<(String, bool)>,
     people: Vec<(String, String, String)>,
     /// Kubernetes user names mapped to the tenant's people: (cluster,
     /// user name, e-mail).
@@ -65,6 +77,27 @@ struct SettingsPage {
     can_policy: bool,
 }
 
+/// A board as the page says it.
+pub struct BoardRow {
+    pub name: String,
+    pub said: String,
+}
+
+/// The board form's values: empty for a new board, a board's to edit it.
+#[derive(Default)]
+pub struct BoardFill {
+    pub name: String,
+    pub description: String,
+    /// (value, label, ticked): people by address, then roles as `role:<role>`.
+    pub members: Vec<(String, String, bool)>,
+    pub rule: String,
+    pub quorum: String,
+    /// (address, label, chosen) of the people who may chair.
+    pub chair: Vec<(String, String, bool)>,
+    /// (address, label, ticked): whose approval is required.
+    pub mandatory: Vec<(String, String, bool)>,
+}
+
 /// What `settings` shows after a form: the outcome, or the refusal.
 enum After {
     Nothing,
@@ -72,14 +105,22 @@ enum After {
     Refused(ApiError),
 }
 
+#[derive(Deserialize, Default)]
+pub struct SettingsQuery {
+    /// A board to edit in the board form.
+    #[serde(default)]
+    board: String,
+}
+
 pub async fn settings(
     State(state): State<AppState>,
     viewer: Viewer,
     Path(slug): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SettingsQuery>,
 ) -> PageResult<Response> {
     let t = in_tenant(&state, &viewer, &slug).await?;
     t.authorize(Action::Read)?;
-    page(&state, &viewer, &t, After::Nothing).await
+    page_with(&state, &viewer, &t, After::Nothing, &q.board).await
 }
 
 async fn page(
@@ -88,10 +129,32 @@ async fn page(
     t: &InTenant,
     after: After,
 ) -> PageResult<Response> {
+    page_with(state, viewer, t, after, "").await
+}
+
+async fn page_with(
+    state: &AppState,
+    viewer: &Viewer,
+    t: &InTenant,
+    after: After,
+    editing_board: &str,
+) -> PageResult<Response> {
     let store = state.store.as_ref();
     let mut blackouts = Vec::new();
     let mut objects = Vec::new();
+    let mut windows = Vec::new();
     for o in store.objects(t.tenant.id, ObjectKind::Window).await? {
+        if let Ok(spec) = serde_json::from_str::<WindowSpec>(&o.spec) {
+            windows.push((
+                o.name.clone(),
+                match spec.kind {
+                    WindowKind::Blackout => "blackout",
+                    _ => "maintenance window",
+                }
+                .to_string(),
+                changegate_core::window::describe(&spec),
+            ));
+        }
         if let Ok(spec) = serde_json::from_str::<WindowSpec>(&o.spec)
             && spec.kind == WindowKind::Blackout
         {
@@ -128,13 +191,126 @@ async fn page(
             objects.push(written(label, o.name, &o.spec));
         }
     }
-    let people = store
-        .users_in_tenant(t.tenant.id)
+    let users = store.users_in_tenant(t.tenant.id).await?;
+    let label = |email: &str| -> String {
+        users
+            .iter()
+            .find(|(u, _)| u.email.as_str() == email)
+            .map_or_else(
+                || email.to_string(),
+                |(u, _)| {
+                    if u.name.trim().is_empty() {
+                        email.to_string()
+                    } else {
+                        format!("{} ({email})", u.name)
+                    }
+                },
+            )
+    };
+    let specs = crate::workflow::boards(store, t.tenant.id).await?;
+    let boards = specs
+        .iter()
+        .map(|b| BoardRow {
+            name: b.name.clone(),
+            said: board_words(b, &label),
+        })
+        .collect();
+    let editing = specs.iter().find(|b| b.name == editing_board);
+    let member_values: Vec<String> = editing
+        .map(|b| b.members.iter().map(|m| m.to_string()).collect())
+        .unwrap_or_default();
+    let mut members: Vec<(String, String, bool)> = users
+        .iter()
+        .map(|(u, _)| {
+            let email = u.email.to_string();
+            let on = member_values.contains(&email);
+            (email.clone(), label(&email), on)
+        })
+        .collect();
+    for role in Role::ALL {
+        let value = format!("role:{}", role.as_str());
+        let on = member_values.contains(&value);
+        members.push((value, format!("everyone who is {} here", role.as_str()), on));
+    }
+    let person_choice = |chosen: &dyn Fn(&str) -> bool| -> Vec<(String, String, bool)> {
+        users
+            .iter()
+            .map(|(u, _)| {
+                let email = u.email.to_string();
+                let on = chosen(&email);
+                (email.clone(), label(&email), on)
+            })
+            .collect()
+    };
+    let board = BoardFill {
+        name: editing.map(|b| b.name.clone()).unwrap_or_default(),
+        description: editing.map(|b| b.description.clone()).unwrap_or_default(),
+        members,
+        rule: editing.map_or("any".to_string(), |b| match b.rule {
+            changegate_core::board::Rule::Quorum(_) => "quorum".to_string(),
+            r => r.to_string(),
+        }),
+        quorum: editing
+            .and_then(|b| match b.rule {
+                changegate_core::board::Rule::Quorum(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .unwrap_or_default(),
+        chair: person_choice(&|e| {
+            editing
+                .and_then(|b| b.chair.as_ref())
+                .is_some_and(|c| c.as_str() == e)
+        }),
+        mandatory: person_choice(&|e| {
+            editing.is_some_and(|b| b.mandatory.iter().any(|m| m.as_str() == e))
+        }),
+    };
+    let (_, current) = crate::workflow::policy(store, t.tenant.id).await?;
+    let routing_said = routing_words(&current.routing);
+    let names: Vec<String> = specs.iter().map(|b| b.name.clone()).collect();
+    let routes = changegate_core::change::RiskLevel::ALL
+        .iter()
+        .map(|level| {
+            let at = current.routing.normal.iter().find(|r| r.from == *level);
+            (
+                level.as_str().to_string(),
+                names
+                    .iter()
+                    .map(|n| (n.clone(), at.is_some_and(|r| r.boards.contains(n))))
+                    .collect(),
+            )
+        })
+        .collect();
+    let emergency = names
+        .iter()
+        .map(|n| (n.clone(), current.routing.emergency.contains(n)))
+        .collect();
+    let items = crate::workflow::configuration_items(store, t.tenant.id)
         .await?
         .into_iter()
+        .map(|(name, ci)| {
+            let mut what = format!(
+                "{}, {} criticality",
+                ci.kind,
+                serde_json::to_value(ci.criticality)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            );
+            if !ci.environment.is_empty() {
+                what.push_str(&format!(", {}", ci.environment));
+            }
+            if let Some(owner) = &ci.owner {
+                what.push_str(&format!(", owned by {}", label(owner.as_str())));
+            }
+            (name, what)
+        })
+        .collect();
+    let people = users
+        .iter()
         .map(|(u, roles)| {
             let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
-            (u.name, u.email.to_string(), roles.join(", "))
+            (u.name.clone(), u.email.to_string(), roles.join(", "))
         })
         .collect();
     let mut identities: Vec<(String, String, String)> = store
@@ -155,6 +331,13 @@ async fn page(
     };
     let page = SettingsPage {
         viewer: Some(nav(state, viewer).await?),
+        windows,
+        boards,
+        board,
+        items,
+        routing_said,
+        routes,
+        emergency,
         tenant: t.tenant.slug.to_string(),
         time_zone: t.tenant.time_zone.clone(),
         csrf: viewer.csrf.clone(),
@@ -271,6 +454,232 @@ pub async fn add_blackout(
                 _ => "saved",
             }
         ))
+    }
+    .await;
+    answered(&state, &viewer, &slug, outcome).await
+}
+
+/// The schedule builder: a window or blackout that repeats weekly (on
+/// the days ticked) or monthly (the first…last given weekday), from a
+/// local start time for some hours, in a time zone.
+pub async fn add_window(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(slug): Path<String>,
+    body: axum::body::Bytes,
+) -> PageResult<Response> {
+    let fields = Fields::parse(&body);
+    viewer.check_csrf(&fields.one("csrf"))?;
+    let t = in_tenant(&state, &viewer, &slug).await?;
+    t.authorize(Action::ManageBlackouts)?;
+    let name = fields.one("name");
+    let outcome = async {
+        let start = fields.one("start");
+        let (hour, minute) = start
+            .trim()
+            .split_once(':')
+            .and_then(|(h, m)| Some((h.parse::<u32>().ok()?, m.parse::<u32>().ok()?)))
+            .ok_or_else(|| ApiError::invalid("start", "write the start as HH:MM, e.g. 02:00"))?;
+        let hours: f64 = fields
+            .one("hours")
+            .trim()
+            .parse()
+            .ok()
+            .filter(|h: &f64| *h > 0.0 && *h <= 24.0 * 14.0)
+            .ok_or_else(|| ApiError::invalid("hours", "say for how many hours it stays open, e.g. 4"))?;
+        let rule = match fields.one("repeats").as_str() {
+            "monthly" => changegate_core::window::monthly_rule(
+                &fields.one("ordinal"),
+                &fields.one("weekday"),
+                hour,
+                minute,
+            ),
+            _ => changegate_core::window::weekly_rule(&fields.all("day"), hour, minute),
+        }
+        .map_err(|m| ApiError::invalid("schedule", m))?;
+        let kind = if fields.one("kind") == "blackout" {
+            "blackout"
+        } else {
+            "maintenance"
+        };
+        let zone = match fields.one("time_zone").trim() {
+            "" => t.tenant.time_zone.clone(),
+            z => z.to_string(),
+        };
+        let minutes = (hours * 60.0).round() as i64;
+        let body = json!({ "kind": kind, "timeZone": zone,
+                           "schedule": { "rrule": { "rule": rule, "duration": format!("{minutes}m") } } });
+        let spec: WindowSpec = serde_json::from_value(body.clone())
+            .map_err(|e| ApiError::invalid("schedule", e.to_string()))?;
+        let saved = api::policy::put_window(
+            State(state.clone()),
+            t,
+            name_path(&slug, &name),
+            Body(body),
+        )
+        .await?;
+        Ok(format!(
+            "{} {}: {}.",
+            name.trim(),
+            match saved.0.applied.as_str() {
+                "unchanged" => "unchanged",
+                _ => "saved",
+            },
+            changegate_core::window::describe(&spec)
+        ))
+    }
+    .await;
+    answered(&state, &viewer, &slug, outcome).await
+}
+
+/// A board in words: who, by which rule, chair and required approvers.
+fn board_words(b: &changegate_core::board::BoardSpec, label: &dyn Fn(&str) -> String) -> String {
+    let members: Vec<String> = b
+        .members
+        .iter()
+        .map(|m| {
+            let m = m.to_string();
+            match m.strip_prefix("role:") {
+                Some(role) => format!("everyone who is {role}"),
+                None => label(&m),
+            }
+        })
+        .collect();
+    let rule = match b.rule {
+        changegate_core::board::Rule::All => "every member approves".to_string(),
+        changegate_core::board::Rule::Any => "one member's approval is enough".to_string(),
+        changegate_core::board::Rule::Majority => "a majority of its members approves".to_string(),
+        changegate_core::board::Rule::Quorum(n) => format!("{n} of its members approve"),
+    };
+    let mut said = format!("{}; {rule}", members.join(", "));
+    if let Some(chair) = &b.chair {
+        said.push_str(&format!("; chaired by {}", label(chair.as_str())));
+    }
+    if !b.mandatory.is_empty() {
+        let who: Vec<String> = b.mandatory.iter().map(|m| label(m.as_str())).collect();
+        said.push_str(&format!("; {} must approve", who.join(" and ")));
+    }
+    said
+}
+
+/// A board from its form, through `PUT …/boards/{name}`.
+pub async fn put_board_form(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(slug): Path<String>,
+    body: axum::body::Bytes,
+) -> PageResult<Response> {
+    let fields = Fields::parse(&body);
+    viewer.check_csrf(&fields.one("csrf"))?;
+    let t = in_tenant(&state, &viewer, &slug).await?;
+    t.authorize(Action::ManagePolicy)?;
+    let name = fields.one("name");
+    let outcome = async {
+        let rule = match fields.one("rule").as_str() {
+            "quorum" => format!("quorum {}", fields.one("quorum").trim()),
+            other => other.to_string(),
+        };
+        let chair = fields.one("chair");
+        let body = json!({
+            "description": fields.one("description"),
+            "members": fields.all("member"),
+            "rule": rule,
+            "mandatory": fields.all("mandatory"),
+            "chair": (!chair.is_empty()).then_some(chair),
+        });
+        api::policy::put_board(State(state.clone()), t, name_path(&slug, &name), Body(body))
+            .await
+            .map(|r| saved("Board", name.trim(), r.0.applied))
+    }
+    .await;
+    answered(&state, &viewer, &slug, outcome).await
+}
+
+/// Routing in words, one sentence per type.
+fn routing_words(r: &changegate_core::routing::Routing) -> Vec<String> {
+    let boards = |b: &[String]| {
+        if b.is_empty() {
+            "no board (approved when submitted)".to_string()
+        } else {
+            b.join(" and ")
+        }
+    };
+    let mut said = Vec::new();
+    let mut normal: Vec<_> = r.normal.iter().collect();
+    normal.sort_by_key(|x| x.from);
+    if normal.is_empty() {
+        said.push("Normal changes: no board (approved when submitted).".to_string());
+    } else {
+        let parts: Vec<String> = normal
+            .iter()
+            .map(|x| format!("from {} risk, {}", x.from.as_str(), boards(&x.boards)))
+            .collect();
+        said.push(format!("Normal changes: {}.", parts.join("; ")));
+    }
+    said.push(format!("Emergency changes: {}.", boards(&r.emergency)));
+    said.push("Standard changes: none (their template is pre-approved).".to_string());
+    said
+}
+
+/// Routing by type and risk from its form: the policy's routing replaced,
+/// the rest of the policy kept, through `PUT …/policy`.
+pub async fn put_routing_form(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(slug): Path<String>,
+    body: axum::body::Bytes,
+) -> PageResult<Response> {
+    let fields = Fields::parse(&body);
+    viewer.check_csrf(&fields.one("csrf"))?;
+    let t = in_tenant(&state, &viewer, &slug).await?;
+    t.authorize(Action::ManagePolicy)?;
+    let outcome = async {
+        let (_, mut policy) = crate::workflow::policy(state.store.as_ref(), t.tenant.id).await?;
+        policy.routing.normal = changegate_core::change::RiskLevel::ALL
+            .iter()
+            .filter_map(|level| {
+                let boards = fields.all(&format!("route.{}", level.as_str()));
+                (!boards.is_empty()).then_some(changegate_core::routing::RiskRoute {
+                    from: *level,
+                    boards,
+                })
+            })
+            .collect();
+        policy.routing.emergency = fields.all("emergency");
+        let said = routing_words(&policy.routing).join(" ");
+        let body = serde_json::to_value(&policy).map_err(|_| ApiError::internal())?;
+        let _saved = api::policy::replace(State(state.clone()), t, Body(body)).await?;
+        Ok(format!("Routing saved. {said}"))
+    }
+    .await;
+    answered(&state, &viewer, &slug, outcome).await
+}
+
+/// A configuration item from its form, through `PUT …/configuration-items/{name}`.
+pub async fn put_ci_form(
+    State(state): State<AppState>,
+    viewer: Viewer,
+    Path(slug): Path<String>,
+    body: axum::body::Bytes,
+) -> PageResult<Response> {
+    let fields = Fields::parse(&body);
+    viewer.check_csrf(&fields.one("csrf"))?;
+    let t = in_tenant(&state, &viewer, &slug).await?;
+    t.authorize(Action::ManagePolicy)?;
+    let name = fields.one("name");
+    let outcome = async {
+        let owner = fields.one("owner");
+        let mut body = json!({
+            "kind": fields.one("kind"),
+            "criticality": fields.one("criticality"),
+            "environment": fields.one("environment"),
+        });
+        if !owner.trim().is_empty() {
+            body["owner"] = json!(owner.trim());
+        }
+        api::policy::put_ci(State(state.clone()), t, name_path(&slug, &name), Body(body))
+            .await
+            .map(|r| saved("Configuration item", name.trim(), r.0.applied))
     }
     .await;
     answered(&state, &viewer, &slug, outcome).await

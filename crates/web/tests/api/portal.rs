@@ -1253,6 +1253,41 @@ async fn the_requester_comments_and_withdraws_from_the_change_page(app: TestApp)
         comments[0]["body"], "Moved to next week, see SHOP-312",
         "{comments}"
     );
+    // An @-mention tells a person of the tenant by e-mail; someone of
+    // another client is not found, nor told.
+    let page = eve.get(&path).await.status(200);
+    eve.form(
+        &format!("{path}/comment"),
+        &[
+            ("csrf", &csrf(&page.text)),
+            ("body", "@carol can you confirm the new date? cc @bob"),
+        ],
+    )
+    .await
+    .status(303);
+    let outbox = app
+        .store
+        .due_messages(app.now() + chrono::TimeDelta::days(1), 100)
+        .await
+        .expect("the outbox");
+    let told: Vec<_> = outbox
+        .iter()
+        .filter(|m| m.subject.contains("mentioned you"))
+        .collect();
+    assert_eq!(told.len(), 1, "{outbox:?}");
+    assert_eq!(told[0].recipient, "carol@client-a.example");
+    assert!(
+        told[0]
+            .body
+            .contains("@carol can you confirm the new date?"),
+        "{}",
+        told[0].body
+    );
+    assert!(
+        told[0]
+            .body
+            .contains(&format!("/t/client-a/changes/{n}#comments"))
+    );
     let page = eve.get(&path).await.status(200);
     assert!(
         page.text.contains("<strong>eve</strong>"),
@@ -1989,7 +2024,259 @@ async fn an_approver_hands_over_their_seat_while_away(app: TestApp) {
     bob.get(path).await.status(404);
 }
 
+/// The schedule builder: a change manager writes a weekly maintenance
+/// window and a monthly blackout through the form (no JSON, no RRULE), the
+/// page says each as a sentence, a form without a day is refused with
+/// nothing saved, and an auditor may not post it.
+async fn windows_are_built_from_a_form_and_read_as_sentences(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let path = "/t/client-a/settings";
+    let cm = sign_in(&app, "cm@msp.example").await;
+    let page = cm.get(path).await.status(200);
+    assert!(
+        page.text.contains("A window or blackout that repeats"),
+        "{}",
+        page.text
+    );
+    let token = csrf(&page.text);
+    let weekly = cm
+        .form(
+            "/t/client-a/settings/windows",
+            &[
+                ("csrf", &token),
+                ("name", "saturday-night"),
+                ("kind", "maintenance"),
+                ("repeats", "weekly"),
+                ("day", "SA"),
+                ("start", "02:00"),
+                ("hours", "4"),
+                ("time_zone", "Europe/Berlin"),
+            ],
+        )
+        .await
+        .status(200);
+    assert!(
+        weekly
+            .text
+            .contains("saturday-night saved: every Saturday 02:00–06:00 Europe/Berlin."),
+        "{}",
+        weekly.text
+    );
+    let windows = m.cm.get(&format!("{A}/windows")).await.ok();
+    let w = windows
+        .as_array()
+        .expect("windows")
+        .iter()
+        .find(|w| w["name"] == "saturday-night")
+        .cloned()
+        .expect("the window saved");
+    assert_eq!(
+        w["spec"]["schedule"]["rrule"]["rule"],
+        "FREQ=WEEKLY;BYDAY=SA;BYHOUR=2;BYMINUTE=0;BYSECOND=0",
+        "{w}"
+    );
+    cm.form(
+        "/t/client-a/settings/windows",
+        &[
+            ("csrf", &token),
+            ("name", "patch-tuesday"),
+            ("kind", "blackout"),
+            ("repeats", "monthly"),
+            ("ordinal", "2"),
+            ("weekday", "TU"),
+            ("start", "22:00"),
+            ("hours", "3"),
+            ("time_zone", ""),
+        ],
+    )
+    .await
+    .status(200);
+    let page = cm.get(path).await.status(200);
+    assert!(
+        page.text.contains("<strong>patch-tuesday</strong> (blackout): the second Tuesday of every month 22:00–01:00 the next day Europe/Berlin"),
+        "{}",
+        page.text
+    );
+    let refused = cm
+        .form(
+            "/t/client-a/settings/windows",
+            &[
+                ("csrf", &token),
+                ("name", "no-days"),
+                ("repeats", "weekly"),
+                ("start", "02:00"),
+                ("hours", "4"),
+            ],
+        )
+        .await
+        .status(422);
+    assert!(
+        refused.text.contains("tick at least one day"),
+        "{}",
+        refused.text
+    );
+    let windows = m.cm.get(&format!("{A}/windows")).await.ok();
+    assert!(
+        !windows
+            .as_array()
+            .expect("windows")
+            .iter()
+            .any(|w| w["name"] == "no-days"),
+        "nothing saved: {windows}"
+    );
+    // A board and a configuration item, from their forms.
+    let saved = cm
+        .form(
+            "/t/client-a/settings/boards",
+            &[
+                ("csrf", &token),
+                ("name", "client-change-board"),
+                ("description", "client A's CAB"),
+                ("member", "carol@client-a.example"),
+                ("member", "role:technical-approver"),
+                ("rule", "quorum"),
+                ("quorum", "2"),
+                ("chair", "tom@msp.example"),
+                ("mandatory", "carol@client-a.example"),
+            ],
+        )
+        .await
+        .status(200);
+    assert!(
+        saved.text.contains("Board client-change-board: created."),
+        "{}",
+        saved.text
+    );
+    assert!(
+        saved.text.contains("<strong>client-change-board</strong>: carol (carol@client-a.example), everyone who is technical-approver; 2 of its members approve; chaired by tom (tom@msp.example); carol (carol@client-a.example) must approve"),
+        "{}",
+        saved.text
+    );
+    let boards = m.cm.get(&format!("{A}/boards")).await.ok();
+    let b = boards
+        .as_array()
+        .expect("boards")
+        .iter()
+        .find(|b| b["name"] == "client-change-board")
+        .cloned()
+        .expect("the board");
+    assert_eq!(b["spec"]["rule"], "quorum 2", "{b}");
+    assert_eq!(b["spec"]["chair"], "tom@msp.example", "{b}");
+    let edit = cm
+        .get(&format!("{path}?board=client-change-board"))
+        .await
+        .status(200);
+    assert!(
+        edit.text
+            .contains("value=\"carol@client-a.example\" checked"),
+        "{}",
+        edit.text
+    );
+    assert!(
+        edit.text
+            .contains("Board client-change-board (saving replaces it)"),
+        "{}",
+        edit.text
+    );
+    let refused = cm
+        .form(
+            "/t/client-a/settings/boards",
+            &[("csrf", &token), ("name", "empty-board"), ("rule", "any")],
+        )
+        .await
+        .status(422);
+    assert!(
+        refused.text.contains("at least one member"),
+        "{}",
+        refused.text
+    );
+    cm.form(
+        "/t/client-a/settings/items",
+        &[
+            ("csrf", &token),
+            ("name", "payments-db"),
+            ("kind", "database"),
+            ("criticality", "high"),
+            ("environment", "production"),
+            ("owner", ""),
+        ],
+    )
+    .await
+    .status(200);
+    let items = m.cm.get(&format!("{A}/configuration-items")).await.ok();
+    assert!(
+        items
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|i| i["name"] == "payments-db" && i["spec"]["criticality"] == "high"),
+        "{items}"
+    );
+    // Routing by type and risk, from its form; the rest of the policy kept.
+    let routed = cm
+        .form(
+            "/t/client-a/settings/routing",
+            &[
+                ("csrf", &token),
+                ("route.low", "msp-tech"),
+                ("route.high", "msp-tech"),
+                ("route.high", "client-change-board"),
+                ("emergency", "msp-tech"),
+            ],
+        )
+        .await
+        .status(200);
+    assert!(
+        routed.text.contains("Normal changes: from low risk, msp-tech; from high risk, msp-tech and client-change-board."),
+        "{}",
+        routed.text
+    );
+    let policy = m.cm.get(&format!("{A}/policy")).await.ok();
+    assert_eq!(
+        policy["spec"]["routing"]["normal"],
+        json!([{ "from": "low", "boards": ["msp-tech"] }, { "from": "high", "boards": ["msp-tech", "client-change-board"] }]),
+        "{policy}"
+    );
+    // A client's admin writes blackouts, not boards.
+    let alice = sign_in(&app, "alice@client-a.example").await;
+    let page = alice.get(path).await.status(200);
+    assert!(!page.text.contains("/settings/boards\""), "{}", page.text);
+    alice
+        .form(
+            "/t/client-a/settings/boards",
+            &[
+                ("csrf", &csrf(&page.text)),
+                ("name", "x"),
+                ("member", "role:requester"),
+                ("rule", "any"),
+            ],
+        )
+        .await
+        .status(403);
+
+    let audrey = sign_in(&app, "audrey@audit.example").await;
+    let page = audrey.get(path).await.status(200);
+    assert!(
+        !page.text.contains("/settings/windows\""),
+        "no builder for an auditor"
+    );
+    audrey
+        .form(
+            "/t/client-a/settings/windows",
+            &[
+                ("csrf", &csrf(&page.text)),
+                ("name", "sneaky"),
+                ("day", "SA"),
+                ("start", "02:00"),
+                ("hours", "4"),
+            ],
+        )
+        .await
+        .status(403);
+}
+
 crate::on_both!(
+    windows_are_built_from_a_form_and_read_as_sentences,
     an_approver_hands_over_their_seat_while_away,
     the_release_manager_packages_approved_changes_in_the_portal,
     the_change_is_edited_started_and_completed_from_its_page,
