@@ -374,6 +374,10 @@ for (const db of DATABASES) {
       await page.getByLabel('Status of step 2').selectOption('failed');
       await page.getByRole('button', { name: 'Record' }).first().click();
       await page.getByRole('cell', { name: 'tunnel does not come up' }).waitFor();
+      // The failed step stands out, in words and colour.
+      const failed = page.locator('tr.step-failed');
+      assert.equal(await failed.count(), 1);
+      assert.match(await failed.innerText(), /⚠ failed/);
       // Nothing more runs until a rollback is authorized, with a reason.
       await page.getByLabel('Why roll back').fill('VPN tunnel down after the rotation');
       await page.getByRole('button', { name: 'Authorize rollback' }).click();
@@ -501,6 +505,21 @@ for (const db of DATABASES) {
       await tom.goto(`${server.url}/t/client-a/changes/${mine}`);
       await tom.getByRole('button', { name: 'Approve' }).click();
       await tom.locator('.meta .state').getByText('Approved', { exact: true }).waitFor();
+
+      // By keyboard alone: Tab to the comment box, type, Tab to its button, Enter.
+      await eve.goto(`${server.url}/t/client-a/changes/${mine}`);
+      const box = eve.getByLabel(/^Add a comment/);
+      for (let i = 0; i < 80 && !(await box.evaluate((el) => el === document.activeElement)); i++) {
+        await eve.keyboard.press('Tab');
+      }
+      assert.ok(await box.evaluate((el) => el === document.activeElement), 'the comment box is reached by Tab');
+      await eve.keyboard.type('@tom resubmitted with the staging evidence');
+      await eve.keyboard.press('Tab');
+      assert.equal(await eve.evaluate(() => document.activeElement.textContent), 'Comment');
+      await eve.keyboard.press('Enter');
+      await eve.getByText('@tom resubmitted with the staging evidence').waitFor();
+      await until('the mention e-mail to tom', () =>
+        sink.messages.find((m) => m.includes('To: tom@msp.example') && m.includes('mentioned you')));
 
       // The implementer starts, completes and reviews it from its page.
       const rita = await signIn(browser, server.url, 'rita@msp.example');
