@@ -313,11 +313,26 @@ pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> PageResult<
         limit: 200,
         ..ChangeFilter::default()
     };
+    // Only where the viewer may decide can a change wait for them.
+    let deciding: BTreeSet<TenantId> = tenants
+        .iter()
+        .copied()
+        .filter(|t| {
+            changegate_core::authz::authorize(&viewer.principal, *t, Action::Decide).is_ok()
+        })
+        .collect();
     let mut waiting = Vec::new();
-    for c in store
-        .list_changes(&list(Some(ChangeState::AwaitingApproval), None))
-        .await?
-    {
+    let awaiting = if deciding.is_empty() {
+        Vec::new()
+    } else {
+        store
+            .list_changes(&ChangeFilter {
+                tenants: Some(deciding),
+                ..list(Some(ChangeState::AwaitingApproval), None)
+            })
+            .await?
+    };
+    for c in awaiting {
         if waits_for(store, &c, me, state.now()).await? {
             waiting.push(row(&c, &slugs));
         }
@@ -713,9 +728,11 @@ pub async fn change(
     } else {
         None
     };
-    // The client's acceptance, where the policy asks for it.
-    let (_, policy) = crate::workflow::policy(store, t.tenant.id).await?;
-    let acceptance = match crate::app::accept::covering(&policy, &c) {
+    // The client's acceptance, where the policy asks for it (the policy
+    // from the tenant's shared snapshot, renewed after every write).
+    let snapshot = state.snapshots.of(&state, &t.tenant).await?;
+    let policy = &snapshot.policy;
+    let acceptance = match crate::app::accept::covering(policy, &c) {
         None => None,
         Some(_) => {
             let done = crate::app::accept::accepted(store, &c).await?;
@@ -736,9 +753,9 @@ pub async fn change(
             };
             let waiting = match done {
                 Some(_) => None,
-                None => crate::app::accept::missing(store, &c, &policy).await?,
+                None => crate::app::accept::missing(store, &c, policy).await?,
             };
-            let can_accept = crate::app::accept::refusal(store, &c, &policy, viewer.principal.user)
+            let can_accept = crate::app::accept::refusal(store, &c, policy, viewer.principal.user)
                 .await?
                 .is_none();
             Some(AcceptanceModel {
