@@ -10,6 +10,7 @@ use changegate_store::*;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{PgPool, Postgres, Transaction};
+use std::collections::BTreeSet;
 
 use crate::rows::{json, parse, to_json};
 use crate::{audit, db, found, stamp};
@@ -258,6 +259,56 @@ pub(crate) async fn planned_between(
         tenant.0,
         to,
         from
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .map(ChangeRow::into_change)
+    .collect()
+}
+
+pub(crate) async fn starting_between(
+    pool: &PgPool,
+    tenants: Option<&BTreeSet<TenantId>>,
+    states: &[ChangeState],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Change>> {
+    let states: Vec<String> = states.iter().map(|s| s.as_str().to_string()).collect();
+    let limit = limit.clamp(1, 500);
+    // One tenant walks the (tenant_id, planned_start) index; `= ANY`
+    // cannot, so several or all walk the (planned_start) one.
+    if let Some(only) = tenants.filter(|ts| ts.len() == 1).and_then(|ts| ts.first()) {
+        return select_change!(
+            "WHERE tenant_id = $1 AND planned_start IS NOT NULL AND planned_start >= $2 AND planned_start < $3
+               AND state = ANY($4)
+             ORDER BY planned_start, id LIMIT $5",
+            only.0,
+            from,
+            to,
+            &states,
+            limit
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(ChangeRow::into_change)
+        .collect();
+    }
+    let tenants: Option<Vec<i64>> = tenants.map(|ts| ts.iter().map(|t| t.0).collect());
+    select_change!(
+        "WHERE planned_start IS NOT NULL AND planned_start >= $1 AND planned_start < $2
+           AND ($3::BIGINT[] IS NULL OR tenant_id = ANY($3))
+           AND state = ANY($4)
+         ORDER BY planned_start, id LIMIT $5",
+        from,
+        to,
+        tenants.as_deref(),
+        &states,
+        limit
     )
     .fetch_all(pool)
     .await

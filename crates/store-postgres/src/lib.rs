@@ -28,6 +28,7 @@ mod rows;
 
 use async_trait::async_trait;
 use changegate_core::audit::{Event, Head};
+use changegate_core::change::ChangeState;
 use changegate_core::{ChangeNumber, Email, ReleaseNumber, Role, TenantId, UserId};
 use changegate_store::*;
 use chrono::{DateTime, Utc};
@@ -650,6 +651,17 @@ impl Store for PostgresStore {
         to: DateTime<Utc>,
     ) -> Result<Vec<Change>> {
         changes::planned_between(&self.pool, tenant, from, to).await
+    }
+
+    async fn changes_starting_between(
+        &self,
+        tenants: Option<&BTreeSet<TenantId>>,
+        states: &[ChangeState],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<Change>> {
+        changes::starting_between(&self.pool, tenants, states, from, to, limit).await
     }
 
     async fn changes_implemented_between(

@@ -10,6 +10,7 @@ use changegate_store::*;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{Sqlite, SqlitePool, Transaction};
+use std::collections::BTreeSet;
 
 use crate::rows::{json, parse, to_json};
 use crate::{audit, db, found};
@@ -276,6 +277,68 @@ pub(crate) async fn planned_between(
         tenant.0,
         to,
         from
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .map(ChangeRow::into_change)
+    .collect()
+}
+
+pub(crate) async fn starting_between(
+    pool: &SqlitePool,
+    tenants: Option<&BTreeSet<TenantId>>,
+    states: &[ChangeState],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Change>> {
+    let states = to_json(
+        "state filter",
+        &states.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+    )?;
+    let limit = limit.clamp(1, 500);
+    // One tenant walks the (tenant_id, planned_start) index; several or
+    // all walk the (planned_start) one over the period.
+    if let Some(only) = tenants.filter(|ts| ts.len() == 1).and_then(|ts| ts.first()) {
+        return select_change!(
+            "WHERE tenant_id = ? AND planned_start IS NOT NULL AND planned_start >= ? AND planned_start < ?
+               AND state IN (SELECT value FROM json_each(?))
+             ORDER BY planned_start, id LIMIT ?",
+            only.0,
+            from,
+            to,
+            states,
+            limit
+        )
+        .fetch_all(pool)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(ChangeRow::into_change)
+        .collect();
+    }
+    let all_tenants = tenants.is_none();
+    let tenants = to_json(
+        "tenant filter",
+        &tenants
+            .iter()
+            .flat_map(|ts| ts.iter())
+            .map(|t| t.0)
+            .collect::<Vec<_>>(),
+    )?;
+    select_change!(
+        "WHERE planned_start IS NOT NULL AND planned_start >= ? AND planned_start < ?
+           AND (? OR tenant_id IN (SELECT value FROM json_each(?)))
+           AND state IN (SELECT value FROM json_each(?))
+         ORDER BY planned_start, id LIMIT ?",
+        from,
+        to,
+        all_tenants,
+        tenants,
+        states,
+        limit
     )
     .fetch_all(pool)
     .await

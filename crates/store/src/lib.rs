@@ -13,6 +13,7 @@ pub use records::*;
 
 use async_trait::async_trait;
 use changegate_core::audit::{Event, Head};
+use changegate_core::change::ChangeState;
 use changegate_core::{ChangeNumber, Email, ReleaseNumber, Role, TenantId, UserId};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, BTreeSet};
@@ -338,6 +339,19 @@ pub trait Store: Send + Sync + 'static {
         tenant: TenantId,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
+    ) -> Result<Vec<Change>>;
+
+    /// Changes of `tenants` (`None`: every tenant) in one of `states`
+    /// whose planned start falls in `[from, to)`, by planned start, at
+    /// most `limit`: what is due soon, read by the index on planned start
+    /// rather than by listing every change in those states.
+    async fn changes_starting_between(
+        &self,
+        tenants: Option<&BTreeSet<TenantId>>,
+        states: &[ChangeState],
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
     ) -> Result<Vec<Change>>;
 
     /// Changes of every tenant that `user` is named to implement, with a

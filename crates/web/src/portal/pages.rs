@@ -347,21 +347,22 @@ pub async fn inbox(State(state): State<AppState>, viewer: Viewer) -> PageResult<
         .map(|c| row(c, &slugs))
         .collect();
     let now = state.now();
-    let mut week = Vec::new();
-    for s in [
-        ChangeState::Approved,
-        ChangeState::Scheduled,
-        ChangeState::Implementing,
-    ] {
-        for c in store.list_changes(&list(Some(s), None)).await? {
-            if c.content
-                .planned_start
-                .is_some_and(|p| p >= now - TimeDelta::days(1) && p < now + TimeDelta::days(7))
-            {
-                week.push(row(&c, &slugs));
-            }
-        }
-    }
+    let week = store
+        .changes_starting_between(
+            Some(&tenants),
+            &[
+                ChangeState::Approved,
+                ChangeState::Scheduled,
+                ChangeState::Implementing,
+            ],
+            now - TimeDelta::days(1),
+            now + TimeDelta::days(7),
+            200,
+        )
+        .await?
+        .iter()
+        .map(|c| row(c, &slugs))
+        .collect();
     let seats = store
         .tenants(visible.as_ref())
         .await?

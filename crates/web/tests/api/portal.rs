@@ -5,7 +5,7 @@
 
 use changegate_core::authz::{self, Denied};
 use changegate_core::{Email, Role};
-use changegate_testkit::msp::{Msp, high_risk};
+use changegate_testkit::msp::{Msp, high_risk, low_risk};
 use changegate_testkit::{Actor, Resp, TestApp};
 use changegate_web::Access;
 use serde_json::json;
@@ -2275,7 +2275,84 @@ async fn windows_are_built_from_a_form_and_read_as_sentences(app: TestApp) {
         .status(403);
 }
 
+/// The inbox's "This week" lists the approved, scheduled or implementing
+/// changes of the viewer's tenants that start within the next seven days,
+/// soonest first: not one starting later, not one still awaiting approval,
+/// never another client's.
+async fn the_inbox_lists_what_starts_this_week_in_the_viewers_tenants(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let now = app.now();
+    let raise = |tenant: &'static str, title: &'static str, days: i64| {
+        let m = &m;
+        async move {
+            let mut body = changegate_testkit::msp::normal_change(title, low_risk());
+            body["planned_start"] = json!((now + chrono::TimeDelta::days(days)).to_rfc3339());
+            let at = format!("/api/v1/tenants/{tenant}/changes");
+            let c = m.eve.post(&at, body).await.status(201).json;
+            let n = c["number"].as_str().expect("number").to_string();
+            m.eve
+                .post(&format!("{at}/{n}/submit"), json!({}))
+                .await
+                .ok();
+            n
+        }
+    };
+    let approve = |tenant: &'static str, n: String| {
+        let m = &m;
+        async move {
+            let who = if tenant == "client-a" { &m.tom } else { &m.bob };
+            let c = who
+                .post(
+                    &format!("/api/v1/tenants/{tenant}/changes/{n}/decisions"),
+                    json!({ "decision": "approve", "revision": 1 }),
+                )
+                .await
+                .ok();
+            assert_eq!(c["state"], "approved", "{c}");
+        }
+    };
+    // Raised soonest first, so a list by number (newest first) would
+    // put it last.
+    let soon = raise("client-a", "Patch the database", 1).await;
+    approve("client-a", soon).await;
+    let later = raise("client-a", "Rotate certificates", 3).await;
+    approve("client-a", later).await;
+    let beyond = raise("client-a", "Move the archive", 10).await;
+    approve("client-a", beyond).await;
+    raise("client-a", "Resize the cache", 2).await;
+    let b = raise("client-b", "Renew the firewall", 2).await;
+    approve("client-b", b).await;
+
+    let eve = sign_in(&app, "eve@msp.example").await;
+    let inbox = eve.get("/inbox").await.status(200).text;
+    let week = &inbox[inbox.find("id=\"week\"").expect("a week section")..];
+    let (patch, rotate) = (
+        week.find("Patch the database")
+            .expect("the change starting tomorrow"),
+        week.find("Rotate certificates")
+            .expect("the change starting in 3 days"),
+    );
+    assert!(patch < rotate, "soonest first: {week}");
+    assert!(
+        week.contains("Renew the firewall"),
+        "eve is in client-b too: {week}"
+    );
+    for absent in ["Move the archive", "Resize the cache"] {
+        assert!(!week.contains(absent), "{absent} in {week}");
+    }
+
+    let carol = sign_in(&app, "carol@client-a.example").await;
+    let inbox = carol.get("/inbox").await.status(200).text;
+    let week = &inbox[inbox.find("id=\"week\"").expect("a week section")..];
+    assert!(week.contains("Patch the database"), "{week}");
+    assert!(
+        !week.contains("Renew the firewall"),
+        "client-b's change: {week}"
+    );
+}
+
 crate::on_both!(
+    the_inbox_lists_what_starts_this_week_in_the_viewers_tenants,
     windows_are_built_from_a_form_and_read_as_sentences,
     an_approver_hands_over_their_seat_while_away,
     the_release_manager_packages_approved_changes_in_the_portal,
