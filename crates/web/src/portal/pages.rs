@@ -554,6 +554,10 @@ struct ChangePage {
     viewer: Option<Nav>,
     c: ChangeModel,
     waiting: Option<String>,
+    /// What the gate answers a deployment under it now, as the gate says
+    /// it, and whether that is an allow; `None` where the gate holds no
+    /// such change (closed, rejected, cancelled).
+    gate: Option<(bool, String)>,
     can_decide: bool,
     /// The outcome to review, when the viewer may record the
     /// post-implementation review now.
@@ -733,6 +737,25 @@ pub async fn change(
     // from the tenant's shared snapshot, renewed after every write).
     let snapshot = state.snapshots.of(&state, &t.tenant).await?;
     let policy = &snapshot.policy;
+    // What the gate says to a deployment under this change now: the same
+    // next-step sentence a pipeline or the agent is given.
+    let gate = match snapshot.gate.holds_back(c.number, state.now()) {
+        Some((_, why)) => Some((false, why)),
+        None if matches!(
+            snapshot.gate.state_of(c.number),
+            Some(ChangeState::Approved | ChangeState::Implementing)
+        ) =>
+        {
+            Some((
+                true,
+                format!(
+                    "{} may ship its approved content now: inside its planned slot and an open window",
+                    c.number
+                ),
+            ))
+        }
+        None => None,
+    };
     let acceptance = match crate::app::accept::covering(policy, &c) {
         None => None,
         Some(_) => {
@@ -886,6 +909,7 @@ pub async fn change(
         viewer: Some(nav(&state, &viewer).await?),
         c: model,
         waiting,
+        gate,
         can_decide,
         review_outcome,
         can_comment,

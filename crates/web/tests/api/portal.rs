@@ -2351,7 +2351,69 @@ async fn the_inbox_lists_what_starts_this_week_in_the_viewers_tenants(app: TestA
     );
 }
 
+/// The change page says what the gate answers a deployment under the
+/// change now, in the gate's own words: allowed inside the window; outside
+/// it, blocked with the next window named; a planned slot not yet begun,
+/// wait for it.
+async fn the_change_page_says_what_the_gate_answers_now(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    // Wednesdays 08:00–12:00 Berlin; the test clock starts inside it.
+    m.cm.put(
+        &format!("{A}/windows/wednesday-morning"),
+        json!({ "timeZone": "Europe/Berlin", "schedule": { "cron": { "expr": "0 8 * * WED", "duration": "4h" } } }),
+    )
+    .await
+    .ok();
+    m.cm.put(
+        &format!("{A}/configuration-items/payments-api"),
+        json!({ "kind": "application", "enforcement": { "pipeline": { "environment": "production" } } }),
+    )
+    .await
+    .ok();
+    let n = m.submitted(changegate_testkit::msp::low_risk()).await;
+    let page_path = format!("/t/client-a/changes/{n}");
+    let eve = sign_in(&app, "eve@msp.example").await;
+    let page = html_unescape(&eve.get(&page_path).await.status(200).text);
+    assert!(page.contains("What blocks it now:</strong>"), "{page}");
+    assert!(page.contains(&format!("{n} awaits")), "{page}");
+
+    m.tom
+        .post(
+            &format!("{A}/changes/{n}/decisions"),
+            json!({ "decision": "approve", "revision": 1 }),
+        )
+        .await
+        .ok();
+    let page = html_unescape(&eve.get(&page_path).await.status(200).text);
+    assert!(
+        page.contains(&format!("The gate lets it ship:</strong> {n} may ship")),
+        "{page}"
+    );
+
+    // Three hours on, the window has closed: the page gives the gate's
+    // sentence word for word.
+    app.set_now(app.now() + chrono::TimeDelta::hours(3));
+    let asked = m
+        .ian
+        .post(
+            "/api/v1/gate/check",
+            json!({ "tenant": "client-a", "target": { "pipeline": { "environment": "production" } },
+                    "artifacts": ["registry.example/payments@sha256:aaaa"] }),
+        )
+        .await
+        .ok();
+    assert_eq!(asked["verdict"], "deny", "{asked}");
+    let said = asked["message"].as_str().expect("a message");
+    assert!(said.contains("wednesday-morning"), "{said}");
+    let page = html_unescape(&eve.get(&page_path).await.status(200).text);
+    assert!(
+        page.contains(&format!("What blocks it now:</strong> {said}")),
+        "{said} in {page}"
+    );
+}
+
 crate::on_both!(
+    the_change_page_says_what_the_gate_answers_now,
     the_inbox_lists_what_starts_this_week_in_the_viewers_tenants,
     windows_are_built_from_a_form_and_read_as_sentences,
     an_approver_hands_over_their_seat_while_away,
