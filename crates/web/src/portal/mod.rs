@@ -16,9 +16,11 @@ mod kpis;
 mod package;
 pub(crate) mod pages;
 mod proposals;
+mod questionnaire;
 mod raise;
 mod releases;
 mod settings;
+mod templates;
 mod viewer;
 mod words;
 
@@ -79,6 +81,18 @@ fn pages() -> Vec<(RouteInfo, MethodRouter<AppState>)> {
             "/t/{tenant}/settings/routing",
             Tenant(ManagePolicy),
             post(settings::put_routing_form),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/settings/questionnaire",
+            Tenant(ManagePolicy),
+            post(questionnaire::put_questionnaire_form),
+        ),
+        r(
+            "POST",
+            "/t/{tenant}/settings/templates",
+            Tenant(ManagePolicy),
+            post(templates::put_template_form),
         ),
         r(
             "POST",

@@ -61,6 +61,16 @@ struct SettingsPage {
     board: BoardFill,
     /// The tenant's configuration items in words: (name, what).
     items: Vec<(String, String)>,
+    /// The risk questionnaire in words, and its form.
+    questionnaire_said: Vec<String>,
+    questionnaire: super::questionnaire::QuestionnaireFill,
+    /// Every template in words: (name, what it pre-approves), and the
+    /// template form with the items it may tick, (name, ticked), and the
+    /// people who may have approved it, (address, label, chosen).
+    templates: Vec<(String, String)>,
+    template: super::templates::TemplateFill,
+    template_items: Vec<(String, bool)>,
+    template_people: Vec<(String, String, bool)>,
     /// Routing in words, and the routing form: per risk level of normal
     /// changes, (level, [(board, ticked)]); for emergency changes, the boards.
     routing_said: Vec<String>,
@@ -99,7 +109,7 @@ pub struct BoardFill {
 }
 
 /// What `settings` shows after a form: the outcome, or the refusal.
-enum After {
+pub(crate) enum After {
     Nothing,
     Saved(String),
     Refused(ApiError),
@@ -110,6 +120,19 @@ pub struct SettingsQuery {
     /// A board to edit in the board form.
     #[serde(default)]
     board: String,
+    /// A template to edit in the template form.
+    #[serde(default)]
+    template: String,
+}
+
+/// What the page's forms are filled with besides what is stored: the
+/// board or template chosen to edit, or a refused form as it was typed.
+#[derive(Default)]
+pub(crate) struct Prefill {
+    pub board: String,
+    pub template: String,
+    pub questionnaire: Option<super::questionnaire::QuestionnaireFill>,
+    pub typed_template: Option<super::templates::TemplateFill>,
 }
 
 pub async fn settings(
@@ -120,7 +143,12 @@ pub async fn settings(
 ) -> PageResult<Response> {
     let t = in_tenant(&state, &viewer, &slug).await?;
     t.authorize(Action::Read)?;
-    page_with(&state, &viewer, &t, After::Nothing, &q.board).await
+    let prefill = Prefill {
+        board: q.board,
+        template: q.template,
+        ..Prefill::default()
+    };
+    page_with(&state, &viewer, &t, After::Nothing, prefill).await
 }
 
 async fn page(
@@ -129,16 +157,17 @@ async fn page(
     t: &InTenant,
     after: After,
 ) -> PageResult<Response> {
-    page_with(state, viewer, t, after, "").await
+    page_with(state, viewer, t, after, Prefill::default()).await
 }
 
-async fn page_with(
+pub(crate) async fn page_with(
     state: &AppState,
     viewer: &Viewer,
     t: &InTenant,
     after: After,
-    editing_board: &str,
+    prefill: Prefill,
 ) -> PageResult<Response> {
+    let editing_board = prefill.board.as_str();
     let store = state.store.as_ref();
     let mut blackouts = Vec::new();
     let mut objects = Vec::new();
@@ -285,8 +314,44 @@ async fn page_with(
         .iter()
         .map(|n| (n.clone(), current.routing.emergency.contains(n)))
         .collect();
-    let items = crate::workflow::configuration_items(store, t.tenant.id)
-        .await?
+    let questionnaire_said = super::questionnaire::words(&current.questionnaire);
+    let questionnaire = prefill
+        .questionnaire
+        .unwrap_or_else(|| super::questionnaire::QuestionnaireFill::of(&current.questionnaire));
+    let today = state.now().date_naive();
+    let mut templates = Vec::new();
+    let mut template = prefill.typed_template;
+    for o in store.objects(t.tenant.id, ObjectKind::Template).await? {
+        let Ok(spec) = serde_json::from_str::<changegate_core::catalogue::Template>(&o.spec) else {
+            continue;
+        };
+        if template.is_none() && o.name == prefill.template {
+            template = Some(super::templates::TemplateFill::of(&o.name, &spec));
+        }
+        templates.push((o.name, super::templates::words(&spec, &label, today)));
+    }
+    let template = template.unwrap_or_default();
+    let all_items = crate::workflow::configuration_items(store, t.tenant.id).await?;
+    // The tenant's items, and any the template names that are not (yet)
+    // among them, so that saving an edit keeps them.
+    let mut template_items: Vec<(String, bool)> = all_items
+        .iter()
+        .map(|(name, _)| (name.clone(), template.items.contains(name)))
+        .collect();
+    for name in &template.items {
+        if !template_items.iter().any(|(n, _)| n == name) {
+            template_items.push((name.clone(), true));
+        }
+    }
+    let template_people = users
+        .iter()
+        .map(|(u, _)| {
+            let email = u.email.to_string();
+            let on = template.approved_by.trim() == email;
+            (email.clone(), label(&email), on)
+        })
+        .collect();
+    let items = all_items
         .into_iter()
         .map(|(name, ci)| {
             let mut what = format!(
@@ -331,6 +396,12 @@ async fn page_with(
     };
     let page = SettingsPage {
         viewer: Some(nav(state, viewer).await?),
+        questionnaire_said,
+        questionnaire,
+        templates,
+        template,
+        template_items,
+        template_people,
         windows,
         boards,
         board,

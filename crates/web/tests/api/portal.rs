@@ -2412,7 +2412,298 @@ async fn the_change_page_says_what_the_gate_answers_now(app: TestApp) {
     );
 }
 
+/// The risk questionnaire and the standard-change templates are edited as
+/// forms: a positively worded question is added (and an old one removed),
+/// and a change raised afterwards is assessed by it; a wrong row comes back
+/// with every row as typed and nothing saved; a template is written with its
+/// pre-approved scope, said in words, edited from its own link, and a bad
+/// date loses nothing. A client's admin and an auditor get neither form and
+/// cannot post one.
+async fn the_risk_questionnaire_and_templates_are_edited_as_forms(app: TestApp) {
+    let m = Msp::setup(&app).await;
+    let cm = sign_in(&app, "cm@msp.example").await;
+    let page = cm.get("/t/client-a/settings").await.status(200);
+    let token = csrf(&page.text);
+    assert!(
+        page.text
+            .contains("Does the change touch production? (weight 3): no scores 0, yes scores 1."),
+        "{}",
+        page.text
+    );
+    // The default questionnaire's four rows, then two blank ones.
+    assert!(
+        page.text.contains("name=\"q.3.key\" value=\"no-backout\""),
+        "{}",
+        page.text
+    );
+    assert!(
+        page.text.contains("name=\"q.5.key\" value=\"\""),
+        "{}",
+        page.text
+    );
+    let mut rows: Vec<(String, String)> = vec![("csrf".into(), token.clone())];
+    let questions = [
+        (
+            "production",
+            "Does the change touch production?",
+            "3",
+            "no=0, yes=1",
+        ),
+        (
+            "outage",
+            "Is a service outage expected?",
+            "4",
+            "no=0, yes=1",
+        ),
+        (
+            "untested",
+            "Is the change untested in a non-production environment?",
+            "3",
+            "no=0, yes=1",
+        ),
+        (
+            "no-backout",
+            "Is there no tested backout plan?",
+            "2",
+            "no=0, yes=1",
+        ),
+        (
+            "tested-backout",
+            "Has the backout been rehearsed?",
+            "5",
+            "yes=0, no=1",
+        ),
+        ("", "", "", ""),
+    ];
+    for (i, (key, text, weight, answers)) in questions.iter().enumerate() {
+        for (what, v) in [
+            ("key", key),
+            ("text", text),
+            ("weight", weight),
+            ("answers", answers),
+        ] {
+            rows.push((format!("q.{i}.{what}"), v.to_string()));
+        }
+    }
+    rows.push(("remove".into(), "3".into()));
+    for (k, v) in [("medium", "3"), ("high", "6"), ("critical", "10")] {
+        rows.push((k.into(), v.into()));
+    }
+    // A wrong score first: refused, nothing saved, every row as typed.
+    let mut wrong = rows.clone();
+    wrong
+        .iter_mut()
+        .find(|(k, _)| k == "q.4.answers")
+        .expect("row 5")
+        .1 = "yes=0, no=often".into();
+    let refused = post_fields(&cm, "/t/client-a/settings/questionnaire", &wrong)
+        .await
+        .status(422);
+    assert!(
+        refused
+            .text
+            .contains("question 4 (tested-backout): write its answers as answer=score"),
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains("value=\"yes=0, no=often\""),
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused
+            .text
+            .contains("value=\"Has the backout been rehearsed?\""),
+        "{}",
+        refused.text
+    );
+    let policy = m.cm.get(&format!("{A}/policy")).await.ok();
+    assert_eq!(
+        policy["spec"]["questionnaire"]["questions"]
+            .as_array()
+            .map(Vec::len),
+        Some(4)
+    );
+
+    let saved = post_fields(&cm, "/t/client-a/settings/questionnaire", &rows)
+        .await
+        .status(200);
+    assert!(
+        saved.text.contains("Risk questionnaire saved: 4 questions"),
+        "{}",
+        saved.text
+    );
+    assert!(
+        saved
+            .text
+            .contains("Has the backout been rehearsed? (weight 5): yes scores 0, no scores 1."),
+        "{}",
+        saved.text
+    );
+    let policy = m.cm.get(&format!("{A}/policy")).await.ok();
+    let keys: Vec<&str> = policy["spec"]["questionnaire"]["questions"]
+        .as_array()
+        .expect("questions")
+        .iter()
+        .filter_map(|q| q["key"].as_str())
+        .collect();
+    assert_eq!(
+        keys,
+        ["production", "outage", "untested", "tested-backout"],
+        "{policy}"
+    );
+    assert_eq!(
+        policy["spec"]["questionnaire"]["thresholds"]["critical"],
+        10
+    );
+    assert!(
+        policy["spec"]["routing"]["normal"].is_array(),
+        "the rest is kept: {policy}"
+    );
+    // A change raised now is assessed by the new questions: an unrehearsed
+    // backout (5) in production (3) is high risk.
+    let c = m
+        .eve
+        .post(
+            &format!("{A}/changes"),
+            changegate_testkit::msp::normal_change(
+                "Swap the load balancer",
+                json!({ "production": "yes", "outage": "no", "untested": "no", "tested-backout": "no" }),
+            ),
+        )
+        .await
+        .status(201)
+        .json;
+    let n = c["number"].as_str().expect("a number");
+    let c = m
+        .eve
+        .post(&format!("{A}/changes/{n}/submit"), json!({}))
+        .await
+        .ok();
+    assert_eq!(c["risk"]["level"], "high", "{c}");
+
+    // A template with its pre-approved scope.
+    let template = |review_due: &str| -> Vec<(String, String)> {
+        [
+            ("csrf", token.as_str()),
+            ("name", "cache-flush"),
+            ("title", "Flush the payments cache"),
+            ("description", "Clears the cache after a price list import"),
+            ("implementation_plan", "redis-cli FLUSHDB"),
+            ("test_plan", "prices load"),
+            ("backout_plan", "none needed: the cache refills"),
+            ("steps", "announce it\nflush\ncheck prices"),
+            ("item", "payments-api"),
+            ("item_kinds", "cache"),
+            ("artifacts", ""),
+            ("paths", "spec.replicas"),
+            ("variables", "reason=price import"),
+            ("approved_by", "cm@msp.example"),
+            ("approved_on", "2026-11-01"),
+            ("review_due", review_due),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    };
+    let refused = post_fields(&cm, "/t/client-a/settings/templates", &template("someday"))
+        .await
+        .status(422);
+    assert!(
+        refused.text.contains("review due: a date"),
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused.text.contains("value=\"Flush the payments cache\""),
+        "{}",
+        refused.text
+    );
+    assert!(
+        refused
+            .text
+            .contains("announce it\nflush\ncheck prices</textarea>"),
+        "{}",
+        refused.text
+    );
+    let stored = m.cm.get(&format!("{A}/templates")).await.ok();
+    assert!(
+        !stored.to_string().contains("cache-flush"),
+        "nothing saved: {stored}"
+    );
+
+    let saved = post_fields(
+        &cm,
+        "/t/client-a/settings/templates",
+        &template("2027-11-01"),
+    )
+    .await
+    .status(200);
+    assert!(
+        saved.text.contains("<strong>cache-flush</strong>: Flush the payments cache; pre-approves configuration items payments-api, any cache; no artifact; spec paths spec.replicas; 3 steps; approved by"),
+        "{}",
+        saved.text
+    );
+    let stored = m.cm.get(&format!("{A}/templates")).await.ok();
+    let spec = &stored
+        .as_array()
+        .expect("templates")
+        .iter()
+        .find(|t| t["name"] == "cache-flush")
+        .expect("the template")["spec"];
+    assert_eq!(
+        spec["configurationItems"],
+        json!(["payments-api"]),
+        "{spec}"
+    );
+    assert_eq!(
+        spec["variables"],
+        json!({ "reason": "price import" }),
+        "{spec}"
+    );
+    assert_eq!(spec["reviewDue"], "2027-11-01", "{spec}");
+    // Its edit link fills the form from it.
+    let edit = cm
+        .get("/t/client-a/settings?template=cache-flush")
+        .await
+        .status(200);
+    assert!(
+        edit.text
+            .contains("Template cache-flush (saving replaces it)"),
+        "{}",
+        edit.text
+    );
+    assert!(
+        edit.text.contains("value=\"payments-api\" checked"),
+        "{}",
+        edit.text
+    );
+
+    // Neither form for a client's admin or an auditor, nor a post.
+    for who in ["alice@client-a.example", "audrey@audit.example"] {
+        let b = sign_in(&app, who).await;
+        let page = b.get("/t/client-a/settings").await.status(200);
+        assert!(
+            !page.text.contains("questionnaire-form") && !page.text.contains("template-form"),
+            "{who}"
+        );
+        let token = csrf(&page.text);
+        let mut theirs = rows.clone();
+        theirs[0].1 = token.clone();
+        post_fields(&b, "/t/client-a/settings/questionnaire", &theirs)
+            .await
+            .status(403);
+        let mut theirs = template("2027-11-01");
+        theirs[0].1 = token;
+        post_fields(&b, "/t/client-a/settings/templates", &theirs)
+            .await
+            .status(403);
+    }
+}
+
 crate::on_both!(
+    the_risk_questionnaire_and_templates_are_edited_as_forms,
     the_change_page_says_what_the_gate_answers_now,
     the_inbox_lists_what_starts_this_week_in_the_viewers_tenants,
     windows_are_built_from_a_form_and_read_as_sentences,
