@@ -158,6 +158,74 @@ async function axeViolations(page) {
     .map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).slice(0, 3).join(', ')})`);
 }
 
+/**
+ * Every form control of the page as it is (its <details> opened) reached
+ * by Tab alone, in turn, each showing where the focus is; and no positive
+ * tabindex reordering them. Returns what is wrong, in words.
+ */
+async function keyboardProblems(page) {
+  const found = await page.evaluate(() => {
+    document.querySelectorAll('details').forEach((d) => { d.open = true; });
+    const shown = (el) => !el.disabled && el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+    const controls = [...document.querySelectorAll('form input:not([type=hidden]), form select, form textarea, form button')]
+      .filter(shown);
+    // A radio group is one Tab stop: reaching one of it reaches it.
+    controls.forEach((el, i) => el.setAttribute('data-kb', el.type === 'radio' ? `radio:${el.form?.action}:${el.name}` : String(i)));
+    const stops = [...document.querySelectorAll('a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]')]
+      .filter(shown).length;
+    window.kbSeen = new Set();
+    window.kbUnmarked = [];
+    document.addEventListener('focusin', (e) => {
+      const key = e.target.getAttribute('data-kb');
+      if (key === null) return;
+      window.kbSeen.add(key);
+      if (getComputedStyle(e.target).outlineStyle === 'none') window.kbUnmarked.push(key);
+    });
+    document.activeElement?.blur();
+    const positive = [...document.querySelectorAll('[tabindex]')].filter((el) => el.tabIndex > 0).length;
+    return { stops, positive };
+  });
+  // A date or time field is several stops (one per part), so Tab goes on
+  // until every control was reached or four times the stops were pressed.
+  for (let i = 0; i <= 4 * found.stops; i++) {
+    await page.keyboard.press('Tab');
+    if (i % 10 === 9 && await page.evaluate(() =>
+      [...document.querySelectorAll('[data-kb]')].every((el) => window.kbSeen.has(el.getAttribute('data-kb'))))) break;
+  }
+  const result = await page.evaluate(() => {
+    const name = (el) => `${el.tagName.toLowerCase()} ${el.name || el.textContent.trim().slice(0, 30)} of the form to ${el.form?.getAttribute('action')}`;
+    const all = [...document.querySelectorAll('[data-kb]')];
+    return {
+      missed: all.filter((el) => !window.kbSeen.has(el.getAttribute('data-kb'))).map(name),
+      unmarked: [...new Set(window.kbUnmarked)].map((k) => name(document.querySelector(`[data-kb="${CSS.escape(k)}"]`))),
+      controls: new Set(all.map((el) => el.getAttribute('data-kb'))).size,
+    };
+  });
+  const problems = [];
+  if (found.positive) problems.push(`${found.positive} elements with a positive tabindex`);
+  if (result.missed.length) problems.push(`not reached by Tab: ${result.missed.slice(0, 5).join('; ')}`);
+  if (result.unmarked.length) problems.push(`focused without a visible mark: ${result.unmarked.slice(0, 5).join('; ')}`);
+  return { problems, controls: result.controls };
+}
+
+/**
+ * The keyboard check of the page `page` shows, opened again in a second tab
+ * of the same session (its own tab goes on untouched); what is wrong goes
+ * to `failures`, the count of controls to `reached`.
+ */
+async function keyboardCheck(page, where, failures, reached) {
+  const probe = await page.context().newPage();
+  try {
+    await probe.setViewportSize({ width: 1366, height: 900 });
+    await probe.goto(page.url());
+    const { problems, controls } = await keyboardProblems(probe);
+    failures.push(...problems.map((p) => `${where} (${new URL(page.url()).pathname}): ${p}`));
+    reached.push({ where, page: new URL(page.url()).pathname, formControls: controls });
+  } finally {
+    await probe.close();
+  }
+}
+
 /** The portal's GET pages, from its page table in the source. */
 function pageTable() {
   const source = fs.readFileSync(path.join(ROOT, 'crates/web/src/portal/mod.rs'), 'utf8');
@@ -195,6 +263,11 @@ for (const db of DATABASES) {
       server.child.kill();
     }));
     const env = { ...dbEnv, CHANGEGATE_SERVER: server.url };
+    // The forms met in the journeys, each checked by keyboard as its
+    // person sees it (reported with the page-table check).
+    const keyboardFailures = [];
+    const keyboardReached = [];
+    const kb = (page, where) => keyboardCheck(page, where, keyboardFailures, keyboardReached);
 
     cli(env, ['admin', 'create-user', '--email', 'admin@msp.example', '--name', 'Ada', '--admin', '--password-env', 'CHANGEGATE_PASSWORD']);
     const admin = cli(env, ['admin', 'token', 'admin@msp.example']);
@@ -273,6 +346,7 @@ for (const db of DATABASES) {
       await page.goto(link);
       await page.getByRole('heading', { name: new RegExp(number) }).waitFor();
       await shot(page, db, 'confirm');
+      await kb(page, 'the approval link');
       await page.getByLabel('One-time code from the e-mail').fill(code);
       await page.getByLabel('Comment').fill('OK for the weekend');
       await page.getByRole('button', { name: 'Approve' }).click();
@@ -294,6 +368,7 @@ for (const db of DATABASES) {
       await shot(page, db, 'inbox');
       await page.goto(`${server.url}/t/client-a/boards/msp-tech`);
       await shot(page, db, 'agenda');
+      await kb(page, 'the board agenda');
       await page.getByRole('button', { name: `Approve ${number}` }).click();
       await page.waitForURL(`${server.url}/t/client-a/boards/msp-tech`);
       assert.equal(await page.getByRole('button', { name: `Approve ${number}` }).count(), 0);
@@ -314,6 +389,7 @@ for (const db of DATABASES) {
       const eve = await signIn(browser, server.url, 'eve@msp.example');
       await eve.goto(`${server.url}/t/client-a/changes/${number}`);
       await eve.getByRole('link', { name: `Edit ${number}` }).click();
+      await kb(eve, 'the edit form');
       await eve.getByLabel(/^Test evidence/).fill('staging run green');
       await eve.getByRole('button', { name: 'Preview' }).click();
       await eve.getByText('Saving this edit keeps the approval').waitFor();
@@ -334,6 +410,7 @@ for (const db of DATABASES) {
       const page = await signIn(browser, server.url, 'rita@msp.example');
       await page.goto(`${server.url}/releases`);
       await page.getByRole('link', { name: 'Package a release' }).click();
+      await kb(page, 'packaging a release');
       await page.getByLabel('Name', { exact: true }).fill('Saturday night');
       await page.getByLabel(`${number} Upgrade the payments API`).check();
       await page.getByLabel(`${theirs} Rotate the VPN keys`).check();
@@ -361,6 +438,7 @@ for (const db of DATABASES) {
       await page.getByLabel('New step change').selectOption(theirs);
       await page.getByRole('button', { name: 'Add the step' }).click();
       await page.getByText('Restore the previous VPN keys').waitFor();
+      await kb(page, 'a planned release');
       const rita = cli(env, ['admin', 'token', 'rita@msp.example']);
       for (const phase of ['plan', 'build-and-test', 'deploy']) {
         await page.getByRole('button', { name: `Authorize ${phase}` }).click();
@@ -378,6 +456,7 @@ for (const db of DATABASES) {
       const failed = page.locator('tr.step-failed');
       assert.equal(await failed.count(), 1);
       assert.match(await failed.innerText(), /⚠ failed/);
+      await kb(page, 'a release with a failed step');
       // Nothing more runs until a rollback is authorized, with a reason.
       await page.getByLabel('Why roll back').fill('VPN tunnel down after the rotation');
       await page.getByRole('button', { name: 'Authorize rollback' }).click();
@@ -524,12 +603,15 @@ for (const db of DATABASES) {
       // The implementer starts, completes and reviews it from its page.
       const rita = await signIn(browser, server.url, 'rita@msp.example');
       await rita.goto(`${server.url}/t/client-a/changes/${mine}`);
+      await kb(rita, 'an approved change, to start');
       await rita.getByRole('button', { name: `Start implementing ${mine}` }).click();
       await rita.locator('.meta .state').getByText('Being implemented', { exact: true }).waitFor();
+      await kb(rita, 'a change being implemented, to complete or fail');
       await rita.getByLabel('What was done').fill('keys rotated, clients reconnected');
       await rita.getByLabel(/^Documentation updated/).fill('payments runbook: key rotation section');
       await rita.getByRole('button', { name: 'It is done: record the implementation' }).click();
       await rita.locator('.meta .state').getByText('Implemented', { exact: true }).waitFor();
+      await kb(rita, 'an implemented change, to review');
       await rita.getByLabel('What happened').fill('rotated within ten minutes');
       await rita.getByRole('button', { name: 'Record the review and close' }).click();
       const badge = rita.locator('.meta .state');
@@ -553,13 +635,14 @@ for (const db of DATABASES) {
       const indexed = eve.url().split('/').pop();
       const tom = await signIn(browser, server.url, 'tom@msp.example');
       await tom.goto(`${server.url}/t/client-a/changes/${indexed}`);
+      await kb(tom, 'a change awaiting approval');
       await tom.getByRole('button', { name: 'Approve' }).click();
       await tom.locator('.meta .state').getByText('Approved', { exact: true }).waitFor();
 
       // Approved, but not started before the client accepts it.
       const rita = await signIn(browser, server.url, 'rita@msp.example');
       await rita.goto(`${server.url}/t/client-a/changes/${indexed}`);
-      await rita.getByText(/awaits the client's acceptance of the tested change by carol/).waitFor();
+      await rita.locator('p.waiting').getByText(/awaits the client's acceptance of the tested change by carol/).waitFor();
       await rita.getByRole('button', { name: `Start implementing ${indexed}` }).click();
       assert.match(await rita.locator('[role=alert]').innerText(), /awaits the client's acceptance/);
 
@@ -574,6 +657,7 @@ for (const db of DATABASES) {
       await carol.goto(link);
       await carol.getByText('query plan checked on the staging copy').waitFor();
       await shot(carol, db, 'accept');
+      await kb(carol, 'the acceptance link');
       await carol.getByRole('button', { name: 'Accept the tested change' }).click();
       await carol.getByRole('heading', { name: `Thank you: your acceptance of ${indexed} is recorded` }).waitFor();
 
@@ -624,6 +708,7 @@ for (const db of DATABASES) {
       for (const email of ['tom@msp.example', 'carol@client-a.example']) {
         const approver = await signIn(browser, server.url, email);
         await approver.goto(`${server.url}/t/client-a/proposals/${prp}`);
+        await kb(approver, 'a proposal to authorize');
         await approver.getByRole('button', { name: `Authorize ${prp}` }).click();
         await approver.getByRole('row', { name: new RegExp(`^${email.split('@')[0]} authorized portal`) }).waitFor();
       }
@@ -668,16 +753,19 @@ for (const db of DATABASES) {
       await shot(eve, db, 'proposal');
     });
 
-    await t.test('every page of the page table holds at 390 px and has no serious or critical axe violation', async () => {
-      const mail = sink.messages.find((m) => m.includes('To: carol@client-a.example'));
+    await t.test('every page of the page table holds at 390 px, has no serious or critical axe violation and every form control is reached by keyboard', async () => {
+      const mail = sink.messages.find((m) => m.includes('To: carol@client-a.example') && m.includes('/approve/'));
       const token = mail.match(/\/approve\/(\S+)/)[1];
+      // The acceptance page opens with an acceptance link, not an approval one.
+      const accepting = sink.messages.find((m) => m.includes('To: carol@client-a.example') && m.includes('/accept/'));
+      const acceptToken = accepting.match(/\/accept\/(\S+)/)[1];
       const release = (await api(server.url, audreyToken, 'GET', '/api/v1/releases')).json[0].number;
       const proposal = (await api(server.url, audreyToken, 'GET', '/api/v1/tenants/client-a/proposals')).json[0].number;
       const fill = (p) => p
         .replace('{tenant}', 'client-a')
         .replace('{number}', p.startsWith('/releases/') ? release : p.includes('/proposals/') ? proposal : number)
         .replace('{board}', 'msp-tech')
-        .replace('{token}', token);
+        .replace('{token}', p.startsWith('/accept/') ? acceptToken : token);
       const pages = pageTable().map(fill);
       for (const p of pages) assert.doesNotMatch(p, /\{/, `a placeholder the test does not fill: ${p}`);
       const admin = await signIn(browser, server.url, 'admin@msp.example');
@@ -686,16 +774,23 @@ for (const db of DATABASES) {
       for (const p of pages) {
         const page = p === '/sign-in' ? await (await browser.newContext()).newPage() : admin;
         await page.setViewportSize({ width: 1366, height: 900 });
-        await page.goto(server.url + p);
+        const response = await page.goto(server.url + p);
+        // A spent link answers 410 with who used it; a 404 would be the wrong page.
+        if (response.status() === 404 || response.status() >= 500) failures.push(`${p}: ${response.status()}`);
+        const keyboard = await keyboardProblems(page);
+        for (const problem of keyboard.problems) failures.push(`${p}: ${problem}`);
         const violations = await axeViolations(page);
         await page.setViewportSize({ width: 390, height: 844 });
         const width = await page.evaluate(() => document.documentElement.scrollWidth);
-        figures.push({ page: p, axe: violations.length, width });
+        figures.push({ page: p, status: response.status(), axe: violations.length, width, formControls: keyboard.controls });
         if (violations.length) failures.push(`${p}: ${violations.join('; ')}`);
         if (width > 390) failures.push(`${p}: ${width} px wide on a 390 px phone`);
       }
       fs.mkdirSync(ARTIFACTS, { recursive: true });
       fs.writeFileSync(path.join(ARTIFACTS, `${db}-pages.json`), JSON.stringify(figures, null, 2));
+      fs.writeFileSync(path.join(ARTIFACTS, `${db}-keyboard.json`), JSON.stringify(keyboardReached, null, 2));
+      assert.ok(keyboardReached.length >= 12, `the journeys checked ${keyboardReached.length} forms by keyboard`);
+      failures.push(...keyboardFailures);
       assert.deepEqual(failures, [], failures.join('\n'));
     });
 
