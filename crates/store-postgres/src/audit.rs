@@ -201,3 +201,20 @@ pub(crate) async fn about(pool: &PgPool, tenant: TenantId, subject: &str) -> Res
     .map_err(db)?;
     Ok(events_of!(rows, tenant))
 }
+
+pub(crate) async fn about_each(
+    pool: &PgPool,
+    tenant: TenantId,
+    subjects: &[String],
+) -> Result<Vec<Event>> {
+    let rows = sqlx::query!(
+        "SELECT seq, at, actor, action, subject, detail, prev_hash, hash
+         FROM audit_events WHERE tenant_id = $1 AND subject = ANY($2) ORDER BY id",
+        tenant.0,
+        subjects
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    Ok(events_of!(rows, tenant))
+}

@@ -10,7 +10,7 @@ use changegate_store::*;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{PgPool, Postgres, Transaction};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::rows::{json, parse, to_json};
 use crate::{audit, db, found, stamp};
@@ -101,11 +101,12 @@ pub(crate) async fn insert(
     let (kind, state) = (c.kind.as_str(), ChangeState::Draft.as_str());
     let plan = to_json("approval plan", &ApprovalPlan::default())?;
     let content = to_json("change content", &c.content)?;
+    let proposal = proposal_of(&c.content);
     let implementer = c.implementer.map(|u| u.0);
     let id = sqlx::query_scalar!(
         "INSERT INTO changes (tenant_id, kind, state, title, requester_id, implementer_id, revision, plan, content,
-                              planned_start, planned_end, created_at, updated_at, version)
-         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $11, 1) RETURNING id",
+                              planned_start, planned_end, created_at, updated_at, version, proposal)
+         VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8, $9, $10, $11, $11, 1, $12) RETURNING id",
         c.tenant.0,
         kind,
         state,
@@ -116,7 +117,8 @@ pub(crate) async fn insert(
         content,
         c.content.planned_start,
         c.content.planned_end,
-        now
+        now,
+        proposal
     )
     .fetch_one(&mut **tx)
     .await
@@ -268,6 +270,50 @@ pub(crate) async fn planned_between(
     .collect()
 }
 
+/// The proposal a change names, kept in its own column (none when blank).
+fn proposal_of(content: &ChangeContent) -> Option<&str> {
+    content
+        .proposal
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+}
+
+pub(crate) async fn under_proposal(
+    pool: &PgPool,
+    tenant: TenantId,
+    proposal: &str,
+) -> Result<Vec<Change>> {
+    select_change!(
+        "WHERE tenant_id = $1 AND proposal = $2 ORDER BY id",
+        tenant.0,
+        proposal
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .map(ChangeRow::into_change)
+    .collect()
+}
+
+pub(crate) async fn proposal_counts(
+    pool: &PgPool,
+    tenant: TenantId,
+) -> Result<BTreeMap<String, i64>> {
+    Ok(sqlx::query!(
+        r#"SELECT proposal AS "proposal!", COUNT(*) AS "n!" FROM changes
+           WHERE tenant_id = $1 AND proposal IS NOT NULL GROUP BY proposal"#,
+        tenant.0
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .map(|r| (r.proposal, r.n))
+    .collect())
+}
+
 pub(crate) async fn starting_between(
     pool: &PgPool,
     tenants: Option<&BTreeSet<TenantId>>,
@@ -354,12 +400,13 @@ pub(crate) async fn save(
     let plan = to_json("approval plan", &c.plan)?;
     let content = to_json("change content", &c.content)?;
     let escalated_to = c.escalated_to.map(|u| u.0);
+    let proposal = proposal_of(&c.content);
     let done = sqlx::query!(
         "UPDATE changes SET kind = $1, state = $2, title = $3, implementer_id = $4, risk_level = $5, risk_score = $6,
                 revision = $7, fingerprint = $8, policy_version = $9, plan = $10, content = $11, planned_start = $12,
                 planned_end = $13, submitted_at = $14, decided_at = $15, approval_expires_at = $16,
                 retrospective_due_at = $17, retrospective_overdue = $18, remind_at = $19, escalate_at = $20,
-                escalated_to = $21, updated_at = $22, version = version + 1
+                escalated_to = $21, updated_at = $22, proposal = $26, version = version + 1
          WHERE id = $23 AND tenant_id = $24 AND version = $25",
         kind,
         state,
@@ -385,7 +432,8 @@ pub(crate) async fn save(
         now,
         c.number.0,
         c.tenant.0,
-        expected_version
+        expected_version,
+        proposal
     )
     .execute(&mut **tx)
     .await

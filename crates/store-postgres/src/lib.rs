@@ -664,6 +664,18 @@ impl Store for PostgresStore {
         changes::starting_between(&self.pool, tenants, states, from, to, limit).await
     }
 
+    async fn changes_under_proposal(
+        &self,
+        tenant: TenantId,
+        proposal: &str,
+    ) -> Result<Vec<Change>> {
+        changes::under_proposal(&self.pool, tenant, proposal).await
+    }
+
+    async fn proposal_change_counts(&self, tenant: TenantId) -> Result<BTreeMap<String, i64>> {
+        changes::proposal_counts(&self.pool, tenant).await
+    }
+
     async fn changes_implemented_between(
         &self,
         user: UserId,
@@ -809,6 +821,14 @@ impl Store for PostgresStore {
 
     async fn audit_events_about(&self, tenant: TenantId, subject: &str) -> Result<Vec<Event>> {
         audit::about(&self.pool, tenant, subject).await
+    }
+
+    async fn audit_events_about_each(
+        &self,
+        tenant: TenantId,
+        subjects: &[String],
+    ) -> Result<Vec<Event>> {
+        audit::about_each(&self.pool, tenant, subjects).await
     }
 
     async fn approval_link(&self, token_hash: &str) -> Result<ApprovalLink> {

@@ -189,3 +189,21 @@ pub(crate) async fn about(
     .map_err(db)?;
     Ok(events_of!(rows, tenant))
 }
+
+pub(crate) async fn about_each(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    subjects: &[String],
+) -> Result<Vec<Event>> {
+    let subjects = crate::rows::to_json("subjects", &subjects)?;
+    let rows = sqlx::query!(
+        r#"SELECT seq, at AS "at: DateTime<Utc>", actor, action, subject, detail, prev_hash, hash
+           FROM audit_events WHERE tenant_id = ? AND subject IN (SELECT value FROM json_each(?)) ORDER BY id"#,
+        tenant.0,
+        subjects
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?;
+    Ok(events_of!(rows, tenant))
+}

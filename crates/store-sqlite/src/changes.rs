@@ -10,7 +10,7 @@ use changegate_store::*;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::{Sqlite, SqlitePool, Transaction};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::rows::{json, parse, to_json};
 use crate::{audit, db, found};
@@ -105,11 +105,12 @@ pub(crate) async fn insert(
     let (kind, state) = (c.kind.as_str(), ChangeState::Draft.as_str());
     let plan = to_json("approval plan", &ApprovalPlan::default())?;
     let content = to_json("change content", &c.content)?;
+    let proposal = proposal_of(&c.content);
     let implementer = c.implementer.map(|u| u.0);
     let id = sqlx::query_scalar!(
         "INSERT INTO changes (tenant_id, kind, state, title, requester_id, implementer_id, revision, plan, content,
-                              planned_start, planned_end, created_at, updated_at, version)
-         VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, 1) RETURNING id AS \"id!\"",
+                              planned_start, planned_end, proposal, created_at, updated_at, version)
+         VALUES (?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, 1) RETURNING id AS \"id!\"",
         c.tenant.0,
         kind,
         state,
@@ -120,6 +121,7 @@ pub(crate) async fn insert(
         content,
         c.content.planned_start,
         c.content.planned_end,
+        proposal,
         now,
         now
     )
@@ -286,6 +288,50 @@ pub(crate) async fn planned_between(
     .collect()
 }
 
+/// The proposal a change names, kept in its own column (none when blank).
+fn proposal_of(content: &ChangeContent) -> Option<&str> {
+    content
+        .proposal
+        .as_deref()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+}
+
+pub(crate) async fn under_proposal(
+    pool: &SqlitePool,
+    tenant: TenantId,
+    proposal: &str,
+) -> Result<Vec<Change>> {
+    select_change!(
+        "WHERE tenant_id = ? AND proposal = ? ORDER BY id",
+        tenant.0,
+        proposal
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .map(ChangeRow::into_change)
+    .collect()
+}
+
+pub(crate) async fn proposal_counts(
+    pool: &SqlitePool,
+    tenant: TenantId,
+) -> Result<BTreeMap<String, i64>> {
+    Ok(sqlx::query!(
+        r#"SELECT proposal AS "proposal!", COUNT(*) AS "n!: i64" FROM changes
+           WHERE tenant_id = ? AND proposal IS NOT NULL GROUP BY proposal"#,
+        tenant.0
+    )
+    .fetch_all(pool)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .map(|r| (r.proposal, r.n))
+    .collect())
+}
+
 pub(crate) async fn starting_between(
     pool: &SqlitePool,
     tenants: Option<&BTreeSet<TenantId>>,
@@ -384,9 +430,10 @@ pub(crate) async fn save(
     let plan = to_json("approval plan", &c.plan)?;
     let content = to_json("change content", &c.content)?;
     let escalated_to = c.escalated_to.map(|u| u.0);
+    let proposal = proposal_of(&c.content);
     let done = sqlx::query!(
         "UPDATE changes SET kind = ?, state = ?, title = ?, implementer_id = ?, risk_level = ?, risk_score = ?,
-                revision = ?, fingerprint = ?, policy_version = ?, plan = ?, content = ?, planned_start = ?, planned_end = ?,
+                revision = ?, fingerprint = ?, policy_version = ?, plan = ?, content = ?, planned_start = ?, planned_end = ?, proposal = ?,
                 submitted_at = ?, decided_at = ?, approval_expires_at = ?, retrospective_due_at = ?,
                 retrospective_overdue = ?, remind_at = ?, escalate_at = ?, escalated_to = ?, updated_at = ?, version = version + 1
          WHERE id = ? AND tenant_id = ? AND version = ?",
@@ -403,6 +450,7 @@ pub(crate) async fn save(
         content,
         c.content.planned_start,
         c.content.planned_end,
+        proposal,
         c.submitted_at,
         c.decided_at,
         c.approval_expires_at,

@@ -354,6 +354,14 @@ pub trait Store: Send + Sync + 'static {
         limit: i64,
     ) -> Result<Vec<Change>>;
 
+    /// The tenant's changes raised under `proposal` (`PRP-<n>`), oldest first.
+    async fn changes_under_proposal(&self, tenant: TenantId, proposal: &str)
+    -> Result<Vec<Change>>;
+
+    /// How many of the tenant's changes each proposal has under it
+    /// (proposals with none are absent).
+    async fn proposal_change_counts(&self, tenant: TenantId) -> Result<BTreeMap<String, i64>>;
+
     /// Changes of every tenant that `user` is named to implement, with a
     /// planned slot overlapping `[from, to)`, by planned start: where an
     /// implementer is already booked.
@@ -465,6 +473,13 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_heads(&self) -> Result<BTreeMap<TenantId, i64>>;
     /// The tenant's events about `subject` (a change number, ...), in order.
     async fn audit_events_about(&self, tenant: TenantId, subject: &str) -> Result<Vec<Event>>;
+    /// The tenant's events about any of `subjects`, in stored order: what
+    /// a list of many subjects reads in one go.
+    async fn audit_events_about_each(
+        &self,
+        tenant: TenantId,
+        subjects: &[String],
+    ) -> Result<Vec<Event>>;
     // E-mail
     /// The approval link with this token hash.
     async fn approval_link(&self, token_hash: &str) -> Result<ApprovalLink>;

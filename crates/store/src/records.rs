@@ -58,6 +58,17 @@ pub struct User {
     pub created_at: DateTime<Utc>,
 }
 
+impl User {
+    /// How pages and messages name them: their name, else their address.
+    pub fn name_or_email(&self) -> &str {
+        if self.name.trim().is_empty() {
+            self.email.as_str()
+        } else {
+            &self.name
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiToken {
     pub id: i64,
@@ -588,4 +599,26 @@ pub struct CalendarFeed {
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_person_without_a_name_is_named_by_their_address() {
+        let mut u = User {
+            id: UserId(1),
+            email: Email::parse("carol@client-a.example").expect("an address"),
+            name: "Carol Becker".into(),
+            kind: UserKind::Client,
+            admin: false,
+            tenant: None,
+            password_hash: None,
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+        };
+        assert_eq!(u.name_or_email(), "Carol Becker");
+        u.name = "  ".into();
+        assert_eq!(u.name_or_email(), "carol@client-a.example");
+    }
 }

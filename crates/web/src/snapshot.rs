@@ -471,9 +471,11 @@ async fn build(store: &dyn Store, tenant: &Tenant) -> ApiResult<TenantSnapshot> 
         compiled.push(window);
         windows.insert(name, spec);
     }
+    let flying = in_flight(store, tenant.id).await?;
+    let acceptance = Acceptances::load(store, tenant.id, &policy, &flying).await?;
     let mut changes = Vec::new();
-    for c in in_flight(store, tenant.id).await? {
-        changes.push(gate_change(store, tenant.id, &policy, c).await?);
+    for c in flying {
+        changes.push(gate_change(store, tenant.id, &policy, &acceptance, c).await?);
     }
     let gate = TenantGate::new(
         tenant.slug.as_str(),
@@ -526,11 +528,58 @@ async fn in_flight(store: &dyn Store, tenant: TenantId) -> ApiResult<Vec<Change>
     Ok(all)
 }
 
+/// What the client's acceptance of the approved changes the policy's
+/// `acceptance` covers needs, read once for all of them: the events about
+/// those changes and the names of who may accept.
+#[derive(Default)]
+struct Acceptances {
+    events: Vec<changegate_core::audit::Event>,
+    names: Vec<String>,
+}
+
+impl Acceptances {
+    async fn load(
+        store: &dyn Store,
+        tenant: TenantId,
+        policy: &PolicySpec,
+        changes: &[Change],
+    ) -> ApiResult<Self> {
+        let Some(a) = policy.acceptance.as_ref() else {
+            return Ok(Self::default());
+        };
+        let covered: Vec<String> = changes
+            .iter()
+            .filter(|c| {
+                c.state == ChangeState::Approved
+                    && crate::app::accept::covering(policy, c).is_some()
+            })
+            .map(|c| c.number.to_string())
+            .collect();
+        if covered.is_empty() {
+            return Ok(Self::default());
+        }
+        Ok(Acceptances {
+            events: store.audit_events_about_each(tenant, &covered).await?,
+            names: crate::app::accept::acceptor_names(store, tenant, a).await?,
+        })
+    }
+
+    /// What `c` waits for of the client's acceptance, if anything.
+    fn missing(&self, policy: &PolicySpec, c: &Change) -> Option<String> {
+        crate::app::accept::covering(policy, c)?;
+        if crate::app::accept::accepted_in(&self.events, c).is_some() {
+            return None;
+        }
+        Some(crate::app::accept::waiting_sentence(c, &self.names))
+    }
+}
+
 /// What the gate needs of a change, with what its approval still waits on.
 async fn gate_change(
     store: &dyn Store,
     tenant: TenantId,
     policy: &PolicySpec,
+    acceptance: &Acceptances,
     c: Change,
 ) -> ApiResult<GateChange> {
     let mut awaiting = Vec::new();
@@ -547,13 +596,18 @@ async fn gate_change(
             _ => {
                 let fresh = store.change(tenant, c.number).await?;
                 if fresh.state != ChangeState::AwaitingApproval {
-                    return Box::pin(gate_change(store, tenant, policy, fresh)).await;
+                    // Approved meanwhile: its acceptance is read afresh.
+                    let fresh_acceptance =
+                        Acceptances::load(store, tenant, policy, std::slice::from_ref(&fresh))
+                            .await?;
+                    return Box::pin(gate_change(store, tenant, policy, &fresh_acceptance, fresh))
+                        .await;
                 }
             }
         }
     }
     let awaiting_acceptance = if c.state == ChangeState::Approved {
-        crate::app::accept::missing(store, &c, policy).await?
+        acceptance.missing(policy, &c)
     } else {
         None
     };

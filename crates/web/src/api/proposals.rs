@@ -8,7 +8,7 @@ use axum::http::StatusCode;
 use changegate_core::authz::Action;
 use changegate_core::board::Decision;
 use changegate_core::change::ChangeState;
-use changegate_store::{ChangeFilter, Store};
+use changegate_store::Store;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -104,52 +104,47 @@ pub struct ProposalView {
 }
 
 /// Changes in flight on `l`'s services whose planned slot overlaps its
-/// schedule, as sentences.
+/// schedule, as sentences: read by planned slot, not by listing every
+/// change in flight.
 pub async fn conflicts(store: &dyn Store, t: &InTenant, l: &Loaded) -> ApiResult<Vec<String>> {
     let p = &l.proposal;
     let (Some(start), Some(end)) = (p.schedule_start, p.schedule_end) else {
         return Ok(Vec::new());
     };
     let mut out = Vec::new();
-    for state in [
-        ChangeState::AwaitingApproval,
-        ChangeState::Approved,
-        ChangeState::Scheduled,
-        ChangeState::Implementing,
-    ] {
-        for c in store
-            .list_changes(&ChangeFilter {
-                tenants: Some([t.tenant.id].into()),
-                state: Some(state),
-                limit: 500,
-                ..ChangeFilter::default()
-            })
-            .await?
-        {
-            let (Some(s), Some(e)) = (c.content.planned_start, c.content.planned_end) else {
-                continue;
-            };
-            let shared: Vec<&String> = c
-                .content
-                .configuration_items
-                .iter()
-                .filter(|i| p.services.contains(i))
-                .collect();
-            if s < end && start < e && !shared.is_empty() {
-                out.push(format!(
-                    "{} {} ({}) on {}, {} to {}",
-                    c.number,
-                    c.content.title,
-                    c.state,
-                    shared
-                        .iter()
-                        .map(|s| s.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    s.format("%Y-%m-%d %H:%M UTC"),
-                    e.format("%Y-%m-%d %H:%M UTC")
-                ));
-            }
+    for c in store
+        .changes_planned_between(t.tenant.id, start, end)
+        .await?
+    {
+        if !matches!(
+            c.state,
+            ChangeState::AwaitingApproval
+                | ChangeState::Approved
+                | ChangeState::Scheduled
+                | ChangeState::Implementing
+        ) {
+            continue;
+        }
+        let (Some(s), Some(e)) = (c.content.planned_start, c.content.planned_end) else {
+            continue;
+        };
+        let shared: Vec<&str> = c
+            .content
+            .configuration_items
+            .iter()
+            .filter(|i| p.services.contains(i))
+            .map(String::as_str)
+            .collect();
+        if s < end && start < e && !shared.is_empty() {
+            out.push(format!(
+                "{} {} ({}) on {}, {} to {}",
+                c.number,
+                c.content.title,
+                c.state,
+                shared.join(", "),
+                s.format("%Y-%m-%d %H:%M UTC"),
+                e.format("%Y-%m-%d %H:%M UTC")
+            ));
         }
     }
     Ok(out)
@@ -166,7 +161,7 @@ pub async fn view(state: &AppState, t: &InTenant, l: &Loaded) -> ApiResult<Propo
         .chain([p.requester])
         .chain(l.decisions.iter().map(|d| d.by));
     let emails = Emails::load(store, ids).await?;
-    let changes = proposal::changes_under(store, t.tenant.id, l, state.now())
+    let changes = proposal::changes_under(store, t.tenant.id, l)
         .await?
         .into_iter()
         .map(|c| ProposalChangeView {
@@ -216,21 +211,59 @@ pub async fn view(state: &AppState, t: &InTenant, l: &Loaded) -> ApiResult<Propo
     })
 }
 
+/// A proposal as a list shows it: where it stands and how many changes
+/// were raised under it (the full view, with its conflicts and changes,
+/// is `GET …/proposals/{number}`).
+#[derive(Serialize, ToSchema)]
+pub struct ProposalSummaryView {
+    /// `PRP-<n>`
+    pub number: String,
+    pub tenant: String,
+    /// `awaiting-authorization`, `authorized`, `rejected` or `withdrawn`.
+    pub state: String,
+    pub title: String,
+    pub requester: String,
+    pub created_at: DateTime<Utc>,
+    pub schedule_start: Option<DateTime<Utc>>,
+    pub schedule_end: Option<DateTime<Utc>>,
+    pub services: Vec<String>,
+    /// How many changes were raised under it.
+    pub change_count: i64,
+}
+
+/// The tenant's proposals, newest first, each summarized: three reads
+/// however many there are.
+pub async fn summaries(state: &AppState, t: &InTenant) -> ApiResult<Vec<ProposalSummaryView>> {
+    let store = state.store.as_ref();
+    let all = proposal::load_all(store, t.tenant.id).await?;
+    let counts = store.proposal_change_counts(t.tenant.id).await?;
+    let emails = Emails::load(store, all.iter().map(|l| l.proposal.requester)).await?;
+    Ok(all
+        .into_iter()
+        .map(|l| ProposalSummaryView {
+            number: l.label(),
+            tenant: t.tenant.slug.to_string(),
+            state: l.standing.as_str().to_string(),
+            change_count: counts.get(&l.label()).copied().unwrap_or(0),
+            title: l.proposal.title,
+            requester: emails.of(l.proposal.requester),
+            created_at: l.created_at,
+            schedule_start: l.proposal.schedule_start,
+            schedule_end: l.proposal.schedule_end,
+            services: l.proposal.services,
+        })
+        .collect())
+}
+
 /// The tenant's proposals, newest first.
 #[utoipa::path(get, path = "/api/v1/tenants/{tenant}/proposals", tag = "proposals",
-    params(("tenant" = String, Path)), responses((status = 200, body = [ProposalView])))]
+    params(("tenant" = String, Path)), responses((status = 200, body = [ProposalSummaryView])))]
 pub async fn list(
     State(state): State<AppState>,
     t: InTenant,
-) -> ApiResult<Json<Vec<ProposalView>>> {
+) -> ApiResult<Json<Vec<ProposalSummaryView>>> {
     t.authorize(Action::Read)?;
-    let store = state.store.as_ref();
-    let mut out = Vec::new();
-    for stored in store.proposals(t.tenant.id).await? {
-        let l = proposal::load(store, t.tenant.id, &proposal::label(stored.number)).await?;
-        out.push(view(&state, &t, &l).await?);
-    }
-    Ok(Json(out))
+    Ok(Json(summaries(&state, &t).await?))
 }
 
 /// Raise a change proposal: the boards the policy's `proposals.boards`

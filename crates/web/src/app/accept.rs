@@ -9,6 +9,7 @@
 //! change under its version. A new revision needs a new acceptance.
 
 use changegate_core::UserKind;
+use changegate_core::audit::Event;
 use changegate_core::change::ChangeState;
 use changegate_core::policy::{Acceptance, PolicySpec};
 use changegate_core::{Email, UserId};
@@ -46,11 +47,7 @@ pub async fn acceptors(
             None => who.eq_ignore_ascii_case(user.email.as_str()),
         });
         if named {
-            let name = if user.name.trim().is_empty() {
-                user.email.to_string()
-            } else {
-                user.name.clone()
-            };
+            let name = user.name_or_email().to_string();
             out.push((user.id, user.email, name));
         }
     }
@@ -69,14 +66,22 @@ pub struct Accepted {
 
 /// The acceptance of `c`'s current content (its fingerprint), if given.
 pub async fn accepted(store: &dyn Store, c: &Change) -> ApiResult<Option<Accepted>> {
-    let Some(fingerprint) = c.fingerprint.as_deref() else {
+    if c.fingerprint.is_none() {
         return Ok(None);
-    };
+    }
     let events = store
         .audit_events_about(c.tenant, &c.number.to_string())
         .await?;
-    Ok(events.iter().rev().find_map(|e| {
-        if e.body.action != "change.accepted" {
+    Ok(accepted_in(&events, c))
+}
+
+/// The acceptance of `c`'s current content among `events` (those about
+/// it; others are passed over), if given.
+pub fn accepted_in(events: &[Event], c: &Change) -> Option<Accepted> {
+    let fingerprint = c.fingerprint.as_deref()?;
+    let me = c.number.to_string();
+    events.iter().rev().find_map(|e| {
+        if e.body.action != "change.accepted" || e.body.subject != me {
             return None;
         }
         let detail: serde_json::Value = serde_json::from_str(&e.body.detail).ok()?;
@@ -86,7 +91,7 @@ pub async fn accepted(store: &dyn Store, c: &Change) -> ApiResult<Option<Accepte
             channel: detail["channel"].as_str().unwrap_or_default().to_string(),
             comment: detail["comment"].as_str().unwrap_or_default().to_string(),
         })
-    }))
+    })
 }
 
 /// Why `c` may not be scheduled or started yet for want of the client's
@@ -102,11 +107,26 @@ pub async fn missing(
     if accepted(store, c).await?.is_some() {
         return Ok(None);
     }
-    let names: Vec<String> = acceptors(store, c.tenant, a)
+    let names = acceptor_names(store, c.tenant, a).await?;
+    Ok(Some(waiting_sentence(c, &names)))
+}
+
+/// The names of the client users `a` names, as the sentence gives them.
+pub async fn acceptor_names(
+    store: &dyn Store,
+    tenant: changegate_core::TenantId,
+    a: &Acceptance,
+) -> ApiResult<Vec<String>> {
+    Ok(acceptors(store, tenant, a)
         .await?
         .into_iter()
         .map(|(_, _, name)| name)
-        .collect();
+        .collect())
+}
+
+/// "CHG-7 awaits the client's acceptance of the tested change by carol or
+/// dan", and what to do first when it has no test evidence yet.
+pub fn waiting_sentence(c: &Change, names: &[String]) -> String {
     let who = if names.is_empty() {
         "a client user the policy names (it names nobody who can yet)".to_string()
     } else {
@@ -117,10 +137,10 @@ pub async fn missing(
     } else {
         ""
     };
-    Ok(Some(format!(
+    format!(
         "{} awaits the client's acceptance of the tested change by {who}{first}",
         c.number
-    )))
+    )
 }
 
 /// How an acceptance reaches the server.

@@ -10,9 +10,10 @@
 
 use changegate_core::UserId;
 use changegate_core::approval::Vote;
+use changegate_core::audit::Event;
 use changegate_core::board::Decision;
 use changegate_core::proposal::{self, Proposal, Standing};
-use changegate_store::{ChangeContent, NewEvent, Store, StoreError};
+use changegate_store::{ChangeContent, NewEvent, Store, StoreError, StoredProposal};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
@@ -74,13 +75,46 @@ pub async fn load(
         Err(StoreError::NotFound { .. }) => return Err(ApiError::not_found("proposal")),
         Err(e) => return Err(e.into()),
     };
+    let events = store.audit_events_about(tenant, &label(number)).await?;
+    loaded(stored, &events)
+}
+
+/// Every proposal of the tenant with what was decided on it, newest
+/// first: two reads, however many proposals there are.
+pub async fn load_all(
+    store: &dyn Store,
+    tenant: changegate_core::TenantId,
+) -> ApiResult<Vec<Loaded>> {
+    let stored = store.proposals(tenant).await?;
+    if stored.is_empty() {
+        return Ok(Vec::new());
+    }
+    let labels: Vec<String> = stored.iter().map(|s| label(s.number)).collect();
+    let events = store.audit_events_about_each(tenant, &labels).await?;
+    stored
+        .into_iter()
+        .zip(labels)
+        .map(|(s, me)| {
+            let mine: Vec<Event> = events
+                .iter()
+                .filter(|e| e.body.subject == me)
+                .cloned()
+                .collect();
+            loaded(s, &mine)
+        })
+        .collect()
+}
+
+/// A stored proposal and the events about it, read as where it stands.
+fn loaded(stored: StoredProposal, events: &[Event]) -> ApiResult<Loaded> {
+    let number = stored.number;
     let proposal: Proposal = serde_json::from_str(&stored.spec).map_err(|e| {
         tracing::error!(error = %e, "stored proposal does not parse");
         ApiError::internal()
     })?;
     let mut decisions: Vec<Decided> = Vec::new();
     let mut withdrawn_at = None;
-    for e in store.audit_events_about(tenant, &label(number)).await? {
+    for e in events {
         let detail: serde_json::Value = serde_json::from_str(&e.body.detail).unwrap_or_default();
         match e.body.action.as_str() {
             "proposal.decided" => {
@@ -379,38 +413,11 @@ pub async fn check_link(
     Ok(())
 }
 
-/// The changes raised under proposal `l` (created since it was), oldest first.
+/// The changes raised under proposal `l`, oldest first.
 pub async fn changes_under(
     store: &dyn Store,
     tenant: changegate_core::TenantId,
     l: &Loaded,
-    now: DateTime<Utc>,
 ) -> ApiResult<Vec<changegate_store::Change>> {
-    let me = l.label();
-    let mut out = Vec::new();
-    let mut after = changegate_core::ChangeNumber(0);
-    loop {
-        let page = store
-            .changes_created_page(
-                tenant,
-                l.created_at,
-                now + chrono::TimeDelta::seconds(1),
-                after,
-                500,
-            )
-            .await?;
-        let Some(last) = page.last() else {
-            break;
-        };
-        after = last.number;
-        let full = page.len() == 500;
-        out.extend(
-            page.into_iter()
-                .filter(|c| c.content.proposal.as_deref() == Some(me.as_str())),
-        );
-        if !full {
-            break;
-        }
-    }
-    Ok(out)
+    Ok(store.changes_under_proposal(tenant, &l.label()).await?)
 }

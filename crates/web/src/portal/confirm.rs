@@ -144,7 +144,7 @@ async fn usable(
             "This link has been used",
             format!(
                 "{} {decided} {} revision {} with this link on {}; a link decides once. {} is now: {}.",
-                approver.name,
+                approver.name_or_email(),
                 c.number,
                 link.revision,
                 local(at),
@@ -228,6 +228,36 @@ fn code_required(link: &ApprovalLink, viewer: &Option<Viewer>) -> bool {
     link.code_hash.is_some() && !approver_signed_in
 }
 
+/// A link's form posted back: it carries the nonce of the page the link
+/// opened (a scanner that posts without opening it has none), and the
+/// one-time code from the message where the link was sent with one and
+/// its holder is not signed in.
+fn check_form(
+    link: &ApprovalLink,
+    token: &str,
+    nonce: &str,
+    code: &str,
+    viewer: &Option<Viewer>,
+    page: &str,
+) -> PageResult<()> {
+    if !same(&nonce_of(token), nonce) {
+        return Err(PageError(ApiError::forbidden(format!(
+            "this form did not come from the {page}; open the link from the e-mail again"
+        ))));
+    }
+    if code_required(link, viewer)
+        && link.code_hash.as_deref() != Some(code_hash(&token_hash(token), code).as_str())
+    {
+        return Err(PageError(
+            ApiError::forbidden(
+                "the one-time code does not match the one in the e-mail; check it and try again",
+            )
+            .with_field("code"),
+        ));
+    }
+    Ok(())
+}
+
 pub async fn show(
     State(state): State<AppState>,
     Path(token): Path<String>,
@@ -309,21 +339,14 @@ pub async fn decide(
         Ok(usable) => usable,
         Err(page) => return Ok(page),
     };
-    if !same(&nonce_of(&token), &form.nonce) {
-        return Err(PageError(ApiError::forbidden(
-            "this form did not come from the confirm page; open the link from the e-mail again",
-        )));
-    }
-    if code_required(&link, &viewer)
-        && link.code_hash.as_deref() != Some(code_hash(&token_hash(&token), &form.code).as_str())
-    {
-        return Err(PageError(
-            ApiError::forbidden(
-                "the one-time code does not match the one in the e-mail; check it and try again",
-            )
-            .with_field("code"),
-        ));
-    }
+    check_form(
+        &link,
+        &token,
+        &form.nonce,
+        &form.code,
+        &viewer,
+        "confirm page",
+    )?;
     // The link is the approver's signed identity.
     let approver = state.store.user(link.approver).await?;
     let principal = principal_of(state.store.as_ref(), approver).await?;
@@ -386,7 +409,7 @@ async fn acceptable(
             "This link has been used",
             format!(
                 "{} accepted {} revision {} with this link on {}; a link works once. {} is now: {}.",
-                who.name,
+                who.name_or_email(),
                 c.number,
                 link.revision,
                 local(at),
@@ -489,11 +512,7 @@ pub async fn show_acceptance(
         number: c.number.to_string(),
         title: content.title.clone(),
         tenant_name: tenant.name.clone(),
-        acceptor: if acceptor.name.trim().is_empty() {
-            acceptor.email.to_string()
-        } else {
-            acceptor.name.clone()
-        },
+        acceptor: acceptor.name_or_email().to_string(),
         revision: c.revision,
         description: content.description.clone(),
         configuration_items: content.configuration_items.join(", "),
@@ -530,21 +549,14 @@ pub async fn accept(
         Ok(ok) => ok,
         Err(page) => return Ok(page),
     };
-    if !same(&nonce_of(&token), &form.nonce) {
-        return Err(PageError(ApiError::forbidden(
-            "this form did not come from the acceptance page; open the link from the e-mail again",
-        )));
-    }
-    if code_required(&link, &viewer)
-        && link.code_hash.as_deref() != Some(code_hash(&token_hash(&token), &form.code).as_str())
-    {
-        return Err(PageError(
-            ApiError::forbidden(
-                "the one-time code does not match the one in the e-mail; check it and try again",
-            )
-            .with_field("code"),
-        ));
-    }
+    check_form(
+        &link,
+        &token,
+        &form.nonce,
+        &form.code,
+        &viewer,
+        "acceptance page",
+    )?;
     // The link is its holder's signed identity.
     let who = state.store.user(link.approver).await?;
     let used = LinkUse {

@@ -25,7 +25,7 @@ use crate::tenant::InTenant;
 struct ListPage {
     viewer: Option<Nav>,
     tenant: String,
-    proposals: Vec<ProposalView>,
+    proposals: Vec<proposals::ProposalSummaryView>,
     can_raise: bool,
 }
 

@@ -556,9 +556,8 @@ async fn page(
         })
         .collect();
     let mut proposals = Vec::new();
-    for stored in store.proposals(t.tenant.id).await? {
-        let label = crate::app::proposal::label(stored.number);
-        let l = crate::app::proposal::load(store, t.tenant.id, &label).await?;
+    for l in crate::app::proposal::load_all(store, t.tenant.id).await? {
+        let label = l.label();
         if l.standing == changegate_core::proposal::Standing::Authorized || f.proposal == label {
             let chosen = f.proposal == label;
             proposals.push((label, l.proposal.title, chosen));

@@ -220,6 +220,18 @@ async fn a_proposal_is_authorized_and_its_changes_are_still_approved_on_their_ow
         p["changes"],
         json!([{ "number": change, "title": "Build payments on the new cluster", "state": "awaiting-approval" }])
     );
+    // The list summarizes it: where it stands and how many changes are under it.
+    let list = m.cm.get(&format!("{A}/proposals")).await.ok();
+    assert_eq!(
+        (
+            &list[0]["number"],
+            &list[0]["state"],
+            &list[0]["change_count"]
+        ),
+        (&json!(n), &json!("authorized"), &json!(1)),
+        "{list}"
+    );
+    assert!(list[0].get("conflicts").is_none(), "a summary: {list}");
     let page = tom
         .get(&format!("/t/client-a/changes/{change}"))
         .await
@@ -231,6 +243,18 @@ async fn a_proposal_is_authorized_and_its_changes_are_still_approved_on_their_ow
         page.text
     );
 
+    // Edited away from the proposal, the change is no longer under it.
+    m.eve
+        .patch(
+            &format!("{A}/changes/{change}"),
+            json!({ "proposal": null }),
+        )
+        .await
+        .ok();
+    let p = m.cm.get(&format!("{A}/proposals/{n}")).await.ok();
+    assert_eq!(p["changes"], json!([]), "{p}");
+    let list = m.cm.get(&format!("{A}/proposals")).await.ok();
+    assert_eq!(list[0]["change_count"], 0, "{list}");
     // Another client's user sees nothing of it.
     m.bob.get(&format!("{A}/proposals/{n}")).await.status(404);
     let bob = sign_in(&app, "bob@client-b.example").await;
