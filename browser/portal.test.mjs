@@ -179,7 +179,9 @@ async function keyboardProblems(page) {
       const key = e.target.getAttribute('data-kb');
       if (key === null) return;
       window.kbSeen.add(key);
-      if (getComputedStyle(e.target).outlineStyle === 'none') window.kbUnmarked.push(key);
+      // The stylesheet's own mark (3 px), not only the browser's thin default.
+      const style = getComputedStyle(e.target);
+      if (style.outlineStyle === 'none' || parseFloat(style.outlineWidth) < 2) window.kbUnmarked.push(key);
     });
     document.activeElement?.blur();
     const positive = [...document.querySelectorAll('[tabindex]')].filter((el) => el.tabIndex > 0).length;
@@ -217,8 +219,11 @@ async function keyboardCheck(page, where, failures, reached) {
   const probe = await page.context().newPage();
   try {
     await probe.setViewportSize({ width: 1366, height: 900 });
-    await probe.goto(page.url());
+    const response = await probe.goto(page.url());
+    if (!response.ok()) failures.push(`${where} (${new URL(page.url()).pathname}): ${response.status()}`);
     const { problems, controls } = await keyboardProblems(probe);
+    // Each journey checks a form its person has there: a page without one checked nothing.
+    if (controls < 2) failures.push(`${where} (${new URL(page.url()).pathname}): only ${controls} form controls`);
     failures.push(...problems.map((p) => `${where} (${new URL(page.url()).pathname}): ${p}`));
     reached.push({ where, page: new URL(page.url()).pathname, formControls: controls });
   } finally {

@@ -23,11 +23,13 @@ use crate::error::{ApiError, ApiResult};
 use crate::tenant::InTenant;
 use crate::workflow;
 
-/// `PRP-<n>` as a number; anything else is not found.
+/// `PRP-<n>` as a number, written as [`label`] writes it (so `PRP-01` or
+/// `PRP-+1` name nothing: a change's proposal is kept as written and read
+/// back by that text); anything else is not found.
 pub fn number(s: &str) -> ApiResult<i64> {
     s.strip_prefix("PRP-")
         .and_then(|n| n.parse::<i64>().ok())
-        .filter(|n| *n > 0)
+        .filter(|n| *n > 0 && label(*n) == s)
         .ok_or_else(|| ApiError::not_found("proposal"))
 }
 
@@ -420,4 +422,19 @@ pub async fn changes_under(
     l: &Loaded,
 ) -> ApiResult<Vec<changegate_store::Change>> {
     Ok(store.changes_under_proposal(tenant, &l.label()).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_proposal_is_named_only_as_its_label_writes_it() {
+        assert_eq!(number("PRP-12").ok(), Some(12));
+        for other in [
+            "PRP-012", "PRP-+12", "PRP-0", "PRP--1", "prp-12", "CHG-12", "PRP-12 ",
+        ] {
+            assert!(number(other).is_err(), "{other}");
+        }
+    }
 }

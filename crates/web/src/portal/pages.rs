@@ -518,6 +518,8 @@ pub struct ChangeModel {
     pub configuration_items: String,
     pub artifacts: String,
     pub planned: String,
+    /// When it actually ran (from its start to how it ended), once started.
+    pub actual: String,
     pub implementation_plan: String,
     pub test_plan: String,
     pub test_evidence: String,
@@ -555,9 +557,9 @@ struct ChangePage {
     c: ChangeModel,
     waiting: Option<String>,
     /// What the gate answers a deployment under it now, as the gate says
-    /// it, and whether that is an allow; `None` where the gate holds no
-    /// such change (closed, rejected, cancelled).
-    gate: Option<(bool, String)>,
+    /// it; `None` where the gate holds no such change (a draft, closed,
+    /// rejected, cancelled).
+    gate: Option<GateLine>,
     can_decide: bool,
     /// The outcome to review, when the viewer may record the
     /// post-implementation review now.
@@ -587,6 +589,72 @@ struct ChangePage {
     chain: String,
     comments: Vec<CommentRow>,
     revisions: Vec<RevisionRow>,
+}
+
+/// The change header's line on what the gate answers now.
+pub struct GateLine {
+    /// `ok`, `held` or `warn`: how the line is marked.
+    pub tone: &'static str,
+    pub label: &'static str,
+    pub said: String,
+}
+
+/// What the gate of `snapshot` answers a deployment under `c` at `now`,
+/// in its own words, as the tenant's enforcement makes it count.
+fn gate_line(
+    snapshot: &crate::snapshot::TenantSnapshot,
+    c: &Change,
+    now: DateTime<Utc>,
+) -> Option<GateLine> {
+    use changegate_core::policy::Enforcement;
+    let held = snapshot.gate.holds_back(c.number, now);
+    let enforcement = snapshot.policy.enforcement;
+    match held {
+        Some((_, why)) => Some(match enforcement {
+            Enforcement::Enforce => GateLine {
+                tone: "held",
+                label: "What blocks it now",
+                said: why,
+            },
+            Enforcement::Warn => GateLine {
+                tone: "warn",
+                label: "The gate warns",
+                said: format!(
+                    "{why} (this client's enforcement is set to warn: a deployment goes ahead with a warning)"
+                ),
+            },
+            Enforcement::Off => GateLine {
+                tone: "warn",
+                label: "Not enforced",
+                said: format!(
+                    "the gate does not enforce approvals for this client (enforcement is off); it would say: {why}"
+                ),
+            },
+        }),
+        None if matches!(
+            snapshot.gate.state_of(c.number),
+            Some(ChangeState::Approved | ChangeState::Implementing)
+        ) =>
+        {
+            let mut inside = Vec::new();
+            if c.content.planned_start.is_some() || c.content.planned_end.is_some() {
+                inside.push("inside its planned slot");
+            }
+            if snapshot.policy.window_required.contains(&c.kind) {
+                inside.push("inside an open maintenance window");
+            }
+            let mut said = format!("{} may ship its approved content now", c.number);
+            if !inside.is_empty() {
+                said.push_str(&format!(": {}", inside.join(" and ")));
+            }
+            Some(GateLine {
+                tone: "ok",
+                label: "The gate lets it ship",
+                said,
+            })
+        }
+        None => None,
+    }
 }
 
 /// Where a change stands with the client's acceptance.
@@ -738,24 +806,9 @@ pub async fn change(
     let snapshot = state.snapshots.of(&state, &t.tenant).await?;
     let policy = &snapshot.policy;
     // What the gate says to a deployment under this change now: the same
-    // next-step sentence a pipeline or the agent is given.
-    let gate = match snapshot.gate.holds_back(c.number, state.now()) {
-        Some((_, why)) => Some((false, why)),
-        None if matches!(
-            snapshot.gate.state_of(c.number),
-            Some(ChangeState::Approved | ChangeState::Implementing)
-        ) =>
-        {
-            Some((
-                true,
-                format!(
-                    "{} may ship its approved content now: inside its planned slot and an open window",
-                    c.number
-                ),
-            ))
-        }
-        None => None,
-    };
+    // next-step sentence a pipeline or the agent is given, as the
+    // tenant's enforcement makes it count.
+    let gate = gate_line(&snapshot, &c, state.now());
     let acceptance = match crate::app::accept::covering(policy, &c) {
         None => None,
         Some(_) => {
@@ -896,6 +949,13 @@ pub async fn change(
             None => String::new(),
             Some((s, e)) if s == e => local(s),
             Some((s, e)) => format!("{} to {}", local(s), local(e)),
+        },
+        actual: match super::words::actual_of(
+            events.iter().map(|e| (e.body.action.as_str(), e.body.at)),
+        ) {
+            None => String::new(),
+            Some((s, None)) => format!("started {}, still running", local(s)),
+            Some((s, Some(e))) => format!("{} to {}", local(s), local(e)),
         },
         implementation_plan: content.implementation_plan.clone(),
         test_plan: content.test_plan.clone(),

@@ -19,6 +19,9 @@ use crate::error::{ApiError, ApiResult};
 /// Empty rows offered under the questions, for new ones.
 const BLANK_ROWS: usize = 2;
 
+/// The most question rows a form is read for.
+const MAX_ROWS: usize = 200;
+
 /// One question as the form shows it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QuestionRow {
@@ -33,6 +36,9 @@ pub struct QuestionRow {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct QuestionnaireFill {
     pub rows: Vec<QuestionRow>,
+    /// An answer holds a comma or a line break, which `answer=score`
+    /// cannot carry: the form would change it, so only the JSON edits it.
+    pub json_only: bool,
     pub medium: String,
     pub high: String,
     pub critical: String,
@@ -57,37 +63,50 @@ impl QuestionnaireFill {
             })
             .collect();
         rows.extend(std::iter::repeat_n(QuestionRow::default(), BLANK_ROWS));
+        let json_only = q
+            .questions
+            .iter()
+            .flat_map(|q| &q.options)
+            .any(|c| c.value.contains([',', '\n']) || c.value.trim() != c.value);
         QuestionnaireFill {
             rows,
+            json_only,
             medium: q.thresholds.medium.to_string(),
             high: q.thresholds.high.to_string(),
             critical: q.thresholds.critical.to_string(),
         }
     }
 
-    /// The form as typed: rows `q.{i}.key|text|weight|answers`, those
-    /// ticked `remove` left out.
+    /// The form as typed: rows `q.{i}.key|text|weight|answers` in the
+    /// order of their index (at most [`MAX_ROWS`]; fields beyond are not
+    /// read), those ticked `remove` left out. One pass over the fields.
     pub(crate) fn typed(fields: &Fields) -> Self {
-        let removed = fields.all("remove");
-        let mut rows = Vec::new();
-        for i in 0.. {
-            let field = |what: &str| fields.0.iter().find(|(k, _)| *k == format!("q.{i}.{what}"));
-            if field("key").is_none() && field("text").is_none() {
-                break;
-            }
-            if removed.contains(&i.to_string()) {
+        let removed: std::collections::BTreeSet<String> =
+            fields.all("remove").into_iter().collect();
+        let mut rows: std::collections::BTreeMap<usize, QuestionRow> = Default::default();
+        for (name, value) in &fields.0 {
+            let Some((i, what)) = name
+                .strip_prefix("q.")
+                .and_then(|rest| rest.split_once('.'))
+                .and_then(|(i, what)| Some((i.parse::<usize>().ok()?, what)))
+            else {
+                continue;
+            };
+            if i >= MAX_ROWS || removed.contains(&i.to_string()) {
                 continue;
             }
-            let value = |what: &str| field(what).map(|(_, v)| v.clone()).unwrap_or_default();
-            rows.push(QuestionRow {
-                key: value("key"),
-                text: value("text"),
-                weight: value("weight"),
-                answers: value("answers"),
-            });
+            let row = rows.entry(i).or_default();
+            match what {
+                "key" => row.key = value.clone(),
+                "text" => row.text = value.clone(),
+                "weight" => row.weight = value.clone(),
+                "answers" => row.answers = value.clone(),
+                _ => {}
+            }
         }
         QuestionnaireFill {
-            rows,
+            rows: rows.into_values().collect(),
+            json_only: false,
             medium: fields.one("medium"),
             high: fields.one("high"),
             critical: fields.one("critical"),
@@ -109,15 +128,11 @@ impl QuestionnaireFill {
             let n = i + 1;
             let field = |what: &str| format!("questions[{i}].{what}");
             let key = row.key.trim();
-            if key.is_empty()
-                || !key
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            {
+            if key.is_empty() {
                 return Err(ApiError::invalid(
                     field("key"),
                     format!(
-                        "question {n}: give it a short key in lower case, e.g. tested-outside-production (the answers of changes are kept under it)"
+                        "question {n}: give it a short key, e.g. tested-outside-production (the answers of changes are kept under it)"
                     ),
                 ));
             }
@@ -180,10 +195,10 @@ impl QuestionnaireFill {
 /// `yes=0, no=1` as choices; `None` when a part is not `answer=score`.
 fn answers(text: &str) -> Option<Vec<Choice>> {
     let choices: Option<Vec<Choice>> = text
-        .split([',', ';', '\n'])
+        .split([',', '\n'])
         .filter(|p| !p.trim().is_empty())
         .map(|p| {
-            let (value, score) = p.split_once('=')?;
+            let (value, score) = p.rsplit_once('=')?;
             let value = value.trim();
             (!value.is_empty()).then_some(())?;
             Some(Choice {
@@ -280,6 +295,7 @@ mod tests {
     fn fill(rows: Vec<QuestionRow>) -> QuestionnaireFill {
         QuestionnaireFill {
             rows,
+            json_only: false,
             medium: "3".into(),
             high: "6".into(),
             critical: "9".into(),
@@ -342,9 +358,9 @@ mod tests {
     fn each_mistake_names_its_question_and_how_to_write_it() {
         for (r, field, says) in [
             (
-                row("Tested Outside", "Tested?", "1", "yes=0"),
+                row(" ", "Tested?", "1", "yes=0"),
                 "questions[0].key",
-                "lower case",
+                "short key",
             ),
             (
                 row("tested", "", "1", "yes=0"),
@@ -382,6 +398,23 @@ mod tests {
             bad.questionnaire().expect_err("refused").field.as_deref(),
             Some("thresholds.high")
         );
+    }
+
+    #[test]
+    fn an_answer_with_a_comma_is_left_to_the_json() {
+        let mut q = Questionnaire::default_for_msp();
+        q.questions[0].options[0].value = "no, staging only".into();
+        assert!(QuestionnaireFill::of(&q).json_only);
+        assert!(!QuestionnaireFill::of(&Questionnaire::default_for_msp()).json_only);
+    }
+
+    #[test]
+    fn an_answer_may_hold_an_equals_sign() {
+        let q = fill(vec![row("a", "A?", "1", "x=1=2, no=0")])
+            .questionnaire()
+            .expect("valid");
+        assert_eq!(q.questions[0].options[0].value, "x=1");
+        assert_eq!(q.questions[0].options[0].score, 2);
     }
 
     #[test]

@@ -343,7 +343,7 @@ pub(crate) async fn page_with(
             template_items.push((name.clone(), true));
         }
     }
-    let template_people = users
+    let mut template_people: Vec<(String, String, bool)> = users
         .iter()
         .map(|(u, _)| {
             let email = u.email.to_string();
@@ -351,6 +351,19 @@ pub(crate) async fn page_with(
             (email.clone(), label(&email), on)
         })
         .collect();
+    // Whoever approved it stays chosen even when no longer a person here,
+    // so that saving an edit does not rewrite who approved it.
+    let approver = template.approved_by.trim();
+    if !approver.is_empty() && !template_people.iter().any(|(e, _, _)| e == approver) {
+        template_people.insert(
+            0,
+            (
+                approver.to_string(),
+                format!("{approver} (no longer a person here)"),
+                true,
+            ),
+        );
+    }
     let items = all_items
         .into_iter()
         .map(|(name, ci)| {

@@ -89,6 +89,26 @@ pub fn outcome_of<'a>(
     reviewed.or(outcome)
 }
 
+/// When a change actually ran, from its events (oldest first, with their
+/// times): its first start, and the last implemented, failed or rolled
+/// back after it (`None` while it runs).
+pub fn actual_of<'a, T: Copy>(
+    events: impl IntoIterator<Item = (&'a str, T)>,
+) -> Option<(T, Option<T>)> {
+    let mut started = None;
+    let mut ended = None;
+    for (action, at) in events {
+        match action {
+            "change.started" if started.is_none() => started = Some(at),
+            "change.implemented" | "change.failed" | "change.rolled-back" if started.is_some() => {
+                ended = Some(at)
+            }
+            _ => {}
+        }
+    }
+    started.map(|s| (s, ended))
+}
+
 /// The state as a heading says it, with its tone: `Closed — rolled back`
 /// rather than `closed`.
 pub fn state(state: ChangeState, outcome: Option<Outcome>) -> (String, Tone) {
@@ -226,6 +246,24 @@ mod tests {
         let reviewed = [("change.implemented", &none), ("change.reviewed", &review)];
         assert_eq!(outcome_of(reviewed), Some(Outcome::Failed));
         assert_eq!(outcome_of([("change.created", &none)]), None);
+        assert_eq!(
+            actual_of([("change.created", 1), ("change.approved", 2)]),
+            None
+        );
+        assert_eq!(
+            actual_of([("change.started", 3), ("change.commented", 4)]),
+            Some((3, None))
+        );
+        assert_eq!(
+            actual_of([
+                ("change.implemented", 1),
+                ("change.started", 3),
+                ("change.failed", 5),
+                ("change.rolled-back", 7),
+                ("change.closed", 9)
+            ]),
+            Some((3, Some(7)))
+        );
     }
 
     #[test]

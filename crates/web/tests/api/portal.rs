@@ -1560,6 +1560,12 @@ async fn the_change_is_edited_started_and_completed_from_its_page(app: TestApp) 
     .status(303);
     assert_eq!(m.cm.get(&change).await.ok()["state"], "implementing");
     let page = ian.get(&path).await.status(200);
+    assert!(
+        page.text.contains("<dt>Carried out</dt><dd>started ")
+            && page.text.contains(", still running</dd>"),
+        "{}",
+        page.text
+    );
     let token = csrf(&page.text);
     assert!(
         page.text
@@ -1602,6 +1608,16 @@ async fn the_change_is_edited_started_and_completed_from_its_page(app: TestApp) 
         page.text.contains("Record the review and close"),
         "{}",
         page.text
+    );
+    // When it ran, from its start to its completion, in the client's zone.
+    let carried = &page.text[page
+        .text
+        .find("<dt>Carried out</dt><dd>")
+        .expect("when it ran")..];
+    let carried = &carried[..carried.find("</dd>").expect("end")];
+    assert!(
+        carried.contains(" to ") && carried.contains("Europe/Berlin"),
+        "{carried}"
     );
 
     // A second change fails and is rolled back, said from the page.
@@ -2409,6 +2425,17 @@ async fn the_change_page_says_what_the_gate_answers_now(app: TestApp) {
     assert!(
         page.contains(&format!("What blocks it now:</strong> {said}")),
         "{said} in {page}"
+    );
+    // Where the client's enforcement only warns, the page says so.
+    let mut policy = m.cm.get(&format!("{A}/policy")).await.ok()["spec"].clone();
+    policy["enforcement"] = json!("Warn");
+    m.cm.put(&format!("{A}/policy"), policy).await.ok();
+    let page = html_unescape(&eve.get(&page_path).await.status(200).text);
+    assert!(
+        page.contains(&format!(
+            "The gate warns:</strong> {said} (this client's enforcement is set to warn"
+        )),
+        "{page}"
     );
 }
 
