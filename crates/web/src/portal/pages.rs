@@ -933,10 +933,21 @@ pub async fn change(
             .iter()
             .map(|r| (r.number.to_string(), r.name.clone()))
             .collect(),
+        // Each answer under the question as the client's questionnaire
+        // asks it (a key it no longer has, as the key).
         risk_answers: content
             .risk_answers
             .iter()
-            .map(|(q, a)| (q.replace('-', " "), a.clone()))
+            .map(|(key, a)| {
+                let asked = snapshot
+                    .policy
+                    .questionnaire
+                    .questions
+                    .iter()
+                    .find(|q| &q.key == key)
+                    .map_or_else(|| key.replace('-', " "), |q| q.text.clone());
+                (asked, a.clone())
+            })
             .collect(),
         requester: names.of(store, &emails.of(c.requester)).await?,
         risk: c.risk_level.map(|l| l.as_str().to_string()),

@@ -1200,9 +1200,10 @@ async fn the_change_page_shows_each_revision_and_what_it_changed(app: TestApp) {
         "{}",
         page.text
     );
-    // The answers behind the risk level.
+    // The answers behind the risk level, under the questions as asked.
     assert!(
-        page.text.contains("production: <strong>yes</strong>"),
+        page.text
+            .contains("<li>Does the change touch production? <strong>yes</strong></li>"),
         "{}",
         page.text
     );
