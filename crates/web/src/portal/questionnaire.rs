@@ -10,7 +10,7 @@ use changegate_core::authz::Action;
 use changegate_core::risk::{Choice, Question, Questionnaire, Thresholds};
 
 use super::pages::in_tenant;
-use super::settings::{After, Prefill, page_with};
+use super::settings::{Prefill, answered_as_typed};
 use super::{Fields, PageResult, Viewer};
 use crate::AppState;
 use crate::api::{self, Body};
@@ -258,25 +258,11 @@ pub async fn put_questionnaire_form(
         ))
     }
     .await;
-    match outcome {
-        Ok(notice) => {
-            page_with(
-                &state,
-                &viewer,
-                &t,
-                After::Saved(notice),
-                Prefill::default(),
-            )
-            .await
-        }
-        Err(e) => {
-            let prefill = Prefill {
-                questionnaire: Some(typed),
-                ..Prefill::default()
-            };
-            page_with(&state, &viewer, &t, After::Refused(e), prefill).await
-        }
-    }
+    let typed = Prefill {
+        questionnaire: Some(typed),
+        ..Prefill::default()
+    };
+    answered_as_typed(&state, &viewer, &t, outcome, typed).await
 }
 
 #[cfg(test)]

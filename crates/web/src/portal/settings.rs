@@ -467,6 +467,22 @@ async fn answered(
     }
 }
 
+/// The outcome of a form whose refusal shows it again as it was typed
+/// (`typed`): back to the page with a notice, or the page with the
+/// refusal and the form as typed.
+pub(crate) async fn answered_as_typed(
+    state: &AppState,
+    viewer: &Viewer,
+    t: &InTenant,
+    outcome: ApiResult<String>,
+    typed: Prefill,
+) -> PageResult<Response> {
+    match outcome {
+        Ok(notice) => page_with(state, viewer, t, After::Saved(notice), Prefill::default()).await,
+        Err(e) => page_with(state, viewer, t, After::Refused(e), typed).await,
+    }
+}
+
 fn name_path(slug: &str, name: &str) -> Path<NamePath> {
     Path(NamePath {
         tenant: slug.to_string(),

@@ -12,7 +12,7 @@ use chrono::NaiveDate;
 use serde_json::json;
 
 use super::pages::in_tenant;
-use super::settings::{After, Prefill, page_with};
+use super::settings::{Prefill, answered_as_typed};
 use super::{Fields, PageResult, Viewer};
 use crate::AppState;
 use crate::api::{self, Body, NamePath};
@@ -219,25 +219,11 @@ pub async fn put_template_form(
         ))
     }
     .await;
-    match outcome {
-        Ok(notice) => {
-            page_with(
-                &state,
-                &viewer,
-                &t,
-                After::Saved(notice),
-                Prefill::default(),
-            )
-            .await
-        }
-        Err(e) => {
-            let prefill = Prefill {
-                typed_template: Some(typed),
-                ..Prefill::default()
-            };
-            page_with(&state, &viewer, &t, After::Refused(e), prefill).await
-        }
-    }
+    let typed = Prefill {
+        typed_template: Some(typed),
+        ..Prefill::default()
+    };
+    answered_as_typed(&state, &viewer, &t, outcome, typed).await
 }
 
 #[cfg(test)]
