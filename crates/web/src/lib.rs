@@ -753,6 +753,31 @@ fn confined_to(path: &str) -> Option<String> {
     (!slug.is_empty() && !below.is_empty()).then(|| slug.to_string())
 }
 
+#[cfg(test)]
+mod writes_tests {
+    use super::Writes;
+
+    #[test]
+    fn a_tenant_wait_is_woken_by_its_own_writes_and_by_unconfined_ones_only() {
+        let writes = Writes::default();
+        let mut a = writes.subscribe_tenant("client-a");
+        let mut all = writes.subscribe();
+        writes.note(Some("client-b"));
+        assert!(!a.has_changed().expect("open"), "another tenant's write");
+        assert!(all.has_changed().expect("open"));
+        all.mark_unchanged();
+        writes.note(Some("client-a"));
+        assert!(a.has_changed().expect("open"), "its own write");
+        a.mark_unchanged();
+        writes.note(None);
+        assert!(
+            a.has_changed().expect("open"),
+            "a write to no tenant in particular"
+        );
+        assert_eq!(writes.of_tenant("client-a"), (1, 1));
+    }
+}
+
 /// How many requests are waiting now (each holds a [`WaitingOne`] while
 /// it waits; dropping it, also when the caller goes away, counts it out).
 #[derive(Default, Debug)]
@@ -780,11 +805,14 @@ impl Drop for WaitingOne {
 }
 
 /// Writes through this server, counted: in all (what long-polls wait on),
-/// not confined to a tenant, and per tenant (what `snapshot` compares).
+/// not confined to a tenant, and per tenant (what `snapshot` compares);
+/// each tenant has its own wake besides, for what waits on one tenant only.
 pub struct Writes {
     wake: tokio::sync::watch::Sender<u64>,
     anywhere: std::sync::atomic::AtomicU64,
     tenants: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    tenant_wakes:
+        std::sync::Mutex<std::collections::HashMap<String, tokio::sync::watch::Sender<u64>>>,
 }
 
 impl Default for Writes {
@@ -793,6 +821,7 @@ impl Default for Writes {
             wake: tokio::sync::watch::Sender::new(0),
             anywhere: std::sync::atomic::AtomicU64::new(0),
             tenants: std::sync::Mutex::default(),
+            tenant_wakes: std::sync::Mutex::default(),
         }
     }
 }
@@ -804,13 +833,34 @@ impl Writes {
             Some(slug) => {
                 let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
                 *tenants.entry(slug.to_string()).or_default() += 1;
+                drop(tenants);
+                let wakes = self.tenant_wakes.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(wake) = wakes.get(slug) {
+                    wake.send_modify(|n| *n = n.wrapping_add(1));
+                }
             }
             None => {
                 self.anywhere
                     .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // Not confined: it can have changed any tenant.
+                let wakes = self.tenant_wakes.lock().unwrap_or_else(|e| e.into_inner());
+                for wake in wakes.values() {
+                    wake.send_modify(|n| *n = n.wrapping_add(1));
+                }
             }
         }
         self.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Woken on a write to tenant `slug` or to no tenant in particular,
+    /// not by other tenants' writes: what a check waiting on one tenant's
+    /// gate waits on, so that a write wakes only the waits it can settle.
+    pub fn subscribe_tenant(&self, slug: &str) -> tokio::sync::watch::Receiver<u64> {
+        let mut wakes = self.tenant_wakes.lock().unwrap_or_else(|e| e.into_inner());
+        wakes
+            .entry(slug.to_string())
+            .or_insert_with(|| tokio::sync::watch::Sender::new(0))
+            .subscribe()
     }
 
     /// Every write so far.

@@ -136,7 +136,8 @@ pub async fn check(
         ));
     }
     let deadline = Instant::now() + Duration::from_secs(body.wait.min(MAX_WAIT_SECONDS));
-    let mut writes = state.writes.subscribe();
+    // Woken by writes to this tenant (or to none in particular) only.
+    let mut writes = state.writes.subscribe_tenant(t.tenant.slug.as_str());
     // The change a denial named while waiting: rejected, it leaves the
     // gate (which then finds no change), and that settles it too.
     let mut named = None;
