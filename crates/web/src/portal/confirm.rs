@@ -99,24 +99,73 @@ fn spent(tenant: &Tenant, c: &Change, title: &str, message: String) -> Response 
     response
 }
 
+/// The link of `purpose` behind `token`, with its tenant and change; a
+/// link of the other purpose opens nothing here (`what` names the kind in
+/// the not-found answer).
+async fn open(
+    state: &AppState,
+    token: &str,
+    purpose: LinkPurpose,
+    what: &str,
+) -> PageResult<(ApprovalLink, Tenant, Change)> {
+    let link = match state.store.approval_link(&token_hash(token)).await {
+        Ok(l) if l.purpose == purpose => l,
+        Ok(_) | Err(StoreError::NotFound { .. }) => {
+            return Err(PageError(ApiError::not_found(&format!(
+                "{what} (check that the whole link was copied, or sign in to the portal)"
+            ))));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let tenant = state.store.tenant(link.tenant).await?;
+    let c = state.store.change(link.tenant, link.change).await?;
+    Ok((link, tenant, c))
+}
+
+/// The page for a link past its time, or sent for a revision the change
+/// has left (`to_do`: what the portal still lets its holder do; `newer`:
+/// what happens for the new revision), if it is either.
+fn lapsed(
+    state: &AppState,
+    link: &ApprovalLink,
+    tenant: &Tenant,
+    c: &Change,
+    to_do: &str,
+    newer: &str,
+) -> Option<Response> {
+    let zone: chrono_tz::Tz = tenant.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    if link.expires_at <= state.now() {
+        return Some(spent(
+            tenant,
+            c,
+            "This link has expired",
+            format!(
+                "It expired on {}; sign in to the portal to {to_do} {}.",
+                changegate_core::window::format_instant(link.expires_at, zone),
+                c.number
+            ),
+        ));
+    }
+    (c.revision != link.revision).then(|| {
+        spent(
+            tenant,
+            c,
+            "This change has changed since",
+            format!(
+                "{} is at revision {} now, not the revision {} this link was sent for; {newer}.",
+                c.number, c.revision, link.revision
+            ),
+        )
+    })
+}
+
 /// The link, its tenant and change, if the link can still decide; else
 /// the page that says why not.
 async fn usable(
     state: &AppState,
     token: &str,
 ) -> PageResult<Result<(ApprovalLink, Tenant, Change), Response>> {
-    let hash = token_hash(token);
-    let link = match state.store.approval_link(&hash).await {
-        Ok(l) if l.purpose == LinkPurpose::Approve => l,
-        Ok(_) | Err(StoreError::NotFound { .. }) => {
-            return Err(PageError(ApiError::not_found(
-                "approval link (check that the whole link was copied, or sign in to the portal)",
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let tenant = state.store.tenant(link.tenant).await?;
-    let c = state.store.change(link.tenant, link.change).await?;
+    let (link, tenant, c) = open(state, token, LinkPurpose::Approve, "approval link").await?;
     let zone: chrono_tz::Tz = tenant.time_zone.parse().unwrap_or(chrono_tz::UTC);
     let local = |at| changegate_core::window::format_instant(at, zone);
     let (state_words, _) = super::words::state(c.state, None);
@@ -153,28 +202,15 @@ async fn usable(
             ),
         )));
     }
-    if link.expires_at <= state.now() {
-        return Ok(Err(spent(
-            &tenant,
-            &c,
-            "This link has expired",
-            format!(
-                "It expired on {}; sign in to the portal to decide on {}.",
-                local(link.expires_at),
-                c.number
-            ),
-        )));
-    }
-    if c.revision != link.revision {
-        return Ok(Err(spent(
-            &tenant,
-            &c,
-            "This change has changed since",
-            format!(
-                "{} is at revision {} now, not the revision {} this link was sent for; a new request went to you for the new revision.",
-                c.number, c.revision, link.revision
-            ),
-        )));
+    if let Some(page) = lapsed(
+        state,
+        &link,
+        &tenant,
+        &c,
+        "decide on",
+        "a new request went to you for the new revision",
+    ) {
+        return Ok(Err(page));
     }
     if !takes_decisions(&c) {
         return Ok(Err(spent(
@@ -387,17 +423,7 @@ async fn acceptable(
     state: &AppState,
     token: &str,
 ) -> PageResult<Result<(ApprovalLink, Tenant, Change), Response>> {
-    let link = match state.store.approval_link(&token_hash(token)).await {
-        Ok(l) if l.purpose == LinkPurpose::Accept => l,
-        Ok(_) | Err(StoreError::NotFound { .. }) => {
-            return Err(PageError(ApiError::not_found(
-                "acceptance link (check that the whole link was copied, or sign in to the portal)",
-            )));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    let tenant = state.store.tenant(link.tenant).await?;
-    let c = state.store.change(link.tenant, link.change).await?;
+    let (link, tenant, c) = open(state, token, LinkPurpose::Accept, "acceptance link").await?;
     let zone: chrono_tz::Tz = tenant.time_zone.parse().unwrap_or(chrono_tz::UTC);
     let local = |at| changegate_core::window::format_instant(at, zone);
     let (state_words, _) = super::words::state(c.state, None);
@@ -418,28 +444,15 @@ async fn acceptable(
             ),
         )));
     }
-    if link.expires_at <= state.now() {
-        return Ok(Err(spent(
-            &tenant,
-            &c,
-            "This link has expired",
-            format!(
-                "It expired on {}; sign in to the portal to accept {}.",
-                local(link.expires_at),
-                c.number
-            ),
-        )));
-    }
-    if c.revision != link.revision {
-        return Ok(Err(spent(
-            &tenant,
-            &c,
-            "This change has changed since",
-            format!(
-                "{} is at revision {} now, not the revision {} this link was sent for; it is approved again before you accept it.",
-                c.number, c.revision, link.revision
-            ),
-        )));
+    if let Some(page) = lapsed(
+        state,
+        &link,
+        &tenant,
+        &c,
+        "accept",
+        "it is approved again before you accept it",
+    ) {
+        return Ok(Err(page));
     }
     let (_, policy) = workflow::policy(state.store.as_ref(), tenant.id).await?;
     if let Some(e) =
