@@ -423,6 +423,23 @@ pub(crate) async fn in_tenant(
     Ok(InTenant::resolve(state, viewer.principal.clone(), slug).await?)
 }
 
+/// A form posted in tenant `slug`: its fields, once its CSRF token is
+/// checked and the viewer may do `action` there (the handler it goes to
+/// authorizes again, as for any caller).
+pub(crate) async fn tenant_form(
+    state: &AppState,
+    viewer: &Viewer,
+    slug: &str,
+    body: &[u8],
+    action: Action,
+) -> PageResult<(super::Fields, InTenant)> {
+    let fields = super::Fields::parse(body);
+    viewer.check_csrf(&fields.one("csrf"))?;
+    let t = in_tenant(state, viewer, slug).await?;
+    t.authorize(action)?;
+    Ok((fields, t))
+}
+
 pub async fn changes(
     State(state): State<AppState>,
     viewer: Viewer,

@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use changegate_core::authz::Action;
 use serde::Deserialize;
 
-use super::pages::{ChangePath, Nav, in_tenant, nav, render, when};
-use super::{Fields, PageResult, Viewer};
+use super::pages::{ChangePath, Nav, in_tenant, nav, render, tenant_form, when};
+use super::{PageResult, Viewer};
 use crate::AppState;
 use crate::api::proposals::{self, NewProposalBody, ProposalDecisionBody, ProposalView};
 use crate::error::ApiError;
@@ -117,10 +117,7 @@ pub async fn create(
     Path(slug): Path<String>,
     body: Bytes,
 ) -> PageResult<Response> {
-    let fields = Fields::parse(&body);
-    viewer.check_csrf(&fields.one("csrf"))?;
-    let t = in_tenant(&state, &viewer, &slug).await?;
-    t.authorize(Action::RequestChange)?;
+    let (fields, t) = tenant_form(&state, &viewer, &slug, &body, Action::RequestChange).await?;
     let f = Typed {
         title: fields.one("title"),
         business_case: fields.one("business_case"),

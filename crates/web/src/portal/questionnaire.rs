@@ -9,7 +9,7 @@ use axum::response::Response;
 use changegate_core::authz::Action;
 use changegate_core::risk::{Choice, Question, Questionnaire, Thresholds};
 
-use super::pages::in_tenant;
+use super::pages::tenant_form;
 use super::settings::{Prefill, answered_as_typed};
 use super::{Fields, PageResult, Viewer};
 use crate::AppState;
@@ -240,10 +240,7 @@ pub async fn put_questionnaire_form(
     Path(slug): Path<String>,
     body: axum::body::Bytes,
 ) -> PageResult<Response> {
-    let fields = Fields::parse(&body);
-    viewer.check_csrf(&fields.one("csrf"))?;
-    let t = in_tenant(&state, &viewer, &slug).await?;
-    t.authorize(Action::ManagePolicy)?;
+    let (fields, t) = tenant_form(&state, &viewer, &slug, &body, Action::ManagePolicy).await?;
     let typed = QuestionnaireFill::typed(&fields);
     let outcome: ApiResult<String> = async {
         let questionnaire = typed.questionnaire()?;

@@ -22,7 +22,7 @@ use chrono::{NaiveDateTime, TimeZone};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::pages::{Nav, in_tenant, nav, render, when};
+use super::pages::{Nav, in_tenant, nav, render, tenant_form, when};
 use super::{Fields, PageResult, Viewer};
 use crate::AppState;
 use crate::api::{self, Body, NamePath};
@@ -568,10 +568,7 @@ pub async fn add_window(
     Path(slug): Path<String>,
     body: axum::body::Bytes,
 ) -> PageResult<Response> {
-    let fields = Fields::parse(&body);
-    viewer.check_csrf(&fields.one("csrf"))?;
-    let t = in_tenant(&state, &viewer, &slug).await?;
-    t.authorize(Action::ManageBlackouts)?;
+    let (fields, t) = tenant_form(&state, &viewer, &slug, &body, Action::ManageBlackouts).await?;
     let name = fields.one("name");
     let outcome = async {
         let start = fields.one("start");
@@ -669,10 +666,7 @@ pub async fn put_board_form(
     Path(slug): Path<String>,
     body: axum::body::Bytes,
 ) -> PageResult<Response> {
-    let fields = Fields::parse(&body);
-    viewer.check_csrf(&fields.one("csrf"))?;
-    let t = in_tenant(&state, &viewer, &slug).await?;
-    t.authorize(Action::ManagePolicy)?;
+    let (fields, t) = tenant_form(&state, &viewer, &slug, &body, Action::ManagePolicy).await?;
     let name = fields.one("name");
     let outcome = async {
         let rule = match fields.one("rule").as_str() {
@@ -729,10 +723,7 @@ pub async fn put_routing_form(
     Path(slug): Path<String>,
     body: axum::body::Bytes,
 ) -> PageResult<Response> {
-    let fields = Fields::parse(&body);
-    viewer.check_csrf(&fields.one("csrf"))?;
-    let t = in_tenant(&state, &viewer, &slug).await?;
-    t.authorize(Action::ManagePolicy)?;
+    let (fields, t) = tenant_form(&state, &viewer, &slug, &body, Action::ManagePolicy).await?;
     let outcome = async {
         let (_, mut policy) = crate::workflow::policy(state.store.as_ref(), t.tenant.id).await?;
         policy.routing.normal = changegate_core::change::RiskLevel::ALL
@@ -762,10 +753,7 @@ pub async fn put_ci_form(
     Path(slug): Path<String>,
     body: axum::body::Bytes,
 ) -> PageResult<Response> {
-    let fields = Fields::parse(&body);
-    viewer.check_csrf(&fields.one("csrf"))?;
-    let t = in_tenant(&state, &viewer, &slug).await?;
-    t.authorize(Action::ManagePolicy)?;
+    let (fields, t) = tenant_form(&state, &viewer, &slug, &body, Action::ManagePolicy).await?;
     let name = fields.one("name");
     let outcome = async {
         let owner = fields.one("owner");

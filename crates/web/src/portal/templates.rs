@@ -11,7 +11,7 @@ use changegate_core::catalogue::Template;
 use chrono::NaiveDate;
 use serde_json::json;
 
-use super::pages::in_tenant;
+use super::pages::tenant_form;
 use super::settings::{Prefill, answered_as_typed};
 use super::{Fields, PageResult, Viewer};
 use crate::AppState;
@@ -200,10 +200,7 @@ pub async fn put_template_form(
     Path(slug): Path<String>,
     body: axum::body::Bytes,
 ) -> PageResult<Response> {
-    let fields = Fields::parse(&body);
-    viewer.check_csrf(&fields.one("csrf"))?;
-    let t = in_tenant(&state, &viewer, &slug).await?;
-    t.authorize(Action::ManagePolicy)?;
+    let (fields, t) = tenant_form(&state, &viewer, &slug, &body, Action::ManagePolicy).await?;
     let typed = TemplateFill::typed(&fields);
     let outcome: ApiResult<String> = async {
         let body = typed.body()?;
