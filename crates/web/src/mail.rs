@@ -148,20 +148,11 @@ pub fn acceptance_requests(
         let expires_at = now + LINK_LIFETIME;
         let content = &c.content;
         let mut body = format!(
-            "{name}, {number} for {tenant_name} is approved and tested; it waits for your acceptance              before it may be scheduled or started.
-
-             Title: {title}
-Configuration items: {items}
-
-{description}
-
-             Test plan: {test_plan}
-Test evidence: {evidence}
-
-             Review and accept (revision {revision}):
-{public_url}/accept/{token}
-
-",
+            "{name}, {number} for {tenant_name} is approved and tested; it waits for your acceptance \
+             before it may be scheduled or started.\n\n\
+             Title: {title}\nConfiguration items: {items}\n\n{description}\n\n\
+             Test plan: {test_plan}\nTest evidence: {evidence}\n\n\
+             Review and accept (revision {revision}):\n{public_url}/accept/{token}\n\n",
             number = c.number,
             title = content.title,
             items = content.configuration_items.join(", "),
@@ -172,9 +163,7 @@ Test evidence: {evidence}
         );
         if let Some(code) = &one_time {
             body.push_str(&format!(
-                "The page will ask for this one-time code: {code}
-
-"
+                "The page will ask for this one-time code: {code}\n\n"
             ));
         }
         body.push_str(&format!(

@@ -483,6 +483,22 @@ pub(crate) async fn answered_as_typed(
     }
 }
 
+/// The stored spec of the tenant's object `name` of `kind`, if there is one.
+async fn stored_spec(
+    state: &AppState,
+    t: &InTenant,
+    kind: ObjectKind,
+    name: &str,
+) -> ApiResult<Option<serde_json::Value>> {
+    Ok(state
+        .store
+        .objects(t.tenant.id, kind)
+        .await?
+        .into_iter()
+        .find(|o| o.name == name)
+        .and_then(|o| serde_json::from_str(&o.spec).ok()))
+}
+
 fn name_path(slug: &str, name: &str) -> Path<NamePath> {
     Path(NamePath {
         tenant: slug.to_string(),
@@ -537,8 +553,14 @@ pub async fn add_blackout(
                 "the blackout must end after it begins",
             ));
         }
-        let body = json!({ "kind": "blackout", "timeZone": t.tenant.time_zone,
-                           "schedule": { "ranges": [{ "start": from, "end": until }] } });
+        // A window of that name keeps what the form does not set (types
+        // it allows, exclusions).
+        let mut body = stored_spec(&state, &t, ObjectKind::Window, form.name.trim())
+            .await?
+            .unwrap_or_else(|| json!({}));
+        body["kind"] = json!("blackout");
+        body["timeZone"] = json!(t.tenant.time_zone);
+        body["schedule"] = json!({ "ranges": [{ "start": from, "end": until }] });
         let saved = api::policy::put_window(
             State(state.clone()),
             t,
@@ -583,7 +605,9 @@ pub async fn add_window(
             .parse()
             .ok()
             .filter(|h: &f64| *h > 0.0 && *h <= 24.0 * 14.0)
-            .ok_or_else(|| ApiError::invalid("hours", "say for how many hours it stays open, e.g. 4"))?;
+            .ok_or_else(|| {
+                ApiError::invalid("hours", "say for how many hours it stays open, e.g. 4")
+            })?;
         let rule = match fields.one("repeats").as_str() {
             "monthly" => changegate_core::window::monthly_rule(
                 &fields.one("ordinal"),
@@ -604,17 +628,19 @@ pub async fn add_window(
             z => z.to_string(),
         };
         let minutes = (hours * 60.0).round() as i64;
-        let body = json!({ "kind": kind, "timeZone": zone,
-                           "schedule": { "rrule": { "rule": rule, "duration": format!("{minutes}m") } } });
+        // A window of that name keeps what the form does not set (types
+        // it allows, exclusions).
+        let mut body = stored_spec(&state, &t, ObjectKind::Window, name.trim())
+            .await?
+            .unwrap_or_else(|| json!({}));
+        body["kind"] = json!(kind);
+        body["timeZone"] = json!(zone);
+        body["schedule"] = json!({ "rrule": { "rule": rule, "duration": format!("{minutes}m") } });
         let spec: WindowSpec = serde_json::from_value(body.clone())
             .map_err(|e| ApiError::invalid("schedule", e.to_string()))?;
-        let saved = api::policy::put_window(
-            State(state.clone()),
-            t,
-            name_path(&slug, &name),
-            Body(body),
-        )
-        .await?;
+        let saved =
+            api::policy::put_window(State(state.clone()), t, name_path(&slug, &name), Body(body))
+                .await?;
         Ok(format!(
             "{} {}: {}.",
             name.trim(),
@@ -756,14 +782,22 @@ pub async fn put_ci_form(
     let (fields, t) = tenant_form(&state, &viewer, &slug, &body, Action::ManagePolicy).await?;
     let name = fields.one("name");
     let outcome = async {
+        // An item of that name keeps what the form does not show (its
+        // gate binding): the form's fields are written over it.
+        let mut body = stored_spec(&state, &t, ObjectKind::ConfigurationItem, name.trim())
+            .await?
+            .unwrap_or_else(|| json!({}));
+        body["kind"] = json!(fields.one("kind"));
+        body["criticality"] = json!(fields.one("criticality"));
+        body["environment"] = json!(fields.one("environment"));
         let owner = fields.one("owner");
-        let mut body = json!({
-            "kind": fields.one("kind"),
-            "criticality": fields.one("criticality"),
-            "environment": fields.one("environment"),
-        });
-        if !owner.trim().is_empty() {
-            body["owner"] = json!(owner.trim());
+        match owner.trim() {
+            "" => {
+                if let Some(o) = body.as_object_mut() {
+                    o.remove("owner");
+                }
+            }
+            owner => body["owner"] = json!(owner),
         }
         api::policy::put_ci(State(state.clone()), t, name_path(&slug, &name), Body(body))
             .await

@@ -2207,6 +2207,14 @@ async fn windows_are_built_from_a_form_and_read_as_sentences(app: TestApp) {
         "{}",
         refused.text
     );
+    // An item already bound to a pipeline keeps its binding when the form
+    // (which does not show it) saves it.
+    m.cm.put(
+        &format!("{A}/configuration-items/payments-db"),
+        json!({ "kind": "database", "enforcement": { "pipeline": { "environment": "production" } } }),
+    )
+    .await
+    .ok();
     cm.form(
         "/t/client-a/settings/items",
         &[
@@ -2226,7 +2234,9 @@ async fn windows_are_built_from_a_form_and_read_as_sentences(app: TestApp) {
             .as_array()
             .expect("items")
             .iter()
-            .any(|i| i["name"] == "payments-db" && i["spec"]["criticality"] == "high"),
+            .any(|i| i["name"] == "payments-db"
+                && i["spec"]["criticality"] == "high"
+                && i["spec"]["enforcement"]["pipeline"]["environment"] == "production"),
         "{items}"
     );
     // Routing by type and risk, from its form; the rest of the policy kept.
