@@ -75,8 +75,11 @@ pub async fn accepted(store: &dyn Store, c: &Change) -> ApiResult<Option<Accepte
     Ok(accepted_in(&events, c))
 }
 
-/// The acceptance of `c`'s current content among `events` (those about
-/// it; others are passed over), if given.
+/// The acceptance of `c`'s current revision among `events` (those about
+/// it; others are passed over), if given: its revision and fingerprint,
+/// and the test evidence it was shown, are the change's now (content
+/// edited back to what was accepted is a new revision, accepted anew;
+/// test evidence replaced after acceptance needs it again).
 pub fn accepted_in(events: &[Event], c: &Change) -> Option<Accepted> {
     let fingerprint = c.fingerprint.as_deref()?;
     let me = c.number.to_string();
@@ -85,7 +88,12 @@ pub fn accepted_in(events: &[Event], c: &Change) -> Option<Accepted> {
             return None;
         }
         let detail: serde_json::Value = serde_json::from_str(&e.body.detail).ok()?;
-        (detail["fingerprint"].as_str() == Some(fingerprint)).then(|| Accepted {
+        let same = detail["fingerprint"].as_str() == Some(fingerprint)
+            && detail["revision"].as_i64() == Some(c.revision)
+            && detail["test_evidence"]
+                .as_str()
+                .is_none_or(|shown| shown == c.content.test_evidence);
+        same.then(|| Accepted {
             by: e.body.actor.clone(),
             at: e.body.at,
             channel: detail["channel"].as_str().unwrap_or_default().to_string(),
@@ -237,6 +245,16 @@ pub async fn accept(
     let (_, policy) = workflow::policy(store, tenant.id).await?;
     if let Some(e) = refusal(store, &c, &policy, who).await? {
         return Err(e);
+    }
+    // A link accepts only the revision it was sent for, also when the
+    // change moved on between its page and this write.
+    if let Some(sent) = link.as_ref().and_then(|l| l.detail["revision"].as_i64())
+        && sent != c.revision
+    {
+        return Err(ApiError::state(format!(
+            "{} is at revision {} now, not the revision {sent} this link was sent for",
+            c.number, c.revision
+        )));
     }
     let now = state.now();
     let mut detail = json!({

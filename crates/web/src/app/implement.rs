@@ -169,9 +169,9 @@ pub async fn begin(
     }
     // An emergency started before its approval owes that first; an
     // approved change the policy has the client accept waits for it.
-    if c.state != ChangeState::AwaitingApproval
-        && let Some(why) = super::accept::missing(store, c, policy).await?
-    {
+    let acceptance_checked =
+        c.state != ChangeState::AwaitingApproval && super::accept::covering(policy, c).is_some();
+    if acceptance_checked && let Some(why) = super::accept::missing(store, c, policy).await? {
         return Err(ApiError::state(why));
     }
     if let Some(u) = who {
@@ -197,8 +197,9 @@ pub async fn begin(
     let mut detail = detail;
     if let Some(d) = detail.as_object_mut() {
         d.insert("via".into(), json!(via.as_str()));
-        // The evidence's client-acceptance control counts this start.
-        if super::accept::covering(policy, c).is_some() {
+        // The evidence's client-acceptance control counts this start
+        // (not an emergency started before its approval, which it skips).
+        if acceptance_checked {
             d.insert("acceptance_required".into(), json!(true));
         }
     }

@@ -381,6 +381,66 @@ async fn the_client_accepts_in_the_portal_and_a_new_revision_needs_it_again(app:
         "{}",
         again.text
     );
+
+    // Edited back to revision 1's content: the same fingerprint as what
+    // carol accepted, but a new revision, which needs its own acceptance.
+    m.eve
+        .patch(
+            &format!("{A}/changes/{n}"),
+            json!({ "implementation_plan": "helm upgrade payments 2.4.1" }),
+        )
+        .await
+        .ok();
+    approve(3).await;
+    let c = m.cm.get(&format!("{A}/changes/{n}")).await.ok();
+    assert_eq!(c["revision"], 3, "{c}");
+    let refused = m
+        .ian
+        .post(&format!("{A}/changes/{n}/start"), json!({}))
+        .await
+        .status(409);
+    assert!(
+        refused.text.contains("awaits the client's acceptance"),
+        "{}",
+        refused.text
+    );
+    m.carol
+        .post(&format!("{A}/changes/{n}/acceptance"), json!({}))
+        .await
+        .ok();
+    // Its test evidence replaced after the acceptance: accepted again.
+    m.eve
+        .patch(
+            &format!("{A}/changes/{n}"),
+            json!({ "test_evidence": "a different staging run" }),
+        )
+        .await
+        .ok();
+    let refused = m
+        .ian
+        .post(&format!("{A}/changes/{n}/start"), json!({}))
+        .await
+        .status(409);
+    assert!(
+        refused.text.contains("awaits the client's acceptance"),
+        "{}",
+        refused.text
+    );
+    m.dan
+        .post(&format!("{A}/changes/{n}/acceptance"), json!({}))
+        .await
+        .ok();
+    // Accepted now: what still holds it is the window, not the client.
+    let held = m
+        .ian
+        .post(&format!("{A}/changes/{n}/start"), json!({}))
+        .await
+        .status(409);
+    assert!(
+        held.text.contains("no maintenance window is open") && !held.text.contains("acceptance"),
+        "{}",
+        held.text
+    );
 }
 
 crate::on_both!(
