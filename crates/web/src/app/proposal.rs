@@ -107,6 +107,18 @@ pub async fn load_all(
         .collect()
 }
 
+/// The decisions as votes, each in its decider's own seat.
+fn votes_of(decisions: &[Decided]) -> Vec<Vote> {
+    decisions
+        .iter()
+        .map(|d| Vote {
+            seat: d.by,
+            by: d.by,
+            decision: d.decision,
+        })
+        .collect()
+}
+
 /// A stored proposal and the events about it, read as where it stands.
 fn loaded(stored: StoredProposal, events: &[Event]) -> ApiResult<Loaded> {
     let number = stored.number;
@@ -130,8 +142,14 @@ fn loaded(stored: StoredProposal, events: &[Event]) -> ApiResult<Loaded> {
                 ) else {
                     continue;
                 };
-                // A person's first decision is theirs; a second (a race) does not count.
-                if decisions.iter().any(|d| d.by == by) {
+                // A person's first decision is theirs; a second (a race)
+                // does not count, nor one recorded after the proposal was
+                // withdrawn or already decided (each decision is checked
+                // against what was read before its write, so two may race).
+                if withdrawn_at.is_some()
+                    || decisions.iter().any(|d| d.by == by)
+                    || !proposal::standing(&proposal, &votes_of(&decisions), false).open()
+                {
                     continue;
                 }
                 decisions.push(Decided {
@@ -149,15 +167,7 @@ fn loaded(stored: StoredProposal, events: &[Event]) -> ApiResult<Loaded> {
             _ => {}
         }
     }
-    let votes: Vec<Vote> = decisions
-        .iter()
-        .map(|d| Vote {
-            seat: d.by,
-            by: d.by,
-            decision: d.decision,
-        })
-        .collect();
-    let standing = proposal::standing(&proposal, &votes, withdrawn_at.is_some());
+    let standing = proposal::standing(&proposal, &votes_of(&decisions), withdrawn_at.is_some());
     Ok(Loaded {
         number,
         proposal,
@@ -427,6 +437,94 @@ pub async fn changes_under(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use changegate_core::approval::ApprovalPlan;
+    use changegate_core::audit::EventBody;
+    use changegate_core::board::{FrozenBoard, Rule};
+
+    fn stored() -> StoredProposal {
+        let p = Proposal {
+            title: "Move the data centre".into(),
+            business_case: "the lease ends".into(),
+            description: "move every workload".into(),
+            risks: String::new(),
+            alternatives: String::new(),
+            budget: String::new(),
+            schedule_start: None,
+            schedule_end: None,
+            services: vec![],
+            requester: UserId(1),
+            plan: ApprovalPlan {
+                boards: vec![FrozenBoard {
+                    name: "cab".into(),
+                    members: vec![UserId(2), UserId(3)],
+                    rule: Rule::All,
+                    mandatory: vec![],
+                    chair: None,
+                }],
+            },
+        };
+        StoredProposal {
+            tenant: changegate_core::TenantId(1),
+            number: 1,
+            spec: serde_json::to_string(&p).expect("serialises"),
+            created_at: DateTime::<Utc>::UNIX_EPOCH,
+        }
+    }
+
+    fn event(seq: i64, action: &str, detail: serde_json::Value) -> Event {
+        Event {
+            body: EventBody {
+                tenant: changegate_core::TenantId(1),
+                seq,
+                at: DateTime::<Utc>::UNIX_EPOCH,
+                actor: "someone@msp.example".into(),
+                action: action.into(),
+                subject: "PRP-1".into(),
+                detail: detail.to_string(),
+            },
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    fn decided(seq: i64, by: i64, decision: &str) -> Event {
+        event(
+            seq,
+            "proposal.decided",
+            json!({ "by": by, "decision": decision }),
+        )
+    }
+
+    #[test]
+    fn a_decision_after_a_withdrawal_or_after_the_outcome_does_not_count() {
+        // Withdrawn, then both members authorize (their writes raced it).
+        let l = loaded(
+            stored(),
+            &[
+                decided(1, 2, "approve"),
+                event(2, "proposal.withdrawn", json!({})),
+                decided(3, 3, "approve"),
+            ],
+        )
+        .expect("loads");
+        assert_eq!(l.standing, Standing::Withdrawn);
+        assert_eq!(l.decisions.len(), 1);
+        // Rejected by one member; the other's approval after it is not counted.
+        let l = loaded(
+            stored(),
+            &[decided(1, 2, "reject"), decided(2, 3, "approve")],
+        )
+        .expect("loads");
+        assert_eq!(l.standing.as_str(), "rejected");
+        assert_eq!(l.decisions.len(), 1);
+        // Both approve: authorized.
+        let l = loaded(
+            stored(),
+            &[decided(1, 2, "approve"), decided(2, 3, "approve")],
+        )
+        .expect("loads");
+        assert_eq!(l.standing, Standing::Authorized);
+    }
 
     #[test]
     fn a_proposal_is_named_only_as_its_label_writes_it() {
