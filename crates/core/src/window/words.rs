@@ -59,6 +59,7 @@ fn span(hour: u32, minute: u32, length: TimeDelta) -> String {
 /// The days of a `BYDAY` value in words, when the rule is one a person
 /// reads at once; `None` otherwise.
 fn rrule_words(rule: &str, length: TimeDelta) -> Option<String> {
+    let dtstart = rule.lines().any(|l| l.trim().starts_with("DTSTART"));
     let line = rule
         .lines()
         .map(str::trim)
@@ -66,18 +67,24 @@ fn rrule_words(rule: &str, length: TimeDelta) -> Option<String> {
     let line = line.strip_prefix("RRULE:").unwrap_or(line);
     let mut freq = None;
     let mut byday = None;
-    let (mut hour, mut minute) = (0, 0);
+    let (mut hour, mut minute) = (None, None);
     for part in line.split(';') {
         let (key, value) = part.split_once('=')?;
         match key {
             "FREQ" => freq = Some(value),
             "BYDAY" => byday = Some(value),
-            "BYHOUR" => hour = value.parse().ok()?,
-            "BYMINUTE" => minute = value.parse().ok()?,
+            "BYHOUR" => hour = Some(value.parse::<u32>().ok()?),
+            "BYMINUTE" => minute = Some(value.parse::<u32>().ok()?),
             "BYSECOND" if value == "0" => {}
             _ => return None,
         }
     }
+    // With a DTSTART, what the rule leaves out comes from its time of day:
+    // shown as written rather than guessed.
+    if dtstart && (hour.is_none() || minute.is_none()) {
+        return None;
+    }
+    let (hour, minute) = (hour.unwrap_or(0), minute.unwrap_or(0));
     let time = span(hour, minute, length);
     match (freq?, byday) {
         ("DAILY", None) => Some(format!("every day {time}")),
@@ -274,6 +281,13 @@ mod tests {
             }))
             .starts_with(odd)
         );
+        // A DTSTART gives the time of day the rule leaves out: not 00:00.
+        let dated = "DTSTART:20260103T220000\nRRULE:FREQ=WEEKLY;BYDAY=SA";
+        let said = describe(&spec(Schedule::Rrule {
+            rule: dated.into(),
+            duration: TimeDelta::hours(4),
+        }));
+        assert!(!said.contains("00:00"), "{said}");
         assert!(weekly_rule(&[], 2, 0).is_err());
         assert!(weekly_rule(&["XX".into()], 2, 0).is_err());
         assert!(monthly_rule("5", "TU", 2, 0).is_err());
