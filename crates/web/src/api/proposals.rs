@@ -140,7 +140,7 @@ pub async fn conflicts(store: &dyn Store, t: &InTenant, l: &Loaded) -> ApiResult
                 "{} {} ({}) on {}, {} to {}",
                 c.number,
                 c.content.title,
-                c.state,
+                c.state.as_str().replace('-', " "),
                 shared.join(", "),
                 s.format("%Y-%m-%d %H:%M UTC"),
                 e.format("%Y-%m-%d %H:%M UTC")

@@ -35,7 +35,12 @@ pub async fn list(
     Path(slug): Path<String>,
 ) -> PageResult<Response> {
     let t = in_tenant(&state, &viewer, &slug).await?;
-    let axum::Json(proposals) = proposals::list(State(state.clone()), t.clone()).await?;
+    let axum::Json(mut proposals) = proposals::list(State(state.clone()), t.clone()).await?;
+    // People by name, as every page names them.
+    let mut names = super::pages::Names::default();
+    for p in &mut proposals {
+        p.requester = names.of(state.store.as_ref(), &p.requester).await?;
+    }
     let page = ListPage {
         viewer: Some(nav(&state, &viewer).await?),
         tenant: t.tenant.slug.to_string(),

@@ -255,6 +255,15 @@ async fn a_proposal_is_authorized_and_its_changes_are_still_approved_on_their_ow
     assert_eq!(p["changes"], json!([]), "{p}");
     let list = m.cm.get(&format!("{A}/proposals")).await.ok();
     assert_eq!(list[0]["change_count"], 0, "{list}");
+    // The list page names the requester, not their address.
+    let listed = tom.get("/t/client-a/proposals").await.status(200);
+    assert!(
+        listed
+            .text
+            .contains("<td data-label=\"Requested by\">eve</td>"),
+        "{}",
+        listed.text
+    );
     // Another client's user sees nothing of it.
     m.bob.get(&format!("{A}/proposals/{n}")).await.status(404);
     let bob = sign_in(&app, "bob@client-b.example").await;
